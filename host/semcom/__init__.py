@@ -1,0 +1,1 @@
+"""gr-semcom host package."""
