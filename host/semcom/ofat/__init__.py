@@ -1,0 +1,1 @@
+"""OFAT: the frame layout, reconstruction and channel model (numpy; torch where stated)."""
