@@ -15,9 +15,12 @@ against the operations numpy and torch share. Shapes, batched over any leading d
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
+
+from .frame import OfatLayout, unmap_values
 
 Method = Literal["zf", "mmse", "sparse"]
 
@@ -135,3 +138,16 @@ def zf_nmse_bound(snr_db: float, n_tx: int, n_rx: int) -> float:
     if n_rx <= n_tx:
         return float("inf")
     return n_tx / (10 ** (snr_db / 10) * (n_rx - n_tx))
+
+
+def reconstruct_payload(layout: OfatLayout, h: Any, y: Any, *, shape: tuple[int, ...] | list[int],
+                        scale: float, noise_var: float, method: Method = "zf",
+                        max_sparsity: int | None = None) -> Any:
+    """A received frame -> the payload tensor (numpy or torch, as h and y are).
+
+    h (K, Nr, Nt), y (K, Nr, S) as `ofat_rx` emits them; shape and scale from the frame header.
+    The one path from a received grid to values, shared by the host and the `ofat_equalizer` block.
+    """
+    x_hat = reconstruct(h, y, method, noise_var, signal_var=1.0 / layout.n_tx, max_sparsity=max_sparsity)
+    shape = tuple(int(d) for d in shape)
+    return unmap_values(layout, x_hat, math.prod(shape), scale).reshape(shape)
