@@ -1,0 +1,140 @@
+"""The OFAT frame layout: mapping round trips, power, header coding, preamble structure."""
+
+import numpy as np
+import pytest
+import torch
+
+from semcom.ofat.frame import (
+    HEADER_BITS,
+    FrameError,
+    FrameHeader,
+    OfatLayout,
+    decode_header,
+    decode_scale,
+    encode_header,
+    encode_scale,
+    frame_grid,
+    make_layout,
+    map_values,
+    modulate_frame,
+    ofdm_demodulate,
+    unmap_values,
+)
+
+
+@pytest.mark.parametrize("preset", ["wifi64", "ofat128"])
+@pytest.mark.parametrize("mode", ["complex", "real"])
+def test_map_unmap_round_trip_numpy_and_torch(preset, mode):
+    layout = make_layout(preset, mode=mode, n_tx=3, n_rx=4)
+    values = np.random.default_rng(1).standard_normal(1001)  # odd: partial element and symbol
+    grid, scale = map_values(layout, values)
+    assert grid.shape == (layout.n_data_carriers, 3, layout.n_data_symbols(1001))
+    np.testing.assert_allclose(unmap_values(layout, grid, values.size, scale), values, atol=1e-12)
+    t = torch.tensor(values, dtype=torch.float32, requires_grad=True)
+    tgrid, tscale = map_values(layout, t)
+    back = unmap_values(layout, tgrid, values.size, tscale)
+    torch.testing.assert_close(back, t)
+    back.sum().backward()  # differentiable end to end
+    assert torch.allclose(t.grad, torch.ones_like(t))
+
+
+def test_value_order_is_antenna_then_subcarrier_then_symbol():
+    layout = make_layout("wifi64", mode="real", n_tx=2)
+    values = np.arange(1, layout.values_per_symbol * 2 + 1, dtype=float)
+    grid, scale = map_values(layout, values, scale=1.0)
+    assert grid[0, 0, 0] == 1 and grid[0, 1, 0] == 2 and grid[1, 0, 0] == 3
+    assert grid[0, 0, 1] == layout.values_per_symbol + 1
+
+
+def test_power_normalisation_unit_energy_per_element_and_known_scale():
+    layout = make_layout("wifi64", n_tx=2)
+    values = 37.0 * np.random.default_rng(2).standard_normal(layout.values_per_symbol * 3)
+    grid, scale = map_values(layout, values)
+    # Full symbols: mean total energy per resource element (summed over antennas) is 1.
+    assert np.mean(np.sum(np.abs(grid) ** 2, axis=1)) == pytest.approx(1.0, rel=2e-3)
+    # The scale actually used is exactly what the 16-bit header code decodes to.
+    assert decode_scale(encode_scale(scale)) == scale
+
+
+def test_time_domain_power_matches_occupied_fraction():
+    layout = make_layout("ofat128", n_tx=2)
+    values = np.random.default_rng(3).standard_normal(layout.values_per_symbol * 8)
+    samples, _ = modulate_frame(layout, values, seq=1)
+    assert samples.shape == (2, layout.frame_len(values.size))
+    assert np.mean(np.sum(np.abs(samples) ** 2, axis=0)) == pytest.approx(layout.occupied_fraction, rel=0.05)
+
+
+def test_preamble_halves_repeat_for_schmidl_cox():
+    layout = make_layout("wifi64", n_tx=2)
+    samples, _ = modulate_frame(layout, np.ones(10), seq=0)
+    body = samples[:, layout.cp_len: layout.symbol_len]
+    half = layout.fft_len // 2
+    np.testing.assert_allclose(body[:, :half], body[:, half:], atol=1e-6)
+
+
+def test_training_is_orthogonal_across_antennas():
+    layout = make_layout("wifi64", n_tx=3, n_rx=3, train_reps=2, cp_len=16, cdd_shift=2)
+    w = layout.training_cover
+    np.testing.assert_allclose(w.conj().T @ w, layout.n_train_symbols * np.eye(3), atol=1e-9)
+    # Every used element carries unit total energy in every training symbol.
+    energy = np.sum(np.abs(layout.training_freq[:, :, layout.used_bins]) ** 2, axis=0)
+    np.testing.assert_allclose(energy, 1.0)
+
+
+def test_frame_grid_demodulates_back():
+    layout = make_layout("wifi64")
+    values = np.random.default_rng(4).standard_normal(500)
+    grid, header = frame_grid(layout, values, seq=9)
+    samples, _ = modulate_frame(layout, values, seq=9)
+    np.testing.assert_allclose(ofdm_demodulate(layout, samples, grid.shape[1]), grid, atol=1e-5)
+    assert header.seq == 9 and header.shape == (500,)
+
+
+def test_header_round_trip_and_crc():
+    header = FrameHeader(seq=0xDEADBEEF, shape=(5, 256), scale_code=12345, flags=3)
+    bits = encode_header(header)
+    assert bits.size == HEADER_BITS
+    assert decode_header(bits) == header
+    rng = np.random.default_rng(5)
+    for position in rng.choice(HEADER_BITS, 30, replace=False):
+        corrupted = bits.copy()
+        corrupted[position] ^= 1
+        assert decode_header(corrupted) is None
+
+
+@pytest.mark.parametrize("shape", [(4, 70000), (1, 2, 3, 4), (0, 3)])
+def test_header_rejects_unrepresentable_shapes(shape):
+    with pytest.raises(FrameError, match="shape"):
+        encode_header(FrameHeader(seq=1, shape=shape, scale_code=0))
+
+
+def test_scalar_payload_round_trips():
+    layout = make_layout("wifi64")
+    grid, header = frame_grid(layout, np.array(2.5), seq=3)
+    assert header.shape == () and header.n_values == 1
+    assert decode_header(encode_header(header)) == header
+
+
+def test_capacity_and_bad_payloads_are_clear_errors():
+    layout = make_layout("wifi64", max_data_symbols=2)
+    with pytest.raises(FrameError, match="capacity"):
+        map_values(layout, np.zeros(layout.capacity + 1))
+    with pytest.raises(FrameError, match="NaN"):
+        map_values(layout, np.array([1.0, np.nan]), scale=1.0)
+
+
+@pytest.mark.parametrize("bad", [dict(fft_len=48), dict(used_carriers=(0, 1, 2)), dict(cp_len=64),
+                                 dict(pilot_carriers=(30,)), dict(mode="qam"), dict(n_tx=0),
+                                 dict(n_tx=9, cdd_shift=2)])
+def test_invalid_layouts_are_rejected(bad):
+    with pytest.raises(FrameError):
+        OfatLayout(**bad)
+
+
+def test_layout_dict_round_trip():
+    layout = make_layout("ofat128", n_tx=4, n_rx=2, mode="real")
+    assert OfatLayout.from_dict(layout.to_dict()) == layout
+    with pytest.raises(FrameError, match="unknown"):
+        OfatLayout.from_dict({**layout.to_dict(), "bogus": 1})
+    with pytest.raises(FrameError, match="preset"):
+        make_layout("nope")

@@ -1,0 +1,108 @@
+"""The numpy OFAT receiver against theory, without GNU Radio (the flowgraph tests repeat this end to end)."""
+
+import numpy as np
+import pytest
+
+from semcom.ofat.channel_model import ChannelSpec
+from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
+from semcom.ofat.frame import frame_grid, make_layout, modulate_frame, ofdm_modulate
+from semcom.ofat.receiver import FrameReceiver
+
+
+def through_channel(rng, x, spec, snr_db, lead=150, tail=250):
+    """Burst through one channel realisation, CFO and AWGN (noise variance 10^(-SNR/10) per sample)."""
+    real = spec.draw(rng)
+    taps = real.full_taps
+    n_rx = taps.shape[0]
+    padded = np.concatenate([np.zeros((x.shape[0], lead)), x, np.zeros((x.shape[0], tail))], axis=1)
+    y = np.zeros((n_rx, padded.shape[1]), complex)
+    for r in range(n_rx):
+        for t in range(x.shape[0]):
+            y[r] += np.convolve(padded[t], taps[r, t])[: padded.shape[1]]
+    y *= np.exp(2j * np.pi * real.cfo * np.arange(y.shape[1]))
+    noise = (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape)) / np.sqrt(2)
+    return y + 10 ** (-snr_db / 20) * noise
+
+
+def run_frames(layout, spec, snr_db, n_frames, seed, chunked=True, n_values=1280):
+    rng = np.random.default_rng(seed)
+    rx = FrameReceiver(layout)
+    nmse, delivered = [], []
+    for seq in range(n_frames):
+        values = rng.standard_normal(n_values)
+        x, _ = modulate_frame(layout, values, seq=seq)
+        y = through_channel(rng, x, spec, snr_db)
+        cuts = np.sort(rng.integers(0, y.shape[1], 3)) if chunked else []
+        for part in np.split(y, cuts, axis=1):
+            for frame in rx.process(part):
+                got = reconstruct_payload(layout, frame.h, frame.y, shape=frame.header.shape,
+                                          scale=frame.header.scale, noise_var=frame.noise_var)
+                nmse.append(np.sum((got - values) ** 2) / np.sum(values**2))
+                delivered.append(frame.header.seq)
+    return np.array(nmse), delivered, rx
+
+
+def test_noise_free_flat_channel_recovers_payload_exactly_across_chunk_boundaries():
+    layout = make_layout("wifi64", n_tx=2, n_rx=2)
+    spec = ChannelSpec(n_rx=2, n_tx=2, n_taps=1, frac_delay=False)
+    nmse, delivered, rx = run_frames(layout, spec, snr_db=200, n_frames=10, seed=1)
+    assert delivered == list(range(10))
+    assert np.max(nmse) < 1e-8
+
+
+@pytest.mark.parametrize("mode,factor", [("complex", 1.0), ("real", 0.5)])
+def test_zf_nmse_near_genie_bound_with_multipath_cfo_and_timing(mode, factor):
+    layout = make_layout("wifi64", n_tx=2, n_rx=4, mode=mode)
+    spec = ChannelSpec(n_rx=4, n_tx=2, n_taps=3, frac_delay=True, max_int_delay=20,
+                       cfo_jitter=0.4 / layout.fft_len)
+    nmse, delivered, _ = run_frames(layout, spec, snr_db=20, n_frames=60, seed=2)
+    assert len(delivered) == 60
+    excess_db = 10 * np.log10(np.mean(nmse) / (factor * zf_nmse_bound(20, 2, 4)))
+    # Fewer frames than the flowgraph acceptance test: a looser band, same physics.
+    assert -1.0 < excess_db < 1.5
+
+
+def test_noise_variance_and_cfo_estimates():
+    layout = make_layout("wifi64", n_tx=2, n_rx=4)
+    rng = np.random.default_rng(3)
+    spec = ChannelSpec(n_rx=4, n_tx=2, cfo=0.3 / layout.fft_len)
+    rx = FrameReceiver(layout)
+    x, _ = modulate_frame(layout, rng.standard_normal(800), seq=5)
+    (frame,) = rx.process(through_channel(rng, x, spec, snr_db=15))
+    assert frame.noise_var == pytest.approx(10 ** -1.5, rel=0.15)
+    assert frame.cfo * layout.fft_len == pytest.approx(0.3, abs=0.01)
+
+
+def test_pure_noise_yields_no_frame():
+    layout = make_layout("wifi64", n_tx=2, n_rx=4)
+    rng = np.random.default_rng(4)
+    rx = FrameReceiver(layout)
+    for _ in range(125):  # 10^6 samples per antenna in chunks
+        chunk = (rng.standard_normal((4, 8000)) + 1j * rng.standard_normal((4, 8000))) / np.sqrt(2)
+        assert rx.process(chunk.astype(np.complex64)) == []
+    assert rx.counters.frames == 0
+    assert rx.counters.samples == 10**6
+
+
+def test_corrupted_header_is_counted_not_delivered():
+    layout = make_layout("wifi64", n_tx=1, n_rx=1)
+    grid, _ = frame_grid(layout, np.arange(100.0), seq=1)
+    h0 = 1 + layout.n_train_symbols
+    # Every header bit flipped, pilots untouched (the phase tracker must not undo the flip).
+    grid[:, h0: h0 + layout.n_header_symbols, layout.data_bins] *= -1
+    x = ofdm_modulate(layout, grid).astype(np.complex64)
+    rx = FrameReceiver(layout)
+    pad = np.zeros((1, 300), np.complex64)
+    assert rx.process(np.concatenate([pad, x, pad], axis=1)) == []
+    assert rx.counters.header_crc_fail == 1 and rx.counters.frames == 0
+
+
+def test_frames_back_to_back_are_all_found():
+    layout = make_layout("ofat128", n_tx=2, n_rx=2)
+    rng = np.random.default_rng(6)
+    bursts = [modulate_frame(layout, rng.standard_normal(300), seq=s)[0] for s in range(5)]
+    gap = np.zeros((2, 40), np.complex64)
+    stream = np.concatenate([b for burst in bursts for b in (burst, gap)], axis=1)
+    rx = FrameReceiver(layout)
+    frames = rx.process(stream[:, ::-1][:, ::-1])  # one call, all frames
+    assert [f.header.seq for f in frames] == list(range(5))
