@@ -1,0 +1,197 @@
+"""Differentiable torch channels (semcom.channels) against theory: noise, fading, CSI error, ZF NMSE."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from semcom.channels import (
+    AWGNChannel,
+    OfatChannel,
+    RayleighBlockChannel,
+    complex_to_real,
+    make_channel,
+    real_to_complex,
+)
+from semcom.ofat.equalize import zf_nmse_bound
+from semcom.ofat.frame import FrameError, make_layout
+
+torch.set_num_threads(1)
+
+
+def unit_power(b: int, n_complex: int, seed: int = 0) -> torch.Tensor:
+    """(b, 2 n_complex) reals whose complex symbols have exactly unit mean power per sample."""
+    z = torch.randn(b, 2 * n_complex, generator=torch.Generator().manual_seed(seed))
+    return z * math.sqrt(n_complex) / z.norm(dim=1, keepdim=True)
+
+
+def all_channels(snr_db: float, seed: int) -> list[torch.nn.Module]:
+    return [AWGNChannel(snr_db, seed=seed),
+            RayleighBlockChannel(snr_db, "zf", seed=seed),
+            RayleighBlockChannel(snr_db, "mmse", n_pilots=2, coherence=16, seed=seed),
+            RayleighBlockChannel(snr_db, "none", seed=seed),
+            OfatChannel(snr_db, equalizer="zf", csi="perfect", seed=seed),
+            OfatChannel(snr_db, equalizer="mmse", csi="denoised", seed=seed),
+            OfatChannel(snr_db, equalizer="zf", csi="ls", seed=seed)]
+
+
+def test_complex_pairing_round_trip() -> None:
+    z = torch.arange(24.0).reshape(2, 3, 2, 2)
+    x, shape = real_to_complex(z)
+    assert x.shape == (2, 6) and x[0, 1] == complex(2.0, 3.0)
+    assert torch.equal(complex_to_real(x, shape), z)
+    with pytest.raises(ValueError, match="even"):
+        real_to_complex(torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 10.0, 20.0])
+def test_awgn_noise_variance_matches_snr(snr_db: float) -> None:
+    z = unit_power(64, 2048)
+    y = AWGNChannel(snr_db, seed=1)(z)
+    n, _ = real_to_complex(y - z)
+    sigma2 = 10 ** (-snr_db / 10)
+    assert n.abs().pow(2).mean().item() == pytest.approx(sigma2, rel=0.02)
+    # circular: each real component carries half
+    assert n.real.pow(2).mean().item() == pytest.approx(sigma2 / 2, rel=0.03)
+    assert n.imag.pow(2).mean().item() == pytest.approx(sigma2 / 2, rel=0.03)
+    assert abs((n.real * n.imag).mean().item()) < 0.02 * sigma2
+
+
+def test_awgn_per_sample_snr_tensor() -> None:
+    z = unit_power(2, 20000)
+    y = AWGNChannel(99.0, seed=2)(z, snr_db=torch.tensor([0.0, 20.0]))
+    var = (y - z).pow(2).sum(dim=1) / 20000  # per complex symbol
+    np.testing.assert_allclose(var.numpy(), [1.0, 0.01], rtol=0.04)
+    with pytest.raises(ValueError, match="snr_db"):
+        AWGNChannel(0.0)(z, snr_db=torch.zeros(3))
+
+
+def test_rayleigh_gain_statistics_and_zf_noise() -> None:
+    snr_db = 10.0
+    ch = RayleighBlockChannel(snr_db, "zf", seed=3)
+    z = unit_power(4000, 8)
+    y = ch(z)
+    h = ch.last_gain
+    # one gain per sample (block fading over the codeword), CN(0, 1)
+    assert torch.equal(h, h[:, :1].expand_as(h))
+    assert h[:, 0].abs().pow(2).mean().item() == pytest.approx(1.0, rel=0.05)
+    # ZF with perfect CSI: x_hat - x = n / h, so |err|^2 |h|^2 has mean sigma^2
+    err, _ = real_to_complex(y - z)
+    assert (err.abs().pow(2) * h.abs().pow(2)).mean().item() == pytest.approx(10 ** (-snr_db / 10), rel=0.05)
+
+
+def test_rayleigh_coherence_blocks_and_ls_csi_error() -> None:
+    ch = RayleighBlockChannel(5.0, "mmse", n_pilots=4, coherence=10, seed=4)
+    ch(unit_power(500, 25))
+    h, h_est = ch.last_gain, ch.last_gain_est
+    assert torch.equal(h[:, :10], h[:, :1].expand(-1, 10)) and not torch.equal(h[:, 9], h[:, 10])
+    blocks = (h_est - h)[:, ::10]  # one independent error per block
+    assert blocks.abs().pow(2).mean().item() == pytest.approx(10 ** -0.5 / 4, rel=0.08)
+
+
+def test_rayleigh_mmse_beats_zf_in_mse() -> None:
+    z = unit_power(2000, 16)
+    mse = {}
+    for eq in ("zf", "mmse"):
+        mse[eq] = (RayleighBlockChannel(5.0, eq, seed=5)(z) - z).pow(2).mean().item()
+    assert mse["mmse"] < mse["zf"]
+
+
+@pytest.mark.parametrize("make", range(7))
+def test_gradient_flows_through_every_channel(make: int) -> None:
+    # At very high SNR and with perfect CSI + ZF (or no fading) the channel is the identity, and so is its
+    # Jacobian; elsewhere the gradient must at least be finite and non-zero everywhere it should be.
+    ch = all_channels(10.0, seed=6)[make]
+    z = unit_power(3, 96, seed=7).requires_grad_(True)
+    w = torch.randn(3, 192, generator=torch.Generator().manual_seed(8))
+    (ch(z) * w).sum().backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all() and (z.grad != 0).all()
+
+
+@pytest.mark.parametrize("ch", [AWGNChannel(120.0, seed=0), RayleighBlockChannel(120.0, "zf", seed=0),
+                                OfatChannel(120.0, equalizer="zf", csi="perfect", seed=0)])
+def test_noiseless_limit_is_identity_with_identity_jacobian(ch: torch.nn.Module) -> None:
+    z = unit_power(2, 300, seed=9).double().requires_grad_(True)
+    w = torch.randn(2, 600, dtype=torch.float64)
+    y = ch(z)
+    torch.testing.assert_close(y, z, rtol=0, atol=1e-4)
+    (y * w).sum().backward()
+    torch.testing.assert_close(z.grad, w, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("make", range(7))
+def test_reproducible_with_a_seed(make: int) -> None:
+    z = unit_power(4, 64)
+    a = all_channels(5.0, seed=11)[make](z)
+    b = all_channels(5.0, seed=11)[make](z)
+    c = all_channels(5.0, seed=12)[make](z)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    ch = all_channels(5.0, seed=11)[make]
+    first = ch(z)
+    assert not torch.equal(ch(z), first)  # the stream moves on ...
+    ch.reseed(11)
+    assert torch.equal(ch(z), first)      # ... and reseeding restarts it
+
+
+@pytest.mark.parametrize("n_rx,mode", [(4, "complex"), (6, "complex"), (4, "real")])
+def test_ofat_zf_nmse_at_high_snr_matches_theory(n_rx: int, mode: str) -> None:
+    snr_db = 30.0
+    layout = make_layout("wifi64", n_tx=2, n_rx=n_rx, mode=mode)
+    ch = OfatChannel(snr_db, layout=layout, equalizer="zf", csi="perfect", seed=13,
+                     channel_kwargs={"n_taps": 8, "decay": float("inf")})  # frequency diversity per frame
+    z = torch.randn(100, 2 * layout.values_per_symbol, generator=torch.Generator().manual_seed(14))
+    nmse = ((ch(z) - z).pow(2).mean() / z.pow(2).mean()).item()
+    theory = zf_nmse_bound(snr_db, 2, n_rx) / (2 if mode == "real" else 1)
+    assert nmse == pytest.approx(theory, rel=0.1)
+
+
+def test_ofat_mmse_no_worse_than_zf_on_the_same_draws() -> None:
+    z = torch.randn(40, 400, generator=torch.Generator().manual_seed(15))
+    err = {eq: (OfatChannel(0.0, equalizer=eq, csi="perfect", seed=16)(z) - z).pow(2).mean().item()
+           for eq in ("zf", "mmse")}
+    assert err["mmse"] < err["zf"]
+
+
+def test_ofat_csi_error_variance() -> None:
+    snr_db = 10.0
+    sigma2 = 10 ** (-snr_db / 10)
+    layout = make_layout("wifi64", n_tx=2, n_rx=4, train_reps=2)
+    z = torch.randn(200, 192)
+    ls = OfatChannel(snr_db, layout=layout, csi="ls", seed=17)
+    ls(z)
+    ls_var = sigma2 * 2 / layout.n_train_symbols  # Nt / (Nt * train_reps) = 1/2
+    assert ls.ls_error_factor == pytest.approx(0.5)
+    assert (ls.last_h_est - ls.last_h).abs().pow(2).mean().item() == pytest.approx(ls_var, rel=0.03)
+    dn = OfatChannel(snr_db, layout=layout, csi="denoised", seed=17, channel_kwargs={"n_taps": 3})
+    dn(z)
+    got = (dn.last_h_est - dn.last_h).abs().pow(2).mean().item()
+    assert got == pytest.approx(ls_var * 3 / layout.n_used, rel=0.15)
+    perfect = OfatChannel(snr_db, layout=layout, csi="perfect", seed=17)
+    perfect(z)
+    assert torch.equal(perfect.last_h, perfect.last_h_est)
+    # the channel itself: unit average power per antenna pair on every subcarrier
+    assert ls.last_h.abs().pow(2).mean().item() == pytest.approx(1.0, rel=0.1)
+
+
+def test_ofat_errors() -> None:
+    layout = make_layout("wifi64")
+    with pytest.raises(FrameError, match="capacity"):
+        OfatChannel(10.0, layout=layout)(torch.zeros(1, layout.capacity + 2))
+    with pytest.raises(ValueError, match="ZF needs"):
+        OfatChannel(10.0, layout=make_layout("wifi64", n_tx=4, n_rx=2), equalizer="zf")
+    with pytest.raises(ValueError, match="cyclic prefix"):
+        OfatChannel(10.0, channel_kwargs={"n_taps": 40}, seed=0)(torch.ones(1, 8))
+    with pytest.raises(ValueError, match="csi"):
+        OfatChannel(10.0, csi="genie")
+
+
+def test_make_channel() -> None:
+    assert isinstance(make_channel("awgn", 3.0, seed=0), AWGNChannel)
+    ray = make_channel("rayleigh", 3.0, seed=0, equalizer="zf")
+    assert isinstance(ray, RayleighBlockChannel) and ray.equalizer == "zf"
+    assert isinstance(make_channel("ofat", 3.0, seed=0, csi="ls"), OfatChannel)
+    with pytest.raises(ValueError, match="unknown channel"):
+        make_channel("fiber")
