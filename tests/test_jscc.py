@@ -1,0 +1,193 @@
+"""DeepJSCC codec, checkpoints and the JPEG baseline (small random images; fast on one core)."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from semcom.channels import AWGNChannel
+from semcom.jscc import (
+    CheckpointError,
+    DeepJSCC,
+    JSCCConfig,
+    bandwidth_ratio,
+    channel_uses,
+    filters_for_ratio,
+    jpeg,
+    load_checkpoint,
+    save_checkpoint,
+)
+from semcom.jscc.train import evaluate_psnr, train_step
+
+torch.set_num_threads(1)
+
+
+def smooth_images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """(n, 3, size, size) in [0, 1]: random low-frequency images (bilinear up-sampled 4x4 noise)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 4, 4, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def test_shapes_and_output_range() -> None:
+    model = DeepJSCC(JSCCConfig(c=16))
+    x = smooth_images(4)
+    z = model.encoder(x)
+    assert z.shape == (4, 16, 8, 8)
+    with torch.no_grad():
+        y = model(x, AWGNChannel(5.0, seed=0))
+    assert y.shape == x.shape
+    assert float(y.min()) > 0.0 and float(y.max()) < 1.0  # sigmoid output
+
+
+def test_power_normalisation_is_exact() -> None:
+    model = DeepJSCC(JSCCConfig(c=8))
+    x = smooth_images(5) * torch.linspace(0.1, 1.0, 5)[:, None, None, None]  # very different input powers
+    z = model.encoder(x).reshape(5, -1)
+    k = z.shape[1] // 2
+    # sum of squared reals = k complex symbols x unit power, per sample
+    torch.testing.assert_close(z.pow(2).sum(dim=1), torch.full((5,), float(k)), rtol=1e-5, atol=0)
+    sym = torch.view_as_complex(z.reshape(5, k, 2))
+    torch.testing.assert_close(sym.abs().pow(2).mean(dim=1), torch.ones(5), rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("c,size", [(16, (32, 32)), (8, (32, 32)), (4, (16, 24)), (32, (32, 32))])
+def test_bandwidth_ratio_formula_matches_encoder(c: int, size: tuple[int, int]) -> None:
+    h, w = size
+    z = DeepJSCC(JSCCConfig(c=c)).encoder(torch.rand(1, 3, h, w))
+    k = z.numel() // 2           # complex channel uses
+    n = 3 * h * w                # source dimension
+    assert Fraction(k, n) == bandwidth_ratio(c) == Fraction(c, 96)
+    assert channel_uses(c, h, w) == k
+
+
+def test_ratio_one_sixth_is_c16_and_512_channel_uses() -> None:
+    assert filters_for_ratio(Fraction(1, 6)) == 16
+    assert filters_for_ratio(1 / 12) == 8
+    assert channel_uses(16, 32, 32) == 512
+    with pytest.raises(ValueError, match="not a positive integer"):
+        filters_for_ratio(Fraction(1, 7))
+
+
+def test_one_training_step_lowers_the_loss_on_a_fixed_batch() -> None:
+    torch.manual_seed(0)
+    model = DeepJSCC(JSCCConfig(c=8))
+    x = smooth_images(8, seed=1)
+    ch = AWGNChannel(10.0, seed=3)
+    snr = torch.full((8,), 10.0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def loss_now() -> float:
+        ch.reseed(3)  # the same noise draw every time: only the weights change
+        with torch.no_grad():
+            return float(torch.nn.functional.mse_loss(model(x, ch, snr_db=snr), x))
+
+    before = loss_now()
+    ch.reseed(3)
+    reported = train_step(model, opt, x, ch, snr)
+    assert reported == pytest.approx(before, rel=1e-5)
+    after = loss_now()
+    assert after < before
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    model = DeepJSCC(JSCCConfig(c=8))
+    pt, js = save_checkpoint(tmp_path / "ck", model, meta={"command": "test"})
+    assert pt.suffix == ".pt" and js.suffix == ".json"
+    loaded, doc = load_checkpoint(tmp_path / "ck.pt")
+    assert doc["meta"] == {"command": "test"} and loaded.cfg == model.cfg
+    x = smooth_images(2)
+    model.eval()
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert evaluate_psnr(loaded, x, None, 0.0).shape == (2,)
+
+
+def test_checkpoint_errors_are_clear(tmp_path) -> None:
+    save_checkpoint(tmp_path / "ck", DeepJSCC(JSCCConfig(c=8)))
+    pt, js = tmp_path / "ck.pt", tmp_path / "ck.json"
+    good_pt, good_js = pt.read_bytes(), js.read_text()
+
+    with pytest.raises(CheckpointError, match="does not match the expected"):
+        load_checkpoint(pt, expect=JSCCConfig(c=16))
+
+    # config says c=16, weights are c=8 (checksum removed so the shape check is what fires)
+    doc = json.loads(good_js)
+    doc["config"]["c"] = 16
+    doc.pop("sha256")
+    js.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="shape mismatches"):
+        load_checkpoint(pt)
+
+    # truncated weights: caught by the checksum, and by torch.load when there is no checksum
+    js.write_text(good_js)
+    pt.write_bytes(good_pt[: len(good_pt) // 2])
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(pt)
+    doc = json.loads(good_js)
+    doc.pop("sha256")
+    js.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="cannot read weights"):
+        load_checkpoint(pt)
+
+    pt.write_bytes(good_pt)
+    js.write_text(good_js[:40])
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(pt)
+    js.write_text(json.dumps({"kind": "something.else"}))
+    with pytest.raises(CheckpointError, match="not a DeepJSCC checkpoint"):
+        load_checkpoint(pt)
+    js.unlink()
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(pt)
+
+    # a pickled non-tensor object is refused by weights_only loading
+    torch.save({"w": torch.zeros(1)}, pt)
+    save_checkpoint(tmp_path / "other", DeepJSCC(JSCCConfig(c=8)))
+    doc = json.loads((tmp_path / "other.json").read_text())
+    doc.pop("sha256")
+    js.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="missing="):
+        load_checkpoint(pt)
+
+
+def test_capacity_bits() -> None:
+    assert jpeg.capacity_bits(0.0, 512) == pytest.approx(512.0)
+    assert jpeg.capacity_bits(10.0, 100) == pytest.approx(100 * math.log2(11.0))
+
+
+@pytest.mark.parametrize("mode", jpeg.SIZE_MODES)
+def test_jpeg_baseline_respects_the_bit_budget(mode: str) -> None:
+    images = smooth_images(6, seed=2).numpy()
+    base = jpeg.JPEGBaseline(images, mode=mode)
+    assert base.sizes.shape == (6, len(jpeg.QUALITIES))
+    for budget in (40, 200, 330, 400, 2000):
+        res = base.run(budget)
+        sent = res.quality > 0
+        assert np.all(res.size_bytes[sent] <= budget)
+        for i in np.nonzero(sent)[0]:
+            # the chosen quality is the largest that fits
+            q = res.quality[i]
+            assert base.sizes[i, q - 1] <= budget
+            assert np.all(base.sizes[i, q:] > budget)
+            # what was counted is what was encoded
+            assert jpeg.encode(images[i], int(q), mode)[1] == res.size_bytes[i]
+        for i in np.nonzero(~sent)[0]:
+            assert np.all(base.sizes[i] > budget)
+            np.testing.assert_allclose(res.recon[i], images.astype(np.float64).mean(axis=0), rtol=1e-12)
+    # a larger budget never makes it worse on average
+    assert base.run(2000).psnr.mean() >= base.run(330).psnr.mean()
+
+
+def test_jpeg_falls_back_to_the_mean_image_when_nothing_fits() -> None:
+    images = smooth_images(4, seed=3).numpy()
+    mean = np.full((3, 32, 32), 0.5)
+    res = jpeg.JPEGBaseline(images, mode="file", mean_image=mean).at_snr(0.0, 512)  # 64 bytes
+    assert res.budget_bytes == 64
+    assert res.fallback_fraction == 1.0
+    expected = [10 * math.log10(1 / np.mean((im - mean) ** 2)) for im in images]
+    np.testing.assert_allclose(res.psnr, expected)
