@@ -191,3 +191,28 @@ def test_jpeg_falls_back_to_the_mean_image_when_nothing_fits() -> None:
     assert res.fallback_fraction == 1.0
     expected = [10 * math.log10(1 / np.mean((im - mean) ** 2)) for im in images]
     np.testing.assert_allclose(res.psnr, expected)
+
+
+def test_cosine_lr_schedule_endpoints() -> None:
+    from semcom.jscc.train import TrainConfig, cosine_lr
+
+    cfg = TrainConfig(lr=1e-3, lr_min=1e-5)
+    assert cosine_lr(cfg, 0.0) == pytest.approx(1e-3)
+    assert cosine_lr(cfg, 0.5) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert cosine_lr(cfg, 1.0) == pytest.approx(1e-5) == cosine_lr(cfg, 3.0)
+
+
+def test_short_training_run_improves_psnr_and_saves(tmp_path) -> None:
+    from semcom.jscc.train import TrainConfig, train
+
+    x = smooth_images(64, seed=5)
+    model = DeepJSCC(JSCCConfig(c=8))
+    ch = AWGNChannel(10.0, seed=0)
+    before = evaluate_psnr(model, x, ch, 10.0).mean()
+    hist = train(model, x, ch, TrainConfig(epochs=10, batch_size=8, lr=1e-3, seed=0), val_images=x[:16],
+                 progress=False)
+    assert [h["epoch"] for h in hist] == list(range(1, 11)) and hist[-1]["loss"] < 0.8 * hist[0]["loss"]
+    assert evaluate_psnr(model, x, ch, 10.0).mean() > before + 0.5
+    save_checkpoint(tmp_path / "m", model)
+    again, _ = load_checkpoint(tmp_path / "m", expect=JSCCConfig(c=8))
+    np.testing.assert_allclose(evaluate_psnr(again, x, ch, 10.0), evaluate_psnr(model, x, ch, 10.0))

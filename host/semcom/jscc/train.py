@@ -24,6 +24,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 64
     lr: float = 1e-3
+    lr_min: float = 1e-5               # cosine decay lr -> lr_min over the run (epochs or max_seconds)
     snr_db: tuple[float, float] = (0.0, 20.0)
     seed: int = 0
     max_seconds: float | None = None   # stop after this wall time (checked between batches)
@@ -39,6 +40,11 @@ def psnr_per_image(x: Tensor, x_hat: Tensor) -> Tensor:
     """(B, C, H, W), (B, C, H, W) in [0, 1] -> (B,) PSNR in dB (peak 1)."""
     mse = ((x - x_hat) ** 2).reshape(x.shape[0], -1).mean(dim=1)
     return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-12))
+
+
+def cosine_lr(cfg: TrainConfig, done: float) -> float:
+    """Learning rate at fraction ``done`` (0..1) of the run: cosine from ``cfg.lr`` to ``cfg.lr_min``."""
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
 
 
 def train_step(model: DeepJSCC, opt: torch.optim.Optimizer, x: Tensor, channel: nn.Module,
@@ -77,6 +83,12 @@ def train(model: DeepJSCC, images: Tensor, channel: nn.Module, cfg: TrainConfig,
             if cfg.hflip:
                 flip = torch.rand(x.shape[0], generator=gen) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            # Progress through the run: by steps, or by wall time when that is the binding limit.
+            done = (epoch * steps + i) / (cfg.epochs * steps)
+            if cfg.max_seconds is not None:
+                done = max(done, (time.perf_counter() - t0) / cfg.max_seconds)
+            for group in opt.param_groups:
+                group["lr"] = cosine_lr(cfg, done)
             snr = lo + (hi - lo) * torch.rand(x.shape[0], generator=gen)
             losses.append(train_step(model, opt, x, channel, snr))
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
