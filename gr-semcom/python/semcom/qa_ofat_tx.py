@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+#
+# Copyright 2026 gr-semcom authors.
+#
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+"""QA for ofat_tx: frames on the streams equal the frame module's samples, burst tags, rejections."""
+
+import time
+
+import numpy as np
+import pmt
+from gnuradio import blocks, gr, gr_unittest, semcom
+from gnuradio.semcom.messages import tensor_message
+
+from semcom.ofat.frame import make_layout, modulate_frame
+
+
+def run_tx(layout, messages, n_samples, **kwargs):
+    """Post messages to a fresh ofat_tx, collect n_samples per antenna and the tags."""
+    tb = gr.top_block()
+    tx = semcom.ofat_tx(layout, **kwargs)
+    sinks = [blocks.vector_sink_c() for _ in range(layout.n_tx)]
+    for port, sink in enumerate(sinks):
+        tb.connect((tx, port), blocks.head(gr.sizeof_gr_complex, n_samples), sink)
+    for msg in messages:
+        tx._post(pmt.intern("tensors"), msg)
+    tb.start()
+    tb.wait()
+    return tx, [np.array(s.data()) for s in sinks], sinks[0].tags()
+
+
+class qa_ofat_tx(gr_unittest.TestCase):
+    def setUp(self):
+        self.layout = make_layout("wifi64", n_tx=2, n_rx=4)
+
+    def test_frames_match_frame_module_and_are_burst_tagged(self):
+        rng = np.random.default_rng(0)
+        tensors = [rng.standard_normal((5, 64)).astype(np.float32) for _ in range(3)]
+        msgs = [tensor_message({"seq": 10 + i}, {"x": t}) for i, t in enumerate(tensors)]
+        gap = 100
+        frame_len = self.layout.frame_len(320)
+        tx, streams, tags = run_tx(self.layout, msgs, 3 * (frame_len + gap), gap_samples=gap, idle_fill=True)
+        for i, t in enumerate(tensors):
+            expected, header = modulate_frame(self.layout, t, seq=10 + i)
+            start = i * (frame_len + gap)
+            for a in range(2):
+                np.testing.assert_allclose(streams[a][start: start + frame_len], expected[a], atol=1e-6)
+                self.assertTrue(np.all(streams[a][start + frame_len: start + frame_len + gap] == 0))
+        keys = [(pmt.symbol_to_string(t.key), t.offset) for t in tags]
+        sob = [o for k, o in keys if k == "tx_sob"]
+        eob = [o for k, o in keys if k == "tx_eob"]
+        self.assertEqual(sob, [i * (frame_len + gap) for i in range(3)])
+        self.assertEqual(eob, [i * (frame_len + gap) + frame_len - 1 for i in range(3)])
+        seqs = [pmt.to_python(t.value) for t in tags if pmt.symbol_to_string(t.key) == "semcom_seq"]
+        self.assertEqual(seqs, [10, 11, 12])
+        self.assertEqual(tx.counters()["frames_sent"], 3)
+
+    def test_idle_fill_emits_zeros_without_frames(self):
+        tx, streams, tags = run_tx(self.layout, [], 5000, idle_fill=True, idle_sleep_s=0.0)
+        self.assertTrue(np.all(streams[0] == 0) and len(streams[0]) == 5000)
+        self.assertEqual(len(tags), 0)
+
+    def test_bad_tensors_are_rejected_counted_and_the_next_frame_still_goes_out(self):
+        too_big = np.zeros(self.layout.capacity + 1, np.float32)
+        good = np.ones((4, 4), np.float32)
+        msgs = [
+            tensor_message({"seq": 1}, {"x": too_big}),
+            tensor_message({"seq": 2}, {"x": np.array([1.0, np.nan], np.float32)}),
+            tensor_message({"seq": 3}, {"a": good, "b": good}),
+            tensor_message({"seq": -5}, {"x": good}),
+            tensor_message({"seq": 4}, {"x": np.zeros((2, 2, 2, 2), np.float32)}),
+            tensor_message({"seq": 5}, {"x": good}),
+        ]
+        frame_len = self.layout.frame_len(16)
+        tx, streams, tags = run_tx(self.layout, msgs, frame_len + 200, gap_samples=200)
+        c = tx.counters()
+        self.assertEqual(c["rejected_oversize"], 1)
+        self.assertEqual(c["rejected_nonfinite"], 1)
+        self.assertEqual(c["rejected_tensor_count"], 1)
+        self.assertEqual(c["rejected_bad_seq"], 1)
+        self.assertEqual(c["rejected_frame"], 1)  # 4-d shape not representable in the header
+        expected, _ = modulate_frame(self.layout, good, seq=5)
+        np.testing.assert_allclose(streams[0][:frame_len], expected[0], atol=1e-6)
+
+    def test_queue_full_is_counted_as_backpressure(self):
+        msgs = [tensor_message({"seq": i}, {"x": np.ones(8, np.float32)}) for i in range(5)]
+        tx, _, _ = run_tx(self.layout, msgs, 10, max_queue=2)
+        time.sleep(0.05)
+        c = tx.counters()
+        self.assertEqual(c["dropped_backpressure"], 3)
+        self.assertEqual(c["frames_queued"], 2)
+
+
+if __name__ == "__main__":
+    gr_unittest.run(qa_ofat_tx)
