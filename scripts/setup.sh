@@ -33,6 +33,26 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   $PY -m pip install -q -e ".[dev]" -c scripts/constraints.txt
   echo "$want" > "$stamp"
 fi
+# GNU Radio Companion and grcc run on the system Python and read GNU Radio's preferences: point both
+# at this checkout (a .pth for `import semcom` / `from gnuradio import semcom`, and a conf.d entry for
+# the .block.yml files), as an installed module would be found. Rewritten if the checkout moves.
+REPO=$(pwd)
+GR_PATH_DIR="$REPO/.venv/gr-path"
+mkdir -p "$GR_PATH_DIR/gnuradio"
+ln -sfn "$REPO/gr-semcom/python/semcom" "$GR_PATH_DIR/gnuradio/semcom"
+SYS_SITE=$(/usr/bin/python3 -c 'import site; print(site.getsitepackages()[0])')
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+PTH="$SYS_SITE/gr-semcom-checkout.pth"
+if [ "$(cat "$PTH" 2>/dev/null)" != "$(printf '%s\n%s' "$REPO/host" "$GR_PATH_DIR")" ]; then
+  $SUDO mkdir -p "$SYS_SITE"
+  printf '%s\n%s\n' "$REPO/host" "$GR_PATH_DIR" | $SUDO tee "$PTH" >/dev/null
+fi
+GR_CONF=/etc/gnuradio/conf.d/semcom.conf  # read after grc.conf: conf.d is read in name order
+WANT_CONF=$(printf '[grc]\nlocal_blocks_path = %s\n' "$REPO/gr-semcom/grc")
+if [ "$(cat "$GR_CONF" 2>/dev/null)" != "$WANT_CONF" ]; then
+  printf '%s\n' "$WANT_CONF" | $SUDO tee "$GR_CONF" >/dev/null
+fi
+
 $PY - <<'PYCHECK'
 import numpy, torch
 from gnuradio import gr, semcom as gr_semcom  # noqa: F401
