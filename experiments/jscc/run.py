@@ -63,10 +63,11 @@ def main(argv: list[str] | None = None) -> int:
                                 progress=not args.no_progress)
     rows = eval_jscc(model, exp, args.out, snrs=tuple(args.snrs), channels=tuple(args.channels),
                      train_info=info)
-    print(f"{'method':14s} {'channel':18s} " + " ".join(f"{s:>6g}dB" for s in args.snrs))
-    for key in dict.fromkeys((r["method"], r["channel"]) for r in rows):
-        vals = {r["snr_db"]: r["psnr_db"] for r in rows if (r["method"], r["channel"]) == key}
-        print(f"{key[0]:14s} {key[1]:18s} " + " ".join(f"{vals[s]:8.2f}" for s in args.snrs))
+    for metric in ("psnr_db", "psnr_mean_mse_db"):
+        print(f"\n{metric}\n{'method':14s} {'channel':18s} " + " ".join(f"{s:>6g}dB" for s in args.snrs))
+        for key in dict.fromkeys((r["method"], r["channel"]) for r in rows):
+            vals = {r["snr_db"]: r[metric] for r in rows if (r["method"], r["channel"]) == key}
+            print(f"{key[0]:14s} {key[1]:18s} " + " ".join(f"{vals[s]:8.2f}" for s in args.snrs))
     print(f"total wall time {time.perf_counter() - t0:.1f} s; outputs in {args.out}")
     return 0
 
