@@ -9,7 +9,7 @@
 import numpy as np
 import pmt
 import zmq
-from gnuradio import blocks, gr, gr_unittest, semcom
+from gnuradio import gr, gr_unittest, semcom
 from gnuradio.semcom.messages import tensor_message
 
 from semcom.wire import Kind, decode
@@ -19,9 +19,11 @@ class qa_tensor_sink(gr_unittest.TestCase):
     def test_frame_goes_out_with_seq_meta_and_tensors(self):
         tb = gr.top_block()
         snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=2000)
-        # A block is part of a flowgraph only when connected: an idle strobe stands in for ofat_rx.
-        idle = blocks.message_strobe(pmt.PMT_NIL, 10**9)
-        tb.msg_connect((idle, "strobe"), (snk, "frames"))
+        # A block is part of a flowgraph only when connected: an idle transmitter feeds ofat_rx.
+        layout = semcom.make_layout("wifi64", n_tx=1, n_rx=1)
+        tx, rx = semcom.ofat_tx(layout), semcom.ofat_rx(layout)
+        tb.connect(tx, rx)
+        tb.msg_connect((rx, "frames"), (snk, "frames"))
         pull = zmq.Context.instance().socket(zmq.PULL)
         pull.setsockopt(zmq.LINGER, 100)
         pull.connect(snk.endpoint())
