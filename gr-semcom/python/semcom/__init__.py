@@ -11,11 +11,12 @@ Blocks are pure Python (vectorized numpy). The frame layout lives in the host pa
 
 from semcom.ofat.frame import OfatLayout, make_layout
 
+from .mimo_channel import mimo_channel
 from .ofat_equalizer import ofat_equalizer
 from .ofat_rx import ofat_rx
 from .ofat_tx import ofat_tx
 from .tensor_sink import tensor_sink
 from .tensor_source import tensor_source
 
-__all__ = ["OfatLayout", "make_layout", "ofat_equalizer", "ofat_rx", "ofat_tx", "tensor_sink",
+__all__ = ["OfatLayout", "make_layout", "mimo_channel", "ofat_equalizer", "ofat_rx", "ofat_tx", "tensor_sink",
            "tensor_source"]
