@@ -44,8 +44,7 @@ class SnrResult:
     sent: int = 0
     delivered: int = 0
     lost: int = 0
-    nmse_zf: list[float] = field(default_factory=list)
-    nmse_mmse: list[float] = field(default_factory=list)
+    nmse: dict[str, list[float]] = field(default_factory=dict)  # method -> one value per frame
     snr_est_db: list[float] = field(default_factory=list)
     seconds: float = 0.0
     delivered_so_far: int = 0
@@ -57,18 +56,27 @@ class SnrResult:
         bound = zf_nmse_bound(self.snr_db, layout.n_tx, layout.n_rx)
         if layout.mode == "real":
             bound /= 2
-        return {
+        row: dict[str, Any] = {
             "snr_db": self.snr_db,
             "sent": self.sent,
             "delivered": self.delivered,
             "lost": self.lost,
-            "nmse_zf_db": db(self.nmse_zf),
-            "nmse_zf_median_db": db(self.nmse_zf, np.median),
-            "nmse_mmse_db": db(self.nmse_mmse),
+        }
+        for method in ("zf", "mmse", "sparse"):
+            values = self.nmse.get(method, [])
+            row[f"nmse_{method}_db"] = db(values)
+            row[f"nmse_{method}_median_db"] = db(values, np.median)
+        row.update({
             "zf_bound_db": float(10 * np.log10(bound)) if math.isfinite(bound) else float("inf"),
             "snr_est_db": float(np.mean(self.snr_est_db)) if self.snr_est_db else float("nan"),
             "frames_per_s": self.delivered / self.seconds if self.seconds else float("nan"),
-        }
+        })
+        return row
+
+
+def methods_for(layout: OfatLayout) -> tuple[str, ...]:
+    """ZF and MMSE when Nr >= Nt; MMSE and sparse recovery (compressed sensing) when Nr < Nt."""
+    return ("zf", "mmse") if layout.n_rx >= layout.n_tx else ("mmse", "sparse")
 
 
 def nmse(estimate: torch.Tensor, truth: np.ndarray) -> float:
@@ -128,14 +136,12 @@ def stream(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], snr_
         truth = sent_values.pop(msg.seq)
         result.delivered_so_far += 1
         meta = msg.meta
-        h = torch.as_tensor(msg.tensors["H"]).to(torch.complex128)
-        y = torch.as_tensor(msg.tensors["Y"]).to(torch.complex128)
-        for method, sink in (("zf", result.nmse_zf), ("mmse", result.nmse_mmse)):
-            if method == "zf" and layout.n_rx < layout.n_tx:
-                continue
+        h = torch.from_numpy(np.array(msg.tensors["H"], np.complex128))
+        y = torch.from_numpy(np.array(msg.tensors["Y"], np.complex128))
+        for method in methods_for(layout):
             got = reconstruct_payload(layout, h, y, shape=meta["shape"], scale=meta["scale"],
                                       noise_var=meta["noise_var"], method=method)
-            sink.append(nmse(got.double(), truth.astype(np.float64)))
+            result.nmse.setdefault(method, []).append(nmse(got, truth.astype(np.float64)))
         result.snr_est_db.append(float(meta["snr_db"]))
     bar.close()
     result.seconds = time.monotonic() - start
@@ -164,8 +170,14 @@ def write_outputs(out_dir: Path, layout: OfatLayout, rows: list[dict[str, Any]])
     if layout.n_rx > layout.n_tx:
         theory = [10 * np.log10(factor * zf_nmse_bound(s, layout.n_tx, layout.n_rx)) for s in dense]
         ax.plot(dense, theory, "k--", label=r"genie ZF bound $N_t/(\mathrm{SNR}(N_r-N_t))$")
-        ax.plot(snr, [r["nmse_zf_db"] for r in rows], "o-", label="ZF (estimated CSI)")
-    ax.plot(snr, [r["nmse_mmse_db"] for r in rows], "s-", label="MMSE (estimated CSI)")
+    if layout.n_rx < layout.n_tx:
+        floor = 10 * np.log10(1 - layout.n_rx / layout.n_tx)
+        ax.axhline(floor, color="k", ls=":", label=r"LMMSE floor $1-N_r/N_t$")
+    labels = {"zf": "ZF", "mmse": "MMSE", "sparse": "sparse (OMP)"}
+    for method in methods_for(layout):
+        ax.plot(snr, [r[f"nmse_{method}_db"] for r in rows], "o-", label=f"{labels[method]} (estimated CSI)")
+        if method == "zf" and layout.n_rx == layout.n_tx:
+            ax.plot(snr, [r["nmse_zf_median_db"] for r in rows], "x--", label="ZF median (Nr = Nt)")
     ax.set_xlabel("SNR (dB): total TX power / noise power per RX antenna, per subcarrier")
     ax.set_ylabel("NMSE (dB)")
     ax.set_title(f"OFAT loopback {layout.n_tx}x{layout.n_rx}, fft {layout.fft_len}, {layout.mode}")
@@ -215,10 +227,13 @@ def run(args: argparse.Namespace) -> int:
                              progress=not args.no_progress)
                 row = res.summary(layout)
                 rows.append(row)
-                print(f"[loopback] SNR {snr:5.1f} dB: NMSE ZF {row['nmse_zf_db']:7.2f} dB "
-                      f"(median {row['nmse_zf_median_db']:7.2f}, bound {row['zf_bound_db']:7.2f}), "
-                      f"MMSE {row['nmse_mmse_db']:7.2f} dB | sent {res.sent} delivered {res.delivered} "
-                      f"lost {res.lost} | {row['frames_per_s']:.0f} frames/s")
+                figures = ", ".join(
+                    f"{m.upper()} {row[f'nmse_{m}_db']:6.2f} (median {row[f'nmse_{m}_median_db']:6.2f})"
+                    for m in methods_for(layout))
+                print(f"[loopback] SNR {snr:5.1f} dB: NMSE dB {figures}, "
+                      f"ZF bound {row['zf_bound_db']:6.2f} | "
+                      f"sent {res.sent} delivered {res.delivered} lost {res.lost} | "
+                      f"{row['frames_per_s']:.0f} frames/s")
             acct = link.accounting
             print(f"[loopback] total: sent {acct.sent} delivered {acct.delivered} lost {acct.lost}")
     finally:

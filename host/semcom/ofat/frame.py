@@ -114,7 +114,7 @@ class OfatLayout:
     n_rx: int = 4
     mode: Mode = "complex"
     train_reps: int = 2
-    header_reps: int = 2
+    header_reps: int = 3
     max_data_symbols: int = 64
     cdd_shift: int = 2
 
