@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.usrp.cli")
+COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.usrp.cli", "semcom.capture")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,8 +15,9 @@ from .mimo_channel import mimo_channel
 from .ofat_equalizer import ofat_equalizer
 from .ofat_rx import ofat_rx
 from .ofat_tx import ofat_tx
+from .sigmf_sink import sigmf_sink
 from .tensor_sink import tensor_sink
 from .tensor_source import tensor_source
 
-__all__ = ["OfatLayout", "make_layout", "mimo_channel", "ofat_equalizer", "ofat_rx", "ofat_tx", "tensor_sink",
-           "tensor_source"]
+__all__ = ["OfatLayout", "make_layout", "mimo_channel", "ofat_equalizer", "ofat_rx", "ofat_tx", "sigmf_sink",
+           "tensor_sink", "tensor_source"]
