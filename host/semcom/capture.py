@@ -182,43 +182,25 @@ def record_loopback(path: str | Path, *, n_frames: int = 12, snr_db: float = 20.
                     channel_seed: int = 3) -> list[dict[str, Any]]:
     """Record a loopback run (ofat_tx -> mimo_channel -> sigmf_sink and ofat_rx) and store what the
     receiver decoded live in the recording, so that a replay can be checked against it."""
-    import pmt
-    from gnuradio import blocks, gr, semcom
-    from gnuradio.semcom.messages import parse_tensor_message, tensor_message
-
+    from semcom.loopback import run_burst
     from semcom.ofat.frame import make_layout
 
     layout = layout or make_layout("wifi64", n_tx=2, n_rx=2)
     payload = {"generator": "numpy.random.default_rng(seed).standard_normal(shape).astype(float32)",
                "seed": seed, "shape": list(shape), "first_seq": 0}
     tensors = payload_tensors(payload, n_frames)
-    gap = 160
-    total = n_frames * (layout.frame_len(int(np.prod(shape))) + gap) + 1000
-    tb = gr.top_block()
-    tx = semcom.ofat_tx(layout, gap_samples=gap, max_queue=n_frames, idle_sleep_s=0.0)
-    ch = semcom.mimo_channel(layout.n_tx, layout.n_rx, snr_db=snr_db, max_int_delay=20,
-                             cfo_jitter=0.2 / layout.fft_len, seed=channel_seed)
-    rx = semcom.ofat_rx(layout)
-    rec = semcom.sigmf_sink(str(path), layout, sample_rate=1e6, description="gr-semcom loopback recording")
-    for a in range(layout.n_tx):
-        tb.connect((tx, a), blocks.head(gr.sizeof_gr_complex, total), (ch, a))
-    for r in range(layout.n_rx):
-        tb.connect((ch, r), (rx, r))
-        tb.connect((ch, r), (rec, r))
-    dbg = blocks.message_debug()
-    tb.msg_connect((rx, "frames"), (dbg, "store"))
-    for seq, t in tensors.items():
-        tx._post(pmt.intern("tensors"), tensor_message({"seq": seq}, {"x": t}))
-    tb.run()
+    *frames, (rec_info, _) = run_burst(
+        layout, tensors, record_path=str(path),
+        record_meta={"sample_rate": 1e6, "description": "gr-semcom loopback recording"},
+        snr_db=snr_db, max_int_delay=20, cfo_jitter=0.2 / layout.fft_len, seed=channel_seed)
     live = []
-    for i in range(dbg.num_messages()):
-        meta, t = parse_tensor_message(dbg.get_message(i))
+    for meta, t in frames:
         got = reconstruct_payload(layout, t["H"], t["Y"], shape=meta["shape"], scale=meta["scale"],
                                   noise_var=meta["noise_var"], method="mmse")
         truth = tensors[int(meta["seq"])]
         live.append({"seq": int(meta["seq"]),
                      "nmse_db": float(10 * np.log10(np.sum((got - truth) ** 2) / np.sum(truth**2)))})
-    write_meta(path, layout=layout, sample_rate=1e6, n_samples=rec.samples_written,
+    write_meta(path, layout=layout, sample_rate=1e6, n_samples=rec_info["samples_written"],
                description=f"gr-semcom loopback recording: {n_frames} frames, {snr_db} dB, seed {seed}",
                payload=payload, live_results=live)
     return live

@@ -12,7 +12,8 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.usrp.cli", "semcom.capture")
+COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.usrp.cli", "semcom.capture",
+                                     "semcom.offsets")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,6 +38,10 @@ class mimo_channel(gr.sync_block):
       the OFAT transmitter (unit total energy per used resource element, unitary FFT) snr_db is the
       project's SNR: total transmit power over noise power per receive antenna, per subcarrier.
       `set_snr_db` changes it at run time.
+    * Per-channel offsets of one device (fixed unless drifting): rx_phase / tx_phase (rad),
+      rx_delay / tx_delay (whole samples) per receive / transmit channel, and rx_phase_drift
+      (rad/sample) per receive channel, e.g. LOs that are not shared. Fixed offsets become part of
+      the channel and the receiver's estimate absorbs them; drift within a frame does not.
     * Message port "truth": every new realisation as a tensor message (tensor "taps" (Nr, Nt, L)
       without the integer delay; meta offset, int_delay, frac_delay, cfo) for tests and diagnostics.
 
@@ -48,7 +52,9 @@ class mimo_channel(gr.sync_block):
                  block_len: int = 10000, n_taps: int = 3, decay: float = 1.0, rician_k: float = 0.0,
                  corr_tx: float = 0.0, corr_rx: float = 0.0, cfo: float = 0.0, cfo_jitter: float = 0.0,
                  frac_delay: bool = True, max_int_delay: int = 0, seed: int = 0,
-                 noise_ref_power: float = 1.0):
+                 noise_ref_power: float = 1.0, rx_phase: list[float] | None = None,
+                 rx_delay: list[int] | None = None, rx_phase_drift: list[float] | None = None,
+                 tx_phase: list[float] | None = None, tx_delay: list[int] | None = None):
         gr.sync_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
                                out_sig=[np.complex64] * n_rx)
         if fading not in FADING_MODES:
@@ -59,13 +65,28 @@ class mimo_channel(gr.sync_block):
                                 corr_tx=corr_tx, corr_rx=corr_rx, frac_delay=bool(frac_delay),
                                 max_int_delay=int(max_int_delay), cfo=cfo, cfo_jitter=cfo_jitter)
         self.fading = fading
+
+        def per_channel(values, n, name, kind=float):
+            values = [kind(v) for v in (values or [])] or [kind(0)] * n
+            if len(values) != n:
+                raise ValueError(f"{name} needs {n} values, got {len(values)}")
+            return np.array(values)
+
+        self.rx_phase = per_channel(rx_phase, n_rx, "rx_phase")
+        self.tx_phase = per_channel(tx_phase, n_tx, "tx_phase")
+        self.rx_delay = per_channel(rx_delay, n_rx, "rx_delay", int)
+        self.tx_delay = per_channel(tx_delay, n_tx, "tx_delay", int)
+        self.rx_phase_drift = per_channel(rx_phase_drift, n_rx, "rx_phase_drift")
+        if (self.rx_delay < 0).any() or (self.tx_delay < 0).any():
+            raise ValueError("per-channel delays must be >= 0 samples")
+        self._max_offset = int(self.rx_delay.max() + self.tx_delay.max())
         self.block_len = int(block_len)
         self.noise_ref_power = float(noise_ref_power)
         self._lock = threading.Lock()
         self._noise_var = 0.0
         self.set_snr_db(snr_db)
         self._rng = np.random.default_rng(seed)
-        self._history_len = self.spec.max_total_len - 1
+        self._history_len = self.spec.max_total_len - 1 + self._max_offset
         self._history = np.zeros((n_tx, self._history_len), np.complex128)
         self._phase = 0.0
         self._truth_port = pmt.intern("truth")
@@ -96,6 +117,19 @@ class mimo_channel(gr.sync_block):
         taps = real.taps.astype(np.complex64)
         self.message_port_pub(self._truth_port, tensor_message(meta, {"taps": taps}))
 
+    def _with_channel_offsets(self, taps: np.ndarray) -> np.ndarray:
+        """Fixed per-channel phases and whole-sample delays folded into the FIR: (Nr, Nt, L + max)."""
+        if not (self._max_offset or self.rx_phase.any() or self.tx_phase.any()):
+            return taps
+        n_rx, n_tx, length = taps.shape
+        out = np.zeros((n_rx, n_tx, length + self._max_offset), complex)
+        phase = np.exp(1j * (self.rx_phase[:, None] + self.tx_phase[None, :]))
+        for r in range(n_rx):  # a handful of antenna pairs, not samples
+            for a in range(n_tx):
+                d = self.rx_delay[r] + self.tx_delay[a]
+                out[r, a, d: d + length] = taps[r, a] * phase[r, a]
+        return out
+
     # ------------------------------------------------------------------ stream
     def _switch_points(self, n: int, start: int) -> list[int]:
         if self.fading == "per_frame":
@@ -124,14 +158,15 @@ class mimo_channel(gr.sync_block):
             if s1 <= s0:
                 continue
             real = self._current
-            taps = real.taps
+            taps = self._with_channel_offsets(real.taps)
             length = taps.shape[-1]
             j0 = self._history_len - real.int_delay - length + 1 + s0
             windows = sliding_window_view(ext[:, j0: j0 + (s1 - s0) + length - 1], length, axis=1)
             seg = np.einsum("ram,anm->rn", taps[:, :, ::-1], windows)
             # CFO: phase continuous across segments and calls.
             ramp = self._phase + 2 * np.pi * real.cfo * np.arange(s1 - s0)
-            y[:, s0:s1] = seg * np.exp(1j * ramp)[None, :]
+            drift = np.outer(self.rx_phase_drift, start + np.arange(s0, s1))
+            y[:, s0:s1] = seg * np.exp(1j * (ramp[None, :] + drift))
             self._phase = float((ramp[-1] + 2 * np.pi * real.cfo) % (2 * np.pi))
         with self._lock:
             noise_var = self._noise_var

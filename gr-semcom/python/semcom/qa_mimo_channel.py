@@ -77,6 +77,24 @@ class qa_mimo_channel(gr_unittest.TestCase):
         step = np.angle(y[0, 1000:4999].conj() * y[0, 1001:5000])
         np.testing.assert_allclose(step, 2 * np.pi * 0.01, atol=1e-4)
 
+    def test_fixed_channel_offsets_are_part_of_the_fir_and_drift_is_a_ramp(self):
+        rng = np.random.default_rng(6)
+        x = (rng.standard_normal((2, 2000)) + 1j * rng.standard_normal((2, 2000))).astype(np.complex64)
+        kw = dict(n_rx=2, snr_db=300, fading="held", n_taps=1, frac_delay=False, seed=8)
+        y0, _, (truth,), _ = run_channel(x, **kw)
+        y1, _, _, _ = run_channel(x, rx_phase=[0.0, 1.0], rx_delay=[0, 3], tx_phase=[0.5, 0.0],
+                                  tx_delay=[2, 0], **kw)
+        h = truth[1]["taps"][:, :, 0]
+        expected = np.zeros((2, 2000), complex)
+        for r, (pr, dr) in enumerate(((0.0, 0), (1.0, 3))):
+            for a, (pa, da) in enumerate(((0.5, 2), (0.0, 0))):
+                d = dr + da
+                expected[r, d:] += h[r, a] * np.exp(1j * (pr + pa)) * x[a, : 2000 - d]
+        np.testing.assert_allclose(y1, expected, atol=1e-4)
+        y2, _, _, _ = run_channel(x, rx_phase_drift=[0.0, 1e-3], **kw)
+        np.testing.assert_allclose(y2[0], y0[0], atol=1e-5)
+        np.testing.assert_allclose(y2[1], y0[1] * np.exp(1e-3j * np.arange(2000)), atol=1e-4)
+
     def test_seed_reproducible_and_set_snr_db(self):
         x = np.ones((2, 1000), np.complex64)
         y1, ch, _, _ = run_channel(x, n_rx=2, snr_db=10, seed=9)
