@@ -18,6 +18,7 @@ from .ofat_tx import ofat_tx
 from .sigmf_sink import sigmf_sink
 from .tensor_sink import tensor_sink
 from .tensor_source import tensor_source
+from .usrp_events import usrp_events
 
 __all__ = ["OfatLayout", "make_layout", "mimo_channel", "ofat_equalizer", "ofat_rx", "ofat_tx", "sigmf_sink",
-           "tensor_sink", "tensor_source"]
+           "tensor_sink", "tensor_source", "usrp_events"]
