@@ -17,7 +17,7 @@ Questions and texts (:mod:`.questions`)
     ``FAMILIES`` (family names, index = the ``family`` int), ``ANSWERS`` (fixed answer vocabulary),
     ``QuestionSampler(seed).sample(scene, k)`` -> list of ``Question`` (``text``, ``answer``,
     ``family``, ``vague``), ``vague_description(family, rng)``, ``scene_description(scene)``,
-    ``natural_language_summary(scene)``, ``answer_question(...)`` helpers for checking.
+    ``natural_language_summary(scene)``; ``candidate_questions(scene, family)`` lists all.
 
 Vocabulary (:mod:`.vocab`)
     ``Vocab`` (word-level; ``PAD=0, BOS=1, EOS=2, UNK=3``; ``encode``/``decode``/``save``/``load``),
@@ -42,7 +42,17 @@ Datasets (:mod:`.datasets`, :mod:`.clevr`, :mod:`.gqa`)
     ``*_lens`` LongTensor (B,) with the true lengths.
 """
 
+from .datasets import SyntheticVQADataset, collate_vqa, make_vqa_dataset
 from .images import image_set
+from .questions import (
+    ANSWERS,
+    FAMILIES,
+    Question,
+    QuestionSampler,
+    natural_language_summary,
+    scene_description,
+    vague_description,
+)
 from .scenes import (
     COLOR_RGB,
     COLORS,
@@ -57,8 +67,40 @@ from .scenes import (
     render_scene,
     render_scenes,
 )
+from .vocab import (
+    BOS,
+    EOS,
+    IGNORE_INDEX,
+    PAD,
+    UNK,
+    AnswerVocab,
+    Vocab,
+    default_answer_vocab,
+    default_vocab,
+    tokenize,
+)
 
 __all__ = [
+    "ANSWERS",
+    "BOS",
+    "EOS",
+    "FAMILIES",
+    "IGNORE_INDEX",
+    "PAD",
+    "UNK",
+    "AnswerVocab",
+    "Question",
+    "QuestionSampler",
+    "SyntheticVQADataset",
+    "Vocab",
+    "collate_vqa",
+    "default_answer_vocab",
+    "default_vocab",
+    "make_vqa_dataset",
+    "natural_language_summary",
+    "scene_description",
+    "tokenize",
+    "vague_description",
     "COLORS",
     "COLOR_RGB",
     "RELATIONS",
