@@ -120,22 +120,32 @@ def noun_phrase(flt: Filter, plural: bool = False) -> str:
     return " ".join(words + [PLURAL[noun] if plural else noun])
 
 
-def _sub_filters(obj: SceneObject, allowed: tuple[str, ...]) -> list[Filter]:
-    """All filters built from subsets of the object's ``allowed`` attributes (empty one included)."""
-    out = []
-    for k in range(len(allowed) + 1):
-        for combo in itertools.combinations(allowed, k):
-            out.append({a: getattr(obj, a) for a in combo})
-    return out
+_SUBSETS: list[tuple[str, ...]] = [c for k in range(len(ATTRS) + 1) for c in itertools.combinations(ATTRS, k)]
+RefTable = list[list[tuple[tuple[str, ...], Filter, frozenset[int]]]]
 
 
-def unique_refs(scene: Scene, i: int, allowed: tuple[str, ...] = ATTRS,
-                among: list[int] | None = None) -> list[Filter]:
-    """Filters over ``allowed`` attributes that single out object ``i`` among ``among`` (default: all)."""
-    pool = range(len(scene.objects)) if among is None else among
-    obj = scene.objects[i]
-    return [f for f in _sub_filters(obj, allowed)
-            if [j for j in pool if matches(scene.objects[j], f)] == [i]]
+def ref_table(scene: Scene) -> RefTable:
+    """For each object i and each attribute subset (smallest first): (subset, filter, objects it matches)."""
+    objs = scene.objects
+    table: RefTable = []
+    for o in objs:
+        row = []
+        for combo in _SUBSETS:
+            f = {a: getattr(o, a) for a in combo}
+            row.append((combo, f, frozenset(j for j, p in enumerate(objs) if matches(p, f))))
+        table.append(row)
+    return table
+
+
+def unique_refs(scene: Scene, i: int, allowed: tuple[str, ...] = ATTRS, among: list[int] | None = None,
+                table: RefTable | None = None) -> list[Filter]:
+    """Filters over ``allowed`` attributes that single out object ``i`` among ``among`` (default: all).
+
+    Smallest filters first. ``table`` (from :func:`ref_table`) avoids recomputation.
+    """
+    table = table if table is not None else ref_table(scene)
+    pool = frozenset(range(len(scene.objects)) if among is None else among)
+    return [f for combo, f, m in table[i] if set(combo) <= set(allowed) and (m & pool) == {i}]
 
 
 def _all_filters() -> list[Filter]:
@@ -195,8 +205,9 @@ def _query(attr: str):
 
     def gen(scene: Scene) -> list[Cand]:
         out = []
+        table = ref_table(scene)
         for i, obj in enumerate(scene.objects):
-            for f in unique_refs(scene, i, others):
+            for f in unique_refs(scene, i, others, table=table):
                 prog = {"op": f"query_{attr}", "filter": f}
                 for t in templates:
                     out.append(("q", t.format(np=noun_phrase(f)), getattr(obj, attr), prog))
@@ -208,9 +219,10 @@ def _query(attr: str):
 def _compare(scene: Scene) -> list[Cand]:
     out = []
     n = len(scene.objects)
+    table = ref_table(scene)
     for attr in ATTRS:
         others = tuple(a for a in ATTRS if a != attr)
-        refs = [unique_refs(scene, i, others) for i in range(n)]
+        refs = [unique_refs(scene, i, others, table=table) for i in range(n)]
         for i, j in itertools.permutations(range(n), 2):
             if not refs[i] or not refs[j]:
                 continue
@@ -231,16 +243,19 @@ def _spatial(scene: Scene) -> list[Cand]:
     out = []
     n = len(scene.objects)
     rels = scene.relations()
+    table = ref_table(scene)
     for ref in range(n):
-        ref_filters = unique_refs(scene, ref)[:2]
+        ref_filters = unique_refs(scene, ref, table=table)[:2]
         for rel in RELATIONS:
-            among = rels[rel][ref]
-            for s in among:
-                for attr in ATTRS:
-                    others = tuple(a for a in ATTRS if a != attr)
-                    for fs in unique_refs(scene, s, others, among=among):
-                        # Only keep subjects the relation is needed for (ambiguous in the whole scene).
-                        if sum(matches(o, fs) for o in scene.objects) < 2:
+            among = frozenset(rels[rel][ref])
+            for s in sorted(among):
+                for combo, fs, m in table[s]:
+                    # Subject unique among the related objects but ambiguous in the whole scene, so the
+                    # relation is needed to answer.
+                    if len(m) < 2 or (m & among) != {s}:
+                        continue
+                    for attr in ATTRS:
+                        if attr in combo:
                             continue
                         for fr in ref_filters:
                             prog = {"op": f"query_{attr}", "filter": fs, "relate": rel, "ref": fr}
