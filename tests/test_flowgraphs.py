@@ -19,7 +19,8 @@ GRC_FILES = list_flowgraphs()
 
 def test_flowgraph_set_is_complete():
     names = {p.stem for p in GRC_FILES}
-    assert {"loopback", "usrp_tx", "usrp_rx", "split_tx", "split_channel", "split_rx"} <= names
+    assert {"loopback", "usrp_tx", "usrp_rx", "split_tx", "split_channel", "split_rx", "lab_b210_2x2",
+            "lab_x310_2x2", "lab_dual_2x2", "lab_n2xx_1x1"} <= names
 
 
 @pytest.mark.parametrize("grc", GRC_FILES, ids=lambda p: p.stem)
@@ -30,11 +31,15 @@ def test_grc_compiles_with_grcc(grc, tmp_path):
     compile(source, str(py), "exec")
 
 
-@pytest.mark.parametrize("name", ["usrp_tx", "usrp_rx"])
+USRP_PROGRAMS = {"usrp_tx": ["--dev-args"], "usrp_rx": ["--dev-args"],
+                 **{p.stem: ["--tx-args", "--rx-args"] for p in GRC_FILES if p.stem.startswith("lab_")}}
+
+
+@pytest.mark.parametrize("name", sorted(USRP_PROGRAMS))
 def test_usrp_program_without_radio_exits_with_clear_message(name, tmp_path):
     py = compile_flowgraph(name, out_dir=tmp_path)
-    proc = subprocess.run([sys.executable, str(py), "--dev-args", "serial=NOPE123"], capture_output=True,
-                          text=True, timeout=120)
+    argv = [x for flag in USRP_PROGRAMS[name] for x in (flag, "serial=NOPE123")]
+    proc = subprocess.run([sys.executable, str(py), *argv], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert 'no USRP found for "serial=NOPE123"' in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -13,7 +13,7 @@ import logging
 import sys
 
 COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.usrp.cli", "semcom.capture",
-                                     "semcom.offsets")
+                                     "semcom.offsets", "semcom.lab")
 
 
 def build_parser() -> argparse.ArgumentParser:
