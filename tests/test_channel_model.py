@@ -1,0 +1,219 @@
+"""Statistics of semcom.ofat.channel_model against theory (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from semcom.ofat import channel_model as cm
+
+N_DRAWS = 20000
+
+
+def _many(rng: np.random.Generator, n: int, **kw) -> np.ndarray:
+    """(n, n_rx, n_tx, n_taps) stack of multipath draws."""
+    n_rx = kw.pop("n_rx", 2)
+    n_tx = kw.pop("n_tx", 2)
+    return np.stack([cm.draw_multipath(rng, n_rx, n_tx, **kw) for _ in range(n)])
+
+
+def test_pdp_shape_and_decay():
+    p = cm.exponential_pdp(4, 2.0)
+    assert p.shape == (4,)
+    assert p.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(p[1:] / p[:-1], np.exp(-1 / 2.0))
+    np.testing.assert_allclose(cm.exponential_pdp(3, np.inf), np.full(3, 1 / 3))
+    np.testing.assert_allclose(cm.exponential_pdp(1, 1.0), [1.0])
+    with pytest.raises(ValueError):
+        cm.exponential_pdp(0, 1.0)
+    with pytest.raises(ValueError):
+        cm.exponential_pdp(3, 0.0)
+
+
+def test_rayleigh_tap_powers_follow_pdp_and_pair_power_is_one():
+    rng = np.random.default_rng(1)
+    h = _many(rng, N_DRAWS, n_taps=3, decay=1.5)
+    p = cm.exponential_pdp(3, 1.5)
+    power = np.abs(h) ** 2
+    np.testing.assert_allclose(power.mean(axis=(0, 1, 2)), p, rtol=0.03)
+    # Each (rx, tx) pair has total average power 1.
+    np.testing.assert_allclose(power.sum(-1).mean(0), np.ones((2, 2)), rtol=0.03)
+    # Rayleigh: E|h|^4 / E|h|^2^2 = 2, and the taps are zero mean, circular.
+    m2 = power[..., 0].mean()
+    m4 = (power[..., 0] ** 2).mean()
+    assert m4 / m2**2 == pytest.approx(2.0, rel=0.05)
+    assert abs(h.mean()) < 0.02
+    assert abs((h[..., 0] ** 2).mean()) < 0.03 * m2  # E[h^2] = 0 for circular symmetry
+
+
+def test_pair_power_is_one_with_every_option():
+    rng = np.random.default_rng(2)
+    spec = cm.ChannelSpec(n_rx=3, n_tx=2, n_taps=3, decay=2.0, rician_k=2.0, corr_tx=0.5, corr_rx=0.8,
+                          frac_delay=True, max_int_delay=5)
+    e = np.stack([np.sum(np.abs(spec.draw(rng).taps) ** 2, -1) for _ in range(8000)])
+    np.testing.assert_allclose(e.mean(0), np.ones((3, 2)), rtol=0.04)
+
+
+@pytest.mark.parametrize("rho_rx, rho_tx", [(0.7, 0.5), (0.6 * np.exp(0.5j), 0.9)])
+def test_kronecker_correlation_matches_exponential_model(rho_rx, rho_tx):
+    rng = np.random.default_rng(3)
+    n_rx, n_tx = 4, 3
+    h = _many(rng, N_DRAWS // 2, n_rx=n_rx, n_tx=n_tx, n_taps=2, decay=1.0, corr_rx=rho_rx, corr_tx=rho_tx)
+    # Summed over taps (powers sum to 1) and averaged over the other array.
+    r_rx = np.einsum("nitl,njtl->ij", h, h.conj()) / (h.shape[0] * n_tx)
+    r_tx = np.einsum("nrsl,nrtl->st", h, h.conj()) / (h.shape[0] * n_rx)
+    np.testing.assert_allclose(r_rx, cm.exponential_correlation(n_rx, rho_rx), atol=0.03)
+    np.testing.assert_allclose(r_tx, cm.exponential_correlation(n_tx, rho_tx), atol=0.03)
+    # Spot-check the model itself: R[0, 2] = rho^2, R[2, 0] = conj(rho^2).
+    r = cm.exponential_correlation(3, rho_rx)
+    assert r[0, 2] == pytest.approx(rho_rx**2)
+    assert r[2, 0] == pytest.approx(np.conj(rho_rx**2))
+
+
+def test_fully_correlated_limit_is_allowed_and_rank_one():
+    rng = np.random.default_rng(4)
+    h = cm.draw_multipath(rng, 3, 2, n_taps=1, corr_rx=1.0, corr_tx=1.0)
+    assert np.linalg.matrix_rank(h[..., 0], tol=1e-9) == 1
+    with pytest.raises(ValueError):
+        cm.exponential_correlation(3, 1.2)
+
+
+def test_rician_ones_los_mean_and_scatter_variance():
+    rng = np.random.default_rng(5)
+    k, decay = 4.0, 1.0
+    p0 = cm.exponential_pdp(3, decay)[0]
+    h0 = _many(rng, N_DRAWS, n_taps=3, decay=decay, rician_k=k, los="ones")[..., 0]
+    np.testing.assert_allclose(h0.mean(0), np.full((2, 2), np.sqrt(p0 * k / (k + 1))), atol=0.015)
+    assert np.var(h0) == pytest.approx(p0 / (k + 1), rel=0.04)
+    # The other taps stay zero-mean Rayleigh.
+    h1 = _many(rng, 2000, n_taps=3, decay=decay, rician_k=k, los="ones")[..., 1]
+    assert abs(h1.mean()) < 0.03
+
+
+@pytest.mark.parametrize("k", [1.0, 3.0, 10.0])
+def test_rician_ula_k_factor_from_moments(k):
+    rng = np.random.default_rng(6)
+    p0 = cm.exponential_pdp(2, 1.0)[0]
+    h0 = _many(rng, N_DRAWS, n_taps=2, decay=1.0, rician_k=k, los="ula")[..., 0]
+    pw = np.abs(h0) ** 2
+    m2, m4 = pw.mean(), (pw**2).mean()
+    assert m2 == pytest.approx(p0, rel=0.03)
+    # Rician: E|h|^4 / E|h|^2^2 = (K^2 + 4K + 2) / (K+1)^2; invert the moment estimator.
+    assert m4 / m2**2 == pytest.approx((k * k + 4 * k + 2) / (k + 1) ** 2, rel=0.03)
+    s = np.sqrt(max(2 - m4 / m2**2, 0.0))
+    assert s / (1 - s) == pytest.approx(k, rel=0.15)
+    # Random LOS phase / angles: the tap is zero mean.
+    assert abs(h0.mean()) < 0.03
+
+
+def test_ula_steering_is_unit_modulus_with_linear_phase():
+    a = cm.ula_steering(5, 0.3)
+    np.testing.assert_allclose(np.abs(a), 1.0)
+    np.testing.assert_allclose(np.angle(a[1:] / a[:-1]), np.pi * np.sin(0.3))
+
+
+@pytest.mark.parametrize("frac", [0.0, 0.1, 0.37, 0.5, 0.83, 0.99])
+def test_fractional_delay_is_linear_phase_in_band(frac):
+    h = cm.fractional_delay_fir(frac)
+    assert len(h) == cm.FD_LEN <= 8
+    assert np.sum(h**2) == pytest.approx(1.0)
+    d = cm.fd_bulk_delay() + frac
+    f = np.linspace(-0.35, 0.35, 141)
+    resp = np.exp(-2j * np.pi * np.outer(f, np.arange(len(h)))) @ h
+    # Phase is -2 pi f d up to a small error, i.e. constant group delay d.
+    assert np.max(np.abs(np.angle(resp * np.exp(2j * np.pi * f * d)))) < 0.03
+    slope = np.polyfit(f, np.unwrap(np.angle(resp)), 1)[0]
+    assert -slope / (2 * np.pi) == pytest.approx(d, abs=0.01)
+    mag_db = 20 * np.log10(np.abs(resp))
+    assert np.ptp(mag_db) < 1.0
+
+
+def test_fractional_delay_zero_is_a_delta_and_bad_frac_raises():
+    h = cm.fractional_delay_fir(0.0)
+    expected = np.zeros(cm.FD_LEN)
+    expected[cm.fd_bulk_delay()] = 1.0
+    np.testing.assert_allclose(h, expected, atol=1e-12)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError):
+            cm.fractional_delay_fir(bad)
+
+
+def test_fir_length_bound_and_integer_delay_zeros():
+    rng = np.random.default_rng(7)
+    for n_taps in (1, 3, 5):
+        for int_delay in (0, 4):
+            h = cm.draw_channel(rng, 4, 2, n_taps=n_taps, frac_delay=0.3, int_delay=int_delay)
+            assert h.shape == (4, 2, int_delay + n_taps + cm.FD_LEN - 1)
+            assert h.shape[-1] - int_delay == cm.fir_length(n_taps, True) <= n_taps + 7
+            assert np.all(h[..., :int_delay] == 0)
+            assert np.all(np.abs(h[..., int_delay]) > 0)
+        h = cm.draw_channel(rng, 4, 2, n_taps=n_taps, frac_delay=None)
+        assert h.shape == (4, 2, n_taps) and cm.fir_length(n_taps, False) == n_taps
+    spec = cm.ChannelSpec(n_rx=4, n_tx=2, n_taps=3, frac_delay=True, max_int_delay=6)
+    assert spec.fir_len == 10 and spec.max_total_len == 16
+    seen = set()
+    for _ in range(300):
+        r = spec.draw(rng)
+        assert r.taps.shape == (4, 2, spec.fir_len)
+        assert r.full_taps.shape[-1] <= spec.max_total_len
+        assert 0.0 <= r.frac_delay < 1.0
+        assert r.delay == pytest.approx(r.int_delay + cm.fd_bulk_delay() + r.frac_delay)
+        seen.add(r.int_delay)
+    assert seen == set(range(7))
+
+
+def test_frac_delay_filter_is_convolved_into_the_taps():
+    """draw_channel with a fractional delay = the same multipath draw convolved with the FD filter."""
+    h_mp = cm.draw_multipath(np.random.default_rng(8), 2, 2, n_taps=3)
+    h = cm.draw_channel(np.random.default_rng(8), 2, 2, n_taps=3, frac_delay=0.42, int_delay=2)
+    fd = cm.fractional_delay_fir(0.42)
+    for r in range(2):
+        for t in range(2):
+            np.testing.assert_allclose(h[r, t, 2:], np.convolve(h_mp[r, t], fd), atol=1e-12)
+
+
+def test_frequency_response_diagonalises_cp_ofdm():
+    rng = np.random.default_rng(9)
+    fft_len, cp = 64, 16
+    taps = cm.draw_channel(rng, 4, 2, n_taps=3, frac_delay=0.6, int_delay=3)
+    assert taps.shape[-1] <= cp
+    h = cm.channel_frequency_response(taps, fft_len)
+    assert h.shape == (fft_len, 4, 2)
+    # Direct DFT definition.
+    k = np.arange(fft_len)
+    dft = np.exp(-2j * np.pi * np.outer(k, np.arange(taps.shape[-1])) / fft_len)
+    direct = np.einsum("rtl,kl->krt", taps, dft)
+    np.testing.assert_allclose(h, direct, atol=1e-12)
+    # One CP-OFDM symbol per transmit antenna through the FIR: Y[k] = H[k] X[k] with unitary FFTs.
+    x_f = (rng.standard_normal((2, fft_len)) + 1j * rng.standard_normal((2, fft_len))) / np.sqrt(2)
+    body = np.fft.ifft(x_f, axis=-1, norm="ortho")
+    sym = np.concatenate([body[:, -cp:], body], axis=-1)
+    rx = np.stack([sum(np.convolve(sym[t], taps[r, t])[: cp + fft_len] for t in range(2)) for r in range(4)])
+    y_f = np.fft.fft(rx[:, cp:], axis=-1, norm="ortho")
+    np.testing.assert_allclose(y_f.T, np.einsum("krt,tk->kr", h, x_f), atol=1e-10)
+    with pytest.raises(ValueError):
+        cm.channel_frequency_response(np.zeros((1, 1, 65)), 64)
+
+
+def test_seeded_draws_are_reproducible_and_cfo_jitter_in_range():
+    spec = cm.ChannelSpec(n_rx=4, n_tx=2, rician_k=1.0, corr_rx=0.3, max_int_delay=3, cfo=0.01,
+                          cfo_jitter=0.002)
+    a = [spec.draw(np.random.default_rng(11)) for _ in range(2)]
+    np.testing.assert_array_equal(a[0].taps, a[1].taps)
+    assert (a[0].int_delay, a[0].frac_delay, a[0].cfo) == (a[1].int_delay, a[1].frac_delay, a[1].cfo)
+    b = spec.draw(np.random.default_rng(12))
+    assert not np.allclose(a[0].taps, b.taps)
+    rng = np.random.default_rng(13)
+    cfos = np.array([spec.draw(rng).cfo for _ in range(2000)])
+    assert cfos.min() >= 0.008 and cfos.max() <= 0.012
+    assert cfos.mean() == pytest.approx(0.01, abs=1e-4)
+    assert cfos.std() == pytest.approx(0.002 / np.sqrt(3), rel=0.06)  # uniform distribution
+
+
+def test_invalid_specs_raise():
+    for kw in (dict(max_int_delay=-1), dict(cfo_jitter=-0.1), dict(corr_rx=1.5), dict(los="bogus"),
+               dict(n_taps=0), dict(decay=-1.0)):
+        with pytest.raises(ValueError):
+            cm.ChannelSpec(n_rx=2, n_tx=2, **kw)
+    with pytest.raises(ValueError):
+        cm.draw_multipath(np.random.default_rng(0), 2, 2, rician_k=-1.0)
