@@ -47,7 +47,6 @@ class SnrResult:
     nmse: dict[str, list[float]] = field(default_factory=dict)  # method -> one value per frame
     snr_est_db: list[float] = field(default_factory=list)
     seconds: float = 0.0
-    delivered_so_far: int = 0
 
     def summary(self, layout: OfatLayout) -> dict[str, Any]:
         def db(values: list[float], agg=np.mean) -> float:
@@ -113,39 +112,58 @@ def start_loopback_flowgraph(n_tx: int, n_rx: int, **params: Any) -> tuple[Any, 
     return tb, tx, rx
 
 
+def transfer(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], *, window: int,
+             timeout_s: float, methods: tuple[str, ...], desc: str = "frames", progress: bool = True
+             ) -> list[dict[str, Any] | None]:
+    """Send tensors with at most `window` in flight and reconstruct each frame that comes back.
+
+    Returns, in the order of `tensors`, {method: reconstructed tensor (torch, float64), "meta": the
+    frame's meta} for a delivered frame and None for a lost one (the link counted it).
+    """
+    out: list[dict[str, Any] | None] = [None] * len(tensors)
+    index_of: dict[int, int] = {}
+    next_item = 0
+    bar = tqdm(total=len(tensors), desc=desc, unit="frame", disable=not progress, leave=False)
+    done = 0
+    while next_item < len(tensors) or link.in_flight():
+        while next_item < len(tensors) and link.in_flight() < window:
+            index_of[link.send(tensors[next_item])] = next_item
+            next_item += 1
+        lost_before = link.accounting.lost
+        msg = link.receive(timeout_s=min(timeout_s, 0.5))
+        done += link.accounting.lost - lost_before
+        if msg is not None:
+            h = torch.from_numpy(np.array(msg.tensors["H"], np.complex128))
+            y = torch.from_numpy(np.array(msg.tensors["Y"], np.complex128))
+            meta = msg.meta
+            entry: dict[str, Any] = {"meta": meta}
+            for method in methods:
+                entry[method] = reconstruct_payload(layout, h, y, shape=meta["shape"], scale=meta["scale"],
+                                                    noise_var=meta["noise_var"], method=method)
+            out[index_of[msg.seq]] = entry
+            done += 1
+        bar.n = done
+        bar.refresh()
+    bar.close()
+    return out
+
+
 def stream(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], snr_db: float,
            window: int, timeout_s: float, progress: bool = True) -> SnrResult:
-    """Send tensors with at most `window` in flight; reconstruct each frame that comes back."""
-    result = SnrResult(snr_db=snr_db)
-    sent_values: dict[int, np.ndarray] = {}
+    """Send tensors through the link; NMSE of every delivered frame for each method of the layout."""
     start = time.monotonic()
-    pending = list(tensors)
-    bar = tqdm(total=len(tensors), desc=f"SNR {snr_db:5.1f} dB", unit="frame", disable=not progress,
-               leave=False)
-    lost_before = link.accounting.lost
-    while pending or link.in_flight():
-        while pending and link.in_flight() < window:
-            values = pending.pop(0)
-            sent_values[link.send(values)] = values
-            result.sent += 1
-        msg = link.receive(timeout_s=min(timeout_s, 0.5))
-        bar.n = result.delivered_so_far + link.accounting.lost - lost_before
-        bar.refresh()
-        if msg is None:
+    methods = methods_for(layout)
+    received = transfer(link, layout, tensors, window=window, timeout_s=timeout_s, methods=methods,
+                        desc=f"SNR {snr_db:5.1f} dB", progress=progress)
+    result = SnrResult(snr_db=snr_db, sent=len(tensors))
+    for truth, entry in zip(tensors, received, strict=True):
+        if entry is None:
             continue
-        truth = sent_values.pop(msg.seq)
-        result.delivered_so_far += 1
-        meta = msg.meta
-        h = torch.from_numpy(np.array(msg.tensors["H"], np.complex128))
-        y = torch.from_numpy(np.array(msg.tensors["Y"], np.complex128))
-        for method in methods_for(layout):
-            got = reconstruct_payload(layout, h, y, shape=meta["shape"], scale=meta["scale"],
-                                      noise_var=meta["noise_var"], method=method)
-            result.nmse.setdefault(method, []).append(nmse(got, truth.astype(np.float64)))
-        result.snr_est_db.append(float(meta["snr_db"]))
-    bar.close()
+        for method in methods:
+            result.nmse.setdefault(method, []).append(nmse(entry[method], truth.astype(np.float64)))
+        result.snr_est_db.append(float(entry["meta"]["snr_db"]))
     result.seconds = time.monotonic() - start
-    result.delivered = result.delivered_so_far
+    result.delivered = len(result.snr_est_db)
     result.lost = result.sent - result.delivered
     return result
 
