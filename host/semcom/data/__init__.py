@@ -27,7 +27,10 @@ Vocabulary (:mod:`.vocab`)
 Datasets (:mod:`.datasets`, :mod:`.clevr`, :mod:`.gqa`)
     ``make_vqa_dataset(n_scenes=2000, questions_per_scene=5, seed=0, image_size=64)
     -> (train, val, test)`` split by scene 70/10/20, and ``collate_vqa(batch)``.
-    ``CLEVRDataset(root, split, ...)`` and ``GQADataset(root, split, ...)`` read the published formats.
+    ``CLEVRDataset(root, split="train", image_size=64, vocab=None, answers=None, max_questions=None)``
+    and ``GQADataset(...)`` (same arguments) read the published formats from a local directory
+    (layouts in :mod:`.clevr` / :mod:`.gqa`); missing files raise FileNotFoundError, malformed
+    files ``DataFormatError`` (a ValueError). Pass the train split's ``.vocab``/``.answers`` to val/test.
     Every item is a dict::
 
         image         FloatTensor (3, H, W) in [0, 1]
@@ -42,7 +45,10 @@ Datasets (:mod:`.datasets`, :mod:`.clevr`, :mod:`.gqa`)
     ``*_lens`` LongTensor (B,) with the true lengths.
 """
 
+from ._files import DataFormatError
+from .clevr import CLEVR_FAMILIES, CLEVRDataset
 from .datasets import SyntheticVQADataset, collate_vqa, make_vqa_dataset
+from .gqa import GQA_FAMILIES, GQADataset
 from .images import image_set
 from .questions import (
     ANSWERS,
@@ -81,6 +87,11 @@ from .vocab import (
 )
 
 __all__ = [
+    "CLEVR_FAMILIES",
+    "CLEVRDataset",
+    "DataFormatError",
+    "GQA_FAMILIES",
+    "GQADataset",
     "ANSWERS",
     "BOS",
     "EOS",
