@@ -17,7 +17,9 @@ Questions and texts (:mod:`.questions`)
     ``FAMILIES`` (family names, index = the ``family`` int), ``ANSWERS`` (fixed answer vocabulary),
     ``QuestionSampler(seed).sample(scene, k)`` -> list of ``Question`` (``text``, ``answer``,
     ``family``, ``vague``), ``vague_description(family, rng)``, ``scene_description(scene)``,
-    ``natural_language_summary(scene)``; ``candidate_questions(scene, family)`` lists all.
+    ``natural_language_summary(scene)`` (groups of identical objects, no positions: a lossy
+    baseline text); ``candidate_questions(scene, family)`` lists all. Texts are lower case with
+    punctuation as separate words.
 
 Vocabulary (:mod:`.vocab`)
     ``Vocab`` (word-level; ``PAD=0, BOS=1, EOS=2, UNK=3``; ``encode``/``decode``/``save``/``load``),
@@ -30,7 +32,12 @@ Datasets (:mod:`.datasets`, :mod:`.clevr`, :mod:`.gqa`)
     ``CLEVRDataset(root, split="train", image_size=64, vocab=None, answers=None, max_questions=None)``
     and ``GQADataset(...)`` (same arguments) read the published formats from a local directory
     (layouts in :mod:`.clevr` / :mod:`.gqa`); missing files raise FileNotFoundError, malformed
-    files ``DataFormatError`` (a ValueError). Pass the train split's ``.vocab``/``.answers`` to val/test.
+    files ``DataFormatError`` (a ValueError). Pass the train split's ``.vocab``/``.answers`` to val/test
+    (when None, the vocab is built from the split; CLEVR answers default to the fixed 28-answer
+    ``CLEVR_ANSWERS``; GQA's answer vocab is built from the split with ``<unk>`` = 0). Families:
+    CLEVR = FAMILIES + query_material, compare_integer, unknown (from the program's last function);
+    GQA = "structural/semantic" pairs + unknown. Without scene files, scene/summary ids are BOS EOS.
+    Every dataset has ``.vocab``, ``.answers``, ``.families`` and ``.text(i)`` (the strings of item i).
     Every item is a dict::
 
         image         FloatTensor (3, H, W) in [0, 1]
@@ -46,7 +53,7 @@ Datasets (:mod:`.datasets`, :mod:`.clevr`, :mod:`.gqa`)
 """
 
 from ._files import DataFormatError
-from .clevr import CLEVR_FAMILIES, CLEVRDataset
+from .clevr import CLEVR_ANSWERS, CLEVR_FAMILIES, CLEVRDataset
 from .datasets import SyntheticVQADataset, collate_vqa, make_vqa_dataset
 from .gqa import GQA_FAMILIES, GQADataset
 from .images import image_set
@@ -55,6 +62,7 @@ from .questions import (
     FAMILIES,
     Question,
     QuestionSampler,
+    candidate_questions,
     natural_language_summary,
     scene_description,
     vague_description,
@@ -87,6 +95,7 @@ from .vocab import (
 )
 
 __all__ = [
+    "CLEVR_ANSWERS",
     "CLEVR_FAMILIES",
     "CLEVRDataset",
     "DataFormatError",
@@ -104,6 +113,7 @@ __all__ = [
     "QuestionSampler",
     "SyntheticVQADataset",
     "Vocab",
+    "candidate_questions",
     "collate_vqa",
     "default_answer_vocab",
     "default_vocab",
