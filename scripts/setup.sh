@@ -43,9 +43,11 @@ ln -sfn "$REPO/gr-semcom/python/semcom" "$GR_PATH_DIR/gnuradio/semcom"
 SYS_SITE=$(/usr/bin/python3 -c 'import site; print(site.getsitepackages()[0])')
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 PTH="$SYS_SITE/gr-semcom-checkout.pth"
-if [ "$(cat "$PTH" 2>/dev/null)" != "$(printf '%s\n%s' "$REPO/host" "$GR_PATH_DIR")" ]; then
+# Only the system interpreter (GRC, grcc, ctest) reads these paths; a venv keeps its own install.
+PTH_LINE="import sys; sys.prefix == sys.base_prefix and sys.path.extend(['$REPO/host', '$GR_PATH_DIR'])"
+if [ "$(cat "$PTH" 2>/dev/null)" != "$PTH_LINE" ]; then
   $SUDO mkdir -p "$SYS_SITE"
-  printf '%s\n%s\n' "$REPO/host" "$GR_PATH_DIR" | $SUDO tee "$PTH" >/dev/null
+  printf '%s\n' "$PTH_LINE" | $SUDO tee "$PTH" >/dev/null
 fi
 GR_CONF=/etc/gnuradio/conf.d/semcom.conf  # read after grc.conf: conf.d is read in name order
 WANT_CONF=$(printf '[grc]\nlocal_blocks_path = %s\n' "$REPO/gr-semcom/grc")
