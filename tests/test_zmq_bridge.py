@@ -1,17 +1,21 @@
-"""The ZeroMQ bridge in a running flowgraph: every bad input gets a counted error, the flowgraph keeps
-running and the next valid frame is delivered; the link client accounts for every sequence number."""
+"""The ZeroMQ bridge: PMT tensor messages, tensor_source/tensor_sink in running flowgraphs on random
+127.0.0.1 ports (every bad input gets a counted error, the flowgraph keeps running and the next valid
+frame is delivered), and the link client's accounting for every sequence number."""
 
 import json
+import threading
 import time
 
 import numpy as np
+import pmt
 import pytest
 import zmq
-from gnuradio import gr, semcom
+from gnuradio import blocks, gr, semcom
+from gnuradio.semcom.messages import SUPPORTED_DTYPES, MessageError, parse_tensor_message, tensor_message
 
-from semcom.link import LinkClient
+from semcom.link import LinkClient, LossAccounting
 from semcom.ofat.frame import make_layout
-from semcom.wire import HEADER, Kind, encode
+from semcom.wire import DTYPES, HEADER, Kind, bind_random, decode, encode
 
 LAYOUT = make_layout("wifi64", n_tx=2, n_rx=2, max_data_symbols=8)
 
@@ -54,6 +58,9 @@ BAD_INPUTS = {
     "oversized": lambda p: [*p[:2], b"\0" * 300_000],
     "truncated": lambda p: p[:2],
     "bad_json": lambda p: [p[0], b"this is not json", p[2]],
+    "bad_kind": lambda p: [HEADER.pack(b"SCOM", 1, int(Kind.FRAME), 1, 100), *p[1:]],  # FRAME is not for us
+    "bad_meta": lambda p: [p[0], json.dumps({"tensors": [{"name": "x", "dtype": "float32", "shape": [3, 4]}],
+                                              "meta": {"n": 2**70}}).encode(), p[2]],  # no 64-bit PMT form
 }
 
 
@@ -124,3 +131,286 @@ def test_sink_counts_frames_nobody_takes_as_backpressure():
     tb.wait()
     # No peer ever connected: nothing can be sent, every frame is counted as dropped.
     assert snk.counters()["dropped_backpressure"] == 4
+
+
+# ------------------------------------------------------------------ PMT tensor messages (messages.py)
+@pytest.mark.parametrize("dtype", SUPPORTED_DTYPES)
+def test_pmt_round_trip_keeps_dtype_and_shape(dtype):
+    rng = np.random.default_rng(1)
+    for shape in [(), (4,), (2, 0, 3), (3, 2, 5)]:
+        a = (rng.standard_normal(shape) * 50).astype(dtype)
+        if np.issubdtype(a.dtype, np.complexfloating):
+            a = a + 1j * a[::-1] if a.ndim else a
+        meta, tensors = parse_tensor_message(tensor_message({"seq": 7}, {"t": a}))
+        assert meta == {"seq": 7}
+        assert tensors["t"].dtype == a.dtype and tensors["t"].shape == a.shape
+        np.testing.assert_array_equal(tensors["t"], a)
+
+
+def test_pmt_meta_types_survive():
+    meta = {"seq": 2**64 - 1, "neg": -(2**63), "f": 0.25, "b": False, "none": None, "s": "zf",
+            "shape": [3, 4], "layout": {"used": [-2, -1, 1, 2], "mode": "real"}, "c": 1 - 2j,
+            "np_f": np.float32(1.5), "np_i": np.int64(-4), "arr": np.arange(3)}
+    back, tensors = parse_tensor_message(tensor_message(meta, {}))
+    assert tensors == {}
+    expected = {**meta, "np_f": 1.5, "np_i": -4, "arr": [0, 1, 2]}
+    assert back == expected and type(back["np_i"]) is int and type(back["b"]) is bool
+
+
+@pytest.mark.parametrize("bad", [
+    pmt.intern("not a dict"),
+    pmt.PMT_NIL,
+    pmt.cons(pmt.make_dict(), pmt.init_u8vector(2, [1, 2])),  # a PDU is not a tensor message
+    pmt.to_pmt({"meta": {}, "tensors": {}}),  # no shapes
+    pmt.to_pmt({"meta": {}, "tensors": {"x": 3}, "shapes": {"x": [1]}}),  # not a vector
+    pmt.to_pmt({"meta": {}, "tensors": {"x": np.ones(3, np.float32)}, "shapes": {"x": [2]}}),
+    pmt.to_pmt({"meta": {}, "tensors": {"x": np.ones(3, np.float32)}, "shapes": {"x": [3]},
+                "dtypes": {"x": "complex64"}}),  # the vector does not hold the announced dtype
+])
+def test_malformed_pmt_messages_raise_message_error(bad):
+    with pytest.raises(MessageError):
+        parse_tensor_message(bad)
+
+
+def test_tensor_message_refuses_what_pmt_cannot_hold():
+    with pytest.raises(MessageError):
+        tensor_message({}, {"x": np.array(["text"])})
+    with pytest.raises(MessageError):
+        tensor_message({"big": 2**64}, {})
+    assert issubclass(MessageError, ValueError)
+
+
+# ------------------------------------------------------------------ tensor_source -> message_debug
+@pytest.fixture
+def source_to_debug():
+    tb = gr.top_block()
+    src = semcom.tensor_source("tcp://127.0.0.1:*", max_message_bytes=100_000, hwm=8)
+    dbg = blocks.message_debug()
+    tb.msg_connect((src, "tensors"), (dbg, "store"))
+    tb.start()
+    push = _raw_push(src.endpoint())
+    yield src, dbg, push
+    push.close()
+    tb.stop()
+    tb.wait()
+
+
+def _wait_messages(dbg, n: int, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while dbg.num_messages() < n:
+        assert time.monotonic() < deadline, f"only {dbg.num_messages()} of {n} messages arrived"
+        time.sleep(0.01)
+
+
+def test_source_posts_every_wire_dtype_with_shape_and_seq(source_to_debug):
+    src, dbg, push = source_to_debug
+    arrays = {name: (np.arange(24) % 7).astype(name).reshape(2, 3, 4) for name in DTYPES}
+    arrays["scalar"] = np.array(2.5, np.float32)
+    for seq, (name, a) in enumerate(arrays.items()):
+        push.send_multipart(encode(Kind.TENSOR, 1000 + seq, {name: a}, {"which": name}))
+    _wait_messages(dbg, len(arrays))
+    for i, (name, a) in enumerate(arrays.items()):
+        meta, tensors = parse_tensor_message(dbg.get_message(i))  # PUSH/PULL keeps the order
+        assert meta == {"which": name, "seq": 1000 + i}
+        assert tensors[name].dtype == a.dtype and tensors[name].shape == a.shape
+        np.testing.assert_array_equal(tensors[name], a)
+    assert src.counters() == {"received": len(arrays), "posted": len(arrays)}
+
+
+def test_source_survives_a_burst_of_bad_messages(source_to_debug):
+    src, dbg, push = source_to_debug
+    good = _good_parts(1)
+    for make in BAD_INPUTS.values():
+        push.send_multipart(make(good))
+    push.send_multipart([b"x"])
+    push.send_multipart(_good_parts(2))
+    _wait_messages(dbg, 1)
+    counters = src.counters()
+    assert {k: v for k, v in counters.items() if k.startswith("error_")} == {
+        "error_bad_magic": 2, **{f"error_{r}": 1 for r in BAD_INPUTS if r != "bad_magic"}}
+    assert counters["posted"] == 1 and counters["received"] == len(BAD_INPUTS) + 2
+    meta, _ = parse_tensor_message(dbg.get_message(0))
+    assert meta["seq"] == 2
+
+
+def test_source_stop_returns_promptly_with_a_peer_still_sending():
+    tb = gr.top_block()
+    src = semcom.tensor_source("tcp://127.0.0.1:*")
+    dbg = blocks.message_debug()
+    tb.msg_connect((src, "tensors"), (dbg, "store"))
+    tb.start()
+    push = _raw_push(src.endpoint())
+    for seq in range(50):
+        push.send_multipart(_good_parts(seq))
+    t0 = time.monotonic()
+    tb.stop()
+    tb.wait()
+    assert time.monotonic() - t0 < 5.0
+    push.close()
+
+
+# ------------------------------------------------------------------ tensor_sink -> host
+def test_sink_sends_frames_with_complex_tensors_and_counts_what_it_cannot_send():
+    tb = gr.top_block()
+    src = semcom.tensor_source("tcp://127.0.0.1:*")  # idle: only gives the sink a flowgraph to live in
+    snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=2000)
+    tb.msg_connect((src, "tensors"), (snk, "frames"))
+    pull = zmq.Context.instance().socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    pull.connect(snk.endpoint())
+    rng = np.random.default_rng(2)
+    y = (rng.standard_normal((6, 4, 3)) + 1j * rng.standard_normal((6, 4, 3))).astype(np.complex64)
+    h = (rng.standard_normal((6, 4, 2)) + 1j * rng.standard_normal((6, 4, 2))).astype(np.complex64)
+    port = pmt.intern("frames")
+    snk._post(port, tensor_message({"seq": 5, "noise_var": 0.01, "layout": {"n_tx": 2}}, {"Y": y, "H": h}))
+    snk._post(port, tensor_message({"no": "seq"}, {"Y": y}))  # error_malformed
+    snk._post(port, tensor_message({"seq": 6}, {"x": np.ones(3, np.int16)}))  # int16 is not a wire dtype
+    snk._post(port, tensor_message({"seq": 7, "c": 1j}, {"Y": y}))  # JSON has no complex numbers
+    snk._post(port, tensor_message({"seq": 8}, {"values": np.ones((2, 3), np.float32)}))
+    tb.start()
+    got = []
+    for _ in range(2):
+        assert pull.poll(5000)
+        got.append(decode(pull.recv_multipart()))
+    tb.stop()
+    tb.wait()
+    pull.close()
+    assert [(m.kind, m.seq) for m in got] == [(Kind.FRAME, 5), (Kind.FRAME, 8)]
+    assert got[0].meta == {"seq": 5, "noise_var": 0.01, "layout": {"n_tx": 2}}
+    np.testing.assert_array_equal(got[0].tensors["Y"], y)
+    np.testing.assert_array_equal(got[0].tensors["H"], h)
+    assert got[0].tensors["Y"].dtype == np.complex64 and got[1].tensors["values"].shape == (2, 3)
+    assert snk.counters() == {"sent": 2, "error_malformed": 1, "error_bad_dtype": 1, "error_bad_meta": 1}
+
+
+# ------------------------------------------------------------------ LinkClient against a scripted peer
+class ScriptedFlowgraph:
+    """A stand-in for a flowgraph (pure pyzmq): PULL bound for tensors, PUSH bound for frames."""
+
+    def __init__(self):
+        ctx = zmq.Context.instance()
+        self.pull, self.tensor_endpoint = bind_random(ctx, zmq.PULL)
+        self.push, self.frame_endpoint = bind_random(ctx, zmq.PUSH, send_timeout_ms=2000)
+
+    def recv_seqs(self, n: int) -> list[int]:
+        out = []
+        for _ in range(n):
+            assert self.pull.poll(5000)
+            msg = decode(self.pull.recv_multipart())
+            assert msg.kind == Kind.TENSOR
+            out.append(msg.seq)
+        return out
+
+    def frame(self, seq: int) -> None:
+        values = np.full(2, seq, np.float32)
+        self.push.send_multipart(encode(Kind.FRAME, seq, {"values": values}, {"seq": seq}))
+
+    def close(self):
+        self.pull.close()
+        self.push.close()
+
+
+def test_link_books_drop_reorder_duplicate_unexpected_late_and_garbage():
+    peer = ScriptedFlowgraph()
+    with LinkClient(peer.tensor_endpoint, peer.frame_endpoint, timeout_s=0.5, first_seq=10) as link:
+        sent = [link.send(np.zeros(2, np.float32)) for _ in range(6)]
+        assert sent == list(range(10, 16)) and peer.recv_seqs(6) == sent
+        for seq in (10, 12, 11, 12, 99):  # 11 out of order, 12 twice, 99 never sent
+            peer.frame(seq)
+        peer.push.send_multipart([b"garbage"])
+        peer.push.send_multipart(encode(Kind.STATS, 0, None, {"dropped_backpressure": 0}))
+        peer.frame(14)
+        peer.frame(15)  # 13 is deliberately dropped
+        delivered = []
+        while link.in_flight():
+            msg = link.receive(timeout_s=2.0)
+            if msg is not None:
+                delivered.append(msg.seq)
+                np.testing.assert_array_equal(msg.tensors["values"], [msg.seq, msg.seq])
+        assert delivered == [10, 12, 11, 14, 15]
+        peer.frame(13)  # too late: stays lost
+        deadline = time.monotonic() + 5
+        while link.accounting.late == 0:
+            assert link.receive(timeout_s=0.1) is None and time.monotonic() < deadline
+        acct = link.accounting
+        assert acct.lost_seqs == [13]
+        assert acct.summary() == {"sent": 6, "delivered": 5, "lost": 1, "in_flight": 0, "late": 1,
+                                  "duplicates": 1, "out_of_order": 1, "unexpected": 1}
+        assert link.decode_errors == 1 and link.last_stats == {"dropped_backpressure": 0}
+    peer.close()
+
+
+def test_link_stream_keeps_at_most_window_in_flight_and_books_every_seq():
+    peer = ScriptedFlowgraph()
+    dropped = {3, 7}
+    stop = threading.Event()
+
+    def echo():  # answers every tensor except the dropped ones
+        while not stop.is_set():
+            if peer.pull.poll(20):
+                seq = decode(peer.pull.recv_multipart()).seq
+                if seq not in dropped:
+                    peer.frame(seq)
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    with LinkClient(peer.tensor_endpoint, peer.frame_endpoint, window=3, timeout_s=0.5) as link:
+        peaks = []
+        send = link.send
+
+        def spy(*args, **kwargs):
+            seq = send(*args, **kwargs)
+            peaks.append(link.in_flight())
+            return seq
+
+        link.send = spy
+        got = [m.seq for m in link.stream(np.full(2, i, np.float32) for i in range(12))]
+        summary = link.finish()
+    stop.set()
+    thread.join()
+    peer.close()
+    assert max(peaks) <= 3 and len(peaks) == 12
+    assert sorted(got) == sorted(set(range(12)) - dropped)
+    assert sorted(link.accounting.lost_seqs) == sorted(dropped)
+    assert summary["sent"] == 12 and summary["delivered"] == 10 and summary["lost"] == 2
+
+
+def test_link_send_times_out_when_nobody_takes_tensors():
+    ctx = zmq.Context.instance()
+    pull, endpoint = bind_random(ctx, zmq.PULL, hwm=1)
+    pull.close()  # the port is free again: nobody listens
+    with LinkClient(endpoint, endpoint, hwm=1, send_timeout_ms=50) as link:
+        with pytest.raises(TimeoutError):
+            for _ in range(100):  # fills the connecting socket's queue, then must time out
+                link.send(np.zeros(1, np.float32))
+        sent = link.accounting.sent
+        assert link.next_seq == sent  # the refused tensor did not use up a seq
+        assert link.finish() == {"sent": sent, "delivered": 0, "lost": sent, "in_flight": 0, "late": 0,
+                                 "duplicates": 0, "out_of_order": 0, "unexpected": 0}
+
+
+def test_loss_accounting_invariant_under_random_events():
+    rng = np.random.default_rng(5)
+    acct = LossAccounting()
+    fate: dict[int, str] = {}
+    now = 0.0
+    for seq in range(300):
+        acct.on_send(seq, now)
+        now += 0.01
+        for _ in range(int(rng.integers(0, 3))):  # arrivals of random seqs, some repeated, some unknown
+            s = int(rng.integers(0, seq + 20))
+            if acct.on_receive(s):
+                assert s not in fate
+                fate[s] = "delivered"
+        for s in acct.expire(now, timeout_s=0.5):
+            assert s not in fate
+            fate[s] = "lost"
+        assert acct.sent == acct.delivered + acct.lost + acct.in_flight
+    for s in acct.close_books():
+        fate[s] = "lost"
+    assert sorted(fate) == list(range(300))
+    assert acct.delivered == sum(v == "delivered" for v in fate.values()) > 0
+    assert acct.lost == sum(v == "lost" for v in fate.values()) == len(acct.lost_seqs) > 0
+    assert acct.duplicates + acct.late + acct.unexpected > 0
+    with pytest.raises(ValueError):
+        acct.on_send(5, now)  # a seq is never reused

@@ -8,7 +8,8 @@ Authoritative description: docs/wire-protocol.md. A message is a ZeroMQ multipar
     part 2+  one part per tensor: raw little-endian C-order bytes
 
 Sockets are PUSH/PULL (a full queue blocks or times out; it never drops silently), with explicit
-high-water marks and a finite LINGER so that closing never hangs.
+high-water marks and a finite LINGER so that closing never hangs. Decoded tensors are read-only
+numpy views of the received parts (no copy; `.copy()` to own or modify them).
 """
 
 from __future__ import annotations
@@ -76,10 +77,18 @@ def _json_default(obj: Any) -> Any:
 
 def encode(kind: Kind | int, seq: int, tensors: dict[str, np.ndarray] | None = None,
            meta: dict[str, Any] | None = None) -> list[bytes]:
-    """Build the multipart message. Raises WireError for dtypes outside the allow-list."""
+    """Build the multipart message: [16-byte header, JSON, one raw little-endian C-order payload per
+    tensor]. `tensors`: name -> array of any shape (0-d included). Raises WireError (bad_dtype) for a
+    dtype outside DTYPES, (bad_json) for a non-str name; TypeError for meta that JSON cannot hold."""
     tensors = tensors or {}
     specs, payloads = [], []
+    if not 0 <= int(seq) < 2**64:
+        raise ValueError(f"seq {seq} does not fit u64")
+    if len(tensors) > 0xFFFF:
+        raise ValueError(f"{len(tensors)} tensors > 65535")
     for name, array in tensors.items():
+        if not isinstance(name, str):
+            raise WireError("bad_json", f"tensor names must be str, got {name!r}")
         array = np.asarray(array)
         dtype_name = array.dtype.name
         if dtype_name not in DTYPES:
@@ -93,22 +102,32 @@ def encode(kind: Kind | int, seq: int, tensors: dict[str, np.ndarray] | None = N
 
 
 def decode(parts: list[bytes], *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> WireMessage:
-    """Validate and decode a multipart message; raises WireError with a reason code."""
+    """Validate and decode a multipart message (bytes or zmq.Frame parts); raises WireError.
+
+    Checks, in this order (the first failing one names the reason): oversized, truncated (no
+    parts), bad_magic, bad_version, truncated (short part 0) / bad_magic (long part 0), bad_kind,
+    truncated (part count != 2 + n_tensors), bad_json, then per tensor bad_json / bad_dtype /
+    shape_mismatch. The version is checked before the header length, so a peer speaking a later
+    version with a longer header is told bad_version. Tensors are read-only views of `parts`.
+    """
     total = sum(len(p) for p in parts)
     if total > max_message_bytes:
         raise WireError("oversized", f"{total} bytes > limit {max_message_bytes}")
-    if not parts or len(parts[0]) != HEADER.size:
-        raise WireError("truncated" if parts and len(parts[0]) < HEADER.size else "bad_magic",
-                        f"part 0 must be {HEADER.size} bytes")
-    magic, version, kind, n_tensors, seq = HEADER.unpack(parts[0])
-    if magic != MAGIC:
-        raise WireError("bad_magic", f"magic {magic!r} != {MAGIC!r}")
-    if version != VERSION:
-        raise WireError("bad_version", f"version {version}, this end speaks {VERSION}")
+    if not parts:
+        raise WireError("truncated", "empty message")
+    head = bytes(parts[0])
+    if head[:4] != MAGIC:
+        raise WireError("bad_magic", f"part 0 starts with {head[:4]!r}, expected {MAGIC!r}")
+    if len(head) >= 5 and head[4] != VERSION:
+        raise WireError("bad_version", f"version {head[4]}, this end speaks {VERSION}")
+    if len(head) != HEADER.size:
+        raise WireError("truncated" if len(head) < HEADER.size else "bad_magic",
+                        f"part 0 is {len(head)} bytes, a version {VERSION} header is {HEADER.size}")
+    _, _, kind_code, n_tensors, seq = HEADER.unpack(head)
     try:
-        kind = Kind(kind)
+        kind = Kind(kind_code)
     except ValueError:
-        raise WireError("bad_kind", f"unknown kind {kind}") from None
+        raise WireError("bad_kind", f"unknown kind {kind_code}") from None
     if len(parts) != 2 + n_tensors:
         raise WireError("truncated", f"header announces {n_tensors} tensors, got {len(parts) - 2} "
                                      f"tensor parts")
@@ -117,16 +136,23 @@ def decode(parts: list[bytes], *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_B
         specs, meta = body["tensors"], body.get("meta", {})
         if not isinstance(specs, list) or not isinstance(meta, dict) or len(specs) != n_tensors:
             raise ValueError("tensors must be a list of n_tensors entries, meta an object")
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
         raise WireError("bad_json", str(err)) from None
     tensors = {}
     for spec, payload in zip(specs, parts[2:], strict=True):
         try:
-            name, dtype_name, shape = str(spec["name"]), spec["dtype"], [int(d) for d in spec["shape"]]
-        except (KeyError, TypeError, ValueError) as err:
+            name, dtype_name, shape = spec["name"], spec["dtype"], spec["shape"]
+            if not isinstance(name, str) or not isinstance(dtype_name, str) or not isinstance(shape, list):
+                raise TypeError("name and dtype must be strings, shape a list")
+            if not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+                raise TypeError(f"shape {shape} must hold integers")
+        except (KeyError, TypeError) as err:
             raise WireError("bad_json", f"tensor spec {spec!r}: {err}") from None
+        if name in tensors:
+            raise WireError("bad_json", f"tensor name {name!r} appears twice")
         if dtype_name not in DTYPES:
-            raise WireError("bad_dtype", f"tensor {name!r}: dtype {dtype_name!r} not allowed")
+            raise WireError("bad_dtype", f"tensor {name!r}: dtype {dtype_name!r} not allowed "
+                                         f"(allowed: {', '.join(DTYPES)})")
         if any(d < 0 for d in shape):
             raise WireError("shape_mismatch", f"tensor {name!r}: negative dimension in {shape}")
         dtype = DTYPES[dtype_name]
@@ -134,28 +160,50 @@ def decode(parts: list[bytes], *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_B
         if expected != len(payload):
             raise WireError("shape_mismatch", f"tensor {name!r}: shape {shape} x {dtype_name} needs "
                                               f"{expected} bytes, payload has {len(payload)}")
-        tensors[name] = np.frombuffer(payload, dtype=dtype).reshape(shape)
+        array = np.frombuffer(payload, dtype=dtype).reshape(shape)
+        array.flags.writeable = False  # also when a part is a bytearray: the contract is "read-only view"
+        tensors[name] = array
     return WireMessage(kind=kind, seq=seq, tensors=tensors, meta=meta)
 
 
 def make_socket(context: zmq.Context, socket_type: int, endpoint: str, *, bind: bool,
                 hwm: int = DEFAULT_HWM, linger_ms: int = DEFAULT_LINGER_MS,
                 send_timeout_ms: int | None = None) -> zmq.Socket:
-    """A PUSH or PULL socket with explicit HWM and linger. Returns it bound or connected."""
+    """A PUSH or PULL socket with explicit HWM and a finite LINGER, bound or connected to `endpoint`.
+
+    PUSH gets SNDHWM (and SNDTIMEO when `send_timeout_ms` is given: a send that cannot queue within
+    it raises zmq.Again instead of blocking forever); PULL gets RCVHWM. A finite linger (0 .. 5000
+    ms) bounds how long close() waits for unsent messages, so top_block.stop() never hangs."""
     if socket_type not in (zmq.PUSH, zmq.PULL):
         raise ValueError("the wire protocol uses PUSH/PULL only (PUB/SUB drops silently)")
+    if not 0 <= linger_ms <= 5000:
+        raise ValueError(f"linger_ms={linger_ms}: must be finite (0..5000), or close() may hang")
+    if hwm < 1:
+        raise ValueError(f"hwm={hwm}: must be >= 1 (0 means unbounded queues in ZeroMQ)")
     sock = context.socket(socket_type)
-    sock.setsockopt(zmq.LINGER, linger_ms)
-    sock.setsockopt(zmq.SNDHWM if socket_type == zmq.PUSH else zmq.RCVHWM, hwm)
-    if send_timeout_ms is not None:
-        sock.setsockopt(zmq.SNDTIMEO, send_timeout_ms)
-    if bind:
-        sock.bind(endpoint)
-    else:
-        sock.connect(endpoint)
+    try:
+        sock.setsockopt(zmq.LINGER, int(linger_ms))
+        sock.setsockopt(zmq.SNDHWM if socket_type == zmq.PUSH else zmq.RCVHWM, int(hwm))
+        if send_timeout_ms is not None:
+            sock.setsockopt(zmq.SNDTIMEO, int(send_timeout_ms))
+        if bind:
+            sock.bind(endpoint)
+        else:
+            sock.connect(endpoint)
+    except Exception:
+        sock.close(linger=0)  # e.g. address in use: do not leak the socket
+        raise
     return sock
 
 
 def bound_endpoint(sock: zmq.Socket) -> str:
     """The endpoint a socket bound to (resolves tcp://127.0.0.1:* to the actual port)."""
     return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
+def bind_random(context: zmq.Context, socket_type: int, *, host: str = "127.0.0.1",
+                **options: Any) -> tuple[zmq.Socket, str]:
+    """A PUSH/PULL socket bound to a free port on `host` (for tests and parallel runs).
+    Returns (socket, endpoint) with the real port, e.g. ("tcp://127.0.0.1:40123")."""
+    sock = make_socket(context, socket_type, f"tcp://{host}:*", bind=True, **options)
+    return sock, bound_endpoint(sock)

@@ -6,6 +6,8 @@
 #
 """QA for tensor_sink: tensor messages in, wire FRAME messages out over a real socket."""
 
+import time
+
 import numpy as np
 import pmt
 import zmq
@@ -40,6 +42,21 @@ class qa_tensor_sink(gr_unittest.TestCase):
         self.assertEqual(msg.meta["snr_db"], 12.5)
         np.testing.assert_array_equal(msg.tensors["Y"], y)
         self.assertEqual(snk.counters()["error_malformed"], 1)
+
+    def test_frames_nobody_takes_are_counted_as_backpressure(self):
+        tb = gr.top_block()
+        src = semcom.tensor_source("tcp://127.0.0.1:*")  # idle; gives the sink a flowgraph to live in
+        snk = semcom.tensor_sink("tcp://127.0.0.1:*", hwm=1, send_timeout_ms=20)
+        tb.msg_connect((src, "tensors"), (snk, "frames"))
+        for seq in range(3):  # no host ever connects
+            snk._post(pmt.intern("frames"), tensor_message({"seq": seq}, {"values": np.ones(4, np.float32)}))
+        tb.start()
+        deadline = time.monotonic() + 10
+        while snk.counters().get("dropped_backpressure", 0) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        tb.stop()
+        tb.wait()
+        self.assertEqual(snk.counters(), {"dropped_backpressure": 3})
 
 
 if __name__ == "__main__":

@@ -55,6 +55,26 @@ class qa_tensor_source(gr_unittest.TestCase):
         meta, _ = parse_tensor_message(self.dbg.get_message(0))
         self.assertEqual(meta["seq"], 2)
 
+    def test_complex_and_0d_tensors_keep_dtype_and_shape(self):
+        y = (np.arange(24) + 1j * np.arange(24)).astype(np.complex64).reshape(2, 3, 4)
+        self.push.send_multipart(encode(Kind.TENSOR, 7, {"Y": y, "s": np.array(3, np.int64)}))
+        self.wait_for(1)
+        meta, tensors = parse_tensor_message(self.dbg.get_message(0))
+        self.assertEqual(meta, {"seq": 7})
+        self.assertEqual((tensors["Y"].dtype, tensors["Y"].shape), (np.complex64, (2, 3, 4)))
+        self.assertEqual((tensors["s"].dtype, tensors["s"].shape, int(tensors["s"])), (np.int64, (), 3))
+        np.testing.assert_array_equal(tensors["Y"], y)
+
+    def test_restart_keeps_the_port(self):
+        endpoint = self.src.endpoint()
+        self.tb.stop()
+        self.tb.wait()
+        self.tb.start()  # tensor_source re-binds the same port: connected peers keep working
+        self.assertEqual(self.src.endpoint(), endpoint)
+        self.push.send_multipart(encode(Kind.TENSOR, 3, {"x": np.ones(2, np.float32)}))
+        self.wait_for(1)
+        self.assertEqual(parse_tensor_message(self.dbg.get_message(0))[0]["seq"], 3)
+
 
 if __name__ == "__main__":
     gr_unittest.run(qa_tensor_source)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import collections
+import threading
 
 import pmt
 import zmq
@@ -19,12 +20,16 @@ from .messages import MessageError, parse_tensor_message
 
 
 class tensor_sink(gr.basic_block):
-    """Binds a ZeroMQ PUSH socket at `address`; each message on port "frames" (from ofat_rx or
-    ofat_equalizer) goes out as one FRAME with seq = meta["seq"].
+    """Binds a ZeroMQ PUSH socket at `address`; each tensor message on port "frames" (from ofat_rx
+    or ofat_equalizer) goes out as one wire FRAME with seq = meta["seq"], the message's tensors
+    (dtype and shape kept) and its meta as the JSON meta.
 
     Never blocks the flowgraph for long: when the host does not take a frame within
-    `send_timeout_ms` (no peer connected, or its queue is full), the frame is counted as
-    counters()["dropped_backpressure"] and logged, never dropped silently.
+    `send_timeout_ms` (no peer connected, or its queue of `hwm` messages is full), the frame is
+    counted as counters()["dropped_backpressure"] and logged, never dropped silently. Other
+    counters: "sent"; "error_malformed" (not a tensor message, or no integer meta["seq"]),
+    "error_bad_dtype" (a dtype the wire does not allow), "error_bad_meta" (meta JSON cannot hold),
+    "dropped_stopped" (a frame after stop()).
     """
 
     def __init__(self, address: str = DEFAULT_FRAME_ENDPOINT, hwm: int = 64, send_timeout_ms: int = 100):
@@ -32,9 +37,11 @@ class tensor_sink(gr.basic_block):
         self.address = address
         self.hwm = int(hwm)
         self.send_timeout_ms = int(send_timeout_ms)
-        self._counters = collections.Counter()
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()  # the message handler and stop() run on different threads
         self._ctx = zmq.Context.instance()
         self._sock: zmq.Socket | None = None
+        self._endpoint = ""
         self._open()
         self.message_port_register_in(pmt.intern("frames"))
         self.set_msg_handler(pmt.intern("frames"), self._on_frame)
@@ -45,40 +52,65 @@ class tensor_sink(gr.basic_block):
         self._endpoint = bound_endpoint(self._sock)
 
     def endpoint(self) -> str:
+        """The bound endpoint (the real port when `address` ends in :*)."""
         return self._endpoint
 
     def counters(self) -> dict[str, int]:
-        return dict(self._counters)
+        with self._lock:
+            return dict(self._counters)
+
+    def set_send_timeout_ms(self, send_timeout_ms: int) -> None:
+        with self._lock:
+            self.send_timeout_ms = int(send_timeout_ms)
+            if self._sock is not None:
+                self._sock.setsockopt(zmq.SNDTIMEO, self.send_timeout_ms)
 
     def start(self) -> bool:
-        if self._sock is None:
-            self._open()
+        with self._lock:
+            if self._sock is None:
+                self.address = self._endpoint or self.address  # keep the port peers know
+                self._open()
         return True
 
     def stop(self) -> bool:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
         return True
 
-    def _on_frame(self, msg) -> None:
+    def _on_frame(self, msg: pmt.pmt_base) -> None:
         try:
             meta, tensors = parse_tensor_message(msg)
-            seq = int(meta.get("seq", -1))
-            if seq < 0:
-                raise MessageError("meta['seq'] missing")
-            parts = encode(Kind.FRAME, seq, tensors, meta)
-        except (MessageError, WireError, TypeError, ValueError) as err:
-            self._counters["error_malformed"] += 1
-            self.logger.error(f"frame not sent: {err}")
-            return
-        if self._sock is None:
-            self._counters["dropped_stopped"] += 1
+            seq = meta.get("seq")
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**64:
+                raise MessageError(f"meta['seq'] must be an integer in [0, 2^64), got {seq!r}")
+        except MessageError as err:
+            self._fail("error_malformed", f"frame not sent: {err}")
             return
         try:
-            self._sock.send_multipart(parts, copy=False)
-            self._counters["sent"] += 1
-        except zmq.Again:
-            self._counters["dropped_backpressure"] += 1
-            self.logger.warn(f"frame seq {seq} dropped: host did not take it within "
-                             f"{self.send_timeout_ms} ms")
+            parts = encode(Kind.FRAME, seq, tensors, meta)
+        except WireError as err:
+            self._fail(f"error_{err.reason}", f"frame seq {seq} not sent ({err.reason}): {err.detail}")
+            return
+        except (TypeError, ValueError) as err:  # meta that JSON cannot hold
+            self._fail("error_bad_meta", f"frame seq {seq} not sent (bad_meta): {err}")
+            return
+        with self._lock:  # stop() must not close the socket in the middle of a send
+            if self._sock is None:
+                self._counters["dropped_stopped"] += 1
+                self.logger.warn(f"frame seq {seq} dropped: sink is stopped")
+                return
+            try:
+                self._sock.send_multipart(parts, copy=False)
+                self._counters["sent"] += 1
+                return
+            except zmq.Again:
+                self._counters["dropped_backpressure"] += 1
+        self.logger.warn(f"frame seq {seq} dropped (dropped_backpressure): host did not take it within "
+                         f"{self.send_timeout_ms} ms")
+
+    def _fail(self, key: str, text: str) -> None:
+        with self._lock:
+            self._counters[key] += 1
+        self.logger.error(text)

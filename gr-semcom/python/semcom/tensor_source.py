@@ -24,18 +24,26 @@ from semcom.wire import (
     make_socket,
 )
 
-from .messages import tensor_message
+from .messages import MessageError, tensor_message
 
 
 class tensor_source(gr.basic_block):
     """Binds a ZeroMQ PULL socket at `address` and posts each valid TENSOR message on the message
-    port "tensors" (meta = the message's meta plus "seq" from the wire header).
+    port "tensors" as a tensor message (messages.tensor_message: the wire message's tensors with
+    their dtype and shape, meta = the message's meta plus "seq" from the wire header).
 
-    A bad message (wrong magic or version, unknown kind, truncated multipart, non-JSON header,
-    disallowed dtype, shape not matching the payload, larger than `max_message_bytes`) is logged
-    with its reason and counted in counters()["error_<reason>"]; the flowgraph keeps running.
-    The receive thread polls with a timeout, so stop() never hangs; LINGER is finite.
+    A bad message (wrong magic or version, unknown kind or a kind other than TENSOR, truncated
+    multipart, non-JSON header, disallowed dtype, shape not matching the payload, larger than
+    `max_message_bytes`) is logged with its reason and counted in counters()["error_<reason>"]
+    (meta that has no PMT form: "error_bad_meta"); the flowgraph keeps running. Other counters:
+    "received" (every multipart message), "posted" (messages sent on to the flowgraph).
+
+    The socket is bound in the constructor (so endpoint() is known before start(); use
+    "tcp://127.0.0.1:*" for a free port). A receive thread runs between start() and stop(); it
+    polls with a 100 ms timeout, so stop() returns promptly, and LINGER is finite.
     """
+
+    POLL_MS = 100
 
     def __init__(self, address: str = DEFAULT_TENSOR_ENDPOINT,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, hwm: int = 16):
@@ -45,9 +53,11 @@ class tensor_source(gr.basic_block):
         self.hwm = int(hwm)
         self._port = pmt.intern("tensors")
         self.message_port_register_out(self._port)
-        self._counters = collections.Counter()
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()  # counters are written by the receive thread, read by anyone
         self._ctx = zmq.Context.instance()
         self._sock: zmq.Socket | None = None
+        self._endpoint = ""
         self._open()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,10 +71,17 @@ class tensor_source(gr.basic_block):
         return self._endpoint
 
     def counters(self) -> dict[str, int]:
-        return dict(self._counters)
+        with self._lock:
+            return dict(self._counters)
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self._counters[key] += 1
 
     def start(self) -> bool:
         if self._sock is None:
+            # Re-bind after a stop(): the real port, so a "*" address keeps the port peers know.
+            self.address = self._endpoint or self.address
             self._open()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="semcom_tensor_source", daemon=True)
@@ -74,28 +91,49 @@ class tensor_source(gr.basic_block):
     def stop(self) -> bool:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=10 * self.POLL_MS / 1000)
+            if self._thread.is_alive():  # should not happen: never close a socket another thread uses
+                self.logger.error("receive thread did not stop; socket left open")
+                return True
+            self._thread = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
         return True
 
     def _run(self) -> None:
-        assert self._sock is not None
+        sock = self._sock
+        assert sock is not None
         while not self._stop.is_set():
-            if not self._sock.poll(100):
-                continue
-            parts = self._sock.recv_multipart()
-            self._counters["received"] += 1
             try:
-                msg = decode(parts, max_message_bytes=self.max_message_bytes)
-                if msg.kind != Kind.TENSOR:
-                    raise WireError("bad_kind", f"tensor_source takes TENSOR messages, got {msg.kind.name}")
-            except WireError as err:
-                self._counters[f"error_{err.reason}"] += 1
-                self.logger.error(f"message rejected ({err.reason}): {err.detail}")
+                if not sock.poll(self.POLL_MS):
+                    continue
+                parts = sock.recv_multipart()
+            except zmq.ZMQError as err:
+                self.logger.error(f"receive failed: {err}")
+                self._count("error_socket")
                 continue
-            meta = {**msg.meta, "seq": msg.seq}
-            tensors = {k: v.copy() for k, v in msg.tensors.items()}  # own the memory past the zmq frame
-            self.message_port_pub(self._port, tensor_message(meta, tensors))
-            self._counters["posted"] += 1
+            self._count("received")
+            try:
+                self._handle(parts)
+            except Exception as err:  # keep receiving whatever happens to one message
+                self._count("error_internal")
+                self.logger.error(f"message dropped by an internal error: {err!r}")
+
+    def _handle(self, parts: list[bytes]) -> None:
+        try:
+            msg = decode(parts, max_message_bytes=self.max_message_bytes)
+            if msg.kind != Kind.TENSOR:
+                raise WireError("bad_kind", f"tensor_source takes TENSOR messages, got {msg.kind.name}")
+        except WireError as err:
+            self._count(f"error_{err.reason}")
+            self.logger.error(f"message rejected ({err.reason}): {err.detail}")
+            return
+        try:
+            out = tensor_message({**msg.meta, "seq": msg.seq}, msg.tensors)
+        except MessageError as err:
+            self._count("error_bad_meta")
+            self.logger.error(f"message rejected (bad_meta): seq {msg.seq}: {err}")
+            return
+        self.message_port_pub(self._port, out)
+        self._count("posted")
