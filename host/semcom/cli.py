@@ -13,7 +13,8 @@ import logging
 import sys
 
 COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.usrp.cli", "semcom.capture",
-                                     "semcom.offsets", "semcom.lab")
+                                     "semcom.offsets", "semcom.lab",
+                                     "semcom.send")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,6 +71,10 @@ class FlowgraphChannel(nn.Module):
         self.lost += sum(entry is None for entry in received)
         return torch.from_numpy(out).reshape(z.shape).to(device=z.device, dtype=z.dtype)
 
+    def reseed(self, seed: int | None = None) -> None:
+        """Part of the channel interface; the flowgraph's channel keeps its own seeded stream (the
+        `seed` given at construction), so repeated evaluations see different draws."""
+
     def close(self) -> None:
         if self._link is not None:
             self._link.close()
