@@ -10,7 +10,6 @@ batched torch ZF / MMSE of `semcom.ofat.equalize`.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 import socket
@@ -26,6 +25,7 @@ from tqdm import tqdm
 from semcom.link import LinkClient
 from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
 from semcom.ofat.frame import OfatLayout, make_layout
+from semcom.results import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +209,7 @@ def write_outputs(out_dir: Path, layout: OfatLayout, rows: list[dict[str, Any]])
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / "nmse_vs_snr.csv"
-    with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    csv_path = write_csv(out_dir / "nmse_vs_snr.csv", rows)
     snr = np.array([r["snr_db"] for r in rows])
     fig, ax = plt.subplots(figsize=(6, 4))
     dense = np.linspace(snr.min(), snr.max(), 100)

@@ -11,7 +11,6 @@ channels, so the error grows with the drift. `semcom offsets` measures both.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 from semcom.loopback import run_burst
 from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import OfatLayout, make_layout
+from semcom.results import write_csv
 
 
 def mean_nmse_db(layout: OfatLayout, n_frames: int = 30, seed: int = 0, snr_db: float = 25.0,
@@ -62,11 +62,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append({"case": "drifting RX phases", "drift_rad_per_sample": rate,
                      "nmse_db": mean_nmse_db(layout, args.frames, rx_phase_drift=drift_profile(rate))})
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "channel_offsets.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "channel_offsets.csv", rows)
     drift_rows = [r for r in rows if r["case"] == "drifting RX phases"]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.semilogx([r["drift_rad_per_sample"] for r in drift_rows], [r["nmse_db"] for r in drift_rows], "o-",

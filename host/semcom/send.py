@@ -11,11 +11,12 @@ side and written as CSV.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from semcom.results import write_csv
 
 
 def _send_jscc(args: argparse.Namespace) -> int:
@@ -46,13 +47,7 @@ def _send_jscc(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row['channel']:38s} SNR {row['snr_db']:5.1f} dB  PSNR {row['psnr_db']:6.2f} dB  "
               f"lost frames {row['lost']}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "send_jscc.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {out / 'send_jscc.csv'}")
+    print(f"wrote {write_csv(Path(args.out) / 'send_jscc.csv', rows)}")
     return 0
 
 
