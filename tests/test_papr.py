@@ -127,6 +127,23 @@ def test_clipped_frame_papr_is_below_the_clip_level(wifi_frames):
         assert papr.papr_db(y, layout, oversampling=4).max() > ratio_db + 0.1
 
 
+def test_clip_frame_all_or_data_only(wifi_frames):
+    layout, frames = wifi_frames
+    x = 0.3 * frames[:3]  # a digital scale the clipper is told about
+    d0 = layout.n_sync_symbols * layout.symbol_len
+    level_rms = 0.3 * papr.layout_rms(layout)
+    np.testing.assert_array_equal(papr.clip_frame(x, layout, 5.0, scale=0.3), papr.clip(x, 5.0, level_rms))
+    data_only = papr.clip_frame(x, layout, 5.0, scale=0.3, symbols="data")
+    np.testing.assert_array_equal(data_only[..., :d0], x[..., :d0])  # preamble, training, header intact
+    np.testing.assert_array_equal(data_only[..., d0:], papr.clip(x[..., d0:], 5.0, level_rms))
+    assert papr.papr_db(data_only, layout, symbols="data", mean_power=0.09 * papr.layout_power(layout)
+                        ).max() <= 5.0 + 1e-5
+    with pytest.raises(ValueError, match="symbols must be"):
+        papr.clip_frame(x, layout, 5.0, symbols="header")
+    with pytest.raises(ValueError, match="whole number"):
+        papr.clip_frame(x[..., :-3], layout, 5.0)
+
+
 @pytest.mark.parametrize("ratio_db", [0.0, 3.0, 6.0])
 def test_bussgang_formulas_against_monte_carlo(ratio_db):
     rng = np.random.default_rng(int(ratio_db) + 5)
