@@ -149,5 +149,9 @@ def reconstruct_payload(layout: OfatLayout, h: Any, y: Any, *, shape: tuple[int,
     The one path from a received grid to values, shared by the host and the `ofat_equalizer` block.
     """
     x_hat = reconstruct(h, y, method, noise_var, signal_var=1.0 / layout.n_tx, max_sparsity=max_sparsity)
+    if layout.clip_ratio_db:
+        from semcom.ofat.papr import bussgang_gain  # clipped data arrive scaled by the Bussgang gain
+
+        scale = scale * bussgang_gain(layout.clip_ratio_db)
     shape = tuple(int(d) for d in shape)
     return unmap_values(layout, x_hat, math.prod(shape), scale).reshape(shape)

@@ -117,6 +117,7 @@ class OfatLayout:
     header_reps: int = 3
     max_data_symbols: int = 64
     cdd_shift: int = 2
+    clip_ratio_db: float = 0.0  # clip data symbols this far above their RMS (0 = off); see papr.py
 
     def __post_init__(self) -> None:
         def fail(msg: str) -> None:
@@ -142,6 +143,8 @@ class OfatLayout:
         for name in ("n_tx", "n_rx", "train_reps", "header_reps", "max_data_symbols"):
             if getattr(self, name) < 1:
                 fail(f"{name} must be >= 1")
+        if self.clip_ratio_db < 0 or not math.isfinite(self.clip_ratio_db):
+            fail(f"clip_ratio_db must be 0 (off) or a positive finite ratio, got {self.clip_ratio_db}")
         if (self.n_tx - 1) * self.cdd_shift >= self.cp_len:
             fail("cyclic delay diversity spread (n_tx-1)*cdd_shift must be shorter than the CP")
 
@@ -509,6 +512,16 @@ def frame_grid(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[in
 
 def modulate_frame(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[int, ...] | None = None,
                    flags: int = 0) -> tuple[np.ndarray, FrameHeader]:
-    """Payload -> time-domain frame for every transmit antenna: (Nt, frame_len) complex64."""
+    """Payload -> time-domain frame for every transmit antenna: (Nt, frame_len) complex64.
+
+    With `layout.clip_ratio_db` set, the data symbols are clipped at that ratio above their known RMS
+    (preamble, training and header are not, so the channel estimate stays clean); the receiver
+    divides by the Bussgang gain (`semcom.ofat.equalize.reconstruct_payload`).
+    """
     grid, header = frame_grid(layout, values, seq, shape, flags)
-    return ofdm_modulate(layout, grid).astype(np.complex64), header
+    samples = ofdm_modulate(layout, grid)
+    if layout.clip_ratio_db:
+        from semcom.ofat.papr import clip_frame  # papr builds on this module
+
+        samples = clip_frame(samples, layout, layout.clip_ratio_db, symbols="data")
+    return samples.astype(np.complex64), header
