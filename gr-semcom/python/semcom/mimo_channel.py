@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -18,34 +19,57 @@ from semcom.ofat.channel_model import ChannelSpec, Realisation
 
 from .messages import tensor_message
 
-TX_SOB = pmt.intern("tx_sob")
 FADING_MODES = ("per_frame", "held", "per_block")
+TWO_PI = 2.0 * math.pi
 
 
 class mimo_channel(gr.sync_block):
-    """y_r[n] = exp(j phi[n]) sum_t (h_rt * x_t)[n - d] + w_r[n], from semcom.ofat.channel_model.
+    """Nt complex streams in -> Nr complex streams out, through ``semcom.ofat.channel_model``.
 
-    * Fading: "per_frame" draws a new realisation (taps, fractional and integer delay, CFO jitter)
-      at every tx_sob tag on input 0 (block fading per frame, switched exactly at the tag), "held"
-      keeps the first draw, "per_block" redraws every `block_len` samples.
-    * Multipath: `n_taps` taps, exponential power-delay profile with e-folding `decay` samples,
-      i.i.d. Rayleigh per pair, optional Rician `rician_k` (linear) and Kronecker correlation.
-      Average power per (rx, tx) pair is 1.
-    * Timing: a random fractional delay per draw (`frac_delay`) and an integer delay uniform in
-      [0, max_int_delay].
-    * CFO `cfo` + uniform(+-cfo_jitter) per draw, in cycles per sample; phase continuous.
-    * AWGN: variance noise_ref_power * 10^(-snr_db/10) per complex sample per receive antenna. With
-      the OFAT transmitter (unit total energy per used resource element, unitary FFT) snr_db is the
-      project's SNR: total transmit power over noise power per receive antenna, per subcarrier.
-      `set_snr_db` changes it at run time.
-    * Per-channel offsets of one device (fixed unless drifting): rx_phase / tx_phase (rad),
-      rx_delay / tx_delay (whole samples) per receive / transmit channel, and rx_phase_drift
-      (rad/sample) per receive channel, e.g. LOs that are not shared. Fixed offsets become part of
-      the channel and the receiver's estimate absorbs them; drift within a frame does not.
-    * Message port "truth": every new realisation as a tensor message (tensor "taps" (Nr, Nt, L)
-      without the integer delay; meta offset, int_delay, frac_delay, cfo) for tests and diagnostics.
+    Receive antenna r, with the realisation ``(taps, D, f)`` that took effect at sample ``n0``::
 
-    Seeded: the same seed gives the same channel and noise for the same input.
+        y_r[n] = exp(j (phi(n0) + 2 pi f (n - n0) + drift_r n)) sum_t sum_k taps'[r, t, k] x_t[n - D - k]
+                 + w_r[n]
+
+    * Fading: ``"per_frame"`` draws a new realisation (taps, fractional and integer delay, CFO jitter)
+      at every ``tx_sob`` tag on input 0, switched exactly at the tag's offset (the FIR then still reads
+      the samples before the tag: the timing offset changes between bursts); ``"held"`` keeps the first
+      draw; ``"per_block"`` redraws at every multiple of ``block_len`` samples. The first realisation
+      holds from sample 0 in every mode (a tag at sample 0 does not redraw).
+    * Multipath ``taps`` (Nr, Nt, L): ``n_taps`` taps with an exponential power-delay profile of e-folding
+      ``decay`` samples, i.i.d. Rayleigh per pair, optional Rician ``rician_k`` (linear) on the first tap
+      with a ULA line of sight (``los="ula"``, random angles and phase per draw) or the all-ones
+      matrix (``los="ones"``), optional Kronecker exponential correlation ``corr_tx`` / ``corr_rx``.
+      Average total power per (rx, tx) pair is 1, so total transmit power P arrives as P per receive
+      antenna on average.
+    * Timing: ``frac_delay`` convolves an 8-tap Kaiser-windowed sinc (bulk delay 3 + frac, frac uniform
+      in [0, 1)) into the taps, so ``L = n_taps + 7`` (else ``L = n_taps``); the integer delay ``D`` is
+      uniform in {0, ..., ``max_int_delay``}. The longest impulse response is ``max_int_delay + L``
+      (+ the largest rx_delay + tx_delay): the receiver's timing and cyclic prefix must cover it.
+    * CFO ``f`` = ``cfo`` + uniform(+-``cfo_jitter``) per draw, in cycles per sample (the OFDM subcarrier
+      spacing is 1/fft_len cycles/sample: 0.4 subcarrier at FFT 64 is 0.4/64); the phase is continuous
+      across realisations and ``work()`` calls.
+    * AWGN ``w_r``: independent per receive antenna, variance ``noise_ref_power * 10**(-snr_db/10)`` per
+      complex sample (half per real component). **SNR definition**: the OFAT transmitter puts unit total
+      energy, summed over its Nt antennas, on every used subcarrier and uses a unitary FFT, so this
+      variance per sample IS the noise variance per resource element, and ``snr_db`` is the in-band SNR =
+      total transmit power over noise power per receive antenna per subcarrier. ``set_snr_db`` changes it
+      at run time (from the next ``work()`` call).
+    * Per-channel offsets of one device (fixed unless drifting): ``rx_phase`` / ``tx_phase`` (rad),
+      ``rx_delay`` / ``tx_delay`` (whole samples) per receive / transmit channel, folded into ``taps'``,
+      and ``rx_phase_drift`` (rad/sample) per receive channel (LOs that are not shared). Fixed offsets
+      become part of the channel and the receiver's estimate absorbs them; drift within a frame does not.
+    * Message port ``truth``: every realisation when it takes effect, as a tensor message
+      (``messages.tensor_message``): tensor ``taps`` (Nr, Nt, L) complex64 WITHOUT the integer delay and
+      WITHOUT the per-channel offsets; meta ``offset`` (absolute sample index), ``index`` (0, 1, ...),
+      ``int_delay``, ``frac_delay`` (-1 when disabled), ``delay`` (bulk delay of the first path, samples),
+      ``cfo`` (cycles/sample), ``phase`` (CFO phase phi(n0), rad), ``snr_db``, ``noise_var``.
+    * Tags: those of input 0 are copied to every output at the same offsets (others are dropped, so a
+      transmitter that tags all its antennas does not get duplicates).
+
+    Seeded: ``numpy.random.SeedSequence(seed)`` is split into a channel stream and a noise stream, and the
+    noise is drawn time-major, so the output depends only on the seed and the input, not on how the
+    scheduler splits the stream into ``work()`` calls, and changing the SNR leaves the channel draws alone.
     """
 
     def __init__(self, n_tx: int, n_rx: int, snr_db: float = 20.0, fading: str = "per_frame",
@@ -54,17 +78,26 @@ class mimo_channel(gr.sync_block):
                  frac_delay: bool = True, max_int_delay: int = 0, seed: int = 0,
                  noise_ref_power: float = 1.0, rx_phase: list[float] | None = None,
                  rx_delay: list[int] | None = None, rx_phase_drift: list[float] | None = None,
-                 tx_phase: list[float] | None = None, tx_delay: list[int] | None = None):
+                 tx_phase: list[float] | None = None, tx_delay: list[int] | None = None,
+                 los: str = "ula", sob_key: str = "tx_sob"):
+        n_tx, n_rx = int(n_tx), int(n_rx)
         gr.sync_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
                                out_sig=[np.complex64] * n_rx)
         if fading not in FADING_MODES:
             raise ValueError(f"fading must be one of {FADING_MODES}, got {fading!r}")
-        if block_len < 1:
-            raise ValueError("block_len must be >= 1")
-        self.spec = ChannelSpec(n_rx=n_rx, n_tx=n_tx, n_taps=n_taps, decay=decay, rician_k=rician_k,
-                                corr_tx=corr_tx, corr_rx=corr_rx, frac_delay=bool(frac_delay),
-                                max_int_delay=int(max_int_delay), cfo=cfo, cfo_jitter=cfo_jitter)
+        if int(block_len) < 1:
+            raise ValueError(f"block_len must be >= 1, got {block_len}")
+        if noise_ref_power < 0:
+            raise ValueError(f"noise_ref_power must be >= 0, got {noise_ref_power}")
+        self.spec = ChannelSpec(n_rx=n_rx, n_tx=n_tx, n_taps=int(n_taps), decay=float(decay),
+                                rician_k=float(rician_k), corr_tx=corr_tx, corr_rx=corr_rx, los=los,
+                                frac_delay=bool(frac_delay), max_int_delay=int(max_int_delay),
+                                cfo=float(cfo), cfo_jitter=float(cfo_jitter))
+        self.n_tx, self.n_rx = n_tx, n_rx
         self.fading = fading
+        self.block_len = int(block_len)
+        self.noise_ref_power = float(noise_ref_power)
+        self._sob_key = pmt.intern(sob_key)
 
         def per_channel(values, n, name, kind=float):
             values = [kind(v) for v in (values or [])] or [kind(0)] * n
@@ -80,42 +113,48 @@ class mimo_channel(gr.sync_block):
         if (self.rx_delay < 0).any() or (self.tx_delay < 0).any():
             raise ValueError("per-channel delays must be >= 0 samples")
         self._max_offset = int(self.rx_delay.max() + self.tx_delay.max())
-        self.block_len = int(block_len)
-        self.noise_ref_power = float(noise_ref_power)
+
         self._lock = threading.Lock()
         self._noise_var = 0.0
         self.set_snr_db(snr_db)
-        self._rng = np.random.default_rng(seed)
+        ss_chan, ss_noise = np.random.SeedSequence(int(seed)).spawn(2)
+        self._rng_chan = np.random.default_rng(ss_chan)
+        self._rng_noise = np.random.default_rng(ss_noise)
+
+        # Own tail buffer of past input (zeros before the stream): longest FIR + integer delay + offsets.
         self._history_len = self.spec.max_total_len - 1 + self._max_offset
-        self._history = np.zeros((n_tx, self._history_len), np.complex128)
-        self._phase = 0.0
+        self._history = np.zeros((n_tx, self._history_len), np.complex64)
+        self._phase = 0.0  # CFO phase (rad) at the next output sample
         self._truth_port = pmt.intern("truth")
         self.message_port_register_out(self._truth_port)
         self.set_tag_propagation_policy(gr.TPP_DONT)  # tags of input 0 are copied to every output
-        self._current = self._draw(offset=0)
+        self.draws = 0
+        self._set_realisation(self.spec.draw(self._rng_chan))
         self._published_first = False
-        self.draws = 1
 
     # ------------------------------------------------------------------ control
     def set_snr_db(self, snr_db: float) -> None:
+        """In-band SNR (dB), see the class docstring; takes effect from the next work() call."""
         with self._lock:
             self.snr_db = float(snr_db)
             self._noise_var = self.noise_ref_power * 10 ** (-self.snr_db / 10)
 
     def noise_var(self) -> float:
+        """Complex noise variance per sample per receive antenna."""
         return self._noise_var
 
     def current(self) -> Realisation:
+        """The realisation in force after the last processed sample."""
         return self._current
 
-    def _draw(self, offset: int) -> Realisation:
-        return self.spec.draw(self._rng)
-
-    def _publish_truth(self, offset: int, real: Realisation) -> None:
-        meta = {"offset": int(offset), "int_delay": real.int_delay, "cfo": real.cfo,
-                "frac_delay": -1.0 if real.frac_delay is None else real.frac_delay}
-        taps = real.taps.astype(np.complex64)
-        self.message_port_pub(self._truth_port, tensor_message(meta, {"taps": taps}))
+    # ------------------------------------------------------------------ internals
+    def _set_realisation(self, real: Realisation) -> None:
+        self._current = real
+        self.draws += 1
+        taps = self._with_channel_offsets(real.taps)
+        self._fir_len = taps.shape[-1]
+        # Flipped and flattened once per draw: the FIR is then one (Nr, Nt*L) @ (Nt*L, N) product.
+        self._g = np.ascontiguousarray(taps[:, :, ::-1]).reshape(self.n_rx, -1).astype(np.complex64)
 
     def _with_channel_offsets(self, taps: np.ndarray) -> np.ndarray:
         """Fixed per-channel phases and whole-sample delays folded into the FIR: (Nr, Nt, L + max)."""
@@ -130,53 +169,81 @@ class mimo_channel(gr.sync_block):
                 out[r, a, d: d + length] = taps[r, a] * phase[r, a]
         return out
 
-    # ------------------------------------------------------------------ stream
-    def _switch_points(self, n: int, start: int) -> list[int]:
+    def _publish_truth(self, offset: int, real: Realisation) -> None:
+        meta = {"offset": int(offset), "index": self.draws - 1, "int_delay": int(real.int_delay),
+                "frac_delay": -1.0 if real.frac_delay is None else float(real.frac_delay),
+                "delay": float(real.delay), "cfo": float(real.cfo), "phase": float(self._phase),
+                "snr_db": self.snr_db, "noise_var": self._noise_var}
+        taps = real.taps.astype(np.complex64)
+        self.message_port_pub(self._truth_port, tensor_message(meta, {"taps": taps}))
+
+    def _switch_points(self, start: int, n: int) -> list[int]:
+        """Absolute offsets in [start, start + n), > 0, where a new realisation takes effect; sorted."""
         if self.fading == "per_frame":
-            tags = self.get_tags_in_window(0, 0, n, TX_SOB)
-            return sorted({int(t.offset - start) for t in tags})
+            tags = self.get_tags_in_range(0, start, start + n, self._sob_key)
+            return sorted({int(t.offset) for t in tags if t.offset > 0})
         if self.fading == "per_block":
-            first = (-start) % self.block_len
-            return list(range(first, n, self.block_len))
+            first = -(-max(start, 1) // self.block_len) * self.block_len
+            return list(range(first, start + n, self.block_len))
         return []
 
+    # ------------------------------------------------------------------ stream
+    def _filter(self, ext: np.ndarray, y: np.ndarray, s0: int, s1: int, start: int, drifting: bool) -> None:
+        """y[:, s0:s1] = current FIR (+ CFO / drift rotation) of ext; ext (Nt, hl + n), y (Nr, n)."""
+        real, length, m = self._current, self._fir_len, s1 - s0
+        j0 = self._history_len - real.int_delay - (length - 1) + s0
+        win = sliding_window_view(ext[:, j0: j0 + m + length - 1], length, axis=1)  # (Nt, m, L)
+        np.matmul(self._g, win.transpose(0, 2, 1).reshape(self.n_tx * length, m), out=y[:, s0:s1])
+        if real.cfo == 0.0 and not drifting:
+            return
+        # Phases reduced mod 2 pi in float64, then cos/sin in float32 (plenty for a rotation).
+        ramp = self._phase + TWO_PI * real.cfo * np.arange(m)
+        if drifting:
+            ramp = ramp[None, :] + np.outer(self.rx_phase_drift, np.arange(start + s0, start + s1))
+        ramp = np.mod(ramp, TWO_PI).astype(np.float32)
+        rot = np.empty(ramp.shape, np.complex64)
+        rot.real = np.cos(ramp)
+        rot.imag = np.sin(ramp)
+        y[:, s0:s1] *= rot
+        self._phase = math.fmod(self._phase + TWO_PI * real.cfo * m, TWO_PI)
+
     def work(self, input_items, output_items):
-        n = len(input_items[0])
-        start = self.nitems_read(0)
-        x = np.stack(input_items).astype(np.complex128)
-        ext = np.concatenate([self._history, x], axis=1)
-        y = np.empty((self.spec.n_rx, n), np.complex128)
-        bounds = [0, *[p for p in self._switch_points(n, start) if 0 <= p < n], n]
-        for s0, s1 in zip(bounds[:-1], bounds[1:], strict=True):
-            if s0 in bounds[1:-1]:
-                self._current = self._draw(offset=start + s0)
-                self.draws += 1
-                self._publish_truth(start + s0, self._current)
-            elif not self._published_first:
-                self._publish_truth(start, self._current)
+        n = len(output_items[0])
+        start = self.nitems_written(0)
+        hl = self._history_len
+        # ext[:, j] is input sample start - hl + j.
+        ext = np.empty((self.n_tx, hl + n), np.complex64)
+        ext[:, :hl] = self._history
+        for a in range(self.n_tx):
+            ext[a, hl:] = input_items[a][:n]
+        if not self._published_first:
+            self._publish_truth(0, self._current)
             self._published_first = True
-            if s1 <= s0:
-                continue
-            real = self._current
-            taps = self._with_channel_offsets(real.taps)
-            length = taps.shape[-1]
-            j0 = self._history_len - real.int_delay - length + 1 + s0
-            windows = sliding_window_view(ext[:, j0: j0 + (s1 - s0) + length - 1], length, axis=1)
-            seg = np.einsum("ram,anm->rn", taps[:, :, ::-1], windows)
-            # CFO: phase continuous across segments and calls.
-            ramp = self._phase + 2 * np.pi * real.cfo * np.arange(s1 - s0)
-            drift = np.outer(self.rx_phase_drift, start + np.arange(s0, s1))
-            y[:, s0:s1] = seg * np.exp(1j * (ramp[None, :] + drift))
-            self._phase = float((ramp[-1] + 2 * np.pi * real.cfo) % (2 * np.pi))
         with self._lock:
             noise_var = self._noise_var
+
+        y = np.empty((self.n_rx, n), np.complex64)
+        drifting = bool(self.rx_phase_drift.any())
+        points = self._switch_points(start, n)
+        seg_start = start
+        for point in [*points, None]:
+            seg_end = start + n if point is None else point
+            if seg_end > seg_start:
+                self._filter(ext, y, seg_start - start, seg_end - start, start, drifting)
+            if point is not None:  # a new realisation from this sample on
+                self._set_realisation(self.spec.draw(self._rng_chan))
+                self._publish_truth(point, self._current)
+                seg_start = point
+
         if noise_var > 0:
-            noise = self._rng.standard_normal((2, self.spec.n_rx, n))
-            y += np.sqrt(noise_var / 2) * (noise[0] + 1j * noise[1])
-        for r in range(self.spec.n_rx):
+            # Time-major (n, Nr) draw: the noise sequence does not depend on how work() calls split it.
+            w = self._rng_noise.standard_normal((n, 2 * self.n_rx), dtype=np.float32).view(np.complex64)
+            y += np.float32(math.sqrt(noise_var / 2)) * w.T
+        for r in range(self.n_rx):
             output_items[r][:] = y[r]
         for tag in self.get_tags_in_window(0, 0, n):
-            for r in range(self.spec.n_rx):
+            for r in range(self.n_rx):
                 self.add_item_tag(r, tag.offset, tag.key, tag.value)
-        self._history = ext[:, -self._history_len:] if self._history_len else self._history
+        if hl:
+            self._history = ext[:, -hl:].copy()
         return n

@@ -11,16 +11,27 @@ import pmt
 from gnuradio import blocks, gr, gr_unittest, semcom
 from gnuradio.semcom.messages import parse_tensor_message
 
+from semcom.ofat.channel_model import exponential_correlation
 
-def run_channel(inputs, tags=(), **kwargs):
-    """inputs (Nt, n) -> outputs (Nr, n), the block, and its truth messages."""
+
+def _tags(offsets, key="tx_sob"):
+    return [gr.tag_utils.python_to_tag((int(o), pmt.intern(key), pmt.PMT_T)) for o in offsets]
+
+
+def run_channel(inputs, tags=(), *, eob=(), tags_on_all=False, max_noutput_items=None, **kwargs):
+    """inputs (Nt, n) -> outputs (Nr, n), the block, its truth messages and output 0's tags.
+
+    ``tags``: tx_sob offsets (on input 0, or on every input with tags_on_all); ``eob``: tx_eob offsets.
+    ``max_noutput_items`` caps every work() call, to exercise state kept across calls.
+    """
     n_tx = inputs.shape[0]
     n_rx = kwargs.pop("n_rx")
     tb = gr.top_block()
     ch = semcom.mimo_channel(n_tx, n_rx, **kwargs)
+    if max_noutput_items:
+        ch.set_max_noutput_items(max_noutput_items)
     for a in range(n_tx):
-        sob = [gr.tag_utils.python_to_tag((o, pmt.intern("tx_sob"), pmt.PMT_T)) for o in tags]
-        tag_list = sob if a == 0 else []
+        tag_list = _tags(tags) + _tags(eob, "tx_eob") if (a == 0 or tags_on_all) else []
         tb.connect(blocks.vector_source_c(inputs[a].tolist(), False, 1, tag_list), (ch, a))
     sinks = [blocks.vector_sink_c() for _ in range(n_rx)]
     for r, s in enumerate(sinks):
@@ -32,18 +43,43 @@ def run_channel(inputs, tags=(), **kwargs):
     return np.array([s.data() for s in sinks]), ch, truth, sinks[0].tags()
 
 
+def reference_output(x, truth):
+    """Noise-free output from the truth messages alone: piecewise FIR x delay x CFO ramp, (Nr, n)."""
+    n = x.shape[1]
+    n_rx = truth[0][1]["taps"].shape[0]
+    y = np.zeros((n_rx, n), complex)
+    starts = [m["offset"] for m, _ in truth] + [n]
+    for (meta, t), end in zip(truth, starts[1:], strict=True):
+        taps, d, o = t["taps"].astype(complex), meta["int_delay"], meta["offset"]
+        full = np.zeros((n_rx, n), complex)
+        for r in range(n_rx):
+            for a in range(x.shape[0]):
+                full[r] += np.convolve(np.concatenate([np.zeros(d), x[a]]), taps[r, a])[:n]
+        ramp = np.exp(1j * (meta["phase"] + 2 * np.pi * meta["cfo"] * np.arange(end - o)))
+        y[:, o:end] = full[:, o:end] * ramp
+    return y
+
+
+def white(rng, shape, power=1.0):
+    return ((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * np.sqrt(power / 2)).astype(
+        np.complex64)
+
+
 class qa_mimo_channel(gr_unittest.TestCase):
     def test_held_channel_is_the_drawn_fir_with_integer_delay(self):
         rng = np.random.default_rng(0)
         x = (rng.standard_normal((2, 3000)) + 1j * rng.standard_normal((2, 3000))).astype(np.complex64)
-        y, ch, truth, _ = run_channel(x, n_rx=3, snr_db=300, fading="held", max_int_delay=7, seed=3)
+        y, ch, truth, _ = run_channel(x, n_rx=3, snr_db=300, fading="held", max_int_delay=7, seed=3,
+                                      max_noutput_items=211)
         (meta, t), = truth
         taps, d = t["taps"].astype(complex), meta["int_delay"]
+        self.assertEqual(taps.shape, (3, 2, 3 + 7))  # n_taps + 8-tap fractional delay - 1
         expected = np.zeros((3, 3000), complex)
         for r in range(3):
             for a in range(2):
                 expected[r] += np.convolve(np.concatenate([np.zeros(d), x[a]]), taps[r, a])[:3000]
         np.testing.assert_allclose(y, expected, atol=1e-4)
+        self.assertEqual(ch.draws, 1)
 
     def test_per_frame_redraws_exactly_at_tx_sob(self):
         x = np.zeros((1, 4000), np.complex64)
@@ -57,10 +93,47 @@ class qa_mimo_channel(gr_unittest.TestCase):
         self.assertEqual(ch.draws, 4)
         self.assertEqual(sorted(tag.offset for tag in tags), [100, 1100, 2600])  # tags reach the outputs
 
+    def test_per_frame_output_is_the_piecewise_truth_fir_across_small_work_calls(self):
+        """Multipath + fractional + integer delay + CFO jitter, switched only at tx_sob (not tx_eob)."""
+        rng = np.random.default_rng(10)
+        n = 6000
+        x = white(rng, (2, n), 0.5)
+        sob = (0, 700, 701, 1999, 3333, 5000)  # includes back-to-back frames and a tag at sample 0
+        eob = (699, 1998, 3332, 4999)
+        y, ch, truth, _ = run_channel(x, tags=sob, eob=eob, n_rx=4, snr_db=300, max_int_delay=9,
+                                      cfo=0.4 / 64, cfo_jitter=0.1 / 64, seed=7, max_noutput_items=97)
+        self.assertEqual([m["offset"] for m, _ in truth], list(sob))
+        self.assertEqual([m["index"] for m, _ in truth], list(range(len(sob))))
+        cfos = np.array([m["cfo"] for m, _ in truth])
+        self.assertTrue(np.all(np.abs(cfos - 0.4 / 64) <= 0.1 / 64))
+        self.assertGreater(np.ptp(cfos), 0)  # jitter redrawn per frame
+        self.assertTrue(all(0 <= m["int_delay"] <= 9 and 0 <= m["frac_delay"] < 1 for m, _ in truth))
+        np.testing.assert_allclose(y, reference_output(x, truth), atol=2e-4)
+
+    def test_per_block_redraws_at_multiples_of_block_len(self):
+        x = np.ones((2, 2600), np.complex64)
+        _, ch, truth, _ = run_channel(x, tags=(123,), n_rx=2, snr_db=300, fading="per_block",
+                                      block_len=500, seed=2, max_noutput_items=333)
+        self.assertEqual([m["offset"] for m, _ in truth], [0, 500, 1000, 1500, 2000, 2500])
+        self.assertEqual(ch.draws, 6)
+
     def test_noise_variance_matches_snr(self):
         x = np.zeros((2, 200000), np.complex64)
         y, _, _, _ = run_channel(x, n_rx=2, snr_db=7.0, fading="held", seed=1)
         self.assertAlmostEqual(np.var(y) / 10 ** -0.7, 1.0, delta=0.02)
+
+    def test_noise_is_white_per_antenna_and_circular(self):
+        x = np.zeros((2, 100000), np.complex64)
+        y, ch, _, _ = run_channel(x, n_rx=4, snr_db=10.0, noise_ref_power=2.0, fading="held", seed=11)
+        sigma2 = 2.0 * 10 ** -1.0
+        self.assertAlmostEqual(ch.noise_var(), sigma2)
+        np.testing.assert_allclose(np.mean(np.abs(y) ** 2, axis=1), sigma2, rtol=0.02)
+        np.testing.assert_allclose(np.var(y.real, axis=1), sigma2 / 2, rtol=0.03)
+        np.testing.assert_allclose(np.var(y.imag, axis=1), sigma2 / 2, rtol=0.03)
+        cov = y @ y.conj().T / y.shape[1] / sigma2
+        self.assertLess(np.max(np.abs(cov - np.diag(np.diag(cov)))), 0.02)  # independent antennas
+        lag1 = np.mean(y[:, 1:] * y[:, :-1].conj()) / sigma2
+        self.assertLess(abs(lag1), 0.02)  # white in time
 
     def test_average_received_power_is_total_transmit_power(self):
         rng = np.random.default_rng(2)
@@ -70,10 +143,24 @@ class qa_mimo_channel(gr_unittest.TestCase):
         y, _, _, _ = run_channel(x, tags=tuple(range(0, n * n_frames, n)), n_rx=2, snr_db=300, seed=4)
         self.assertAlmostEqual(np.mean(np.abs(y) ** 2), 1.0, delta=0.1)
 
+    def test_received_power_per_antenna_matches_each_realisation(self):
+        """White input of power 1/Nt per antenna: E|y_r|^2 = sum_t ||taps[r, t]||^2 / Nt per draw."""
+        rng = np.random.default_rng(12)
+        block, n_blocks = 4000, 6
+        x = white(rng, (2, block * n_blocks), 0.5)
+        y, _, truth, _ = run_channel(x, n_rx=4, snr_db=300, fading="per_block", block_len=block,
+                                     max_int_delay=3, seed=13)
+        self.assertEqual(len(truth), n_blocks)
+        for meta, t in truth:
+            o = meta["offset"]
+            seg = y[:, o + 20: o + block]  # skip the FIR's transition after the switch
+            expected = np.sum(np.abs(t["taps"]) ** 2, axis=(1, 2)) * 0.5
+            np.testing.assert_allclose(np.mean(np.abs(seg) ** 2, axis=1), expected, rtol=0.1)
+
     def test_cfo_is_a_continuous_phase_ramp(self):
         x = np.ones((1, 5000), np.complex64)
         y, _, _, _ = run_channel(x, n_rx=1, snr_db=300, fading="held", n_taps=1, frac_delay=False,
-                                 cfo=0.01, seed=0)
+                                 cfo=0.01, seed=0, max_noutput_items=123)
         step = np.angle(y[0, 1000:4999].conj() * y[0, 1001:5000])
         np.testing.assert_allclose(step, 2 * np.pi * 0.01, atol=1e-4)
 
@@ -91,17 +178,102 @@ class qa_mimo_channel(gr_unittest.TestCase):
                 d = dr + da
                 expected[r, d:] += h[r, a] * np.exp(1j * (pr + pa)) * x[a, : 2000 - d]
         np.testing.assert_allclose(y1, expected, atol=1e-4)
-        y2, _, _, _ = run_channel(x, rx_phase_drift=[0.0, 1e-3], **kw)
+        y2, _, _, _ = run_channel(x, rx_phase_drift=[0.0, 1e-3], max_noutput_items=77, **kw)
         np.testing.assert_allclose(y2[0], y0[0], atol=1e-5)
         np.testing.assert_allclose(y2[1], y0[1] * np.exp(1e-3j * np.arange(2000)), atol=1e-4)
 
-    def test_seed_reproducible_and_set_snr_db(self):
-        x = np.ones((2, 1000), np.complex64)
-        y1, ch, _, _ = run_channel(x, n_rx=2, snr_db=10, seed=9)
-        y2, _, _, _ = run_channel(x, n_rx=2, snr_db=10, seed=9)
+    def test_tags_of_input_0_reach_every_output_once(self):
+        x = np.zeros((2, 1000), np.complex64)
+        tb = gr.top_block()
+        ch = semcom.mimo_channel(2, 3, snr_db=300, seed=0)
+        for a in range(2):  # both inputs tagged, as a transmitter that tags every antenna
+            tb.connect(blocks.vector_source_c(x[a].tolist(), False, 1, _tags((10, 500))), (ch, a))
+        sinks = [blocks.vector_sink_c() for _ in range(3)]
+        for r, s in enumerate(sinks):
+            tb.connect((ch, r), s)
+        tb.run()
+        for s in sinks:
+            self.assertEqual(sorted((t.offset, pmt.symbol_to_string(t.key)) for t in s.tags()),
+                             [(10, "tx_sob"), (500, "tx_sob")])
+
+    def test_seed_reproducible_whatever_the_work_sizes(self):
+        rng = np.random.default_rng(14)
+        x = white(rng, (2, 5000))
+        kw = dict(tags=(0, 1200, 3100), n_rx=4, snr_db=10, seed=9, max_int_delay=4, cfo_jitter=0.003)
+        y1, ch, _, _ = run_channel(x, **kw)
+        y2, _, _, _ = run_channel(x, max_noutput_items=61, **kw)
         np.testing.assert_array_equal(y1, y2)
+        y3, _, _, _ = run_channel(x, **{**kw, "seed": 10})
+        self.assertGreater(np.mean(np.abs(y1 - y3) ** 2), 0.5)
+        # Another SNR leaves the channel draws unchanged.
+        _, _, t_a, _ = run_channel(x, **kw)
+        _, _, t_b, _ = run_channel(x, **{**kw, "snr_db": 30})
+        for (_, a), (_, b) in zip(t_a, t_b, strict=True):
+            np.testing.assert_array_equal(a["taps"], b["taps"])
+
+    def test_set_snr_db_before_and_while_running(self):
+        x = np.zeros((2, 20000), np.complex64)
+        tb = gr.top_block()
+        ch = semcom.mimo_channel(2, 2, snr_db=0.0, fading="held", seed=3)
         ch.set_snr_db(20)
         self.assertAlmostEqual(ch.noise_var(), 0.01)
+        self.assertEqual(ch.snr_db, 20.0)
+        y, _, _, _ = run_channel(x, n_rx=2, snr_db=0.0, fading="held", seed=3)
+        self.assertAlmostEqual(np.var(y), 1.0, delta=0.04)
+
+        n, switch_at = 200000, 100000
+
+        class Trigger(gr.sync_block):
+            """Pass-through that changes the channel's SNR once its input passes `switch_at`."""
+
+            def __init__(self):
+                gr.sync_block.__init__(self, "trigger", [np.complex64], [np.complex64])
+                self.fired = False
+
+            def work(self, input_items, output_items):
+                m = len(output_items[0])
+                if not self.fired and self.nitems_read(0) + m > switch_at:
+                    ch.set_snr_db(10.0)
+                    self.fired = True
+                output_items[0][:] = input_items[0]
+                return m
+
+        ch = semcom.mimo_channel(2, 2, snr_db=30.0, fading="held", seed=3)
+        trig = Trigger()
+        tb.connect(blocks.vector_source_c([0j] * n), trig, (ch, 0))
+        tb.connect(blocks.vector_source_c([0j] * n), (ch, 1))
+        sinks = [blocks.vector_sink_c() for _ in range(2)]
+        for r, s in enumerate(sinks):
+            tb.connect((ch, r), s)
+        trig.set_max_noutput_items(1000)
+        tb.run()
+        y = np.array([s.data() for s in sinks])
+        # The channel cannot lag the trigger by more than its buffer (far below 50000 samples).
+        self.assertAlmostEqual(np.var(y[:, : switch_at // 2]) / 1e-3, 1.0, delta=0.03)
+        self.assertAlmostEqual(np.var(y[:, switch_at:]) / 1e-1, 1.0, delta=0.03)
+
+    def test_spatial_correlation_and_rician_k_through_the_block(self):
+        n, block = 60000, 30  # 2000 draws
+        x = np.zeros((2, n), np.complex64)
+        kw = dict(n_rx=3, snr_db=300, fading="per_block", block_len=block, n_taps=1, frac_delay=False)
+        _, _, truth, _ = run_channel(x, corr_rx=0.8, corr_tx=0.4, seed=21, **kw)
+        h = np.stack([t["taps"][:, :, 0] for _, t in truth]).astype(complex)  # (draws, Nr, Nt)
+        r_rx = np.einsum("nit,njt->ij", h, h.conj()) / (h.shape[0] * 2)
+        r_tx = np.einsum("nrs,nrt->st", h, h.conj()) / (h.shape[0] * 3)
+        np.testing.assert_allclose(r_rx, exponential_correlation(3, 0.8), atol=0.08)
+        np.testing.assert_allclose(r_tx, exponential_correlation(2, 0.4), atol=0.08)
+        _, _, truth, _ = run_channel(x, rician_k=3.0, seed=22, **kw)
+        pw = np.abs(np.stack([t["taps"] for _, t in truth])) ** 2
+        k = 3.0
+        self.assertAlmostEqual(np.mean(pw), 1.0, delta=0.05)
+        self.assertAlmostEqual(np.mean(pw**2) / np.mean(pw) ** 2, (k * k + 4 * k + 2) / (k + 1) ** 2,
+                               delta=0.08)  # Rician 1.44 (Rayleigh would be 2)
+
+    def test_invalid_arguments_raise(self):
+        for kw in (dict(fading="sometimes"), dict(block_len=0), dict(rx_phase=[0.0]),
+                   dict(rx_delay=[-1, 0]), dict(noise_ref_power=-1.0), dict(corr_rx=1.5)):
+            with self.assertRaises(ValueError):
+                semcom.mimo_channel(2, 2, **kw)
 
 
 if __name__ == "__main__":
