@@ -22,7 +22,7 @@ class TrainConfig:
     so one model serves the whole evaluated SNR range (the paper trains one model per SNR)."""
 
     epochs: int = 30
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 1e-3
     lr_min: float = 1e-5               # cosine decay lr -> lr_min over the run (epochs or max_seconds)
     snr_db: tuple[float, float] = (0.0, 20.0)
