@@ -14,7 +14,7 @@ import sys
 
 COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.usrp.cli", "semcom.capture",
                                      "semcom.offsets", "semcom.lab",
-                                     "semcom.send")
+                                     "semcom.send", "semcom.jscc.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

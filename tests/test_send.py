@@ -1,0 +1,24 @@
+"""`semcom send jscc`: the shipped DeepJSCC checkpoint, unchanged, over the torch OFAT channel and over
+the GNU Radio loopback flowgraph gives the same quality."""
+
+import csv
+from pathlib import Path
+
+from semcom.cli import main
+
+CHECKPOINT = Path(__file__).resolve().parents[1] / "host/semcom/jscc/checkpoints/deepjscc_kn1-6_32px"
+
+
+def test_same_checkpoint_over_torch_channel_and_flowgraph(tmp_path):
+    assert main(["send", "jscc", "--checkpoint", str(CHECKPOINT), "--n", "30", "--snr", "20",
+                 "--no-progress", "--out", str(tmp_path)]) == 0
+    rows = list(csv.DictReader((tmp_path / "send_jscc.csv").open()))
+    torch_psnr, flowgraph_psnr = (float(r["psnr_db"]) for r in rows)
+    assert rows[1]["lost"] == "0"
+    assert torch_psnr > 25  # a trained codec, not noise
+    assert abs(torch_psnr - flowgraph_psnr) < 1.0
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["send", "jscc", "--checkpoint", str(tmp_path / "missing"), "--no-progress"]) == 2
+    assert "error:" in capsys.readouterr().out
