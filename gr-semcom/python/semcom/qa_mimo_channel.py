@@ -202,7 +202,9 @@ class qa_mimo_channel(gr_unittest.TestCase):
         kw = dict(tags=(0, 1200, 3100), n_rx=4, snr_db=10, seed=9, max_int_delay=4, cfo_jitter=0.003)
         y1, ch, _, _ = run_channel(x, **kw)
         y2, _, _, _ = run_channel(x, max_noutput_items=61, **kw)
-        np.testing.assert_array_equal(y1, y2)
+        # Same draws and same noise; the FIR is a BLAS product whose last-bit rounding depends on how
+        # many samples one call holds, so equality is to float32 rounding (a wrong draw is O(1) off).
+        np.testing.assert_allclose(y1, y2, rtol=0, atol=1e-5)
         y3, _, _, _ = run_channel(x, **{**kw, "seed": 10})
         self.assertGreater(np.mean(np.abs(y1 - y3) ** 2), 0.5)
         # Another SNR leaves the channel draws unchanged.
