@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+
+from semcom.training import cosine_lr, fit
 
 from .model import DeepJSCC
+
+__all__ = ["TrainConfig", "cosine_lr", "evaluate_psnr", "psnr_per_image", "train", "train_step"]
 
 Tensor = torch.Tensor
 
@@ -42,11 +43,6 @@ def psnr_per_image(x: Tensor, x_hat: Tensor) -> Tensor:
     return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-12))
 
 
-def cosine_lr(cfg: TrainConfig, done: float) -> float:
-    """Learning rate at fraction ``done`` (0..1) of the run: cosine from ``cfg.lr`` to ``cfg.lr_min``."""
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
-
-
 def train_step(model: DeepJSCC, opt: torch.optim.Optimizer, x: Tensor, channel: nn.Module,
                snr_db: Tensor) -> float:
     """One Adam step on MSE. x (B, 3, H, W), snr_db (B,). Returns the loss before the step."""
@@ -63,48 +59,26 @@ def train(model: DeepJSCC, images: Tensor, channel: nn.Module, cfg: TrainConfig,
     """Train ``model`` in place on ``images`` (N, 3, H, W) in [0, 1] through ``channel``.
 
     Returns one dict per epoch: epoch, loss (mean training MSE), val_psnr (dB at ``val_snr_db``, if
-    ``val_images``), seconds (cumulative wall time).
+    ``val_images``), seconds (cumulative wall time), lr.
     """
     torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     lo, hi = cfg.snr_db
-    history: list[dict] = []
-    t0 = time.perf_counter()
-    n = images.shape[0]
-    steps = math.ceil(n / cfg.batch_size)
-    stop = False
-    for epoch in range(cfg.epochs):
-        perm = torch.randperm(n, generator=gen)
-        losses = []
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-        for i in bar:
-            x = images[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]]
-            if cfg.hflip:
-                flip = torch.rand(x.shape[0], generator=gen) < 0.5
-                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            # Progress through the run: by steps, or by wall time when that is the binding limit.
-            done = (epoch * steps + i) / (cfg.epochs * steps)
-            if cfg.max_seconds is not None:
-                done = max(done, (time.perf_counter() - t0) / cfg.max_seconds)
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(cfg, done)
-            snr = lo + (hi - lo) * torch.rand(x.shape[0], generator=gen)
-            losses.append(train_step(model, opt, x, channel, snr))
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds:
-                stop = True
-                break
-        rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0}
-        if val_images is not None:
-            val = evaluate_psnr(model, val_images, channel, val_snr_db, seed=cfg.seed)
-            rec["val_psnr"] = float(val.mean())
-        history.append(rec)
-        if progress:
-            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in rec.items()))
-        if stop:
-            break
+
+    def step(idx: Tensor, gen: torch.Generator) -> float:
+        x = images[idx]
+        if cfg.hflip:
+            flip = torch.rand(x.shape[0], generator=gen) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        snr = lo + (hi - lo) * torch.rand(x.shape[0], generator=gen)
+        return train_step(model, opt, x, channel, snr)
+
+    def evaluate() -> dict[str, float]:
+        psnr = evaluate_psnr(model, val_images, channel, val_snr_db, seed=cfg.seed)
+        return {"val_psnr": float(psnr.mean())}
+
+    history = fit(opt, images.shape[0], cfg, step, evaluate=evaluate if val_images is not None else None,
+                  progress=progress)
     model.eval()
     return history
 

@@ -1,0 +1,103 @@
+"""The one training loop of the project: shuffled mini-batches, cosine learning rate, a wall-time cap,
+a progress bar, per-epoch records, and resume from a saved training state.
+
+Each model family supplies only its ``step(indices, generator) -> loss`` (one optimiser step on the items
+``indices``) and, optionally, ``evaluate() -> dict`` run after every epoch. Used by DeepJSCC
+(``semcom.jscc.train``) and the agents (``semcom.agents.train``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+Tensor = torch.Tensor
+StepFn = Callable[[Tensor, torch.Generator], float]
+
+
+class Schedule(Protocol):
+    """What the loop reads from a training config (both ``jscc.train.TrainConfig`` and the agents')."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_min: float
+    seed: int
+    max_seconds: float | None
+
+
+def cosine_lr(cfg: Schedule, done: float) -> float:
+    """Learning rate at fraction ``done`` (0..1) of the run: cosine from ``cfg.lr`` to ``cfg.lr_min``."""
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
+
+
+def _fmt(rec: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items())
+
+
+def fit(opt: torch.optim.Optimizer, n_items: int, cfg: Schedule, step: StepFn, *,
+        evaluate: Callable[[], dict[str, float]] | None = None, progress: bool = True, desc: str = "epoch",
+        resume: dict[str, Any] | None = None,
+        on_epoch_end: Callable[[list[dict], dict[str, Any]], None] | None = None) -> list[dict]:
+    """Run ``cfg.epochs`` epochs of ``step`` over ``n_items`` items; returns one record per epoch.
+
+    Records: ``epoch``, ``loss`` (mean of the step losses), ``seconds`` (cumulative training wall time),
+    ``lr`` (at the epoch's end) and whatever ``evaluate()`` returns. The run stops early once
+    ``cfg.max_seconds`` of training time are spent (the cosine schedule then follows the wall time, so
+    it still ends at ``lr_min``).
+
+    ``on_epoch_end(history, train_state)`` is called after every epoch with a state of tensors and plain
+    containers (optimizer state, generator state, history, elapsed time) that ``resume=`` accepts to
+    continue the same run: the batches, learning rates and results are those of an uninterrupted run.
+    """
+    if n_items <= 0:
+        raise ValueError("nothing to train on (0 items)")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict] = []
+    start_epoch, spent = 0, 0.0
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["generator"])
+        history = [dict(h) for h in resume["history"]]
+        start_epoch, spent = int(resume["epoch"]), float(resume["seconds"])
+    steps = math.ceil(n_items / cfg.batch_size)
+    t0 = time.perf_counter() - spent
+    stopped = resume is not None and bool(resume.get("stopped", False))
+    for epoch in range(start_epoch, cfg.epochs):
+        if stopped:
+            break
+        perm = torch.randperm(n_items, generator=gen)
+        losses: list[float] = []
+        lr = cfg.lr
+        bar = tqdm(range(steps), desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for i in bar:
+            # Progress through the run: by steps, or by wall time when that is the binding limit.
+            done = (epoch * steps + i) / (cfg.epochs * steps)
+            if cfg.max_seconds is not None:
+                done = max(done, (time.perf_counter() - t0) / cfg.max_seconds)
+            lr = cosine_lr(cfg, done)
+            for group in opt.param_groups:
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+            losses.append(step(perm[i * cfg.batch_size:(i + 1) * cfg.batch_size], gen))
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds:
+                stopped = True
+                break
+        rec: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                               "seconds": time.perf_counter() - t0, "lr": lr}
+        if evaluate is not None:
+            rec.update(evaluate())
+        history.append(rec)
+        if progress:
+            tqdm.write(f"{desc}: {_fmt(rec)}")
+        if on_epoch_end is not None:
+            on_epoch_end(history, {"optimizer": opt.state_dict(), "generator": gen.get_state(),
+                                   "history": [dict(h) for h in history], "epoch": epoch + 1,
+                                   "seconds": rec["seconds"], "stopped": stopped})
+    return history
