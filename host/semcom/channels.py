@@ -339,3 +339,22 @@ def make_channel(name: str, snr_db: float = 10.0, seed: int | None = None, **kwa
     if name not in classes:
         raise ValueError(f"unknown channel {name!r}; choose from {sorted(classes)}")
     return classes[name](snr_db, seed=seed, **kwargs)
+
+
+# Channels the experiments are evaluated over, by name: name -> (make_channel name, kwargs). OFAT is the
+# default wifi64 layout (2 transmit, 4 receive antennas), 3-tap multipath and the receiver's LS estimate.
+NAMED_CHANNELS: dict[str, tuple[str, dict]] = {
+    "awgn": ("awgn", {}),
+    "rayleigh_zf_ls": ("rayleigh", {"equalizer": "zf", "n_pilots": 4}),
+    "rayleigh_mmse_ls": ("rayleigh", {"equalizer": "mmse", "n_pilots": 4}),
+    "ofat_2x4_mmse_ls": ("ofat", {"equalizer": "mmse", "csi": "denoised"}),
+    "ofat_2x4_zf_ls": ("ofat", {"equalizer": "zf", "csi": "denoised"}),
+}
+
+
+def named_channel(name: str, snr_db: float = 10.0, seed: int | None = None) -> nn.Module:
+    """A channel of ``NAMED_CHANNELS`` by name."""
+    if name not in NAMED_CHANNELS:
+        raise ValueError(f"unknown channel {name!r}; choose from {sorted(NAMED_CHANNELS)}")
+    kind, kwargs = NAMED_CHANNELS[name]
+    return make_channel(kind, snr_db, seed=seed, **kwargs)

@@ -47,14 +47,21 @@ def sha256_of(path: Path) -> str:
 
 
 def save(path: str | Path, kind: str, model: nn.Module, config: dict[str, Any],
-         meta: dict[str, Any] | None = None, train_state: dict[str, Any] | None = None) -> tuple[Path, Path]:
-    """Write ``<path>.pt``, ``<path>.json`` (+ ``<path>.train.pt`` if ``train_state``); returns (pt, json)."""
+         meta: dict[str, Any] | None = None, train_state: dict[str, Any] | None = None,
+         store_dtype: torch.dtype | None = None) -> tuple[Path, Path]:
+    """Write ``<path>.pt``, ``<path>.json`` (+ ``<path>.train.pt`` if ``train_state``); returns (pt, json).
+
+    ``store_dtype`` (e.g. ``torch.float16``) stores floating-point weights in that type, halving the
+    size of a shipped checkpoint; loading casts them back to the model's dtype.
+    """
     pt, js = checkpoint_paths(path)
     pt.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if store_dtype is not None:
+        state = {k: v.to(store_dtype) if v.is_floating_point() else v for k, v in state.items()}
     torch.save(state, pt)
-    doc = {"kind": kind, "format_version": FORMAT_VERSION, "config": config,
-           "weights": pt.name, "sha256": sha256_of(pt), "meta": meta or {}}
+    doc = {"kind": kind, "format_version": FORMAT_VERSION, "config": config, "weights": pt.name,
+           "sha256": sha256_of(pt), "store_dtype": str(store_dtype or "native"), "meta": meta or {}}
     js.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     if train_state is not None:
         torch.save(train_state, train_state_path(path))

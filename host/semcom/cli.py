@@ -14,7 +14,7 @@ import sys
 
 COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.usrp.cli", "semcom.capture",
                                      "semcom.offsets", "semcom.lab",
-                                     "semcom.send", "semcom.jscc.commands")
+                                     "semcom.send", "semcom.jscc.commands", "semcom.agents.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

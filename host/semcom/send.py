@@ -1,69 +1,107 @@
-"""`semcom send`: a trained codec, unchanged, over the torch OFAT channel and over the flowgraph.
+"""`semcom send`: a trained model, unchanged, over the torch OFAT channel and over the flowgraph.
 
-    semcom send jscc --checkpoint host/semcom/jscc/checkpoints/<name> --snr 20 --n 100
+    semcom send jscc   --checkpoint host/semcom/jscc/checkpoints/<name> --snr 20 --n 100
+    semcom send tokens --checkpoint host/semcom/agents/checkpoints/tokens_jtcc --snr 20 --n 1000
 
-The same model and images go through `semcom.channels.OfatChannel` (the differentiable torch
-channel it was trained or evaluated with) and through `FlowgraphChannel` (the loopback flowgraph,
-or `--connect TX RX` for a running one: split arrangement, USRP bench); the PSNRs are printed side by
-side and written as CSV.
+The same model and inputs go through `semcom.channels.OfatChannel` (the differentiable torch channel
+it was trained or evaluated with) and through `FlowgraphChannel` (the loopback flowgraph, or
+`--connect TX RX` for a running one: split arrangement, USRP bench); the scores (PSNR for DeepJSCC
+images, answer accuracy for the machine-language tokens of the agents, one OFAT frame per image or per
+question) are printed side by side and written as CSV.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from semcom.results import write_csv
+
+# ZF on both paths: codecs trained over AWGN expect unbiased symbols (MMSE shrinks them).
+EQUALIZER = "zf"
+
+
+def _compare(args: argparse.Namespace, score: Callable[[Any], float], metric: str, name: str) -> int:
+    """``score(channel)`` over the torch OFAT channel and over the flowgraph -> printed rows + CSV."""
+    from semcom.channels import OfatChannel
+    from semcom.flowgraph_channel import FlowgraphChannel
+    from semcom.ofat.frame import make_layout
+
+    layout = make_layout("wifi64", n_tx=2, n_rx=4)
+    torch_channel = OfatChannel(args.snr, layout=layout, seed=args.seed, equalizer=EQUALIZER)
+    rows = [{"channel": f"torch OFAT 2x4, {EQUALIZER.upper()} (differentiable)", "snr_db": args.snr,
+             metric: score(torch_channel), "frames": 0, "lost": 0}]
+    connect = tuple(args.connect) if args.connect else None
+    with FlowgraphChannel(args.snr, seed=args.seed, connect=connect, method=EQUALIZER,
+                          progress=not args.no_progress) as fg:
+        value = score(fg)
+        rows.append({"channel": "GNU Radio flowgraph" + (" (external)" if connect else " (loopback 2x4)"),
+                     "snr_db": args.snr, metric: value, "frames": fg.sent, "lost": fg.lost})
+    for row in rows:
+        print(f"{row['channel']:38s} SNR {row['snr_db']:5.1f} dB  {metric} {row[metric]:8.4f}  "
+              f"frames {row['frames']}  lost {row['lost']}")
+    print(f"difference {rows[1][metric] - rows[0][metric]:+.4f} {metric}")
+    print(f"wrote {write_csv(Path(args.out) / f'send_{name}.csv', rows)}")
+    return 0
 
 
 def _send_jscc(args: argparse.Namespace) -> int:
-    from semcom.channels import OfatChannel
-    from semcom.flowgraph_channel import FlowgraphChannel
+    import numpy as np
+
     from semcom.jscc.checkpoint import CheckpointError, load_checkpoint
     from semcom.jscc.experiment import load_images
     from semcom.jscc.train import evaluate_psnr
-    from semcom.ofat.frame import make_layout
 
     try:
-        model, doc = load_checkpoint(args.checkpoint)
+        model, _ = load_checkpoint(args.checkpoint)
     except CheckpointError as err:
         print(f"error: {err}")
         return 2
     images = load_images(args.images, n=args.n, seed=args.seed, split="test")
-    layout = make_layout("wifi64", n_tx=2, n_rx=4)
-    # ZF on both paths: an AWGN-trained decoder expects unbiased symbols (MMSE shrinks them).
-    torch_channel = OfatChannel(args.snr, layout=layout, seed=args.seed, equalizer="zf")
-    rows = []
-    psnr_torch = evaluate_psnr(model, images, torch_channel, args.snr)
-    rows.append({"channel": "torch OFAT 2x4, ZF (differentiable)", "snr_db": args.snr,
-                 "psnr_db": float(np.mean(psnr_torch)), "lost": 0})
-    connect = tuple(args.connect) if args.connect else None
-    with FlowgraphChannel(args.snr, seed=args.seed, connect=connect, method="zf",
-                          progress=not args.no_progress) as fg:
-        psnr_fg = evaluate_psnr(model, images, fg, args.snr, batch_size=args.batch)
-        rows.append({"channel": "GNU Radio flowgraph" + (" (external)" if connect else " (loopback 2x4)"),
-                     "snr_db": args.snr, "psnr_db": float(np.mean(psnr_fg)), "lost": fg.lost})
-    for row in rows:
-        print(f"{row['channel']:38s} SNR {row['snr_db']:5.1f} dB  PSNR {row['psnr_db']:6.2f} dB  "
-              f"lost frames {row['lost']}")
-    print(f"wrote {write_csv(Path(args.out) / 'send_jscc.csv', rows)}")
-    return 0
+    return _compare(args, lambda ch: float(np.mean(evaluate_psnr(model, images, ch, args.snr,
+                                                                 batch_size=args.batch))),
+                    "psnr_db", "jscc")
+
+
+def _send_tokens(args: argparse.Namespace) -> int:
+    from semcom.agents.checkpoint import CheckpointError, load_pipeline
+    from semcom.agents.experiment import AgentsExperiment, make_data
+    from semcom.agents.train import evaluate_pipeline
+
+    try:
+        pipeline, doc = load_pipeline(args.checkpoint)
+    except CheckpointError as err:
+        print(f"error: {err}")
+        return 2
+    exp = AgentsExperiment.from_dict(doc["meta"]["experiment"])  # the test split it was not trained on
+    test = make_data(exp, progress=False).test.subset(args.n)
+    print(f"{len(test)} test questions, {pipeline.link.m * pipeline.sensor.cfg.k_tokens} real channel "
+          f"values each ({type(pipeline.link).__name__})")
+    return _compare(args, lambda ch: evaluate_pipeline(pipeline, test, ch, args.snr, seed=args.seed,
+                                                       batch_size=args.batch)["all"],
+                    "accuracy", "tokens")
+
+
+def _common(p: argparse.ArgumentParser, n: int, batch: int) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint base path (<path>.pt + <path>.json)")
+    p.add_argument("--n", type=int, default=n, help="test items (one OFAT frame each)")
+    p.add_argument("--snr", type=float, default=20.0)
+    p.add_argument("--batch", type=int, default=batch, help="items per flowgraph batch")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--connect", nargs=2, metavar=("TX_ENDPOINT", "RX_ENDPOINT"))
+    p.add_argument("--out", default="results/send")
+    p.add_argument("--no-progress", action="store_true")
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("send", help="run a trained codec over the torch channel and the flowgraph")
+    p = subparsers.add_parser("send", help="run a trained model over the torch channel and the flowgraph")
     sub = p.add_subparsers(dest="send_what", required=True)
     j = sub.add_parser("jscc", help="DeepJSCC images: PSNR over torch OFAT vs the flowgraph")
-    j.add_argument("--checkpoint", required=True, help="checkpoint base path (<path>.pt + <path>.json)")
+    _common(j, 100, 25)
     j.add_argument("--images", default="photos", choices=["photos", "digits", "scenes"])
-    j.add_argument("--n", type=int, default=100, help="test images")
-    j.add_argument("--snr", type=float, default=20.0)
-    j.add_argument("--batch", type=int, default=25, help="images per flowgraph batch")
-    j.add_argument("--seed", type=int, default=0)
-    j.add_argument("--connect", nargs=2, metavar=("TX_ENDPOINT", "RX_ENDPOINT"))
-    j.add_argument("--out", default="results/send")
-    j.add_argument("--no-progress", action="store_true")
     j.set_defaults(func=_send_jscc)
+    t = sub.add_parser("tokens", help="machine-language tokens: VQA accuracy, torch OFAT vs the flowgraph")
+    _common(t, 1000, 250)
+    t.set_defaults(func=_send_tokens)

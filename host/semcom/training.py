@@ -80,7 +80,7 @@ def fit(opt: torch.optim.Optimizer, n_items: int, cfg: Schedule, step: StepFn, *
             # Progress through the run: by steps, or by wall time when that is the binding limit.
             done = (epoch * steps + i) / (cfg.epochs * steps)
             if cfg.max_seconds is not None:
-                done = max(done, (time.perf_counter() - t0) / cfg.max_seconds)
+                done = max(done, (time.perf_counter() - t0) / cfg.max_seconds if cfg.max_seconds > 0 else 1.0)
             lr = cosine_lr(cfg, done)
             for group in opt.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)

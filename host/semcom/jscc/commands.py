@@ -47,25 +47,60 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _experiment(args: argparse.Namespace) -> JSCCExperiment:
+    return JSCCExperiment(source=args.source, ratio=args.ratio, n_train=args.n_train, n_test=args.n_test,
+                          seed=args.seed, train_channel=args.train_channel,
+                          train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                            snr_db=tuple(args.train_snr), seed=args.seed,
+                                            max_seconds=60.0 * args.max_minutes))
+
+
+def _print_table(rows: list[dict], snrs: list[float]) -> None:
+    for metric in ("psnr_db", "psnr_mean_mse_db"):
+        print(f"\n{metric}\n{'method':14s} {'channel':18s} " + " ".join(f"{s:>6g}dB" for s in snrs))
+        for key in dict.fromkeys((r["method"], r["channel"]) for r in rows):
+            vals = {r["snr_db"]: r[metric] for r in rows if (r["method"], r["channel"]) == key}
+            print(f"{key[0]:14s} {key[1]:18s} " + " ".join(f"{vals[s]:8.2f}" for s in snrs))
+
+
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
-    exp = JSCCExperiment(source=args.source, ratio=args.ratio, n_train=args.n_train, n_test=args.n_test,
-                         seed=args.seed, train_channel=args.train_channel,
-                         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                           snr_db=tuple(args.train_snr), seed=args.seed,
-                                           max_seconds=60.0 * args.max_minutes))
+    exp = _experiment(args)
     command = "python experiments/jscc/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     t0 = time.perf_counter()
     model, info = load_or_train(exp, args.checkpoint, args.retrain, command=command,
                                 progress=not args.no_progress)
     rows = eval_jscc(model, exp, args.out, snrs=tuple(args.snrs), channels=tuple(args.channels),
                      train_info=info)
-    for metric in ("psnr_db", "psnr_mean_mse_db"):
-        print(f"\n{metric}\n{'method':14s} {'channel':18s} " + " ".join(f"{s:>6g}dB" for s in args.snrs))
-        for key in dict.fromkeys((r["method"], r["channel"]) for r in rows):
-            vals = {r["snr_db"]: r[metric] for r in rows if (r["method"], r["channel"]) == key}
-            print(f"{key[0]:14s} {key[1]:18s} " + " ".join(f"{vals[s]:8.2f}" for s in args.snrs))
+    _print_table(rows, args.snrs)
     print(f"total wall time {time.perf_counter() - t0:.1f} s; outputs in {args.out}")
+    return 0
+
+
+def train_only(args: argparse.Namespace) -> int:
+    """``semcom train jscc``: train (always) and save the checkpoint; no evaluation."""
+    torch.set_num_threads(args.threads)
+    command = "semcom " + shlex.join(sys.argv[1:])
+    _, info = load_or_train(_experiment(args), args.checkpoint, True, command=command,
+                            progress=not args.no_progress)
+    print(f"trained in {info['train_seconds']:.1f} s -> {args.checkpoint}")
+    return 0
+
+
+def eval_only(args: argparse.Namespace) -> int:
+    """``semcom eval jscc``: evaluate an existing checkpoint (never trains)."""
+    from .checkpoint import CheckpointError, load_checkpoint
+
+    torch.set_num_threads(args.threads)
+    exp = _experiment(args)
+    try:
+        model, doc = load_checkpoint(args.checkpoint, expect=exp.cfg)
+    except CheckpointError as err:
+        print(f"error: {err}")
+        return 2
+    rows = eval_jscc(model, exp, args.out, snrs=tuple(args.snrs), channels=tuple(args.channels),
+                     train_info=doc.get("meta"))
+    _print_table(rows, args.snrs)
     return 0
 
 

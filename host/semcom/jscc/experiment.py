@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semcom.channels import make_channel
+from semcom.channels import NAMED_CHANNELS, make_channel
 
 from . import jpeg
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -30,15 +30,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SNRS = (0.0, 5.0, 10.0, 15.0, 20.0)
 
-# Channels DeepJSCC is evaluated over: name -> (make_channel name, kwargs). OFAT uses the default
-# wifi64 layout (2 transmit, 4 receive antennas), 3-tap multipath and the receiver's LS estimate.
-EVAL_CHANNELS: dict[str, tuple[str, dict]] = {
-    "awgn": ("awgn", {}),
-    "rayleigh_zf_ls": ("rayleigh", {"equalizer": "zf", "n_pilots": 4}),
-    "rayleigh_mmse_ls": ("rayleigh", {"equalizer": "mmse", "n_pilots": 4}),
-    "ofat_2x4_mmse_ls": ("ofat", {"equalizer": "mmse", "csi": "denoised"}),
-    "ofat_2x4_zf_ls": ("ofat", {"equalizer": "zf", "csi": "denoised"}),
-}
+# Channels DeepJSCC is evaluated over (the project's named evaluation channels).
+EVAL_CHANNELS = NAMED_CHANNELS
 
 
 def load_images(source: str, n: int, seed: int, split: str, size: int = 32) -> torch.Tensor:

@@ -1,0 +1,169 @@
+"""``semcom train ...`` and ``semcom eval ...``: the small agents and DeepJSCC from the command line.
+
+    semcom train agents                 # all four stages of the small default, then the evaluation
+    semcom train receiver | tokens | jtcc | raw-vqa    # one stage (earlier stages' checkpoints needed)
+    semcom eval agents                  # accuracy tables + plot from existing checkpoints
+    semcom train jscc / semcom eval jscc                # DeepJSCC (same options as `semcom jscc`)
+
+Checkpoints go to ``--checkpoints`` (default ``results/agents/checkpoints``); the small default that ships
+with the project lives in ``host/semcom/agents/checkpoints`` and is what ``semcom eval agents`` and
+``semcom send tokens`` use unless told otherwise. A stage interrupted mid-way resumes from its last
+epoch when run again (``--no-resume`` starts it over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from semcom.channels import NAMED_CHANNELS
+
+from .experiment import (
+    DEFAULT_CHANNELS,
+    DEFAULT_SNRS,
+    STAGES,
+    AgentsExperiment,
+    checkpoint_path,
+    evaluate,
+    make_data,
+    per_family_table,
+    train_all,
+)
+
+log = logging.getLogger(__name__)
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+DEFAULT_TRAIN_DIR = Path("results/agents/checkpoints")
+STAGE_COMMANDS = {"receiver": "receiver", "tokens": "tokens", "jtcc": "jtcc", "raw-vqa": "raw_vqa"}
+
+
+def _experiment_args(p: argparse.ArgumentParser) -> None:
+    base = AgentsExperiment()
+    p.add_argument("--n-scenes", type=int, default=base.n_scenes, help="generated scenes (70/10/20 split)")
+    p.add_argument("--questions-per-scene", type=int, default=base.questions_per_scene)
+    p.add_argument("--seed", type=int, default=base.seed)
+    p.add_argument("--k-tokens", type=int, default=base.k_tokens, help="machine-language tokens K")
+    p.add_argument("--m", type=int, default=base.jtcc_m, help="JTCC real channel values per token")
+    p.add_argument("--grad-mode", default=base.grad_mode, choices=["exact", "straight_through"],
+                   help="gradient through the channel: exact back-propagation or the paper's approximation")
+    for stage in STAGES:
+        cfg = getattr(base, stage)
+        flag = stage.replace("_", "-")
+        p.add_argument(f"--epochs-{flag}", type=int, default=cfg.epochs, help=f"epochs of stage {stage}")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-time cap per stage")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+
+
+def _experiment(args: argparse.Namespace) -> AgentsExperiment:
+    base = AgentsExperiment()
+    stages = {}
+    for stage in STAGES:
+        cfg = getattr(base, stage)
+        max_s = None if args.max_minutes is None else 60.0 * args.max_minutes
+        stages[stage] = dataclasses.replace(cfg, epochs=getattr(args, f"epochs_{stage}"), seed=args.seed,
+                                            max_seconds=max_s)
+    return dataclasses.replace(base, n_scenes=args.n_scenes, questions_per_scene=args.questions_per_scene,
+                               seed=args.seed, k_tokens=args.k_tokens, jtcc_m=args.m,
+                               grad_mode=args.grad_mode, **stages)
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snrs", type=float, nargs="+", default=list(DEFAULT_SNRS))
+    p.add_argument("--channels", nargs="+", default=list(DEFAULT_CHANNELS), choices=sorted(NAMED_CHANNELS))
+    p.add_argument("--n-test", type=int, default=None, help="test questions (default: the whole split)")
+    p.add_argument("--out", default="results/agents", help="results.csv / results.png / summary.json")
+
+
+def _print_results(rows: list[dict[str, Any]], out: str) -> None:
+    print(per_family_table(rows))
+    print(f"wrote {Path(out) / 'results.csv'}, results.png, summary.json")
+
+
+def _train(args: argparse.Namespace, stages: tuple[str, ...], argv: list[str] | None) -> int:
+    torch.set_num_threads(args.threads)
+    exp = _experiment(args)
+    command = "semcom " + shlex.join(argv if argv is not None else sys.argv[1:])
+    t0 = time.perf_counter()
+    data = make_data(exp, progress=not args.no_progress)
+    info = train_all(exp, args.checkpoints, stages, retrain=args.retrain or len(stages) == 1,
+                     command=command, progress=not args.no_progress, data=data,
+                     store_dtype=torch.float16 if args.fp16 else None)
+    for stage, meta in info.items():
+        last = meta["history"][-1] if meta["history"] else {}
+        val = last.get("val_acc", float("nan"))
+        print(f"[train] {stage:9s} {meta['train_seconds']:7.1f} s  val_acc {val:.4f}  "
+              f"-> {checkpoint_path(args.checkpoints, stage)}")
+    print(f"[train] total {time.perf_counter() - t0:.1f} s (data generation included)")
+    if getattr(args, "eval", False):
+        rows = evaluate(exp, args.checkpoints, args.out, tuple(args.snrs), tuple(args.channels), data=data,
+                        n_test=args.n_test, progress=not args.no_progress,
+                        train_info={s: {"seconds": m["train_seconds"], "history": m["history"]}
+                                    for s, m in info.items()})
+        _print_results(rows, args.out)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .checkpoint import load_receiver
+
+    torch.set_num_threads(args.threads)
+    _, doc = load_receiver(checkpoint_path(args.checkpoints, "receiver"))
+    exp = AgentsExperiment.from_dict(doc["meta"]["experiment"])  # the data the checkpoints were trained on
+    rows = evaluate(exp, args.checkpoints, args.out, tuple(args.snrs), tuple(args.channels),
+                    n_test=args.n_test, progress=not args.no_progress)
+    _print_results(rows, args.out)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """``semcom train ...`` and ``semcom eval ...``."""
+    from semcom.jscc import commands as jscc_commands
+
+    train = subparsers.add_parser("train", help="train the agents (small default) or DeepJSCC")
+    tsub = train.add_subparsers(dest="train_what", required=True)
+    for name, help_text in (("agents", "all stages of the small default, then evaluate"),
+                            *((c, f"stage {s} only (retrains it)") for c, s in STAGE_COMMANDS.items())):
+        p = tsub.add_parser(name, help=help_text)
+        _experiment_args(p)
+        p.add_argument("--checkpoints", default=str(DEFAULT_TRAIN_DIR))
+        p.add_argument("--retrain", action="store_true", help="train stages whose checkpoints exist")
+        p.add_argument("--fp16", action="store_true", help="store the weights as float16 (shipped files)")
+        p.add_argument("--no-progress", action="store_true")
+        if name == "agents":
+            p.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
+            p.add_argument("--no-eval", dest="eval", action="store_false")
+            _eval_args(p)
+            p.set_defaults(func=lambda a: _train(a, tuple(a.stages), None))
+        else:
+            stage = STAGE_COMMANDS[name]
+            p.set_defaults(func=lambda a, s=stage: _train(a, (s,), None))
+    j = tsub.add_parser("jscc", help="train DeepJSCC (semcom jscc --retrain, without the evaluation)")
+    jscc_commands.add_arguments(j)
+    j.set_defaults(func=jscc_commands.train_only)
+
+    ev = subparsers.add_parser("eval", help="evaluate trained agents or DeepJSCC")
+    esub = ev.add_subparsers(dest="eval_what", required=True)
+    p = esub.add_parser("agents", help="accuracy of every method vs SNR (CSV + PNG + summary.json)")
+    p.add_argument("--checkpoints", default=str(SHIPPED_CHECKPOINTS))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-progress", action="store_true")
+    _eval_args(p)
+    p.set_defaults(func=_eval)
+    j = esub.add_parser("jscc", help="evaluate a DeepJSCC checkpoint against JPEG (no training)")
+    jscc_commands.add_arguments(j)
+    j.set_defaults(func=jscc_commands.eval_only)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from semcom.cli import build_parser
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,438 @@
+"""The small-default machine-language-token experiment: data, the four training stages, evaluation.
+
+Stages (each saves a checkpoint in ``checkpoints/``; a stage whose checkpoint exists is loaded, not
+retrained, unless asked; an interrupted stage resumes from its last epoch):
+
+1. ``receiver``: the task agent pre-trained on ground-truth scene descriptions (and natural-language
+   summaries) + detailed question -> answer, then frozen.
+2. ``tokens``: the sensor agent trained through the frozen receiver with the K tokens sent as they are
+   (d real values each, power-normalised) over AWGN at a random SNR: the "tokens without JTCC" baseline.
+3. ``jtcc``: the same transmitter (initialised from stage 2, fine-tuned at a lower learning rate) with a
+   JTCC autoencoder that sends m << d values per token, channel in the loop.
+4. ``raw_vqa``: the raw-image VQA baseline (same vision stem and encoder sizes) trained end to end on
+   clean images with the detailed question, for as many epochs as stages 2 and 3 together.
+
+Evaluation (``evaluate``): accuracy on the test split of every method, over the named channels at every
+SNR, per question family; ``results.csv`` + ``results.png`` + ``summary.json`` (acceptance checks, the
+channel values each method sends, times).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from semcom.channels import NAMED_CHANNELS, named_channel
+from semcom.checkpoint import CheckpointError, checkpoint_paths, load_train_state, train_state_path
+from semcom.data.datasets import make_vqa_dataset
+from semcom.results import write_csv
+
+from .checkpoint import (
+    check_vocab,
+    load_pipeline,
+    load_raw_vqa,
+    load_receiver,
+    make_link,
+    save_pipeline,
+    save_raw_vqa,
+    save_receiver,
+)
+from .small import RawVQA, SensorAgent, SmallConfig, TaskAgent, TokenPipeline
+from .train import (
+    AgentTrainConfig,
+    VQATensors,
+    accuracy,
+    evaluate_pipeline,
+    pretrain_receiver,
+    receiver_logits,
+    train_raw_vqa,
+    train_token_pipeline,
+)
+
+log = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("receiver", "tokens", "jtcc", "raw_vqa")
+CHECKPOINT_NAMES: dict[str, str] = {"receiver": "receiver", "tokens": "tokens_raw", "jtcc": "tokens_jtcc",
+                                    "raw_vqa": "raw_vqa"}
+DEFAULT_SNRS: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
+DEFAULT_CHANNELS: tuple[str, ...] = ("awgn", "ofat_2x4_zf_ls")
+DEFAULT_JSCC = Path(__file__).resolve().parents[1] / "jscc" / "checkpoints" / "deepjscc_kn1-6_32px"
+Tensor = torch.Tensor
+
+
+def _cfg(**kw: Any) -> Any:
+    return field(default_factory=lambda: AgentTrainConfig(**kw))
+
+
+@dataclass
+class AgentsExperiment:
+    """Everything that defines a run of the small default (stored in every checkpoint and summary)."""
+
+    n_scenes: int = 2000
+    questions_per_scene: int = 10
+    seed: int = 0
+    image_size: int = 64
+    k_tokens: int = 5
+    d: int = 128
+    jtcc_m: int = 16            # real channel values per token with JTCC (d / m = 8x fewer)
+    jtcc_hidden: int = 256
+    grad_mode: str = "exact"    # or "straight_through" (the paper's approximation)
+    n_val: int = 1000
+    receiver: AgentTrainConfig = _cfg(epochs=25, batch_size=64, lr=1e-3)
+    tokens: AgentTrainConfig = _cfg(epochs=8, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0))
+    jtcc: AgentTrainConfig = _cfg(epochs=4, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0), sensor_lr_scale=0.3)
+    raw_vqa: AgentTrainConfig = _cfg(epochs=12, batch_size=64, lr=1e-3)
+
+    def small_config(self, vocab: list[str], answers: list[str]) -> SmallConfig:
+        return SmallConfig(vocab=vocab, answers=answers, d=self.d, image_size=self.image_size,
+                           k_tokens=self.k_tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            v = getattr(self, name)
+            out[name] = v.to_dict() if isinstance(v, AgentTrainConfig) else v
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AgentsExperiment:
+        kw = {k: AgentTrainConfig.from_dict(v) if k in STAGES else v for k, v in d.items()}
+        return cls(**kw)
+
+
+@dataclass
+class ExperimentData:
+    train: VQATensors
+    val: VQATensors
+    test: VQATensors
+    vocab: list[str]
+    answers: list[str]
+
+
+def make_data(exp: AgentsExperiment, progress: bool = True) -> ExperimentData:
+    """Generate the scenes and questions (deterministic by the experiment's sizes and seed)."""
+    t0 = time.perf_counter()
+    train, val, test = make_vqa_dataset(exp.n_scenes, exp.questions_per_scene, seed=exp.seed,
+                                        image_size=exp.image_size, progress=progress)
+    data = ExperimentData(VQATensors.from_dataset(train), VQATensors.from_dataset(val).subset(exp.n_val),
+                          VQATensors.from_dataset(test), list(train.vocab.itos), list(train.answers.itos))
+    log.info("data: %d / %d / %d questions in %.1f s", len(data.train), len(data.val), len(data.test),
+             time.perf_counter() - t0)
+    return data
+
+
+def checkpoint_path(ckdir: str | Path, stage: str) -> Path:
+    return Path(ckdir) / CHECKPOINT_NAMES[stage]
+
+
+def _exists(path: Path) -> bool:
+    return checkpoint_paths(path)[1].is_file()
+
+
+def _meta(exp: AgentsExperiment, stage: str, history: list[dict], command: str) -> dict[str, Any]:
+    return {"stage": stage, "experiment": exp.to_dict(), "history": history, "command": command,
+            "train_seconds": history[-1]["seconds"] if history else 0.0,
+            "torch_threads": torch.get_num_threads()}
+
+
+def _resume_state(path: Path, resume: bool) -> dict[str, Any] | None:
+    state = load_train_state(path) if resume else None
+    if state is not None:
+        log.info("resuming %s from epoch %d", path, state["epoch"])
+    return state
+
+
+def _epoch_saver(path: Path, module: torch.nn.Module, skip: str = ""
+                 ) -> Callable[[list[dict], dict[str, Any]], None]:
+    """After every epoch: the resume state (optimizer, generator, history) + the trained weights."""
+    def save(history: list[dict], state: dict[str, Any]) -> None:
+        weights = {k: v for k, v in module.state_dict().items() if not (skip and k.startswith(skip))}
+        torch.save(state | {"model": weights}, train_state_path(path))
+    return save
+
+
+def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: str | Path,
+                command: str = "", progress: bool = True, resume: bool = True,
+                store_dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """Train one stage and save its checkpoint. After every epoch ``<name>.train.pt`` holds what resuming
+    needs (removed when the stage ends), so an interrupted stage continues where it stopped. Returns the
+    checkpoint's metadata. Stages after ``receiver`` load the checkpoints of the stages they need."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    path = checkpoint_path(ckdir, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(exp.seed)
+    cfg = exp.small_config(data.vocab, data.answers)
+    tcfg: AgentTrainConfig = getattr(exp, stage)
+    state = _resume_state(path, resume)
+    fit_kw: dict[str, Any] = {"progress": progress, "resume": state}
+
+    if stage == "receiver":
+        model = TaskAgent(cfg)
+        if state is not None:
+            model.load_state_dict(state["model"])
+        hist = pretrain_receiver(model, data.train, tcfg, data.val, on_epoch_end=_epoch_saver(path, model),
+                                 **fit_kw)
+        save_receiver(path, model, _meta(exp, stage, hist, command), store_dtype=store_dtype)
+    elif stage in ("tokens", "jtcc"):
+        rx_path = checkpoint_path(ckdir, "receiver")
+        receiver, _ = load_receiver(rx_path)
+        check_vocab(receiver.cfg, data.vocab, data.answers, str(rx_path))
+        if stage == "tokens":
+            sensor = SensorAgent(cfg)
+            link = make_link("raw", cfg.d, grad_mode=exp.grad_mode)
+        else:
+            # The JTCC transmitter starts from the raw-token one: "the same tokens", then compressed.
+            sensor = load_pipeline(checkpoint_path(ckdir, "tokens"), rx_path)[0].sensor
+            link = make_link("jtcc", cfg.d, exp.jtcc_m, exp.jtcc_hidden, exp.grad_mode)
+        pipeline = TokenPipeline(sensor, link, receiver)
+        if state is not None:
+            pipeline.load_state_dict(state["model"], strict=False)  # the receiver is not in it
+        hist = train_token_pipeline(pipeline, data.train, named_channel("awgn", seed=exp.seed), tcfg,
+                                    data.val, val_snr_db=15.0,
+                                    on_epoch_end=_epoch_saver(path, pipeline, skip="receiver."), **fit_kw)
+        save_pipeline(path, pipeline, rx_path, _meta(exp, stage, hist, command), store_dtype=store_dtype)
+    else:
+        model = RawVQA(cfg)
+        if state is not None:
+            model.load_state_dict(state["model"])
+        hist = train_raw_vqa(model, data.train, tcfg, data.val, on_epoch_end=_epoch_saver(path, model),
+                             **fit_kw)
+        save_raw_vqa(path, model, _meta(exp, stage, hist, command), store_dtype=store_dtype)
+    train_state_path(path).unlink(missing_ok=True)
+    meta = _meta(exp, stage, hist, command)
+    log.info("stage %s: %.1f s, checkpoint %s", stage, meta["train_seconds"], path)
+    return meta
+
+
+def train_all(exp: AgentsExperiment, ckdir: str | Path, stages: tuple[str, ...] = STAGES,
+              retrain: bool = False, command: str = "", progress: bool = True,
+              data: ExperimentData | None = None, store_dtype: torch.dtype | None = None
+              ) -> dict[str, dict[str, Any]]:
+    """Run ``stages`` in order; a stage whose checkpoint exists is kept unless ``retrain``."""
+    data = data or make_data(exp, progress)
+    out: dict[str, dict[str, Any]] = {}
+    for stage in stages:
+        path = checkpoint_path(ckdir, stage)
+        if _exists(path) and not retrain:
+            log.info("stage %s: using %s", stage, path)
+            continue
+        out[stage] = train_stage(exp, stage, data, ckdir, command, progress, store_dtype=store_dtype)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- eval
+
+def _row(method: str, channel: str, snr: float | None, acc: dict[str, float], values: float,
+         **extra: Any) -> dict[str, Any]:
+    """One results row: accuracy (overall and per family) and the real channel values per question."""
+    row = {"method": method, "channel": channel, "snr_db": "" if snr is None else snr,
+           "accuracy": acc["all"], "channel_values": values}
+    row.update(extra)
+    row.update({f"acc_{k}": v for k, v in acc.items() if k != "all"})
+    return row
+
+
+def load_models(ckdir: str | Path, data: ExperimentData | None = None) -> dict[str, Any]:
+    """Whatever checkpoints of the four stages exist in ``ckdir`` (vocabularies checked against
+    ``data``)."""
+    models: dict[str, Any] = {}
+    rx_path = checkpoint_path(ckdir, "receiver")
+    if not _exists(rx_path):
+        raise CheckpointError(f"no receiver checkpoint in {ckdir} (train it: semcom train receiver)")
+    models["receiver"], _ = load_receiver(rx_path)
+    for stage in ("tokens", "jtcc"):
+        if _exists(checkpoint_path(ckdir, stage)):
+            models[stage], _ = load_pipeline(checkpoint_path(ckdir, stage), rx_path)
+    if _exists(checkpoint_path(ckdir, "raw_vqa")):
+        models["raw_vqa"], _ = load_raw_vqa(checkpoint_path(ckdir, "raw_vqa"))
+    if data is not None:
+        for name, m in models.items():
+            cfg = m.cfg if hasattr(m, "cfg") else m.receiver.cfg
+            check_vocab(cfg, data.vocab, data.answers, f"{name} checkpoint in {ckdir}")
+    return models
+
+
+def _deepjscc_rows(raw: RawVQA, jscc_checkpoint: str | Path, test: VQATensors, channels: tuple[str, ...],
+                   snrs: tuple[float, ...], seed: int) -> list[dict[str, Any]]:
+    """Baseline (2): the image sent with DeepJSCC, the raw-image VQA model answers from the
+    reconstruction. The codec is fully convolutional, so the 32x32-trained one runs on 64x64 scenes."""
+    from semcom.jscc.checkpoint import load_checkpoint
+    from semcom.jscc.model import channel_uses
+    from semcom.jscc.train import psnr_per_image
+
+    codec, _ = load_checkpoint(jscc_checkpoint)
+    size = test.images.shape[-1]
+    values = float(2 * channel_uses(codec.cfg.c, size, size))
+    rows = []
+    for ch_name in channels:
+        ch = named_channel(ch_name, seed=seed)
+        for snr in snrs:
+            ch.reseed(seed)
+            psnrs: list[Tensor] = []
+
+            def logits(b: dict[str, Tensor], ch: Any = ch, snr: float = snr, psnrs: list = psnrs) -> Tensor:
+                x_hat = codec(b["image"], ch, snr_db=snr)
+                psnrs.append(psnr_per_image(b["image"], x_hat))
+                return raw(x_hat, b["question"])
+
+            with torch.no_grad():
+                acc = accuracy(logits, test)
+            rows.append(_row("deepjscc_raw_vqa", ch_name, snr, acc, values,
+                             image_psnr_db=float(torch.cat(psnrs).mean())))
+            log.info("deepjscc_raw_vqa %s %g dB: %.4f", ch_name, snr, acc["all"])
+    return rows
+
+
+def evaluate(exp: AgentsExperiment, ckdir: str | Path, out_dir: str | Path,
+             snrs: tuple[float, ...] = DEFAULT_SNRS, channels: tuple[str, ...] = DEFAULT_CHANNELS,
+             data: ExperimentData | None = None, n_test: int | None = None, progress: bool = True,
+             train_info: dict[str, Any] | None = None,
+             jscc_checkpoint: str | Path | None = DEFAULT_JSCC) -> list[dict[str, Any]]:
+    """Accuracy of every method on the test split; writes results.csv, results.png, summary.json.
+
+    Methods: the receiver on ground-truth descriptions (upper bound) and on natural-language summaries
+    (sent digitally), raw-image VQA on clean images, raw-image VQA on DeepJSCC reconstructions, and the
+    token pipelines (JTCC and raw tokens) ideal and over ``channels`` at ``snrs``."""
+    for ch in channels:
+        if ch not in NAMED_CHANNELS:
+            raise ValueError(f"unknown channel {ch!r}; choose from {sorted(NAMED_CHANNELS)}")
+    data = data or make_data(exp, progress)
+    test = data.test.subset(n_test) if n_test else data.test
+    models = load_models(ckdir, data)
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    rx: TaskAgent = models["receiver"]
+    k, d = rx.cfg.k_tokens, rx.cfg.d
+    summary_words = float((test.summary[test.image_of] != 0).sum(dim=1).float().mean())
+    rows.append(_row("receiver_ground_truth", "none", None,
+                     accuracy(lambda b: receiver_logits(rx, b, "scene"), test), 0.0))
+    # The natural-language baseline: the summary sent digitally and error-free, at the bits it needs
+    # (words x log2(vocab)); the channel values it would take at capacity are in the row.
+    nl = accuracy(lambda b: receiver_logits(rx, b, "summary"), test)
+    bits = summary_words * math.log2(rx.cfg.vocab_size)
+    rows.append(_row("natural_language_summary", "error-free digital", None, nl, 0.0,
+                     bits_per_question=bits))
+    if "raw_vqa" in models:
+        raw: RawVQA = models["raw_vqa"]
+        pixels = 3 * exp.image_size ** 2
+        rows.append(_row("raw_image_vqa", "clean image", None,
+                         accuracy(lambda b: raw(b["image"], b["question"]), test), float(pixels)))
+    if "raw_vqa" in models and jscc_checkpoint is not None:
+        rows += _deepjscc_rows(models["raw_vqa"], jscc_checkpoint, test, channels, snrs, exp.seed + 1)
+    for stage, method in (("jtcc", "tokens_jtcc"), ("tokens", "tokens_raw")):
+        if stage not in models:
+            continue
+        pipe: TokenPipeline = models[stage]
+        values = float(k * pipe.link.m)
+        rows.append(_row(method, "ideal", None, evaluate_pipeline(pipe, test, None, 0.0), values))
+        for ch_name in channels:
+            ch = named_channel(ch_name, seed=exp.seed + 1)
+            for snr in snrs:
+                acc = evaluate_pipeline(pipe, test, ch, snr, seed=exp.seed + 1)
+                rows.append(_row(method, ch_name, snr, acc, values))
+                log.info("%s %s %g dB: %.4f", method, ch_name, snr, acc["all"])
+    seconds = time.perf_counter() - t0
+    out = Path(out_dir)
+    write_csv(out / "results.csv", _uniform(rows))
+    plot(out / "results.png", rows, exp)
+    summary = {"experiment": exp.to_dict(), "n_test_questions": len(test), "snrs_db": list(snrs),
+               "channels": list(channels), "eval_seconds": seconds, "acceptance": acceptance(rows),
+               "tokens": {"k": k, "d": d, "jtcc_m": exp.jtcc_m},
+               "natural_language_bits": bits, "checkpoints": str(ckdir)}
+    if train_info:
+        summary["train"] = train_info
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    return rows
+
+
+def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    return [{k: r.get(k, "") for k in keys} for r in rows]
+
+
+def _pick(rows: list[dict[str, Any]], method: str, channel: str | None = None,
+          snr: float | None = None) -> float | None:
+    for r in rows:
+        if r["method"] == method and (channel is None or r["channel"] == channel) and (
+                snr is None or (r["snr_db"] != "" and float(r["snr_db"]) == snr)):
+            return float(r["accuracy"])
+    return None
+
+
+def acceptance(rows: list[dict[str, Any]], snr: float = 15.0) -> dict[str, Any]:
+    """The issue's checks on a results table (None where a method was not evaluated)."""
+    gt = _pick(rows, "receiver_ground_truth")
+    jt = _pick(rows, "tokens_jtcc", "awgn", snr)
+    rt = _pick(rows, "tokens_raw", "awgn", snr)
+    raw = _pick(rows, "raw_image_vqa")
+    values = {r["method"]: float(r["channel_values"]) for r in rows if r["method"].startswith("tokens_")}
+    out: dict[str, Any] = {"receiver_ground_truth_accuracy": gt,
+                           "receiver_ground_truth_at_least_95": None if gt is None else gt >= 0.95,
+                           f"tokens_jtcc_awgn_{snr:g}db": jt, f"tokens_raw_awgn_{snr:g}db": rt,
+                           "raw_image_vqa": raw}
+    if jt is not None and raw is not None:
+        out["jtcc_at_least_raw_image_vqa"] = jt >= raw
+    if {"tokens_raw", "tokens_jtcc"} <= set(values):
+        ratio = values["tokens_raw"] / values["tokens_jtcc"]
+        out["jtcc_compression_vs_raw_tokens"] = ratio
+        if jt is not None and rt is not None:
+            out["jtcc_8x_fewer_within_2_points"] = ratio >= 8 and jt >= rt - 0.02
+    return out
+
+
+def plot(path: Path, rows: list[dict[str, Any]], exp: AgentsExperiment) -> None:
+    """Accuracy vs SNR, one panel per channel; methods without a channel as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    channels = sorted({r["channel"] for r in rows if r["snr_db"] != ""})
+    fig, axes = plt.subplots(1, max(len(channels), 1), figsize=(5.2 * max(len(channels), 1), 4.2),
+                             squeeze=False)
+    flat = [r for r in rows if r["snr_db"] == ""]
+    for ax, ch in zip(axes[0], channels, strict=False):
+        for method in dict.fromkeys(r["method"] for r in rows if r["channel"] == ch):
+            pts = sorted((float(r["snr_db"]), 100 * float(r["accuracy"])) for r in rows
+                         if r["method"] == method and r["channel"] == ch)
+            vals = next(r["channel_values"] for r in rows if r["method"] == method)
+            ax.plot(*zip(*pts, strict=True), "-o", label=f"{method} ({vals:g} values)")
+        for i, r in enumerate(flat):
+            if r["method"].startswith("tokens_"):
+                continue
+            ax.axhline(100 * float(r["accuracy"]), ls=["--", ":", "-."][i % 3], color=f"C{4 + i}",
+                       label=f"{r['method']} ({r['channel']})")
+        ax.set_xlabel("SNR (dB)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{ch}: K = {exp.k_tokens} tokens, d = {exp.d}, JTCC m = {exp.jtcc_m}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def per_family_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of accuracy per family (for the command's output)."""
+    fams = list(dict.fromkeys(k for r in rows for k in r if k.startswith("acc_")))
+    head = f"{'method':26s} {'channel':18s} {'SNR':>5s} {'acc':>6s} " + " ".join(
+        f"{f[4:][:9]:>9s}" for f in fams)
+    lines = [head]
+    for r in rows:
+        snr = "" if r["snr_db"] == "" else f"{float(r['snr_db']):g}"
+        lines.append(f"{r['method']:26s} {r['channel']:18s} {snr:>5s} {100 * float(r['accuracy']):6.2f} "
+                     + " ".join(f"{100 * float(r[f]):9.1f}" if r.get(f, "") != "" else f"{'':>9s}"
+                                for f in fams))
+    return "\n".join(lines)

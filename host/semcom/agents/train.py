@@ -1,0 +1,300 @@
+"""Training and evaluation of the small agents (receiver pre-training, token pipelines, raw-image VQA).
+
+All loops run on ``semcom.training.fit`` (cosine learning rate, wall-time cap, progress bar, resume). The
+data is first packed into ``VQATensors`` (padded id matrices + uint8 images) so a batch is a few index
+operations, not a Python collate of dicts.
+
+Shapes: see ``semcom.agents.small``. Losses are cross-entropy over the answer classes
+(``IGNORE_INDEX`` = -100 answers are skipped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from semcom.data.datasets import collate_vqa
+from semcom.data.vocab import IGNORE_INDEX, PAD
+from semcom.training import fit
+
+from .small import RawVQA, TaskAgent, TokenPipeline
+
+Tensor = torch.Tensor
+ChannelFn = Callable[..., Tensor]
+
+
+@dataclass
+class AgentTrainConfig:
+    """Optimisation settings shared by every agent training run (JSON-able, stored with checkpoints).
+
+    ``snr_db``: training SNR range (dB, uniform per sample) of the channel in the loop (token pipelines).
+    ``summary_fraction``: share of receiver pre-training samples whose prefix is the natural-language
+    summary instead of the ground-truth scene description (so the frozen receiver also serves the
+    natural-language baseline). ``sensor_lr_scale``: the transmitter's learning rate relative to ``lr``
+    when a link is trained on top of an already trained transmitter (JTCC after raw tokens).
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_min: float = 2e-5
+    weight_decay: float = 0.01
+    seed: int = 0
+    max_seconds: float | None = None
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    summary_fraction: float = 0.25
+    sensor_lr_scale: float = 1.0
+    grad_clip: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["snr_db"] = list(self.snr_db)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AgentTrainConfig:
+        d = dict(d)
+        if "snr_db" in d:
+            d["snr_db"] = tuple(d["snr_db"])
+        return cls(**d)
+
+
+def _pad_stack(seqs: list[Tensor]) -> Tensor:
+    return collate_vqa([{"x_ids": s} for s in seqs])["x_ids"] if seqs else torch.zeros(0, 0, dtype=torch.long)
+
+
+@dataclass
+class VQATensors:
+    """A whole VQA split as tensors: N questions over S images.
+
+    images (S, 3, H, W) uint8; image_of (N,) long (which image a question is about); question (N, Lq),
+    vague (N, Lv) long; scene (S, Ls), summary (S, Lm) long (per image); answer (N,), family (N,) long.
+    Id matrices are padded with PAD = 0.
+    """
+
+    images: Tensor
+    image_of: Tensor
+    question: Tensor
+    vague: Tensor
+    scene: Tensor
+    summary: Tensor
+    answer: Tensor
+    family: Tensor
+    families: tuple[str, ...] = field(default_factory=tuple)
+
+    def __len__(self) -> int:
+        return int(self.answer.shape[0])
+
+    @classmethod
+    def from_dataset(cls, ds: Any) -> VQATensors:
+        """Pack any dataset with the project's item schema (generated, CLEVR, GQA).
+
+        The generated dataset shares one image between the questions of a scene; other datasets get one
+        image per question (quantised to uint8, as the images are 8-bit files anyway).
+        """
+        families = tuple(getattr(ds, "families", ()))
+        if hasattr(ds, "questions") and hasattr(ds, "images") and hasattr(ds, "_scene_ids"):
+            image_of = torch.tensor([s for s, _ in ds.questions], dtype=torch.long)
+            return cls(images=ds.images, image_of=image_of, question=_pad_stack(ds._q_ids),
+                       vague=_pad_stack(ds._v_ids), scene=_pad_stack(ds._scene_ids),
+                       summary=_pad_stack(ds._summary_ids), answer=ds._answers.clone(),
+                       family=torch.tensor([q.family for _, q in ds.questions], dtype=torch.long),
+                       families=families)
+        items = [ds[i] for i in range(len(ds))]
+        if not items:
+            raise ValueError("empty dataset")
+        b = collate_vqa(items)
+        images = (b["image"].clamp(0, 1) * 255.0).round().to(torch.uint8)
+        return cls(images=images, image_of=torch.arange(len(items)), question=b["question_ids"],
+                   vague=b["vague_ids"], scene=b["scene_ids"], summary=b["summary_ids"],
+                   answer=b["answer"], family=b["family"], families=families)
+
+    def subset(self, n: int) -> VQATensors:
+        """The first ``n`` questions (images kept whole; cheap)."""
+        n = min(n, len(self))
+        return VQATensors(self.images, self.image_of[:n], self.question[:n], self.vague[:n], self.scene,
+                          self.summary, self.answer[:n], self.family[:n], self.families)
+
+    def batch(self, idx: Tensor) -> dict[str, Tensor]:
+        """Items ``idx`` (B,) -> image (B, 3, H, W) float in [0, 1], id matrices trimmed to the batch's
+        longest row, answer (B,), family (B,)."""
+        img = self.image_of[idx]
+        out = {"image": self.images[img].float().div_(255.0), "answer": self.answer[idx],
+               "family": self.family[idx]}
+        for name, mat, rows in (("question", self.question, idx), ("vague", self.vague, idx),
+                                ("scene", self.scene, img), ("summary", self.summary, img)):
+            m = mat[rows]
+            width = int((m != PAD).sum(dim=1).max()) if m.numel() else 0
+            out[name] = m[:, :max(width, 1)]
+        return out
+
+
+def _step(params: list[nn.Parameter], opt: torch.optim.Optimizer, loss: Tensor, clip: float) -> float:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+    return float(loss.detach())
+
+
+def _adamw(groups: list[dict[str, Any]], cfg: AgentTrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _loss(logits: Tensor, answer: Tensor) -> Tensor:
+    return F.cross_entropy(logits, answer, ignore_index=IGNORE_INDEX)
+
+
+def receiver_logits(receiver: TaskAgent, b: dict[str, Tensor], prefix: str) -> Tensor:
+    """The receiver on a batch with the ``"scene"`` (ground truth) or ``"summary"`` (text) prefix."""
+    if prefix == "scene":
+        return receiver.answer_scene(b["scene"], b["question"])
+    if prefix == "summary":
+        return receiver.answer_text(b["summary"], b["question"])
+    raise ValueError(f"prefix must be 'scene' or 'summary', got {prefix!r}")
+
+
+def pretrain_receiver(receiver: TaskAgent, data: VQATensors, cfg: AgentTrainConfig,
+                      val: VQATensors | None = None, progress: bool = True, **fit_kw: Any) -> list[dict]:
+    """Pre-train the task agent on ground-truth scene descriptions (and, for ``summary_fraction`` of each
+    batch, natural-language summaries) + detailed question -> answer. Records ``val_acc`` (scene prefix)
+    and ``val_acc_summary`` per epoch when ``val`` is given."""
+    torch.manual_seed(cfg.seed)
+    params = [p for p in receiver.parameters() if p.requires_grad]
+    opt = _adamw([{"params": params}], cfg)
+
+    def step(idx: Tensor, gen: torch.Generator) -> float:
+        receiver.train()
+        b = data.batch(idx)
+        use_summary = torch.rand(idx.shape[0], generator=gen) < cfg.summary_fraction
+        loss = receiver.answer_scene(b["scene"], b["question"]).new_zeros(())
+        for mask, prefix in ((~use_summary, "scene"), (use_summary, "summary")):
+            if mask.any():
+                sub = {k: v[mask] for k, v in b.items()}
+                share = mask.float().mean()
+                loss = loss + _loss(receiver_logits(receiver, sub, prefix), sub["answer"]) * share
+        return _step(params, opt, loss, cfg.grad_clip)
+
+    def evaluate() -> dict[str, float]:
+        by_family = accuracy(lambda b: receiver_logits(receiver, b, "scene"), val)
+        rec = {"val_acc": by_family.pop("all"),
+               "val_acc_summary": accuracy(lambda b: receiver_logits(receiver, b, "summary"), val)["all"]}
+        return rec | {f"val_{name}": acc for name, acc in by_family.items()}
+
+    hist = fit(opt, len(data), cfg, step, evaluate=evaluate if val is not None else None, progress=progress,
+               desc="receiver", **fit_kw)
+    receiver.eval()
+    return hist
+
+
+def snr_channel(channel: nn.Module | None, snr_db: Tensor | float | None) -> ChannelFn | None:
+    """``channel`` with its SNR fixed for one call (``snr_db`` may be (B,) per sample)."""
+    if channel is None:
+        return None
+    return lambda z: channel(z, snr_db=snr_db)
+
+
+def train_token_pipeline(pipeline: TokenPipeline, data: VQATensors, channel: nn.Module | None,
+                         cfg: AgentTrainConfig, val: VQATensors | None = None, val_snr_db: float = 15.0,
+                         progress: bool = True, **fit_kw: Any) -> list[dict]:
+    """Train transmitter + link through the frozen receiver with the channel in the loop (SNR uniform in
+    ``cfg.snr_db`` per sample). The link's ``grad_mode`` says how the gradient crosses the channel.
+    Records ``val_acc`` at ``val_snr_db`` per epoch when ``val`` is given."""
+    torch.manual_seed(cfg.seed)
+    sensor_params = [p for p in pipeline.sensor.parameters() if p.requires_grad]
+    link_params = [p for p in pipeline.link.parameters() if p.requires_grad]
+    groups = [{"params": sensor_params, "lr_scale": cfg.sensor_lr_scale}]
+    if link_params:
+        groups.append({"params": link_params, "lr_scale": 1.0})
+    opt = _adamw(groups, cfg)
+    lo, hi = cfg.snr_db
+
+    def step(idx: Tensor, gen: torch.Generator) -> float:
+        pipeline.train()
+        b = data.batch(idx)
+        snr = lo + (hi - lo) * torch.rand(idx.shape[0], generator=gen)
+        logits = pipeline(b["image"], b["vague"], b["question"], channel=snr_channel(channel, snr))
+        return _step(sensor_params + link_params, opt, _loss(logits, b["answer"]), cfg.grad_clip)
+
+    def evaluate() -> dict[str, float]:
+        return {"val_acc": evaluate_pipeline(pipeline, val, channel, val_snr_db, seed=cfg.seed)["all"]}
+
+    hist = fit(opt, len(data), cfg, step, evaluate=evaluate if val is not None else None, progress=progress,
+               desc="tokens", **fit_kw)
+    pipeline.eval()
+    return hist
+
+
+def train_raw_vqa(model: RawVQA, data: VQATensors, cfg: AgentTrainConfig, val: VQATensors | None = None,
+                  progress: bool = True, **fit_kw: Any) -> list[dict]:
+    """Train the raw-image VQA model end to end on (clean image, detailed question) -> answer."""
+    torch.manual_seed(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = _adamw([{"params": params}], cfg)
+
+    def step(idx: Tensor, gen: torch.Generator) -> float:
+        model.train()
+        b = data.batch(idx)
+        return _step(params, opt, _loss(model(b["image"], b["question"]), b["answer"]), cfg.grad_clip)
+
+    def evaluate() -> dict[str, float]:
+        return {"val_acc": accuracy(lambda b: model(b["image"], b["question"]), val)["all"]}
+
+    hist = fit(opt, len(data), cfg, step, evaluate=evaluate if val is not None else None, progress=progress,
+               desc="raw-vqa", **fit_kw)
+    model.eval()
+    return hist
+
+
+@torch.no_grad()
+def predictions(logits_fn: Callable[[dict[str, Tensor]], Tensor], data: VQATensors,
+                batch_size: int = 250) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``logits_fn`` over ``data`` in order -> (correct (N,) bool, family (N,) int); answers that are
+    IGNORE_INDEX count as wrong (they are unanswerable for a closed answer set)."""
+    correct, fam = [], []
+    for start in range(0, len(data), batch_size):
+        b = data.batch(torch.arange(start, min(start + batch_size, len(data))))
+        pred = logits_fn(b).argmax(dim=-1)
+        correct.append((pred == b["answer"]).numpy())
+        fam.append(b["family"].numpy())
+    return np.concatenate(correct), np.concatenate(fam)
+
+
+def accuracy_by_family(correct: np.ndarray, family: np.ndarray, families: tuple[str, ...] = ()
+                       ) -> dict[str, float]:
+    """{"all": mean accuracy, <family name>: accuracy, ...} in [0, 1]."""
+    out = {"all": float(correct.mean()) if correct.size else float("nan")}
+    for f in np.unique(family):
+        name = families[f] if f < len(families) else str(int(f))
+        out[name] = float(correct[family == f].mean())
+    return out
+
+
+def accuracy(logits_fn: Callable[[dict[str, Tensor]], Tensor], data: VQATensors | None,
+             batch_size: int = 250) -> dict[str, float]:
+    """Accuracy overall and per family of ``logits_fn`` over ``data`` (eval mode is the caller's)."""
+    if data is None:
+        raise ValueError("no evaluation data")
+    correct, fam = predictions(logits_fn, data, batch_size)
+    return accuracy_by_family(correct, fam, data.families)
+
+
+def evaluate_pipeline(pipeline: TokenPipeline, data: VQATensors | None, channel: nn.Module | None,
+                      snr_db: float, seed: int | None = 0, batch_size: int = 250) -> dict[str, float]:
+    """Accuracy of the token pipeline over ``channel`` at ``snr_db`` (the channel reseeded with ``seed``
+    first when it can be, so every model sees the same noise draws)."""
+    was_training = pipeline.training
+    pipeline.eval()
+    if channel is not None and seed is not None and hasattr(channel, "reseed"):
+        channel.reseed(seed)
+    fn = snr_channel(channel, snr_db)
+    acc = accuracy(lambda b: pipeline(b["image"], b["vague"], b["question"], channel=fn), data, batch_size)
+    pipeline.train(was_training)
+    return acc
