@@ -9,5 +9,7 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages("host", include=["semcom", "semcom.*"]) + ["gnuradio.semcom"],
     package_dir={"": "host", "gnuradio.semcom": "gr-semcom/python/semcom"},
-    package_data={"gnuradio.semcom": ["*.block.yml"]},
+    # The small trained checkpoints ship with the package (the demo and `semcom send` need no training).
+    package_data={"gnuradio.semcom": ["*.block.yml"], "semcom.jscc": ["checkpoints/*"],
+                  "semcom.agents": ["checkpoints/*"]},
 )

@@ -19,13 +19,27 @@ from semcom.agents.checkpoint import (
     save_raw_vqa,
     save_receiver,
 )
-from semcom.agents.small import SCENE_FIELDS, RawVQA, SensorAgent, SmallConfig, TaskAgent, TokenPipeline
+from semcom.agents.small import (
+    LABEL_CELL,
+    PARSE_FIELDS,
+    SCENE_FIELDS,
+    RawVQA,
+    SceneParser,
+    SensorAgent,
+    SmallConfig,
+    TaskAgent,
+    TokenPipeline,
+    grid_labels,
+)
 from semcom.agents.train import (
     AgentTrainConfig,
     VQATensors,
     accuracy,
+    alignment_loss,
     evaluate_pipeline,
+    parse_accuracy,
     pretrain_receiver,
+    pretrain_vision,
     receiver_logits,
     train_token_pipeline,
 )
@@ -80,6 +94,53 @@ def test_sum_object_embedding_is_the_attribute_words_plus_positions(splits, cfg)
     torch.testing.assert_close(tokens[0, 0], expected)
     with pytest.raises(ValueError, match="object_embedding"):
         TaskAgent(SmallConfig(vocab=cfg.vocab, answers=cfg.answers, d=32, object_embedding="mean"))
+
+
+def test_grid_labels_put_every_object_in_its_own_cell(splits) -> None:
+    scenes = splits[0].scenes
+    labels = grid_labels(scenes, 64, 16)  # 16 patches x 4 cells of 8x8 pixels
+    assert labels.shape == (len(scenes), 16, 4, 4)
+    for scene, lab in zip(scenes, labels, strict=True):
+        assert int((lab[..., 0] == 1).sum()) == len(scene.objects)  # no two centres share a cell
+        for o in scene.objects:
+            col, row = int(o.x * 64) // LABEL_CELL, int(o.y * 64) // LABEL_CELL
+            patch, cell = (row // 2) * 4 + col // 2, (row % 2) * 2 + col % 2
+            assert lab[patch, cell].tolist() == [1, PARSE_FIELDS["size"].index(o.size),
+                                                 PARSE_FIELDS["color"].index(o.color),
+                                                 PARSE_FIELDS["shape"].index(o.shape)]
+        assert (lab[..., 1:][lab[..., 0] == 0] == -100).all()
+
+
+def test_vision_pretraining_learns_to_parse_scenes(splits, cfg) -> None:
+    train, val = splits[0], splits[1]
+    torch.manual_seed(0)
+    parser = SceneParser(cfg)
+    labels = grid_labels(train.scenes, 64, cfg.patch)
+    val_labels = grid_labels(val.scenes, 64, cfg.patch)
+    before = parse_accuracy(parser, val.images, val_labels)
+    hist = pretrain_vision(parser, train.images, labels, AgentTrainConfig(epochs=40, batch_size=16, lr=3e-3),
+                           progress=False)
+    after = parse_accuracy(parser, train.images, labels)
+    assert hist[-1]["loss"] < 0.3 * hist[0]["loss"]
+    assert after["object_f1"] > before["object_f1"] + 0.25 and after["color_acc"] > 0.6, (before, after)
+    with pytest.raises(ValueError, match="multiple of"):
+        SceneParser(SmallConfig(vocab=cfg.vocab, answers=cfg.answers, d=32, patch=4))
+
+
+def test_alignment_loss_is_zero_on_the_receivers_own_object_tokens(splits, cfg) -> None:
+    rx = TaskAgent(cfg)
+    b = VQATensors.from_dataset(splits[0]).batch(torch.arange(12))
+    target, mask = rx.embed_scene(b["scene"])  # (B, O, d): one token per object, O = most objects
+    assert (~mask).any()  # some scenes have fewer objects than others
+    with torch.no_grad():
+        assert alignment_loss(target, rx, b["scene"]).item() == pytest.approx(0.0, abs=1e-10)
+        assert alignment_loss(target + 1.0, rx, b["scene"]).item() == pytest.approx(1.0)
+        # Slots past a scene's objects are free: whatever they hold costs nothing.
+        assert alignment_loss(target.masked_fill(~mask.unsqueeze(-1), 123.0), rx,
+                              b["scene"]).item() == pytest.approx(0.0, abs=1e-10)
+    tokens = (target + 0.5).detach().requires_grad_(True)
+    alignment_loss(tokens, rx, b["scene"]).backward()
+    assert tokens.grad.abs().sum() > 0 and all(p.grad is None for p in rx.parameters())
 
 
 def test_receiver_ignores_padding_and_rejects_long_inputs(splits, cfg) -> None:
@@ -162,20 +223,23 @@ def test_receiver_pretraining_learns(splits, cfg) -> None:
 
 
 def test_token_pipeline_learns_through_the_channel(splits, cfg) -> None:
-    """Transmitter + JTCC through a frozen receiver: the training loss falls; accuracy at high SNR is
-    above that at very low SNR (the tokens carry the answer, not the prior)."""
-    train = VQATensors.from_dataset(splits[0])
+    """Transmitter + JTCC through a frozen receiver fit 24 questions; the answers then come from the
+    tokens: at -20 dB (tokens drowned) accuracy falls back towards the prior. (Over AWGN the two gradient
+    modes coincide, dy/dz = I; tests/test_agents_jtcc.py compares them where they differ.)"""
+    everything = VQATensors.from_dataset(splits[0])
+    data = everything.subset(24)
     torch.manual_seed(0)
     rx = TaskAgent(cfg)
-    pretrain_receiver(rx, train, AgentTrainConfig(epochs=15, batch_size=16, lr=3e-3), progress=False)
+    pretrain_receiver(rx, everything, AgentTrainConfig(epochs=12, batch_size=32, lr=3e-3), progress=False)
     pipe = TokenPipeline(SensorAgent(cfg), make_link("jtcc", cfg.d, 8, 64), rx)
-    ch = AWGNChannel(15.0, seed=0)
-    hist = train_token_pipeline(pipe, train, ch, AgentTrainConfig(epochs=12, batch_size=16, lr=2e-3,
-                                                                  snr_db=(10.0, 20.0)), progress=False)
-    assert hist[-1]["loss"] < 0.8 * hist[0]["loss"]
-    high = evaluate_pipeline(pipe, train, ch, 20.0)["all"]
-    low = evaluate_pipeline(pipe, train, ch, -20.0)["all"]
-    assert high > low + 0.05
+    ch = AWGNChannel(20.0, seed=0)
+    before = evaluate_pipeline(pipe, data, ch, 20.0)["all"]
+    hist = train_token_pipeline(pipe, data, ch, AgentTrainConfig(epochs=100, batch_size=24, lr=5e-3,
+                                                                 snr_db=(15.0, 25.0)), progress=False)
+    assert hist[-1]["loss"] < 0.75 * hist[0]["loss"]
+    high = evaluate_pipeline(pipe, data, ch, 20.0)["all"]
+    low = evaluate_pipeline(pipe, data, ch, -20.0)["all"]
+    assert high >= 0.75 and high > before + 0.2 and high > low + 0.15, (before, high, low)
 
 
 def test_checkpoints_round_trip_and_refuse_the_wrong_receiver(tmp_path, cfg, splits) -> None:
@@ -234,18 +298,20 @@ def test_experiment_end_to_end_tiny(tmp_path) -> None:
     from semcom.checkpoint import train_state_path
 
     one = AgentTrainConfig(epochs=1, batch_size=32)
-    exp = AgentsExperiment(n_scenes=20, questions_per_scene=3, d=32, n_val=10, receiver=one, tokens=one,
-                           jtcc=one, raw_vqa=one, jtcc_m=8)
+    exp = AgentsExperiment(n_scenes=20, questions_per_scene=3, d=32, n_val=10, vision=one, receiver=one,
+                           tokens=one, jtcc=one, raw_vqa=one, jtcc_m=8)
     data = make_data(exp, progress=False)
     info = train_all(exp, tmp_path / "ck", command="test", progress=False, data=data)
-    assert set(info) == {"receiver", "tokens", "jtcc", "raw_vqa"}
+    assert set(info) == {"vision", "receiver", "tokens", "jtcc", "raw_vqa"}
     assert not train_state_path(tmp_path / "ck" / "receiver").exists()  # resume state removed when done
     assert train_all(exp, tmp_path / "ck", progress=False, data=data) == {}
     rows = evaluate(exp, tmp_path / "ck", tmp_path / "out", snrs=(10.0,), channels=("awgn",), data=data,
                     progress=False)
     methods = {r["method"] for r in rows}
     assert methods == {"receiver_ground_truth", "natural_language_summary", "raw_image_vqa", "tokens_jtcc",
-                       "tokens_raw", "deepjscc_raw_vqa"}
+                       "tokens_raw", "deepjscc_raw_vqa", "receiver_first_k_objects"}
+    assert sorted(r["k_tokens"] for r in rows if r["method"] == "receiver_first_k_objects") == [1, 2, 3, 4, 5, 6]
+    assert (tmp_path / "out" / "accuracy_vs_tokens.png").is_file()
     values = {r["method"]: r["channel_values"] for r in rows}
     assert values["tokens_jtcc"] == 5 * 8 and values["tokens_raw"] == 5 * 32
     assert values["deepjscc_raw_vqa"] == 2 * 64 * 64 * 3 / 6  # k = n/6 complex uses, 2 reals each

@@ -8,6 +8,7 @@ Each model family supplies only its ``step(indices, generator) -> loss`` (one op
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+log = logging.getLogger(__name__)
 Tensor = torch.Tensor
 StepFn = Callable[[Tensor, torch.Generator], float]
 
@@ -96,6 +98,8 @@ def fit(opt: torch.optim.Optimizer, n_items: int, cfg: Schedule, step: StepFn, *
         history.append(rec)
         if progress:
             tqdm.write(f"{desc}: {_fmt(rec)}")
+        else:
+            log.info("%s: %s", desc, _fmt(rec))
         if on_epoch_end is not None:
             on_epoch_end(history, {"optimizer": opt.state_dict(), "generator": gen.get_state(),
                                    "history": [dict(h) for h in history], "epoch": epoch + 1,

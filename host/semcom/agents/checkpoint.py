@@ -1,7 +1,8 @@
 """Checkpoints of the small agents, in the project's one format (``semcom.checkpoint``).
 
-Three kinds:
+Four kinds:
 
+* ``semcom.agents.vision``: the scene-parsing pre-trained vision backbone (``SceneParser``).
 * ``semcom.agents.receiver``: the frozen task agent (``TaskAgent``); config = ``SmallConfig``.
 * ``semcom.agents.tokens``: transmitter + link (``SensorAgent`` + ``JTCC`` or ``RawTokenLink``). The
   receiver is *not* copied in: the JSON names the receiver checkpoint it was trained against and its
@@ -25,12 +26,13 @@ from semcom import checkpoint as ckpt
 from semcom.checkpoint import CheckpointError
 
 from .jtcc import JTCC, RawTokenLink
-from .small import RawVQA, SensorAgent, SmallConfig, TaskAgent, TokenPipeline
+from .small import RawVQA, SceneParser, SensorAgent, SmallConfig, TaskAgent, TokenPipeline
 
 RECEIVER, TOKENS, RAW_VQA = "semcom.agents.receiver", "semcom.agents.tokens", "semcom.agents.raw_vqa"
+VISION = "semcom.agents.vision"
 LINKS = ("jtcc", "raw")
-__all__ = ["CheckpointError", "check_vocab", "load_pipeline", "load_raw_vqa", "load_receiver",
-           "make_link", "save_pipeline", "save_raw_vqa", "save_receiver"]
+__all__ = ["CheckpointError", "check_vocab", "load_pipeline", "load_raw_vqa", "load_receiver", "load_vision",
+           "make_link", "save_pipeline", "save_raw_vqa", "save_receiver", "save_vision"]
 
 
 def _small_config(d: dict[str, Any]) -> SmallConfig:
@@ -142,8 +144,9 @@ def load_pipeline(path: str | Path, receiver_path: str | Path | None = None,
                               "machine-language tokens only make sense to the receiver they were learned for")
     receiver, _ = load_receiver(rx_pt, map_location)
     small = _small_config(cfg["small"])
-    if small != receiver.cfg:
-        raise CheckpointError(f"{js}: transmitter config does not match the receiver's ({rx_pt})")
+    if (small.vocab, small.answers, small.d) != (receiver.cfg.vocab, receiver.cfg.answers, receiver.cfg.d):
+        raise CheckpointError(f"{js}: transmitter vocabularies or token size d do not match the "
+                              f"receiver's ({rx_pt})")
     bundle = ckpt.load_weights(path, doc, _TxBundle(SensorAgent(small), _build_link(cfg["link"])),
                                map_location)
     return TokenPipeline(bundle.sensor, bundle.link, receiver).eval(), doc
@@ -157,3 +160,14 @@ def save_raw_vqa(path: str | Path, model: RawVQA, meta: dict[str, Any] | None = 
 def load_raw_vqa(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[RawVQA, dict[str, Any]]:
     doc = ckpt.read_doc(path, RAW_VQA, "a raw-image VQA checkpoint", _small_config)
     return ckpt.load_weights(path, doc, RawVQA(_small_config(doc["config"])), map_location), doc  # type: ignore[return-value]
+
+
+def save_vision(path: str | Path, parser: SceneParser, cfg: SmallConfig, meta: dict[str, Any] | None = None,
+                store_dtype: torch.dtype | None = None) -> tuple[Path, Path]:
+    return ckpt.save(path, VISION, parser, cfg.to_dict(), meta, store_dtype=store_dtype)
+
+
+def load_vision(path: str | Path, map_location: str | torch.device = "cpu"
+                ) -> tuple[SceneParser, dict[str, Any]]:
+    doc = ckpt.read_doc(path, VISION, "a vision-backbone checkpoint", _small_config)
+    return ckpt.load_weights(path, doc, SceneParser(_small_config(doc["config"])), map_location), doc  # type: ignore[return-value]

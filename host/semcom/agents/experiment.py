@@ -40,18 +40,21 @@ from .checkpoint import (
     load_pipeline,
     load_raw_vqa,
     load_receiver,
+    load_vision,
     make_link,
     save_pipeline,
     save_raw_vqa,
     save_receiver,
+    save_vision,
 )
-from .small import RawVQA, SensorAgent, SmallConfig, TaskAgent, TokenPipeline
+from .small import RawVQA, SceneParser, SensorAgent, SmallConfig, TaskAgent, TokenPipeline, grid_labels
 from .train import (
     AgentTrainConfig,
     VQATensors,
     accuracy,
     evaluate_pipeline,
     pretrain_receiver,
+    pretrain_vision,
     receiver_logits,
     train_raw_vqa,
     train_token_pipeline,
@@ -59,9 +62,9 @@ from .train import (
 
 log = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("receiver", "tokens", "jtcc", "raw_vqa")
-CHECKPOINT_NAMES: dict[str, str] = {"receiver": "receiver", "tokens": "tokens_raw", "jtcc": "tokens_jtcc",
-                                    "raw_vqa": "raw_vqa"}
+STAGES: tuple[str, ...] = ("vision", "receiver", "tokens", "jtcc", "raw_vqa")
+CHECKPOINT_NAMES: dict[str, str] = {"vision": "vision", "receiver": "receiver", "tokens": "tokens_raw",
+                                    "jtcc": "tokens_jtcc", "raw_vqa": "raw_vqa"}
 DEFAULT_SNRS: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
 DEFAULT_CHANNELS: tuple[str, ...] = ("awgn", "ofat_2x4_zf_ls")
 DEFAULT_JSCC = Path(__file__).resolve().parents[1] / "jscc" / "checkpoints" / "deepjscc_kn1-6_32px"
@@ -76,7 +79,7 @@ def _cfg(**kw: Any) -> Any:
 class AgentsExperiment:
     """Everything that defines a run of the small default (stored in every checkpoint and summary)."""
 
-    n_scenes: int = 2000
+    n_scenes: int = 3000
     questions_per_scene: int = 10
     seed: int = 0
     image_size: int = 64
@@ -86,14 +89,24 @@ class AgentsExperiment:
     jtcc_hidden: int = 256
     grad_mode: str = "exact"    # or "straight_through" (the paper's approximation)
     n_val: int = 1000
-    receiver: AgentTrainConfig = _cfg(epochs=25, batch_size=64, lr=1e-3)
-    tokens: AgentTrainConfig = _cfg(epochs=8, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0))
-    jtcc: AgentTrainConfig = _cfg(epochs=4, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0), sensor_lr_scale=0.3)
+    patch: int = 16
+    vision_layers: int = 2
+    tx_layers: int = 2
+    rx_layers: int = 4
+    heads: int = 8
+    freeze_vision: bool = True          # the pre-trained backbone stays fixed in the sensor and raw VQA
+    raw_vqa_from_receiver: bool = False  # True: raw VQA's task model starts from the pre-trained receiver
+    vision: AgentTrainConfig = _cfg(epochs=30, batch_size=64, lr=1e-3)
+    receiver: AgentTrainConfig = _cfg(epochs=24, batch_size=64, lr=1e-3)
+    tokens: AgentTrainConfig = _cfg(epochs=8, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0), align_weight=0.5)
+    jtcc: AgentTrainConfig = _cfg(epochs=4, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0), sensor_lr_scale=0.3,
+                                  align_weight=0.5)
     raw_vqa: AgentTrainConfig = _cfg(epochs=12, batch_size=64, lr=1e-3)
 
     def small_config(self, vocab: list[str], answers: list[str]) -> SmallConfig:
         return SmallConfig(vocab=vocab, answers=answers, d=self.d, image_size=self.image_size,
-                           k_tokens=self.k_tokens)
+                           k_tokens=self.k_tokens, patch=self.patch, vision_layers=self.vision_layers,
+                           tx_layers=self.tx_layers, rx_layers=self.rx_layers, heads=self.heads)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -110,11 +123,15 @@ class AgentsExperiment:
 
 @dataclass
 class ExperimentData:
+    """The three splits, the vocabularies, and the scene-parsing targets of the train/val images."""
+
     train: VQATensors
     val: VQATensors
     test: VQATensors
     vocab: list[str]
     answers: list[str]
+    train_labels: Tensor | None = None
+    val_labels: Tensor | None = None
 
 
 def make_data(exp: AgentsExperiment, progress: bool = True) -> ExperimentData:
@@ -123,7 +140,9 @@ def make_data(exp: AgentsExperiment, progress: bool = True) -> ExperimentData:
     train, val, test = make_vqa_dataset(exp.n_scenes, exp.questions_per_scene, seed=exp.seed,
                                         image_size=exp.image_size, progress=progress)
     data = ExperimentData(VQATensors.from_dataset(train), VQATensors.from_dataset(val).subset(exp.n_val),
-                          VQATensors.from_dataset(test), list(train.vocab.itos), list(train.answers.itos))
+                          VQATensors.from_dataset(test), list(train.vocab.itos), list(train.answers.itos),
+                          grid_labels(train.scenes, exp.image_size, exp.patch),
+                          grid_labels(val.scenes, exp.image_size, exp.patch))
     log.info("data: %d / %d / %d questions in %.1f s", len(data.train), len(data.val), len(data.test),
              time.perf_counter() - t0)
     return data
@@ -159,6 +178,12 @@ def _epoch_saver(path: Path, module: torch.nn.Module, skip: str = ""
     return save
 
 
+def _pretrained_vision(vision: torch.nn.Module, ckdir: str | Path) -> None:
+    """Copy the scene-parsing pre-trained backbone (stage ``vision``) into ``vision``."""
+    parser, _ = load_vision(checkpoint_path(ckdir, "vision"))
+    vision.load_state_dict(parser.vision.state_dict())
+
+
 def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: str | Path,
                 command: str = "", progress: bool = True, resume: bool = True,
                 store_dtype: torch.dtype | None = None) -> dict[str, Any]:
@@ -175,7 +200,17 @@ def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: 
     state = _resume_state(path, resume)
     fit_kw: dict[str, Any] = {"progress": progress, "resume": state}
 
-    if stage == "receiver":
+    if stage == "vision":
+        if data.train_labels is None or data.val_labels is None:
+            raise ValueError("vision pre-training needs scene graphs (the generated data)")
+        parser = SceneParser(cfg)
+        if state is not None:
+            parser.load_state_dict(state["model"])
+        hist = pretrain_vision(parser, data.train.images, data.train_labels, tcfg,
+                               (data.val.images, data.val_labels), on_epoch_end=_epoch_saver(path, parser),
+                               **fit_kw)
+        save_vision(path, parser, cfg, _meta(exp, stage, hist, command), store_dtype=store_dtype)
+    elif stage == "receiver":
         model = TaskAgent(cfg)
         if state is not None:
             model.load_state_dict(state["model"])
@@ -188,11 +223,13 @@ def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: 
         check_vocab(receiver.cfg, data.vocab, data.answers, str(rx_path))
         if stage == "tokens":
             sensor = SensorAgent(cfg)
+            _pretrained_vision(sensor.vision, ckdir)
             link = make_link("raw", cfg.d, grad_mode=exp.grad_mode)
         else:
             # The JTCC transmitter starts from the raw-token one: "the same tokens", then compressed.
             sensor = load_pipeline(checkpoint_path(ckdir, "tokens"), rx_path)[0].sensor
             link = make_link("jtcc", cfg.d, exp.jtcc_m, exp.jtcc_hidden, exp.grad_mode)
+        sensor.vision.requires_grad_(not exp.freeze_vision)
         pipeline = TokenPipeline(sensor, link, receiver)
         if state is not None:
             pipeline.load_state_dict(state["model"], strict=False)  # the receiver is not in it
@@ -202,6 +239,11 @@ def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: 
         save_pipeline(path, pipeline, rx_path, _meta(exp, stage, hist, command), store_dtype=store_dtype)
     else:
         model = RawVQA(cfg)
+        _pretrained_vision(model.vision, ckdir)
+        model.vision.requires_grad_(not exp.freeze_vision)
+        if exp.raw_vqa_from_receiver:
+            model.task.load_state_dict(load_receiver(checkpoint_path(ckdir, "receiver"))[0].state_dict())
+            model.task.requires_grad_(True)
         if state is not None:
             model.load_state_dict(state["model"])
         hist = train_raw_vqa(model, data.train, tcfg, data.val, on_epoch_end=_epoch_saver(path, model),
@@ -261,6 +303,11 @@ def load_models(ckdir: str | Path, data: ExperimentData | None = None) -> dict[s
     return models
 
 
+def _first_objects_logits(rx: TaskAgent, b: dict[str, Tensor], k: int) -> Tensor:
+    prefix, mask = rx.embed_scene(b["scene"])
+    return rx(prefix[:, :k], mask[:, :k], b["question"])
+
+
 def _deepjscc_rows(raw: RawVQA, jscc_checkpoint: str | Path, test: VQATensors, channels: tuple[str, ...],
                    snrs: tuple[float, ...], seed: int) -> list[dict[str, Any]]:
     """Baseline (2): the image sent with DeepJSCC, the raw-image VQA model answers from the
@@ -315,6 +362,11 @@ def evaluate(exp: AgentsExperiment, ckdir: str | Path, out_dir: str | Path,
     summary_words = float((test.summary[test.image_of] != 0).sum(dim=1).float().mean())
     rows.append(_row("receiver_ground_truth", "none", None,
                      accuracy(lambda b: receiver_logits(rx, b, "scene"), test), 0.0))
+    # How many tokens the receiver needs: its accuracy given only the first k ground-truth object tokens
+    # (left to right), the ceiling for a transmitter that puts one object in each of k tokens.
+    for kk in range(1, 7):
+        acc_k = accuracy(lambda b, kk=kk: _first_objects_logits(rx, b, kk), test)
+        rows.append(_row("receiver_first_k_objects", "none", None, acc_k, 0.0, k_tokens=kk))
     # The natural-language baseline: the summary sent digitally and error-free, at the bits it needs
     # (words x log2(vocab)); the channel values it would take at capacity are in the row.
     nl = accuracy(lambda b: receiver_logits(rx, b, "summary"), test)
@@ -333,17 +385,18 @@ def evaluate(exp: AgentsExperiment, ckdir: str | Path, out_dir: str | Path,
             continue
         pipe: TokenPipeline = models[stage]
         values = float(k * pipe.link.m)
-        rows.append(_row(method, "ideal", None, evaluate_pipeline(pipe, test, None, 0.0), values))
+        rows.append(_row(method, "ideal", None, evaluate_pipeline(pipe, test, None, 0.0), values, k_tokens=k))
         for ch_name in channels:
             ch = named_channel(ch_name, seed=exp.seed + 1)
             for snr in snrs:
                 acc = evaluate_pipeline(pipe, test, ch, snr, seed=exp.seed + 1)
-                rows.append(_row(method, ch_name, snr, acc, values))
+                rows.append(_row(method, ch_name, snr, acc, values, k_tokens=k))
                 log.info("%s %s %g dB: %.4f", method, ch_name, snr, acc["all"])
     seconds = time.perf_counter() - t0
     out = Path(out_dir)
     write_csv(out / "results.csv", _uniform(rows))
-    plot(out / "results.png", rows, exp)
+    plot(out / "results.png", [r for r in rows if r["method"] != "receiver_first_k_objects"], exp)
+    plot_tokens(out / "accuracy_vs_tokens.png", rows)
     summary = {"experiment": exp.to_dict(), "n_test_questions": len(test), "snrs_db": list(snrs),
                "channels": list(channels), "eval_seconds": seconds, "acceptance": acceptance(rows),
                "tokens": {"k": k, "d": d, "jtcc_m": exp.jtcc_m},
@@ -420,6 +473,33 @@ def plot(path: Path, rows: list[dict[str, Any]], exp: AgentsExperiment) -> None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_tokens(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Accuracy of the receiver given the first k ground-truth object tokens, k = 1..6, with the token
+    pipelines' accuracy at K (ideal channel) marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = sorted((r["k_tokens"], 100 * r["accuracy"]) for r in rows
+                 if r["method"] == "receiver_first_k_objects")
+    if not pts:
+        return
+    fig, ax = plt.subplots(figsize=(5.2, 4.0))
+    ax.plot(*zip(*pts, strict=True), "-o", label="receiver, first k ground-truth object tokens")
+    for r in rows:
+        if r["method"].startswith("tokens_") and r["channel"] == "ideal":
+            ax.plot([r["k_tokens"]], [100 * r["accuracy"]], "s", label=f"{r['method']} (ideal channel)")
+    ax.set_xlabel("tokens k")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("accuracy vs number of tokens", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -1,17 +1,20 @@
 """Small default agents that train on a CPU in minutes (the paper's architecture at toy scale).
 
-* ``SensorAgent`` (transmitter): image -> convolutional patch embedding (a hybrid-ViT stem, 64x64 -> 8x8
-  patches of d dims) + the embedded *vague* task description + K learned query slots -> transformer
-  encoder -> the last-layer hidden states (after the final LayerNorm) at the final K positions = K
-  machine-language tokens (B, K, d).
+* ``VisionEncoder``: the shared vision backbone (a hybrid-ViT stem, 64x64 -> 4x4 patches of d dims, +
+  ``vision_layers`` transformer layers), pre-trained once by scene parsing (``SceneParser``: every patch
+  names the objects whose centres it holds) and then frozen in both VQA systems below, as both
+  systems of the paper start from a pre-trained vision tower.
+* ``SensorAgent`` (transmitter): vision tokens + the embedded *vague* task description + K learned query
+  slots -> ``tx_layers`` transformer layers -> the last-layer hidden states (after the final LayerNorm)
+  at the final K positions = K machine-language tokens (B, K, d).
 * ``TaskAgent`` (receiver): transformer over ``[prefix][detailed question][ANS]`` -> answer class.
-  Pre-trained on ground-truth scene descriptions (and natural-language summaries) as the prefix, then
-  frozen; at use the K decoded tokens are the prefix. Prefix and question have their own position
-  embeddings (so a K-token prefix and a 60-word description put the question at the same positions),
-  like an LLM whose prompt starts with soft-prompt vectors.
+  Pre-trained on ground-truth scene descriptions (one token per object: the sum of its attribute words'
+  embeddings, shared with the question's words, plus position embeddings) and natural-language
+  summaries as the prefix, then frozen; at use the K decoded tokens are the prefix. Prefix and question
+  have their own position embeddings, like an LLM whose prompt starts with soft-prompt vectors.
 * ``RawVQA``: the raw-image baseline (and, fed DeepJSCC reconstructions, the DeepJSCC baseline): the
-  same vision stem and transmitter-size encoder over ``[patches][detailed question]``, whose whole output
-  sequence is the prefix of a receiver-size transformer, trained end to end with the same budget.
+  same vision backbone and a transmitter-size encoder over ``[vision tokens][detailed question]``, whose
+  whole output sequence is the prefix of a receiver-size transformer.
 * Text path for the natural-language baseline: ``TaskAgent.embed_ids(summary_ids)`` as the prefix.
 
 Shapes: images (B, 3, 64, 64) in [0, 1]; ids (B, L) long, PAD = 0; tokens (B, K, d); logits (B, A).
@@ -57,8 +60,10 @@ class SmallConfig:
     heads: int = 4
     ff: int = 256
     rx_layers: int = 4
-    tx_layers: int = 4
+    tx_layers: int = 2       # transmitter layers above the vision backbone (and the raw-VQA fusion)
+    vision_layers: int = 2   # the shared, pre-trained vision backbone
     image_size: int = 64
+    patch: int = 16  # pixels per patch side: (image_size / patch)^2 image tokens
     k_tokens: int = 5
     max_prefix: int = 96  # longest prefix the receiver accepts (scene descriptions are <= 64 words)
     max_text: int = 40  # longest question / vague description
@@ -130,22 +135,27 @@ def _encoder(cfg: SmallConfig, layers: int) -> nn.TransformerEncoder:
 
 
 class VisionStem(nn.Module):
-    """Convolutional patch embedding: (B, 3, S, S) -> (B, (S/8)^2, d) patch tokens with positions."""
+    """Convolutional patch embedding (a hybrid-ViT stem): (B, 3, S, S) -> (B, (S/P)^2, d) patch tokens
+    with positions, P = ``cfg.patch`` (a power of two: log2 P stride-2 3x3 convolutions)."""
 
     def __init__(self, cfg: SmallConfig) -> None:
         super().__init__()
-        if cfg.image_size % 8:
-            raise ValueError(f"image_size must be a multiple of 8, got {cfg.image_size}")
-        self.conv = nn.Sequential(
-            nn.Conv2d(3, 32, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(64, cfg.d, 3, stride=2, padding=1),
-        )
-        self.n_patches = (cfg.image_size // 8) ** 2
+        n_down = int(cfg.patch).bit_length() - 1
+        if cfg.patch < 2 or 1 << n_down != cfg.patch or cfg.image_size % cfg.patch:
+            raise ValueError(f"patch must be a power of two dividing image_size, got {cfg.patch} "
+                             f"for {cfg.image_size}")
+        widths = [3] + [min(32 << i, cfg.d) for i in range(n_down - 1)] + [cfg.d]
+        layers: list[nn.Module] = []
+        for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.Conv2d(cin, cout, 3, stride=2, padding=1))
+            if i < n_down - 1:
+                layers.append(nn.GELU())
+        self.conv = nn.Sequential(*layers)
+        self.n_patches = (cfg.image_size // cfg.patch) ** 2
         self.pos = nn.Parameter(0.02 * torch.randn(self.n_patches, cfg.d))
 
     def forward(self, images: Tensor) -> Tensor:
-        x = self.conv(images * 2.0 - 1.0)  # (B, d, S/8, S/8)
+        x = self.conv(images * 2.0 - 1.0)  # (B, d, S/P, S/P)
         return x.flatten(2).transpose(1, 2) + self.pos  # (B, N, d)
 
 
@@ -178,17 +188,17 @@ class TaskAgent(nn.Module):
         self.head = nn.Linear(cfg.d, cfg.n_answers)
 
     def embed_ids(self, ids: Tensor) -> Tensor:
-        """Word-level text prefix (e.g. NL summary ids (B, L)) -> prefix embeddings (B, L, d)."""
+        """Word ids (B, L) -> embeddings (B, L, d) (question words, NL summary prefix, object fields)."""
         return self.word(ids)
 
     def embed_scene(self, scene_ids: Tensor) -> tuple[Tensor, Tensor]:
         """Ground-truth scene description ids (B, L) -> object tokens (B, O, d) and mask (B, O)."""
         fields, mask = self.scene_tokenizer(scene_ids)  # (B, O, 7)
         if self.cfg.object_embedding == "concat":
-            emb = self.word(fields).flatten(2)  # (B, O, 7 d); PAD fields embed to zero
+            emb = self.embed_ids(fields).flatten(2)  # (B, O, 7 d); PAD fields embed to zero
             return self.object_proj(emb), mask
         n_attr = len(SCENE_FIELDS) - len(POSITION_FIELDS)
-        attrs = self.word(fields[..., :n_attr]).sum(dim=2)  # (B, O, d); PAD embeds to zero
+        attrs = self.embed_ids(fields[..., :n_attr]).sum(dim=2)  # (B, O, d); PAD embeds to zero
         pos = fields[..., n_attr:]  # (B, O, 3) word ids of the x, y, row values
         offset = torch.arange(len(POSITION_FIELDS), device=pos.device) * (MAX_BIN + 1)
         pos_emb = self.position_fields(self.digit_of_word[pos] + offset) * (pos != PAD).unsqueeze(-1)
@@ -204,7 +214,7 @@ class TaskAgent(nn.Module):
         pre = prefix + self.prefix_pos[:p] + self.segment[0]
         # ANS has no position of its own: it sits after the padding, so a position would depend on the
         # batch's longest question (and the answer with it).
-        q = torch.cat([self.word(question_ids) + self.text_pos[:lq], self.ans.expand(b, 1, -1)], dim=1)
+        q = torch.cat([self.embed_ids(question_ids) + self.text_pos[:lq], self.ans.expand(b, 1, -1)], dim=1)
         q = q + self.segment[1]
         x = torch.cat([pre, q], dim=1)
         if prefix_mask is None:
@@ -224,13 +234,83 @@ class TaskAgent(nn.Module):
         return self(prefix, mask, question_ids)
 
 
+LABEL_CELL = 8  # pixels per side of one scene-parsing label cell (no two object centres share one)
+PARSE_FIELDS: dict[str, tuple[str, ...]] = {
+    "size": _ATTR_WORDS["size"], "color": _ATTR_WORDS["color"], "shape": _ATTR_WORDS["shape"]}
+
+
+class VisionEncoder(nn.Module):
+    """The shared vision backbone: stem + ``vision_layers`` transformer layers over the patches.
+
+    images (B, 3, S, S) -> (B, N, d) with N = (S / patch)^2. Pre-trained once by scene parsing
+    (``SceneParser``) and then used, frozen, by the sensor agent and the raw-image VQA baseline alike
+    (as both VLMs of the paper start from a pre-trained vision tower).
+    """
+
+    def __init__(self, cfg: SmallConfig) -> None:
+        super().__init__()
+        self.stem = VisionStem(cfg)
+        self.encoder = _encoder(cfg, cfg.vision_layers)
+        self.norm = nn.LayerNorm(cfg.d)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.norm(self.encoder(self.stem(images)))
+
+
+class SceneParser(nn.Module):
+    """Vision pre-training: every patch predicts, for each of its (patch / 8)^2 label cells of 8x8
+    pixels, whether an object's centre lies there and that object's size, colour and shape.
+
+    images (B, 3, S, S) -> logits dict: "object" (B, N, C, 2), "size" (B, N, C, 2), "color" (B, N, C, 8),
+    "shape" (B, N, C, 3); C = cells per patch. Targets come from ``grid_labels``.
+    """
+
+    def __init__(self, cfg: SmallConfig) -> None:
+        super().__init__()
+        if cfg.patch % LABEL_CELL:
+            raise ValueError(f"patch must be a multiple of {LABEL_CELL}, got {cfg.patch}")
+        self.cells = (cfg.patch // LABEL_CELL) ** 2
+        self.vision = VisionEncoder(cfg)
+        self.sizes = {"object": 2} | {f: len(v) for f, v in PARSE_FIELDS.items()}
+        self.head = nn.Linear(cfg.d, self.cells * sum(self.sizes.values()))
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        h = self.head(self.vision(images))  # (B, N, C * F)
+        b, n, _ = h.shape
+        parts = h.view(b, n, self.cells, -1).split(list(self.sizes.values()), dim=-1)
+        return dict(zip(self.sizes, parts, strict=True))
+
+
+def grid_labels(scenes: list, image_size: int, patch: int) -> Tensor:
+    """Scene graphs -> parsing targets (S, N, C, 4) long: [object 0/1, size, color, shape] per label cell,
+    attributes IGNORE (-100) where no object centre lies. Patches row-major, cells row-major within."""
+    g = image_size // LABEL_CELL  # label cells per side
+    per = patch // LABEL_CELL
+    out = torch.full((len(scenes), g, g, 4), -100, dtype=torch.long)
+    out[..., 0] = 0
+    index = {f: {w: i for i, w in enumerate(v)} for f, v in PARSE_FIELDS.items()}
+    for s, scene in enumerate(scenes):
+        for o in scene.objects:
+            r, c = min(int(o.y * g), g - 1), min(int(o.x * g), g - 1)
+            out[s, r, c] = torch.tensor([1, index["size"][o.size], index["color"][o.color],
+                                         index["shape"][o.shape]])
+    # (S, g, g, 4) -> (S, patch rows, per, patch cols, per, 4) -> (S, N, C, 4)
+    n = g // per
+    return out.view(len(scenes), n, per, n, per, 4).permute(0, 1, 3, 2, 4, 5).reshape(
+        len(scenes), n * n, per * per, 4)
+
+
 class SensorAgent(nn.Module):
-    """Transmitter: image (B, 3, S, S) + vague description ids (B, Lv) -> K tokens (B, K, d)."""
+    """Transmitter: image (B, 3, S, S) + vague description ids (B, Lv) -> K tokens (B, K, d).
+
+    ``[vision tokens][vague description][K query slots]`` -> ``tx_layers`` transformer layers -> the
+    last-layer hidden states at the final K positions.
+    """
 
     def __init__(self, cfg: SmallConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.stem = VisionStem(cfg)
+        self.vision = VisionEncoder(cfg)
         self.word = nn.Embedding(cfg.vocab_size, cfg.d, padding_idx=PAD)
         self.text_pos = nn.Parameter(0.02 * torch.randn(cfg.max_text, cfg.d))
         self.queries = nn.Parameter(0.02 * torch.randn(cfg.k_tokens, cfg.d))
@@ -241,7 +321,7 @@ class SensorAgent(nn.Module):
         b, lv = vague_ids.shape
         if lv > self.cfg.max_text:
             raise ValueError(f"vague description of {lv} ids > max_text={self.cfg.max_text}")
-        patches = self.stem(images)
+        patches = self.vision(images)
         text = self.word(vague_ids) + self.text_pos[:lv]
         k = self.cfg.k_tokens
         x = torch.cat([patches, text, self.queries.expand(b, -1, -1)], dim=1)
@@ -254,15 +334,15 @@ class SensorAgent(nn.Module):
 class RawVQA(nn.Module):
     """Raw-image VQA: image (B, 3, S, S) + detailed question (B, Lq) -> logits (B, A).
 
-    A transmitter-size encoder reads ``[patches][question]``; its whole output sequence is the prefix of a
-    receiver-size transformer (a ``TaskAgent``) that reads the question again and answers. So it has the
-    vision backbone and total size of the token pipeline, but no bottleneck and no channel.
+    The sensor's vision backbone and a transmitter-size encoder read ``[vision tokens][question]``; the
+    whole output sequence is the prefix of a receiver-size ``TaskAgent`` that reads the question again
+    and answers. Same vision backbone and sizes as the token pipeline, but no bottleneck and no channel.
     """
 
     def __init__(self, cfg: SmallConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.stem = VisionStem(cfg)
+        self.vision = VisionEncoder(cfg)
         self.word = nn.Embedding(cfg.vocab_size, cfg.d, padding_idx=PAD)
         self.text_pos = nn.Parameter(0.02 * torch.randn(cfg.max_text, cfg.d))
         self.encoder = _encoder(cfg, cfg.tx_layers)
@@ -271,7 +351,7 @@ class RawVQA(nn.Module):
 
     def forward(self, images: Tensor, question_ids: Tensor) -> Tensor:
         lq = question_ids.shape[1]
-        patches = self.stem(images)
+        patches = self.vision(images)
         x = torch.cat([patches, self.word(question_ids) + self.text_pos[:lq]], dim=1)
         valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         valid[:, patches.shape[1]:] = question_ids != PAD

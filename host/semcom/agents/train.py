@@ -23,7 +23,7 @@ from semcom.data.datasets import collate_vqa
 from semcom.data.vocab import IGNORE_INDEX, PAD
 from semcom.training import fit
 
-from .small import RawVQA, TaskAgent, TokenPipeline
+from .small import RawVQA, SceneParser, TaskAgent, TokenPipeline
 
 Tensor = torch.Tensor
 ChannelFn = Callable[..., Tensor]
@@ -38,6 +38,8 @@ class AgentTrainConfig:
     summary instead of the ground-truth scene description (so the frozen receiver also serves the
     natural-language baseline). ``sensor_lr_scale``: the transmitter's learning rate relative to ``lr``
     when a link is trained on top of an already trained transmitter (JTCC after raw tokens).
+    ``align_weight``: weight of the alignment loss of the transmitter's tokens to the receiver's own
+    embedding of the ground-truth scene (``alignment_loss``; 0 = the task loss alone).
     """
 
     epochs: int = 10
@@ -51,6 +53,7 @@ class AgentTrainConfig:
     summary_fraction: float = 0.25
     sensor_lr_scale: float = 1.0
     grad_clip: float = 1.0
+    align_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -194,11 +197,85 @@ def pretrain_receiver(receiver: TaskAgent, data: VQATensors, cfg: AgentTrainConf
     return hist
 
 
+def parse_loss(logits: dict[str, Tensor], labels: Tensor) -> Tensor:
+    """Scene-parsing loss: object presence on every label cell + attributes where an object is."""
+    loss = F.cross_entropy(logits["object"].flatten(0, -2), labels[..., 0].flatten())
+    for i, name in enumerate(("size", "color", "shape"), start=1):
+        loss = loss + F.cross_entropy(logits[name].flatten(0, -2), labels[..., i].flatten(),
+                                      ignore_index=IGNORE_INDEX)
+    return loss
+
+
+@torch.no_grad()
+def parse_accuracy(parser: SceneParser, images: Tensor, labels: Tensor, batch_size: int = 250
+                   ) -> dict[str, float]:
+    """Scene parsing on held-out images: object-cell F1 and attribute accuracy on true object cells."""
+    was = parser.training
+    parser.eval()
+    tp = fp = fn = 0
+    right = dict.fromkeys(("size", "color", "shape"), 0)
+    n_obj = 0
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start:start + batch_size].float().div(255.0)
+        y = labels[start:start + batch_size]
+        out = parser(x)
+        pred = out["object"].argmax(-1) == 1
+        true = y[..., 0] == 1
+        tp += int((pred & true).sum())
+        fp += int((pred & ~true).sum())
+        fn += int((~pred & true).sum())
+        n_obj += int(true.sum())
+        for i, name in enumerate(right, start=1):
+            right[name] += int((out[name].argmax(-1) == y[..., i])[true].sum())
+    parser.train(was)
+    f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+    return {"object_f1": f1} | {f"{k}_acc": v / max(n_obj, 1) for k, v in right.items()}
+
+
+def pretrain_vision(parser: SceneParser, images: Tensor, labels: Tensor, cfg: AgentTrainConfig,
+                    val: tuple[Tensor, Tensor] | None = None, progress: bool = True,
+                    **fit_kw: Any) -> list[dict]:
+    """Pre-train the vision backbone by scene parsing. images (S, 3, H, W) uint8, labels from
+    ``grid_labels`` (S, N, C, 4). Records val object F1 and attribute accuracies per epoch."""
+    torch.manual_seed(cfg.seed)
+    params = [p for p in parser.parameters() if p.requires_grad]
+    opt = _adamw([{"params": params}], cfg)
+
+    def step(idx: Tensor, gen: torch.Generator) -> float:
+        parser.train()
+        x = images[idx].float().div_(255.0)
+        return _step(params, opt, parse_loss(parser(x), labels[idx]), cfg.grad_clip)
+
+    def evaluate() -> dict[str, float]:
+        return {f"val_{k}": v for k, v in parse_accuracy(parser, *val).items()}
+
+    hist = fit(opt, images.shape[0], cfg, step, evaluate=evaluate if val is not None else None,
+               progress=progress, desc="vision", **fit_kw)
+    parser.eval()
+    return hist
+
+
 def snr_channel(channel: nn.Module | None, snr_db: Tensor | float | None) -> ChannelFn | None:
     """``channel`` with its SNR fixed for one call (``snr_db`` may be (B,) per sample)."""
     if channel is None:
         return None
     return lambda z: channel(z, snr_db=snr_db)
+
+
+def alignment_loss(tokens: Tensor, receiver: TaskAgent, scene_ids: Tensor) -> Tensor:
+    """Mean squared distance of (received) token k (B, K, d) to the receiver's embedding of the k-th
+    object of the ground-truth scene (left to right), over the objects that exist (k < their number).
+
+    The counterpart of LLaVA's feature-alignment pre-training: it teaches the transmitter to speak in
+    the receiver's embedding space (one object per token, where K allows) before and while the task
+    loss through the channel shapes the rest. The receiver stays frozen: only the tokens get gradients.
+    """
+    with torch.no_grad():
+        target, mask = receiver.embed_scene(scene_ids)  # (B, O, d), (B, O)
+    k = min(tokens.shape[1], target.shape[1])
+    m = mask[:, :k].unsqueeze(-1).to(tokens.dtype)
+    err = (tokens[:, :k] - target[:, :k]).pow(2) * m
+    return err.sum() / (m.sum() * tokens.shape[-1]).clamp_min(1.0)
 
 
 def train_token_pipeline(pipeline: TokenPipeline, data: VQATensors, channel: nn.Module | None,
@@ -220,8 +297,17 @@ def train_token_pipeline(pipeline: TokenPipeline, data: VQATensors, channel: nn.
         pipeline.train()
         b = data.batch(idx)
         snr = lo + (hi - lo) * torch.rand(idx.shape[0], generator=gen)
-        logits = pipeline(b["image"], b["vague"], b["question"], channel=snr_channel(channel, snr))
-        return _step(sensor_params + link_params, opt, _loss(logits, b["answer"]), cfg.grad_clip)
+        if cfg.align_weight > 0:
+            # Aligned are the tokens the receiver gets (after the link and the channel).
+            tokens = pipeline.sensor(b["image"], b["vague"])
+            decoded = pipeline.link(tokens, channel=snr_channel(channel, snr))
+            logits = pipeline.receiver(decoded, None, b["question"])
+            align = alignment_loss(decoded, pipeline.receiver, b["scene"])
+            loss = _loss(logits, b["answer"]) + cfg.align_weight * align
+        else:
+            logits = pipeline(b["image"], b["vague"], b["question"], channel=snr_channel(channel, snr))
+            loss = _loss(logits, b["answer"])
+        return _step(sensor_params + link_params, opt, loss, cfg.grad_clip)
 
     def evaluate() -> dict[str, float]:
         return {"val_acc": evaluate_pipeline(pipeline, val, channel, val_snr_db, seed=cfg.seed)["all"]}
