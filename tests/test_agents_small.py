@@ -3,6 +3,7 @@ training that learns, checkpoints that refuse what does not fit, and the experim
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -172,6 +173,13 @@ def test_packed_batches_equal_the_collated_items(splits) -> None:
         assert torch.equal(b["answer"], ref["answer"]) and torch.equal(b["family"], ref["family"])
         torch.testing.assert_close(b["image"], ref["image"], rtol=0, atol=0.5 / 255)
     assert len(packed.subset(7)) == 7
+    both = VQATensors.concat([generic, packed])
+    assert len(both) == len(generic) + len(packed)
+    second = both.batch(idx + len(generic))
+    for key in ("question", "scene", "answer"):
+        assert torch.equal(second[key][:, :packed.batch(idx)[key].shape[-1]] if second[key].dim() > 1
+                           else second[key], packed.batch(idx)[key])
+    torch.testing.assert_close(second["image"], packed.batch(idx)["image"])
 
 
 class _AsList:
@@ -299,10 +307,11 @@ def test_experiment_end_to_end_tiny(tmp_path) -> None:
 
     one = AgentTrainConfig(epochs=1, batch_size=32)
     exp = AgentsExperiment(n_scenes=20, questions_per_scene=3, d=32, n_val=10, vision=one, receiver=one,
-                           tokens=one, jtcc=one, raw_vqa=one, jtcc_m=8)
+                           text=one, tokens=one, jtcc=dataclasses.replace(one, link_epochs=1), raw_vqa=one,
+                           jtcc_m=8)
     data = make_data(exp, progress=False)
     info = train_all(exp, tmp_path / "ck", command="test", progress=False, data=data)
-    assert set(info) == {"vision", "receiver", "tokens", "jtcc", "raw_vqa"}
+    assert set(info) == {"vision", "receiver", "text", "tokens", "jtcc", "raw_vqa"}
     assert not train_state_path(tmp_path / "ck" / "receiver").exists()  # resume state removed when done
     assert train_all(exp, tmp_path / "ck", progress=False, data=data) == {}
     rows = evaluate(exp, tmp_path / "ck", tmp_path / "out", snrs=(10.0,), channels=("awgn",), data=data,

@@ -41,8 +41,8 @@ from .experiment import (
 log = logging.getLogger(__name__)
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 DEFAULT_TRAIN_DIR = Path("results/agents/checkpoints")
-STAGE_COMMANDS = {"vision": "vision", "receiver": "receiver", "tokens": "tokens", "jtcc": "jtcc",
-                  "raw-vqa": "raw_vqa"}
+STAGE_COMMANDS = {"vision": "vision", "receiver": "receiver", "text": "text", "tokens": "tokens",
+                  "jtcc": "jtcc", "raw-vqa": "raw_vqa"}
 
 
 def _experiment_args(p: argparse.ArgumentParser) -> None:

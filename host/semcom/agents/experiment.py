@@ -1,24 +1,35 @@
-"""The small-default machine-language-token experiment: data, the four training stages, evaluation.
+"""The small-default machine-language-token experiment: data, the training stages, evaluation.
 
 Stages (each saves a checkpoint in ``checkpoints/``; a stage whose checkpoint exists is loaded, not
 retrained, unless asked; an interrupted stage resumes from its last epoch):
 
-1. ``receiver``: the task agent pre-trained on ground-truth scene descriptions (and natural-language
-   summaries) + detailed question -> answer, then frozen.
+0. ``vision``: the vision backbone pre-trained by scene parsing on the training images (every patch
+   names the objects whose centres it holds). Frozen afterwards in the sensor and the raw-image VQA.
+1. ``receiver``: the task agent pre-trained on ground-truth scene descriptions + detailed question ->
+   answer, then frozen.
+1b. ``text``: a copy of the receiver fine-tuned to read natural-language summaries instead, for the
+   natural-language baseline only. (Mixing summaries into the receiver's own pre-training cost it the
+   compare-attribute questions: they stayed at chance.)
 2. ``tokens``: the sensor agent trained through the frozen receiver with the K tokens sent as they are
    (d real values each, power-normalised) over AWGN at a random SNR: the "tokens without JTCC" baseline.
+   Loss: the answer's cross-entropy + ``align_weight`` x the alignment of the received tokens to the
+   receiver's own embedding of the scene's objects (``train.alignment_loss``).
 3. ``jtcc``: the same transmitter (initialised from stage 2, fine-tuned at a lower learning rate) with a
-   JTCC autoencoder that sends m << d values per token, channel in the loop.
-4. ``raw_vqa``: the raw-image VQA baseline (same vision stem and encoder sizes) trained end to end on
-   clean images with the detailed question, for as many epochs as stages 2 and 3 together.
+   JTCC autoencoder that sends m << d values per token: ``link_epochs`` of link-only reconstruction
+   through the channel, then the joint training as in stage 2.
+4. ``raw_vqa``: the raw-image VQA baseline (the same frozen vision backbone, transmitter- and
+   receiver-size transformers of its own) trained end to end on clean images with the detailed question,
+   for as many epochs as stages 2 and 3 together.
 
 Evaluation (``evaluate``): accuracy on the test split of every method, over the named channels at every
-SNR, per question family; ``results.csv`` + ``results.png`` + ``summary.json`` (acceptance checks, the
-channel values each method sends, times).
+SNR, per question family, plus the receiver given only the first k ground-truth object tokens (how many
+tokens the answers need); ``results.csv`` + ``results.png`` + ``accuracy_vs_tokens.png`` +
+``summary.json`` (acceptance checks, the channel values each method sends, times).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -53,6 +64,7 @@ from .train import (
     VQATensors,
     accuracy,
     evaluate_pipeline,
+    pretrain_link,
     pretrain_receiver,
     pretrain_vision,
     receiver_logits,
@@ -62,9 +74,9 @@ from .train import (
 
 log = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("vision", "receiver", "tokens", "jtcc", "raw_vqa")
-CHECKPOINT_NAMES: dict[str, str] = {"vision": "vision", "receiver": "receiver", "tokens": "tokens_raw",
-                                    "jtcc": "tokens_jtcc", "raw_vqa": "raw_vqa"}
+STAGES: tuple[str, ...] = ("vision", "receiver", "text", "tokens", "jtcc", "raw_vqa")
+CHECKPOINT_NAMES: dict[str, str] = {"vision": "vision", "receiver": "receiver", "text": "receiver_text",
+                                    "tokens": "tokens_raw", "jtcc": "tokens_jtcc", "raw_vqa": "raw_vqa"}
 DEFAULT_SNRS: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
 DEFAULT_CHANNELS: tuple[str, ...] = ("awgn", "ofat_2x4_zf_ls")
 DEFAULT_JSCC = Path(__file__).resolve().parents[1] / "jscc" / "checkpoints" / "deepjscc_kn1-6_32px"
@@ -89,6 +101,9 @@ class AgentsExperiment:
     jtcc_hidden: int = 256
     grad_mode: str = "exact"    # or "straight_through" (the paper's approximation)
     n_val: int = 1000
+    # Scenes generated (another seed) only for the receiver's pre-training, on top of the training split:
+    # its "language pre-training" wants more questions than the image-side training needs.
+    receiver_extra_scenes: int = 4000
     patch: int = 16
     vision_layers: int = 2
     tx_layers: int = 2
@@ -97,11 +112,12 @@ class AgentsExperiment:
     freeze_vision: bool = True          # the pre-trained backbone stays fixed in the sensor and raw VQA
     raw_vqa_from_receiver: bool = False  # True: raw VQA's task model starts from the pre-trained receiver
     vision: AgentTrainConfig = _cfg(epochs=30, batch_size=64, lr=1e-3)
-    receiver: AgentTrainConfig = _cfg(epochs=24, batch_size=64, lr=1e-3)
-    tokens: AgentTrainConfig = _cfg(epochs=8, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0), align_weight=0.5)
-    jtcc: AgentTrainConfig = _cfg(epochs=4, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0), sensor_lr_scale=0.3,
-                                  align_weight=0.5)
-    raw_vqa: AgentTrainConfig = _cfg(epochs=12, batch_size=64, lr=1e-3)
+    receiver: AgentTrainConfig = _cfg(epochs=7, batch_size=64, lr=1e-3, summary_fraction=0.0)
+    text: AgentTrainConfig = _cfg(epochs=3, batch_size=64, lr=5e-4, summary_fraction=1.0)
+    tokens: AgentTrainConfig = _cfg(epochs=6, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0), align_weight=0.5)
+    jtcc: AgentTrainConfig = _cfg(epochs=5, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0), sensor_lr_scale=0.3,
+                                  align_weight=0.5, link_epochs=3)
+    raw_vqa: AgentTrainConfig = _cfg(epochs=11, batch_size=64, lr=1e-3)  # = the transmitter's 6 + 5
 
     def small_config(self, vocab: list[str], answers: list[str]) -> SmallConfig:
         return SmallConfig(vocab=vocab, answers=answers, d=self.d, image_size=self.image_size,
@@ -132,6 +148,7 @@ class ExperimentData:
     answers: list[str]
     train_labels: Tensor | None = None
     val_labels: Tensor | None = None
+    receiver_extra: VQATensors | None = None
 
 
 def make_data(exp: AgentsExperiment, progress: bool = True) -> ExperimentData:
@@ -143,6 +160,11 @@ def make_data(exp: AgentsExperiment, progress: bool = True) -> ExperimentData:
                           VQATensors.from_dataset(test), list(train.vocab.itos), list(train.answers.itos),
                           grid_labels(train.scenes, exp.image_size, exp.patch),
                           grid_labels(val.scenes, exp.image_size, exp.patch))
+    if exp.receiver_extra_scenes:
+        extra, _, _ = make_vqa_dataset(exp.receiver_extra_scenes, exp.questions_per_scene,
+                                       seed=exp.seed + 1000, image_size=exp.image_size,
+                                       split=(1.0, 0.0, 0.0), progress=progress)
+        data.receiver_extra = VQATensors.from_dataset(extra)
     log.info("data: %d / %d / %d questions in %.1f s", len(data.train), len(data.val), len(data.test),
              time.perf_counter() - t0)
     return data
@@ -210,11 +232,17 @@ def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: 
                                (data.val.images, data.val_labels), on_epoch_end=_epoch_saver(path, parser),
                                **fit_kw)
         save_vision(path, parser, cfg, _meta(exp, stage, hist, command), store_dtype=store_dtype)
-    elif stage == "receiver":
+    elif stage in ("receiver", "text"):
         model = TaskAgent(cfg)
+        if stage == "text":  # a copy of the frozen receiver, fine-tuned to read natural-language summaries
+            model.load_state_dict(load_receiver(checkpoint_path(ckdir, "receiver"))[0].state_dict())
+            model.requires_grad_(True)
         if state is not None:
             model.load_state_dict(state["model"])
-        hist = pretrain_receiver(model, data.train, tcfg, data.val, on_epoch_end=_epoch_saver(path, model),
+        rx_train = data.train
+        if stage == "receiver" and data.receiver_extra is not None:
+            rx_train = VQATensors.concat([data.train, data.receiver_extra])
+        hist = pretrain_receiver(model, rx_train, tcfg, data.val, on_epoch_end=_epoch_saver(path, model),
                                  **fit_kw)
         save_receiver(path, model, _meta(exp, stage, hist, command), store_dtype=store_dtype)
     elif stage in ("tokens", "jtcc"):
@@ -233,9 +261,14 @@ def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: 
         pipeline = TokenPipeline(sensor, link, receiver)
         if state is not None:
             pipeline.load_state_dict(state["model"], strict=False)  # the receiver is not in it
-        hist = train_token_pipeline(pipeline, data.train, named_channel("awgn", seed=exp.seed), tcfg,
-                                    data.val, val_snr_db=15.0,
-                                    on_epoch_end=_epoch_saver(path, pipeline, skip="receiver."), **fit_kw)
+        channel = named_channel("awgn", seed=exp.seed)
+        hist: list[dict] = []
+        if tcfg.link_epochs and state is None:  # a resumed run is past the warm-up
+            warm = dataclasses.replace(tcfg, epochs=tcfg.link_epochs, max_seconds=None)
+            hist = [{"phase": "link", **h} for h in pretrain_link(pipeline, data.train, channel, warm,
+                                                                  progress=progress)]
+        hist += train_token_pipeline(pipeline, data.train, channel, tcfg, data.val, val_snr_db=15.0,
+                                     on_epoch_end=_epoch_saver(path, pipeline, skip="receiver."), **fit_kw)
         save_pipeline(path, pipeline, rx_path, _meta(exp, stage, hist, command), store_dtype=store_dtype)
     else:
         model = RawVQA(cfg)
@@ -291,6 +324,8 @@ def load_models(ckdir: str | Path, data: ExperimentData | None = None) -> dict[s
     if not _exists(rx_path):
         raise CheckpointError(f"no receiver checkpoint in {ckdir} (train it: semcom train receiver)")
     models["receiver"], _ = load_receiver(rx_path)
+    if _exists(checkpoint_path(ckdir, "text")):
+        models["text"], _ = load_receiver(checkpoint_path(ckdir, "text"))
     for stage in ("tokens", "jtcc"):
         if _exists(checkpoint_path(ckdir, stage)):
             models[stage], _ = load_pipeline(checkpoint_path(ckdir, stage), rx_path)
@@ -369,7 +404,8 @@ def evaluate(exp: AgentsExperiment, ckdir: str | Path, out_dir: str | Path,
         rows.append(_row("receiver_first_k_objects", "none", None, acc_k, 0.0, k_tokens=kk))
     # The natural-language baseline: the summary sent digitally and error-free, at the bits it needs
     # (words x log2(vocab)); the channel values it would take at capacity are in the row.
-    nl = accuracy(lambda b: receiver_logits(rx, b, "summary"), test)
+    reader = models.get("text", rx)  # the receiver's copy fine-tuned on summaries, if trained
+    nl = accuracy(lambda b: receiver_logits(reader, b, "summary"), test)
     bits = summary_words * math.log2(rx.cfg.vocab_size)
     rows.append(_row("natural_language_summary", "error-free digital", None, nl, 0.0,
                      bits_per_question=bits))

@@ -14,7 +14,7 @@
   have their own position embeddings, like an LLM whose prompt starts with soft-prompt vectors.
 * ``RawVQA``: the raw-image baseline (and, fed DeepJSCC reconstructions, the DeepJSCC baseline): the
   same vision backbone and a transmitter-size encoder over ``[vision tokens][detailed question]``, whose
-  whole output sequence is the prefix of a receiver-size transformer.
+  outputs at the vision positions are the prefix of a receiver-size transformer.
 * Text path for the natural-language baseline: ``TaskAgent.embed_ids(summary_ids)`` as the prefix.
 
 Shapes: images (B, 3, 64, 64) in [0, 1]; ids (B, L) long, PAD = 0; tokens (B, K, d); logits (B, A).
@@ -180,7 +180,7 @@ class TaskAgent(nn.Module):
         else:
             raise ValueError(f"object_embedding must be 'sum' or 'concat', got {cfg.object_embedding!r}")
         self.prefix_pos = nn.Parameter(0.02 * torch.randn(cfg.max_prefix, cfg.d))
-        self.text_pos = nn.Parameter(0.02 * torch.randn(cfg.max_text, cfg.d))
+        self.text_pos = nn.Parameter(0.02 * torch.randn(cfg.max_text + 1, cfg.d))  # + the ANS position
         self.segment = nn.Parameter(0.02 * torch.randn(2, cfg.d))  # 0: prefix, 1: question + ANS
         self.ans = nn.Parameter(0.02 * torch.randn(cfg.d))
         self.encoder = _encoder(cfg, cfg.rx_layers)
@@ -212,9 +212,11 @@ class TaskAgent(nn.Module):
             raise ValueError(f"prefix {p} / question {lq} longer than "
                              f"{self.cfg.max_prefix} / {self.cfg.max_text}")
         pre = prefix + self.prefix_pos[:p] + self.segment[0]
-        # ANS has no position of its own: it sits after the padding, so a position would depend on the
-        # batch's longest question (and the answer with it).
-        q = torch.cat([self.embed_ids(question_ids) + self.text_pos[:lq], self.ans.expand(b, 1, -1)], dim=1)
+        # ANS takes the position right after each question's last word (as the next token of a language
+        # model), not the padded length: the answer must not depend on the batch's longest question.
+        lengths = (question_ids != PAD).sum(dim=1).clamp(max=self.cfg.max_text)  # (B,)
+        ans = self.ans + self.text_pos[lengths]  # (B, d)
+        q = torch.cat([self.embed_ids(question_ids) + self.text_pos[:lq], ans.unsqueeze(1)], dim=1)
         q = q + self.segment[1]
         x = torch.cat([pre, q], dim=1)
         if prefix_mask is None:
@@ -334,9 +336,10 @@ class SensorAgent(nn.Module):
 class RawVQA(nn.Module):
     """Raw-image VQA: image (B, 3, S, S) + detailed question (B, Lq) -> logits (B, A).
 
-    The sensor's vision backbone and a transmitter-size encoder read ``[vision tokens][question]``; the
-    whole output sequence is the prefix of a receiver-size ``TaskAgent`` that reads the question again
-    and answers. Same vision backbone and sizes as the token pipeline, but no bottleneck and no channel.
+    The sensor's vision backbone and a transmitter-size encoder read ``[vision tokens][question]``; its
+    outputs at the vision positions (one per patch: 16 for the default) are the prefix of a receiver-size
+    ``TaskAgent`` that reads the question again and answers. Same vision backbone and sizes as the token
+    pipeline, but a wider prefix than K tokens, no bottleneck and no channel.
     """
 
     def __init__(self, cfg: SmallConfig) -> None:
@@ -356,7 +359,8 @@ class RawVQA(nn.Module):
         valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         valid[:, patches.shape[1]:] = question_ids != PAD
         h = self.norm(self.encoder(x, src_key_padding_mask=~valid))
-        return self.task(h, valid, question_ids)
+        # The fused vision tokens are the task model's prefix (it reads the question itself).
+        return self.task(h[:, :patches.shape[1]], None, question_ids)
 
 
 class TokenPipeline(nn.Module):

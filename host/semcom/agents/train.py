@@ -39,7 +39,8 @@ class AgentTrainConfig:
     natural-language baseline). ``sensor_lr_scale``: the transmitter's learning rate relative to ``lr``
     when a link is trained on top of an already trained transmitter (JTCC after raw tokens).
     ``align_weight``: weight of the alignment loss of the transmitter's tokens to the receiver's own
-    embedding of the ground-truth scene (``alignment_loss``; 0 = the task loss alone).
+    embedding of the ground-truth scene (``alignment_loss``; 0 = the task loss alone). ``link_epochs``:
+    epochs of link-only autoencoder training (``pretrain_link``) before the joint training.
     """
 
     epochs: int = 10
@@ -54,6 +55,7 @@ class AgentTrainConfig:
     sensor_lr_scale: float = 1.0
     grad_clip: float = 1.0
     align_weight: float = 0.0
+    link_epochs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -123,6 +125,21 @@ class VQATensors:
         n = min(n, len(self))
         return VQATensors(self.images, self.image_of[:n], self.question[:n], self.vague[:n], self.scene,
                           self.summary, self.answer[:n], self.family[:n], self.families)
+
+    @staticmethod
+    def concat(parts: list[VQATensors]) -> VQATensors:
+        """Several packed sets as one (questions after questions, images after images)."""
+        def cat(mats: list[Tensor]) -> Tensor:
+            width = max(m.shape[1] for m in mats)
+            return torch.cat([F.pad(m, (0, width - m.shape[1]), value=PAD) for m in mats])
+
+        offsets = np.cumsum([0] + [p.images.shape[0] for p in parts[:-1]])
+        image_of = torch.cat([p.image_of + int(o) for p, o in zip(parts, offsets, strict=True)])
+        return VQATensors(images=torch.cat([p.images for p in parts]), image_of=image_of,
+                          question=cat([p.question for p in parts]), vague=cat([p.vague for p in parts]),
+                          scene=cat([p.scene for p in parts]), summary=cat([p.summary for p in parts]),
+                          answer=torch.cat([p.answer for p in parts]),
+                          family=torch.cat([p.family for p in parts]), families=parts[0].families)
 
     def batch(self, idx: Tensor) -> dict[str, Tensor]:
         """Items ``idx`` (B,) -> image (B, 3, H, W) float in [0, 1], id matrices trimmed to the batch's
@@ -276,6 +293,33 @@ def alignment_loss(tokens: Tensor, receiver: TaskAgent, scene_ids: Tensor) -> Te
     m = mask[:, :k].unsqueeze(-1).to(tokens.dtype)
     err = (tokens[:, :k] - target[:, :k]).pow(2) * m
     return err.sum() / (m.sum() * tokens.shape[-1]).clamp_min(1.0)
+
+
+def pretrain_link(pipeline: TokenPipeline, data: VQATensors, channel: nn.Module | None, cfg: AgentTrainConfig,
+                  progress: bool = True, **fit_kw: Any) -> list[dict]:
+    """Train the link alone as an autoencoder of the (frozen) transmitter's tokens through the channel:
+    loss = ||decoded - tokens||^2 / ||tokens||^2 per batch, SNR uniform in ``cfg.snr_db``. The warm-up a
+    fresh JTCC gets before the joint task training, so the transmitter never sees a random decoder."""
+    torch.manual_seed(cfg.seed)
+    params = [p for p in pipeline.link.parameters() if p.requires_grad]
+    if not params:
+        return []
+    opt = _adamw([{"params": params}], cfg)
+    lo, hi = cfg.snr_db
+
+    def step(idx: Tensor, gen: torch.Generator) -> float:
+        pipeline.link.train()
+        b = data.batch(idx)
+        with torch.no_grad():
+            tokens = pipeline.sensor(b["image"], b["vague"])
+        snr = lo + (hi - lo) * torch.rand(idx.shape[0], generator=gen)
+        decoded = pipeline.link(tokens, channel=snr_channel(channel, snr))
+        loss = (decoded - tokens).pow(2).sum() / tokens.pow(2).sum().clamp_min(1e-12)
+        return _step(params, opt, loss, cfg.grad_clip)
+
+    hist = fit(opt, len(data), cfg, step, progress=progress, desc="link", **fit_kw)
+    pipeline.eval()
+    return hist
 
 
 def train_token_pipeline(pipeline: TokenPipeline, data: VQATensors, channel: nn.Module | None,
