@@ -7,19 +7,19 @@
 
 from __future__ import annotations
 
-import collections
-import threading
+from typing import Any
 
 import pmt
 import zmq
 from gnuradio import gr
 
-from semcom.wire import DEFAULT_FRAME_ENDPOINT, Kind, WireError, bound_endpoint, encode, make_socket
+from semcom.wire import DEFAULT_FRAME_ENDPOINT, Kind, WireError, encode
 
+from .bridge_socket import BoundSocket
 from .messages import MessageError, parse_tensor_message
 
 
-class tensor_sink(gr.basic_block):
+class tensor_sink(BoundSocket, gr.basic_block):
     """Binds a ZeroMQ PUSH socket at `address`; each tensor message on port "frames" (from ofat_rx
     or ofat_equalizer) goes out as one wire FRAME with seq = meta["seq"], the message's tensors
     (dtype and shape kept) and its meta as the JSON meta.
@@ -34,30 +34,13 @@ class tensor_sink(gr.basic_block):
 
     def __init__(self, address: str = DEFAULT_FRAME_ENDPOINT, hwm: int = 64, send_timeout_ms: int = 100):
         gr.basic_block.__init__(self, name="semcom_tensor_sink", in_sig=None, out_sig=None)
-        self.address = address
-        self.hwm = int(hwm)
         self.send_timeout_ms = int(send_timeout_ms)
-        self._counters: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()  # the message handler and stop() run on different threads
-        self._ctx = zmq.Context.instance()
-        self._sock: zmq.Socket | None = None
-        self._endpoint = ""
-        self._open()
+        self._init_socket(address, zmq.PUSH, hwm)
         self.message_port_register_in(pmt.intern("frames"))
         self.set_msg_handler(pmt.intern("frames"), self._on_frame)
 
-    def _open(self) -> None:
-        self._sock = make_socket(self._ctx, zmq.PUSH, self.address, bind=True, hwm=self.hwm,
-                                 send_timeout_ms=self.send_timeout_ms)
-        self._endpoint = bound_endpoint(self._sock)
-
-    def endpoint(self) -> str:
-        """The bound endpoint (the real port when `address` ends in :*)."""
-        return self._endpoint
-
-    def counters(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counters)
+    def _socket_options(self) -> dict[str, Any]:
+        return {"send_timeout_ms": self.send_timeout_ms}
 
     def set_send_timeout_ms(self, send_timeout_ms: int) -> None:
         with self._lock:
@@ -67,16 +50,12 @@ class tensor_sink(gr.basic_block):
 
     def start(self) -> bool:
         with self._lock:
-            if self._sock is None:
-                self.address = self._endpoint or self.address  # keep the port peers know
-                self._open()
+            self._reopen()
         return True
 
     def stop(self) -> bool:
-        with self._lock:
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
+        with self._lock:  # never in the middle of a send
+            self._close()
         return True
 
     def _on_frame(self, msg: pmt.pmt_base) -> None:
@@ -111,6 +90,5 @@ class tensor_sink(gr.basic_block):
                          f"{self.send_timeout_ms} ms")
 
     def _fail(self, key: str, text: str) -> None:
-        with self._lock:
-            self._counters[key] += 1
+        self._count(key)
         self.logger.error(text)

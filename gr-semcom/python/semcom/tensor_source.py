@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import collections
 import threading
 
 import pmt
@@ -19,15 +18,14 @@ from semcom.wire import (
     DEFAULT_TENSOR_ENDPOINT,
     Kind,
     WireError,
-    bound_endpoint,
     decode,
-    make_socket,
 )
 
+from .bridge_socket import BoundSocket
 from .messages import MessageError, tensor_message
 
 
-class tensor_source(gr.basic_block):
+class tensor_source(BoundSocket, gr.basic_block):
     """Binds a ZeroMQ PULL socket at `address` and posts each valid TENSOR message on the message
     port "tensors" as a tensor message (messages.tensor_message: the wire message's tensors with
     their dtype and shape, meta = the message's meta plus "seq" from the wire header).
@@ -48,41 +46,15 @@ class tensor_source(gr.basic_block):
     def __init__(self, address: str = DEFAULT_TENSOR_ENDPOINT,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, hwm: int = 16):
         gr.basic_block.__init__(self, name="semcom_tensor_source", in_sig=None, out_sig=None)
-        self.address = address
         self.max_message_bytes = int(max_message_bytes)
-        self.hwm = int(hwm)
         self._port = pmt.intern("tensors")
         self.message_port_register_out(self._port)
-        self._counters: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()  # counters are written by the receive thread, read by anyone
-        self._ctx = zmq.Context.instance()
-        self._sock: zmq.Socket | None = None
-        self._endpoint = ""
-        self._open()
+        self._init_socket(address, zmq.PULL, hwm)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _open(self) -> None:
-        self._sock = make_socket(self._ctx, zmq.PULL, self.address, bind=True, hwm=self.hwm)
-        self._endpoint = bound_endpoint(self._sock)
-
-    def endpoint(self) -> str:
-        """The bound endpoint (the real port when `address` ends in :*)."""
-        return self._endpoint
-
-    def counters(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counters)
-
-    def _count(self, key: str) -> None:
-        with self._lock:
-            self._counters[key] += 1
-
     def start(self) -> bool:
-        if self._sock is None:
-            # Re-bind after a stop(): the real port, so a "*" address keeps the port peers know.
-            self.address = self._endpoint or self.address
-            self._open()
+        self._reopen()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="semcom_tensor_source", daemon=True)
         self._thread.start()
@@ -96,9 +68,7 @@ class tensor_source(gr.basic_block):
                 self.logger.error("receive thread did not stop; socket left open")
                 return True
             self._thread = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        self._close()
         return True
 
     def _run(self) -> None:
