@@ -22,7 +22,8 @@ SUMMARY = Path(__file__).resolve().parents[1] / "experiments/agents/output/summa
 @pytest.fixture(scope="module")
 def data():
     _, doc = load_receiver(SHIPPED / "receiver")
-    return make_data(AgentsExperiment.from_dict(doc["meta"]["experiment"]), progress=False)
+    return make_data(AgentsExperiment.from_dict(doc["meta"]["experiment"]), progress=False,
+                     receiver_extra=False)
 
 
 def test_shipped_receiver_answers_95_percent_from_ground_truth(data) -> None:

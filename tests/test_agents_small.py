@@ -38,6 +38,7 @@ from semcom.agents.train import (
     accuracy,
     alignment_loss,
     evaluate_pipeline,
+    match_slots,
     parse_accuracy,
     pretrain_receiver,
     pretrain_vision,
@@ -128,20 +129,95 @@ def test_vision_pretraining_learns_to_parse_scenes(splits, cfg) -> None:
         SceneParser(SmallConfig(vocab=cfg.vocab, answers=cfg.answers, d=32, patch=4))
 
 
-def test_alignment_loss_is_zero_on_the_receivers_own_object_tokens(splits, cfg) -> None:
+def test_sensor_slots_start_from_the_most_object_like_cells(cfg) -> None:
+    """With proposals, slot k starts from the k-th most object-like label cell of the parse head: its
+    patch feature + the embedding of the cell's place + its objectness."""
+    torch.manual_seed(0)
+    sensor = SensorAgent(cfg)
+    head = sensor.parse_head
+    per_cell = sum(head.sizes.values())
+    with torch.no_grad():  # objectness of (patch n, cell 1) = feature 0 of patch n; every other cell: 0
+        head.linear.weight.zero_()
+        head.linear.bias.zero_()
+        head.linear.weight[1 * per_cell + 1, 0] = 1.0
+    patches = torch.randn(2, 16, cfg.d)
+    patches[..., 0] = torch.tensor([[5.0, -1, 9, 3] + [-2.0] * 12,
+                                    [1.0 - 0.05 * i for i in range(15)] + [7.0]])
+    with torch.no_grad():
+        slots = sensor.slots(patches)
+    assert slots.shape == (2, cfg.k_tokens, cfg.d)
+    k = cfg.k_tokens
+    assert k == 3
+    top = [[2, 0, 3], [15, 0, 1]]  # patches in order of their cell-1 objectness (other cells: 0)
+    for b in range(2):
+        score = patches[b, top[b], 0]
+        cells = [4 * p + 1 for p in top[b]]  # 4 label cells per patch, cell 1 of each
+        want = (patches[b, top[b]] + sensor.cell_pos[cells] + torch.sigmoid(score).unsqueeze(-1)
+                * sensor.objectness_scale + sensor.queries)
+        torch.testing.assert_close(slots[b], want)
+    with pytest.raises(ValueError, match="sensor_slots"):
+        SensorAgent(dataclasses.replace(cfg, sensor_slots="crystal-ball"))
+    queries = SensorAgent(dataclasses.replace(cfg, sensor_slots="queries"))
+    torch.testing.assert_close(queries.slots(patches), queries.queries.expand(2, -1, -1))
+
+
+def test_sensor_takes_and_freezes_the_pretrained_parser(cfg) -> None:
+    torch.manual_seed(0)
+    parser = SceneParser(cfg)
+    sensor = SensorAgent(cfg)
+    sensor.pretrained_parser(parser)
+    sensor.freeze_pretrained()
+    for mine, theirs in ((sensor.vision, parser.vision), (sensor.parse_head, parser.head)):
+        for (name, p), q in zip(mine.named_parameters(), theirs.parameters(), strict=True):
+            assert torch.equal(p, q) and not p.requires_grad, name
+    trainable = {n.split(".")[0] for n, p in sensor.named_parameters() if p.requires_grad}
+    assert trainable == {"word", "text_pos", "queries", "cell_pos", "objectness_scale", "encoder", "norm",
+                         "out"}
+
+
+def test_alignment_loss_is_a_set_loss_on_the_receivers_own_object_tokens(splits, cfg) -> None:
     rx = TaskAgent(cfg)
     b = VQATensors.from_dataset(splits[0]).batch(torch.arange(12))
     target, mask = rx.embed_scene(b["scene"])  # (B, O, d): one token per object, O = most objects
     assert (~mask).any()  # some scenes have fewer objects than others
+    g = torch.Generator().manual_seed(0)
+    shuffled = target.gather(1, torch.argsort(torch.rand(mask.shape, generator=g), dim=1).unsqueeze(-1)
+                             .expand_as(target))
     with torch.no_grad():
         assert alignment_loss(target, rx, b["scene"]).item() == pytest.approx(0.0, abs=1e-10)
-        assert alignment_loss(target + 1.0, rx, b["scene"]).item() == pytest.approx(1.0)
-        # Slots past a scene's objects are free: whatever they hold costs nothing.
-        assert alignment_loss(target.masked_fill(~mask.unsqueeze(-1), 123.0), rx,
-                              b["scene"]).item() == pytest.approx(0.0, abs=1e-10)
+        # Any order of the objects is as good (the receiver reads a set).
+        assert alignment_loss(shuffled, rx, b["scene"]).item() == pytest.approx(0.0, abs=1e-10)
+        # A uniform offset costs at most its square (the identity match), and more than nothing.
+        assert 0.0 < alignment_loss(target + 1.0, rx, b["scene"]).item() <= 1.0 + 1e-6
+        # Slots past a scene's objects must send the zero "no object" token.
+        spoiled = target.masked_fill(~mask.unsqueeze(-1), 3.0)
+        assert alignment_loss(spoiled, rx, b["scene"]).item() == pytest.approx(
+            9.0 * float((~mask).sum()) / mask.numel(), rel=1e-5)
+    # Fewer slots than objects: the match picks the objects it can send; K of the scene's own tokens
+    # cost nothing, whichever K.
+    three = shuffled[:, :3]
+    with torch.no_grad():
+        assert alignment_loss(target[:, -3:].flip(1), rx, b["scene"]).item() >= 0.0
+        assert alignment_loss(three, rx, b["scene"]).item() == pytest.approx(0.0, abs=1e-10)
     tokens = (target + 0.5).detach().requires_grad_(True)
     alignment_loss(tokens, rx, b["scene"]).backward()
     assert tokens.grad.abs().sum() > 0 and all(p.grad is None for p in rx.parameters())
+
+
+def test_match_slots_finds_the_cheapest_assignment() -> None:
+    # Slot 0 alone would take target 0; together, slot 1 needs it more (greedy costs 10, the best 2.5).
+    cost = torch.tensor([[[1.0, 2.0, 9.0], [0.5, 9.0, 9.0]],
+                         [[0.0, 9.0, 9.0], [9.0, 9.0, 0.0]]])
+    assert match_slots(cost).tolist() == [[1, 0], [0, 2]]
+    # Against brute force on random problems.
+    import itertools
+
+    g = torch.Generator().manual_seed(1)
+    c = torch.rand(20, 3, 5, generator=g)
+    got = c.gather(2, match_slots(c).unsqueeze(-1)).sum(dim=(1, 2))
+    best = torch.stack([min(sum(ci[k, p[k]] for k in range(3)) for p in itertools.permutations(range(5), 3))
+                        for ci in c])
+    torch.testing.assert_close(got, best)
 
 
 def test_receiver_ignores_padding_and_rejects_long_inputs(splits, cfg) -> None:
@@ -306,20 +382,27 @@ def test_experiment_end_to_end_tiny(tmp_path) -> None:
     from semcom.checkpoint import train_state_path
 
     one = AgentTrainConfig(epochs=1, batch_size=32)
-    exp = AgentsExperiment(n_scenes=20, questions_per_scene=3, d=32, n_val=10, vision=one, receiver=one,
-                           text=one, tokens=one, jtcc=dataclasses.replace(one, link_epochs=1), raw_vqa=one,
-                           jtcc_m=8)
+    exp = AgentsExperiment(n_scenes=20, questions_per_scene=3, d=32, n_val=10, receiver_extra_scenes=10,
+                           vision=one, receiver=one, text=one, raw_vqa=one, jtcc_m=8, tx_layers=1,
+                           tokens=dataclasses.replace(one, align_epochs=1),
+                           jtcc=dataclasses.replace(one, link_epochs=1))
     data = make_data(exp, progress=False)
     info = train_all(exp, tmp_path / "ck", command="test", progress=False, data=data)
     assert set(info) == {"vision", "receiver", "text", "tokens", "jtcc", "raw_vqa"}
     assert not train_state_path(tmp_path / "ck" / "receiver").exists()  # resume state removed when done
+    # The transmitter's warm-ups are in its history, and in its training time.
+    assert [h.get("phase", "task") for h in info["tokens"]["history"]] == ["align", "task"]
+    assert [h.get("phase", "task") for h in info["jtcc"]["history"]] == ["link", "task"]
+    tokens_history = info["tokens"]["history"]
+    assert info["tokens"]["train_seconds"] == pytest.approx(sum(h["seconds"] for h in tokens_history))
     assert train_all(exp, tmp_path / "ck", progress=False, data=data) == {}
     rows = evaluate(exp, tmp_path / "ck", tmp_path / "out", snrs=(10.0,), channels=("awgn",), data=data,
                     progress=False)
     methods = {r["method"] for r in rows}
     assert methods == {"receiver_ground_truth", "natural_language_summary", "raw_image_vqa", "tokens_jtcc",
                        "tokens_raw", "deepjscc_raw_vqa", "receiver_first_k_objects"}
-    assert sorted(r["k_tokens"] for r in rows if r["method"] == "receiver_first_k_objects") == [1, 2, 3, 4, 5, 6]
+    first_k = sorted(r["k_tokens"] for r in rows if r["method"] == "receiver_first_k_objects")
+    assert first_k == [1, 2, 3, 4, 5, 6]
     assert (tmp_path / "out" / "accuracy_vs_tokens.png").is_file()
     values = {r["method"]: r["channel_values"] for r in rows}
     assert values["tokens_jtcc"] == 5 * 8 and values["tokens_raw"] == 5 * 32

@@ -64,6 +64,7 @@ from .train import (
     VQATensors,
     accuracy,
     evaluate_pipeline,
+    pretrain_alignment,
     pretrain_link,
     pretrain_receiver,
     pretrain_vision,
@@ -91,8 +92,10 @@ def _cfg(**kw: Any) -> Any:
 class AgentsExperiment:
     """Everything that defines a run of the small default (stored in every checkpoint and summary)."""
 
-    n_scenes: int = 3000
-    questions_per_scene: int = 10
+    # Many scenes, few questions each: the image side (vision, sensor, raw VQA) learns from distinct
+    # images (2100 training images let the sensor memorise them), at the same number of questions.
+    n_scenes: int = 12000
+    questions_per_scene: int = 3
     seed: int = 0
     image_size: int = 64
     k_tokens: int = 5
@@ -103,26 +106,31 @@ class AgentsExperiment:
     n_val: int = 1000
     # Scenes generated (another seed) only for the receiver's pre-training, on top of the training split:
     # its "language pre-training" wants more questions than the image-side training needs.
-    receiver_extra_scenes: int = 4000
+    receiver_extra_scenes: int = 12000
     patch: int = 16
     vision_layers: int = 2
-    tx_layers: int = 2
+    tx_layers: int = 4
     rx_layers: int = 4
     heads: int = 8
+    sensor_slots: str = "proposals"     # or "queries" (see SensorAgent)
     freeze_vision: bool = True          # the pre-trained backbone stays fixed in the sensor and raw VQA
     raw_vqa_from_receiver: bool = False  # True: raw VQA's task model starts from the pre-trained receiver
-    vision: AgentTrainConfig = _cfg(epochs=30, batch_size=64, lr=1e-3)
+    vision: AgentTrainConfig = _cfg(epochs=12, batch_size=64, lr=1e-3)
     receiver: AgentTrainConfig = _cfg(epochs=7, batch_size=64, lr=1e-3, summary_fraction=0.0)
     text: AgentTrainConfig = _cfg(epochs=3, batch_size=64, lr=5e-4, summary_fraction=1.0)
-    tokens: AgentTrainConfig = _cfg(epochs=6, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0), align_weight=0.5)
+    tokens: AgentTrainConfig = _cfg(epochs=8, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0), align_weight=1.0,
+                                    align_epochs=8)
     jtcc: AgentTrainConfig = _cfg(epochs=5, batch_size=64, lr=1e-3, snr_db=(0.0, 20.0), sensor_lr_scale=0.3,
-                                  align_weight=0.5, link_epochs=3)
-    raw_vqa: AgentTrainConfig = _cfg(epochs=11, batch_size=64, lr=1e-3)  # = the transmitter's 6 + 5
+                                  align_weight=1.0, link_epochs=5)
+    # As many epochs on the training questions as the transmitter's task training (8 + 5); its cheaper
+    # alignment-only and link-only warm-ups (no answers) are not counted.
+    raw_vqa: AgentTrainConfig = _cfg(epochs=13, batch_size=64, lr=1e-3)
 
     def small_config(self, vocab: list[str], answers: list[str]) -> SmallConfig:
         return SmallConfig(vocab=vocab, answers=answers, d=self.d, image_size=self.image_size,
                            k_tokens=self.k_tokens, patch=self.patch, vision_layers=self.vision_layers,
-                           tx_layers=self.tx_layers, rx_layers=self.rx_layers, heads=self.heads)
+                           tx_layers=self.tx_layers, rx_layers=self.rx_layers, heads=self.heads,
+                           sensor_slots=self.sensor_slots)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -151,8 +159,11 @@ class ExperimentData:
     receiver_extra: VQATensors | None = None
 
 
-def make_data(exp: AgentsExperiment, progress: bool = True) -> ExperimentData:
-    """Generate the scenes and questions (deterministic by the experiment's sizes and seed)."""
+def make_data(exp: AgentsExperiment, progress: bool = True, receiver_extra: bool = True) -> ExperimentData:
+    """Generate the scenes and questions (deterministic by the experiment's sizes and seed).
+
+    ``receiver_extra=False`` skips the scenes that only the receiver's pre-training reads (evaluation
+    and ``semcom send`` need the three splits alone)."""
     t0 = time.perf_counter()
     train, val, test = make_vqa_dataset(exp.n_scenes, exp.questions_per_scene, seed=exp.seed,
                                         image_size=exp.image_size, progress=progress)
@@ -160,7 +171,7 @@ def make_data(exp: AgentsExperiment, progress: bool = True) -> ExperimentData:
                           VQATensors.from_dataset(test), list(train.vocab.itos), list(train.answers.itos),
                           grid_labels(train.scenes, exp.image_size, exp.patch),
                           grid_labels(val.scenes, exp.image_size, exp.patch))
-    if exp.receiver_extra_scenes:
+    if exp.receiver_extra_scenes and receiver_extra:
         extra, _, _ = make_vqa_dataset(exp.receiver_extra_scenes, exp.questions_per_scene,
                                        seed=exp.seed + 1000, image_size=exp.image_size,
                                        split=(1.0, 0.0, 0.0), progress=progress)
@@ -178,10 +189,17 @@ def _exists(path: Path) -> bool:
     return checkpoint_paths(path)[1].is_file()
 
 
+def _train_seconds(history: list[dict]) -> float:
+    """Wall time of a stage: every phase's records count their seconds from the phase's start."""
+    last: dict[str, float] = {}
+    for rec in history:
+        last[rec.get("phase", "")] = rec["seconds"]
+    return float(sum(last.values()))
+
+
 def _meta(exp: AgentsExperiment, stage: str, history: list[dict], command: str) -> dict[str, Any]:
     return {"stage": stage, "experiment": exp.to_dict(), "history": history, "command": command,
-            "train_seconds": history[-1]["seconds"] if history else 0.0,
-            "torch_threads": torch.get_num_threads()}
+            "train_seconds": _train_seconds(history), "torch_threads": torch.get_num_threads()}
 
 
 def _resume_state(path: Path, resume: bool) -> dict[str, Any] | None:
@@ -200,10 +218,9 @@ def _epoch_saver(path: Path, module: torch.nn.Module, skip: str = ""
     return save
 
 
-def _pretrained_vision(vision: torch.nn.Module, ckdir: str | Path) -> None:
-    """Copy the scene-parsing pre-trained backbone (stage ``vision``) into ``vision``."""
-    parser, _ = load_vision(checkpoint_path(ckdir, "vision"))
-    vision.load_state_dict(parser.vision.state_dict())
+def _pretrained_parser(ckdir: str | Path) -> SceneParser:
+    """The scene-parsing pre-trained backbone and parse head (stage ``vision``)."""
+    return load_vision(checkpoint_path(ckdir, "vision"))[0]
 
 
 def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: str | Path,
@@ -240,7 +257,10 @@ def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: 
         if state is not None:
             model.load_state_dict(state["model"])
         rx_train = data.train
-        if stage == "receiver" and data.receiver_extra is not None:
+        if stage == "receiver" and exp.receiver_extra_scenes:
+            if data.receiver_extra is None:
+                raise ValueError("receiver pre-training needs the extra scenes: make_data(..., "
+                                 "receiver_extra=True)")
             rx_train = VQATensors.concat([data.train, data.receiver_extra])
         hist = pretrain_receiver(model, rx_train, tcfg, data.val, on_epoch_end=_epoch_saver(path, model),
                                  **fit_kw)
@@ -251,28 +271,32 @@ def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: 
         check_vocab(receiver.cfg, data.vocab, data.answers, str(rx_path))
         if stage == "tokens":
             sensor = SensorAgent(cfg)
-            _pretrained_vision(sensor.vision, ckdir)
+            sensor.pretrained_parser(_pretrained_parser(ckdir))
             link = make_link("raw", cfg.d, grad_mode=exp.grad_mode)
         else:
             # The JTCC transmitter starts from the raw-token one: "the same tokens", then compressed.
             sensor = load_pipeline(checkpoint_path(ckdir, "tokens"), rx_path)[0].sensor
             link = make_link("jtcc", cfg.d, exp.jtcc_m, exp.jtcc_hidden, exp.grad_mode)
-        sensor.vision.requires_grad_(not exp.freeze_vision)
+        sensor.freeze_pretrained(exp.freeze_vision)
         pipeline = TokenPipeline(sensor, link, receiver)
         if state is not None:
             pipeline.load_state_dict(state["model"], strict=False)  # the receiver is not in it
         channel = named_channel("awgn", seed=exp.seed)
         hist: list[dict] = []
-        if tcfg.link_epochs and state is None:  # a resumed run is past the warm-up
+        if tcfg.align_epochs and state is None:  # a resumed run is past the warm-ups
+            warm = dataclasses.replace(tcfg, epochs=tcfg.align_epochs, max_seconds=None)
+            hist = [{"phase": "align", **h} for h in pretrain_alignment(pipeline, data.train, warm,
+                                                                        progress=progress)]
+        if tcfg.link_epochs and state is None:
             warm = dataclasses.replace(tcfg, epochs=tcfg.link_epochs, max_seconds=None)
-            hist = [{"phase": "link", **h} for h in pretrain_link(pipeline, data.train, channel, warm,
+            hist += [{"phase": "link", **h} for h in pretrain_link(pipeline, data.train, channel, warm,
                                                                   progress=progress)]
         hist += train_token_pipeline(pipeline, data.train, channel, tcfg, data.val, val_snr_db=15.0,
                                      on_epoch_end=_epoch_saver(path, pipeline, skip="receiver."), **fit_kw)
         save_pipeline(path, pipeline, rx_path, _meta(exp, stage, hist, command), store_dtype=store_dtype)
     else:
         model = RawVQA(cfg)
-        _pretrained_vision(model.vision, ckdir)
+        model.vision.load_state_dict(_pretrained_parser(ckdir).vision.state_dict())
         model.vision.requires_grad_(not exp.freeze_vision)
         if exp.raw_vqa_from_receiver:
             model.task.load_state_dict(load_receiver(checkpoint_path(ckdir, "receiver"))[0].state_dict())
@@ -387,7 +411,7 @@ def evaluate(exp: AgentsExperiment, ckdir: str | Path, out_dir: str | Path,
     for ch in channels:
         if ch not in NAMED_CHANNELS:
             raise ValueError(f"unknown channel {ch!r}; choose from {sorted(NAMED_CHANNELS)}")
-    data = data or make_data(exp, progress)
+    data = data or make_data(exp, progress, receiver_extra=False)
     test = data.test.subset(n_test) if n_test else data.test
     models = load_models(ckdir, data)
     t0 = time.perf_counter()

@@ -35,12 +35,15 @@ class AgentTrainConfig:
 
     ``snr_db``: training SNR range (dB, uniform per sample) of the channel in the loop (token pipelines).
     ``summary_fraction``: share of receiver pre-training samples whose prefix is the natural-language
-    summary instead of the ground-truth scene description (so the frozen receiver also serves the
-    natural-language baseline). ``sensor_lr_scale``: the transmitter's learning rate relative to ``lr``
-    when a link is trained on top of an already trained transmitter (JTCC after raw tokens).
+    summary instead of the ground-truth scene description (0 for the task agent itself: mixed in, the
+    summaries held compare-attribute questions at chance; 1 for its summary-reading copy).
+    ``sensor_lr_scale``: the transmitter's learning rate relative to ``lr`` when a link is trained on top
+    of an already trained transmitter (JTCC after raw tokens).
     ``align_weight``: weight of the alignment loss of the transmitter's tokens to the receiver's own
     embedding of the ground-truth scene (``alignment_loss``; 0 = the task loss alone). ``link_epochs``:
     epochs of link-only autoencoder training (``pretrain_link``) before the joint training.
+    ``align_epochs``: epochs of alignment-only training of a fresh transmitter (``pretrain_alignment``,
+    the feature-alignment stage) before the joint training.
     """
 
     epochs: int = 10
@@ -51,11 +54,12 @@ class AgentTrainConfig:
     seed: int = 0
     max_seconds: float | None = None
     snr_db: tuple[float, float] = (0.0, 20.0)
-    summary_fraction: float = 0.25
+    summary_fraction: float = 0.0
     sensor_lr_scale: float = 1.0
     grad_clip: float = 1.0
     align_weight: float = 0.0
     link_epochs: int = 0
+    align_epochs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -279,20 +283,78 @@ def snr_channel(channel: nn.Module | None, snr_db: Tensor | float | None) -> Cha
     return lambda z: channel(z, snr_db=snr_db)
 
 
-def alignment_loss(tokens: Tensor, receiver: TaskAgent, scene_ids: Tensor) -> Tensor:
-    """Mean squared distance of (received) token k (B, K, d) to the receiver's embedding of the k-th
-    object of the ground-truth scene (left to right), over the objects that exist (k < their number).
+def alignment_targets(receiver: TaskAgent, scene_ids: Tensor, slots: int) -> tuple[Tensor, Tensor]:
+    """The receiver's own tokens for a scene, as a transmitter with ``slots`` tokens should send them.
 
-    The counterpart of LLaVA's feature-alignment pre-training: it teaches the transmitter to speak in
-    the receiver's embedding space (one object per token, where K allows) before and while the task
-    loss through the channel shapes the rest. The receiver stays frozen: only the tokens get gradients.
+    -> targets (B, N, d) and real (B, N) bool, N = max(slots, objects in the batch): the receiver's
+    embedding of each object (``TaskAgent.embed_scene``), then zero vectors, the "no object" token, where
+    a scene has fewer objects than ``slots``. (The frozen receiver reads zero tokens as nothing: its
+    accuracy on ground truth is the same with the prefix zero-padded to K.)
     """
     with torch.no_grad():
         target, mask = receiver.embed_scene(scene_ids)  # (B, O, d), (B, O)
-    k = min(tokens.shape[1], target.shape[1])
-    m = mask[:, :k].unsqueeze(-1).to(tokens.dtype)
-    err = (tokens[:, :k] - target[:, :k]).pow(2) * m
-    return err.sum() / (m.sum() * tokens.shape[-1]).clamp_min(1.0)
+        target = target * mask.unsqueeze(-1)
+        extra = slots - target.shape[1]
+        if extra > 0:
+            target = F.pad(target, (0, 0, 0, extra))
+            mask = F.pad(mask, (0, extra), value=False)
+    return target, mask
+
+
+def match_slots(cost: Tensor) -> Tensor:
+    """Minimum-cost one-to-one assignment of K slots to N >= K targets, per sample.
+
+    cost (B, K, N) -> (B, K) long: the target index of every slot (Hungarian method, scipy's
+    ``linear_sum_assignment``; the K x N problems are tiny, one call per sample).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    c = cost.detach().cpu().double().numpy()
+    out = np.empty(c.shape[:2], dtype=np.int64)
+    for i, ci in enumerate(c):
+        rows, cols = linear_sum_assignment(ci)
+        out[i, rows] = cols
+    return torch.from_numpy(out).to(cost.device)
+
+
+def alignment_loss(tokens: Tensor, receiver: TaskAgent, scene_ids: Tensor) -> Tensor:
+    """Mean squared distance (per dimension) of the K (received) tokens (B, K, d) to the receiver's own
+    tokens for the scene (``alignment_targets``: one per object, zero "no object" tokens where the scene
+    has fewer than K), each token matched to its own target by the minimum-cost assignment.
+
+    The counterpart of LLaVA's feature-alignment pre-training: it teaches the transmitter to speak in
+    the receiver's embedding space, one object per token, before and while the task loss through the
+    channel shapes the rest. The match makes it a set loss (as DETR's): the transmitter may list the
+    objects in any order (the frozen receiver reads a shuffled scene as well as an ordered one; a fixed
+    left-to-right order had to be learnt as a ranking and held the alignment at ~80 % relative error).
+    With more objects than K the assignment picks the K it can send best. The receiver stays frozen:
+    only the tokens get gradients.
+    """
+    target, _ = alignment_targets(receiver, scene_ids, tokens.shape[1])
+    cost = (tokens.unsqueeze(2) - target.unsqueeze(1)).pow(2).mean(dim=-1)  # (B, K, N)
+    assign = match_slots(cost)  # (B, K)
+    return cost.gather(2, assign.unsqueeze(-1)).mean()
+
+
+def pretrain_alignment(pipeline: TokenPipeline, data: VQATensors, cfg: AgentTrainConfig,
+                       progress: bool = True, **fit_kw: Any) -> list[dict]:
+    """Train the transmitter alone to send the receiver's own tokens for the scene (``alignment_loss``
+    on its K tokens, no link, no channel, no answer): the feature-alignment stage that LLaVA runs before
+    instruction tuning, here the warm-up of a fresh sensor before the task loss through the channel.
+    Cheap: the receiver only embeds the ground-truth scene, it does not run."""
+    torch.manual_seed(cfg.seed)
+    params = [p for p in pipeline.sensor.parameters() if p.requires_grad]
+    opt = _adamw([{"params": params}], cfg)
+
+    def step(idx: Tensor, gen: torch.Generator) -> float:
+        pipeline.sensor.train()
+        b = data.batch(idx)
+        tokens = pipeline.sensor(b["image"], b["vague"])
+        return _step(params, opt, alignment_loss(tokens, pipeline.receiver, b["scene"]), cfg.grad_clip)
+
+    hist = fit(opt, len(data), cfg, step, progress=progress, desc="align", **fit_kw)
+    pipeline.eval()
+    return hist
 
 
 def pretrain_link(pipeline: TokenPipeline, data: VQATensors, channel: nn.Module | None, cfg: AgentTrainConfig,
