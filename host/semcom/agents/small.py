@@ -288,7 +288,12 @@ class ParseHead(nn.Module):
     def objectness(self, features: Tensor) -> Tensor:
         """features (B, N, d) -> object log-odds of every label cell (B, N * C), a patch's cells
         consecutive."""
-        obj = self(features)["object"]  # (B, N, C, 2)
+        return self.object_log_odds(self(features))
+
+    @staticmethod
+    def object_log_odds(parse: dict[str, Tensor]) -> Tensor:
+        """A forward's logits dict -> object log-odds of every label cell (B, N * C)."""
+        obj = parse["object"]  # (B, N, C, 2)
         return (obj[..., 1] - obj[..., 0]).flatten(1)
 
 
@@ -335,10 +340,12 @@ class SensorAgent(nn.Module):
 
     The K slots (``cfg.sensor_slots``): ``"proposals"`` (default) start from the K label cells the
     pre-trained parse head finds most object-like: the cell's patch feature + a learned embedding of
-    the cell's place in the image + its objectness, so each slot holds one candidate object from the
-    start (bottom-up attention); ``"queries"``: K learned query vectors that must find the objects
-    through attention alone (a set-prediction problem that a small model learns slowly: ~70 % of
-    colours right after the same training, against ~90 % with proposals).
+    the cell's place in the image + its objectness + a learned map of the parse head's attribute
+    probabilities for that cell (a patch may hold several objects; the cell's own read-out says which
+    one the slot is about), so each slot holds one candidate object from the start (bottom-up
+    attention, as detector features with their class scores feed VQA models); ``"queries"``: K learned
+    query vectors that must find the objects through attention alone (a set-prediction problem that a
+    small model learns slowly: see experiments/agents/README.md).
     """
 
     def __init__(self, cfg: SmallConfig) -> None:
@@ -357,6 +364,8 @@ class SensorAgent(nn.Module):
             n_cells = self.vision.stem.n_patches * self.parse_head.cells
             self.cell_pos = nn.Parameter(0.02 * torch.randn(n_cells, cfg.d))
             self.objectness_scale = nn.Parameter(0.02 * torch.randn(cfg.d))
+            n_attr = sum(n for f, n in self.parse_head.sizes.items() if f != "object")
+            self.attr_proj = nn.Linear(n_attr, cfg.d)
         self.encoder = _encoder(cfg, cfg.tx_layers)
         self.norm = nn.LayerNorm(cfg.d)
         # The output map after the final norm lets the tokens reach the scale of the receiver's input
@@ -380,11 +389,14 @@ class SensorAgent(nn.Module):
         b, _, d = patches.shape
         if self.cfg.sensor_slots == "queries":
             return self.queries.expand(b, -1, -1)
-        cells = self.parse_head.cells
-        logit = self.parse_head.objectness(patches)  # (B, N * C)
+        parse = self.parse_head(patches)  # {field: (B, N, C, n_field)}
+        logit = self.parse_head.object_log_odds(parse)  # (B, N * C)
         score, cell = logit.topk(self.cfg.k_tokens, dim=1)  # (B, K): the most object-like cells
-        feat = patches.gather(1, (cell // cells).unsqueeze(-1).expand(-1, -1, d))
-        return (feat + self.cell_pos[cell]
+        feat = patches.gather(1, (cell // self.parse_head.cells).unsqueeze(-1).expand(-1, -1, d))
+        # The chosen cells' attribute probabilities (B, K, sum of field sizes).
+        attrs = torch.cat([parse[f].flatten(1, 2).softmax(-1) for f in parse if f != "object"], dim=-1)
+        attrs = attrs.gather(1, cell.unsqueeze(-1).expand(-1, -1, attrs.shape[-1]))
+        return (feat + self.cell_pos[cell] + self.attr_proj(attrs)
                 + torch.sigmoid(score).unsqueeze(-1) * self.objectness_scale + self.queries)
 
     def forward(self, images: Tensor, vague_ids: Tensor) -> Tensor:
