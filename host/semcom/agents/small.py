@@ -285,14 +285,10 @@ class ParseHead(nn.Module):
         parts = h.view(b, n, self.cells, -1).split(list(self.sizes.values()), dim=-1)
         return dict(zip(self.sizes, parts, strict=True))
 
-    def objectness(self, features: Tensor) -> Tensor:
-        """features (B, N, d) -> object log-odds of every label cell (B, N * C), a patch's cells
-        consecutive."""
-        return self.object_log_odds(self(features))
-
     @staticmethod
     def object_log_odds(parse: dict[str, Tensor]) -> Tensor:
-        """A forward's logits dict -> object log-odds of every label cell (B, N * C)."""
+        """A forward's logits dict -> object log-odds of every label cell (B, N * C), a patch's cells
+        consecutive."""
         obj = parse["object"]  # (B, N, C, 2)
         return (obj[..., 1] - obj[..., 0]).flatten(1)
 
@@ -360,12 +356,12 @@ class SensorAgent(nn.Module):
         if cfg.sensor_slots == "proposals":
             self.parse_head = ParseHead(cfg)  # pre-trained with the backbone (stage "vision")
             # Where the proposal's label cell is in the image (one entry per cell, numbered as
-            # ``ParseHead.objectness`` numbers them): finer than the patch its feature comes from.
+            # ``ParseHead.object_log_odds`` numbers them): finer than the patch its feature comes from.
             n_cells = self.vision.stem.n_patches * self.parse_head.cells
             self.cell_pos = nn.Parameter(0.02 * torch.randn(n_cells, cfg.d))
             self.objectness_scale = nn.Parameter(0.02 * torch.randn(cfg.d))
-            n_attr = sum(n for f, n in self.parse_head.sizes.items() if f != "object")
-            self.attr_proj = nn.Linear(n_attr, cfg.d)
+            self._attr_sizes = [n for f, n in self.parse_head.sizes.items() if f != "object"]
+            self.attr_proj = nn.Linear(sum(self._attr_sizes), cfg.d)
         self.encoder = _encoder(cfg, cfg.tx_layers)
         self.norm = nn.LayerNorm(cfg.d)
         # The output map after the final norm lets the tokens reach the scale of the receiver's input
@@ -394,8 +390,9 @@ class SensorAgent(nn.Module):
         score, cell = logit.topk(self.cfg.k_tokens, dim=1)  # (B, K): the most object-like cells
         feat = patches.gather(1, (cell // self.parse_head.cells).unsqueeze(-1).expand(-1, -1, d))
         # The chosen cells' attribute probabilities (B, K, sum of field sizes).
-        attrs = torch.cat([parse[f].flatten(1, 2).softmax(-1) for f in parse if f != "object"], dim=-1)
+        attrs = torch.cat([parse[f].flatten(1, 2) for f in parse if f != "object"], dim=-1)
         attrs = attrs.gather(1, cell.unsqueeze(-1).expand(-1, -1, attrs.shape[-1]))
+        attrs = torch.cat([a.softmax(-1) for a in attrs.split(self._attr_sizes, dim=-1)], dim=-1)
         return (feat + self.cell_pos[cell] + self.attr_proj(attrs)
                 + torch.sigmoid(score).unsqueeze(-1) * self.objectness_scale + self.queries)
 

@@ -283,22 +283,18 @@ def snr_channel(channel: nn.Module | None, snr_db: Tensor | float | None) -> Cha
     return lambda z: channel(z, snr_db=snr_db)
 
 
-def alignment_targets(receiver: TaskAgent, scene_ids: Tensor, slots: int) -> tuple[Tensor, Tensor]:
+def alignment_targets(receiver: TaskAgent, scene_ids: Tensor, slots: int) -> Tensor:
     """The receiver's own tokens for a scene, as a transmitter with ``slots`` tokens should send them.
 
-    -> targets (B, N, d) and real (B, N) bool, N = max(slots, objects in the batch): the receiver's
-    embedding of each object (``TaskAgent.embed_scene``), then zero vectors, the "no object" token, where
-    a scene has fewer objects than ``slots``. (The frozen receiver reads zero tokens as nothing: its
-    accuracy on ground truth is the same with the prefix zero-padded to K.)
+    -> targets (B, N, d), N = max(slots, objects in the batch): the receiver's embedding of each object
+    (``TaskAgent.embed_scene``), then zero vectors, the "no object" token, where a scene has fewer
+    objects than ``slots``. (The frozen receiver reads zero tokens as nothing: its accuracy on ground
+    truth is the same with the prefix zero-padded to K.)
     """
     with torch.no_grad():
         target, mask = receiver.embed_scene(scene_ids)  # (B, O, d), (B, O)
         target = target * mask.unsqueeze(-1)
-        extra = slots - target.shape[1]
-        if extra > 0:
-            target = F.pad(target, (0, 0, 0, extra))
-            mask = F.pad(mask, (0, extra), value=False)
-    return target, mask
+        return F.pad(target, (0, 0, 0, max(slots - target.shape[1], 0)))
 
 
 def match_slots(cost: Tensor) -> Tensor:
@@ -330,7 +326,7 @@ def alignment_loss(tokens: Tensor, receiver: TaskAgent, scene_ids: Tensor) -> Te
     With more objects than K the assignment picks the K it can send best. The receiver stays frozen:
     only the tokens get gradients.
     """
-    target, _ = alignment_targets(receiver, scene_ids, tokens.shape[1])
+    target = alignment_targets(receiver, scene_ids, tokens.shape[1])
     cost = (tokens.unsqueeze(2) - target.unsqueeze(1)).pow(2).mean(dim=-1)  # (B, K, N)
     assign = match_slots(cost)  # (B, K)
     return cost.gather(2, assign.unsqueeze(-1)).mean()
