@@ -24,6 +24,7 @@ from semcom.agents.small import (
     LABEL_CELL,
     PARSE_FIELDS,
     SCENE_FIELDS,
+    ParseHead,
     RawVQA,
     SceneParser,
     SensorAgent,
@@ -42,6 +43,7 @@ from semcom.agents.train import (
     parse_accuracy,
     pretrain_receiver,
     pretrain_vision,
+    proposal_recall,
     receiver_logits,
     train_token_pipeline,
 )
@@ -127,6 +129,40 @@ def test_vision_pretraining_learns_to_parse_scenes(splits, cfg) -> None:
     assert after["object_f1"] > before["object_f1"] + 0.25 and after["color_acc"] > 0.6, (before, after)
     with pytest.raises(ValueError, match="multiple of"):
         SceneParser(SmallConfig(vocab=cfg.vocab, answers=cfg.answers, d=32, patch=4))
+
+
+class _OracleParser(torch.nn.Module):
+    """A parser whose object log-odds are given per image (the image's first pixel is its index)."""
+
+    def __init__(self, log_odds: torch.Tensor, cells: int) -> None:
+        super().__init__()
+        self.log_odds, self.cells = log_odds, cells
+        self.head = ParseHead  # object_log_odds is a static method
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        idx = (images[:, 0, 0, 0] * 255).round().long()
+        lo = self.log_odds[idx].view(idx.shape[0], -1, self.cells)
+        return {"object": torch.stack([torch.zeros_like(lo), lo], dim=-1)}
+
+
+def test_proposal_recall_counts_the_scenes_whose_objects_are_all_proposed(splits, cfg) -> None:
+    scenes = splits[0].scenes[:60]
+    labels = grid_labels(scenes, 64, cfg.patch)
+    is_object = (labels[..., 0] == 1).flatten(1).float()  # (S, 64)
+    images = torch.zeros(len(scenes), 3, 64, 64, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.arange(len(scenes), dtype=torch.uint8)
+    n = is_object.sum(dim=1).long()
+    cells = labels.shape[2]
+    perfect = proposal_recall(_OracleParser(is_object * 5 - 1, cells), images, labels, k=5)
+    assert set(perfect) == set(n.unique().tolist()) and all(v == 1.0 for v in perfect.values())
+    # Hide one object of every 4-object scene below the empty cells: those scenes lose full recall;
+    # with 6 objects and K = 5, one object missing is still full recall.
+    hidden = is_object * 5 - 1
+    for s in range(len(scenes)):
+        if n[s] in (4, 6):
+            hidden[s, is_object[s].nonzero()[0]] = -9.0
+    recall = proposal_recall(_OracleParser(hidden, cells), images, labels, k=5)
+    assert recall[4] == 0.0 and recall.get(6, 1.0) == 1.0 and recall[3] == 1.0, recall
 
 
 def test_sensor_slots_start_from_the_most_object_like_cells(cfg) -> None:
@@ -392,7 +428,7 @@ def test_experiment_end_to_end_tiny(tmp_path) -> None:
     from semcom.checkpoint import train_state_path
 
     one = AgentTrainConfig(epochs=1, batch_size=32)
-    exp = AgentsExperiment(n_scenes=20, questions_per_scene=3, d=32, n_val=10, receiver_extra_scenes=10,
+    exp = AgentsExperiment(n_scenes=20, questions_per_scene=3, d=32, n_val=10, pretrain_scenes=10,
                            vision=one, receiver=one, text=one, raw_vqa=one, jtcc_m=8, tx_layers=1,
                            tokens=dataclasses.replace(one, align_epochs=1),
                            jtcc=dataclasses.replace(one, link_epochs=1))
@@ -423,3 +459,44 @@ def test_experiment_end_to_end_tiny(tmp_path) -> None:
     assert summary["acceptance"]["jtcc_compression_vs_raw_tokens"] == 4
     assert (tmp_path / "out" / "results.png").stat().st_size > 1000
     assert all(0.0 <= float(r["accuracy"]) <= 1.0 for r in rows)
+
+
+def test_pretraining_scenes_feed_both_pretraining_stages_and_only_them(tmp_path, monkeypatch) -> None:
+    """The vision backbone parses the training images and the pre-training scenes' images; the receiver
+    reads both sets' questions; the compared task stages (tokens, JTCC, raw VQA) never see them."""
+    from semcom.agents import experiment as ex
+
+    one = AgentTrainConfig(epochs=1, batch_size=32)
+    exp = ex.AgentsExperiment(n_scenes=20, questions_per_scene=3, d=32, n_val=10, pretrain_scenes=7,
+                              vision=one, receiver=one, raw_vqa=one, tx_layers=1,
+                              tokens=dataclasses.replace(one, align_epochs=0))
+    data = ex.make_data(exp, progress=False)
+    assert data.pretrain is not None and data.pretrain_labels is not None
+    assert data.pretrain.images.shape[0] == data.pretrain_labels.shape[0] == 7
+    seen: dict[str, int] = {}
+    for name in ("pretrain_vision", "pretrain_receiver", "train_token_pipeline", "train_raw_vqa"):
+        real = getattr(ex, name)
+
+        def spy(model, images_or_data, *a, _real=real, _name=name, **kw):
+            seen[_name] = int(images_or_data.shape[0]) if torch.is_tensor(images_or_data) else len(
+                images_or_data)
+            return _real(model, images_or_data, *a, **kw)
+        monkeypatch.setattr(ex, name, spy)
+    ex.train_all(exp, tmp_path / "ck", stages=("vision", "receiver", "tokens", "raw_vqa"), progress=False,
+                 data=data)
+    n_train_images = data.train.images.shape[0]
+    assert seen["pretrain_vision"] == n_train_images + 7
+    assert seen["pretrain_receiver"] == len(data.train) + len(data.pretrain)
+    assert seen["train_token_pipeline"] == seen["train_raw_vqa"] == len(data.train)
+    # Without the pre-training scenes the pre-training stages say what is missing.
+    bare = ex.make_data(exp, progress=False, pretrain=False)
+    with pytest.raises(ValueError, match="pre-training scenes"):
+        ex.train_stage(exp, "vision", bare, tmp_path / "ck2", progress=False)
+
+
+def test_experiment_reads_the_old_name_of_the_pretraining_scenes() -> None:
+    from semcom.agents.experiment import AgentsExperiment
+
+    old = AgentsExperiment(pretrain_scenes=123).to_dict()
+    old["receiver_extra_scenes"] = old.pop("pretrain_scenes")
+    assert AgentsExperiment.from_dict(old).pretrain_scenes == 123

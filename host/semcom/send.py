@@ -76,7 +76,7 @@ def _send_tokens(args: argparse.Namespace) -> int:
         print(f"error: {err}")
         return 2
     exp = AgentsExperiment.from_dict(doc["meta"]["experiment"])  # the test split it was not trained on
-    test = make_data(exp, progress=False, receiver_extra=False).test.subset(args.n)
+    test = make_data(exp, progress=False, pretrain=False).test.subset(args.n)
     print(f"{len(test)} test questions, {pipeline.link.m * pipeline.sensor.cfg.k_tokens} real channel "
           f"values each ({type(pipeline.link).__name__})")
     return _compare(args, lambda ch: evaluate_pipeline(pipeline, test, ch, args.snr, seed=args.seed,

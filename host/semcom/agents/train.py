@@ -253,6 +253,28 @@ def parse_accuracy(parser: SceneParser, images: Tensor, labels: Tensor, batch_si
     return {"object_f1": f1} | {f"{k}_acc": v / max(n_obj, 1) for k, v in right.items()}
 
 
+@torch.no_grad()
+def proposal_recall(parser: SceneParser, images: Tensor, labels: Tensor, k: int, batch_size: int = 250
+                    ) -> dict[int, float]:
+    """How often the K most object-like label cells (the sensor's slot proposals) hold every object a
+    K-slot transmitter could send: {objects in the scene: share of scenes whose min(objects, K) object
+    cells are all among the K proposals}. images (S, 3, H, W) uint8, labels from ``grid_labels``."""
+    was = parser.training
+    parser.eval()
+    full, n_obj = [], []
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start:start + batch_size].float().div(255.0)
+        is_object = labels[start:start + batch_size, ..., 0].flatten(1) == 1  # (B, N * C)
+        proposals = parser.head.object_log_odds(parser(x)).topk(k, dim=1).indices
+        hits = is_object.gather(1, proposals).sum(dim=1)
+        n = is_object.sum(dim=1)
+        full.append(hits == n.clamp(max=k))
+        n_obj.append(n)
+    parser.train(was)
+    ok, n = torch.cat(full), torch.cat(n_obj)
+    return {int(c): float(ok[n == c].float().mean()) for c in n.unique()}
+
+
 def pretrain_vision(parser: SceneParser, images: Tensor, labels: Tensor, cfg: AgentTrainConfig,
                     val: tuple[Tensor, Tensor] | None = None, progress: bool = True,
                     **fit_kw: Any) -> list[dict]:
