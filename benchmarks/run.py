@@ -25,13 +25,13 @@ import torch
 import zmq
 from gnuradio import blocks, digital, fft, gr, semcom
 from gnuradio.semcom.messages import tensor_message
-from tqdm import tqdm
 
 from semcom.link import LinkClient
 from semcom.loopback import start_loopback_flowgraph, stream
 from semcom.ofat.channel_model import ChannelSpec
 from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import make_layout, modulate_frame
+from semcom.progress import progress_bar
 from semcom.wire import Kind, decode, encode
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -258,7 +258,7 @@ def main() -> int:
     lines = [f"# gr-semcom benchmarks ({'quick' if args.quick else 'full'} run)", "",
              f"Machine: {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, no GPU; "
              f"GNU Radio {gr.version()}, torch {torch.__version__}, numpy {np.__version__}.", ""]
-    steps = tqdm(total=5, desc="benchmarks", unit="part")
+    steps = progress_bar(total=5, desc="benchmarks", unit="part")
 
     tx_ours = median_of(lambda: ofat_tx_rate(n_frames), 3)
     tx_gr = median_of(lambda: gr_ofdm_tx_rate(n_frames * 20), 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 from dataclasses import dataclass
 
@@ -130,3 +131,21 @@ def test_checkpoint_round_trip_fp16_and_errors(tmp_path) -> None:
     js.write_text(json.dumps({**doc, "format_version": 99}))
     with pytest.raises(ckpt.CheckpointError, match="format_version"):
         ckpt.read_doc(tmp_path / "m", "test.kind", "t")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_draws_only_on_a_terminal_and_when_asked() -> None:
+    from semcom.progress import progress_bar
+
+    log_file, terminal = io.StringIO(), _Terminal()
+    assert list(progress_bar(range(3), file=log_file)) == [0, 1, 2]  # the items pass through
+    assert log_file.getvalue() == ""  # a log file gets no bar
+    assert list(progress_bar(range(3), file=terminal, desc="epoch")) == [0, 1, 2]
+    assert "epoch" in terminal.getvalue() and "3/3" in terminal.getvalue()
+    quiet = _Terminal()
+    list(progress_bar(range(3), file=quiet, progress=False))
+    assert quiet.getvalue() == ""

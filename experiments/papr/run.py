@@ -30,13 +30,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from semcom.ofat import papr
 from semcom.ofat.channel_model import ChannelSpec, Realisation
 from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import OfatLayout, make_layout, modulate_frame, ofdm_demodulate
 from semcom.ofat.receiver import FrameReceiver
+from semcom.progress import progress_bar
 
 ROOT = Path(__file__).resolve().parents[2]
 RATIOS_DB = [math.inf, 12.0, 10.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0]
@@ -143,7 +143,7 @@ def clipping_part(layout: OfatLayout, spec: ChannelSpec, n_frames: int, snrs: li
     rows = []
     clip_ccdfs: dict[float, np.ndarray] = {}
     nmse_ref: dict[float, float] = {}
-    for ratio_db in tqdm(RATIOS_DB, desc="clip ratios", disable=not progress):
+    for ratio_db in progress_bar(RATIOS_DB, desc="clip ratios", progress=progress):
         clipped = papr.clip(frames, ratio_db, rms)
         th = papr.clipping_noise_theory(ratio_db)
         alpha = float(th.alpha)

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from semcom.link import LinkClient
 from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
 from semcom.ofat.frame import OfatLayout, make_layout
+from semcom.progress import progress_bar
 from semcom.results import write_csv
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def transfer(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], *,
     out: list[dict[str, Any] | None] = [None] * len(tensors)
     index_of: dict[int, int] = {}
     next_item = 0
-    bar = tqdm(total=len(tensors), desc=desc, unit="frame", disable=not progress, leave=False)
+    bar = progress_bar(total=len(tensors), desc=desc, unit="frame", progress=progress, leave=False)
     done = 0
     while next_item < len(tensors) or link.in_flight():
         while next_item < len(tensors) and link.in_flight() < window:

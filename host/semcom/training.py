@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from semcom.progress import progress_bar
+
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
 StepFn = Callable[[Tensor, torch.Generator], float]
@@ -77,7 +79,8 @@ def fit(opt: torch.optim.Optimizer, n_items: int, cfg: Schedule, step: StepFn, *
         perm = torch.randperm(n_items, generator=gen)
         losses: list[float] = []
         lr = cfg.lr
-        bar = tqdm(range(steps), desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        bar = progress_bar(range(steps), desc=f"{desc} {epoch + 1}/{cfg.epochs}", progress=progress,
+                           leave=False)
         for i in bar:
             # Progress through the run: by steps, or by wall time when that is the binding limit.
             done = (epoch * steps + i) / (cfg.epochs * steps)

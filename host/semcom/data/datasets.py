@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
+from ..progress import progress_bar
 from .questions import FAMILIES, Question, QuestionSampler, natural_language_summary, scene_description
 from .scenes import Scene, generate_scenes, render_scene
 from .vocab import PAD, AnswerVocab, Vocab, default_answer_vocab, default_vocab
@@ -103,7 +103,7 @@ def make_vqa_dataset(n_scenes: int = DEFAULT_N_SCENES, questions_per_scene: int 
     show = progress if progress is not None else n_scenes >= 5000
     images = torch.empty((n_scenes, 3, image_size, image_size), dtype=torch.uint8)
     qs: list[list[Question]] = []
-    for i, sc in enumerate(tqdm(scenes, desc="scenes", disable=not show)):
+    for i, sc in enumerate(progress_bar(scenes, desc="scenes", progress=show)):
         images[i] = torch.from_numpy(render_scene(sc, image_size)).permute(2, 0, 1)
         qs.append(sampler.sample(sc, questions_per_scene))
     bounds = np.round(np.cumsum(fr) * n_scenes).astype(int)
