@@ -43,7 +43,6 @@ from semcom.agents.train import (
     parse_accuracy,
     pretrain_receiver,
     pretrain_vision,
-    proposal_recall,
     receiver_logits,
     train_token_pipeline,
 )
@@ -132,17 +131,19 @@ def test_vision_pretraining_learns_to_parse_scenes(splits, cfg) -> None:
 
 
 class _OracleParser(torch.nn.Module):
-    """A parser whose object log-odds are given per image (the image's first pixel is its index)."""
+    """A parser whose object log-odds are given per image (the image's first pixel is its index);
+    attribute logits all zero."""
 
     def __init__(self, log_odds: torch.Tensor, cells: int) -> None:
         super().__init__()
         self.log_odds, self.cells = log_odds, cells
-        self.head = ParseHead  # object_log_odds is a static method
+        self.head = ParseHead  # proposals / object_log_odds are static methods
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         idx = (images[:, 0, 0, 0] * 255).round().long()
         lo = self.log_odds[idx].view(idx.shape[0], -1, self.cells)
-        return {"object": torch.stack([torch.zeros_like(lo), lo], dim=-1)}
+        return {"object": torch.stack([torch.zeros_like(lo), lo], dim=-1)} | {
+            f: lo.new_zeros(*lo.shape, len(words)) for f, words in PARSE_FIELDS.items()}
 
 
 def test_proposal_recall_counts_the_scenes_whose_objects_are_all_proposed(splits, cfg) -> None:
@@ -153,7 +154,12 @@ def test_proposal_recall_counts_the_scenes_whose_objects_are_all_proposed(splits
     images[:, 0, 0, 0] = torch.arange(len(scenes), dtype=torch.uint8)
     n = is_object.sum(dim=1).long()
     cells = labels.shape[2]
-    perfect = proposal_recall(_OracleParser(is_object * 5 - 1, cells), images, labels, k=5)
+    def recall(log_odds: torch.Tensor) -> dict[int, float]:
+        out = parse_accuracy(_OracleParser(log_odds, cells), images, labels, k=5)
+        return {int(name.split("_")[1]): v for name, v in out.items() if name.startswith("recall_")}
+
+    assert "recall_3_objects" not in parse_accuracy(_OracleParser(is_object, cells), images, labels)
+    perfect = recall(is_object * 5 - 1)
     assert set(perfect) == set(n.unique().tolist()) and all(v == 1.0 for v in perfect.values())
     # Hide one object of every 4-object scene below the empty cells: those scenes lose full recall;
     # with 6 objects and K = 5, one object missing is still full recall.
@@ -161,8 +167,9 @@ def test_proposal_recall_counts_the_scenes_whose_objects_are_all_proposed(splits
     for s in range(len(scenes)):
         if n[s] in (4, 6):
             hidden[s, is_object[s].nonzero()[0]] = -9.0
-    recall = proposal_recall(_OracleParser(hidden, cells), images, labels, k=5)
-    assert recall[4] == 0.0 and recall.get(6, 1.0) == 1.0 and recall[3] == 1.0, recall
+    hidden_recall = recall(hidden)
+    assert hidden_recall[4] == 0.0 and hidden_recall.get(6, 1.0) == 1.0 and hidden_recall[3] == 1.0, \
+        hidden_recall
 
 
 def test_sensor_slots_start_from_the_most_object_like_cells(cfg) -> None:

@@ -15,7 +15,7 @@ import sys
 from semcom.agents.checkpoint import load_receiver, load_vision
 from semcom.agents.experiment import AgentsExperiment, checkpoint_path
 from semcom.agents.small import grid_labels
-from semcom.agents.train import parse_accuracy, proposal_recall
+from semcom.agents.train import parse_accuracy
 from semcom.data.datasets import make_vqa_dataset
 
 SHIPPED = "host/semcom/agents/checkpoints"
@@ -33,11 +33,12 @@ def main(argv: list[str] | None = None) -> int:
                                     image_size=exp.image_size, progress=False)
     split = val if args.split == "val" else test
     labels = grid_labels(split.scenes, exp.image_size, exp.patch)
-    parsing = parse_accuracy(parser, split.images, labels)
-    print(f"{args.split}: {len(split.scenes)} scenes; "
-          + ", ".join(f"{k} {v:.4f}" for k, v in parsing.items()))
     k = exp.k_tokens
-    for n, share in proposal_recall(parser, split.images, labels, k).items():
+    parsing = parse_accuracy(parser, split.images, labels, k=k)
+    recall = {int(name.split("_")[1]): v for name, v in parsing.items() if name.startswith("recall_")}
+    print(f"{args.split}: {len(split.scenes)} scenes; "
+          + ", ".join(f"{name} {v:.4f}" for name, v in parsing.items() if not name.startswith("recall_")))
+    for n, share in recall.items():
         print(f"  {n} objects: every object (up to K = {k}) proposed in {100 * share:.1f} % of scenes")
     return 0
 

@@ -292,6 +292,12 @@ class ParseHead(nn.Module):
         obj = parse["object"]  # (B, N, C, 2)
         return (obj[..., 1] - obj[..., 0]).flatten(1)
 
+    @staticmethod
+    def proposals(parse: dict[str, Tensor], k: int) -> tuple[Tensor, Tensor]:
+        """The K most object-like label cells of a forward's logits dict: (log-odds (B, K), cell index
+        (B, K) as ``object_log_odds`` numbers them), most object-like first."""
+        return ParseHead.object_log_odds(parse).topk(k, dim=1)
+
 
 class SceneParser(nn.Module):
     """Vision pre-training by scene parsing: the backbone + its ``ParseHead``.
@@ -386,8 +392,7 @@ class SensorAgent(nn.Module):
         if self.cfg.sensor_slots == "queries":
             return self.queries.expand(b, -1, -1)
         parse = self.parse_head(patches)  # {field: (B, N, C, n_field)}
-        logit = self.parse_head.object_log_odds(parse)  # (B, N * C)
-        score, cell = logit.topk(self.cfg.k_tokens, dim=1)  # (B, K): the most object-like cells
+        score, cell = self.parse_head.proposals(parse, self.cfg.k_tokens)  # (B, K)
         feat = patches.gather(1, (cell // self.parse_head.cells).unsqueeze(-1).expand(-1, -1, d))
         # The chosen cells' attribute probabilities (B, K, sum of field sizes).
         attrs = torch.cat([parse[f].flatten(1, 2) for f in parse if f != "object"], dim=-1)

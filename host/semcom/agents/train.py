@@ -228,14 +228,20 @@ def parse_loss(logits: dict[str, Tensor], labels: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def parse_accuracy(parser: SceneParser, images: Tensor, labels: Tensor, batch_size: int = 250
-                   ) -> dict[str, float]:
-    """Scene parsing on held-out images: object-cell F1 and attribute accuracy on true object cells."""
+def parse_accuracy(parser: SceneParser, images: Tensor, labels: Tensor, k: int | None = None,
+                   batch_size: int = 250) -> dict[str, float]:
+    """Scene parsing on held-out images: object-cell F1 and attribute accuracy on true object cells.
+
+    With ``k``, also how often the K most object-like label cells (the sensor's slot proposals) hold
+    every object a K-slot transmitter could send: ``recall_<n>_objects`` = the share of the scenes of n
+    objects whose min(n, K) object cells are all among the K proposals. images (S, 3, H, W) uint8,
+    labels from ``grid_labels``."""
     was = parser.training
     parser.eval()
     tp = fp = fn = 0
     right = dict.fromkeys(("size", "color", "shape"), 0)
     n_obj = 0
+    all_proposed, objects_per_scene = [], []
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].float().div(255.0)
         y = labels[start:start + batch_size]
@@ -248,31 +254,19 @@ def parse_accuracy(parser: SceneParser, images: Tensor, labels: Tensor, batch_si
         n_obj += int(true.sum())
         for i, name in enumerate(right, start=1):
             right[name] += int((out[name].argmax(-1) == y[..., i])[true].sum())
+        if k is not None:
+            is_object = true.flatten(1)  # (B, N * C), numbered as the proposals are
+            n = is_object.sum(dim=1)
+            hits = is_object.gather(1, parser.head.proposals(out, k)[1]).sum(dim=1)
+            all_proposed.append(hits == n.clamp(max=k))
+            objects_per_scene.append(n)
     parser.train(was)
     f1 = 2 * tp / max(2 * tp + fp + fn, 1)
-    return {"object_f1": f1} | {f"{k}_acc": v / max(n_obj, 1) for k, v in right.items()}
-
-
-@torch.no_grad()
-def proposal_recall(parser: SceneParser, images: Tensor, labels: Tensor, k: int, batch_size: int = 250
-                    ) -> dict[int, float]:
-    """How often the K most object-like label cells (the sensor's slot proposals) hold every object a
-    K-slot transmitter could send: {objects in the scene: share of scenes whose min(objects, K) object
-    cells are all among the K proposals}. images (S, 3, H, W) uint8, labels from ``grid_labels``."""
-    was = parser.training
-    parser.eval()
-    full, n_obj = [], []
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start:start + batch_size].float().div(255.0)
-        is_object = labels[start:start + batch_size, ..., 0].flatten(1) == 1  # (B, N * C)
-        proposals = parser.head.object_log_odds(parser(x)).topk(k, dim=1).indices
-        hits = is_object.gather(1, proposals).sum(dim=1)
-        n = is_object.sum(dim=1)
-        full.append(hits == n.clamp(max=k))
-        n_obj.append(n)
-    parser.train(was)
-    ok, n = torch.cat(full), torch.cat(n_obj)
-    return {int(c): float(ok[n == c].float().mean()) for c in n.unique()}
+    result = {"object_f1": f1} | {f"{name}_acc": v / max(n_obj, 1) for name, v in right.items()}
+    if k is not None:
+        ok, n = torch.cat(all_proposed), torch.cat(objects_per_scene)
+        result |= {f"recall_{int(c)}_objects": float(ok[n == c].float().mean()) for c in n.unique()}
+    return result
 
 
 def pretrain_vision(parser: SceneParser, images: Tensor, labels: Tensor, cfg: AgentTrainConfig,
