@@ -7,6 +7,7 @@ from gnuradio import blocks, gr, semcom
 
 from semcom.link import LinkClient
 from semcom.loopback import start_loopback_flowgraph, stream
+from semcom.ofat.channel_model import ChannelSpec, channel_frequency_response
 from semcom.ofat.equalize import zf_nmse_bound
 from semcom.ofat.frame import make_layout
 
@@ -64,12 +65,29 @@ def test_delivery_at_5db_and_every_seq_accounted(loopback_2x4):
     assert tb.semcom_ofat_rx_0.counters()["frames"] == summary["delivered"]
 
 
+def genie_zf_median_db(layout, snr_db: float, n_frames: int = 2000) -> float:
+    """Median over frames of the ZF NMSE with perfect CSI, Monte Carlo over the flowgraph's own fading
+    model: per data subcarrier Nt / SNR * [(H^H H)^-1]_kk (total power split over the Nt streams),
+    averaged over the frame's subcarriers and streams."""
+    spec = ChannelSpec(n_rx=layout.n_rx, n_tx=layout.n_tx, n_taps=CHANNEL["n_taps"])
+    rng = np.random.default_rng(0)
+    h = np.stack([channel_frequency_response(spec.draw(rng).full_taps, layout.fft_len)[layout.data_bins]
+                  for _ in range(n_frames)])  # (frames, subcarriers, Nr, Nt)
+    gram_inv = np.linalg.inv(np.conj(np.swapaxes(h, -1, -2)) @ h)
+    per_frame = layout.n_tx / 10 ** (snr_db / 10) * np.real(np.diagonal(gram_inv, axis1=-2, axis2=-1))
+    return float(10 * np.log10(np.median(per_frame.mean(axis=(1, 2)))))
+
+
 def test_nr_equals_nt_reports_mmse_and_median_zf():
     layout, (res,), summary, _ = run_snrs(2, 2, [20.0], 80, gaussian_5x256)
     row = res.summary(layout)
     assert res.delivered == 80
-    # The ZF mean has no finite expectation for Nr = Nt: the median and MMSE are the figures.
-    assert np.isfinite(row["nmse_zf_median_db"]) and row["nmse_zf_median_db"] < -10
+    # The ZF mean has no finite expectation for Nr = Nt: the median and MMSE are the figures. The median
+    # sits above the genie-CSI median (-11.8 dB here) by the LS estimate's error, which ZF amplifies
+    # where H is near singular (1.5 +- 0.3 dB over repeated 80-frame runs), and never far below it.
+    genie_db = genie_zf_median_db(layout, 20.0)
+    assert np.isfinite(row["nmse_zf_median_db"])
+    assert genie_db - 1.5 < row["nmse_zf_median_db"] < genie_db + 2.5, (row["nmse_zf_median_db"], genie_db)
     assert row["nmse_mmse_db"] < -8
     assert row["zf_bound_db"] == float("inf")
 
