@@ -14,7 +14,9 @@ import sys
 
 COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.usrp.cli", "semcom.capture",
                                      "semcom.offsets", "semcom.lab",
-                                     "semcom.send", "semcom.jscc.commands", "semcom.agents.commands")
+                                     "semcom.send", "semcom.jscc.commands", "semcom.agents.commands",
+                                     "semcom.adapt.commands", "semcom.lightweight.commands",
+                                     "semcom.partial.commands", "semcom.network.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:
