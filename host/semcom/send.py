@@ -1,6 +1,7 @@
 """`semcom send`: a trained model, unchanged, over the torch OFAT channel and over the flowgraph.
 
     semcom send jscc   --checkpoint host/semcom/jscc/checkpoints/<name> --snr 20 --n 100
+    semcom send jscc   --checkpoint experiments/lightweight/output/checkpoints/structured50_int8
     semcom send tokens --checkpoint host/semcom/agents/checkpoints/tokens_jtcc --snr 20 --n 1000
 
 The same model and inputs go through `semcom.channels.OfatChannel` (the differentiable torch channel
@@ -23,22 +24,30 @@ from semcom.results import write_csv
 EQUALIZER = "zf"
 
 
-def _compare(args: argparse.Namespace, score: Callable[[Any], float], metric: str, name: str) -> int:
-    """``score(channel)`` over the torch OFAT channel and over the flowgraph -> printed rows + CSV."""
+def compare_channels(score: Callable[[Any], float], metric: str, snr: float, seed: int = 0,
+                     connect: tuple[str, str] | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """``score(channel)`` over the torch OFAT 2x4 channel and over the flowgraph -> two result rows
+    (channel, snr_db, ``metric``, frames, lost); the flowgraph's frames are all counted sent or lost."""
     from semcom.channels import OfatChannel
     from semcom.flowgraph_channel import FlowgraphChannel
     from semcom.ofat.frame import make_layout
 
     layout = make_layout("wifi64", n_tx=2, n_rx=4)
-    torch_channel = OfatChannel(args.snr, layout=layout, seed=args.seed, equalizer=EQUALIZER)
-    rows = [{"channel": f"torch OFAT 2x4, {EQUALIZER.upper()} (differentiable)", "snr_db": args.snr,
+    torch_channel = OfatChannel(snr, layout=layout, seed=seed, equalizer=EQUALIZER)
+    rows = [{"channel": f"torch OFAT 2x4, {EQUALIZER.upper()} (differentiable)", "snr_db": snr,
              metric: score(torch_channel), "frames": 0, "lost": 0}]
-    connect = tuple(args.connect) if args.connect else None
-    with FlowgraphChannel(args.snr, seed=args.seed, connect=connect, method=EQUALIZER,
-                          progress=not args.no_progress) as fg:
+    with FlowgraphChannel(snr, seed=seed, connect=connect, method=EQUALIZER, progress=progress) as fg:
         value = score(fg)
         rows.append({"channel": "GNU Radio flowgraph" + (" (external)" if connect else " (loopback 2x4)"),
-                     "snr_db": args.snr, metric: value, "frames": fg.sent, "lost": fg.lost})
+                     "snr_db": snr, metric: value, "frames": fg.sent, "lost": fg.lost})
+    return rows
+
+
+def _compare(args: argparse.Namespace, score: Callable[[Any], float], metric: str, name: str) -> int:
+    """``score(channel)`` over the torch OFAT channel and over the flowgraph -> printed rows + CSV."""
+    connect = tuple(args.connect) if args.connect else None
+    rows = compare_channels(score, metric, args.snr, seed=args.seed, connect=connect,
+                            progress=not args.no_progress)
     for row in rows:
         print(f"{row['channel']:38s} SNR {row['snr_db']:5.1f} dB  {metric} {row[metric]:8.4f}  "
               f"frames {row['frames']}  lost {row['lost']}")
@@ -50,15 +59,19 @@ def _compare(args: argparse.Namespace, score: Callable[[Any], float], metric: st
 def _send_jscc(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from semcom.jscc.checkpoint import CheckpointError, load_checkpoint
+    from semcom.jscc.checkpoint import CheckpointError
     from semcom.jscc.experiment import load_images
     from semcom.jscc.train import evaluate_psnr
+    from semcom.lightweight.checkpoint import load_codec
 
     try:
-        model, _ = load_checkpoint(args.checkpoint)
+        # a plain DeepJSCC checkpoint or a compressed one (pruned / int8 / distilled encoder)
+        model, doc = load_codec(args.checkpoint)
     except CheckpointError as err:
         print(f"error: {err}")
         return 2
+    if doc["kind"] != "semcom.deepjscc":
+        print(f"compressed encoder: {doc['config']['weights']}, architecture {doc['config']['encoder']}")
     images = load_images(args.images, n=args.n, seed=args.seed, split="test")
     return _compare(args, lambda ch: float(np.mean(evaluate_psnr(model, images, ch, args.snr,
                                                                  batch_size=args.batch))),

@@ -1,16 +1,130 @@
-"""`semcom lightweight`: placeholder registered while the package is built (it exits with status 2)."""
+"""`semcom lightweight`: prune, quantize and distill the shipped DeepJSCC encoder; score every variant; run
+the headline compressed encoders over the torch OFAT channel and the GNU Radio loopback flowgraph.
+
+    semcom lightweight                       # full run (CPU-sized, 3 seeds), experiments/lightweight/output
+    semcom lightweight --quick --out DIR     # seconds, for the tests (no flowgraph unless --loopback N)
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from semcom.results import write_csv
+
+from .experiment import TEACHER, LightweightExperiment, run_experiment
+
+DEFAULT_OUT = "experiments/lightweight/output"
+LOOPBACK_TOLERANCE_DB = 0.3
 
 
-def _not_built(args: argparse.Namespace) -> int:
-    print("semcom lightweight: not built yet", file=sys.stderr)
-    return 2
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teacher", default=str(TEACHER), help="the trained DeepJSCC checkpoint to compress")
+    p.add_argument("--quick", action="store_true", help="tiny run (seconds) for smoke tests")
+    p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default 0 1 2; quick: 0)")
+    p.add_argument("--n-test", type=int, help="test images (default 500; quick: 24)")
+    p.add_argument("--loopback", type=int, default=None, metavar="N",
+                   help="test images per SNR through the loopback flowgraph for the headline checkpoints "
+                        "(default 100; quick: 0 = skip)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="results.csv/.png, summary.csv/.json, checkpoints/")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def loopback_check(checkpoints: dict[str, str], exp: LightweightExperiment, n: int, out: Path,
+                   progress: bool) -> dict:
+    """Each saved checkpoint, unchanged, over the torch OFAT channel and the loopback flowgraph (ZF) at each
+    SNR on ``n`` test images -> loopback.csv and the acceptance entry (|difference| <= 0.3 dB, every frame
+    delivered or counted lost)."""
+    from semcom.jscc.experiment import load_images
+    from semcom.jscc.train import evaluate_psnr
+    from semcom.send import compare_channels
+
+    from .checkpoint import load_codec
+
+    images = load_images(exp.source, n, 0, "test")
+    rows, checks = [], {}
+    for name, path in checkpoints.items():
+        codec, _ = load_codec(path)
+        for snr in exp.snrs:
+            pair = compare_channels(lambda ch, snr=snr, codec=codec: float(np.mean(evaluate_psnr(
+                codec, images, ch, snr, batch_size=25))), "psnr_db", snr, seed=0, progress=progress)
+            diff = pair[1]["psnr_db"] - pair[0]["psnr_db"]
+            for r in pair:
+                rows.append({"checkpoint": name, **r, "difference_db": round(diff, 4)})
+            checks[f"{name} {snr:g} dB"] = {
+                "torch_psnr_db": round(pair[0]["psnr_db"], 3),
+                "flowgraph_psnr_db": round(pair[1]["psnr_db"], 3),
+                "difference_db": round(diff, 3), "frames": pair[1]["frames"], "lost": pair[1]["lost"],
+                "ok": bool(abs(diff) <= LOOPBACK_TOLERANCE_DB and pair[1]["frames"] == n)}
+            print(f"[loopback] {name:18s} {snr:4g} dB: torch {pair[0]['psnr_db']:.2f} dB, flowgraph "
+                  f"{pair[1]['psnr_db']:.2f} dB ({diff:+.2f}), frames {pair[1]['frames']} "
+                  f"lost {pair[1]['lost']}")
+    write_csv(out / "loopback.csv", rows)
+    return {"rule": f"|flowgraph - torch OFAT PSNR| <= {LOOPBACK_TOLERANCE_DB} dB on {n} test images, "
+                    "every frame sent counted delivered or lost", "checks": checks}
+
+
+def run(args: argparse.Namespace) -> int:
+    from semcom.checkpoint import CheckpointError
+
+    torch.set_num_threads(args.threads)
+    exp = (LightweightExperiment.quick(args.teacher) if args.quick
+           else LightweightExperiment(teacher=args.teacher))
+    if args.seeds:
+        exp.seeds = tuple(args.seeds)
+    if args.n_test:
+        exp.n_test = args.n_test
+    n_loop = args.loopback if args.loopback is not None else (0 if args.quick else 100)
+    out = Path(args.out)
+    command = "semcom " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["lightweight"] else ""
+    t0 = time.perf_counter()
+    try:
+        summary = run_experiment(exp, out, progress=not args.no_progress, command=command)
+    except CheckpointError as err:
+        print(f"error: {err}")
+        return 2
+    if n_loop > 0:
+        summary["loopback"] = loopback_check(summary["checkpoints"], exp, n_loop, out, not args.no_progress)
+        summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _print(summary, out)
+    return 0
+
+
+def _print(summary: dict, out: Path) -> None:
+    rows = list(_read(out / "summary.csv"))
+    channel = summary["experiment"]["channels"][-1]
+    print(f"\nPSNR over {channel} (mean ± std over seeds), encoder size and MACs")
+    print(f"{'method':10s} {'amount':>6s} {'bits':4s} {'how':15s} {'SNR':>4s} {'PSNR':>14s} {'loss':>6s} "
+          f"{'bytes':>8s} {'nz params':>9s} {'nz MACs':>9s}")
+    for r in rows:
+        if r["channel"] == channel:
+            print(f"{r['method']:10s} {float(r['amount']):6.2f} {r['bits']:4s} {r['how']:15s} "
+                  f"{float(r['snr_db']):4g} {float(r['psnr_mean_db']):7.2f} ± {float(r['psnr_std_db']):4.2f} "
+                  f"{float(r['psnr_loss_db']):6.2f} {r['encoder_bytes']:>8s} {r['nonzero_params']:>9s} "
+                  f"{r['nonzero_macs']:>9s}")
+    met = [k for k, v in summary["acceptance"]["candidates"].items() if v["meets_size_and_psnr"]]
+    print(f"\n>= 3x smaller and <= 0.5 dB: {met or 'none'}")
+    print(f"wall time {summary['wall_seconds']} s; outputs in {out}")
+
+
+def _read(path: Path):
+    import csv
+
+    with path.open() as f:
+        yield from csv.DictReader(f)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("lightweight", help="(being built)")
-    p.set_defaults(func=_not_built)
+    p = subparsers.add_parser("lightweight", help="pruned / int8 / distilled DeepJSCC encoders for edge "
+                                                  "agents: size, MACs, PSNR (CSV+PNG+JSON), flowgraph check")
+    add_arguments(p)
+    p.set_defaults(func=run)
