@@ -6,6 +6,11 @@ flowgraph (the loopback flowgraph it starts itself, or any flowgraph at given Ze
 split arrangement, a USRP bench) and comes back reconstructed by the host (MMSE by default). It is
 not differentiable: use it to evaluate a trained codec unchanged, or train through it with a
 straight-through gradient. A lost frame comes back as zeros and is counted in `lost`.
+
+`last_side_info` keeps, per sample of the last call, what the receiver delivered with the frame besides
+the values (None for a lost frame): the channel estimate ``H`` (K, Nr, Nt) complex64 on the data
+subcarriers and the meta fields ``noise_var``, ``snr_db`` (the receiver's estimate), ``scale`` (the
+header's payload scale), ``cfo`` and ``seq``: what a learned channel can be conditioned on.
 """
 
 from __future__ import annotations
@@ -19,6 +24,15 @@ from torch import nn
 from semcom.link import LinkClient
 from semcom.loopback import start_loopback_flowgraph, transfer
 from semcom.ofat.frame import make_layout
+
+SIDE_INFO_KEYS = ("noise_var", "snr_db", "scale", "cfo", "seq")
+
+
+def side_info(entry: dict[str, Any]) -> dict[str, Any]:
+    """A delivered frame of `transfer` -> {"H": (K, Nr, Nt) complex64 numpy, meta's SIDE_INFO_KEYS}."""
+    info: dict[str, Any] = {k: entry["meta"][k] for k in SIDE_INFO_KEYS}
+    info["H"] = entry["H"].numpy().astype(np.complex64)
+    return info
 
 
 class FlowgraphChannel(nn.Module):
@@ -40,6 +54,7 @@ class FlowgraphChannel(nn.Module):
         self._tb_snr: float | None = None
         self.sent = 0
         self.lost = 0
+        self.last_side_info: list[dict[str, Any] | None] = []
 
     def _ensure_running(self) -> LinkClient:
         if self._link is None:
@@ -67,6 +82,7 @@ class FlowgraphChannel(nn.Module):
         for i, entry in enumerate(received):
             if entry is not None:
                 out[i] = entry[self.method].numpy().reshape(-1)
+        self.last_side_info = [None if e is None else side_info(e) for e in received]
         self.sent += len(received)
         self.lost += sum(entry is None for entry in received)
         return torch.from_numpy(out).reshape(z.shape).to(device=z.device, dtype=z.dtype)

@@ -118,7 +118,8 @@ def transfer(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], *,
     """Send tensors with at most `window` in flight and reconstruct each frame that comes back.
 
     Returns, in the order of `tensors`, {method: reconstructed tensor (torch, float64), "meta": the
-    frame's meta} for a delivered frame and None for a lost one (the link counted it).
+    frame's meta, "H": the receiver's channel estimate on the data subcarriers (torch (K, Nr, Nt)
+    complex128)} for a delivered frame and None for a lost one (the link counted it).
     """
     out: list[dict[str, Any] | None] = [None] * len(tensors)
     index_of: dict[int, int] = {}
@@ -136,7 +137,7 @@ def transfer(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], *,
             h = torch.from_numpy(np.array(msg.tensors["H"], np.complex128))
             y = torch.from_numpy(np.array(msg.tensors["Y"], np.complex128))
             meta = msg.meta
-            entry: dict[str, Any] = {"meta": meta}
+            entry: dict[str, Any] = {"meta": meta, "H": h}
             for method in methods:
                 entry[method] = reconstruct_payload(layout, h, y, shape=meta["shape"], scale=meta["scale"],
                                                     noise_var=meta["noise_var"], method=method)

@@ -1,0 +1,100 @@
+"""Channel captures: round trip through the file format, refusal of corrupted or mismatched files, and
+the flowgraph's side information meaning what it says (noise variance, SNR, equaliser error)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from semcom.adapt.captures import CaptureError, Captures, capture, capture_paths, load_captures
+from semcom.adapt.cgan import re_condition, subcarrier_stats
+from semcom.channels import OfatChannel
+from semcom.ofat.frame import make_layout
+
+
+def _values(n: int, seed: int = 0) -> torch.Tensor:
+    v = torch.randn(n, 256, generator=torch.Generator().manual_seed(seed))
+    return v / v.pow(2).mean(1, keepdim=True).sqrt() / np.sqrt(2)
+
+
+@pytest.fixture(scope="module")
+def torch_caps() -> Captures:
+    ch = OfatChannel(15.0, equalizer="mmse", csi="denoised", channel_kwargs=dict(n_taps=3))
+    return capture(ch, _values(12), 15.0, seed=4, note="test")
+
+
+def test_round_trip(tmp_path, torch_caps):
+    npz, js = torch_caps.save(tmp_path / "cap")
+    assert (npz, js) == capture_paths(tmp_path / "cap.json")
+    back = load_captures(tmp_path / "cap", provenance="torch", layout=make_layout("wifi64"), n_values=256,
+                         equalizer="mmse")
+    for name in ("x", "y", "h_est", "noise_var", "scale", "snr_setting_db", "delivered"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(torch_caps, name))
+    assert back.meta == json.loads(json.dumps(torch_caps.meta))
+    assert back.h_est.shape == (12, 48, 4, 2) and back.x.dtype == np.float32
+    both = back.concat(torch_caps)
+    assert both.n_frames == 24
+
+
+def test_refuses_corrupted_and_mismatched_files(tmp_path, torch_caps):
+    npz, js = torch_caps.save(tmp_path / "cap")
+    with pytest.raises(CaptureError, match="provenance"):
+        load_captures(tmp_path / "cap", provenance="flowgraph")
+    with pytest.raises(CaptureError, match="layout"):
+        load_captures(tmp_path / "cap", layout=make_layout("wifi64", n_rx=2))
+    with pytest.raises(CaptureError, match="values per frame"):
+        load_captures(tmp_path / "cap", n_values=512)
+    with pytest.raises(CaptureError, match="equaliser"):
+        load_captures(tmp_path / "cap", equalizer="zf")
+    raw = bytearray(npz.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    npz.write_bytes(bytes(raw))
+    with pytest.raises(CaptureError, match="SHA-256"):
+        load_captures(tmp_path / "cap")
+    torch_caps.save(tmp_path / "cap")
+    doc = json.loads(js.read_text())
+    doc["format_version"] = 99
+    js.write_text(json.dumps(doc))
+    with pytest.raises(CaptureError, match="format_version"):
+        load_captures(tmp_path / "cap")
+    js.write_text(js.read_text()[:20])
+    with pytest.raises(CaptureError, match="not valid JSON"):
+        load_captures(tmp_path / "cap")
+    npz.unlink()
+    with pytest.raises(CaptureError, match="not found"):
+        load_captures(tmp_path / "cap")
+
+
+def test_inconsistent_captures_are_refused(torch_caps):
+    bad = {k: getattr(torch_caps, k) for k in ("x", "y", "delivered", "h_est", "noise_var", "snr_est_db",
+                                               "scale", "snr_setting_db")}
+    with pytest.raises(CaptureError, match="h_est"):
+        Captures(**{**bad, "h_est": bad["h_est"][:, :10]}, meta=torch_caps.meta)
+    with pytest.raises(CaptureError, match="provenance"):
+        Captures(**bad, meta={**torch_caps.meta, "provenance": "dream"})
+    with pytest.raises(CaptureError, match="NaN"):
+        Captures(**{**bad, "y": np.full_like(bad["y"], np.nan)}, meta=torch_caps.meta)
+
+
+def test_flowgraph_capture_side_information():
+    from semcom.flowgraph_channel import FlowgraphChannel
+
+    with FlowgraphChannel(15.0, seed=5) as fg:
+        cap = capture(fg, _values(48, seed=1), 15.0)
+    assert cap.meta["provenance"] == "flowgraph" and cap.delivered.all() and fg.sent == 48
+    # The receiver's noise and SNR estimates against the setting (unit noise reference, 15 dB).
+    assert abs(10 * np.log10(np.median(cap.noise_var)) + 15.0) < 1.5
+    assert abs(np.median(cap.snr_est_db) - 15.0) < 1.5
+    # The equaliser error the side information predicts matches the measured one (within 1.5 dB; the
+    # estimate's own error and the residual CFO add a little).
+    a, cg = subcarrier_stats(torch.as_tensor(cap.h_est), torch.as_tensor(cap.noise_var), "mmse")
+    _, std, _ = re_condition(a, cg, torch.as_tensor(cap.noise_var), torch.as_tensor(cap.scale), 64)
+    a_x = cap.y  # MMSE shrinks: compare the error after the response A x
+    from semcom.adapt.cgan import apply_response
+
+    rows = torch.as_tensor(cap.x).reshape(48, 64, 4)
+    resp = apply_response(a[:, torch.arange(64) % 48], rows).reshape(48, -1).numpy()
+    measured = np.mean((a_x - resp) ** 2)
+    predicted = float((std**2).mean())
+    assert abs(10 * np.log10(measured / predicted)) < 1.5
