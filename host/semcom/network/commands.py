@@ -1,16 +1,123 @@
-"""`semcom network`: placeholder registered while the package is built (it exits with status 2)."""
+"""``semcom network``: the multi-cell semantic network and its hierarchical DRL.
+
+    semcom network curves            # measure the semantic table (shipped token link, k tokens vs SNR)
+    semcom network train [--quick]   # Fig. 7: every scheme learns online over the slots, several seeds
+    semcom network eval              # trained policies (frozen) vs the baselines on fresh seeds
+    semcom network live              # trained policies driving OFAT links in one loopback flowgraph
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
+from dataclasses import replace
+from pathlib import Path
+
+DEFAULT_OUT = Path("experiments/network/output")
 
 
-def _not_built(args: argparse.Namespace) -> int:
-    print("semcom network: not built yet", file=sys.stderr)
-    return 2
+def _threads(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _curves(args: argparse.Namespace) -> int:
+    from .curves import run_curves
+
+    _threads(args)
+    table = run_curves(args.checkpoints, args.table, args.out, args.n_test, args.seed,
+                       " ".join(["semcom", *sys.argv[1:]]), progress=not args.no_progress)
+    print(f"{table.n_levels} levels x {len(table.snr_db)} SNRs -> {args.table}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .experiment import Fig7Config, fig7
+
+    _threads(args)
+    fc = Fig7Config.quick() if args.quick else Fig7Config()
+    kw = {k: v for k, v in (("seeds", tuple(args.seeds) if args.seeds else None), ("n_slots", args.slots),
+                            ("n_cells", args.cells), ("period", args.period),
+                            ("schemes", tuple(args.schemes) if args.schemes else None)) if v is not None}
+    if args.no_scaling:
+        kw.update(scaling_cells=(), scaling_periods=())
+    fc = replace(fc, **kw)
+    summary = fig7(fc, args.out, progress=not args.no_progress, command=" ".join(["semcom", *sys.argv[1:]]))
+    for name, row in summary["final_qoe"].items():
+        print(f"{name:14s} final QoE {row['final_qoe_mean']:.4f} ± {row['final_qoe_std']:.4f}")
+    print(json.dumps(summary["acceptance"], indent=1))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_policies
+
+    _threads(args)
+    res = evaluate_policies(args.policies, args.out, tuple(args.seeds), args.slots, args.cells,
+                            progress=not args.no_progress)
+    for name, (m, s) in res["final_qoe"].items():
+        print(f"{name:14s} QoE {m:.4f} ± {s:.4f}")
+    return 0
+
+
+def _live(args: argparse.Namespace) -> int:
+    from .live import run_live
+
+    _threads(args)
+    res = run_live(args.policies, args.out, n_frames=args.frames, seed=args.seed, scheme=args.scheme,
+                   progress=not args.no_progress)
+    print(json.dumps(res["summary"], indent=1, default=float))
+    return 0 if res["summary"].get("within_margin", False) else 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("network", help="(being built)")
-    p.set_defaults(func=_not_built)
+    from .curves import DEFAULT_TABLE
+
+    p = subparsers.add_parser("network", help="multi-cell semantic network, hierarchical DRL")
+    sub = p.add_subparsers(dest="network_what", required=True)
+
+    def common(q: argparse.ArgumentParser, out: Path = DEFAULT_OUT) -> None:
+        q.add_argument("--out", default=str(out))
+        q.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+        q.add_argument("--no-progress", action="store_true")
+
+    c = sub.add_parser("curves", help="measure accuracy vs SNR per compression level (the env's table)")
+    from semcom.agents.commands import SHIPPED_CHECKPOINTS
+
+    c.add_argument("--checkpoints", default=str(SHIPPED_CHECKPOINTS))
+    c.add_argument("--table", default=str(DEFAULT_TABLE))
+    c.add_argument("--n-test", type=int, default=2400)
+    c.add_argument("--seed", type=int, default=1)
+    common(c)
+    c.set_defaults(func=_curves)
+
+    t = sub.add_parser("train", help="Fig. 7: QoE vs slots of every scheme, gains, scaling")
+    t.add_argument("--quick", action="store_true", help="3 cells, 600 slots, 2 seeds, no scaling")
+    t.add_argument("--seeds", type=int, nargs="+")
+    t.add_argument("--slots", type=int)
+    t.add_argument("--cells", type=int)
+    t.add_argument("--period", type=int, help="large timescale T in slots")
+    t.add_argument("--schemes", nargs="+")
+    t.add_argument("--no-scaling", action="store_true")
+    common(t)
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="trained policies, frozen, vs the baselines on fresh seeds")
+    e.add_argument("--policies", default=str(DEFAULT_OUT / "policies"))
+    e.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104])
+    e.add_argument("--slots", type=int, default=1000)
+    e.add_argument("--cells", type=int, default=7)
+    common(e, DEFAULT_OUT / "eval")
+    e.set_defaults(func=_eval)
+
+    v = sub.add_parser("live", help="the trained policies on OFAT links sharing one loopback flowgraph")
+    v.add_argument("--policies", default=str(DEFAULT_OUT / "policies"))
+    v.add_argument("--scheme", default="hierarchical")
+    v.add_argument("--frames", type=int, default=200)
+    v.add_argument("--seed", type=int, default=100)
+    common(v, DEFAULT_OUT / "live")
+    v.set_defaults(func=_live)

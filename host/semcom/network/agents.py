@@ -1,0 +1,511 @@
+"""Schemes that run the network: the distributed hierarchical DRL, single-layer DRL and baselines.
+
+Every scheme has ``act(obs (E, N, O)) -> (beam, power, level)`` int arrays (E, N) and
+``update(obs, actions, metrics, next_obs)`` (a no-op for the fixed rules); ``run_scheme`` drives one
+online run of ``cfg.n_slots`` slots, as the paper's Fig. 7 does: the learners learn while they act.
+
+The DQN is a minimal plain-PyTorch one (``IndependentDQN``: one MLP per BS evaluated together, target
+network, Huber loss, replay): TorchRL 0.14 does the same job but took ~25 ms per update on this machine
+against ~1 ms here (docs/ARCHITECTURE.md, "network"), which the CPU budget of the Fig. 7 runs cannot pay.
+On top of it, the hierarchy: a high-level DQN per BS
+choosing (beam, power) every T slots on its local observation, a low-level DQN per BS choosing the
+compression every slot on a view conditioned on the high-level action; each update round updates the
+high level first, then the low level (the order of the paper, section III-C).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .env import NetworkConfig, NetworkCore
+
+Tensor = torch.Tensor
+
+Actions = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """Independent per-BS DQNs (DHDRL: MLP 64-32, lr 5e-4)."""
+
+    hidden: tuple[int, ...] = (64, 32)
+    lr: float = 5e-4
+    gamma_high: float = 0.5       # per slot; beam/power change what the neighbours see next
+    gamma_low: float = 0.0        # compression only changes this slot's QoE of the own link
+    batch_size: int = 64
+    buffer: int = 5000
+    learn_start: int = 100        # slots of experience before the first gradient step
+    eps_start: float = 1.0
+    eps_end: float = 0.02
+    explore_frac: float = 0.3     # share of the run over which epsilon decays linearly
+    tau: float = 0.01             # soft target update
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def predicted_sinr_db(core: NetworkCore, obs: np.ndarray, beam: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """What a BS can predict locally: its own gain under ``beam`` at ``power`` over the interference it
+    measured in the last slot (dB), from the observation alone. (E, N)."""
+    s = core.obs_slices()
+    own_db = obs[..., s["own_db"]] * 20.0 + 60.0                  # own gain at max power over noise, per beam
+    g = np.take_along_axis(own_db, beam[..., None], axis=-1)[..., 0]
+    p_off = np.asarray(core.cfg.power_dbm)[power] - core.cfg.power_dbm[-1]
+    interf = obs[..., s["interf_db"]][..., 0] * 20.0 + 40.0
+    return g + p_off - interf
+
+
+def best_compression(core: NetworkCore, sinr_db: np.ndarray) -> np.ndarray:
+    """Best response: the level with the highest own QoE at ``sinr_db`` (E, N) -> (E, N)."""
+    return level_qoe_at(core, sinr_db).argmax(axis=-1)
+
+
+def level_qoe_at(core: NetworkCore, sinr_db: np.ndarray) -> np.ndarray:
+    """(E, N, C) the own QoE of every compression level at ``sinr_db`` (E, N)."""
+    return np.stack([core.qoe(np.full(sinr_db.shape, c), sinr_db)[2] for c in range(core.C)], axis=-1)
+
+
+class Scheme:
+    """Base: a fixed rule (no learning)."""
+
+    name = "scheme"
+    centralised = False
+    explore = True     # learners: epsilon-greedy exploration on
+    learning = True    # learners: store transitions and take gradient steps
+
+    def __init__(self, core: NetworkCore, seed: int) -> None:
+        self.core, self.rng = core, np.random.default_rng(seed)
+
+    def act(self, obs: np.ndarray) -> Actions:
+        raise NotImplementedError
+
+    def update(self, obs: np.ndarray, actions: Actions, metrics: dict[str, np.ndarray],
+               next_obs: np.ndarray) -> None:
+        return None
+
+
+class RandomScheme(Scheme):
+    name = "random"
+
+    def act(self, obs: np.ndarray) -> Actions:
+        c, shape = self.core.cfg, (self.core.E, self.core.N)
+        return (self.rng.integers(0, c.n_beams, shape), self.rng.integers(0, len(c.power_dbm), shape),
+                self.rng.integers(0, self.core.C, shape))
+
+
+class GreedyScheme(Scheme):
+    """Max power, the beam with the best own gain, best-response compression at the predicted SINR."""
+
+    name = "greedy"
+
+    def _beam_power(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        beam = obs[..., self.core.obs_slices()["own_db"]].argmax(axis=-1)
+        return beam, np.full(beam.shape, len(self.core.cfg.power_dbm) - 1)
+
+    def act(self, obs: np.ndarray) -> Actions:
+        beam, power = self._beam_power(obs)
+        return beam, power, best_compression(self.core, predicted_sinr_db(self.core, obs, beam, power))
+
+
+class FixedScheme(GreedyScheme):
+    """Max power and best own beam, one fixed compression level (the shipped link: JTCC, 5 tokens)."""
+
+    name = "fixed"
+
+    def __init__(self, core: NetworkCore, seed: int, level: str = "jtcc_k5") -> None:
+        super().__init__(core, seed)
+        self.level = core.table.names.index(level)
+
+    def act(self, obs: np.ndarray) -> Actions:
+        beam, power = self._beam_power(obs)
+        return beam, power, np.full(beam.shape, self.level)
+
+
+class FractionalProgramming(Scheme):
+    """CENTRALISED classical optimiser: full last-slot CSI of every link, beams = own best beam, powers
+    by fractional programming (Shen & Yu's quadratic transform) for the sum of log(1 + SINR), projected
+    to the nearest power level in dB, then best-response compression at the resulting SINR."""
+
+    name = "fp"
+    centralised = True
+
+    def __init__(self, core: NetworkCore, seed: int, iters: int = 30) -> None:
+        super().__init__(core, seed)
+        self.iters = iters
+
+    def act(self, obs: np.ndarray) -> Actions:
+        core = self.core
+        G = core.G                                                    # last slot's channel, all pairs
+        idx = np.arange(core.N)
+        beam = G[:, idx, idx, :].argmax(axis=-1)                      # (E, N)
+        g = np.take_along_axis(G, beam[:, :, None, None].repeat(core.N, 2), axis=3)[..., 0]  # (E, j, k)
+        pmax = core.power_w[-1]
+        p = np.full(beam.shape, pmax)
+        direct = g[:, idx, idx]
+        for _ in range(self.iters):
+            rx = p[:, :, None] * g
+            total = rx.sum(axis=1) + core.noise_w                     # (E, k)
+            sinr = p * direct / (total - p * direct)
+            y = np.sqrt((1 + sinr) * p * direct) / total              # quadratic-transform auxiliaries
+            num = y ** 2 * (1 + sinr) * direct
+            den = np.einsum("ek,ejk->ej", y ** 2, g) ** 2
+            p = np.minimum(pmax, num / np.maximum(den, 1e-300))
+        p_dbm = 10 * np.log10(np.maximum(p, 1e-30)) + 30
+        power = np.abs(p_dbm[..., None] - np.asarray(core.cfg.power_dbm)).argmin(axis=-1)
+        rx = core.power_w[power][:, :, None] * g
+        sig = rx[:, idx, idx]
+        sinr_db = 10 * np.log10(sig / (rx.sum(axis=1) - sig + core.noise_w))
+        return beam, power, best_compression(core, sinr_db)
+
+
+class BatchedMLP(nn.Module):
+    """N independent MLPs (one per BS, no shared weights) evaluated in one einsum per layer.
+
+    forward(x (..., N, n_in)) -> (..., N, n_out); ReLU between layers, PyTorch's default Linear init."""
+
+    def __init__(self, n_agents: int, n_in: int, n_out: int, hidden: tuple[int, ...] = (64, 32)) -> None:
+        super().__init__()
+        self.n_agents, self.n_in, self.n_out = n_agents, n_in, n_out
+        dims = [n_in, *hidden, n_out]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            bound = 1.0 / math.sqrt(a)
+            self.weights.append(nn.Parameter(torch.empty(n_agents, a, b).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(n_agents, b).uniform_(-bound, bound)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-2:] != (self.n_agents, self.n_in):
+            raise ValueError(f"expected (..., {self.n_agents}, {self.n_in}), got {tuple(x.shape)}")
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = torch.einsum("...ni,nio->...no", x, w) + b
+            if i < last:
+                x = torch.relu(x)
+        return x
+
+
+class Replay:
+    """Ring buffer of (obs, action, reward, next_obs) per slot, every agent's row together (numpy)."""
+
+    def __init__(self, capacity: int, n_agents: int, obs_dim: int, rng: np.random.Generator) -> None:
+        self.obs = np.zeros((capacity, n_agents, obs_dim), np.float32)
+        self.next = np.zeros_like(self.obs)
+        self.act = np.zeros((capacity, n_agents), np.int64)
+        self.rew = np.zeros((capacity, n_agents), np.float32)
+        self.cap, self.n, self.i, self.rng = capacity, 0, 0, rng
+
+    def __len__(self) -> int:
+        return self.n
+
+    def add(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, nxt: np.ndarray) -> None:
+        for e in range(obs.shape[0]):  # E rows (1 in the online runs)
+            i = self.i
+            self.obs[i], self.act[i], self.rew[i], self.next[i] = obs[e], act[e], rew[e], nxt[e]
+            self.i = (self.i + 1) % self.cap
+            self.n = min(self.n + 1, self.cap)
+
+    def sample(self, batch: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        j = self.rng.integers(0, self.n, batch)
+        return (torch.from_numpy(self.obs[j]), torch.from_numpy(self.act[j]), torch.from_numpy(self.rew[j]),
+                torch.from_numpy(self.next[j]))
+
+
+class IndependentDQN:
+    """N independent DQNs (one ``BatchedMLP`` row per BS, a target copy, Huber TD loss, Adam, soft target
+    update) over a replay of (E, N) transitions; epsilon-greedy per agent."""
+
+    def __init__(self, n_agents: int, obs_dim: int, n_actions: int, gamma: float, cfg: DQNConfig,
+                 n_slots: int, seed: int, prior: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        torch.manual_seed(seed)
+        self.n_actions, self.cfg, self.n_slots, self.gamma = n_actions, cfg, n_slots, gamma
+        self.net = BatchedMLP(n_agents, obs_dim, n_actions, cfg.hidden)
+        self.prior = prior  # Q = prior(obs) + net(obs): a residual on a local model (None: plain DQN)
+        if prior is not None:
+            with torch.no_grad():  # start from the prior's greedy policy
+                self.net.weights[-1].zero_()
+                self.net.biases[-1].zero_()
+        self.target = copy.deepcopy(self.net).requires_grad_(False)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.rng = np.random.default_rng(seed + 7)
+        self.buffer = Replay(cfg.buffer, n_agents, obs_dim, np.random.default_rng(seed + 11))
+        self.steps = 0
+
+    def epsilon(self, t: int) -> float:
+        frac = min(1.0, t / max(1.0, self.cfg.explore_frac * self.n_slots))
+        return self.cfg.eps_start + frac * (self.cfg.eps_end - self.cfg.eps_start)
+
+    def q_values(self, net: nn.Module, obs: np.ndarray | Tensor) -> Tensor:
+        x = torch.as_tensor(obs, dtype=torch.float32)
+        q = net(x)
+        if self.prior is not None:
+            q = q + torch.from_numpy(self.prior(x.numpy()).astype(np.float32))
+        return q
+
+    def greedy(self, obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            q = self.q_values(self.net, obs)
+        return q.argmax(dim=-1).numpy()
+
+    def act(self, obs: np.ndarray, eps: float) -> np.ndarray:
+        a = self.greedy(obs)
+        explore = self.rng.random(a.shape) < eps
+        return np.where(explore, self.rng.integers(0, self.n_actions, a.shape), a)
+
+    def store(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray) -> None:
+        self.buffer.add(obs, action, reward, next_obs)
+
+    def learn(self) -> float | None:
+        """One gradient step on a sampled batch (None before ``learn_start`` transitions)."""
+        if len(self.buffer) < self.cfg.learn_start:
+            return None
+        obs, act, rew, nxt = self.buffer.sample(self.cfg.batch_size)
+        q = self.q_values(self.net, obs).gather(-1, act[..., None])[..., 0]      # (b, N)
+        with torch.no_grad():
+            target = rew if self.gamma == 0 else \
+                rew + self.gamma * self.q_values(self.target, nxt).max(dim=-1).values
+        loss = nn.functional.smooth_l1_loss(q, target)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            for p, tp in zip(self.net.parameters(), self.target.parameters(), strict=True):
+                tp.lerp_(p, self.cfg.tau)
+        self.steps += 1
+        return float(loss.detach())
+
+
+def beam_order(core: NetworkCore, obs: np.ndarray) -> np.ndarray:
+    """(E, N, B) each BS's codebook indices sorted by its measured own gain, best first (local)."""
+    return np.argsort(-obs[..., core.obs_slices()["own_db"]], axis=-1, kind="stable")
+
+
+def agent_view(core: NetworkCore, obs: np.ndarray) -> np.ndarray:
+    """The learners' view of the local observation (E, N, obs_dim - B): own gains sorted best beam first
+    (so an action "rank r" means the same thing in every cell), without the absolute last-beam one-hot."""
+    s = core.obs_slices()
+    own = -np.sort(-obs[..., s["own_db"]], axis=-1)
+    return np.concatenate([own, obs[..., s["interf_db"].start:s["beam"].start],
+                           obs[..., s["beam"].stop:]], axis=-1).astype(np.float32)
+
+
+def level_qoe(core: NetworkCore, obs: np.ndarray, beam: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """(E, N, C) the own QoE each compression level would give at the SINR predicted locally under
+    (beam, power): the codec's measured table and the link's own requirements, nothing global."""
+    return level_qoe_at(core, predicted_sinr_db(core, obs, beam, power))
+
+
+def _view_sinr_db(core: NetworkCore, view: np.ndarray) -> np.ndarray:
+    """(..., B, L, N) SINR predicted for every (beam rank, power) from agent views (..., N, obs_dim - B)."""
+    B = core.cfg.n_beams
+    own = view[..., :B] * 20.0 + 60.0                                       # sorted, at max power
+    interf = view[..., B] * 20.0 + 40.0
+    p_off = np.asarray(core.cfg.power_dbm) - core.cfg.power_dbm[-1]
+    sinr = own[..., :, None] + p_off - interf[..., None, None]              # (..., N, B, L)
+    return np.moveaxis(sinr, -3, -1)
+
+
+_GRID = (-40.0, 80.0, 0.05)  # SINR grid (dB) of the per-link QoE lookup the priors read
+
+
+def _qoe_levels(core: NetworkCore, sinr_db: np.ndarray) -> np.ndarray:
+    """(C, ...) own QoE of every level at ``sinr_db`` (..., N), from a per-episode lookup on a 0.05 dB grid
+    (the link's requirements are fixed for the episode; the exact ``core.qoe`` is far slower at 400
+    actions x batch)."""
+    key = (id(core.w), core.E)
+    if getattr(core, "_qoe_lut_key", None) != key:
+        grid = np.arange(*_GRID)
+        sinr = np.broadcast_to(grid[:, None, None], (len(grid), core.E, core.N))
+        model = core.table.monotone()
+        core._qoe_lut = np.stack([core.qoe(np.full(sinr.shape, c), sinr, model)[2]
+                                  for c in range(core.C)])[:, :, 0]
+        core._qoe_lut_key = key                                          # (C, grid, N), first network
+    i = np.clip(np.rint((sinr_db - _GRID[0]) / _GRID[2]).astype(np.int64), 0, core._qoe_lut.shape[1] - 1)
+    n = np.broadcast_to(np.arange(core.N), sinr_db.shape)
+    return core._qoe_lut[:, i, n]
+
+
+def prior_high(core: NetworkCore, view: np.ndarray) -> np.ndarray:
+    """(..., N, B*L) the own QoE each (rank, power) would give with its best compression, predicted locally:
+    the model-based prior the high-level Q-network learns a residual on (neighbours' effects, errors)."""
+    q = _qoe_levels(core, _view_sinr_db(core, view)).max(axis=0)             # (..., B, L, N)
+    return np.moveaxis(q, -1, -3).reshape(*view.shape[:-1], -1) + _tie_break(core, 1)
+
+
+def prior_joint(core: NetworkCore, view: np.ndarray) -> np.ndarray:
+    """(..., N, B*L*C) the own QoE of every joint (rank, power, level), predicted locally (same model)."""
+    q = _qoe_levels(core, _view_sinr_db(core, view))                         # (C, ..., B, L, N)
+    q = np.moveaxis(np.moveaxis(q, 0, -1), -2, -4)                           # (..., N, B, L, C)
+    return q.reshape(*view.shape[:-1], -1) + _tie_break(core, core.C)
+
+
+def _tie_break(core: NetworkCore, n_levels: int) -> np.ndarray:
+    """(B*L*n_levels,) 1e-3-scale preference for the better beam and the higher power where the predicted
+    QoE ties (saturated links): the margin against the next slot's fading, as the greedy rule has."""
+    B, L = core.cfg.n_beams, len(core.cfg.power_dbm)
+    t = 1e-3 * (np.arange(L)[None, :] / L - np.arange(B)[:, None] / B)
+    return np.repeat(t.ravel(), n_levels)
+
+
+class HierarchicalDRL(Scheme):
+    """Distributed multi-timescale hierarchical DRL (DHDRL-style), one high- and one low-level DQN per BS.
+
+    High level, every T slots: the agent view -> (beam rank, power) index (beam rank r = the r-th best beam
+    by the BS's own measured gains; the chosen codebook beam then holds for T slots). It learns from every
+    slot of its decision (intra-option learning: the choice holds for the slot; the reward is the slot's
+    local reward, own QoE mixed with the neighbours' reported QoE). Low level, every slot, conditioned on
+    the high-level action: [beam rank and power one-hot, predicted SINR under them, measured interference
+    and SINR, the QoE each compression level would give at that SINR, last compression, own QoE,
+    requirements] -> compression index; reward = own QoE (compression changes nothing else)."""
+
+    name = "hierarchical"
+
+    def __init__(self, core: NetworkCore, seed: int, dqn: DQNConfig = DQNConfig(), period: int | None = None
+                 ) -> None:
+        super().__init__(core, seed)
+        c = core.cfg
+        self.T = period or c.period
+        self.B, self.L = c.n_beams, len(c.power_dbm)
+        self.high = IndependentDQN(core.N, core.obs_dim - self.B, self.B * self.L, dqn.gamma_high, dqn,
+                                   c.n_slots, seed, prior=lambda v: prior_high(core, v))
+        self.low_dim = self.B + self.L + 3 + 2 * core.C + 1 + 3
+        q0 = self.B + self.L + 3  # where the low view holds the QoE of each level (its prior)
+        self.low = IndependentDQN(core.N, self.low_dim, core.C, dqn.gamma_low, dqn, c.n_slots, seed + 1,
+                                  prior=lambda v: v[..., q0:q0 + core.C])
+        self.t = 0
+        self.beam = np.zeros((core.E, core.N), dtype=np.int64)
+        self.power = np.full((core.E, core.N), self.L - 1, dtype=np.int64)
+
+    def rank_of(self, obs: np.ndarray, beam: np.ndarray) -> np.ndarray:
+        """(E, N) the rank of codebook ``beam`` in each BS's current ordering."""
+        return (beam_order(self.core, obs) == beam[..., None]).argmax(axis=-1)
+
+    def low_obs(self, obs: np.ndarray, beam: np.ndarray, power: np.ndarray) -> np.ndarray:
+        """The low level's view (E, N, low_dim), conditioned on the high-level action (beam, power)."""
+        s, core = self.core.obs_slices(), self.core
+        pred = predicted_sinr_db(core, obs, beam, power) / 20.0
+        parts = [np.eye(self.B)[self.rank_of(obs, beam)], np.eye(self.L)[power], pred[..., None],
+                 obs[..., s["interf_db"]], obs[..., s["sinr"]], level_qoe(core, obs, beam, power),
+                 obs[..., s["level"]], obs[..., s["qoe"]], obs[..., s["req"]]]
+        return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    def act(self, obs: np.ndarray) -> Actions:
+        if self.t % self.T == 0:
+            eps = self.high.epsilon(self.t) if self.explore else 0.0
+            hi = self.high.act(agent_view(self.core, obs), eps)
+            self.beam = np.take_along_axis(beam_order(self.core, obs), (hi // self.L)[..., None], -1)[..., 0]
+            self.power = hi % self.L
+        self._low_obs = self.low_obs(obs, self.beam, self.power)
+        eps = self.low.epsilon(self.t) if self.explore else 0.0
+        level = self.low.act(self._low_obs, eps)
+        return self.beam.copy(), self.power.copy(), level
+
+    def update(self, obs: np.ndarray, actions: Actions, metrics: dict[str, np.ndarray],
+               next_obs: np.ndarray) -> None:
+        self.t += 1
+        if not self.learning:
+            return
+        beam, power, level = actions
+        hi = self.rank_of(obs, beam) * self.L + power
+        self.high.store(agent_view(self.core, obs), hi, metrics["reward"], agent_view(self.core, next_obs))
+        self.low.store(self._low_obs, level, metrics["qoe"], self.low_obs(next_obs, beam, power))
+        self.high.learn()   # large timescale first (interference), then the compression on top of it
+        self.low.learn()
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"high": self.high.net, "low": self.low.net}
+
+
+class SingleLayerDRL(Scheme):
+    """One DQN per BS choosing the joint (beam rank, power, compression) every slot. Its input: the agent
+    view plus the QoE each level would give under the best beam at max power (it cannot condition on an
+    action it has not chosen yet: that is what the hierarchy adds)."""
+
+    name = "single_layer"
+
+    def __init__(self, core: NetworkCore, seed: int, dqn: DQNConfig = DQNConfig()) -> None:
+        super().__init__(core, seed)
+        c = core.cfg
+        self.B, self.L, self.C = c.n_beams, len(c.power_dbm), core.C
+        n_view = core.obs_dim - self.B
+        self.dqn = IndependentDQN(core.N, n_view + self.C, self.B * self.L * self.C, dqn.gamma_high, dqn,
+                                  c.n_slots, seed, prior=lambda v: prior_joint(core, v[..., :n_view]))
+        self.t = 0
+
+    def view(self, obs: np.ndarray) -> np.ndarray:
+        best = beam_order(self.core, obs)[..., 0]
+        q = level_qoe(self.core, obs, best, np.full(best.shape, self.L - 1))
+        return np.concatenate([agent_view(self.core, obs), q], axis=-1).astype(np.float32)
+
+    def act(self, obs: np.ndarray) -> Actions:
+        a = self.dqn.act(self.view(obs), self.dqn.epsilon(self.t) if self.explore else 0.0)
+        rank = a // (self.L * self.C)
+        beam = np.take_along_axis(beam_order(self.core, obs), rank[..., None], -1)[..., 0]
+        return beam, (a // self.C) % self.L, a % self.C
+
+    def update(self, obs: np.ndarray, actions: Actions, metrics: dict[str, np.ndarray],
+               next_obs: np.ndarray) -> None:
+        self.t += 1
+        if not self.learning:
+            return
+        beam, power, level = actions
+        rank = (beam_order(self.core, obs) == beam[..., None]).argmax(axis=-1)
+        a = (rank * self.L + power) * self.C + level
+        self.dqn.store(self.view(obs), a, metrics["reward"], self.view(next_obs))
+        self.dqn.learn()
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"joint": self.dqn.net}
+
+
+SCHEMES: dict[str, type[Scheme]] = {s.name: s for s in (HierarchicalDRL, SingleLayerDRL, RandomScheme,
+                                                        GreedyScheme, FixedScheme, FractionalProgramming)}
+
+
+def make_scheme(name: str, core: NetworkCore, seed: int, dqn: DQNConfig = DQNConfig(),
+                period: int | None = None) -> Scheme:
+    if name not in SCHEMES:
+        raise ValueError(f"unknown scheme {name!r}; choose from {sorted(SCHEMES)}")
+    if name == "hierarchical":
+        return HierarchicalDRL(core, seed, dqn, period)
+    if name == "single_layer":
+        return SingleLayerDRL(core, seed, dqn)
+    return SCHEMES[name](core, seed)
+
+
+def run_scheme(scheme: Scheme, seed: int, n_slots: int | None = None, progress: bool = False,
+               desc: str = "") -> dict[str, np.ndarray]:
+    """One online run on ``scheme.core`` reset with ``seed`` -> per-slot network means (n_slots,) of
+    qoe, accuracy, rate, sinr_db, and the per-link qoe (n_slots, E, N)."""
+    from semcom.progress import progress_bar
+
+    core = scheme.core
+    n = n_slots or core.cfg.n_slots
+    obs = core.reset(seed)
+    out = {k: np.zeros(n) for k in ("qoe", "accuracy", "rate", "sinr_db", "power_dbm", "level")}
+    links = np.zeros((n, core.E, core.N))
+    for t in progress_bar(range(n), progress=progress, desc=desc or scheme.name, leave=False):
+        actions = scheme.act(obs)
+        m = core.step(*actions)
+        nxt = core.observe()
+        scheme.update(obs, actions, m, nxt)
+        obs = nxt
+        for k in ("qoe", "accuracy", "rate", "sinr_db"):
+            out[k][t] = m[k].mean()
+        out["power_dbm"][t] = np.asarray(core.cfg.power_dbm)[actions[1]].mean()
+        out["level"][t] = actions[2].mean()
+        links[t] = m["qoe"]
+    out["links"] = links
+    return out
+
+
+def network_config(**kw: Any) -> NetworkConfig:
+    return NetworkConfig(**kw)

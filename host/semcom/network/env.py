@@ -1,0 +1,342 @@
+"""The multi-cell semantic network: base-station agents, beams, power, compression, QoE.
+
+``NetworkCore`` is the vectorised simulator (numpy, a batch of E independent networks, all agents at
+once); ``SemanticNetworkEnv`` is the same network behind PettingZoo's ``ParallelEnv`` API (E = 1) with
+gymnasium spaces. Both share one observation builder (``NetworkCore.observe``).
+
+Per slot t, BS j serves its own terminal j with beam b_j of a DFT codebook and power p_j; terminal k
+receives
+
+    SINR_k = p_k G[k, k, b_k] / (sum_{j != k} p_j G[j, k, b_j] + sigma^2),   G[j, k, b] = |h_jk^H f_b|^2
+
+with h_jk = sqrt(PL_jk) * sum_p alpha_jkp a(theta_jk + delta_p) / sqrt(P): path loss
+120.9 + 37.6 log10(d km) dB + log-normal shadowing, P paths with angular offsets (spread 3 deg), and
+first-order Gauss-Markov fading alpha(t+1) = rho alpha(t) + sqrt(1 - rho^2) n(t).
+
+Semantic quality: the link's compression level c and SINR give the accuracy xi from the *measured* table
+(``semcom.network.curves``, the shipped token link), the semantic rate is the rate of correctly
+answered questions phi = W xi / n_c (W real channel values per second, n_c values per question), and
+
+    QoE = w sigma(beta (phi - phi_req)) + (1 - w) sigma(lambda (xi - xi_req))
+
+with per-link requirements xi_req ~ U(0.8, 0.9), phi_req ~ U(50, 70) and weight w ~ U(0, 1) (DHDRL's
+form, with a rate that does not saturate, so both terms matter).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .curves import DEFAULT_TABLE, SemanticTable
+
+N_NEIGHBOURS = 2  # neighbours an agent hears from: the ones its own beam interferes with most
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Defaults: the DHDRL reference design (``shared/DESIGN.md``)."""
+
+    n_cells: int = 7
+    cell_radius_m: float = 200.0        # BS spacing = 2 x radius
+    min_distance_m: float = 20.0
+    n_antennas: int = 8
+    n_beams: int = 8                    # DFT codebook
+    power_dbm: tuple[float, ...] = (18.0, 23.0, 28.0, 33.0, 38.0)
+    noise_dbm: float = -114.0
+    n_paths: int = 4
+    angle_spread_deg: float = 3.0
+    rho: float = 0.64                   # slot-to-slot fading correlation
+    shadowing_db: float = 8.0
+    n_slots: int = 5000                 # episode length (20 ms slots)
+    period: int = 20                    # large timescale T (slots): reported to agents, used by them
+    values_per_second: float = 6000.0   # W: real channel values per second the link's share carries
+    beta: float = 0.2                   # rate sigmoid slope
+    lam: float = 55.0                   # accuracy sigmoid slope
+    acc_req: tuple[float, float] = (0.8, 0.9)
+    rate_req: tuple[float, float] = (50.0, 70.0)
+    neighbour_weight: float = 0.5       # reward = (1 - k) own QoE + k mean QoE of the N_NEIGHBOURS
+    table: str = str(DEFAULT_TABLE)
+
+    def __post_init__(self) -> None:
+        if self.n_cells < 2:
+            raise ValueError(f"n_cells must be >= 2 (an interference network), got {self.n_cells}")
+        if self.n_beams < 1 or self.n_antennas < 1 or not self.power_dbm:
+            raise ValueError("need >= 1 antenna, >= 1 beam and >= 1 power level")
+        if self.period < 1 or self.n_slots < 1:
+            raise ValueError("period and n_slots must be >= 1")
+        if not 0.0 <= self.rho <= 1.0:
+            raise ValueError(f"rho must be in [0, 1], got {self.rho}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@functools.lru_cache(maxsize=8)
+def load_table(path: str) -> SemanticTable:
+    return SemanticTable.from_csv(path)
+
+
+def hex_positions(n: int, spacing: float) -> np.ndarray:
+    """(n, 2) BS positions: the centre cell, then rings of the hexagonal lattice (nearest first)."""
+    rings = int(np.ceil(np.sqrt(n))) + 1
+    q, r = np.meshgrid(np.arange(-rings, rings + 1), np.arange(-rings, rings + 1))
+    q, r = q.ravel(), r.ravel()
+    xy = np.stack([spacing * (q + r / 2.0), spacing * (np.sqrt(3) / 2.0) * r], axis=1)
+    d = np.round(np.hypot(xy[:, 0], xy[:, 1]), 6)
+    ang = np.mod(np.arctan2(xy[:, 1], xy[:, 0]), 2 * np.pi)
+    return xy[np.lexsort((ang, d))[:n]]
+
+
+def dft_codebook(n_antennas: int, n_beams: int) -> np.ndarray:
+    """(B, Nt) unit-norm DFT beams for a half-wavelength ULA, spatial frequencies spread over [-1, 1)."""
+    u = -1.0 + (2.0 * np.arange(n_beams) + 1.0) / n_beams
+    return np.exp(1j * np.pi * np.outer(u, np.arange(n_antennas))) / np.sqrt(n_antennas)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
+
+
+class NetworkCore:
+    """E independent networks of N cells, stepped together.
+
+    ``reset(seed)`` draws terminals, shadowing, path angles, fading and requirements; ``step(beam, power,
+    level)`` with int arrays (E, N) applies the actions for one slot and returns the per-link metrics;
+    ``observe()`` gives every agent's local observation (E, N, obs_dim) built from what it measured in the
+    last slot.
+    """
+
+    def __init__(self, cfg: NetworkConfig, n_envs: int = 1) -> None:
+        self.cfg, self.E, self.N = cfg, n_envs, cfg.n_cells
+        self.table = load_table(cfg.table)
+        self.C = self.table.n_levels
+        self.codebook = dft_codebook(cfg.n_antennas, cfg.n_beams)            # (B, Nt)
+        self.power_w = 10.0 ** ((np.asarray(cfg.power_dbm) - 30.0) / 10.0)   # (L,)
+        self.noise_w = 10.0 ** ((cfg.noise_dbm - 30.0) / 10.0)
+        self.bs_xy = hex_positions(self.N, 2.0 * cfg.cell_radius_m)
+        self.obs_dim = cfg.n_beams + 2 + cfg.n_beams + len(cfg.power_dbm) + self.C + 3 + 2 * N_NEIGHBOURS + 3
+        self.rng = np.random.default_rng(0)
+        self.t = 0
+
+    # -- the channel -------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """New terminals, shadowing, fading and requirements -> observations (E, N, obs_dim)."""
+        cfg, E, N = self.cfg, self.E, self.N
+        self.rng = np.random.default_rng(seed)
+        rng = self.rng
+        # terminal k uniform in the disc of radius R around BS k (area-uniform radius), >= min distance
+        r0 = (cfg.min_distance_m / cfg.cell_radius_m) ** 2
+        rad = np.sqrt(rng.uniform(r0, 1.0, (E, N))) * cfg.cell_radius_m
+        phi = rng.uniform(0, 2 * np.pi, (E, N))
+        ue = self.bs_xy[None] + np.stack([rad * np.cos(phi), rad * np.sin(phi)], axis=-1)   # (E, N, 2)
+        diff = ue[:, None, :, :] - self.bs_xy[None, :, None, :]                            # (E, Nbs, Nue, 2)
+        dist = np.maximum(np.hypot(diff[..., 0], diff[..., 1]), cfg.min_distance_m)
+        pl_db = 120.9 + 37.6 * np.log10(dist / 1000.0) + cfg.shadowing_db * rng.standard_normal((E, N, N))
+        self.path_gain = 10.0 ** (-pl_db / 10.0)                                            # (E, N, N)
+        theta = np.arctan2(diff[..., 1], diff[..., 0])                                      # (E, N, N)
+        delta = np.deg2rad(cfg.angle_spread_deg) * rng.standard_normal((E, N, N, cfg.n_paths))
+        ang = theta[..., None] + delta
+        n = np.arange(cfg.n_antennas)
+        self.steer = np.exp(1j * np.pi * np.cos(ang)[..., None] * n)                        # (E,N,N,P,Nt)
+        # the beam response of every path, fixed per episode: (E, N, N, P, B)
+        self.path_beam = np.einsum("ejkpn,bn->ejkpb", self.steer, self.codebook.conj())
+        self.alpha = self._cn((E, N, N, cfg.n_paths))
+        self.acc_req = rng.uniform(*cfg.acc_req, (E, N))
+        self.rate_req = rng.uniform(*cfg.rate_req, (E, N))
+        self.w = rng.uniform(0.0, 1.0, (E, N))
+        self.t = 0
+        # what the agents measured "before slot 0": max power, beam 0, least compression, no QoE yet
+        self.last = {"beam": np.zeros((E, N), int), "power": np.full((E, N), len(cfg.power_dbm) - 1),
+                     "level": np.zeros((E, N), int), "qoe": np.zeros((E, N)), "acc": np.zeros((E, N)),
+                     "rate": np.zeros((E, N))}
+        self._measure(self.last["beam"], self.last["power"])
+        self.last["sinr_db"] = self.metrics_sinr_db
+        return self.observe()
+
+    def _cn(self, shape: tuple[int, ...]) -> np.ndarray:
+        return (self.rng.standard_normal(shape) + 1j * self.rng.standard_normal(shape)) / np.sqrt(2.0)
+
+    def beam_gains(self) -> np.ndarray:
+        """G (E, Nbs, Nue, B) = |h_jk^H f_b|^2 of the current fading state (path loss included)."""
+        resp = np.einsum("ejkp,ejkpb->ejkb", self.alpha, self.path_beam) / np.sqrt(self.cfg.n_paths)
+        return self.path_gain[..., None] * (resp.real ** 2 + resp.imag ** 2)
+
+    def _measure(self, beam: np.ndarray, power: np.ndarray) -> None:
+        """Received powers of the current channel under (beam, power): rx[e, j, k] from BS j at UE k."""
+        G = self.beam_gains()
+        self.G = G
+        e, j = np.ogrid[:self.E, :self.N]
+        g_sel = np.take_along_axis(G, beam[:, :, None, None].repeat(self.N, 2), axis=3)[..., 0]  # (E,N,N)
+        rx = self.power_w[power][:, :, None] * g_sel
+        self.rx = rx
+        signal = rx[e, j, j]
+        interf = rx.sum(axis=1) - signal
+        self.interference_w = interf + self.noise_w
+        self.metrics_sinr_db = 10.0 * np.log10(signal / self.interference_w)
+
+    def qoe(self, level: np.ndarray, sinr_db: np.ndarray, table: SemanticTable | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(accuracy, semantic rate, QoE) per link for compression ``level`` at ``sinr_db`` (..., N), from
+        the measured table (or ``table``, e.g. an agent's smoothed model of it)."""
+        cfg = self.cfg
+        acc = (table or self.table).accuracy(level, sinr_db)
+        rate = cfg.values_per_second * acc / self.table.values[level]
+        q = (self.w * sigmoid(cfg.beta * (rate - self.rate_req))
+             + (1.0 - self.w) * sigmoid(cfg.lam * (acc - self.acc_req)))
+        return acc, rate, q
+
+    def check_actions(self, beam: np.ndarray, power: np.ndarray, level: np.ndarray) -> None:
+        for name, a, n in (("beam", beam, self.cfg.n_beams), ("power", power, len(self.cfg.power_dbm)),
+                           ("compression", level, self.C)):
+            a = np.asarray(a)
+            if a.shape != (self.E, self.N):
+                raise ValueError(f"{name} actions must have shape {(self.E, self.N)}, got {a.shape}")
+            if not np.issubdtype(a.dtype, np.integer):
+                raise ValueError(f"{name} actions must be integers, got dtype {a.dtype}")
+            if np.any((a < 0) | (a >= n)):
+                raise ValueError(f"{name} action out of range [0, {n}): {a[(a < 0) | (a >= n)][:4]}")
+
+    def step(self, beam: np.ndarray, power: np.ndarray, level: np.ndarray) -> dict[str, np.ndarray]:
+        """Advance the fading one slot, apply the actions -> per-link metrics (E, N) and rewards."""
+        self.check_actions(beam, power, level)
+        cfg = self.cfg
+        self.alpha = cfg.rho * self.alpha + np.sqrt(1.0 - cfg.rho ** 2) * self._cn(self.alpha.shape)
+        self._measure(beam, power)
+        sinr = self.metrics_sinr_db
+        acc, rate, q = self.qoe(level, sinr)
+        self.t += 1
+        self.last = {"beam": beam.copy(), "power": power.copy(), "level": level.copy(), "qoe": q, "acc": acc,
+                     "rate": rate, "sinr_db": sinr}
+        nb = self.neighbours()
+        reward = (1 - cfg.neighbour_weight) * q + cfg.neighbour_weight * np.take_along_axis(
+            q[:, None, :].repeat(self.N, 1), nb, axis=2).mean(axis=2)
+        return {"sinr_db": sinr, "accuracy": acc, "rate": rate, "qoe": q, "reward": reward,
+                "truncated": np.full((self.E,), self.t >= cfg.n_slots)}
+
+    def neighbours(self) -> np.ndarray:
+        """(E, N, M) the M terminals each BS interfered with most in the last slot (measured, local)."""
+        cross = self.rx.copy()
+        idx = np.arange(self.N)
+        cross[:, idx, idx] = -1.0
+        return np.argsort(-cross, axis=2)[..., :N_NEIGHBOURS]
+
+    # -- what each agent sees ------------------------------------------------------------------------
+    def observe(self) -> np.ndarray:
+        """Local observations (E, N, obs_dim) from the last slot's measurements, all float32:
+
+        own link's gain for every beam at max power over noise (dB, scaled), interference + noise and SINR,
+        last beam / power / compression one-hot, own last QoE, accuracy and rate, for the M most-interfered
+        neighbours the interference caused there and their reported QoE, own requirements (w, xi, phi)."""
+        cfg, last = self.cfg, self.last
+        idx = np.arange(self.N)
+        own = self.G[:, idx, idx, :] * self.power_w[-1] / self.noise_w              # (E, N, B)
+        own_db = (10.0 * np.log10(own) - 60.0) / 20.0
+        in_db = (10.0 * np.log10(self.interference_w / self.noise_w) - 40.0) / 20.0
+        nb = self.neighbours()
+        caused = np.take_along_axis(self.rx, nb, axis=2) / self.noise_w
+        caused_db = (10.0 * np.log10(caused) - 40.0) / 20.0
+        nb_q = np.take_along_axis(last["qoe"][:, None, :].repeat(self.N, 1), nb, axis=2)
+        eye_b, eye_p, eye_c = np.eye(cfg.n_beams), np.eye(len(cfg.power_dbm)), np.eye(self.C)
+        parts = [own_db, in_db[..., None], (last["sinr_db"] / 20.0)[..., None], eye_b[last["beam"]],
+                 eye_p[last["power"]], eye_c[last["level"]], last["qoe"][..., None], last["acc"][..., None],
+                 (last["rate"] / 100.0)[..., None], caused_db, nb_q, self.w[..., None],
+                 ((self.acc_req - 0.85) * 10.0)[..., None], ((self.rate_req - 60.0) / 10.0)[..., None]]
+        return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    # slices of the observation the agents' own structure reads (gains per beam, interference, SINR)
+    def obs_slices(self) -> dict[str, slice]:
+        B, L, C = self.cfg.n_beams, len(self.cfg.power_dbm), self.C
+        s = {"own_db": slice(0, B), "interf_db": slice(B, B + 1), "sinr": slice(B + 1, B + 2)}
+        o = B + 2
+        for name, n in (("beam", B), ("power", L), ("level", C), ("qoe", 1), ("acc", 1), ("rate", 1),
+                        ("caused_db", N_NEIGHBOURS), ("nb_qoe", N_NEIGHBOURS), ("req", 3)):
+            s[name] = slice(o, o + n)
+            o += n
+        return s
+
+
+class SemanticNetworkEnv:
+    """PettingZoo ``ParallelEnv`` over one network (built lazily so ``semcom`` imports without pettingzoo).
+
+    Agents ``bs_0 .. bs_{N-1}``; action per agent ``MultiDiscrete([beams, powers, levels])`` applied each
+    slot (the hierarchical agents change beam and power only every T = ``cfg.period`` slots; the env allows
+    any schedule); observation ``Box(obs_dim)``; reward the agent's local reward (own QoE mixed with its
+    neighbours' reported QoE); ``infos[agent]`` has its QoE, accuracy, rate and SINR. Use ``make_env``.
+    """
+
+
+def make_env(cfg: NetworkConfig | None = None, render_mode: str | None = None) -> Any:
+    """A PettingZoo ParallelEnv of the network (see ``SemanticNetworkEnv``)."""
+    from gymnasium import spaces
+    from pettingzoo import ParallelEnv
+
+    class _Env(ParallelEnv):
+        __doc__ = SemanticNetworkEnv.__doc__
+        metadata = {"name": "semcom_network_v0", "render_modes": []}
+
+        def __init__(self, cfg: NetworkConfig, render_mode: str | None = None) -> None:
+            self.cfg = cfg
+            self.core = NetworkCore(cfg, 1)
+            self.render_mode = render_mode
+            self.possible_agents = [f"bs_{i}" for i in range(cfg.n_cells)]
+            self.agents: list[str] = []
+            self._obs_space = spaces.Box(-np.inf, np.inf, (self.core.obs_dim,), np.float32)
+            self._act_space = spaces.MultiDiscrete([cfg.n_beams, len(cfg.power_dbm), self.core.C])
+
+        def observation_space(self, agent: str) -> spaces.Space:
+            return self._obs_space
+
+        def action_space(self, agent: str) -> spaces.Space:
+            return self._act_space
+
+        def _obs(self, o: np.ndarray) -> dict[str, np.ndarray]:
+            return {a: o[0, i] for i, a in enumerate(self.possible_agents)}
+
+        def reset(self, seed: int | None = None, options: dict | None = None
+                  ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+            self.agents = list(self.possible_agents)
+            obs = self.core.reset(seed)
+            return self._obs(obs), {a: {} for a in self.agents}
+
+        def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+            if not self.agents:
+                raise RuntimeError("step() after the episode ended: call reset()")
+            missing = set(self.agents) - set(actions)
+            if missing:
+                raise ValueError(f"actions missing for agents {sorted(missing)}")
+            a = np.zeros((1, self.cfg.n_cells, 3), dtype=np.int64)
+            for i, name in enumerate(self.possible_agents):
+                act = np.asarray(actions[name])
+                if act.shape != (3,) or not self._act_space.contains(act.astype(np.int64)) \
+                        or not np.issubdtype(act.dtype, np.integer):
+                    raise ValueError(f"invalid action for {name}: {actions[name]!r}; expected 3 integers "
+                                     f"(beam < {self.cfg.n_beams}, power < {len(self.cfg.power_dbm)}, "
+                                     f"compression < {self.core.C})")
+                a[0, i] = act
+            m = self.core.step(a[..., 0], a[..., 1], a[..., 2])
+            obs = self._obs(self.core.observe())
+            trunc = bool(m["truncated"][0])
+            rew = {n: float(m["reward"][0, i]) for i, n in enumerate(self.possible_agents)}
+            infos = {n: {"qoe": float(m["qoe"][0, i]), "accuracy": float(m["accuracy"][0, i]),
+                         "rate": float(m["rate"][0, i]), "sinr_db": float(m["sinr_db"][0, i])}
+                     for i, n in enumerate(self.possible_agents)}
+            terms = {n: False for n in self.possible_agents}
+            truncs = {n: trunc for n in self.possible_agents}
+            if trunc:
+                self.agents = []
+            return obs, rew, terms, truncs, infos
+
+        def render(self) -> None:
+            return None
+
+        def close(self) -> None:
+            return None
+
+        def state(self) -> np.ndarray:
+            return self.core.observe()[0].ravel()
+
+    return _Env(cfg or NetworkConfig(), render_mode)

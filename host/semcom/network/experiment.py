@@ -1,0 +1,256 @@
+"""Fig. 7 of the seed paper on this network: QoE vs time slots for every scheme over several seeds, the
+final-QoE table, the hierarchical scheme's gain over single-layer DRL, and how the gain scales with the
+number of cells and with the large timescale T. Writes CSV + PNG + JSON (+ the trained policies)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semcom import checkpoint as ckpt
+from semcom.progress import progress_bar
+from semcom.results import write_csv
+
+from .agents import SCHEMES, DQNConfig, Scheme, make_scheme, run_scheme
+from .env import NetworkConfig, NetworkCore
+
+log = logging.getLogger(__name__)
+POLICY_KIND = "semcom_network_dqn"
+LEARNERS = ("hierarchical", "single_layer")
+
+
+@dataclass(frozen=True)
+class Fig7Config:
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    n_slots: int = 5000
+    n_cells: int = 7
+    period: int = 20
+    schemes: tuple[str, ...] = tuple(SCHEMES)
+    scaling_cells: tuple[int, ...] = (3, 7, 19)
+    scaling_periods: tuple[int, ...] = (5, 10, 20, 40)
+    scaling_seeds: tuple[int, ...] = (0, 1, 2)
+    scaling_slots: int = 3000
+    tail: float = 0.2            # the final QoE: mean over the last 20 % of slots
+    smooth: int = 100            # moving-average window of the plotted curves (slots)
+
+    @classmethod
+    def quick(cls) -> Fig7Config:
+        return cls(seeds=(0, 1), n_slots=600, n_cells=3, period=10, scaling_cells=(), scaling_periods=(),
+                   scaling_seeds=(0,), scaling_slots=300, smooth=50)
+
+
+def tail_mean(x: np.ndarray, tail: float) -> float:
+    """Mean of the last ``tail`` share of ``x`` (n,)."""
+    n = max(1, int(round(tail * len(x))))
+    return float(np.mean(x[-n:]))
+
+
+def moving_average(x: np.ndarray, w: int) -> np.ndarray:
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    out = np.empty_like(x)
+    k = np.arange(1, len(x) + 1)
+    lo = np.maximum(0, k - w)
+    out[:] = (c[k] - c[lo]) / (k - lo)
+    return out
+
+
+def run_one(scheme_name: str, net: NetworkConfig, seed: int, n_slots: int, dqn: DQNConfig | None = None,
+            progress: bool = False) -> tuple[dict[str, np.ndarray], Scheme]:
+    core = NetworkCore(replace(net, n_slots=n_slots), 1)
+    scheme = make_scheme(scheme_name, core, seed, dqn or DQNConfig())
+    t0 = time.perf_counter()
+    res = run_scheme(scheme, seed, n_slots, progress=progress, desc=f"{scheme_name} seed {seed}")
+    res["seconds"] = np.asarray(time.perf_counter() - t0)
+    return res, scheme
+
+
+def save_policy(path: Path, scheme: Scheme, net: NetworkConfig, dqn: DQNConfig, meta: dict[str, Any]) -> None:
+    """The scheme's DQNs (one checkpoint per level) in the project's checkpoint format."""
+    for level, module in scheme.modules().items():  # type: ignore[attr-defined]
+        ckpt.save(path.with_name(f"{path.name}_{level}"), POLICY_KIND, module,
+                  {"scheme": scheme.name, "level": level, "network": net.to_dict(), "dqn": dqn.to_dict(),
+                   "obs_dim": int(module.n_in), "n_actions": int(module.n_out)},
+                  meta=meta)
+
+
+def load_policy(path: str | Path, core: NetworkCore, seed: int = 0) -> Scheme:
+    """A trained hierarchical or single-layer scheme for ``core`` (exploration off)."""
+    path = Path(path)
+    first = ckpt.read_doc(path.with_name(path.name + "_high"), POLICY_KIND, "a network policy") \
+        if ckpt.checkpoint_paths(path.with_name(path.name + "_high"))[1].exists() else \
+        ckpt.read_doc(path.with_name(path.name + "_joint"), POLICY_KIND, "a network policy")
+    cfg = first["config"]
+    if cfg["network"]["n_cells"] != core.N:
+        raise ckpt.CheckpointError(f"{path}: trained for {cfg['network']['n_cells']} cells, the network has "
+                                   f"{core.N}")
+    dqn = DQNConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["dqn"].items()})
+    scheme = make_scheme(cfg["scheme"], core, seed, dqn, period=cfg["network"]["period"])
+    for level, module in scheme.modules().items():  # type: ignore[attr-defined]
+        p = path.with_name(f"{path.name}_{level}")
+        doc = ckpt.read_doc(p, POLICY_KIND, "a network policy")
+        ckpt.load_weights(p, doc, module)
+    scheme.explore = scheme.learning = False
+    return scheme
+
+
+def fig7(fc: Fig7Config, out_dir: str | Path, dqn: DQNConfig | None = None, progress: bool = True,
+         command: str = "") -> dict[str, Any]:
+    """Run every scheme on every seed; write fig7.csv/png, final_qoe.csv, scaling.csv/png, summary.json."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dqn = dqn or DQNConfig()
+    t0 = time.perf_counter()
+    net = NetworkConfig(n_cells=fc.n_cells, period=fc.period, n_slots=fc.n_slots)
+    curves: dict[str, np.ndarray] = {}
+    finals: dict[str, list[float]] = {}
+    seconds: dict[str, list[float]] = {}
+    extra: dict[str, dict[str, list[float]]] = {}
+    jobs = [(s, seed) for s in fc.schemes for seed in fc.seeds]
+    per: dict[str, list[np.ndarray]] = {s: [] for s in fc.schemes}
+    for name, seed in progress_bar(jobs, progress=progress, desc="fig7 runs"):
+        res, scheme = run_one(name, net, seed, fc.n_slots, dqn)
+        per[name].append(res["qoe"])
+        finals.setdefault(name, []).append(tail_mean(res["qoe"], fc.tail))
+        seconds.setdefault(name, []).append(float(res["seconds"]))
+        for k in ("accuracy", "rate", "sinr_db", "power_dbm", "level"):
+            extra.setdefault(name, {}).setdefault(k, []).append(tail_mean(res[k], fc.tail))
+        log.info("%s seed %d: final QoE %.4f (%.1f s)", name, seed, finals[name][-1], res["seconds"])
+        if name in LEARNERS and seed == fc.seeds[0]:
+            save_policy(out / "policies" / name, scheme, net, dqn,
+                        {"seed": seed, "final_qoe": finals[name][-1], "command": command})
+    for name in fc.schemes:
+        curves[name] = np.stack(per[name])                          # (seeds, slots)
+    rows = []
+    step = max(1, fc.n_slots // 500)
+    smooth = {n: np.stack([moving_average(c, fc.smooth) for c in curves[n]]) for n in fc.schemes}
+    for t in range(0, fc.n_slots, step):
+        for n in fc.schemes:
+            rows.append({"slot": t + 1, "scheme": n, "qoe_mean": float(smooth[n][:, t].mean()),
+                         "qoe_std": float(smooth[n][:, t].std())})
+    write_csv(out / "fig7.csv", rows)
+    table = []
+    for n in fc.schemes:
+        f = np.asarray(finals[n])
+        table.append({"scheme": n, "centralised": SCHEMES[n].centralised, "final_qoe_mean": float(f.mean()),
+                      "final_qoe_std": float(f.std()), "n_seeds": len(f),
+                      **{f"{k}_mean": float(np.mean(v)) for k, v in extra[n].items()},
+                      "seconds_per_run": float(np.mean(seconds[n]))})
+    write_csv(out / "final_qoe.csv", table)
+    summary: dict[str, Any] = {"command": command, "config": fc.__dict__, "network": net.to_dict(),
+                               "dqn": dqn.to_dict(), "final_qoe": {r["scheme"]: r for r in table},
+                               "final_qoe_per_seed": finals}
+    summary["acceptance"] = acceptance(finals)
+    plot_fig7(out / "fig7.png", smooth, fc, summary["acceptance"])
+    if fc.scaling_cells or fc.scaling_periods:
+        summary["scaling"] = scaling(fc, out, dqn, progress, finals)
+    summary["seconds"] = time.perf_counter() - t0
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    return summary
+
+
+def gain(h: list[float] | np.ndarray, s: list[float] | np.ndarray) -> float:
+    """Relative gain (%) of mean ``h`` over mean ``s``."""
+    return float(100.0 * (np.mean(h) / np.mean(s) - 1.0))
+
+
+def acceptance(finals: dict[str, list[float]]) -> dict[str, Any]:
+    acc: dict[str, Any] = {}
+    if "hierarchical" not in finals:
+        return acc
+    h = finals["hierarchical"]
+    if "single_layer" in finals:
+        acc["gain_over_single_layer_pct"] = gain(h, finals["single_layer"])
+        acc["gain_ge_20pct"] = acc["gain_over_single_layer_pct"] >= 20.0
+    for n in ("random", "greedy", "fixed", "fp"):
+        if n in finals:
+            acc[f"gain_over_{n}_pct"] = gain(h, finals[n])
+            acc[f"beats_{n}"] = bool(np.mean(h) > np.mean(finals[n]))
+    return acc
+
+
+def scaling(fc: Fig7Config, out: Path, dqn: DQNConfig, progress: bool,
+            main_finals: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Hierarchical vs single-layer gain against the number of cells (at T = fc.period) and T (fc.n_cells)."""
+    rows: list[dict[str, Any]] = []
+    settings = [("cells", c, fc.period) for c in fc.scaling_cells] + \
+               [("period", fc.n_cells, p) for p in fc.scaling_periods]
+    single_cache: dict[int, list[float]] = {}
+    for axis, cells, period in progress_bar(settings, progress=progress, desc="scaling"):
+        net = NetworkConfig(n_cells=cells, period=period, n_slots=fc.scaling_slots)
+        res = {}
+        for name in ("hierarchical", "single_layer", "greedy"):
+            if name != "hierarchical" and cells in single_cache and name == "single_layer":
+                res[name] = single_cache[cells]
+                continue
+            res[name] = [tail_mean(run_one(name, net, s, fc.scaling_slots, dqn)[0]["qoe"], fc.tail)
+                         for s in fc.scaling_seeds]
+            if name == "single_layer":
+                single_cache[cells] = res[name]
+        rows.append({"axis": axis, "n_cells": cells, "period": period, "n_seeds": len(fc.scaling_seeds),
+                     "n_slots": fc.scaling_slots,
+                     **{f"{n}_mean": float(np.mean(v)) for n, v in res.items()},
+                     **{f"{n}_std": float(np.std(v)) for n, v in res.items()},
+                     "gain_over_single_layer_pct": gain(res["hierarchical"], res["single_layer"]),
+                     "gain_over_greedy_pct": gain(res["hierarchical"], res["greedy"])})
+        log.info("scaling %s: %s", axis, rows[-1])
+    write_csv(out / "scaling.csv", rows)
+    plot_scaling(out / "scaling.png", rows)
+    return rows
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_fig7(path: Path, smooth: dict[str, np.ndarray], fc: Fig7Config, acc: dict[str, Any]) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    slots = np.arange(1, fc.n_slots + 1)
+    for n, c in smooth.items():
+        m, s = c.mean(axis=0), c.std(axis=0)
+        label = n + (" (centralised)" if SCHEMES[n].centralised else "")
+        (line,) = ax.plot(slots, m, label=label, lw=1.4)
+        ax.fill_between(slots, m - s, m + s, color=line.get_color(), alpha=0.2)
+    g = acc.get("gain_over_single_layer_pct")
+    title = f"QoE vs time slots, {fc.n_cells} cells, T = {fc.period}, mean ± std over {len(fc.seeds)} seeds"
+    if g is not None:
+        title += f"\nhierarchical vs single-layer (last {int(100 * fc.tail)} %): {g:+.1f} %"
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("time slot")
+    ax.set_ylabel(f"network QoE ({fc.smooth}-slot moving average)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_scaling(path: Path, rows: list[dict[str, Any]]) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, axis, key, xl in ((axes[0], "cells", "n_cells", "cells"), (axes[1], "period", "period",
+                                                                         "large timescale T (slots)")):
+        rs = [r for r in rows if r["axis"] == axis]
+        if not rs:
+            continue
+        x = [r[key] for r in rs]
+        ax.plot(x, [r["gain_over_single_layer_pct"] for r in rs], "o-", label="over single-layer DRL")
+        ax.plot(x, [r["gain_over_greedy_pct"] for r in rs], "s--", label="over greedy")
+        ax.set_xlabel(xl)
+        ax.set_ylabel("hierarchical QoE gain (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

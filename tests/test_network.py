@@ -1,0 +1,192 @@
+"""The multi-cell semantic network (semcom.network): environment physics and API, the measured semantic
+table, the schemes, the policy checkpoints."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from semcom.network.agents import (
+    SCHEMES,
+    BatchedMLP,
+    agent_view,
+    best_compression,
+    make_scheme,
+    prior_high,
+    run_scheme,
+)
+from semcom.network.curves import DEFAULT_TABLE, SemanticTable
+from semcom.network.env import NetworkConfig, NetworkCore, dft_codebook, hex_positions, make_env
+from semcom.network.experiment import load_policy, save_policy, tail_mean
+
+torch.set_num_threads(1)
+
+
+def test_env_accuracy_equals_the_measured_curve() -> None:
+    """At every measured (level, SNR) the env's accuracy is the CSV's number; between two grid points it is
+    the straight line in dB; the env's QoE uses that accuracy."""
+    with DEFAULT_TABLE.open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 100
+    core = NetworkCore(NetworkConfig(n_cells=3), 1)
+    core.reset(0)
+    t = core.table
+    for r in rows[::7]:
+        c = t.names.index(r["level"])
+        got = core.qoe(np.full((1, 3), c), np.full((1, 3), float(r["snr_db"])))[0]
+        np.testing.assert_allclose(got, float(r["accuracy"]), atol=1e-12)
+        assert t.values[c] == float(r["values"])
+    c = t.names.index("jtcc_k5")
+    mid = 0.5 * (t.snr_db[3] + t.snr_db[4])
+    assert t.accuracy(np.array(c), np.array(mid)) == pytest.approx(t.accuracy_table[c, 3:5].mean())
+    # held flat outside the grid, and fewer values = more compression = lower accuracy at high SNR
+    assert t.accuracy(np.array(c), np.array(99.0)) == pytest.approx(t.accuracy_table[c, -1])
+    jt = [t.names.index(f"jtcc_k{k}") for k in (5, 4, 3, 2, 1)]
+    assert np.all(np.diff(t.accuracy_table[jt, -1]) < 0)
+    with pytest.raises(ValueError, match="out of range"):
+        t.accuracy(np.array(t.n_levels), np.array(0.0))
+
+
+def test_table_rejects_a_hole(tmp_path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("level,values,snr_db,accuracy\na,10,0,0.5\na,10,5,0.6\nb,5,0,0.4\n")
+    with pytest.raises(ValueError, match="every level"):
+        SemanticTable.from_csv(p)
+    with pytest.raises(FileNotFoundError, match="semcom network curves"):
+        SemanticTable.from_csv(tmp_path / "missing.csv")
+
+
+def test_pettingzoo_parallel_api() -> None:
+    from pettingzoo.test import parallel_api_test
+
+    env = make_env(NetworkConfig(n_cells=3, n_slots=60))
+    parallel_api_test(env, num_cycles=80)
+
+
+def test_reproducible_by_seed_and_episode_ends() -> None:
+    def rollout(seed: int) -> list[np.ndarray]:
+        env = make_env(NetworkConfig(n_cells=3, n_slots=25))
+        obs, _ = env.reset(seed=seed)
+        rng = np.random.default_rng(1)
+        out = [np.stack(list(obs.values()))]
+        while env.agents:
+            acts = {a: rng.integers(0, env.action_space(a).nvec) for a in env.agents}
+            obs, rew, _, trunc, info = env.step(acts)
+            out.append(np.array(list(rew.values())))
+        assert all(trunc.values()) and len(out) == 26
+        return out
+
+    a, b, c = rollout(5), rollout(5), rollout(6)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_invalid_actions_are_refused() -> None:
+    env = make_env(NetworkConfig(n_cells=3))
+    env.reset(seed=0)
+    ok = {a: np.array([0, 0, 0]) for a in env.agents}
+    with pytest.raises(ValueError, match="invalid action for bs_1"):
+        env.step({**ok, "bs_1": np.array([8, 0, 0])})
+    with pytest.raises(ValueError, match="invalid action for bs_0"):
+        env.step({**ok, "bs_0": np.array([0.5, 0, 0])})
+    with pytest.raises(ValueError, match="missing"):
+        env.step({"bs_0": np.array([0, 0, 0])})
+    core = NetworkCore(NetworkConfig(n_cells=3), 1)
+    core.reset(0)
+    with pytest.raises(ValueError, match="power action out of range"):
+        core.step(np.zeros((1, 3), int), np.full((1, 3), 5), np.zeros((1, 3), int))
+    with pytest.raises(ValueError, match="n_cells"):
+        NetworkConfig(n_cells=1)
+
+
+def test_geometry_and_codebook() -> None:
+    xy = hex_positions(19, 400.0)
+    d = np.sort(np.hypot(xy[:, 0], xy[:, 1]))
+    np.testing.assert_allclose(d, [0] + [400] * 6 + [400 * np.sqrt(3)] * 6 + [800] * 6, atol=1e-6)
+    f = dft_codebook(8, 8)
+    np.testing.assert_allclose(f @ f.conj().T, np.eye(8), atol=1e-12)  # 8 orthonormal DFT beams
+
+
+def test_sinr_and_fading_against_theory() -> None:
+    """SINR = own received power / (the others' + noise); the fading's lag-1 correlation is rho."""
+    cfg = NetworkConfig(n_cells=3, rho=0.64)
+    core = NetworkCore(cfg, 200)
+    core.reset(1)
+    beam = np.random.default_rng(0).integers(0, 8, (200, 3))
+    power = np.full((200, 3), 2)
+    a0 = core.alpha.copy()
+    m = core.step(beam, power, np.zeros((200, 3), int))
+    G = core.beam_gains()
+    p = core.power_w[2]
+    k = 1
+    sig = p * G[np.arange(200), k, k, beam[:, k]]
+    intf = sum(p * G[np.arange(200), j, k, beam[:, j]] for j in (0, 2))
+    np.testing.assert_allclose(m["sinr_db"][:, k], 10 * np.log10(sig / (intf + core.noise_w)), rtol=1e-9)
+    r = np.mean(core.alpha * a0.conj()).real / np.mean(np.abs(a0) ** 2)
+    assert r == pytest.approx(0.64, abs=0.05)  # 200 x 9 x 4 draws: std ~0.01
+
+
+def test_batched_mlp_agents_are_independent() -> None:
+    net = BatchedMLP(3, 4, 2, (8,))
+    x = torch.randn(5, 3, 4)
+    y = net(x)
+    x2 = x.clone()
+    x2[:, 1] += 1.0
+    y2 = net(x2)
+    assert torch.equal(y[:, 0], y2[:, 0]) and torch.equal(y[:, 2], y2[:, 2])
+    assert not torch.equal(y[:, 1], y2[:, 1])
+    with pytest.raises(ValueError, match="expected"):
+        net(torch.randn(5, 2, 4))
+
+
+def test_priors_and_greedy_are_local_best_responses() -> None:
+    """The best compression at a predicted SINR is the argmax of the table-based QoE; the high level's
+    prior ranks max power on the best beam first where it is saturated."""
+    core = NetworkCore(NetworkConfig(n_cells=3), 1)
+    obs = core.reset(2)
+    sinr = np.array([[0.0, 10.0, 30.0]])
+    best = best_compression(core, sinr)
+    qs = np.stack([core.qoe(np.full((1, 3), c), sinr)[2] for c in range(core.C)], -1)
+    assert np.array_equal(best, qs.argmax(-1))
+    pr = prior_high(core, agent_view(core, obs))
+    assert pr.shape == (1, 3, 8 * 5)
+
+
+def test_quick_training_beats_random_and_learns(tmp_path) -> None:
+    """A short online run on a tiny network: the hierarchical scheme ends far above random and above its
+    own exploration phase; its checkpoints load back into the same greedy policy."""
+    cfg = NetworkConfig(n_cells=3, n_slots=400, period=10)
+    res = {}
+    for name in ("hierarchical", "random"):
+        core = NetworkCore(cfg, 1)
+        scheme = make_scheme(name, core, 0)
+        res[name] = run_scheme(scheme, 0, 400)["qoe"]
+        if name == "hierarchical":
+            trained = scheme
+    h, r = tail_mean(res["hierarchical"], 0.2), tail_mean(res["random"], 0.2)
+    assert h > r + 0.2
+    assert h > res["hierarchical"][:40].mean() + 0.1
+    save_policy(tmp_path / "hierarchical", trained, cfg, trained.high.cfg, {"seed": 0})
+    core = NetworkCore(cfg, 1)
+    loaded = load_policy(tmp_path / "hierarchical", core)
+    obs = core.reset(9)
+    trained.explore = False
+    trained.t = loaded.t = 0
+    trained.core = core
+    for a, b in zip(trained.act(obs), loaded.act(obs), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_every_scheme_runs_and_fp_is_marked_centralised() -> None:
+    cfg = NetworkConfig(n_cells=3, n_slots=30)
+    for name, cls in SCHEMES.items():
+        core = NetworkCore(replace(cfg), 1)
+        out = run_scheme(make_scheme(name, core, 0), 0, 30)
+        assert out["qoe"].shape == (30,) and np.all((out["qoe"] >= 0) & (out["qoe"] <= 1))
+        assert cls.centralised == (name == "fp")
+    with pytest.raises(ValueError, match="unknown scheme"):
+        make_scheme("nope", NetworkCore(cfg, 1), 0)
