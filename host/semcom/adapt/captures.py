@@ -248,3 +248,35 @@ def capture(channel: nn.Module, values: torch.Tensor, snr_db: float, *, seed: in
     return Captures(x=flat.numpy(), y=np.where(delivered[:, None], y, 0.0), delivered=delivered, h_est=h,
                     noise_var=nv, snr_est_db=est, scale=sc, snr_setting_db=np.full(b, float(snr_db)),
                     meta=meta)
+
+
+def captures_from_frames(layout: OfatLayout, frames: list[tuple[dict[str, Any], dict[str, np.ndarray]]],
+                         sent: dict[int, np.ndarray], snr_setting_db: float, *, equalizer: str = "mmse",
+                         provenance: str = "recording", note: str = "") -> Captures:
+    """Captures from receiver frames ``(meta, {"Y", "H"})`` as ``ofat_rx`` emits them (a SigMF recording
+    replayed through it, or ``semcom.loopback.run_burst``) and the values sent per sequence number;
+    a sequence number sent but not among the frames is a lost frame."""
+    from semcom.ofat.equalize import reconstruct_payload
+
+    got = {int(m["seq"]): (m, t) for m, t in frames}
+    seqs = sorted(sent)
+    n = max(int(np.asarray(v).size) for v in sent.values())
+    b = len(seqs)
+    x = np.zeros((b, n), np.float32)
+    y = np.zeros_like(x)
+    h = np.zeros((b, layout.n_data_carriers, layout.n_rx, layout.n_tx), np.complex64)
+    nv, est, sc = (np.full(b, np.nan) for _ in range(3))
+    delivered = np.zeros(b, bool)
+    for i, seq in enumerate(seqs):
+        x[i] = np.asarray(sent[seq], np.float32).reshape(-1)
+        if seq not in got:
+            continue
+        meta, t = got[seq]
+        y[i] = np.asarray(reconstruct_payload(layout, t["H"], t["Y"], shape=(n,), scale=meta["scale"],
+                                              noise_var=meta["noise_var"], method=equalizer), np.float32)
+        h[i], nv[i], est[i], sc[i] = t["H"], meta["noise_var"], meta["snr_db"], meta["scale"]
+        delivered[i] = True
+    meta_out = {"provenance": provenance, "equalizer": equalizer, "layout": layout.to_dict(), "seed": None,
+                "note": note, "format": "values per frame, C order"}
+    return Captures(x=x, y=y, delivered=delivered, h_est=h, noise_var=nv, snr_est_db=est, scale=sc,
+                    snr_setting_db=np.full(b, float(snr_setting_db)), meta=meta_out)

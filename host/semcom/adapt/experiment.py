@@ -44,7 +44,7 @@ from torch import nn
 
 from semcom.adapt.captures import Captures, capture
 from semcom.adapt.cgan import CGANChannel, GanConfig
-from semcom.adapt.fidelity import awgn_control, fidelity_rows
+from semcom.adapt.fidelity import awgn_control, fidelity_rows, fisher_combined
 from semcom.jscc.model import DeepJSCC, JSCCConfig
 from semcom.jscc.train import TrainConfig, evaluate_psnr, psnr_per_image, train_step
 from semcom.progress import progress_bar
@@ -77,8 +77,8 @@ class AdaptConfig:
     ft_lr_min: float = 1e-5
     real_samples: int = 256           # real frames per SNR step (arms real and cgan)
     probe_frames: int = 512
-    gan: GanConfig = field(default_factory=lambda: GanConfig(epochs=6))
-    gan_step_epochs: int = 3          # re-fit epochs at each step (warm start)
+    gan: GanConfig = field(default_factory=lambda: GanConfig(epochs=10))
+    gan_step_epochs: int = 6          # re-fit epochs at each step (warm start)
     fidelity_samples: int = 800       # REs per sample in the two-sample test
     n_perm: int = 999
     alpha: float = 0.05               # family-wise over all (seed, SNR) tests (Bonferroni)
@@ -379,6 +379,8 @@ def summarize(cfg: AdaptConfig, rows: list[dict], rec: list[dict], fid: list[dic
         "mmd_cgan_rejections_at_0.05_per_test": int(sum(f["cgan_mmd_p"] <= 0.05 for f in fid)),
         "mmd_awgn_rejections_at_0.05_per_test": int(sum(f["awgn_mmd_p"] <= 0.05 for f in fid)),
         "mmd_cgan_p_min": float(min(f["cgan_mmd_p"] for f in fid)),
+        "mmd_cgan_fisher_combined_p": fisher_combined([f["cgan_mmd_p"] for f in fid]),
+        "mmd_awgn_fisher_combined_p": fisher_combined([f["awgn_mmd_p"] for f in fid]),
         "mmd_awgn_p_max": float(max(f["awgn_mmd_p"] for f in fid)),
         "initial_training_psnr_rises": bool(all(v[-1] > v[0] for v in by_seed_initial.values())),
         "each_drop_costs_psnr_db_min": float(min(drop_costs)),

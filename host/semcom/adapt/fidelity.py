@@ -73,13 +73,20 @@ def awgn_control(cap: Captures, seed: int = 0) -> AWGNChannel:
     return AWGNChannel(-10 * np.log10(err), seed=seed)
 
 
-def re_features(x: Tensor, y: Tensor, std: Tensor, cond: Tensor, n_tx: int) -> np.ndarray:
+def re_features(x: Tensor, y: Tensor, std: Tensor) -> np.ndarray:
     """The feature map the two-sample test compares per RE (the same for both samples, so the test stays
-    valid): x, the error ``y - x`` in units of the std the receiver expects from its side information,
-    and the expected log noise variances. The scaled error exposes a model that gets the noise level
-    per subcarrier wrong (the AWGN control) to a kernel test of moderate sample size."""
-    log_var = cond[:, 2 * n_tx * n_tx: 2 * n_tx * n_tx + n_tx]
-    return torch.cat([x, (y - x) / std, log_var], 1).numpy()
+    valid): x and the error ``y - x`` in units of the std the receiver expects from its side information
+    on that RE. The scaled error exposes a model that gets the noise level per subcarrier wrong (the
+    AWGN control) or the MMSE shrinkage (its dependence on x) to a kernel test of moderate sample size."""
+    return torch.cat([x, (y - x) / std], 1).numpy()
+
+
+def fisher_combined(p_values: list[float]) -> float:
+    """Fisher's combination of independent p-values (here: seeds x SNR steps) into one p-value."""
+    from scipy.stats import chi2
+
+    p = np.clip(np.asarray(p_values, float), 1e-300, 1.0)
+    return float(chi2.sf(-2.0 * np.log(p).sum(), 2 * p.size))
 
 
 @torch.no_grad()
@@ -105,8 +112,7 @@ def fidelity_rows(channel: CGANChannel, held_out: Captures, awgn: AWGNChannel, *
     pick_b = half + torch.randperm(n - half, generator=gen)[:n_samples]
     frame = torch.arange(n) // (n // cap.n_frames)  # the frame each RE row came from
     out: dict[str, Any] = {"n_frames": cap.n_frames, "n_re": n, "n_test_samples": int(len(pick_a))}
-    real_feat = re_features(rows["x"][pick_a], rows["y"][pick_a], rows["std"][pick_a], rows["cond"][pick_a],
-                            nt)
+    real_feat = re_features(rows["x"][pick_a], rows["y"][pick_a], rows["std"][pick_a])
     # Weak / strong REs by the expected equaliser noise (the mean log variance of the RE's streams).
     strength = rows["cond"][:, 2 * nt * nt: 2 * nt * nt + nt].mean(1)
     weak = strength >= torch.quantile(strength, 0.75)
@@ -119,7 +125,7 @@ def fidelity_rows(channel: CGANChannel, held_out: Captures, awgn: AWGNChannel, *
         out[f"{name}_err_var_strong_db"] = float(10 * np.log10(e[strong.numpy()].var()))
         out[f"{name}_err_kurtosis"] = float(np.mean(e**4) / np.mean(e**2) ** 2)
         if name != "real":
-            feat = re_features(rows["x"][pick_b], y[pick_b], rows["std"][pick_b], rows["cond"][pick_b], nt)
+            feat = re_features(rows["x"][pick_b], y[pick_b], rows["std"][pick_b])
             mmd, p = mmd_test(real_feat, feat, n_perm=n_perm, seed=seed, groups_a=frame[pick_a].numpy(),
                               groups_b=frame[pick_b].numpy())
             out[f"{name}_mmd2"] = mmd
