@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python benchmarks/run.py "$@"
+.venv/bin/python benchmarks/run.py "$@"
+exec .venv/bin/python benchmarks/lightweight.py "$@"   # compressed DeepJSCC encoders: latency ratios

@@ -199,3 +199,26 @@ def test_compressed_checkpoint_runs_over_torch_channel_and_flowgraph(quick_run, 
     assert rows[1]["frames"] == "10" and rows[1]["lost"] == "0"
     assert torch_psnr > 25
     assert abs(torch_psnr - flowgraph_psnr) < 1.0
+
+
+def test_jtcc_encoder_variants_prune_and_quantize_the_token_link() -> None:
+    from semcom.agents.jtcc import JTCC
+    from semcom.lightweight.tokens import token_variants
+
+    torch.manual_seed(0)
+    link = JTCC(d=32, m=8, hidden=64).eval()
+    tokens = torch.randn(4, 5, 32)
+    variants = {(a, b): enc for a, b, enc in token_variants(link.encoder, (0.0, 0.5, 0.9))}
+    n_weights = 32 * 64 + 64 * 8
+    for a in (0.5, 0.9):
+        ws = torch.cat([m.weight.flatten() for m in variants[(a, "fp32")].modules()
+                        if isinstance(m, torch.nn.Linear)])
+        assert int((ws == 0).sum()) == round(a * n_weights)
+    int8 = variants[(0.0, "int8")]
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.modules())
+    with torch.no_grad():
+        z, zq = link.encoder(tokens), int8(tokens)
+    assert float((zq - z).norm() / z.norm()) < 0.05
+    # the shipped encoder is left as it was
+    assert all(int((m.weight == 0).sum()) == 0 for m in C.make_permanent(link.encoder).modules()
+               if isinstance(m, torch.nn.Linear))

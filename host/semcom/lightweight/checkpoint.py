@@ -42,7 +42,8 @@ __all__ = ["KIND", "CheckpointError", "load_codec", "load_compressed", "save_com
 
 def weights_kind(encoder: nn.Module) -> str:
     """"int8" for a converted int8 encoder, else "fp32" (fp16 is a storage choice of ``save_compressed``)."""
-    return "int8" if any(isinstance(m, torch.ao.nn.quantized.Conv2d) for m in encoder.modules()) else "fp32"
+    nnq = torch.ao.nn.quantized
+    return "int8" if any(isinstance(m, (nnq.Conv2d, nnq.Linear)) for m in encoder.modules()) else "fp32"
 
 
 def _check_config(config: dict[str, Any]) -> tuple[JSCCConfig, JSCCConfig, str]:

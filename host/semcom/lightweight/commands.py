@@ -23,6 +23,9 @@ from .experiment import TEACHER, LightweightExperiment, run_experiment
 
 DEFAULT_OUT = "experiments/lightweight/output"
 LOOPBACK_TOLERANCE_DB = 0.3
+PARTS = ("jscc", "tokens", "loopback")
+# the compressed encoders run over the flowgraph: int8 alone, channel-pruned + int8, distilled + int8
+LOOPBACK_CHECKPOINTS = ("int8_ptq", "structured50_int8", "student_int8")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loopback", type=int, default=None, metavar="N",
                    help="test images per SNR through the loopback flowgraph for the headline checkpoints "
                         "(default 100; quick: 0 = skip)")
+    p.add_argument("--tokens", type=int, default=None, metavar="N",
+                   help="test questions for the JTCC token-link sweep (default 1000; quick: 0 = skip)")
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                   help="jscc: the DeepJSCC sweep (checkpoints, CSV, PNG); tokens: the JTCC sweep; loopback: "
+                        "the saved checkpoints over the flowgraph (without jscc: added to an earlier run)")
     p.add_argument("--out", default=DEFAULT_OUT, help="results.csv/.png, summary.csv/.json, checkpoints/")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
@@ -86,15 +94,31 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     command = "semcom " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["lightweight"] else ""
     t0 = time.perf_counter()
-    try:
-        summary = run_experiment(exp, out, progress=not args.no_progress, command=command)
-    except CheckpointError as err:
-        print(f"error: {err}")
+    parts = set(args.parts)
+    if "jscc" in parts:
+        try:
+            summary = run_experiment(exp, out, progress=not args.no_progress, command=command)
+        except CheckpointError as err:
+            print(f"error: {err}")
+            return 2
+    elif (out / "summary.json").is_file():   # add the other parts to an earlier run's outputs
+        summary = json.loads((out / "summary.json").read_text())
+    else:
+        print(f"error: {out / 'summary.json'} not found: run with --parts jscc first")
         return 2
-    if n_loop > 0:
-        summary["loopback"] = loopback_check(summary["checkpoints"], exp, n_loop, out, not args.no_progress)
-        summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    n_tokens = args.tokens if args.tokens is not None else (0 if args.quick else 1000)
+    if "tokens" in parts and n_tokens > 0:
+        from .tokens import jtcc_sweep, plot_tokens
+
+        rows = jtcc_sweep(n_tokens, exp.snrs, exp.channels, out_dir=out, progress=not args.no_progress)
+        write_csv(out / "tokens.csv", rows)
+        plot_tokens(out / "tokens.png", rows)
+        summary["tokens"] = {"command": command, "rows": rows}
+    if "loopback" in parts and n_loop > 0:
+        ships = {k: v for k, v in summary["checkpoints"].items() if k in LOOPBACK_CHECKPOINTS}
+        summary["loopback"] = loopback_check(ships, exp, n_loop, out, not args.no_progress)
+    summary[f"wall_seconds_{'_'.join(sorted(parts))}"] = round(time.perf_counter() - t0, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print(summary, out)
     return 0
 
@@ -113,7 +137,7 @@ def _print(summary: dict, out: Path) -> None:
                   f"{r['nonzero_macs']:>9s}")
     met = [k for k, v in summary["acceptance"]["candidates"].items() if v["meets_size_and_psnr"]]
     print(f"\n>= 3x smaller and <= 0.5 dB: {met or 'none'}")
-    print(f"wall time {summary['wall_seconds']} s; outputs in {out}")
+    print(f"outputs in {out}")
 
 
 def _read(path: Path):

@@ -61,17 +61,21 @@ class LightweightExperiment:
     magnitude: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     magnitude_finetune: tuple[float, ...] = (0.5, 0.7, 0.9)
     structured: tuple[float, ...] = (0.25, 0.5, 0.75)   # fraction of each hidden layer's filters removed
-    finetune: C.FineTuneConfig = field(default_factory=lambda: C.FineTuneConfig(epochs=3, lr=1e-3,
-                                                                                 max_seconds=120.0))
+    # magnitude pruning keeps the architecture: a gentle lr (1e-3 pulls even the unpruned encoder away
+    # from the frozen decoder it was trained with); channel pruning has more to recover: more and faster
+    finetune: C.FineTuneConfig = field(default_factory=lambda: C.FineTuneConfig(epochs=2, lr=3e-4,
+                                                                                 max_seconds=150.0))
+    finetune_structured: C.FineTuneConfig = field(default_factory=lambda: C.FineTuneConfig(
+        epochs=3, lr=1e-3, max_seconds=150.0))
     qat: C.FineTuneConfig = field(default_factory=lambda: C.FineTuneConfig(epochs=1, lr=1e-4,
                                                                             max_seconds=120.0))
     student_hidden: tuple[int, int] = (8, 16)
     distill: C.FineTuneConfig = field(default_factory=lambda: C.FineTuneConfig(epochs=8, lr=2e-3,
-                                                                                max_seconds=180.0))
+                                                                                max_seconds=150.0))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("finetune", "qat", "distill"):
+        for k in ("finetune", "finetune_structured", "qat", "distill"):
             d[k] = getattr(self, k).to_dict()
         for k in ("seeds", "snrs", "channels", "magnitude", "magnitude_finetune", "structured",
                   "student_hidden"):
@@ -84,7 +88,7 @@ class LightweightExperiment:
         small = C.FineTuneConfig(epochs=1, batch_size=16, lr=1e-3)
         return cls(teacher=teacher, n_train=48, n_test=24, n_calibration=16, seeds=(0,), channels=("awgn",),
                    magnitude=(0.0, 0.5), magnitude_finetune=(0.5,), structured=(0.5,), finetune=small,
-                   qat=small, distill=small)
+                   finetune_structured=small, qat=small, distill=small)
 
 
 @dataclass
@@ -165,7 +169,11 @@ def run_experiment(exp: LightweightExperiment, out_dir: str | Path, progress: bo
                       lambda a=a: C.compact(C.channel_prune(copy.deepcopy(base), a))))
             for s in exp.seeds:
                 v.append(("structured", a, "fp32", "fine-tuned", s, lambda a=a, s=s: C.compact(tuned(
-                    C.channel_prune(copy.deepcopy(base), a), exp.finetune, s, "fine-tune"))))
+                    C.channel_prune(copy.deepcopy(base), a), exp.finetune_structured, s, "fine-tune"))))
+                # the pruned teacher as the student's starting point: fine-tuned with the distillation loss
+                v.append(("structured", a, "fp32", "distilled", s, lambda a=a, s=s: tuned(
+                    C.compact(C.channel_prune(copy.deepcopy(base), a)), exp.distill, s, "distill",
+                    teacher_encoder=base)))
         for s in exp.seeds:
             student = JSCCConfig(c=teacher.cfg.c, hidden=exp.student_hidden, kernel=teacher.cfg.kernel)
             v.append(("student", 0.0, "fp32", "distilled", s, lambda s=s, cfg=student: tuned(
@@ -233,8 +241,8 @@ def _headline(v: Variant) -> str | None:
     """Checkpoint name for the variants worth shipping (first seed only), else None."""
     names = {("teacher", 0.0, "int8", "ptq"): "int8_ptq",
              ("teacher", 0.0, "int8", "qat"): "int8_qat",
-             ("structured", 0.5, "fp32", "fine-tuned"): "structured50_fp32",
-             ("structured", 0.5, "int8", "fine-tuned+ptq"): "structured50_int8",
+             ("structured", 0.5, "fp32", "distilled"): "structured50_fp32",
+             ("structured", 0.5, "int8", "distilled+ptq"): "structured50_int8",
              ("student", 0.0, "int8", "distilled+ptq"): "student_int8"}
     return names.get((v.method, v.amount, v.bits, v.how))
 
@@ -299,17 +307,20 @@ def plot(path: Path, summary_rows: list[dict[str, Any]], exp: LightweightExperim
                                        (("magnitude", "fp32", "fine-tuned"), "-o"),
                                        (("structured", "fp32", "none"), ":s"),
                                        (("structured", "fp32", "fine-tuned"), "-s"),
-                                       (("structured", "int8", "fine-tuned+ptq"), "--^")):
+                                       (("structured", "fp32", "distilled"), "-D"),
+                                       (("structured", "int8", "distilled+ptq"), "--^")):
         for snr in exp.snrs:
             pts = sorted((r["amount"], r["psnr_mean_db"], r["psnr_std_db"]) for r in rows
                          if (r["method"], r["bits"], r["how"], r["snr_db"]) == (method, bits, how, snr))
-            if method == "magnitude" and how == "none":
-                pts = [(0.0, *_teacher_psnr(rows, snr))] + pts
+            if how == "none":   # 0 % = the teacher itself
+                pts = [(0.0, *_point(rows, ("teacher", 0.0, "fp32", "none"), snr))] + pts
+            elif method == "structured" and how == "fine-tuned":   # 0 % = the fine-tuned unpruned control
+                pts = [(0.0, *_point(rows, ("magnitude", 0.0, "fp32", "fine-tuned"), snr))] + pts
             if pts:
                 a, m, s = zip(*pts, strict=True)
                 ax.errorbar(np.array(a) * 100, m, yerr=s, fmt=style, ms=4, capsize=2,
                             label=f"{method} {bits} {how}, {snr:g} dB")
-    ax.set_xlabel("pruned fraction (%): magnitude = of conv weights, structured = of hidden filters")
+    ax.set_xlabel("pruned (%): magnitude = of conv weights, structured = of hidden filters", fontsize=8)
     ax.set_ylabel("PSNR (dB)")
     ax.set_ylim(bottom=max(10.0, ax.get_ylim()[0]))
     ax.legend(fontsize=6)
@@ -318,7 +329,7 @@ def plot(path: Path, summary_rows: list[dict[str, Any]], exp: LightweightExperim
     bit_order = ["fp32", "fp16", "int8"]
     for (method, amount, hows), marker in ((("teacher", 0.0, ("none", "ptq")), "o"),
                                            (("teacher", 0.0, ("none", "qat")), "x"),
-                                           (("structured", 0.5, ("fine-tuned", "fine-tuned+ptq")), "s"),
+                                           (("structured", 0.5, ("distilled", "distilled+ptq")), "s"),
                                            (("student", 0.0, ("distilled", "distilled+ptq")), "^")):
         for snr in exp.snrs:
             pts = []
@@ -338,9 +349,9 @@ def plot(path: Path, summary_rows: list[dict[str, Any]], exp: LightweightExperim
     ax = axes[2]
     snr0 = exp.snrs[0]
     named = [r for r in rows if r["snr_db"] == snr0 and r["bits"] in ("fp32", "int8")
-             and (r["method"] != "magnitude" or r["how"] == "fine-tuned")]
+             and (r["method"] == "teacher" or r["how"] != "none")]
     named.sort(key=lambda r: -r["encoder_bytes"])
-    labels = [f"{r['method'][:6]} {r['amount']:g} {r['bits']} {r['how'].replace('fine-tuned', 'ft')}"
+    labels = [f"{r['method']} {r['amount']:g} {r['bits']} {r['how'].replace('fine-tuned', 'ft')}"
               for r in named]
     y = np.arange(len(named))
     ax.barh(y - 0.2, [r["encoder_bytes"] / 1024 for r in named], 0.4, label="encoder file (KiB)")
@@ -353,8 +364,6 @@ def plot(path: Path, summary_rows: list[dict[str, Any]], exp: LightweightExperim
     plt.close(fig)
 
 
-def _teacher_psnr(rows: list[dict[str, Any]], snr: float) -> tuple[float, float]:
-    r = next(r for r in rows
-             if (r["method"], r["bits"], r["how"], r["snr_db"]) == ("teacher", "fp32", "none", snr))
+def _point(rows: list[dict[str, Any]], key: tuple, snr: float) -> tuple[float, float]:
+    r = next(r for r in rows if (r["method"], r["amount"], r["bits"], r["how"], r["snr_db"]) == (*key, snr))
     return r["psnr_mean_db"], r["psnr_std_db"]
-
