@@ -25,6 +25,8 @@ from semcom.partial.model import (
 from semcom.partial.scenes import DIGIT, INK_MARGIN, make_scenes, n_fragments
 from semcom.partial.train import load_partial, save_partial
 
+torch.set_num_threads(1)  # as the CLIs do: two threads on this shared 2-core machine are far slower
+
 
 @pytest.fixture(scope="module")
 def digits():

@@ -43,6 +43,7 @@ def test_known_encoding():
     bits = "0001" + "0011" + "0001" + "00011100" + format(5, "010b") + format(783, "010b")
     assert data[:-1] == int(bits, 2).to_bytes(5, "big")
     assert data[-1] == crc8(data[:-1])
+    assert data.hex(" ") == "13 11 c0 17 0f 79"  # the worked example of docs/wire-protocol.md
     assert decode(data) == msg
 
 

@@ -32,9 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-ofat", type=int, default=100, help="test scenes per source size over OFAT")
     p.add_argument("--no-ofat", action="store_true", help="skip the OFAT torch channel + flowgraph part")
     p.add_argument("--no-jscc", action="store_true", help="skip the whole-image JSCC baseline")
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--steps-per-epoch", type=int, default=100)
-    p.add_argument("--jscc-steps-per-epoch", type=int, default=50)
+    p.add_argument("--jscc-steps-per-epoch", type=int, default=100)
+    p.add_argument("--random-share", type=float, default=0.3,
+                   help="share of training batches with random places (the same receiver serves both)")
     p.add_argument("--batch-size", type=int, default=48)
     p.add_argument("--clutter", type=float, default=1.0, help="clutter fragments per 28x28 of free area")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time cap per training run")
@@ -54,7 +56,7 @@ def experiment_from_args(args: argparse.Namespace):
         args.n_test, args.n_ofat, args.epochs, args.steps_per_epoch = 40, 6, 1, 4
         args.jscc_steps_per_epoch, args.batch_size = 4, 16
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
-                        clutter=args.clutter,
+                        clutter=args.clutter, random_share=args.random_share,
                         max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes)
     return PartialExperiment(patches=tuple(args.patches), sizes=tuple(args.sizes), rounds=args.rounds,
                              agents=args.agents, seeds=tuple(args.seeds), snr_db=args.snr, n_test=args.n_test,

@@ -64,7 +64,7 @@ class PartialExperiment:
     ofat: bool = True                 # run the OFAT part (torch channel and flowgraph)
     jscc: bool = True                 # train and evaluate the whole-image baseline
     train: TrainConfig = field(default_factory=TrainConfig)
-    jscc_steps_per_epoch: int = 50
+    jscc_steps_per_epoch: int = 100
 
     def budget(self, patch: int, size: int, rounds: int) -> int:
         """Complex channel uses of a guided episode after ``rounds`` rounds: the coarse view + the patches."""

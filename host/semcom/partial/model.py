@@ -321,11 +321,12 @@ class WholeImageJSCC(nn.Module):
         super().__init__()
         self.k_max = int(k_max)
         w = width
+        # Batch-normalised convs: without normalisation the mixed-size training stayed at chance.
         self.features = nn.Sequential(
-            nn.Conv2d(1, w, 5, stride=2, padding=2), nn.PReLU(w),
-            nn.Conv2d(w, w, 5, stride=2, padding=2), nn.PReLU(w),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.PReLU(2 * w),
-            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.PReLU(2 * w))
+            nn.Conv2d(1, w, 5, stride=2, padding=2), nn.BatchNorm2d(w), nn.ReLU(),
+            nn.Conv2d(w, w, 5, stride=2, padding=2), nn.BatchNorm2d(w), nn.ReLU(),
+            nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU())
         # Global max + mean pooling: the digit may be anywhere on the canvas.
         self.project = nn.Linear(4 * w, 2 * self.k_max)
         self.norm = PowerNormalize()
@@ -336,7 +337,7 @@ class WholeImageJSCC(nn.Module):
         """(B, S, S) -> (B, 2k) reals, unit mean complex-symbol power."""
         if not 1 <= k <= self.k_max:
             raise ValueError(f"k = {k} channel uses outside 1..{self.k_max}")
-        f = self.features(image.unsqueeze(1) - 0.5)
+        f = self.features(image.unsqueeze(1))
         z = self.project(torch.cat([f.amax(dim=(2, 3)), f.mean(dim=(2, 3))], dim=1))
         return self.norm(z[:, :2 * k])
 

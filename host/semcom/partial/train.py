@@ -37,7 +37,7 @@ Tensor = torch.Tensor
 class TrainConfig:
     """What ``fit`` reads, plus the episode settings (stored in the checkpoint's metadata)."""
 
-    epochs: int = 5
+    epochs: int = 8
     batch_size: int = 48
     steps_per_epoch: int = 100
     lr: float = 2e-3
@@ -48,7 +48,7 @@ class TrainConfig:
     rounds: int = 4
     agents: int = 2
     snr_db: tuple[float, float] = (5.0, 15.0)    # training SNR, uniform per scene (dB)
-    random_share: float = 0.5
+    random_share: float = 0.3
     relevance_weight: float = 1.0
     clutter: float = 1.0
 
