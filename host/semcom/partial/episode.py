@@ -53,6 +53,7 @@ class Episode:
     feedback_bits: int = 0                                  # downlink control bits, all scenes
     position_bits: int = 0                                  # uplink place indices, all scenes
     channel_uses: int = 0                                   # complex channel uses, all scenes
+    uses_after: list[int] = field(default_factory=list)     # channel_uses after each round
 
 
 def _pick(scores: Tensor, asked: Tensor, agents: int, sample: bool, generator: torch.Generator) -> Tensor:
@@ -125,6 +126,7 @@ def run_episode(edge: PatchEncoder, receiver: Receiver, scenes: Scenes, *, round
             z = (channel(flat) if snr_db is None else channel(flat, snr_db=snr_db)).reshape(z.shape)
         ep.channel_uses += b * z.shape[1] * z.shape[2] // 2
         ep.position_bits += b * agents * index_bits(g)
+        ep.uses_after.append(ep.channel_uses)
         logits, state, decoded = receiver.update(state, z, places, size)
         if train:
             logp = F.log_softmax(receiver.locate(state, size), dim=1)

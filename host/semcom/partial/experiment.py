@@ -140,6 +140,7 @@ def evaluate_sampling(model: PartialSampler, scenes, *, rounds: int, agents: int
                       seed: int, link: FeedbackLink | None = None) -> dict[str, Any]:
     """Accuracy after every round (list of R), and the bits and channel uses per scene."""
     correct = np.zeros(rounds)
+    uses_after = np.zeros(rounds)
     fb = pos = uses = 0
     n = scenes.image.shape[0]
     gen = torch.Generator().manual_seed(seed)
@@ -149,9 +150,10 @@ def evaluate_sampling(model: PartialSampler, scenes, *, rounds: int, agents: int
         ep = run_episode(model.edge, model.receiver, part, rounds=rounds, agents=agents, mode=mode,
                          channel=channel, generator=gen, link=link)
         correct += [float((lg.argmax(1) == part.label).sum()) for lg in ep.logits]
+        uses_after += ep.uses_after
         fb, pos, uses = fb + ep.feedback_bits, pos + ep.position_bits, uses + ep.channel_uses
     return {"accuracy": list(correct / n), "feedback_bits": fb / n, "position_bits": pos / n,
-            "channel_uses": uses / n}
+            "channel_uses": uses / n, "channel_uses_after": list(uses_after / n)}
 
 
 @torch.no_grad()
@@ -164,8 +166,8 @@ def evaluate_jscc(model: WholeImageJSCC, scenes, k: int, channel) -> float:
 
 
 def _sampling_rows(res: dict, base: dict, rounds: int) -> list[dict]:
-    per_round = res["channel_uses"] / rounds
-    return [base | {"round": r + 1, "accuracy": res["accuracy"][r], "channel_uses": per_round * (r + 1),
+    return [base | {"round": r + 1, "accuracy": res["accuracy"][r],
+                    "channel_uses": res["channel_uses_after"][r],
                     "feedback_bits": res["feedback_bits"] / rounds * (r + 1),
                     "position_bits": res["position_bits"] / rounds * (r + 1)} for r in range(rounds)]
 
@@ -242,6 +244,7 @@ def run_experiment(exp: PartialExperiment, out_dir: str | Path, *, retrain: bool
     write_csv(out / "summary.csv", summary_rows)
     checks = acceptance(summary_rows, exp)
     plot(summary_rows, exp, out)
+    (out / "tables.md").write_text(tables(summary_rows, exp))
     summary = {"experiment": exp.to_dict(), "command": command, "checks": checks, "ofat": ofat_info,
                "train_seconds": train_info, "wall_seconds": round(time.perf_counter() - t_start, 1),
                "feedback_bytes_per_message": {f"{p}x{p} @ {s}px": message_bytes(grid_side(s, p), exp.agents)
@@ -322,6 +325,36 @@ def acceptance(summary: list[dict], exp: PartialExperiment) -> dict[str, Any]:
             "ok": effect[lo]["guided_minus_random_at_R"] > effect[hi]["guided_minus_random_at_R"],
             "mean_over_sizes_above_28": effect}
     return checks
+
+
+def tables(summary: list[dict], exp: PartialExperiment) -> str:
+    """Markdown tables of the accuracy (mean ± std over seeds), one per channel and sampling size."""
+    def cell(c: str, p: int, s: int, mode: str, r: int) -> str:
+        try:
+            m, sd = _acc(summary, c, p, s, mode, r)
+        except KeyError:
+            return "–"
+        return f"{100 * m:.1f} ± {100 * sd:.1f}"
+
+    lines: list[str] = []
+    for c in dict.fromkeys(r["channel"] for r in summary):
+        for p in [q for q in exp.patches if any(r["channel"] == c and r["patch"] == q for r in summary)]:
+            head = " | ".join(f"{s} px" for s in exp.sizes)
+            lines += [f"\n**{c}, {p}x{p} patches, {exp.agents} agents, {exp.snr_db:g} dB** "
+                      "(accuracy %, mean ± std over seeds)\n", f"| method | {head} |",
+                      "|---|" + "---|" * len(exp.sizes)]
+            for mode, label in (("guided", "guided"), ("random", "random places"),
+                                ("whole", "whole-image JSCC")):
+                rows = {(x["source_size"], x["round"]): x for x in summary
+                        if x["channel"] == c and x["patch"] == p and x["mode"] == mode}
+                for r in range(1, exp.rounds + 1):
+                    if not rows:
+                        continue
+                    uses = [rows[(s, r)]["channel_uses"] for s in exp.sizes if (s, r) in rows]
+                    cells = " | ".join(cell(c, p, s, mode, r) for s in exp.sizes)
+                    lines.append(f"| {label}, {r} round{'s' * (r > 1)} ({min(uses):.0f}–{max(uses):.0f} "
+                                 f"uses) | {cells} |")
+    return "\n".join(lines).lstrip() + "\n"
 
 
 def plot(summary: list[dict], exp: PartialExperiment, out: Path) -> None:
