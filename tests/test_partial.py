@@ -182,3 +182,17 @@ def test_quick_cli_run_writes_outputs(tmp_path):
     assert summary["ofat"]["feedback_messages"] > 0
     assert set(summary["checks"]) >= {"rises_with_rounds", "falls_with_source_size",
                                       "guided_beats_random_4x4"}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--patches", "6"], "multiple of 4"),
+    (["--sizes", "60"], "multiple of 14"),
+    (["--agents", "17"], "agents"),
+    (["--sizes", "28", "--agents", "16", "--rounds", "4"], "places"),
+])
+def test_cli_refuses_impossible_settings(tmp_path, capsys, argv, message):
+    from semcom.cli import main
+
+    assert main(["partial", "--out", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

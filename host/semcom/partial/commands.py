@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     try:
         exp = experiment_from_args(args)
-        exp.budgets()
+        exp.validate()
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

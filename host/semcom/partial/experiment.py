@@ -32,7 +32,7 @@ from semcom.progress import progress_bar
 from semcom.results import write_csv
 
 from .episode import run_episode
-from .feedback import FeedbackLink, message_bytes
+from .feedback import MAX_AGENTS, MAX_ROUND, FeedbackLink, message_bytes
 from .model import (
     PartialConfig,
     PartialSampler,
@@ -74,6 +74,21 @@ class PartialExperiment:
         """Every budget the whole-image baseline is compared at (all sampling sizes, sizes, rounds)."""
         return tuple(sorted({self.budget(p, s, r) for p in self.patches for s in self.sizes
                              for r in range(1, self.rounds + 1)}))
+
+    def validate(self) -> None:
+        """Raise ValueError for settings the sampling grid, the coarse view or the feedback cannot carry."""
+        if not 1 <= self.agents <= MAX_AGENTS or not 1 <= self.rounds <= MAX_ROUND + 1:
+            raise ValueError(f"need 1..{MAX_AGENTS} agents and 1..{MAX_ROUND + 1} rounds (the feedback "
+                             f"message's fields), got {self.agents} and {self.rounds}")
+        for p in self.patches:
+            for s in self.sizes:
+                coarse_side(s)
+                g = grid_side(s, p)
+                if self.agents * self.rounds > g * g:
+                    raise ValueError(f"{self.agents} agents x {self.rounds} rounds need more than the "
+                                     f"{g * g} places of {p}x{p} patches on {s} px")
+        if self.ofat and self.ofat_patch not in self.patches:
+            raise ValueError(f"the OFAT setting's patch {self.ofat_patch} is not among {self.patches}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
