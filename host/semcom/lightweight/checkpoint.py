@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,10 @@ def load_compressed(path: str | Path, map_location: str | torch.device = "cpu"
     model = DeepJSCC(codec_cfg)
     model.encoder = int8_skeleton(enc_cfg) if weights == "int8" else JSCCEncoder(enc_cfg)
     try:
-        model = ckpt.load_weights(path, doc, model, map_location)
+        with warnings.catch_warnings():
+            # torch's unpickler rebuilds quantized tensors via TypedStorage and warns it is deprecated
+            warnings.filterwarnings("ignore", message=r".*TypedStorage is deprecated.*")
+            model = ckpt.load_weights(path, doc, model, map_location)
     except (RuntimeError, TypeError, ValueError) as e:
         if isinstance(e, CheckpointError):
             raise
