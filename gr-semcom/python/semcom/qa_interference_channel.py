@@ -51,6 +51,44 @@ class qa_interference_channel(gr_unittest.TestCase):
         y2, _ = run(zeros, np.eye(2), [0.5, 2.0], seed=4, max_noutput_items=333)
         np.testing.assert_array_equal(y, y2)
 
+    def test_idle_interferers_are_filled_own_transmitter_never(self):
+        x = self.x.copy()
+        x[1, :2000] = 0  # transmitter 1 idle for the first half
+        g = np.array([[1, 0.5, 0], [0, 1, 0], [0, 0, 1]], np.complex64)
+        tb = gr.top_block()
+        ch = semcom.interference_channel(3, noise_var=0.0, fill_power=2.0, seed=1)
+        ch.set_gains(g, 0.0)
+        for j in range(3):
+            tb.connect(blocks.vector_source_c(x[j].tolist(), False), (ch, j))
+        sinks = [blocks.vector_sink_c() for _ in range(3)]
+        for k in range(3):
+            tb.connect((ch, k), sinks[k])
+        tb.run()
+        y = np.array([s.data() for s in sinks])
+        np.testing.assert_allclose(y[1], x[1], atol=1e-6)            # own idle stays silent
+        np.testing.assert_allclose(y[0, 2000:], x[0, 2000:] + 0.5 * x[1, 2000:], atol=1e-5)
+        fill = (y[0, :2000] - x[0, :2000]) / 0.5
+        self.assertAlmostEqual(float(np.mean(np.abs(fill) ** 2)), 2.0, delta=0.15)  # 2000 draws: ~3 %
+
+    def test_foreign_oscillators_rotate_interferers_only(self):
+        g = np.array([[1, 0.5], [0.25, 1]], np.complex64)
+        x = self.x[:2]
+        tb = gr.top_block()
+        ch = semcom.interference_channel(2, noise_var=0.0, interferer_cfo=0.01, seed=2)
+        ch.set_gains(g, 0.0)
+        ch.set_max_noutput_items(700)  # phase continuous across work() calls
+        for j in range(2):
+            tb.connect(blocks.vector_source_c(x[j].tolist(), False), (ch, j))
+        sinks = [blocks.vector_sink_c() for _ in range(2)]
+        for k in range(2):
+            tb.connect((ch, k), sinks[k])
+        tb.run()
+        y = np.array([s.data() for s in sinks])
+        f = ch._cfo
+        self.assertTrue(abs(f[0, 1]) > 0 and f[0, 0] == 0 and abs(f[0, 1]) <= 0.01)
+        n = np.arange(x.shape[1])
+        np.testing.assert_allclose(y[0], x[0] + 0.5 * np.exp(2j * np.pi * f[0, 1] * n) * x[1], atol=1e-4)
+
     def test_control_message_and_bad_input(self):
         tb = gr.top_block()
         ch = semcom.interference_channel(2)

@@ -38,7 +38,7 @@ class DQNConfig:
 
     hidden: tuple[int, ...] = (64, 32)
     lr: float = 5e-4
-    gamma_high: float = 0.5       # per slot; beam/power change what the neighbours see next
+    gamma_high: float = 0.0       # the high level's (and single-layer's) Q: expected local reward of a choice
     gamma_low: float = 0.0        # compression only changes this slot's QoE of the own link
     batch_size: int = 64
     buffer: int = 5000
@@ -246,8 +246,8 @@ class IndependentDQN:
     def q_values(self, net: nn.Module, obs: np.ndarray | Tensor) -> Tensor:
         x = torch.as_tensor(obs, dtype=torch.float32)
         q = net(x)
-        if self.prior is not None:
-            q = q + torch.from_numpy(self.prior(x.numpy()).astype(np.float32))
+        if self.prior is not None:  # a one-slot QoE, scaled to the discounted return Q estimates
+            q = q + torch.from_numpy(self.prior(x.numpy()).astype(np.float32)) / (1.0 - self.gamma)
         return q
 
     def greedy(self, obs: np.ndarray) -> np.ndarray:

@@ -45,11 +45,18 @@ def _train(args: argparse.Namespace) -> int:
                             ("schemes", tuple(args.schemes) if args.schemes else None)) if v is not None}
     if args.no_scaling:
         kw.update(scaling_cells=(), scaling_periods=())
+    for key in ("scaling_cells", "scaling_periods", "scaling_seeds"):
+        if getattr(args, key) is not None:
+            kw[key] = tuple(getattr(args, key))
+    if args.scaling_slots is not None:
+        kw["scaling_slots"] = args.scaling_slots
+    if args.only_scaling:
+        kw["schemes"] = ()
     fc = replace(fc, **kw)
     summary = fig7(fc, args.out, progress=not args.no_progress, command=" ".join(["semcom", *sys.argv[1:]]))
-    for name, row in summary["final_qoe"].items():
+    for name, row in summary.get("final_qoe", {}).items():
         print(f"{name:14s} final QoE {row['final_qoe_mean']:.4f} ± {row['final_qoe_std']:.4f}")
-    print(json.dumps(summary["acceptance"], indent=1))
+    print(json.dumps(summary.get("acceptance", summary.get("scaling")), indent=1, default=float))
     return 0
 
 
@@ -103,6 +110,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--period", type=int, help="large timescale T in slots")
     t.add_argument("--schemes", nargs="+")
     t.add_argument("--no-scaling", action="store_true")
+    t.add_argument("--only-scaling", action="store_true", help="the scaling study alone (scaling.csv/json)")
+    t.add_argument("--scaling-cells", type=int, nargs="+")
+    t.add_argument("--scaling-periods", type=int, nargs="+")
+    t.add_argument("--scaling-seeds", type=int, nargs="+")
+    t.add_argument("--scaling-slots", type=int)
     common(t)
     t.set_defaults(func=_train)
 
@@ -115,7 +127,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_eval)
 
     v = sub.add_parser("live", help="the trained policies on OFAT links sharing one loopback flowgraph")
-    v.add_argument("--policies", default=str(DEFAULT_OUT / "policies"))
+    v.add_argument("--policies", default=str(DEFAULT_OUT / "live_train" / "policies"),
+                   help="policies trained on the live scenario's cell count (3)")
     v.add_argument("--scheme", default="hierarchical")
     v.add_argument("--frames", type=int, default=200)
     v.add_argument("--seed", type=int, default=100)

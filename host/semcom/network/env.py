@@ -160,10 +160,15 @@ class NetworkCore:
     def _cn(self, shape: tuple[int, ...]) -> np.ndarray:
         return (self.rng.standard_normal(shape) + 1j * self.rng.standard_normal(shape)) / np.sqrt(2.0)
 
+    def beam_channels(self) -> np.ndarray:
+        """(E, Nbs, Nue, B) complex h_jk^H f_b of the current fading state (path loss included)."""
+        resp = np.einsum("ejkp,ejkpb->ejkb", self.alpha, self.path_beam) / np.sqrt(self.cfg.n_paths)
+        return np.sqrt(self.path_gain)[..., None] * resp
+
     def beam_gains(self) -> np.ndarray:
         """G (E, Nbs, Nue, B) = |h_jk^H f_b|^2 of the current fading state (path loss included)."""
-        resp = np.einsum("ejkp,ejkpb->ejkb", self.alpha, self.path_beam) / np.sqrt(self.cfg.n_paths)
-        return self.path_gain[..., None] * (resp.real ** 2 + resp.imag ** 2)
+        h = self.beam_channels()
+        return h.real ** 2 + h.imag ** 2
 
     def _measure(self, beam: np.ndarray, power: np.ndarray) -> None:
         """Received powers of the current channel under (beam, power): rx[e, j, k] from BS j at UE k."""
@@ -182,12 +187,17 @@ class NetworkCore:
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(accuracy, semantic rate, QoE) per link for compression ``level`` at ``sinr_db`` (..., N), from
         the measured table (or ``table``, e.g. an agent's smoothed model of it)."""
-        cfg = self.cfg
         acc = (table or self.table).accuracy(level, sinr_db)
+        rate, q = self.qoe_from_accuracy(level, acc)
+        return acc, rate, q
+
+    def qoe_from_accuracy(self, level: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(semantic rate, QoE) per link from an accuracy (measured live, or from the table)."""
+        cfg = self.cfg
         rate = cfg.values_per_second * acc / self.table.values[level]
         q = (self.w * sigmoid(cfg.beta * (rate - self.rate_req))
              + (1.0 - self.w) * sigmoid(cfg.lam * (acc - self.acc_req)))
-        return acc, rate, q
+        return rate, q
 
     def check_actions(self, beam: np.ndarray, power: np.ndarray, level: np.ndarray) -> None:
         for name, a, n in (("beam", beam, self.cfg.n_beams), ("power", power, len(self.cfg.power_dbm)),
