@@ -10,6 +10,8 @@ from semcom.cli import main
 def test_quick_run_writes_outputs(tmp_path):
     out = tmp_path / "adapt"
     assert main(["adapt", "--quick", "--out", str(out), "--no-progress"]) == 0
+    (out / "fig5.png").unlink()
+    assert main(["adapt", "--replot", "--out", str(out)]) == 0  # redrawn from epochs.csv alone
     for name in ("epochs.csv", "recovery.csv", "fidelity.csv", "final.csv", "fig5.png", "summary.json"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     cfg = quick_config()

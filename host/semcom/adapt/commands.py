@@ -25,13 +25,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="experiments/adaptation/output", help="output directory")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--replot", action="store_true", help="only redraw fig5.png from --out's epochs.csv")
 
 
 def run(args: argparse.Namespace) -> int:
-    from semcom.adapt.experiment import AdaptConfig, quick_config
+    from semcom.adapt.experiment import AdaptConfig, quick_config, replot
     from semcom.adapt.experiment import run as run_experiment
 
     torch.set_num_threads(args.threads)
+    if args.replot:
+        print(f"wrote {replot(args.out)}")
+        return 0
     cfg = quick_config() if args.quick else AdaptConfig()
     overrides = {"seeds": tuple(args.seeds) if args.seeds else None,
                  "snrs": tuple(args.snrs) if args.snrs else None, "real": args.real,

@@ -402,14 +402,18 @@ def plot_fig5(cfg: AdaptConfig, rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
     colours = {"none": "tab:gray", "real": "tab:orange", "cgan": "tab:blue", "scratch": "tab:green"}
     labels = {"none": "(a) no adaptation", "real": f"(b) {cfg.real_samples} real samples/step (decoder)",
               "cgan": "(c) cGAN fine-tuning", "scratch": "(d) retrain from scratch"}
     segments = [("initial", cfg.snrs[0])] + [(arm, snr) for arm in ARMS for snr in cfg.snrs[1:]]
-    for ax, key in zip(axes, ("psnr_db", "mse"), strict=True):
+    zoom_from = cfg.initial_epochs - 3
+    for panel, (ax, key) in enumerate(zip(axes, ("psnr_db", "mse", "psnr_db"), strict=True)):
         for arm, snr in segments:
-            seg = [r for r in rows if r["arm"] == arm and r["snr_db"] == snr]
+            if panel == 2 and arm == "scratch":
+                continue  # the zoom on the SNR steps: the fine-tuned arms only
+            seg = [r for r in rows if r["arm"] == arm and r["snr_db"] == snr
+                   and (panel < 2 or r["epoch"] >= zoom_from)]
             ep = sorted({r["epoch"] for r in seg})
             vals = np.array([[r[key] for r in seg if r["epoch"] == e] for e in ep])
             m, s = vals.mean(1), vals.std(1)
@@ -419,7 +423,8 @@ def plot_fig5(cfg: AdaptConfig, rows: list[dict], path: Path) -> Path:
                     label=(labels.get(arm, f"initial training ({cfg.snrs[0]:g} dB)") if first else None))
             ax.fill_between(ep, m - s, m + s, color=c, alpha=0.2)
         for j, snr in enumerate(cfg.snrs):
-            x0 = 0 if j == 0 else cfg.initial_epochs + (j - 1) * cfg.step_epochs
+            start = zoom_from if panel == 2 else 0
+            x0 = start if j == 0 else cfg.initial_epochs + (j - 1) * cfg.step_epochs
             if j:
                 ax.axvline(x0, color="k", ls=":", lw=0.8)
             ax.annotate(f"{snr:g} dB", (x0 + 0.3, 0.02), xycoords=("data", "axes fraction"), fontsize=8)
@@ -429,12 +434,25 @@ def plot_fig5(cfg: AdaptConfig, rows: list[dict], path: Path) -> Path:
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right")
+    axes[2].set_title("zoom: the SNR steps (arms a-c)", fontsize=9)
     fig.suptitle(f"DeepJSCC fine-tuning over the {cfg.real} channel while the SNR drops "
                  f"(mean ± std over {len(cfg.seeds)} seeds; evaluated over the real channel)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def replot(out_dir: str | Path) -> Path:
+    """Redraw ``fig5.png`` from an earlier run's ``epochs.csv`` and ``summary.json`` (no training)."""
+    import csv
+
+    out = Path(out_dir)
+    doc = json.loads((out / "summary.json").read_text())["config"]
+    cfg = AdaptConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc.items() if k != "gan"})
+    with (out / "epochs.csv").open() as f:
+        rows = [{k: v if k == "arm" else float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    return plot_fig5(cfg, rows, out / "fig5.png")
 
 
 def run(cfg: AdaptConfig, out_dir: str | Path, progress: bool = True, command: str = "") -> dict[str, Any]:
