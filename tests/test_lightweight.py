@@ -176,7 +176,7 @@ def quick_run(tmp_path_factory):
 
 
 def test_quick_run_writes_its_outputs(quick_run) -> None:
-    for name in ("results.csv", "summary.csv", "results.png", "summary.json"):
+    for name in ("results.csv", "summary.csv", "results.png", "summary.json", "table.md"):
         assert (quick_run / name).stat().st_size > 0
     summary = json.loads((quick_run / "summary.json").read_text())
     assert set(summary["checkpoints"]) == {"int8_ptq", "int8_qat", "structured50_fp32", "structured50_int8",
