@@ -17,10 +17,11 @@ equaliser leaves if ``H_est`` were exact:
   weak subcarriers), as log variances and the correlation of the antenna streams,
 * ``log sigma^2`` and the RE's position (subcarrier, symbol) in the frame.
 
-Generator: ``y_hat = A x + sqrt(diag C / 2) * (eps_0 + MLP(x, condition, eps))`` with ``eps`` standard
-normal noise; the MLP's last layer starts at zero, so before training G is the receiver's own Gaussian
-model of its error, and the adversarial training learns what that model misses (estimation error,
-residual CFO, a biased noise estimate, non-Gaussian tails, the dependence on x).
+Generator: ``y_hat = A x + sqrt(diag C / 2) * exp(S(condition)) * (eps_0 + MLP(x, condition, eps))``
+with ``eps`` standard normal noise; the last layers of S and the MLP start at zero, so before training G
+is the receiver's own Gaussian model of its error. ``fit`` first sets the error scale S by Gaussian
+maximum likelihood (``mle_epochs``), then the adversarial epochs learn what remains (estimation error,
+residual CFO, non-Gaussian tails, the dependence on x).
 
 ``CGANChannel`` is a channel of the ``semcom.channels`` kind: forward(z (B, *dims) real, snr_db=None |
 float | (B,) tensor) -> (B, *dims) real, a seeded ``torch.Generator`` (``reseed``), exact gradient w.r.t.
@@ -32,7 +33,7 @@ link would bring a new channel.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -118,12 +119,16 @@ class Generator(nn.Module):
             raise ValueError(f"noise_dim must be >= 2 Nt = {2 * n_tx}")
         self.noise_dim = noise_dim
         self.net = _mlp(2 * n_tx + n_features(n_tx) + noise_dim, hidden, 2 * n_tx, layers)
-        nn.init.zeros_(self.net[-1].weight)  # start as the receiver's Gaussian error model
-        nn.init.zeros_(self.net[-1].bias)
+        # Log-scale of the error per real component given the condition (fitted by maximum likelihood
+        # before the adversarial epochs, see CGANChannel.fit).
+        self.log_scale = _mlp(n_features(n_tx), 32, 2 * n_tx, 1)
+        for head in (self.net[-1], self.log_scale[-1]):  # start as the receiver's Gaussian error model
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
 
     def forward(self, x: Tensor, a: Tensor, std: Tensor, cond: Tensor, eps: Tensor) -> Tensor:
         u = eps[..., : x.shape[-1]] + self.net(torch.cat([x, cond, eps], -1))
-        return apply_response(a, x) + std * u
+        return apply_response(a, x) + std * torch.exp(self.log_scale(cond)) * u
 
 
 class Discriminator(nn.Module):
@@ -143,6 +148,7 @@ class GanConfig:
     """Adversarial training of the cGAN on RE samples (the ``semcom.training.fit`` schedule)."""
 
     epochs: int = 4
+    mle_epochs: int = 0               # maximum-likelihood epochs of G's error scale before the GAN
     batch_size: int = 512
     lr: float = 1e-3
     lr_min: float = 1e-4
@@ -276,6 +282,11 @@ class CGANChannel(nn.Module):
         data = self.re_samples(cap)
         self.set_bank(cap, replace=replace_bank)
         g, d = self.generator_net, self.discriminator
+        hist: list[dict] = []
+        if cfg.mle_epochs:
+            hist += self._fit_scale(data, replace(cfg, epochs=cfg.mle_epochs), progress)
+        if not cfg.epochs:
+            return hist
         # One optimiser, two parameter groups: a parameter without a gradient is skipped by Adam, so
         # the D step and the G step each move only their own network.
         opt = torch.optim.Adam([{"params": g.parameters()}, {"params": d.parameters()}], lr=cfg.lr,
@@ -304,8 +315,30 @@ class CGANChannel(nn.Module):
         self.requires_grad_(True)
         self.train()
         try:
-            hist = fit(opt, data["x"].shape[0], cfg, step, progress=progress, desc="cgan")
+            hist += fit(opt, data["x"].shape[0], cfg, step, progress=progress, desc="cgan")
         finally:
             self.requires_grad_(False)
             self.eval()
         return hist
+
+    def _fit_scale(self, data: dict[str, Tensor], cfg: GanConfig, progress: bool) -> list[dict]:
+        """Gaussian maximum likelihood of G's error scale ``std * exp(log_scale(cond))`` on the real
+        errors ``y - A x``: calibrates the level per condition (a GAN's discriminator is a weak judge of
+        a few tenths of a dB of variance), leaving the adversarial epochs the shape of the distribution."""
+        head = self.generator_net.log_scale
+        opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
+        r = (data["y"] - apply_response(data["a"], data["x"])) / data["std"]
+
+        def step(ix: Tensor, gen: torch.Generator) -> float:
+            opt.zero_grad(set_to_none=True)
+            h = head(data["cond"][ix])
+            loss = (h + 0.5 * r[ix] ** 2 * torch.exp(-2 * h)).mean()
+            loss.backward()
+            opt.step()
+            return float(loss.detach())
+
+        head.requires_grad_(True)
+        try:
+            return fit(opt, r.shape[0], cfg, step, progress=progress, desc="cgan-scale")
+        finally:
+            self.requires_grad_(False)
