@@ -27,13 +27,17 @@ class ofat_tx(gr.sync_block):
     """Modulates each tensor message into one OFAT frame on `layout.n_tx` outputs.
 
     Input: message port "tensors" (one tensor per message, meta["seq"] = the frame's sequence
-    number, < 2^32). Output: n_tx complex64 streams. Each frame's first sample carries the tags
-    tx_sob and semcom_seq, its last sample tx_eob, so `uhd.usrp_sink` sends it as one burst.
+    number, < 2^32). Output: n_tx complex64 streams. Each frame is followed by `gap_samples` zeros
+    (room for channel delay spread and timing offset); the frame's first sample carries the tags
+    tx_sob and semcom_seq, the last sample of its gap tx_eob, so `uhd.usrp_sink` sends frame + gap
+    as one closed burst: every sample this block emits in burst mode lies between a tx_sob and its
+    tx_eob (zeros outside a burst would reach the radio as a stream with no burst to belong to).
 
     idle_fill=True (loopback, continuous hardware): while no frame is queued, zeros are emitted at a
     paced rate (`idle_chunk` samples every `idle_sleep_s`), so the channel and receiver keep running
-    and the last frame is flushed. idle_fill=False (USRP bursts): nothing is produced while idle.
-    `gap_samples` zeros separate consecutive frames (room for channel delay spread and timing offset).
+    and the last frame is flushed; these idle zeros are outside any burst by design (continuous
+    streaming). idle_fill=False (USRP bursts): nothing is produced while idle, and work() returns 0
+    without sleeping: GNU Radio's scheduler then blocks the thread until the next message arrives.
 
     Rejected tensors (too many values for one frame, NaN/Inf, shape not representable, bad seq,
     not exactly one tensor) and frames dropped because `max_queue` frames are already waiting are
@@ -122,11 +126,10 @@ class ofat_tx(gr.sync_block):
             take = min(n_out - written, frame.shape[1] - self._pos)
             for port in range(self.layout.n_tx):
                 output_items[port][written: written + take] = frame[port, self._pos: self._pos + take]
-            frame_len = frame.shape[1] - self.gap_samples
             if self._pos == 0:
                 self._tag_all(base + written, TX_SOB, pmt.PMT_T)
                 self._tag_all(base + written, SEQ_TAG, pmt.from_uint64(self._current_seq))
-            last = frame_len - 1
+            last = frame.shape[1] - 1  # EOB after the gap: the burst is frame + gap, closed
             if self._pos <= last < self._pos + take:
                 self._tag_all(base + written + last - self._pos, TX_EOB, pmt.PMT_T)
             self._pos += take
@@ -135,10 +138,11 @@ class ofat_tx(gr.sync_block):
                 self._current = None
                 self._counters["frames_sent"] += 1
         if written == 0:
-            # Idle: pace the loop instead of spinning (messages are handled between work calls).
-            time.sleep(self.idle_sleep_s)
             if not self.idle_fill:
+                # Burst mode: produce nothing; the scheduler sleeps until a message comes in.
                 return 0
+            # Continuous mode: pace the idle zeros (messages are handled between work calls).
+            time.sleep(self.idle_sleep_s)
             written = min(n_out, self.idle_chunk)
             for port in range(self.layout.n_tx):
                 output_items[port][:written] = 0

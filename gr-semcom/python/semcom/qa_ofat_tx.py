@@ -26,7 +26,16 @@ def run_tx(layout, messages, n_samples, **kwargs):
     for msg in messages:
         tx._post(pmt.intern("tensors"), msg)
     tb.start()
-    tb.wait()
+    if kwargs.get("idle_fill", True):
+        tb.wait()
+    else:
+        # An idle burst-mode source waits for messages and never sees head finish: stop it.
+        deadline = time.monotonic() + 30
+        while len(sinks[-1].data()) < n_samples and time.monotonic() < deadline:
+            time.sleep(0.01)
+        tb.stop()
+        tb.wait()
+    run_tx.last_sinks = sinks
     return tx, [np.array(s.data()) for s in sinks], sinks[0].tags()
 
 
@@ -51,10 +60,43 @@ class qa_ofat_tx(gr_unittest.TestCase):
         sob = [o for k, o in keys if k == "tx_sob"]
         eob = [o for k, o in keys if k == "tx_eob"]
         self.assertEqual(sob, [i * (frame_len + gap) for i in range(3)])
-        self.assertEqual(eob, [i * (frame_len + gap) + frame_len - 1 for i in range(3)])
+        self.assertEqual(eob, [(i + 1) * (frame_len + gap) - 1 for i in range(3)])  # after the gap
         seqs = [pmt.to_python(t.value) for t in tags if pmt.symbol_to_string(t.key) == "semcom_seq"]
         self.assertEqual(seqs, [10, 11, 12])
         self.assertEqual(tx.counters()["frames_sent"], 3)
+
+    def test_burst_mode_every_sample_lies_in_a_closed_burst(self):
+        """idle_fill=False over frames of different sizes: SOB ... EOB, nothing between EOB and SOB."""
+        rng = np.random.default_rng(1)
+        sizes = [320, 40, 700, 8]
+        msgs = [tensor_message({"seq": i}, {"x": rng.standard_normal(n).astype(np.float32)})
+                for i, n in enumerate(sizes)]
+        gap = 160
+        lengths = [self.layout.frame_len(n) + gap for n in sizes]
+        total = sum(lengths)
+        tx, streams, _ = run_tx(self.layout, msgs, total, gap_samples=gap, idle_fill=False)
+        self.assertEqual(len(streams[0]), total)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        for port in range(self.layout.n_tx):
+            tags = run_tx.last_sinks[port].tags()
+            sob = sorted(t.offset for t in tags if pmt.symbol_to_string(t.key) == "tx_sob")
+            eob = sorted(t.offset for t in tags if pmt.symbol_to_string(t.key) == "tx_eob")
+            self.assertEqual(len(sob), len(sizes))
+            self.assertEqual(len(eob), len(sizes))
+            inside = np.zeros(total, bool)
+            for s, e in zip(sob, eob, strict=True):
+                self.assertLessEqual(s, e)
+                inside[s: e + 1] = True
+            self.assertTrue(inside.all(), "a sample was emitted outside any burst")
+            # The next SOB follows its EOB immediately: no sample after an EOB before the next SOB.
+            self.assertEqual(sob[1:], [e + 1 for e in eob[:-1]])
+            self.assertEqual(eob[-1], total - 1)
+            self.assertEqual(list(sob), list(starts))
+        # The frames themselves are unchanged (the gap is zeros inside the burst).
+        for n, s in zip(sizes, starts, strict=True):
+            flen = self.layout.frame_len(n)
+            self.assertTrue(np.all(streams[0][s + flen: s + flen + gap] == 0))
+        self.assertEqual(tx.counters()["frames_sent"], len(sizes))
 
     def test_idle_fill_emits_zeros_without_frames(self):
         tx, streams, tags = run_tx(self.layout, [], 5000, idle_fill=True, idle_sleep_s=0.0)
