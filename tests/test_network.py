@@ -13,8 +13,11 @@ import torch
 from semcom.network.agents import (
     SCHEMES,
     BatchedMLP,
+    HindsightDQN,
     agent_view,
+    beam_order,
     best_compression,
+    hindsight_joint,
     make_scheme,
     prior_high,
     run_scheme,
@@ -270,3 +273,25 @@ def test_network_flowgraph_shares_the_air_and_counts_every_frame() -> None:
     assert [b["sent"] for b in books] == [1, 1, 1]
     assert all(b["delivered"] + b["lost"] == b["sent"] for b in books)
     assert books[1]["lost"] == 1
+
+
+def test_hindsight_targets_are_the_realised_own_qoe() -> None:
+    """The own QoE the hindsight target gives the TAKEN joint action is the QoE the env measured for it
+    (up to the 0.05 dB lookup grid and the monotone table); the targets need the slot's measurements."""
+    core = NetworkCore(NetworkConfig(n_cells=3), 1)
+    obs = core.reset(5)
+    rng = np.random.default_rng(0)
+    L, C = len(core.cfg.power_dbm), core.C
+    for _ in range(5):
+        beam, power, level = (rng.integers(0, n, (1, 3)) for n in (core.cfg.n_beams, L, C))
+        m = core.step(beam, power, level)
+        nxt = core.observe()
+        rank = (beam_order(core, obs) == beam[..., None]).argmax(-1)
+        got = np.take_along_axis(hindsight_joint(core, obs, nxt), ((rank * L + power) * C + level)[..., None],
+                                 -1)[..., 0]
+        assert np.allclose(got, m["qoe"], atol=0.03)
+        obs = nxt
+    dqn = HindsightDQN(3, 4, 5, make_scheme("hierarchical", core, 0).high.cfg, 10, 0,
+                       own=lambda v: np.zeros(v.shape[:-1] + (5,)), nb=None, k=0.0)
+    with pytest.raises(ValueError, match="hindsight targets"):
+        dqn.store(np.zeros((1, 3, 4)), np.zeros((1, 3), int), np.zeros((1, 3)), np.zeros((1, 3, 4)))

@@ -47,6 +47,10 @@ class DQNConfig:
     eps_end: float = 0.02
     explore_frac: float = 0.3     # share of the run over which epsilon decays linearly
     tau: float = 0.01             # soft target update
+    # hindsight own-QoE targets for every action (``HindsightDQN``); False: the first design, a residual
+    # learnt from the taken action only, whose learning made both schemes worse than their greedy start
+    # (experiments/network/README.md, "Why learning made the DQNs worse")
+    hindsight: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,8 +200,11 @@ class BatchedMLP(nn.Module):
 class Replay:
     """Ring buffer of (obs, action, reward, next_obs) per slot, every agent's row together (numpy)."""
 
-    def __init__(self, capacity: int, n_agents: int, obs_dim: int, rng: np.random.Generator) -> None:
+    def __init__(self, capacity: int, n_agents: int, obs_dim: int, rng: np.random.Generator,
+                 n_targets: int = 0) -> None:
         self.obs = np.zeros((capacity, n_agents, obs_dim), np.float32)
+        self.own = np.zeros((capacity, n_agents, n_targets), np.float32)  # hindsight targets per action
+        self.nb = np.zeros((capacity, n_agents), np.float32)              # neighbours' QoE in the slot
         self.next = np.zeros_like(self.obs)
         self.act = np.zeros((capacity, n_agents), np.int64)
         self.rew = np.zeros((capacity, n_agents), np.float32)
@@ -206,17 +213,21 @@ class Replay:
     def __len__(self) -> int:
         return self.n
 
-    def add(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, nxt: np.ndarray) -> None:
+    def add(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, nxt: np.ndarray,
+            own: np.ndarray | None = None, nb: np.ndarray | None = None) -> None:
         for e in range(obs.shape[0]):  # E rows (1 in the online runs)
             i = self.i
             self.obs[i], self.act[i], self.rew[i], self.next[i] = obs[e], act[e], rew[e], nxt[e]
+            if own is not None and nb is not None:
+                self.own[i], self.nb[i] = own[e], nb[e]
             self.i = (self.i + 1) % self.cap
             self.n = min(self.n + 1, self.cap)
 
-    def sample(self, batch: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def sample(self, batch: int) -> tuple[Tensor, ...]:
+        # (obs, act, rew, next, own, nb) of ``batch`` random slots
         j = self.rng.integers(0, self.n, batch)
-        return (torch.from_numpy(self.obs[j]), torch.from_numpy(self.act[j]), torch.from_numpy(self.rew[j]),
-                torch.from_numpy(self.next[j]))
+        return tuple(torch.from_numpy(a[j]) for a in (self.obs, self.act, self.rew, self.next, self.own,
+                                                      self.nb))
 
 
 class IndependentDQN:
@@ -267,7 +278,7 @@ class IndependentDQN:
         """One gradient step on a sampled batch (None before ``learn_start`` transitions)."""
         if len(self.buffer) < self.cfg.learn_start:
             return None
-        obs, act, rew, nxt = self.buffer.sample(self.cfg.batch_size)
+        obs, act, rew, nxt, _, _ = self.buffer.sample(self.cfg.batch_size)
         q = self.q_values(self.net, obs).gather(-1, act[..., None])[..., 0]      # (b, N)
         with torch.no_grad():
             target = rew if self.gamma == 0 else \
@@ -279,6 +290,71 @@ class IndependentDQN:
         with torch.no_grad():
             for p, tp in zip(self.net.parameters(), self.target.parameters(), strict=True):
                 tp.lerp_(p, self.cfg.tau)
+        self.steps += 1
+        return float(loss.detach())
+
+
+class HindsightDQN(IndependentDQN):
+    """Per-BS DQNs (gamma = 0) whose Q splits the local reward r = (1 - k) own QoE + k neighbours' QoE:
+
+        Q(s, a) = (1 - k) (own(s, a) + d_own(s, a)) + k (nb(s) + d_nb(s, a)) + tie(a)
+
+    own(s, a): the own QoE the table predicts for a from the last slot's measurements (the prior); nb(s):
+    the neighbours' QoE they reported last slot; d_own, d_nb: the 2A outputs of one MLP per BS. Why: the
+    own QoE EVERY action would have had in a slot is known locally afterwards (the BS's measured per-beam
+    gains and interference of the slot do not depend on its own choice), so d_own learns from all A
+    targets of every sample (hindsight); only the effect on the neighbours, d_nb, needs the taken action.
+    The first design learnt one residual from the taken action alone: the tried (greedy) actions took the
+    prior's mean optimism (-0.02 ... -0.09) while untried ones kept a residual of 0, and the agents drifted
+    to untried, worse beams and powers (experiments/network/README.md)."""
+
+    def __init__(self, n_agents: int, obs_dim: int, n_actions: int, cfg: DQNConfig, n_slots: int, seed: int,
+                 own: Callable[[np.ndarray], np.ndarray], nb: Callable[[np.ndarray], np.ndarray] | None,
+                 k: float, tie: np.ndarray | None = None) -> None:
+        super().__init__(n_agents, obs_dim, n_actions, 0.0, cfg, n_slots, seed, prior=None)
+        self.own, self.nb, self.k = own, nb, (k if nb is not None else 0.0)
+        self.tie = torch.from_numpy(np.zeros(n_actions) if tie is None else tie).float()
+        torch.manual_seed(seed)
+        self.net = BatchedMLP(n_agents, obs_dim, 2 * n_actions, cfg.hidden)
+        with torch.no_grad():  # start from the prior's greedy policy
+            self.net.weights[-1].zero_()
+            self.net.biases[-1].zero_()
+        self.target = copy.deepcopy(self.net).requires_grad_(False)  # unused (gamma = 0); kept for the API
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.buffer = Replay(cfg.buffer, n_agents, obs_dim, np.random.default_rng(seed + 11), n_actions)
+
+    def _parts(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """(own prediction + d_own, neighbours' reported QoE + d_nb), each (b, N, A)."""
+        x = obs.numpy()
+        out = self.net(obs)
+        A = self.n_actions
+        own = torch.from_numpy(self.own(x).astype(np.float32)) + out[..., :A]
+        if self.nb is None:
+            return own, out[..., A:]
+        return own, torch.from_numpy(self.nb(x).astype(np.float32))[..., None] + out[..., A:]
+
+    def q_values(self, net: nn.Module, obs: np.ndarray | Tensor) -> Tensor:
+        own, nb = self._parts(torch.as_tensor(obs, dtype=torch.float32))
+        return (1.0 - self.k) * own + self.k * nb + self.tie
+
+    def store(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
+              own: np.ndarray | None = None, nb: np.ndarray | None = None) -> None:
+        """``own`` (E, N, A): the own QoE every action had in the slot; ``nb`` (E, N): the neighbours' QoE."""
+        if own is None or nb is None:
+            raise ValueError("HindsightDQN.store needs the hindsight targets own (E, N, A) and nb (E, N)")
+        self.buffer.add(obs, action, reward, next_obs, own, nb)
+
+    def learn(self) -> float | None:
+        if len(self.buffer) < self.cfg.learn_start:
+            return None
+        obs, act, _, _, own_t, nb_t = self.buffer.sample(self.cfg.batch_size)
+        own, nb = self._parts(obs)
+        loss = nn.functional.smooth_l1_loss(own, own_t)                            # every action
+        if self.k > 0:                                                             # the taken action
+            loss = loss + nn.functional.smooth_l1_loss(nb.gather(-1, act[..., None])[..., 0], nb_t)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
         self.steps += 1
         return float(loss.detach())
 
@@ -336,15 +412,56 @@ def _qoe_levels(core: NetworkCore, sinr_db: np.ndarray) -> np.ndarray:
 def prior_high(core: NetworkCore, view: np.ndarray) -> np.ndarray:
     """(..., N, B*L) the own QoE each (rank, power) would give with its best compression, predicted locally:
     the model-based prior the high-level Q-network learns a residual on (neighbours' effects, errors)."""
-    q = _qoe_levels(core, _view_sinr_db(core, view)).max(axis=0)             # (..., B, L, N)
-    return np.moveaxis(q, -1, -3).reshape(*view.shape[:-1], -1) + _tie_break(core, 1)
+    return _own_high(core, view) + _tie_break(core, 1)
 
 
 def prior_joint(core: NetworkCore, view: np.ndarray) -> np.ndarray:
     """(..., N, B*L*C) the own QoE of every joint (rank, power, level), predicted locally (same model)."""
+    return _own_joint(core, view) + _tie_break(core, core.C)
+
+
+def _own_high(core: NetworkCore, view: np.ndarray) -> np.ndarray:
+    """(..., N, B*L) predicted own QoE of every (rank, power) with its best compression."""
+    q = _qoe_levels(core, _view_sinr_db(core, view)).max(axis=0)             # (..., B, L, N)
+    return np.moveaxis(q, -1, -3).reshape(*view.shape[:-1], -1)
+
+
+def _own_joint(core: NetworkCore, view: np.ndarray) -> np.ndarray:
+    """(..., N, B*L*C) predicted own QoE of every joint (rank, power, level)."""
     q = _qoe_levels(core, _view_sinr_db(core, view))                         # (C, ..., B, L, N)
-    q = np.moveaxis(np.moveaxis(q, 0, -1), -2, -4)                           # (..., N, B, L, C)
-    return q.reshape(*view.shape[:-1], -1) + _tie_break(core, core.C)
+    return np.moveaxis(np.moveaxis(q, 0, -1), -2, -4).reshape(*view.shape[:-1], -1)
+
+
+def nb_reported(core: NetworkCore, view: np.ndarray) -> np.ndarray:
+    """(..., N) the mean QoE the BS's neighbours reported, from an agent view (which has no beam one-hot)."""
+    s, B = core.obs_slices(), core.cfg.n_beams
+    return view[..., s["nb_qoe"].start - B:s["nb_qoe"].stop - B].mean(axis=-1)
+
+
+def hindsight_sinr_db(core: NetworkCore, obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+    """(E, B, L, N) the SINR every (rank, power) HAD in the slot between ``obs`` and ``next_obs``: beams
+    ranked as at the decision (``obs``), their gains and the interference as measured in the slot
+    (``next_obs``; the BS's own choice changes neither)."""
+    s = core.obs_slices()
+    g = np.take_along_axis(next_obs[..., s["own_db"]], beam_order(core, obs), axis=-1) * 20.0 + 60.0
+    interf = next_obs[..., s["interf_db"]][..., 0] * 20.0 + 40.0
+    p_off = np.asarray(core.cfg.power_dbm) - core.cfg.power_dbm[-1]
+    return np.moveaxis(g[..., :, None] + p_off - interf[..., None, None], -3, -1)
+
+
+def hindsight_high(core: NetworkCore, obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+    """(E, N, B*L) the own QoE every (rank, power) had in the slot, with the compression the greedy low
+    level picks at its predicted SINR (not the best in hindsight: it is chosen before the slot)."""
+    pred = _qoe_levels(core, _view_sinr_db(core, agent_view(core, obs)))     # (C, E, B, L, N)
+    real = _qoe_levels(core, hindsight_sinr_db(core, obs, next_obs))
+    q = np.take_along_axis(real, pred.argmax(axis=0)[None], axis=0)[0]       # (E, B, L, N)
+    return np.moveaxis(q, -1, -3).reshape(q.shape[0], core.N, -1)
+
+
+def hindsight_joint(core: NetworkCore, obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+    """(E, N, B*L*C) the own QoE every joint (rank, power, level) had in the slot."""
+    q = _qoe_levels(core, hindsight_sinr_db(core, obs, next_obs))            # (C, E, B, L, N)
+    return np.moveaxis(np.moveaxis(q, 0, -1), -2, -4).reshape(q.shape[1], core.N, -1)
 
 
 def _tie_break(core: NetworkCore, n_levels: int) -> np.ndarray:
@@ -374,12 +491,22 @@ class HierarchicalDRL(Scheme):
         c = core.cfg
         self.T = period or c.period
         self.B, self.L = c.n_beams, len(c.power_dbm)
-        self.high = IndependentDQN(core.N, core.obs_dim - self.B, self.B * self.L, dqn.gamma_high, dqn,
-                                   c.n_slots, seed, prior=lambda v: prior_high(core, v))
         self.low_dim = self.B + self.L + 3 + 2 * core.C + 1 + 3
         q0 = self.B + self.L + 3  # where the low view holds the QoE of each level (its prior)
-        self.low = IndependentDQN(core.N, self.low_dim, core.C, dqn.gamma_low, dqn, c.n_slots, seed + 1,
-                                  prior=lambda v: v[..., q0:q0 + core.C])
+        self.hindsight = dqn.hindsight
+        if dqn.hindsight:
+            self.high: IndependentDQN = HindsightDQN(
+                core.N, core.obs_dim - self.B, self.B * self.L, dqn, c.n_slots, seed,
+                own=lambda v: _own_high(core, v), nb=lambda v: nb_reported(core, v), k=c.neighbour_weight,
+                tie=_tie_break(core, 1))
+            self.low: IndependentDQN = HindsightDQN(
+                core.N, self.low_dim, core.C, dqn, c.n_slots, seed + 1, own=lambda v: v[..., q0:q0 + core.C],
+                nb=None, k=0.0)
+        else:
+            self.high = IndependentDQN(core.N, core.obs_dim - self.B, self.B * self.L, dqn.gamma_high, dqn,
+                                       c.n_slots, seed, prior=lambda v: prior_high(core, v))
+            self.low = IndependentDQN(core.N, self.low_dim, core.C, dqn.gamma_low, dqn, c.n_slots, seed + 1,
+                                      prior=lambda v: v[..., q0:q0 + core.C])
         self.t = 0
         self.beam = np.zeros((core.E, core.N), dtype=np.int64)
         self.power = np.full((core.E, core.N), self.L - 1, dtype=np.int64)
@@ -415,8 +542,19 @@ class HierarchicalDRL(Scheme):
             return
         beam, power, level = actions
         hi = self.rank_of(obs, beam) * self.L + power
-        self.high.store(agent_view(self.core, obs), hi, metrics["reward"], agent_view(self.core, next_obs))
-        self.low.store(self._low_obs, level, metrics["qoe"], self.low_obs(next_obs, beam, power))
+        view, next_view = agent_view(self.core, obs), agent_view(self.core, next_obs)
+        low_next = self.low_obs(next_obs, beam, power)
+        if self.hindsight:
+            s = self.core.obs_slices()
+            nb = next_obs[..., s["nb_qoe"]].mean(axis=-1)                  # the neighbours' QoE in the slot
+            self.high.store(view, hi, metrics["reward"], next_view, hindsight_high(self.core, obs, next_obs),
+                            nb)
+            # every level's own QoE at the SINR the link had in the slot (held beam and power)
+            own = level_qoe_at(self.core, next_obs[..., s["sinr"]][..., 0] * 20.0)
+            self.low.store(self._low_obs, level, metrics["qoe"], low_next, own, nb)
+        else:
+            self.high.store(view, hi, metrics["reward"], next_view)
+            self.low.store(self._low_obs, level, metrics["qoe"], low_next)
         self.high.learn()   # large timescale first (interference), then the compression on top of it
         self.low.learn()
 
@@ -436,8 +574,16 @@ class SingleLayerDRL(Scheme):
         c = core.cfg
         self.B, self.L, self.C = c.n_beams, len(c.power_dbm), core.C
         n_view = core.obs_dim - self.B
-        self.dqn = IndependentDQN(core.N, n_view + self.C, self.B * self.L * self.C, dqn.gamma_high, dqn,
-                                  c.n_slots, seed, prior=lambda v: prior_joint(core, v[..., :n_view]))
+        self.hindsight = dqn.hindsight
+        if dqn.hindsight:
+            self.dqn: IndependentDQN = HindsightDQN(
+                core.N, n_view + self.C, self.B * self.L * self.C, dqn, c.n_slots, seed,
+                own=lambda v: _own_joint(core, v[..., :n_view]),
+                nb=lambda v: nb_reported(core, v[..., :n_view]),
+                k=c.neighbour_weight, tie=_tie_break(core, self.C))
+        else:
+            self.dqn = IndependentDQN(core.N, n_view + self.C, self.B * self.L * self.C, dqn.gamma_high, dqn,
+                                      c.n_slots, seed, prior=lambda v: prior_joint(core, v[..., :n_view]))
         self.t = 0
 
     def view(self, obs: np.ndarray) -> np.ndarray:
@@ -459,7 +605,12 @@ class SingleLayerDRL(Scheme):
         beam, power, level = actions
         rank = (beam_order(self.core, obs) == beam[..., None]).argmax(axis=-1)
         a = (rank * self.L + power) * self.C + level
-        self.dqn.store(self.view(obs), a, metrics["reward"], self.view(next_obs))
+        if self.hindsight:
+            nb = next_obs[..., self.core.obs_slices()["nb_qoe"]].mean(axis=-1)
+            self.dqn.store(self.view(obs), a, metrics["reward"], self.view(next_obs),
+                           hindsight_joint(self.core, obs, next_obs), nb)
+        else:
+            self.dqn.store(self.view(obs), a, metrics["reward"], self.view(next_obs))
         self.dqn.learn()
 
     def modules(self) -> dict[str, torch.nn.Module]:

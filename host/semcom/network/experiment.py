@@ -89,7 +89,8 @@ def load_policy(path: str | Path, core: NetworkCore, seed: int = 0) -> Scheme:
     if cfg["network"]["n_cells"] != core.N:
         raise ckpt.CheckpointError(f"{path}: trained for {cfg['network']['n_cells']} cells, the network has "
                                    f"{core.N}")
-    dqn = DQNConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["dqn"].items()})
+    stored = {"hindsight": False, **cfg["dqn"]}  # policies saved before the fix: the first design
+    dqn = DQNConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
     scheme = make_scheme(cfg["scheme"], core, seed, dqn, period=cfg["network"]["period"])
     for level, module in scheme.modules().items():  # type: ignore[attr-defined]
         p = path.with_name(f"{path.name}_{level}")
