@@ -1,61 +1,97 @@
-"""Where the live QoE loses against the model, from the measured live run (output/live/live.csv): per
-model-SINR bin, the OFAT frame-delivery probability with the other links interfering, the live accuracy of
-the delivered frames against the AWGN table, and how much of the live-vs-model gap a delivery model
-(a lost frame scores accuracy 0, QoE ~ 0) explains. Writes output/live/delivery_vs_sinr.csv and
-output/live/gap.json.
+"""The live-vs-simulation gap as a link model: from a measured live run (live.csv of `semcom network live`)
+the table, per model-SINR bin, of the OFAT frame-delivery probability with the other links interfering
+and of the live accuracy of the delivered frames against the AWGN table at the model's SINR; and the
+simulation of a live scenario with such a table as its link model (a frame is delivered with the bin's
+probability, its accuracy scaled by the bin's live / table ratio; a lost frame scores accuracy 0).
 
-    .venv/bin/python experiments/network/live_gap.py
+    # the table of one run (the first live run, first-design policies; committed as link_table_run1.csv)
+    .venv/bin/python experiments/network/live_gap.py table LIVE_CSV output/live/link_table_run1.csv
+    # predict another run's live QoE from that table, and compare (writes output/live/gap.json)
+    .venv/bin/python experiments/network/live_gap.py predict output/live/link_table_run1.csv
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from semcom.network.env import NetworkConfig, NetworkCore
+from semcom.network.experiment import load_policy
 from semcom.results import write_csv
 
 LIVE = Path(__file__).resolve().parent / "output" / "live"
 EDGES = (-60.0, -5.0, -2.5, 0.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 80.0)  # model SINR bins (dB)
 
 
-def main() -> None:
-    with (LIVE / "live.csv").open() as f:
+def _bins(sinr: np.ndarray) -> np.ndarray:
+    return np.digitize(sinr, EDGES[1:-1])
+
+
+def table(live_csv: Path, out: Path) -> list[dict[str, float]]:
+    """live.csv -> per-bin delivery probability and live / table accuracy ratio (written to ``out``)."""
+    core = NetworkCore(NetworkConfig(n_cells=3), 1)
+    with live_csv.open() as f:
         rows = list(csv.DictReader(f))
     sinr = np.array([float(r["sinr_sim_db"]) for r in rows])
     deliv = np.array([r["delivered"] == "True" for r in rows])
-    q_live = np.array([float(r["qoe_live"]) for r in rows])
-    q_model = np.array([float(r["qoe_sim_same_slot"]) for r in rows])
+    level = np.array([core.table.names.index(r["level"]) for r in rows])
     acc_live = np.array([float(r["accuracy_live"]) for r in rows])
-    acc_meas = np.array([float(r["accuracy_table_at_measured"]) for r in rows])
-    b = np.digitize(sinr, EDGES[1:-1])
-    p = np.zeros(len(rows))
-    table = []
+    acc_model = core.table.accuracy(level, sinr)
+    b = _bins(sinr)
+    tab = []
     for i in range(len(EDGES) - 1):
-        m = b == i
-        if not m.any():
-            continue
-        p[m] = deliv[m].mean()
-        d = m & deliv
-        table.append({"sinr_lo_db": EDGES[i], "sinr_hi_db": EDGES[i + 1], "link_slots": int(m.sum()),
-                      "delivered": float(deliv[m].mean()),
-                      "accuracy_live_delivered": float(acc_live[d].mean()) if d.any() else float("nan"),
-                      "accuracy_table_at_measured_delivered": float(acc_meas[d].mean()) if d.any()
-                      else float("nan"),
-                      "qoe_live": float(q_live[m].mean()), "qoe_model": float(q_model[m].mean()),
-                      "qoe_model_x_delivery": float((p[m] * q_model[m]).mean())})
-    write_csv(LIVE / "delivery_vs_sinr.csv", table)
-    summary = {"link_slots": len(rows), "qoe_live": float(q_live.mean()), "qoe_model_same_slots":
-               float(q_model.mean()), "qoe_model_x_delivery_same_slots": float((p * q_model).mean()),
-               "gap_explained_by_delivery": float((q_model.mean() - (p * q_model).mean())
-                                                  / (q_model.mean() - q_live.mean()))}
-    (LIVE / "gap.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
-    for r in table:
-        print({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
+        m, d = b == i, (b == i) & deliv
+        tab.append({"sinr_lo_db": EDGES[i], "sinr_hi_db": EDGES[i + 1], "link_slots": int(m.sum()),
+                    "delivered": float(deliv[m].mean()) if m.any() else 1.0,
+                    "accuracy_live_delivered": float(acc_live[d].mean()) if d.any() else float("nan"),
+                    "accuracy_table_at_model_sinr": float(acc_model[d].mean()) if d.any() else float("nan"),
+                    "accuracy_ratio": float(acc_live[d].mean() / acc_model[d].mean()) if d.any() else 1.0})
+    write_csv(out, tab)
+    return tab
+
+
+def predict(table_csv: Path, live_json: Path = LIVE / "live.json") -> dict[str, float]:
+    """Simulate the scenario of ``live_json`` (same policies, seed, slots, frozen, model observations) with
+    the table as the link model: expected QoE per link-slot = p QoE(ratio x table accuracy) + (1 - p)
+    QoE(0)."""
+    with table_csv.open() as f:
+        tab = list(csv.DictReader(f))
+    p_del = np.array([float(r["delivered"]) for r in tab])
+    ratio = np.array([float(r["accuracy_ratio"]) for r in tab])
+    s = json.loads(live_json.read_text())["summary"]
+    core = NetworkCore(NetworkConfig(n_cells=s["n_links"], n_slots=s["slots"]), 1)
+    policy = load_policy(s["policies"], core, s["seed"])
+    obs = core.reset(s["seed"])
+    plain, linked = [], []
+    for _ in range(s["slots"]):
+        actions = policy.act(obs)
+        m = core.step(*actions)
+        nxt = core.observe()
+        policy.update(obs, actions, m, nxt)
+        obs = nxt
+        b = _bins(m["sinr_db"])
+        _, q_ok = core.qoe_from_accuracy(actions[2], np.minimum(1.0, m["accuracy"] * ratio[b]))
+        _, q_lost = core.qoe_from_accuracy(actions[2], np.zeros_like(m["accuracy"]))
+        plain.append(m["qoe"].mean())
+        linked.append((p_del[b] * q_ok + (1 - p_del[b]) * q_lost).mean())
+    out = {"table": str(table_csv), "live_run": str(live_json), "qoe_live": s["qoe_live"],
+           "qoe_sim_scenario_awgn_table": float(np.mean(plain)),
+           "qoe_sim_scenario_with_link_table": float(np.mean(linked))}
+    out["gap_awgn"] = out["qoe_live"] - out["qoe_sim_scenario_awgn_table"]
+    out["gap_with_link_table"] = out["qoe_live"] - out["qoe_sim_scenario_with_link_table"]
+    (LIVE / "gap.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 4 and sys.argv[1] == "table":
+        for r in table(Path(sys.argv[2]), Path(sys.argv[3])):
+            print({k: round(v, 3) for k, v in r.items()})
+    elif len(sys.argv) == 3 and sys.argv[1] == "predict":
+        print(json.dumps(predict(Path(sys.argv[2])), indent=2))
+    else:
+        raise SystemExit(__doc__)
