@@ -33,8 +33,10 @@ class ofat_equalizer(gr.basic_block):
         gr.basic_block.__init__(self, name="semcom_ofat_equalizer", in_sig=None, out_sig=None)
         if method not in ("zf", "mmse", "sparse"):
             raise ValueError(f"method must be zf, mmse or sparse, got {method!r}")
-        if method == "zf" and layout.n_rx < layout.n_tx:
-            raise ValueError("ZF needs n_rx >= n_tx; choose mmse or sparse")
+        # Real mode detects on the stacked real system: 2*Nr real equations (semcom.ofat.equalize).
+        zf_rows = 2 * layout.n_rx if layout.mode == "real" else layout.n_rx
+        if method == "zf" and zf_rows < layout.n_tx:
+            raise ValueError("ZF needs n_rx >= n_tx (real mode: 2*n_rx >= n_tx); choose mmse or sparse")
         self.layout = layout
         self.method = method
         self.max_sparsity = int(max_sparsity) or None
