@@ -40,6 +40,7 @@ class DQNConfig:
     lr: float = 5e-4
     gamma_high: float = 0.0       # the high level's (and single-layer's) Q: expected local reward of a choice
     gamma_low: float = 0.0        # compression only changes this slot's QoE of the own link
+    # (both gammas apply to the first design only: HindsightDQN is gamma = 0 by construction)
     batch_size: int = 64
     buffer: int = 5000
     learn_start: int = 100        # slots of experience before the first gradient step
