@@ -20,7 +20,7 @@ from .messages import parse_tensor_message, tensor_message
 
 
 class ofat_equalizer(gr.basic_block):
-    """ZF / MMSE / sparse reconstruction of each frame from `ofat_rx`, inside the flowgraph.
+    """ZF / MMSE / unbiased LMMSE / sparse reconstruction of each frame from `ofat_rx`, inside the flowgraph.
 
     Input message port "frames" (Y, H and meta from ofat_rx); output message port "values": the
     payload as float32 with its original shape under the name "values", and the frame's meta
@@ -31,8 +31,8 @@ class ofat_equalizer(gr.basic_block):
 
     def __init__(self, layout: OfatLayout, method: str = "mmse", max_sparsity: int = 0):
         gr.basic_block.__init__(self, name="semcom_ofat_equalizer", in_sig=None, out_sig=None)
-        if method not in ("zf", "mmse", "sparse"):
-            raise ValueError(f"method must be zf, mmse or sparse, got {method!r}")
+        if method not in ("zf", "mmse", "lmmse", "sparse"):
+            raise ValueError(f"method must be zf, mmse, lmmse or sparse, got {method!r}")
         # Real mode detects on the stacked real system: 2*Nr real equations (semcom.ofat.equalize).
         zf_rows = 2 * layout.n_rx if layout.mode == "real" else layout.n_rx
         if method == "zf" and zf_rows < layout.n_tx:
@@ -57,7 +57,8 @@ class ofat_equalizer(gr.basic_block):
             meta, tensors = parse_tensor_message(msg)
             values = reconstruct_payload(
                 self.layout, tensors["H"], tensors["Y"], shape=meta["shape"], scale=meta["scale"],
-                noise_var=meta["noise_var"], method=self.method, max_sparsity=self.max_sparsity)
+                noise_var=meta["noise_var"], method=self.method, max_sparsity=self.max_sparsity,
+                err_var=meta.get("err_var", 0.0))
         except (ValueError, KeyError, np.linalg.LinAlgError) as err:
             self._counters["errors"] += 1
             self.logger.error(f"frame not reconstructed: {err!r}")

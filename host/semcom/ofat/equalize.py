@@ -9,6 +9,12 @@ against the operations numpy and torch share. Shapes, batched over any leading d
 * ZF (Nr >= Nt): X = (H^H H)^-1 H^H Y, the least-squares "x = H^+ y" of the paper.
 * MMSE: X = (H^H H + sigma^2/Es I)^-1 H^H Y with Es the energy per antenna and element (1/Nt in OFAT).
   Never worse than ZF in mean squared error, and defined for Nr < Nt as well.
+* Channel-estimate error: with H = H_est + E, E i.i.d. of variance `err_var` per element (the receiver's
+  LS/denoised estimate error, carried as meta["err_var"]), E x + n is noise of variance
+  sigma^2 + err_var * Nt * Es per receive antenna; `mmse` / `lmmse` fold it into the regularisation.
+  `mmse` returns the MSE-optimal (biased, shrunk) estimate; `lmmse` divides by the per-stream gain
+  d = diag(W H_est) as Sionna's LMMSE equaliser does, returning the unbiased x_hat and the effective
+  noise variance per stream no_eff = Es (1/d - 1).
 * Real mode (the paper's amplitudes, x real): the widely linear detectors `zf_real` / `mmse_real` work
   on the stacked real system [Re y; Im y] = [Re H; Im H] x + [Re n; Im n] (2Nr real equations, noise
   sigma^2/2 per real dimension), so they separate up to 2*Nr real streams: Nr < Nt <= 2*Nr needs no
@@ -26,7 +32,7 @@ import numpy as np
 
 from .frame import OfatLayout, unmap_values
 
-Method = Literal["zf", "mmse", "sparse"]
+Method = Literal["zf", "mmse", "lmmse", "sparse"]
 
 
 def _is_torch(x: Any) -> bool:
@@ -127,6 +133,43 @@ def mmse_real(h: Any, y: Any, noise_var: Any, signal_var: float) -> Any:
     return _as_complex(_solve(at @ a + reg, at @ b))
 
 
+def effective_noise_var(noise_var: Any, err_var: Any, n_tx: int, signal_var: float) -> Any:
+    """Noise per receive antenna with the channel-estimate error as noise: sigma^2 + err_var Nt Es."""
+    return noise_var + err_var * n_tx * signal_var
+
+
+def lmmse(h: Any, y: Any, noise_var: Any, signal_var: float, err_var: Any = 0.0,
+          real: bool = False) -> tuple[Any, Any]:
+    """Unbiased LMMSE with the channel-estimate error folded into the noise (Sionna `lmmse_equalizer`).
+
+    (..., Nr, Nt), (..., Nr, S) -> x_hat (..., Nt, S) complex, no_eff (..., Nt) real: x_hat = x + e with
+    E[e] = 0 given x and Var(e) = no_eff per stream. real=True: the stacked real system (`mmse_real`).
+    """
+    n_tx = h.shape[-1]
+    nv = effective_noise_var(noise_var, err_var, n_tx, signal_var)
+    if _is_torch(h):
+        import torch
+
+        nv = torch.as_tensor(nv, dtype=h.real.dtype, device=h.device)
+    else:
+        nv = np.asarray(nv, dtype=h.real.dtype)
+    if real:
+        a, b = _stack_real(h, y)
+        at = a.swapaxes(-1, -2)
+        gram, rhs, reg = at @ a, at @ b, nv / (2.0 * signal_var)
+    else:
+        hh = _hermitian(h)
+        a, gram, rhs, reg = h, hh @ h, hh @ y, nv / signal_var
+    m = gram + reg[..., None, None] * _eye_like(gram, n_tx)
+    x_biased = _solve(m, rhs)
+    gain = _solve(m, gram).diagonal(dim1=-2, dim2=-1) if _is_torch(h) else \
+        np.diagonal(_solve(m, gram), axis1=-2, axis2=-1)
+    gain = gain.real
+    x_hat = x_biased / gain[..., :, None]
+    no_eff = signal_var * (1.0 / gain - 1.0)
+    return (_as_complex(x_hat) if real else x_hat), no_eff
+
+
 def sparse_omp(h: Any, y: Any, noise_var: float, max_sparsity: int | None = None) -> Any:
     """Orthogonal matching pursuit for each received vector, batched (torch; numpy in -> numpy out).
 
@@ -171,19 +214,25 @@ def sparse_omp(h: Any, y: Any, noise_var: float, max_sparsity: int | None = None
 
 
 def reconstruct(h: Any, y: Any, method: Method = "zf", noise_var: float | Any = 0.0,
-                signal_var: float = 1.0, max_sparsity: int | None = None, real: bool = False) -> Any:
+                signal_var: float = 1.0, max_sparsity: int | None = None, real: bool = False,
+                err_var: float | Any = 0.0) -> Any:
     """Dispatch by method name; see the module docstring for shapes.
 
     real=True: x is known to be real (real-mode OFAT), ZF/MMSE use the widely linear detectors on the
-    stacked real system (`zf_real`, `mmse_real`); sparse recovery stays complex.
+    stacked real system (`zf_real`, `mmse_real`); sparse recovery stays complex. err_var (the channel
+    estimate's error variance per element, 0 = perfect CSI, today's behaviour) is folded into the
+    noise of `mmse` and `lmmse`.
     """
     if method == "zf":
         return zf_real(h, y) if real else zf(h, y)
     if method == "mmse":
-        return mmse_real(h, y, noise_var, signal_var) if real else mmse(h, y, noise_var, signal_var)
+        nv = effective_noise_var(noise_var, err_var, h.shape[-1], signal_var)
+        return mmse_real(h, y, nv, signal_var) if real else mmse(h, y, nv, signal_var)
+    if method == "lmmse":
+        return lmmse(h, y, noise_var, signal_var, err_var, real)[0]
     if method == "sparse":
         return sparse_omp(h, y, float(np.mean(np.asarray(noise_var))), max_sparsity)
-    raise ValueError(f"unknown reconstruction method {method!r}; choose zf, mmse or sparse")
+    raise ValueError(f"unknown reconstruction method {method!r}; choose zf, mmse, lmmse or sparse")
 
 
 def zf_nmse_bound(snr_db: float, n_tx: int, n_rx: int, real: bool = False) -> float:
@@ -228,14 +277,15 @@ def mmse_nmse_bound(snr_db: float, n_tx: int, n_rx: int, real: bool = False, n_d
 
 def reconstruct_payload(layout: OfatLayout, h: Any, y: Any, *, shape: tuple[int, ...] | list[int],
                         scale: float, noise_var: float, method: Method = "zf",
-                        max_sparsity: int | None = None) -> Any:
+                        max_sparsity: int | None = None, err_var: float = 0.0) -> Any:
     """A received frame -> the payload tensor (numpy or torch, as h and y are).
 
-    h (K, Nr, Nt), y (K, Nr, S) as `ofat_rx` emits them; shape and scale from the frame header.
+    h (K, Nr, Nt), y (K, Nr, S) as `ofat_rx` emits them; shape and scale from the frame header;
+    noise_var and err_var from its meta (err_var 0 = the estimate treated as exact).
     The one path from a received grid to values, shared by the host and the `ofat_equalizer` block.
     """
     x_hat = reconstruct(h, y, method, noise_var, signal_var=1.0 / layout.n_tx, max_sparsity=max_sparsity,
-                        real=layout.mode == "real")
+                        real=layout.mode == "real", err_var=err_var)
     if layout.clip_ratio_db:
         from semcom.ofat.papr import bussgang_gain  # clipped data arrive scaled by the Bussgang gain
 

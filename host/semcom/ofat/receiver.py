@@ -45,6 +45,7 @@ class ReceivedFrame:
     cfo: float  # cycles per sample
     start: int  # absolute sample index of the frame's first sample (preamble CP)
     metric: float  # Schmidl & Cox metric at the chosen timing
+    err_var: float = 0.0  # error variance per element of the channel estimate h (see _estimate_channel)
 
     def meta(self, layout: OfatLayout) -> dict:
         """The FRAME message metadata (see docs/wire-protocol.md)."""
@@ -55,6 +56,7 @@ class ReceivedFrame:
             "scale": self.header.scale,
             "flags": self.header.flags,
             "noise_var": self.noise_var,
+            "err_var": self.err_var,
             "snr_db": self.snr_db,
             "cfo": self.cfo,
             "timing": self.start,
@@ -188,8 +190,10 @@ class FrameReceiver:
         windows = span.reshape(lay.n_rx, n_sym, lay.symbol_len)[:, :, : lay.fft_len]
         return np.fft.fft(windows, axis=-1, norm="ortho")[:, :, lay.used_bins]
 
-    def _estimate_channel(self, yt: np.ndarray) -> tuple[np.ndarray, float]:
-        """Training (Nr, T, Nu) -> denoised H (Nr, Nt, Nu) and the per-element noise variance.
+    def _estimate_channel(self, yt: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """Training (Nr, T, Nu) -> denoised H (Nr, Nt, Nu), the per-element noise variance and the
+        estimate's error variance per element: LS error sigma^2 Nt / T, reduced by the projection onto
+        the kept delay taps to sigma^2 Nt / T * taps / Nu.
 
         Denoising: greedy selection (orthogonal matching pursuit with one support shared by all
         antenna pairs, which see the same delays) of delay taps in [-margin, cp + margin), stopping
@@ -228,7 +232,8 @@ class FrameReceiver:
             fitted = sub @ coef
             residual = pairs - fitted
         self.last_taps = np.sort(self._candidate_taps[chosen])
-        return fitted.T.reshape(lay.n_rx, lay.n_tx, lay.n_used), noise_var
+        err_var = ls_noise * len(chosen) / lay.n_used
+        return fitted.T.reshape(lay.n_rx, lay.n_tx, lay.n_used), noise_var, err_var
 
     def _phases(self, y: np.ndarray, g: np.ndarray, first_sym: int) -> np.ndarray:
         """Common phase per symbol from the pilots: y (Nr, n, Nu), g effective channel (Nr, Nu)."""
@@ -258,7 +263,7 @@ class FrameReceiver:
             c = np.sum(np.conj(yt[:, : lay.n_train_symbols - lay.n_tx]) * yt[:, lay.n_tx:])
             cfo += float(np.angle(c)) / (2 * np.pi * lay.n_tx * lay.symbol_len)
             yt = self._symbols(body, t0, lay.n_train_symbols, cfo)
-        h, noise_var = self._estimate_channel(yt)
+        h, noise_var, err_var = self._estimate_channel(yt)
         g = np.einsum("rau,au->ru", h, lay.cdd_phases(lay.used_bins))
         yh = self._symbols(body, h0, lay.n_header_symbols, cfo)
         yh = yh * np.exp(-1j * self._phases(yh, g, 0))[None, :, None]
@@ -294,6 +299,7 @@ class FrameReceiver:
             cfo=cfo,
             start=int(frame_start_abs),
             metric=peak,
+            err_var=err_var,
         )
         self.counters.frames += 1
         self._skip_to(self._buf_start + end - lay.cp_len)
