@@ -9,7 +9,14 @@ Per frame:
    (receive diversity), threshold crossing, then the middle of the 90 % plateau, which puts the FFT
    window inside the cyclic prefix (the residual offset becomes a linear phase the channel estimate
    absorbs).
-2. CFO: angle of P on the plateau (range +-1 subcarrier), refined with the repeated training symbols.
+2. CFO: angle of P on the plateau (the fractional part, modulo 2 subcarriers: S&C's half-symbol
+   period), then an integer search on the training symbols (as gr-digital's `ofdm_chanest_vcvc`
+   with `max_carr_offset`): the even bin shift 2m, |2m| <= max_int_cfo, whose differential correlation
+   with the known training sequence is largest; then refined with the repeated training symbols.
+   Supported CFO: |CFO| < max_int_cfo + 1 subcarriers (+-5 with the default 4, both presets; the
+   shifted band stays inside the FFT for wifi64's 6 and ofat128's 10 guard bins). The refinement alone
+   is ambiguous beyond +-fft/(2 Nt symbol_len) subcarriers (0.2 for 2x wifi64), which only the coarse
+   residual (< 0.05 subcarrier at 5 dB) has to meet.
 3. Channel estimation: LS from the orthogonal training, averaged over repetitions, then denoised by
    projecting onto the few delay taps that carry energy (selected against the noise floor, at most
    the cyclic prefix plus margins): the estimate's noise drops by about (taps kept)/(used subcarriers).
@@ -82,6 +89,7 @@ class FrameReceiver:
     layout: OfatLayout
     threshold: float = 0.2
     phase_tracking: str = "linear"
+    max_int_cfo: int = 4  # integer CFO search range in subcarriers (even shifts up to this)
     counters: RxCounters = field(default_factory=RxCounters)
 
     def __post_init__(self) -> None:
@@ -90,6 +98,10 @@ class FrameReceiver:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be in (0, 1)")
         lay = self.layout
+        guard = lay.fft_len // 2 - max(abs(k) for k in lay.used_carriers)
+        if not 0 <= self.max_int_cfo <= guard:
+            raise ValueError(f"max_int_cfo must be in [0, {guard}] (the guard band), got {self.max_int_cfo}")
+        self._int_shifts = np.arange(-(self.max_int_cfo // 2), self.max_int_cfo // 2 + 1) * 2
         self._buf = np.zeros((lay.n_rx, 0), np.complex64)
         self._buf_start = 0  # absolute index of _buf[:, 0]
         self._search_from = 0  # absolute index where detection resumes
@@ -190,6 +202,31 @@ class FrameReceiver:
         windows = span.reshape(lay.n_rx, n_sym, lay.symbol_len)[:, :, : lay.fft_len]
         return np.fft.fft(windows, axis=-1, norm="ortho")[:, :, lay.used_bins]
 
+    def _integer_cfo(self, body: int, cfo: float) -> int:
+        """Even bin shift 2m (subcarriers) left after the S&C fractional estimate: the shift whose
+        training bins, descrambled by the known sequence c_k, are smoothest across subcarriers
+        (a channel is; noise and a wrong shift are not). Differential, so it needs no channel estimate."""
+        lay = self.layout
+        if self._int_shifts.size == 1:
+            return 0
+        t0 = lay.n_preamble_symbols
+        start = body + t0 * lay.symbol_len
+        span = self._buf[:, start: start + lay.n_train_symbols * lay.symbol_len]
+        n_idx = t0 * lay.symbol_len + np.arange(span.shape[1])
+        span = span * np.exp(-2j * np.pi * cfo * n_idx)
+        windows = span.reshape(lay.n_rx, lay.n_train_symbols, lay.symbol_len)[:, :, : lay.fft_len]
+        full = np.fft.fft(windows, axis=-1, norm="ortho")  # (Nr, T, fft)
+        # Adjacent used subcarriers only (the DC gap breaks the chain; skip that pair).
+        used = np.sort(np.array(lay.used_carriers))
+        adjacent = np.flatnonzero(np.diff(used) == 1)
+        c = lay.training_sequence
+        scores = []
+        for shift in self._int_shifts:
+            z = full[:, :, np.mod(used + shift, lay.fft_len)] * np.conj(c)[None, None, :]
+            d = np.conj(z[:, :, adjacent]) * z[:, :, adjacent + 1]
+            scores.append(np.abs(d.sum(axis=2)).sum())
+        return int(self._int_shifts[int(np.argmax(scores))])
+
     def _estimate_channel(self, yt: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Training (Nr, T, Nu) -> denoised H (Nr, Nt, Nu), the per-element noise variance and the
         estimate's error variance per element: LS error sigma^2 Nt / T, reduced by the projection onto
@@ -257,6 +294,7 @@ class FrameReceiver:
         d0 = h0 + lay.n_header_symbols
         if body + d0 * lay.symbol_len > n:
             return self._wait_from(first)
+        cfo += self._integer_cfo(body, cfo) / lay.fft_len
         yt = self._symbols(body, t0, lay.n_train_symbols, cfo)
         if lay.train_reps >= 2:
             # Repeated training symbols are identical: their phase step is the residual CFO.
