@@ -76,6 +76,21 @@ def test_non_json_header():
     _expect("bad_json", [parts[0], json.dumps({"meta": {}}).encode(), *parts[2:]])
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_standard_json_literals_are_bad_json(literal):
+    parts = _good()
+    body = json.loads(parts[1])
+    text = json.dumps(body)[:-1] + f', "x": {literal}}}'
+    assert json.loads(text)["x"] != 0  # Python's json alone would accept it
+    _expect("bad_json", [parts[0], text.encode(), *parts[2:]])
+
+
+def test_deeply_nested_json_is_bad_json_not_an_internal_error():
+    parts = _good()
+    body = json.dumps(json.loads(parts[1]))[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    _expect("bad_json", [parts[0], body.encode(), *parts[2:]])
+
+
 def test_disallowed_dtype():
     parts = _good()
     body = json.dumps({"tensors": [{"name": "x", "dtype": "object", "shape": [2, 3]}], "meta": {}})

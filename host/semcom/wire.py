@@ -67,6 +67,11 @@ class WireMessage:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def _refuse_constant(name: str) -> Any:
+    """NaN / Infinity / -Infinity are not JSON (RFC 8259): Python's json accepts them, the wire does not."""
+    raise ValueError(f"non-standard JSON literal {name}")
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
@@ -132,10 +137,12 @@ def decode(parts: list[bytes], *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_B
         raise WireError("truncated", f"header announces {n_tensors} tensors, got {len(parts) - 2} "
                                      f"tensor parts")
     try:
-        body = json.loads(bytes(parts[1]).decode("utf-8"))
+        body = json.loads(bytes(parts[1]).decode("utf-8"), parse_constant=_refuse_constant)
         specs, meta = body["tensors"], body.get("meta", {})
         if not isinstance(specs, list) or not isinstance(meta, dict) or len(specs) != n_tensors:
             raise ValueError("tensors must be a list of n_tensors entries, meta an object")
+    except RecursionError:  # nesting deeper than the interpreter's stack: malformed, not internal
+        raise WireError("bad_json", "JSON nested too deeply") from None
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
         raise WireError("bad_json", str(err)) from None
     tensors = {}
