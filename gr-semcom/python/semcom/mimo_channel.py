@@ -45,7 +45,9 @@ class mimo_channel(gr.sync_block):
     * Timing: ``frac_delay`` convolves an 8-tap Kaiser-windowed sinc (bulk delay 3 + frac, frac uniform
       in [0, 1)) into the taps, so ``L = n_taps + 7`` (else ``L = n_taps``); the integer delay ``D`` is
       uniform in {0, ..., ``max_int_delay``}. The longest impulse response is ``max_int_delay + L``
-      (+ the largest rx_delay + tx_delay): the receiver's timing and cyclic prefix must cover it.
+      (+ the largest rx_delay + tx_delay): the receiver's timing and cyclic prefix must cover it, and the
+      transmitter's gap must too (a per-frame redraw to a shorter delay skips that many samples):
+      pass ``gap_samples`` (the ofat_tx value) and the block refuses a longer response (0 = unchecked).
     * CFO ``f`` = ``cfo`` + uniform(+-``cfo_jitter``) per draw, in cycles per sample (the OFDM subcarrier
       spacing is 1/fft_len cycles/sample: 0.4 subcarrier at FFT 64 is 0.4/64); the phase is continuous
       across realisations and ``work()`` calls.
@@ -79,7 +81,7 @@ class mimo_channel(gr.sync_block):
                  noise_ref_power: float = 1.0, rx_phase: list[float] | None = None,
                  rx_delay: list[int] | None = None, rx_phase_drift: list[float] | None = None,
                  tx_phase: list[float] | None = None, tx_delay: list[int] | None = None,
-                 los: str = "ula", sob_key: str = "tx_sob"):
+                 los: str = "ula", sob_key: str = "tx_sob", gap_samples: int = 0):
         n_tx, n_rx = int(n_tx), int(n_rx)
         gr.sync_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
                                out_sig=[np.complex64] * n_rx)
@@ -123,6 +125,12 @@ class mimo_channel(gr.sync_block):
 
         # Own tail buffer of past input (zeros before the stream): longest FIR + integer delay + offsets.
         self._history_len = self.spec.max_total_len - 1 + self._max_offset
+        # A redraw at tx_sob that shortens the delay by D skips D input samples, and the new FIR reads
+        # L - 1 old ones: both must fall in the previous frame's gap, or its tail is cut silently.
+        if int(gap_samples) > 0 and self._history_len > int(gap_samples):
+            raise ValueError(f"max_int_delay + impulse length - 1 + offsets = {self._history_len} samples "
+                             f"exceeds the transmitter's gap_samples={int(gap_samples)}: a redrawn delay "
+                             f"would truncate frames (raise gap_samples or lower max_int_delay)")
         self._history = np.zeros((n_tx, self._history_len), np.complex64)
         self._phase = 0.0  # CFO phase (rad) at the next output sample
         self._truth_port = pmt.intern("truth")

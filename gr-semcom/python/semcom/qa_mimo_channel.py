@@ -277,6 +277,13 @@ class qa_mimo_channel(gr_unittest.TestCase):
             with self.assertRaises(ValueError):
                 semcom.mimo_channel(2, 2, **kw)
 
+    def test_integer_delay_longer_than_the_gap_is_refused(self):
+        # max_int_delay + (3 taps + 7 FD) - 1: 151 gives 160 = the gap (fits), 152 gives 161.
+        semcom.mimo_channel(2, 2, max_int_delay=151, gap_samples=160)
+        with self.assertRaisesRegex(ValueError, "gap_samples=160"):
+            semcom.mimo_channel(2, 2, max_int_delay=152, gap_samples=160)
+        semcom.mimo_channel(2, 2, max_int_delay=152)  # unchecked without a gap
+
 
 if __name__ == "__main__":
     gr_unittest.run(qa_mimo_channel)
