@@ -295,3 +295,26 @@ def test_hindsight_targets_are_the_realised_own_qoe() -> None:
                        own=lambda v: np.zeros(v.shape[:-1] + (5,)), nb=None, k=0.0)
     with pytest.raises(ValueError, match="hindsight targets"):
         dqn.store(np.zeros((1, 3, 4)), np.zeros((1, 3), int), np.zeros((1, 3)), np.zeros((1, 3, 4)))
+
+
+def test_link_table_drops_frames_and_scales_accuracy(tmp_path) -> None:
+    """With a link table the QoE is the expectation over delivery: p QoE(ratio x acc) + (1 - p) QoE(0); a bin
+    with p = 1, ratio = 1 leaves the AWGN table's numbers unchanged; a malformed table is refused."""
+    t = tmp_path / "link.csv"
+    t.write_text("sinr_lo_db,sinr_hi_db,delivered,accuracy_ratio\n-60,0,0.0,1.0\n0,10,0.5,0.8\n10,80,1.0,1.0\n")
+    cfg = NetworkConfig(n_cells=3)
+    plain, linked = NetworkCore(cfg, 1), NetworkCore(replace(cfg, link_table=str(t)), 1)
+    plain.reset(3), linked.reset(3)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        a = tuple(rng.integers(0, n, (1, 3)) for n in (8, 5, plain.C))
+        mp, ml = plain.step(*a), linked.step(*a)
+        s = mp["sinr_db"]
+        _, q_lost = plain.qoe_from_accuracy(a[2], np.zeros((1, 3)))
+        _, q_mid = plain.qoe_from_accuracy(a[2], 0.8 * mp["accuracy"])
+        want = np.where(s < 0, q_lost, np.where(s < 10, 0.5 * q_mid + 0.5 * q_lost, mp["qoe"]))
+        assert np.allclose(ml["qoe"], want)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a link table"):
+        NetworkCore(replace(cfg, link_table=str(bad)), 1)

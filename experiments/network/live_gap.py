@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semcom.network.agents import run_scheme
 from semcom.network.env import NetworkConfig, NetworkCore
 from semcom.network.experiment import load_policy
 from semcom.results import write_csv
@@ -58,26 +59,11 @@ def predict(table_csv: Path, live_json: Path = LIVE / "live.json") -> dict[str, 
     """Simulate the scenario of ``live_json`` (same policies, seed, slots, frozen, model observations) with
     the table as the link model: expected QoE per link-slot = p QoE(ratio x table accuracy) + (1 - p)
     QoE(0)."""
-    with table_csv.open() as f:
-        tab = list(csv.DictReader(f))
-    p_del = np.array([float(r["delivered"]) for r in tab])
-    ratio = np.array([float(r["accuracy_ratio"]) for r in tab])
     s = json.loads(live_json.read_text())["summary"]
-    core = NetworkCore(NetworkConfig(n_cells=s["n_links"], n_slots=s["slots"]), 1)
-    policy = load_policy(s["policies"], core, s["seed"])
-    obs = core.reset(s["seed"])
     plain, linked = [], []
-    for _ in range(s["slots"]):
-        actions = policy.act(obs)
-        m = core.step(*actions)
-        nxt = core.observe()
-        policy.update(obs, actions, m, nxt)
-        obs = nxt
-        b = _bins(m["sinr_db"])
-        _, q_ok = core.qoe_from_accuracy(actions[2], np.minimum(1.0, m["accuracy"] * ratio[b]))
-        _, q_lost = core.qoe_from_accuracy(actions[2], np.zeros_like(m["accuracy"]))
-        plain.append(m["qoe"].mean())
-        linked.append((p_del[b] * q_ok + (1 - p_del[b]) * q_lost).mean())
+    for link_table, res in (("", plain), (str(table_csv), linked)):
+        core = NetworkCore(NetworkConfig(n_cells=s["n_links"], n_slots=s["slots"], link_table=link_table), 1)
+        res.extend(run_scheme(load_policy(s["policies"], core, s["seed"]), s["seed"], s["slots"])["qoe"])
     out = {"table": str(table_csv), "live_run": str(live_json), "qoe_live": s["qoe_live"],
            "qoe_sim_scenario_awgn_table": float(np.mean(plain)),
            "qoe_sim_scenario_with_link_table": float(np.mean(linked))}

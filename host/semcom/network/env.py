@@ -60,6 +60,9 @@ class NetworkConfig:
     rate_req: tuple[float, float] = (50.0, 70.0)
     neighbour_weight: float = 0.5       # reward = (1 - k) own QoE + k mean QoE of the N_NEIGHBOURS
     table: str = str(DEFAULT_TABLE)
+    # optional PHY link table (experiments/network/live_gap.py): per SINR bin the frame-delivery
+    # probability and the accuracy ratio measured live; "" = the AWGN table alone (Fig. 7)
+    link_table: str = ""
 
     def __post_init__(self) -> None:
         if self.n_cells < 2:
@@ -78,6 +81,20 @@ class NetworkConfig:
 @functools.lru_cache(maxsize=8)
 def load_table(path: str) -> SemanticTable:
     return SemanticTable.from_csv(path)
+
+
+@functools.lru_cache(maxsize=8)
+def load_link_table(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A link table CSV -> (inner bin edges (n-1,) dB, delivery probability (n,), accuracy ratio (n,))."""
+    import csv
+
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"sinr_lo_db", "delivered", "accuracy_ratio"} <= set(rows[0]):
+        raise ValueError(f"{path}: not a link table (sinr_lo_db, sinr_hi_db, delivered, accuracy_ratio)")
+    return (np.array([float(r["sinr_lo_db"]) for r in rows[1:]]),
+            np.array([float(r["delivered"]) for r in rows]),
+            np.array([float(r["accuracy_ratio"]) for r in rows]))
 
 
 def hex_positions(n: int, spacing: float) -> np.ndarray:
@@ -113,6 +130,7 @@ class NetworkCore:
     def __init__(self, cfg: NetworkConfig, n_envs: int = 1) -> None:
         self.cfg, self.E, self.N = cfg, n_envs, cfg.n_cells
         self.table = load_table(cfg.table)
+        self.link = load_link_table(cfg.link_table) if cfg.link_table else None
         self.C = self.table.n_levels
         self.codebook = dft_codebook(cfg.n_antennas, cfg.n_beams)            # (B, Nt)
         self.power_w = 10.0 ** ((np.asarray(cfg.power_dbm) - 30.0) / 10.0)   # (L,)
@@ -218,6 +236,14 @@ class NetworkCore:
         self._measure(beam, power)
         sinr = self.metrics_sinr_db
         acc, rate, q = self.qoe(level, sinr)
+        if self.link is not None:  # the PHY's link table: expected QoE over delivery (lost: accuracy 0)
+            edges, p_del, ratio = self.link
+            b = np.digitize(sinr, edges)
+            acc_ok = np.minimum(1.0, acc * ratio[b])
+            rate_ok, q_ok = self.qoe_from_accuracy(level, acc_ok)
+            _, q_lost = self.qoe_from_accuracy(level, np.zeros_like(acc))
+            acc, rate = p_del[b] * acc_ok, p_del[b] * rate_ok
+            q = p_del[b] * q_ok + (1.0 - p_del[b]) * q_lost
         self.t += 1
         self.last = {"beam": beam.copy(), "power": power.copy(), "level": level.copy(), "qoe": q, "acc": acc,
                      "rate": rate, "sinr_db": sinr}
