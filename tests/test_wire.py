@@ -85,6 +85,14 @@ def test_non_standard_json_literals_are_bad_json(literal):
     _expect("bad_json", [parts[0], text.encode(), *parts[2:]])
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_encoder_refuses_what_the_decoder_refuses(value):
+    """A NaN / infinite meta value raises at the sender (tensor_sink counts it as error_bad_meta)
+    instead of leaving as a message every peer must refuse."""
+    with pytest.raises(ValueError, match="JSON"):
+        encode(Kind.FRAME, 1, {}, {"snr_db": value})
+
+
 def test_deeply_nested_json_is_bad_json_not_an_internal_error():
     parts = _good()
     body = json.dumps(json.loads(parts[1]))[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}"

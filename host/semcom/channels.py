@@ -229,7 +229,8 @@ class OfatChannel(_SeededChannel):
          ``~ sigma^2 Nt / n_train * taps / n_used``, correlated across subcarriers. The real receiver
          picks its taps against the noise floor (data dependent, may miss weak taps at low SNR); this is
          the model of that step, exposed through ``denoise_taps``.
-    5. ``semcom.ofat.equalize.zf`` / ``mmse`` (MMSE with the receiver's ``sigma^2`` and per-antenna
+    5. ``semcom.ofat.equalize.reconstruct`` ZF / MMSE, widely linear in real mode
+       (MMSE with the receiver's ``sigma^2`` and per-antenna
        signal energy 1/Nt) -> X_hat (K, Nt, S) -> ``unmap_values`` -> the sample's reals.
 
     forward: z (B, *dims) real, ``prod(dims) <= layout.capacity`` -> (B, *dims) real.
@@ -247,8 +248,11 @@ class OfatChannel(_SeededChannel):
         if csi not in CSI_MODES:
             raise ValueError(f"csi must be one of {CSI_MODES}, got {csi!r}")
         self.layout = layout if layout is not None else frame.make_layout("wifi64")
-        if equalizer == "zf" and self.layout.n_rx < self.layout.n_tx:
-            raise ValueError(f"ZF needs n_rx >= n_tx (layout has {self.layout.n_rx} < {self.layout.n_tx})")
+        # Real mode detects on the stacked real system, which separates up to 2 Nr real streams.
+        streams = self.layout.n_rx * (2 if self.layout.mode == "real" else 1)
+        if equalizer == "zf" and streams < self.layout.n_tx:
+            raise ValueError(f"ZF needs n_rx >= n_tx ({'2 n_rx' if self.layout.mode == 'real' else 'n_rx'} = "
+                             f"{streams} < {self.layout.n_tx} here)")
         self.equalizer = equalizer
         self.csi = csi
         self.denoise_taps = denoise_taps
@@ -325,10 +329,9 @@ class OfatChannel(_SeededChannel):
         noise = complex_normal((b, lay.n_data_carriers, lay.n_rx, x.shape[-1]), var.reshape(b, 1, 1, 1),
                                self.generator, var.dtype, x.device).to(x.dtype)
         y = h @ x + noise  # (B, K, Nr, S)
-        if self.equalizer == "zf":
-            x_hat = equalize.zf(h_est, y)
-        else:
-            x_hat = equalize.mmse(h_est, y, var.expand(b, lay.n_data_carriers), 1.0 / lay.n_tx)
+        # The receiver's one dispatch: real-mode layouts get the widely linear (stacked real) detectors.
+        x_hat = equalize.reconstruct(h_est, y, self.equalizer, var.expand(b, lay.n_data_carriers),
+                                     signal_var=1.0 / lay.n_tx, real=lay.mode == "real")
         out = [frame.unmap_values(lay, x_hat[i], flat.shape[1], scales[i]) for i in range(b)]
         return torch.stack(out).reshape(z.shape).to(z.dtype)
 

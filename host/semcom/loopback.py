@@ -52,9 +52,7 @@ class SnrResult:
         def db(values: list[float], agg=np.mean) -> float:
             return float(10 * np.log10(agg(values))) if values else float("nan")
 
-        bound = zf_nmse_bound(self.snr_db, layout.n_tx, layout.n_rx)
-        if layout.mode == "real":
-            bound /= 2
+        bound = zf_nmse_bound(self.snr_db, layout.n_tx, layout.n_rx, real=layout.mode == "real")
         row: dict[str, Any] = {
             "snr_db": self.snr_db,
             "sent": self.sent,
@@ -74,8 +72,10 @@ class SnrResult:
 
 
 def methods_for(layout: OfatLayout) -> tuple[str, ...]:
-    """ZF and MMSE when Nr >= Nt; MMSE and sparse recovery (compressed sensing) when Nr < Nt."""
-    return ("zf", "mmse") if layout.n_rx >= layout.n_tx else ("mmse", "sparse")
+    """ZF and MMSE when the detector separates the streams: Nr >= Nt (complex), 2 Nr >= Nt (real mode,
+    widely linear); otherwise MMSE and sparse recovery (compressed sensing)."""
+    streams = 2 * layout.n_rx if layout.mode == "real" else layout.n_rx
+    return ("zf", "mmse") if streams >= layout.n_tx else ("mmse", "sparse")
 
 
 def nmse(estimate: torch.Tensor, truth: np.ndarray) -> float:
@@ -140,7 +140,8 @@ def transfer(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], *,
             entry: dict[str, Any] = {"meta": meta, "H": h}
             for method in methods:
                 entry[method] = reconstruct_payload(layout, h, y, shape=meta["shape"], scale=meta["scale"],
-                                                    noise_var=meta["noise_var"], method=method)
+                                                    noise_var=meta["noise_var"], method=method,
+                                                    err_var=float(meta.get("err_var", 0.0)))
             out[index_of[msg.seq]] = entry
             done += 1
         bar.n = done
@@ -214,11 +215,13 @@ def write_outputs(out_dir: Path, layout: OfatLayout, rows: list[dict[str, Any]])
     snr = np.array([r["snr_db"] for r in rows])
     fig, ax = plt.subplots(figsize=(6, 4))
     dense = np.linspace(snr.min(), snr.max(), 100)
-    factor = 0.5 if layout.mode == "real" else 1.0
-    if layout.n_rx > layout.n_tx:
-        theory = [10 * np.log10(factor * zf_nmse_bound(s, layout.n_tx, layout.n_rx)) for s in dense]
-        ax.plot(dense, theory, "k--", label=r"genie ZF bound $N_t/(\mathrm{SNR}(N_r-N_t))$")
-    if layout.n_rx < layout.n_tx:
+    real = layout.mode == "real"
+    if math.isfinite(zf_nmse_bound(float(snr.max()), layout.n_tx, layout.n_rx, real=real)):
+        theory = [10 * np.log10(zf_nmse_bound(s, layout.n_tx, layout.n_rx, real=real)) for s in dense]
+        label = (r"genie ZF bound $N_t/(\mathrm{SNR}(2N_r-N_t-1))$ (stacked real)" if real
+                 else r"genie ZF bound $N_t/(\mathrm{SNR}(N_r-N_t))$")
+        ax.plot(dense, theory, "k--", label=label)
+    elif layout.n_rx < layout.n_tx and not real:
         floor = 10 * np.log10(1 - layout.n_rx / layout.n_tx)
         ax.axhline(floor, color="k", ls=":", label=r"LMMSE floor $1-N_r/N_t$")
     labels = {"zf": "ZF", "mmse": "MMSE", "sparse": "sparse (OMP)"}

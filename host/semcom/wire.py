@@ -84,7 +84,8 @@ def encode(kind: Kind | int, seq: int, tensors: dict[str, np.ndarray] | None = N
            meta: dict[str, Any] | None = None) -> list[bytes]:
     """Build the multipart message: [16-byte header, JSON, one raw little-endian C-order payload per
     tensor]. `tensors`: name -> array of any shape (0-d included). Raises WireError (bad_dtype) for a
-    dtype outside DTYPES, (bad_json) for a non-str name; TypeError for meta that JSON cannot hold."""
+    dtype outside DTYPES, (bad_json) for a non-str name; TypeError for meta that JSON cannot hold,
+    ValueError for a NaN / infinite float in meta (not JSON)."""
     tensors = tensors or {}
     specs, payloads = [], []
     if not 0 <= int(seq) < 2**64:
@@ -102,7 +103,8 @@ def encode(kind: Kind | int, seq: int, tensors: dict[str, np.ndarray] | None = N
         specs.append({"name": name, "dtype": dtype_name, "shape": list(array.shape)})
         payloads.append(np.ascontiguousarray(array, dtype=DTYPES[dtype_name]).tobytes())
     header = HEADER.pack(MAGIC, VERSION, int(Kind(kind)), len(specs), int(seq))
-    body = json.dumps({"tensors": specs, "meta": meta or {}}, default=_json_default).encode()
+    # allow_nan=False: the decoder refuses NaN / Infinity, so the encoder must not write them.
+    body = json.dumps({"tensors": specs, "meta": meta or {}}, default=_json_default, allow_nan=False).encode()
     return [header, body, *payloads]
 
 
