@@ -14,10 +14,12 @@ from semcom.ofat.frame import (
     encode_header,
     encode_scale,
     frame_grid,
+    frame_grid_reference,
     make_layout,
     map_values,
     modulate_frame,
     ofdm_demodulate,
+    ofdm_modulate,
     unmap_values,
 )
 
@@ -138,3 +140,38 @@ def test_layout_dict_round_trip():
         OfatLayout.from_dict({**layout.to_dict(), "bogus": 1})
     with pytest.raises(FrameError, match="preset"):
         make_layout("nope")
+
+
+@pytest.mark.parametrize("preset", ["wifi64", "ofat128"])
+@pytest.mark.parametrize("mode", ["complex", "real"])
+@pytest.mark.parametrize("n_tx", [1, 2, 3, 4])
+@pytest.mark.parametrize("clip_db", [0.0, 4.0])
+def test_cached_construction_is_bit_identical_to_the_reference(preset, mode, n_tx, clip_db):
+    from semcom.ofat.papr import clip_frame
+
+    layout = make_layout(preset, mode=mode, n_tx=n_tx, clip_ratio_db=clip_db)
+    rng = np.random.default_rng(n_tx)
+    sizes = [1, layout.values_per_symbol - 1, layout.values_per_symbol + 1, layout.capacity]
+    for n in sizes:  # partial element, partial symbol, a symbol and one value, full frame
+        values = 3.0 * rng.standard_normal(n)
+        ref_grid, ref_header = frame_grid_reference(layout, values, seq=n + 7, flags=n % 5)
+        grid, header = frame_grid(layout, values, seq=n + 7, flags=n % 5)
+        assert header == ref_header
+        assert np.array_equal(grid, ref_grid)
+        # The old modulate_frame, step by step: IFFT of the whole grid, clip the data, round once.
+        ref = ofdm_modulate(layout, ref_grid)
+        if clip_db:
+            ref = clip_frame(ref, layout, clip_db, symbols="data")
+        ref = ref.astype(np.complex64)
+        samples, _ = modulate_frame(layout, values, seq=n + 7, flags=n % 5, pad=9)
+        assert samples.dtype == np.complex64 and samples.shape == (n_tx, ref.shape[1] + 9)
+        assert np.array_equal(samples[:, : ref.shape[1]], ref)  # bit for bit, not approximately
+        assert not np.any(samples[:, ref.shape[1]:])
+        samples[:] = 1.0  # a caller writing into its frame must not reach the cached template
+    again, _ = modulate_frame(layout, values, seq=n + 7, flags=n % 5)
+    assert np.array_equal(again, ref)
+
+
+def test_modulate_frame_rejects_negative_pad():
+    with pytest.raises(FrameError, match="pad"):
+        modulate_frame(make_layout("wifi64"), np.ones(4), seq=0, pad=-1)

@@ -49,6 +49,8 @@ class ofat_tx(gr.sync_block):
         gr.sync_block.__init__(self, name="semcom_ofat_tx", in_sig=None,
                                out_sig=[np.complex64] * layout.n_tx)
         self.layout = layout
+        if int(gap_samples) < 0:
+            raise ValueError(f"gap_samples must be >= 0, got {gap_samples}")
         self.gap_samples = int(gap_samples)
         self.idle_fill = bool(idle_fill)
         self.idle_chunk = int(idle_chunk)
@@ -97,7 +99,8 @@ class ofat_tx(gr.sync_block):
             self._reject("nonfinite", f"seq {seq}: tensor {name!r} contains NaN or Inf")
             return
         try:
-            samples, _ = modulate_frame(self.layout, values, seq=seq, shape=tensor.shape)
+            # The gap is written by modulate_frame itself (one buffer per frame, no second copy).
+            padded, _ = modulate_frame(self.layout, values, seq=seq, shape=tensor.shape, pad=self.gap_samples)
         except FrameError as err:
             self._reject("frame", f"seq {seq}: {err}")
             return
@@ -105,8 +108,6 @@ class ofat_tx(gr.sync_block):
             self._counters["dropped_backpressure"] += 1
             self.logger.warn(f"seq {seq} dropped: {self.max_queue} frames already queued")
             return
-        padded = np.zeros((self.layout.n_tx, samples.shape[1] + self.gap_samples), np.complex64)
-        padded[:, : samples.shape[1]] = samples
         self._queue.append((seq, padded))
         self._counters["frames_queued"] += 1
 

@@ -149,7 +149,7 @@ class OfatLayout:
             fail("cyclic delay diversity spread (n_tx-1)*cdd_shift must be shorter than the CP")
 
     # ----------------------------------------------------------------- derived numerology
-    @property
+    @cached_property
     def symbol_len(self) -> int:
         return self.fft_len + self.cp_len
 
@@ -180,32 +180,32 @@ class OfatLayout:
     def pilot_index_in_used(self) -> np.ndarray:
         return np.searchsorted(np.sort(self.used_carriers), sorted(self.pilot_carriers))
 
-    @property
+    @cached_property
     def n_used(self) -> int:
         return len(self.used_carriers)
 
-    @property
+    @cached_property
     def n_data_carriers(self) -> int:
         return len(self.used_carriers) - len(self.pilot_carriers)
 
-    @property
+    @cached_property
     def values_per_element(self) -> int:
         return 2 if self.mode == "complex" else 1
 
-    @property
+    @cached_property
     def values_per_symbol(self) -> int:
         return self.n_data_carriers * self.n_tx * self.values_per_element
 
-    @property
+    @cached_property
     def capacity(self) -> int:
         """Largest number of values one frame carries."""
         return self.values_per_symbol * self.max_data_symbols
 
-    @property
+    @cached_property
     def n_train_symbols(self) -> int:
         return self.n_tx * self.train_reps
 
-    @property
+    @cached_property
     def n_header_symbols(self) -> int:
         return math.ceil(self.header_reps * HEADER_BITS / self.n_data_carriers)
 
@@ -213,7 +213,7 @@ class OfatLayout:
     def n_preamble_symbols(self) -> int:
         return 1
 
-    @property
+    @cached_property
     def n_sync_symbols(self) -> int:
         """Symbols before the data: preamble, training and header."""
         return self.n_preamble_symbols + self.n_train_symbols + self.n_header_symbols
@@ -454,11 +454,14 @@ def decode_header(bits: np.ndarray) -> FrameHeader | None:
 
 
 def header_symbols(layout: OfatLayout, header: FrameHeader) -> np.ndarray:
-    """BPSK header resource elements before CDD: (Nh, K) of +-1."""
+    """BPSK header resource elements before CDD: (Nh, K) of +-1.
+
+    The header_reps copies of the scrambled bits come first, the known filler after them.
+    """
     bits = encode_header(header) ^ layout.header_scrambler
-    bpsk = np.asarray(layout.header_filler, float).copy()
-    coded = 1.0 - 2.0 * np.tile(bits, layout.header_reps)
-    bpsk[: coded.size] = coded
+    bpsk = np.array(layout.header_filler, float)  # a fresh copy of the filler
+    # The repetitions written through a (reps, HEADER_BITS) view: one broadcast, no np.tile.
+    bpsk[: layout.header_reps * HEADER_BITS].reshape(layout.header_reps, HEADER_BITS)[:] = 1.0 - 2.0 * bits
     return bpsk.reshape(layout.n_header_symbols, layout.n_data_carriers)
 
 
@@ -482,15 +485,101 @@ def ofdm_demodulate(layout: OfatLayout, time: np.ndarray, n_sym: int) -> np.ndar
     return np.fft.fft(symbols[..., layout.cp_len:], axis=-1, norm="ortho")
 
 
-def frame_grid(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[int, ...] | None = None,
-               flags: int = 0) -> tuple[np.ndarray, FrameHeader]:
-    """The whole frame in the frequency domain: (Nt, n_symbols, fft_len) complex, and its header."""
+@dataclass(frozen=True)
+class _TxTemplate:
+    """What every frame of one layout shares, built once (`_tx_template`).
+
+    grid: (Nt, Nh + max_data_symbols, fft_len) header+data symbols with the pilots (with CDD) in
+        place and zeros elsewhere; a frame copies its first Nh + S symbols.
+    scatter: (Nh + max_data_symbols) * K flat positions, within one antenna's (symbols * fft_len)
+        row of `grid`, of the header/data resource elements in (symbol, data subcarrier) order, so a
+        frame's header + data land with one fancy assignment (like Sionna's ResourceGridMapper).
+    cdd_data: (Nt, K) the CDD phases on the data bins (the header is sent through them).
+    sync_samples: (Nt, (1 + n_train) * symbol_len) complex128 time samples of preamble + training,
+        which never change.
+    """
+
+    grid: np.ndarray
+    scatter: np.ndarray
+    cdd_data: np.ndarray
+    sync_samples: np.ndarray
+
+
+_TEMPLATES: dict[OfatLayout, _TxTemplate] = {}
+
+
+def _tx_template(layout: OfatLayout) -> _TxTemplate:
+    """The layout's cached `_TxTemplate` (layouts are frozen and hashable; a handful per process)."""
+    tpl = _TEMPLATES.get(layout)
+    if tpl is None:
+        n_var = layout.n_header_symbols + layout.max_data_symbols
+        grid = np.zeros((layout.n_tx, n_var, layout.fft_len), complex)
+        # The same products frame_grid_reference forms per frame, once.
+        grid[:, :, layout.pilot_bins] = (layout.pilot_values(n_var)[None, :, :]
+                                         * layout.cdd_phases(layout.pilot_bins)[:, None, :])
+        sync = np.concatenate([layout.preamble_freq[:, None, :], layout.training_freq], axis=1)
+        rows = np.arange(layout.n_header_symbols + layout.max_data_symbols)[:, None] * layout.fft_len
+        scatter = (rows + layout.data_bins[None, :]).reshape(-1)
+        tpl = _TxTemplate(grid=grid, scatter=scatter, cdd_data=layout.cdd_phases(layout.data_bins),
+                          sync_samples=ofdm_modulate(layout, sync))
+        for arr in (tpl.grid, tpl.scatter, tpl.cdd_data, tpl.sync_samples):
+            arr.flags.writeable = False  # shared by every frame: nobody may write into it
+        _TEMPLATES[layout] = tpl
+    return tpl
+
+
+def _data_and_header(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[int, ...] | None,
+                     flags: int) -> tuple[np.ndarray, FrameHeader]:
+    """The mapped data grid X (K, Nt, S) of a payload and the header describing it."""
     values = np.asarray(values)
     shape = tuple(values.shape) if shape is None else tuple(shape)
     if math.prod(shape) != values.size:
         raise FrameError(f"shape {shape} does not match {values.size} values")
     x, scale = map_values(layout, values.ravel())
     header = FrameHeader(seq=seq, shape=shape, scale_code=encode_scale(scale), flags=flags)
+    return x, header
+
+
+def _frame_parts(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[int, ...] | None,
+                 flags: int) -> tuple[np.ndarray, FrameHeader]:
+    """Header + data symbols of a frame in the frequency domain, (Nt, Nh + S, fft_len), and its header."""
+    x, header = _data_and_header(layout, values, seq, shape, flags)
+    tpl = _tx_template(layout)
+    n_data = x.shape[2]
+    n_var = layout.n_header_symbols + n_data
+    grid = tpl.grid[:, :n_var].copy()
+    elements = np.empty((layout.n_tx, n_var, layout.n_data_carriers), complex)
+    elements[:, : layout.n_header_symbols] = header_symbols(layout, header)[None] * tpl.cdd_data[:, None, :]
+    elements[:, layout.n_header_symbols:] = x.transpose(1, 2, 0)  # (Nt, S, K)
+    grid.reshape(layout.n_tx, -1)[:, tpl.scatter[: n_var * layout.n_data_carriers]] = \
+        elements.reshape(layout.n_tx, -1)
+    return grid, header
+
+
+def frame_grid(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[int, ...] | None = None,
+               flags: int = 0) -> tuple[np.ndarray, FrameHeader]:
+    """The whole frame in the frequency domain: (Nt, n_symbols, fft_len) complex, and its header.
+
+    Built from the layout's cached template; equal bit for bit to `frame_grid_reference`.
+    """
+    var, header = _frame_parts(layout, values, seq, shape, flags)
+    n_pre = layout.n_preamble_symbols + layout.n_train_symbols
+    grid = np.empty((layout.n_tx, n_pre + var.shape[1], layout.fft_len), complex)
+    grid[:, 0] = layout.preamble_freq
+    grid[:, layout.n_preamble_symbols: n_pre] = layout.training_freq
+    grid[:, n_pre:] = var
+    return grid, header
+
+
+def frame_grid_reference(layout: OfatLayout, values: np.ndarray, seq: int,
+                         shape: tuple[int, ...] | None = None,
+                         flags: int = 0) -> tuple[np.ndarray, FrameHeader]:
+    """The straightforward per-frame construction of `frame_grid` (every constant rebuilt).
+
+    The definition the cached fast path (`frame_grid`, `modulate_frame`) is tested and benchmarked
+    against (benchmarks/run.py, tests/test_ofat_frame.py).
+    """
+    x, header = _data_and_header(layout, values, seq, shape, flags)
     n_data = x.shape[2]
     n_sym = layout.n_sync_symbols + n_data
     grid = np.zeros((layout.n_tx, n_sym, layout.fft_len), complex)
@@ -511,17 +600,31 @@ def frame_grid(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[in
 
 
 def modulate_frame(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[int, ...] | None = None,
-                   flags: int = 0) -> tuple[np.ndarray, FrameHeader]:
-    """Payload -> time-domain frame for every transmit antenna: (Nt, frame_len) complex64.
+                   flags: int = 0, pad: int = 0) -> tuple[np.ndarray, FrameHeader]:
+    """Payload -> time-domain frame for every transmit antenna: (Nt, frame_len + pad) complex64.
+
+    `pad` zero samples follow the frame (ofat_tx's gap, written in place instead of copied again).
+    The preamble and training samples come from the layout's cached template, the header and data
+    symbols are scattered into a copy of its pilot grid and IFFT'd: equal bit for bit to
+    `ofdm_modulate(frame_grid_reference(...))` (tests/test_ofat_frame.py checks it).
 
     With `layout.clip_ratio_db` set, the data symbols are clipped at that ratio above their known RMS
     (preamble, training and header are not, so the channel estimate stays clean); the receiver
     divides by the Bussgang gain (`semcom.ofat.equalize.reconstruct_payload`).
     """
-    grid, header = frame_grid(layout, values, seq, shape, flags)
-    samples = ofdm_modulate(layout, grid)
+    if pad < 0:
+        raise FrameError(f"pad must be >= 0 samples, got {pad}")
+    var, header = _frame_parts(layout, values, seq, shape, flags)
+    sync = _tx_template(layout).sync_samples  # preamble + training never change: IFFT'd once
+    n = sync.shape[1] + var.shape[1] * layout.symbol_len
+    out = np.empty((layout.n_tx, n + pad), np.complex64)
+    out[:, n:] = 0
     if layout.clip_ratio_db:
         from semcom.ofat.papr import clip_frame  # papr builds on this module
 
-        samples = clip_frame(samples, layout, layout.clip_ratio_db, symbols="data")
-    return samples.astype(np.complex64), header
+        samples = np.concatenate([sync, ofdm_modulate(layout, var)], axis=1)
+        out[:, :n] = clip_frame(samples, layout, layout.clip_ratio_db, symbols="data")
+    else:  # straight into the complex64 output (the same rounding as astype)
+        out[:, : sync.shape[1]] = sync
+        out[:, sync.shape[1]: n] = ofdm_modulate(layout, var)
+    return out, header
