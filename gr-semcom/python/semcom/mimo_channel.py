@@ -13,7 +13,6 @@ import threading
 import numpy as np
 import pmt
 from gnuradio import gr
-from numpy.lib.stride_tricks import sliding_window_view
 
 from semcom.ofat.channel_model import ChannelSpec, Realisation
 
@@ -161,8 +160,9 @@ class mimo_channel(gr.sync_block):
         self.draws += 1
         taps = self._with_channel_offsets(real.taps)
         self._fir_len = taps.shape[-1]
-        # Flipped and flattened once per draw: the FIR is then one (Nr, Nt*L) @ (Nt*L, N) product.
-        self._g = np.ascontiguousarray(taps[:, :, ::-1]).reshape(self.n_rx, -1).astype(np.complex64)
+        # Flipped and tap-major once per draw: _g[l] is the (Nr, Nt) matrix applied to the input l
+        # samples after the window start, so the FIR is L shifted (Nr, Nt) @ (Nt, N) products.
+        self._g = np.ascontiguousarray(taps[:, :, ::-1].transpose(2, 0, 1)).astype(np.complex64)
 
     def _with_channel_offsets(self, taps: np.ndarray) -> np.ndarray:
         """Fixed per-channel phases and whole-sample delays folded into the FIR: (Nr, Nt, L + max)."""
@@ -200,8 +200,14 @@ class mimo_channel(gr.sync_block):
         """y[:, s0:s1] = current FIR (+ CFO / drift rotation) of ext; ext (Nt, hl + n), y (Nr, n)."""
         real, length, m = self._current, self._fir_len, s1 - s0
         j0 = self._history_len - real.int_delay - (length - 1) + s0
-        win = sliding_window_view(ext[:, j0: j0 + m + length - 1], length, axis=1)  # (Nt, m, L)
-        np.matmul(self._g, win.transpose(0, 2, 1).reshape(self.n_tx * length, m), out=y[:, s0:s1])
+        out = y[:, s0:s1]
+        # Accumulated tap by tap on shifted views of ext: no (Nt*L, m) window copy of the input.
+        np.matmul(self._g[0], ext[:, j0: j0 + m], out=out)
+        if length > 1:
+            term = np.empty_like(out)
+            for lag in range(1, length):  # L taps per work() call, never per sample
+                np.matmul(self._g[lag], ext[:, j0 + lag: j0 + lag + m], out=term)
+                out += term
         if real.cfo == 0.0 and not drifting:
             return
         # Phases reduced mod 2 pi in float64, then cos/sin in float32 (plenty for a rotation).
