@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from semcom.errors import finite_float, positive_int
 from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import FrameError, OfatLayout
 
@@ -241,11 +242,12 @@ def _cmd_record(args: Any) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("replay", help="replay a SigMF recording through ofat_rx")
     p.add_argument("recording", help="path of the .sigmf-meta (or the base name)")
-    p.add_argument("--method", default="mmse", choices=["zf", "mmse", "sparse"])
+    p.add_argument("--method", default="mmse", choices=["zf", "mmse", "sparse"],
+                   help="reconstruction (default: %(default)s)")
     p.set_defaults(func=_cmd_replay)
     p = subparsers.add_parser("record-loopback", help="record a loopback run as a SigMF regression fixture")
     p.add_argument("path", help="base name of the recording")
-    p.add_argument("--frames", type=int, default=12)
-    p.add_argument("--snr", type=float, default=20.0)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--frames", type=positive_int, default=12, help="frames to record (default: %(default)s)")
+    p.add_argument("--snr", type=finite_float, default=20.0, help="channel SNR in dB (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=7, help="payload seed (default: %(default)s)")
     p.set_defaults(func=_cmd_record)

@@ -57,6 +57,26 @@ def grcc_env() -> dict[str, str]:
     return env
 
 
+def semcom_blocks(grc_path: Path) -> list[str]:
+    """Names of the enabled semcom blocks (ids `semcom_*`) a .grc places, variables included."""
+    import yaml
+
+    doc = yaml.safe_load(grc_path.read_text()) or {}
+    return [b["name"] for b in doc.get("blocks", []) or []
+            if str(b.get("id", "")).startswith("semcom_")
+            and (b.get("states") or {}).get("state", "enabled") != "disabled"]
+
+
+def check_generated(grc_path: Path, py: Path) -> None:
+    """FlowgraphError unless the generated Python instantiates every semcom block of the .grc: grcc
+    without our block definitions drops them with a warning and still writes a (useless) flowgraph."""
+    text = py.read_text()
+    missing = [name for name in semcom_blocks(grc_path) if f"self.{name} = " not in text]
+    if missing:
+        raise FlowgraphError(f"{py} (from {grc_path}) lacks the semcom blocks {', '.join(missing)}: grcc did "
+                             f"not find their .block.yml (put {block_yml_dir()} on GRC_BLOCKS_PATH)")
+
+
 def compile_flowgraph(grc: str | Path, out_dir: str | Path | None = None) -> Path:
     """Run grcc on a .grc (a path, or a name under flowgraphs/); returns the generated .py."""
     grc_path = Path(grc)
@@ -73,6 +93,7 @@ def compile_flowgraph(grc: str | Path, out_dir: str | Path | None = None) -> Pat
     target = Path(out_dir) if out_dir else _cache_root() / f"{grc_path.stem}-{digest.hexdigest()[:12]}"
     generated = sorted(target.glob("*.py")) if target.is_dir() else []
     if generated and out_dir is None:
+        check_generated(grc_path, generated[0])
         return generated[0]
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -81,6 +102,7 @@ def compile_flowgraph(grc: str | Path, out_dir: str | Path | None = None) -> Pat
         outputs = sorted(Path(tmp).glob("*.py"))
         if proc.returncode != 0 or not outputs:
             raise FlowgraphError(f"grcc failed on {grc_path}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        check_generated(grc_path, outputs[0])  # before it enters the cache
         for py in outputs:
             shutil.copy2(py, target / py.name)
     return target / outputs[0].name

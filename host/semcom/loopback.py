@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from semcom.errors import IncompleteRun, UsageError, finite_float, fraction, load_npy, positive_int
+from semcom.errors import shape as shape_arg
 from semcom.link import LinkClient
 from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
 from semcom.ofat.frame import OfatLayout, make_layout
@@ -92,7 +94,7 @@ def loopback_flowgraph_name(n_tx: int, n_rx: int) -> str:
         return LOOPBACK_FLOWGRAPHS[(n_tx, n_rx)]
     except KeyError:
         have = ", ".join(f"{t}x{r}" for t, r in LOOPBACK_FLOWGRAPHS)
-        raise SystemExit(f"no loopback flowgraph wired for {n_tx}x{n_rx} (have {have}); copy "
+        raise UsageError(f"no loopback flowgraph wired for {n_tx}x{n_rx} (have {have}); copy "
                          f"flowgraphs/loopback.grc and rewire it in GNU Radio Companion") from None
 
 
@@ -243,13 +245,20 @@ def write_outputs(out_dir: Path, layout: OfatLayout, rows: list[dict[str, Any]])
 
 def load_tensors(args: argparse.Namespace, rng: np.random.Generator) -> list[np.ndarray]:
     if args.npy:
-        data = np.load(args.npy, allow_pickle=False)
-        if data.dtype.kind not in "fiu":
-            raise SystemExit(f"{args.npy}: dtype {data.dtype} is not numeric")
+        data = load_npy(args.npy)  # UsageError (exit 2) for a missing, pickled, complex, NaN... file
         items = [data[i] for i in range(data.shape[0])] if args.npy_batched else [data]
         return [np.asarray(items[i % len(items)], np.float32) for i in range(args.frames)]
-    shape = tuple(int(d) for d in args.shape.split("x"))
-    return [rng.standard_normal(shape).astype(np.float32) for _ in range(args.frames)]
+    return [rng.standard_normal(args.shape).astype(np.float32) for _ in range(args.frames)]
+
+
+def check_delivery(rows: list[dict[str, Any]], max_loss: float) -> None:
+    """IncompleteRun (exit 1) when an SNR point delivered nothing or lost more than `max_loss` of it."""
+    for row in rows:
+        share = row["lost"] / row["sent"] if row["sent"] else 1.0
+        if row["delivered"] == 0 or share > max_loss:
+            raise IncompleteRun(f"loopback at {row['snr_db']:g} dB delivered {row['delivered']} of "
+                                f"{row['sent']} frames ({share:.0%} lost, tolerance --max-loss "
+                                f"{max_loss:.0%})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -297,30 +306,47 @@ def run(args: argparse.Namespace) -> int:
                 print(f"[loopback] {name}: {c}")
     csv_path, png_path = write_outputs(Path(args.out), layout, rows)
     print(f"[loopback] wrote {csv_path} and {png_path}")
+    check_delivery(rows, args.max_loss)
     return 0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--snr", type=float, nargs="+", default=[10.0, 20.0, 30.0], help="SNR points (dB)")
-    p.add_argument("--frames", type=int, default=200, help="tensors per SNR point")
-    p.add_argument("--shape", default="5x256", help="random tensor shape, e.g. 5x256 (K tokens x m)")
-    p.add_argument("--npy", help="send this .npy array instead of random tensors")
+    p.add_argument("--snr", type=finite_float, nargs="+", default=[10.0, 20.0, 30.0],
+                   help="SNR points (dB) (default: %(default)s)")
+    p.add_argument("--frames", type=positive_int, default=200,
+                   help="tensors per SNR point (default: %(default)s)")
+    p.add_argument("--shape", type=shape_arg, default=(5, 256),
+                   help="random tensor shape, e.g. 5x256 (K tokens x m) (default: 5x256)")
+    p.add_argument("--npy", help="send this .npy array (real, finite, numeric) instead of random tensors "
+                   "(default: %(default)s)")
     p.add_argument("--npy-batched", action="store_true", help="the .npy's first axis indexes tensors")
-    p.add_argument("--preset", default="wifi64", choices=["wifi64", "ofat128"])
-    p.add_argument("--n-tx", type=int, default=2)
-    p.add_argument("--n-rx", type=int, default=4)
-    p.add_argument("--mode", default="complex", choices=["complex", "real"])
-    p.add_argument("--train-reps", type=int, default=2)
-    p.add_argument("--cfo", type=float, default=0.4, help="max |CFO| in subcarrier spacings (random/frame)")
-    p.add_argument("--max-int-delay", type=int, default=40, help="max random timing offset (samples)")
-    p.add_argument("--n-taps", type=int, default=3, help="multipath taps (exponential PDP)")
-    p.add_argument("--window", type=int, default=8, help="frames in flight")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds before a frame counts as lost")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="wifi64", choices=["wifi64", "ofat128"],
+                   help="OFAT layout preset (default: %(default)s)")
+    p.add_argument("--n-tx", type=positive_int, default=2, help="transmit antennas (default: %(default)s)")
+    p.add_argument("--n-rx", type=positive_int, default=4, help="receive antennas (default: %(default)s)")
+    p.add_argument("--mode", default="complex", choices=["complex", "real"],
+                   help="complex or real-valued symbols (default: %(default)s)")
+    p.add_argument("--train-reps", type=positive_int, default=2,
+                   help="training symbol repetitions (default: %(default)s)")
+    p.add_argument("--cfo", type=finite_float, default=0.4,
+                   help="max |CFO| in subcarrier spacings (random/frame) (default: %(default)s)")
+    p.add_argument("--max-int-delay", type=int, default=40,
+                   help="max random timing offset (samples) (default: %(default)s)")
+    p.add_argument("--n-taps", type=positive_int, default=3,
+                   help="multipath taps (exponential PDP) (default: %(default)s)")
+    p.add_argument("--window", type=positive_int, default=8, help="frames in flight (default: %(default)s)")
+    p.add_argument("--timeout", type=finite_float, default=5.0,
+                   help="seconds before a frame counts as lost (default: %(default)s)")
+    p.add_argument("--max-loss", type=fraction, default=0.05,
+                   help="exit 1 when an SNR point loses more than this share of its frames or delivers "
+                   "none (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="numpy/torch/channel seed (default: %(default)s)")
     p.add_argument("--connect", nargs=2, metavar=("TX_ENDPOINT", "RX_ENDPOINT"),
-                   help="use a running flowgraph (e.g. the split arrangement or a USRP) instead")
-    p.add_argument("--out", default="results/loopback", help="directory for the CSV and PNG")
-    p.add_argument("--no-progress", action="store_true")
+                   help="use a running flowgraph (e.g. the split arrangement or a USRP) instead "
+                   "(default: start the loopback flowgraph)")
+    p.add_argument("--out", default="results/loopback",
+                   help="directory for the CSV and PNG (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

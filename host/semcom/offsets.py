@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from semcom.errors import finite_float, positive_int
 from semcom.loopback import run_burst
 from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import OfatLayout, make_layout
@@ -83,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("offsets", help="per-channel phase and timing offsets: absorbed vs drifting")
-    p.add_argument("--frames", type=int, default=40)
-    p.add_argument("--drifts", type=float, nargs="+", default=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3])
-    p.add_argument("--out", default="experiments/lab/results")
+    p.add_argument("--frames", type=positive_int, default=40, help="frames per case (default: %(default)s)")
+    p.add_argument("--drifts", type=finite_float, nargs="+", default=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
+                   help="RX phase drift rates, rad/sample (default: %(default)s)")
+    p.add_argument("--out", default="experiments/lab/results",
+                   help="directory for channel_offsets.csv/.png (default: %(default)s)")
     p.set_defaults(func=run)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from semcom.errors import finite_float, positive_int
 from semcom.results import write_csv
 
 # ZF on both paths: codecs trained over AWGN expect unbiased symbols (MMSE shrinks them).
@@ -99,13 +100,15 @@ def _send_tokens(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser, n: int, batch: int) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint base path (<path>.pt + <path>.json)")
-    p.add_argument("--n", type=int, default=n, help="test items (one OFAT frame each)")
-    p.add_argument("--snr", type=float, default=20.0)
-    p.add_argument("--batch", type=int, default=batch, help="items per flowgraph batch")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--connect", nargs=2, metavar=("TX_ENDPOINT", "RX_ENDPOINT"))
-    p.add_argument("--out", default="results/send")
-    p.add_argument("--no-progress", action="store_true")
+    d = " (default: %(default)s)"
+    p.add_argument("--n", type=positive_int, default=n, help="test items (one OFAT frame each)" + d)
+    p.add_argument("--snr", type=finite_float, default=20.0, help="channel SNR in dB" + d)
+    p.add_argument("--batch", type=positive_int, default=batch, help="items per flowgraph batch" + d)
+    p.add_argument("--seed", type=int, default=0, help="channel and data seed" + d)
+    p.add_argument("--connect", nargs=2, metavar=("TX_ENDPOINT", "RX_ENDPOINT"),
+                   help="use a running flowgraph (default: start the loopback flowgraph)")
+    p.add_argument("--out", default="results/send", help="directory for the CSV" + d)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def register(subparsers: Any) -> None:
@@ -113,7 +116,8 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="send_what", required=True)
     j = sub.add_parser("jscc", help="DeepJSCC images: PSNR over torch OFAT vs the flowgraph")
     _common(j, 100, 25)
-    j.add_argument("--images", default="photos", choices=["photos", "digits", "scenes"])
+    j.add_argument("--images", default="photos", choices=["photos", "digits", "scenes"],
+                   help="image set (default: %(default)s)")
     j.set_defaults(func=_send_jscc)
     t = sub.add_parser("tokens", help="machine-language tokens: VQA accuracy, torch OFAT vs the flowgraph")
     _common(t, 1000, 250)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from semcom.channels import NAMED_CHANNELS
+from semcom.errors import UsageError, finite_float, positive_int
 
 from .experiment import (
     DEFAULT_CHANNELS,
@@ -47,19 +48,27 @@ STAGE_COMMANDS = {"vision": "vision", "receiver": "receiver", "text": "text", "t
 
 def _experiment_args(p: argparse.ArgumentParser) -> None:
     base = AgentsExperiment()
-    p.add_argument("--n-scenes", type=int, default=base.n_scenes, help="generated scenes (70/10/20 split)")
-    p.add_argument("--questions-per-scene", type=int, default=base.questions_per_scene)
-    p.add_argument("--seed", type=int, default=base.seed)
-    p.add_argument("--k-tokens", type=int, default=base.k_tokens, help="machine-language tokens K")
-    p.add_argument("--m", type=int, default=base.jtcc_m, help="JTCC real channel values per token")
+    p.add_argument("--n-scenes", type=positive_int, default=base.n_scenes,
+                   help="generated scenes (70/10/20 split) (default: %(default)s)")
+    p.add_argument("--questions-per-scene", type=positive_int, default=base.questions_per_scene,
+                   help="questions per scene (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=base.seed,
+                   help="data and training seed (default: %(default)s)")
+    p.add_argument("--k-tokens", type=positive_int, default=base.k_tokens,
+                   help="machine-language tokens K (default: %(default)s)")
+    p.add_argument("--m", type=positive_int, default=base.jtcc_m,
+                   help="JTCC real channel values per token (default: %(default)s)")
     p.add_argument("--grad-mode", default=base.grad_mode, choices=["exact", "straight_through"],
-                   help="gradient through the channel: exact back-propagation or the paper's approximation")
+                   help="gradient through the channel: exact back-propagation or the paper's approximation "
+                   "(default: %(default)s)")
     for stage in STAGES:
         cfg = getattr(base, stage)
         flag = stage.replace("_", "-")
-        p.add_argument(f"--epochs-{flag}", type=int, default=cfg.epochs, help=f"epochs of stage {stage}")
-    p.add_argument("--max-minutes", type=float, default=None, help="wall-time cap per stage")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+        p.add_argument(f"--epochs-{flag}", type=int, default=cfg.epochs,
+                       help=f"epochs of stage {stage} (default: %(default)s)")
+    p.add_argument("--max-minutes", type=finite_float, default=None,
+                   help="wall-time cap per stage (default: %(default)s, no cap)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
 
 
 def _experiment(args: argparse.Namespace) -> AgentsExperiment:
@@ -76,10 +85,14 @@ def _experiment(args: argparse.Namespace) -> AgentsExperiment:
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--snrs", type=float, nargs="+", default=list(DEFAULT_SNRS))
-    p.add_argument("--channels", nargs="+", default=list(DEFAULT_CHANNELS), choices=sorted(NAMED_CHANNELS))
-    p.add_argument("--n-test", type=int, default=None, help="test questions (default: the whole split)")
-    p.add_argument("--out", default="results/agents", help="results.csv / results.png / summary.json")
+    p.add_argument("--snrs", type=finite_float, nargs="+", default=list(DEFAULT_SNRS),
+                   help="evaluation SNRs in dB (default: %(default)s)")
+    p.add_argument("--channels", nargs="+", default=list(DEFAULT_CHANNELS), choices=sorted(NAMED_CHANNELS),
+                   help="evaluation channels (default: %(default)s)")
+    p.add_argument("--n-test", type=positive_int, default=None,
+                   help="test questions, >= 1 (default: the whole split)")
+    p.add_argument("--out", default="results/agents",
+                   help="directory for results.csv / results.png / summary.json (default: %(default)s)")
 
 
 def _print_results(rows: list[dict[str, Any]], out: str) -> None:
@@ -115,6 +128,8 @@ def _eval(args: argparse.Namespace) -> int:
     from .checkpoint import load_receiver
 
     torch.set_num_threads(args.threads)
+    if not Path(args.checkpoints).is_dir():
+        raise UsageError(f"--checkpoints {args.checkpoints}: no such directory")
     _, doc = load_receiver(checkpoint_path(args.checkpoints, "receiver"))
     exp = AgentsExperiment.from_dict(doc["meta"]["experiment"])  # the data the checkpoints were trained on
     rows = evaluate(exp, args.checkpoints, args.out, tuple(args.snrs), tuple(args.channels),
@@ -133,13 +148,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             *((c, f"stage {s} only (retrains it)") for c, s in STAGE_COMMANDS.items())):
         p = tsub.add_parser(name, help=help_text)
         _experiment_args(p)
-        p.add_argument("--checkpoints", default=str(DEFAULT_TRAIN_DIR))
+        p.add_argument("--checkpoints", default=str(DEFAULT_TRAIN_DIR),
+                       help="directory the checkpoints are written to (default: %(default)s)")
         p.add_argument("--retrain", action="store_true", help="train stages whose checkpoints exist")
         p.add_argument("--fp16", action="store_true", help="store the weights as float16 (shipped files)")
-        p.add_argument("--no-progress", action="store_true")
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
         if name == "agents":
-            p.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
-            p.add_argument("--no-eval", dest="eval", action="store_false")
+            p.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES),
+                           help="stages to train (default: %(default)s)")
+            p.add_argument("--no-eval", dest="eval", action="store_false", help="skip the evaluation")
             _eval_args(p)
             p.set_defaults(func=lambda a: _train(a, tuple(a.stages), None))
         else:
@@ -152,9 +169,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev = subparsers.add_parser("eval", help="evaluate trained agents or DeepJSCC")
     esub = ev.add_subparsers(dest="eval_what", required=True)
     p = esub.add_parser("agents", help="accuracy of every method vs SNR (CSV + PNG + summary.json)")
-    p.add_argument("--checkpoints", default=str(SHIPPED_CHECKPOINTS))
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--checkpoints", default=str(SHIPPED_CHECKPOINTS),
+                   help="directory of the trained checkpoints (default: the shipped small default)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _eval_args(p)
     p.set_defaults(func=_eval)
     j = esub.add_parser("jscc", help="evaluate a DeepJSCC checkpoint against JPEG (no training)")

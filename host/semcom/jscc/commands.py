@@ -15,8 +15,12 @@ from pathlib import Path
 
 import torch
 
+from semcom.errors import finite_float, positive_int
+
 from .experiment import DEFAULT_SNRS, EVAL_CHANNELS, JSCCExperiment, eval_jscc, load_or_train
 from .train import TrainConfig
+
+D = " (default: %(default)s)"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = PACKAGE_DIR / "checkpoints" / "deepjscc_kn1-6_32px.pt"
@@ -24,27 +28,32 @@ DEFAULT_CHECKPOINT = PACKAGE_DIR / "checkpoints" / "deepjscc_kn1-6_32px.pt"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default="photos", help="semcom.data.images.image_set source "
-                   "(photos, digits, scenes)")
-    p.add_argument("--ratio", default="1/6", help="bandwidth ratio k/n (= c/96)")
-    p.add_argument("--n-train", type=int, default=8000)
-    p.add_argument("--n-test", type=int, default=500)
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--train-snr", type=float, nargs=2, default=(0.0, 20.0), metavar=("LO", "HI"),
-                   help="training SNR range in dB (uniform per image)")
-    p.add_argument("--train-channel", default="awgn", choices=list(EVAL_CHANNELS))
-    p.add_argument("--max-minutes", type=float, default=4.0, help="training wall-time cap")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (1: far faster than 2 when other jobs share the 2 cores)")
-    p.add_argument("--snrs", type=float, nargs="+", default=list(DEFAULT_SNRS))
-    p.add_argument("--channels", nargs="+", default=list(EVAL_CHANNELS), choices=list(EVAL_CHANNELS))
+                   "(photos, digits, scenes)" + D)
+    p.add_argument("--ratio", default="1/6", help="bandwidth ratio k/n (= c/96)" + D)
+    p.add_argument("--n-train", type=positive_int, default=8000, help="training images" + D)
+    p.add_argument("--n-test", type=positive_int, default=500, help="test images" + D)
+    p.add_argument("--epochs", type=positive_int, default=40, help="training epochs" + D)
+    p.add_argument("--batch-size", type=positive_int, default=32, help="training batch size" + D)
+    p.add_argument("--lr", type=finite_float, default=1e-3, help="Adam learning rate" + D)
+    p.add_argument("--train-snr", type=finite_float, nargs=2, default=(0.0, 20.0), metavar=("LO", "HI"),
+                   help="training SNR range in dB (uniform per image)" + D)
+    p.add_argument("--train-channel", default="awgn", choices=list(EVAL_CHANNELS),
+                   help="training channel" + D)
+    p.add_argument("--max-minutes", type=finite_float, default=4.0, help="training wall-time cap" + D)
+    p.add_argument("--seed", type=int, default=0, help="data and training seed" + D)
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch CPU threads (1: far faster than 2 when other jobs share the 2 cores)" + D)
+    p.add_argument("--snrs", type=finite_float, nargs="+", default=list(DEFAULT_SNRS),
+                   help="evaluation SNRs in dB" + D)
+    p.add_argument("--channels", nargs="+", default=list(EVAL_CHANNELS), choices=list(EVAL_CHANNELS),
+                   help="evaluation channels" + D)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT),
-                   help="<name>.pt (+ <name>.json); loaded if present unless --retrain")
-    p.add_argument("--out", default="experiments/jscc/output", help="results.csv/.png, summary.json")
+                   help="<name>.pt (+ <name>.json); loaded if present unless --retrain "
+                   "(default: the shipped one)")
+    p.add_argument("--out", default="experiments/jscc/output", help="directory for results.csv/.png, "
+                   "summary.json" + D)
     p.add_argument("--retrain", action="store_true", help="train even if the checkpoint exists")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _experiment(args: argparse.Namespace) -> JSCCExperiment:

@@ -1,0 +1,160 @@
+"""Exit codes of the `semcom` CLI (issue 17, item 2): 0 done, 1 ran but did not do its job, 2 bad input.
+
+Every bad input ends in ONE line on stderr (argparse's usage line aside) and never a traceback; each
+case runs `semcom.cli.main` in-process and stops before any flowgraph or training starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semcom.errors
+from semcom.cli import build_parser, main
+from semcom.flowgraphs import FlowgraphError, compile_flowgraph, flowgraph_dir
+from semcom.loopback import check_delivery, free_tcp_port
+
+DEAD = ["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"]  # never reached: these cases fail before connecting
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert err.count("\n") == 0, err
+    assert err.startswith("semcom: ")
+    return err
+
+
+def argparse_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    return err.splitlines()[-1]  # argparse: usage line(s), then one "error:" line
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"semcom {version('gr-semcom')}"
+
+
+def test_loopback_nothing_delivered_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ports = [f"tcp://127.0.0.1:{free_tcp_port()}" for _ in range(2)]  # nothing listens there
+    rc = main(["loopback", "--connect", *ports, "--frames", "2", "--snr", "10", "--timeout", "0.3",
+               "--shape", "2x8", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 1
+    assert "delivered 0 of 2 frames" in one_line_error(capsys)
+
+
+def test_loss_tolerance() -> None:
+    row = {"snr_db": 10.0, "sent": 100, "delivered": 95, "lost": 5}
+    check_delivery([row], max_loss=0.05)  # exactly at the tolerance: done
+    with pytest.raises(semcom.errors.IncompleteRun, match="6% lost"):
+        check_delivery([dict(row, delivered=94, lost=6)], max_loss=0.05)
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--frames", "-5"], "--frames"),
+    (["--frames", "0"], "--frames"),
+    (["--shape", "5xq"], "--shape"),
+    (["--shape", "5x0"], "--shape"),
+    (["--snr", "garbage"], "--snr"),
+    (["--snr", "nan"], "--snr"),
+    (["--max-loss", "1.5"], "--max-loss"),
+])
+def test_loopback_bad_option(argv: list[str], option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert f"error: argument {option}" in argparse_error(capsys, ["loopback", *argv])
+
+
+def _write_npy(path: Path, case: str) -> None:
+    arrays = {"pickled": np.array([{"a": 1}], dtype=object), "complex": np.ones(4, np.complex64),
+              "nan": np.array([1.0, np.nan], np.float32), "empty": np.zeros((0,), np.float32),
+              "oversize": np.zeros(1000, np.float32)}
+    if case == "corrupt":
+        path.write_bytes(b"not an npy file")
+    elif case != "missing":
+        np.save(path, arrays[case], allow_pickle=True)
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("missing", "no such .npy file"), ("corrupt", "not a .npy array file"),
+    ("pickled", "object (pickled) array"), ("complex", "complex dtype"), ("nan", "NaN or Inf"),
+    ("empty", "empty array"), ("oversize", "over the 1000-byte limit"),
+])
+def test_bad_npy_exits_2(case: str, reason: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(semcom.errors, "MAX_NPY_BYTES", 1000)
+    path = tmp_path / f"{case}.npy"
+    _write_npy(path, case)
+    rc = main(["loopback", "--npy", str(path), "--connect", *DEAD, "--out", str(tmp_path)])
+    assert rc == 2
+    err = one_line_error(capsys)
+    assert str(path) in err and reason in err
+
+
+def test_eval_agents_missing_checkpoints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["eval", "agents", "--checkpoints", str(tmp_path / "nonexistent"), "--out", str(tmp_path)])
+    assert rc == 2
+    assert "no such directory" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_eval_agents_n_test_positive(n: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "error: argument --n-test" in argparse_error(capsys, ["eval", "agents", "--n-test", n])
+
+
+@pytest.fixture
+def grcc_without_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `grcc` on PATH that writes what the real one writes when it finds no semcom .block.yml: a
+    flowgraph with the Options/variables only, and exit status 0."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "grcc"
+    fake.write_text('#!/bin/sh\n# grcc -o DIR FILE\n'
+                    'printf "class loopback:\\n    pass\\n" > "$2/loopback.py"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SEMCOM_CACHE", str(tmp_path / "cache"))  # not the good cached build
+
+
+def test_flowgraph_without_semcom_blocks_is_an_error(grcc_without_blocks: None, tmp_path: Path) -> None:
+    with pytest.raises(FlowgraphError, match="lacks the semcom blocks ofat_layout, semcom_tensor_source_0"):
+        compile_flowgraph(flowgraph_dir() / "loopback.grc", out_dir=tmp_path / "gen")
+
+
+def test_loopback_with_blockless_flowgraph_exits_2(grcc_without_blocks: None, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["loopback", "--frames", "1", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 2
+    assert "lacks the semcom blocks" in one_line_error(capsys)
+
+
+TOUCHED = [["loopback"], ["replay"], ["record-loopback"], ["offsets"], ["send", "jscc"], ["send", "tokens"],
+           ["eval", "agents"], ["eval", "jscc"], ["train", "agents"], ["train", "jscc"], ["jscc"]]
+
+
+def _subparser(parser: argparse.ArgumentParser, path: list[str]) -> argparse.ArgumentParser:
+    for name in path:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+@pytest.mark.parametrize("path", TOUCHED, ids=" ".join)
+def test_every_option_has_help_with_default(path: list[str]) -> None:
+    parser = _subparser(build_parser(), path)
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or not action.option_strings:
+            continue
+        assert action.help, f"{path} {action.option_strings}: no help"
+        flag = isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction)
+        assert action.required or flag or "default" in action.help, f"{path} {action.option_strings}"
