@@ -25,7 +25,7 @@ import numpy as np
 import pmt
 import torch
 import zmq
-from gnuradio import blocks, digital, fft, gr, semcom
+from gnuradio import blocks, channels, digital, fft, gr, semcom
 from gnuradio.semcom.messages import tensor_message
 
 from semcom.link import LinkClient
@@ -149,13 +149,78 @@ def gr_ofdm_tx_run(n_symbols: int) -> tuple[int, float]:
     return n_samples, time.perf_counter() - t0
 
 
-def steady_rate(run: Callable[[int], tuple[int, float]], n: int, repeats: int = 3) -> float:
+def steady_rate(run: Callable[[int], tuple[int, float]], n: int, repeats: int = 5) -> float:
     """Steady-state rate of a flowgraph run: extra samples / extra seconds between runs of size n and
     3n (medians of `repeats`), so the flowgraph's start-up (large for hier blocks) cancels out."""
     small = [run(n) for _ in range(repeats + 1)][1:]  # first run: warm-up
     large = [run(3 * n) for _ in range(repeats)]
     extra_t = statistics.median(t for _, t in large) - statistics.median(t for _, t in small)
     return (large[0][0] - small[0][0]) / max(extra_t, 1e-9)
+
+
+# ------------------------------------------------------------------------- 1b. channel
+class ShiftedFirChannel(semcom.mimo_channel):
+    """mimo_channel with its FIR as L shifted (Nr, Nt) @ (Nt, m) products accumulated in place
+    (no window copy of the input; REVIEW's proposal), to compare with the block's window product."""
+
+    def _fir(self, ext: np.ndarray, j0: int, out: np.ndarray) -> None:
+        m = out.shape[1]
+        np.matmul(self._g[0], ext[:, j0: j0 + m], out=out)
+        term = np.empty_like(out)
+        for lag in range(1, self._fir_len):
+            np.matmul(self._g[lag], ext[:, j0 + lag: j0 + lag + m], out=term)
+            out += term
+
+
+def mimo_channel_run(n: int, n_tx: int, n_rx: int, shifted: bool = False) -> tuple[int, float]:
+    """(samples per stream, seconds) of mimo_channel (3 paths + fractional delay, 20 dB, held)."""
+    cls = ShiftedFirChannel if shifted else semcom.mimo_channel
+    x = (np.random.default_rng(6).standard_normal(4096) * (1 + 1j)).astype(np.complex64)
+    tb = gr.top_block()
+    chan = cls(n_tx, n_rx, snr_db=20.0, fading="held", seed=1)
+    for a in range(n_tx):
+        tb.connect(blocks.vector_source_c(x.tolist(), True), blocks.head(gr.sizeof_gr_complex, n), (chan, a))
+    for r in range(n_rx):
+        tb.connect((chan, r), blocks.null_sink(gr.sizeof_gr_complex))
+    t0 = time.perf_counter()
+    tb.run()
+    return n, time.perf_counter() - t0
+
+
+def gr_channel_model_run(n: int, n_taps: int) -> tuple[int, float]:
+    """(samples, seconds) of GNU Radio's C++ channels.channel_model: one antenna pair, n_taps FIR + AWGN."""
+    taps = (np.random.default_rng(7).standard_normal(n_taps) * (1 + 1j) / np.sqrt(2 * n_taps)).tolist()
+    x = (np.random.default_rng(6).standard_normal(4096) * (1 + 1j)).astype(np.complex64)
+    tb = gr.top_block()
+    model = channels.channel_model(noise_voltage=0.1, frequency_offset=0.0, epsilon=1.0, taps=taps,
+                                   noise_seed=1)
+    tb.connect(blocks.vector_source_c(x.tolist(), True), blocks.head(gr.sizeof_gr_complex, n), model,
+               blocks.null_sink(gr.sizeof_gr_complex))
+    t0 = time.perf_counter()
+    tb.run()
+    return n, time.perf_counter() - t0
+
+
+def channel_part(n: int) -> list[str]:
+    """mimo_channel (window product vs shifted products) and channels.channel_model, steady-state rates."""
+    n_taps = semcom.mimo_channel(1, 1)._fir_len  # the FIR length mimo_channel runs (paths + FD filter)
+    gr_rate = steady_rate(lambda k: gr_channel_model_run(k, n_taps), n)
+    rows, table = [], []
+    for n_tx, n_rx in ((1, 1), (2, 2), (2, 4), (4, 4)):
+        new = steady_rate(lambda k, a=n_tx, b=n_rx: mimo_channel_run(k, a, b), n)
+        alt = steady_rate(lambda k, a=n_tx, b=n_rx: mimo_channel_run(k, a, b, shifted=True), n)
+        pairs = n_tx * n_rx
+        rows.append({"nt_x_nr": f"{n_tx}x{n_rx}", "window_product_samples_per_s": round(new),
+                     "shifted_products_samples_per_s": round(alt),
+                     "gr_channel_model_samples_per_s": round(gr_rate)})
+        table.append(f"| {n_tx}x{n_rx} | {new / 1e6:.2f} M | {alt / 1e6:.2f} M | {alt / new:.2f} | "
+                     f"{new * pairs / gr_rate:.2f} |")
+    write_csv("channel_throughput", rows)
+    return ["## MIMO channel, samples/s per stream", "",
+            f"FIR of {n_taps} taps per antenna pair, AWGN, held fading. GR C++ `channels.channel_model` "
+            f"(one pair, same taps): {gr_rate / 1e6:.2f} M samples/s.", "",
+            "| Nt x Nr | mimo_channel (window product) | shifted products (no copy) | shifted / window | "
+            "mimo_channel per antenna pair vs channel_model |", "| --- | --- | --- | --- | --- |", *table, ""]
 
 
 # ------------------------------------------------------------------------- 2. receiver
@@ -326,7 +391,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--tx-only", action="store_true",
-                        help="only the transmit part (writes results/summary_tx.md, not summary.md)")
+                        help="only the transmit and channel parts (results/summary_tx.md, not summary.md)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     scale = 0.2 if args.quick else 1.0
@@ -337,6 +402,7 @@ def main() -> int:
     steps = progress_bar(total=5, desc="benchmarks", unit="part")
 
     lines += transmit_part(n_frames)
+    lines += channel_part(int(200_000 * scale))
     steps.update()
     if args.tx_only:
         return finish(lines, steps, "summary_tx.md")

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 import pmt
 from gnuradio import gr
+from numpy.lib.stride_tricks import sliding_window_view
 
 from semcom.ofat.channel_model import ChannelSpec, Realisation
 
@@ -160,9 +161,10 @@ class mimo_channel(gr.sync_block):
         self.draws += 1
         taps = self._with_channel_offsets(real.taps)
         self._fir_len = taps.shape[-1]
-        # Flipped and tap-major once per draw: _g[l] is the (Nr, Nt) matrix applied to the input l
-        # samples after the window start, so the FIR is L shifted (Nr, Nt) @ (Nt, N) products.
+        # Flipped once per draw: _g[l] (L, Nr, Nt) is the matrix applied to the input l samples after
+        # the window start; _g_flat (Nr, Nt*L) the same taps for one product over a window (`_fir`).
         self._g = np.ascontiguousarray(taps[:, :, ::-1].transpose(2, 0, 1)).astype(np.complex64)
+        self._g_flat = np.ascontiguousarray(self._g.transpose(1, 2, 0)).reshape(self.n_rx, -1)
 
     def _with_channel_offsets(self, taps: np.ndarray) -> np.ndarray:
         """Fixed per-channel phases and whole-sample delays folded into the FIR: (Nr, Nt, L + max)."""
@@ -196,18 +198,23 @@ class mimo_channel(gr.sync_block):
         return []
 
     # ------------------------------------------------------------------ stream
+    def _fir(self, ext: np.ndarray, j0: int, out: np.ndarray) -> None:
+        """out (Nr, m) = sum over lags l of _g[l] @ ext[:, j0 + l: j0 + l + m] (the current FIR).
+
+        One (Nr, Nt*L) @ (Nt*L, m) product on a window copy of the input (Nt*L times the chunk). L
+        shifted (Nr, Nt) @ (Nt, m) products accumulated in place avoid the copy, but as a kernel they
+        measured 1.3-2.5x slower (L small products, L passes over the output; m = 8192, 1x1 to 4x4)
+        and in the block within +-25 %, either way by Nt x Nr (benchmarks/results/summary_tx.md).
+        """
+        length, m = self._fir_len, out.shape[1]
+        g = self._g_flat
+        win = sliding_window_view(ext[:, j0: j0 + m + length - 1], length, axis=1)  # (Nt, m, L)
+        np.matmul(g, win.transpose(0, 2, 1).reshape(self.n_tx * length, m), out=out)
+
     def _filter(self, ext: np.ndarray, y: np.ndarray, s0: int, s1: int, start: int, drifting: bool) -> None:
         """y[:, s0:s1] = current FIR (+ CFO / drift rotation) of ext; ext (Nt, hl + n), y (Nr, n)."""
-        real, length, m = self._current, self._fir_len, s1 - s0
-        j0 = self._history_len - real.int_delay - (length - 1) + s0
-        out = y[:, s0:s1]
-        # Accumulated tap by tap on shifted views of ext: no (Nt*L, m) window copy of the input.
-        np.matmul(self._g[0], ext[:, j0: j0 + m], out=out)
-        if length > 1:
-            term = np.empty_like(out)
-            for lag in range(1, length):  # L taps per work() call, never per sample
-                np.matmul(self._g[lag], ext[:, j0 + lag: j0 + lag + m], out=term)
-                out += term
+        real, m = self._current, s1 - s0
+        self._fir(ext, self._history_len - real.int_delay - (self._fir_len - 1) + s0, y[:, s0:s1])
         if real.cfo == 0.0 and not drifting:
             return
         # Phases reduced mod 2 pi in float64, then cos/sin in float32 (plenty for a rotation).
