@@ -62,6 +62,21 @@ def test_loss_tolerance() -> None:
         check_delivery([dict(row, delivered=94, lost=6)], max_loss=0.05)
 
 
+def test_send_all_frames_lost_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import semcom.send
+
+    lost = [{"channel": "torch OFAT", "snr_db": 20.0, "psnr_db": 30.0, "frames": 0, "lost": 0},
+            {"channel": "GNU Radio flowgraph", "snr_db": 20.0, "psnr_db": 0.0, "frames": 4, "lost": 4}]
+    monkeypatch.setattr(semcom.send, "compare_channels", lambda *a, **k: lost)
+    args = argparse.Namespace(connect=None, snr=20.0, seed=0, no_progress=True, out=str(tmp_path),
+                              max_loss=0.05)
+    with pytest.raises(semcom.errors.IncompleteRun, match="GNU Radio flowgraph delivered 0 of 4 frames"):
+        semcom.send._compare(args, lambda ch: 0.0, "psnr_db", "jscc")
+    assert (tmp_path / "send_jscc.csv").is_file()  # the CSV is still written, for the record
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize("argv, option", [
     (["--frames", "-5"], "--frames"),
     (["--frames", "0"], "--frames"),
@@ -99,6 +114,13 @@ def test_bad_npy_exits_2(case: str, reason: str, tmp_path: Path, monkeypatch: py
     assert rc == 2
     err = one_line_error(capsys)
     assert str(path) in err and reason in err
+
+
+def test_npy_batched_needs_a_batch_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "flat.npy"
+    np.save(path, np.ones(8, np.float32))
+    assert main(["loopback", "--npy", str(path), "--npy-batched", "--connect", *DEAD]) == 2
+    assert "--npy-batched needs" in one_line_error(capsys)
 
 
 def test_eval_agents_missing_checkpoints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

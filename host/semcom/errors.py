@@ -23,6 +23,14 @@ class IncompleteRun(RuntimeError):
     """The command ran but did not do its job (nothing delivered, too many frames lost): exit status 1."""
 
 
+def check_loss(what: str, sent: int, lost: int, max_loss: float) -> None:
+    """IncompleteRun (exit 1) when `what` delivered nothing or lost more than `max_loss` of `sent` frames."""
+    share = lost / sent if sent else 1.0
+    if sent - lost <= 0 or share > max_loss:
+        raise IncompleteRun(f"{what} delivered {sent - lost} of {sent} frames ({share:.0%} lost, "
+                            f"tolerance --max-loss {max_loss:.0%})")
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from semcom.errors import IncompleteRun, UsageError, finite_float, fraction, load_npy, positive_int
+from semcom.errors import UsageError, check_loss, finite_float, fraction, load_npy, positive_int
 from semcom.errors import shape as shape_arg
 from semcom.link import LinkClient
 from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
@@ -246,6 +246,8 @@ def write_outputs(out_dir: Path, layout: OfatLayout, rows: list[dict[str, Any]])
 def load_tensors(args: argparse.Namespace, rng: np.random.Generator) -> list[np.ndarray]:
     if args.npy:
         data = load_npy(args.npy)  # UsageError (exit 2) for a missing, pickled, complex, NaN... file
+        if args.npy_batched and data.ndim < 2:
+            raise UsageError(f"{args.npy}: shape {data.shape}; --npy-batched needs 2+ axes (tensors, ...)")
         items = [data[i] for i in range(data.shape[0])] if args.npy_batched else [data]
         return [np.asarray(items[i % len(items)], np.float32) for i in range(args.frames)]
     return [rng.standard_normal(args.shape).astype(np.float32) for _ in range(args.frames)]
@@ -254,11 +256,7 @@ def load_tensors(args: argparse.Namespace, rng: np.random.Generator) -> list[np.
 def check_delivery(rows: list[dict[str, Any]], max_loss: float) -> None:
     """IncompleteRun (exit 1) when an SNR point delivered nothing or lost more than `max_loss` of it."""
     for row in rows:
-        share = row["lost"] / row["sent"] if row["sent"] else 1.0
-        if row["delivered"] == 0 or share > max_loss:
-            raise IncompleteRun(f"loopback at {row['snr_db']:g} dB delivered {row['delivered']} of "
-                                f"{row['sent']} frames ({share:.0%} lost, tolerance --max-loss "
-                                f"{max_loss:.0%})")
+        check_loss(f"loopback at {row['snr_db']:g} dB", row["sent"], row["lost"], max_loss)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from semcom.errors import finite_float, positive_int
+from semcom.errors import check_loss, finite_float, fraction, positive_int
 from semcom.results import write_csv
 
 # ZF on both paths: codecs trained over AWGN expect unbiased symbols (MMSE shrinks them).
@@ -54,6 +54,7 @@ def _compare(args: argparse.Namespace, score: Callable[[Any], float], metric: st
               f"frames {row['frames']}  lost {row['lost']}")
     print(f"difference {rows[1][metric] - rows[0][metric]:+.4f} {metric}")
     print(f"wrote {write_csv(Path(args.out) / f'send_{name}.csv', rows)}")
+    check_loss(rows[1]["channel"], rows[1]["frames"], rows[1]["lost"], args.max_loss)
     return 0
 
 
@@ -108,6 +109,9 @@ def _common(p: argparse.ArgumentParser, n: int, batch: int) -> None:
     p.add_argument("--connect", nargs=2, metavar=("TX_ENDPOINT", "RX_ENDPOINT"),
                    help="use a running flowgraph (default: start the loopback flowgraph)")
     p.add_argument("--out", default="results/send", help="directory for the CSV" + d)
+    p.add_argument("--max-loss", type=fraction, default=0.05,
+                   help="exit 1 when the flowgraph loses more than this share of its frames or "
+                   "delivers none" + d)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
