@@ -505,12 +505,10 @@ class _TxTemplate:
     sync_samples: np.ndarray
 
 
-_TEMPLATES: dict[OfatLayout, _TxTemplate] = {}
-
-
 def _tx_template(layout: OfatLayout) -> _TxTemplate:
-    """The layout's cached `_TxTemplate` (layouts are frozen and hashable; a handful per process)."""
-    tpl = _TEMPLATES.get(layout)
+    """The layout's `_TxTemplate`, built on first use and kept on the (frozen) layout itself, so it
+    lives as long as the layout and costs one attribute lookup per frame."""
+    tpl = layout.__dict__.get("_tx_template")
     if tpl is None:
         n_var = layout.n_header_symbols + layout.max_data_symbols
         grid = np.zeros((layout.n_tx, n_var, layout.fft_len), complex)
@@ -524,7 +522,7 @@ def _tx_template(layout: OfatLayout) -> _TxTemplate:
                           sync_samples=ofdm_modulate(layout, sync))
         for arr in (tpl.grid, tpl.scatter, tpl.cdd_data, tpl.sync_samples):
             arr.flags.writeable = False  # shared by every frame: nobody may write into it
-        _TEMPLATES[layout] = tpl
+        layout.__dict__["_tx_template"] = tpl  # like cached_property (not a field: eq/hash unchanged)
     return tpl
 
 
