@@ -129,6 +129,12 @@ def test_eval_agents_missing_checkpoints(tmp_path: Path, capsys: pytest.CaptureF
     assert "no such directory" in one_line_error(capsys)
 
 
+def test_eval_agents_empty_checkpoint_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["eval", "agents", "--checkpoints", str(tmp_path), "--out", str(tmp_path)])
+    assert rc == 2  # CheckpointError, through cli.main's handler
+    assert "receiver.json not found" in one_line_error(capsys)
+
+
 @pytest.mark.parametrize("n", ["0", "-3"])
 def test_eval_agents_n_test_positive(n: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "error: argument --n-test" in argparse_error(capsys, ["eval", "agents", "--n-test", n])

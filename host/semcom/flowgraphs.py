@@ -59,7 +59,7 @@ def grcc_env() -> dict[str, str]:
 
 def semcom_blocks(grc_path: Path) -> list[str]:
     """Names of the enabled semcom blocks (ids `semcom_*`) a .grc places, variables included."""
-    import yaml
+    import yaml  # GNU Radio's dependency (grcc parses .grc with it), present wherever grcc is
 
     doc = yaml.safe_load(grc_path.read_text()) or {}
     return [b["name"] for b in doc.get("blocks", []) or []
