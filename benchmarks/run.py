@@ -26,7 +26,7 @@ import pmt
 import torch
 import zmq
 from gnuradio import blocks, channels, digital, fft, gr, semcom
-from gnuradio.semcom.messages import tensor_message
+from gnuradio.semcom.messages import parse_tensor_message, tensor_message
 
 from semcom.link import LinkClient
 from semcom.loopback import start_loopback_flowgraph, stream
@@ -36,7 +36,9 @@ from semcom.ofat.frame import (
     FrameHeader,
     OfatLayout,
     frame_grid_reference,
+    header_symbols,
     make_layout,
+    map_values,
     modulate_frame,
     ofdm_modulate,
 )
@@ -78,6 +80,35 @@ def modulate_rates(layout: OfatLayout, n_frames: int, repeats: int) -> dict[str,
                 fn(layout, tensors[i % 8], seq=i, pad=160)
             times[name].append(n_frames / (time.perf_counter() - t0))
     return {k: statistics.median(v[1:]) for k, v in times.items()}
+
+
+def tx_breakdown() -> list[tuple[str, float]]:
+    """Microseconds per frame of each step ofat_tx takes for one 5x256 tensor (wifi64, Nt = 2)."""
+    t = np.random.default_rng(0).standard_normal((5, 256)).astype(np.float32)
+    v = t.astype(np.float64)
+    msg = tensor_message({"seq": 1}, {"x": t})
+    header = FrameHeader(seq=1, shape=(5, 256), scale_code=30000)
+    n_var = LAYOUT.n_header_symbols + LAYOUT.n_data_symbols(v.size)
+    var = np.zeros((LAYOUT.n_tx, n_var, LAYOUT.fft_len), complex)
+
+    def us(fn: Callable[[], object], n: int = 1000) -> float:
+        def once() -> float:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            return (time.perf_counter() - t0) / n * 1e6
+        return median_of(once, 5)
+
+    return [("tensor_message (sender side, not in ofat_tx's timing)",
+             us(lambda: tensor_message({"seq": 1}, {"x": t}))),
+            ("parse_tensor_message (ofat_tx's handler)", us(lambda: parse_tensor_message(msg))),
+            ("modulate_frame, cached template (all of it)",
+             us(lambda: modulate_frame(LAYOUT, v, seq=1, pad=160))),
+            ("modulate_reference (the construction before)",
+             us(lambda: modulate_reference(LAYOUT, v, seq=1, pad=160))),
+            ("  of which map_values", us(lambda: map_values(LAYOUT, v))),
+            ("  of which header_symbols", us(lambda: header_symbols(LAYOUT, header))),
+            ("  of which IFFT + CP of the header + data symbols", us(lambda: ofdm_modulate(LAYOUT, var)))]
 
 
 def ofat_tx_run(n_frames: int, layout: OfatLayout = LAYOUT, reference: bool = False) -> tuple[int, float]:
@@ -499,7 +530,10 @@ def transmit_part(n_frames: int) -> list[str]:
             *[f"| {nt} | {ours[nt] / 1e6:.2f} M | {ref[nt] / 1e6:.2f} M | {ours[nt] / ref[nt]:.2f} | "
               f"{ours[nt] / tx_gr:.2f} | {ours[nt] / tx_hier:.2f} |" for nt in ours], "",
             f"GR C++ allocator+FFT+CP: {tx_gr / 1e6:.2f} M samples/s; GR `digital.ofdm_tx`: "
-            f"{tx_hier / 1e6:.2f} M samples/s (one stream each).", ""]
+            f"{tx_hier / 1e6:.2f} M samples/s (one stream each).", "",
+            f"Where a frame's time goes (microseconds per frame, wifi64, Nt = 2, 5x256 tensor; one frame "
+            f"is {LAYOUT.frame_len(1280) + 160} samples per antenna):", "",
+            "| step | us |", "| --- | --- |", *[f"| {k} | {us:.1f} |" for k, us in tx_breakdown()], ""]
 
 
 if __name__ == "__main__":
