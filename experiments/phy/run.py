@@ -12,6 +12,7 @@ ofat_tx -> mimo_channel -> ofat_rx in one flowgraph, no sockets, seeded):
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -97,15 +98,73 @@ def mmse_bias(n_frames: int, quick: bool = False) -> list[dict]:
     return rows
 
 
+def plot(out: Path, tables: dict[str, list[dict]]) -> Path:
+    """phy.png: the same numbers as the CSVs (real-mode NMSE vs bound, CFO delivery, MMSE bias)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    ax = axes[0]
+    for (nt, nr), color in zip(((2, 4), (2, 2), (4, 2)), ("C0", "C1", "C2"), strict=True):
+        rows = [r for r in tables["real_mode"] if (int(r["n_tx"]), int(r["n_rx"])) == (nt, nr)]
+        if not rows:
+            continue
+        snr = [float(r["snr_db"]) for r in rows]
+        ax.plot(snr, [float(r["nmse_mmse_db"]) for r in rows], "o-", color=color, label=f"{nt}x{nr} measured")
+        ax.plot(snr, [float(r["mmse_bound_db"]) for r in rows], "--", color=color,
+                label=f"{nt}x{nr} genie bound")
+    ax.set(xlabel="SNR (dB)", ylabel="NMSE (dB)", title="Real mode, widely linear MMSE")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    for preset in sorted({r["preset"] for r in tables["cfo"]}):
+        rows = sorted((r for r in tables["cfo"] if r["preset"] == preset),
+                      key=lambda r: float(r["cfo_subcarriers"]))
+        ax.plot([float(r["cfo_subcarriers"]) for r in rows],
+                [100 * float(r["delivered_share"]) for r in rows], "o-", label=preset)
+    ax.axhline(99.5, color="k", ls=":", label="99.5 % goal")
+    ax.set(xlabel="CFO (subcarriers)", ylabel="frames delivered (%)", title="CFO range at 5 dB, 2x4")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax = axes[2]
+    labels = [f"{r['mode']} {r['n_tx']}x{r['n_rx']}" for r in tables["mmse_bias"] if r["method"] == "mmse"]
+    x = np.arange(len(labels))
+    for offset, method in ((-0.2, "mmse"), (0.2, "lmmse")):
+        gains = [float(r["gain"]) for r in tables["mmse_bias"] if r["method"] == method]
+        ax.bar(x + offset, gains, width=0.4, label=method)
+    ax.axhline(1.0, color="k", ls=":")
+    ax.set(xticks=x, xticklabels=labels, ylabel="gain sum(x_hat x) / sum(x^2)", title="MMSE bias at 10 dB")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "phy.png"
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def _read_tables(out: Path) -> dict[str, list[dict]]:
+    tables = {}
+    for name in ("real_mode", "cfo", "mmse_bias"):
+        with (out / f"{name}.csv").open() as f:
+            tables[name] = list(csv.DictReader(f))
+    return tables
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=100, help="frames per point (default 100)")
     p.add_argument("--out", default="experiments/phy/output", help="output folder (default %(default)s)")
     p.add_argument("--quick", action="store_true", help="one point per table (the smoke run the tests use)")
+    p.add_argument("--replot", action="store_true", help="only redraw phy.png from the CSVs in --out")
     args = p.parse_args(argv)
     if args.frames < 1:
         p.error("--frames must be >= 1")
     out = Path(args.out)
+    if args.replot:
+        print(plot(out, _read_tables(out)))
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     tables = {"real_mode": real_mode(args.frames, args.quick), "cfo": cfo_range(args.frames, args.quick),
               "mmse_bias": mmse_bias(args.frames, args.quick)}
@@ -119,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                              max(r["gain"] for r in tables["mmse_bias"] if r["method"] == "lmmse")],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot(out, tables)
     print(json.dumps(summary, indent=2))
     return 0
 
