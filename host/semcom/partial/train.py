@@ -12,6 +12,7 @@ Checkpoints are ``semcom.checkpoint`` files of kinds ``semcom.partial`` and ``se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,13 @@ def _snr(n: int, cfg: TrainConfig, gen: torch.Generator) -> Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=gen)
 
 
-def train_partial(pcfg: PartialConfig, cfg: TrainConfig, channel: nn.Module, *, progress: bool = True
-                  ) -> tuple[PartialSampler, list[dict]]:
-    """Train edge encoder + receiver through ``channel`` (differentiable); returns the model and history."""
-    torch.manual_seed(cfg.seed)
-    model = PartialSampler(pcfg)
+def _fit_on_scenes(model: nn.Module, cfg: TrainConfig, channel: nn.Module,
+                   loss_of: Callable[[Any, torch.Generator, Callable[[], Tensor]], Tensor], *, desc: str,
+                   progress: bool) -> list[dict]:
+    """The shared loop of both models: each step draws a batch of scenes at the next canvas size (sizes
+    in turn), ``loss_of(scenes, generator, draw_snr)`` gives the loss (``draw_snr()`` draws the batch's
+    SNRs when the loss needs them, so each model keeps its own order of random draws), one Adam step
+    through ``fit``."""
     digits, labels = mnist_digits("train")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     channel.reseed(cfg.seed)
@@ -75,21 +78,34 @@ def train_partial(pcfg: PartialConfig, cfg: TrainConfig, channel: nn.Module, *, 
         size = cfg.sizes[counter["step"] % len(cfg.sizes)]
         counter["step"] += 1
         scenes = make_scenes(digits, labels, size, idx.numel(), gen, clutter=cfg.clutter)
-        mode = "random" if float(torch.rand((), generator=gen)) < cfg.random_share else "guided"
         model.train()
-        ep = run_episode(model.edge, model.receiver, scenes, rounds=cfg.rounds, agents=cfg.agents, mode=mode,
-                         channel=channel, generator=gen, snr_db=_snr(idx.numel(), cfg, gen), train=True)
-        cls = torch.stack([F.cross_entropy(lg, scenes.label) for lg in ep.logits]).mean()
-        aux = torch.stack(ep.relevance_loss).mean() + torch.stack(ep.location_loss).mean()
-        loss = cls + cfg.relevance_weight * aux + 10.0 * torch.stack(ep.decode_loss).mean()
+        loss = loss_of(scenes, gen, lambda: _snr(idx.numel(), cfg, gen))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return float(loss.detach())
 
-    history = fit(opt, cfg.steps_per_epoch * cfg.batch_size, cfg, step, progress=progress,
-                  desc=f"partial {pcfg.patch}x{pcfg.patch} seed {cfg.seed}")
+    history = fit(opt, cfg.steps_per_epoch * cfg.batch_size, cfg, step, progress=progress, desc=desc)
     model.eval()
+    return history
+
+
+def train_partial(pcfg: PartialConfig, cfg: TrainConfig, channel: nn.Module, *, progress: bool = True
+                  ) -> tuple[PartialSampler, list[dict]]:
+    """Train edge encoder + receiver through ``channel`` (differentiable); returns the model and history."""
+    torch.manual_seed(cfg.seed)
+    model = PartialSampler(pcfg)
+
+    def loss_of(scenes: Any, gen: torch.Generator, draw_snr: Callable[[], Tensor]) -> Tensor:
+        mode = "random" if float(torch.rand((), generator=gen)) < cfg.random_share else "guided"
+        ep = run_episode(model.edge, model.receiver, scenes, rounds=cfg.rounds, agents=cfg.agents, mode=mode,
+                         channel=channel, generator=gen, snr_db=draw_snr(), train=True)
+        cls = torch.stack([F.cross_entropy(lg, scenes.label) for lg in ep.logits]).mean()
+        aux = torch.stack(ep.relevance_loss).mean() + torch.stack(ep.location_loss).mean()
+        return cls + cfg.relevance_weight * aux + 10.0 * torch.stack(ep.decode_loss).mean()
+
+    history = _fit_on_scenes(model, cfg, channel, loss_of, progress=progress,
+                             desc=f"partial {pcfg.patch}x{pcfg.patch} seed {cfg.seed}")
     return model, history
 
 
@@ -98,27 +114,13 @@ def train_jscc(k_max: int, cfg: TrainConfig, channel: nn.Module, budgets: tuple[
     """Train the whole-image baseline at every budget in ``budgets`` (one drawn per batch)."""
     torch.manual_seed(cfg.seed)
     model = WholeImageJSCC(k_max)
-    digits, labels = mnist_digits("train")
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    channel.reseed(cfg.seed)
-    counter = {"step": 0}
 
-    def step(idx: Tensor, gen: torch.Generator) -> float:
-        size = cfg.sizes[counter["step"] % len(cfg.sizes)]
-        counter["step"] += 1
-        scenes = make_scenes(digits, labels, size, idx.numel(), gen, clutter=cfg.clutter)
+    def loss_of(scenes: Any, gen: torch.Generator, draw_snr: Callable[[], Tensor]) -> Tensor:
         k = budgets[int(torch.randint(0, len(budgets), (1,), generator=gen))]
-        model.train()
-        logits = model(scenes.image, k, channel, snr_db=_snr(idx.numel(), cfg, gen))
-        loss = F.cross_entropy(logits, scenes.label)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
+        return F.cross_entropy(model(scenes.image, k, channel, snr_db=draw_snr()), scenes.label)
 
-    history = fit(opt, cfg.steps_per_epoch * cfg.batch_size, cfg, step, progress=progress,
-                  desc=f"whole-image JSCC seed {cfg.seed}")
-    model.eval()
+    history = _fit_on_scenes(model, cfg, channel, loss_of, progress=progress,
+                             desc=f"whole-image JSCC seed {cfg.seed}")
     return model, history
 
 
