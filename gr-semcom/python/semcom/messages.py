@@ -17,7 +17,8 @@ A tensor message is a PMT dict with four keys:
 
 Why our own conversion instead of `pmt.to_pmt`: pmt's numpy bridge has no int64/float16/bool
 vectors, maps int8 back as uint8, cannot convert numpy scalars or ints >= 2^63 in meta, and builds
-the vectors through a per-element Python `map` (about 8x slower than passing a list).
+the vectors through a per-element Python `map` (about 8x slower than passing a list). Tensors go
+through PMT's serialized bytes instead of any per-element conversion (the same PMT vectors, tested).
 
 Storage per dtype: float32 f32vector, float64 f64vector, complex64 c32vector, complex128 c64vector,
 int8/16/32/64 s8/s16/s32/s64vector, uint8/16/32/64 u8/u16/u32/u64vector, float16 as the raw bits in
@@ -42,7 +43,8 @@ class MessageError(ValueError):
     """A PMT message that is not a tensor message, or a tensor/meta that cannot become one."""
 
 
-# dtype name -> (init(n, list), elements(v) -> list, is_vector(v), storage dtype on the PMT side)
+# dtype name -> (init(n, list), elements(v) -> list, is_vector(v), storage dtype on the PMT side);
+# tensors are built and read through PMT's serialized form (below), init/elements are the reference.
 _Codec = tuple[Callable[..., Any], Callable[[Any], Any], Callable[[Any], bool], np.dtype]
 _CODECS: dict[str, _Codec] = {
     "float32": (pmt.init_f32vector, pmt.f32vector_elements, pmt.is_f32vector, np.dtype(np.float32)),
@@ -67,29 +69,38 @@ _META, _TENSORS, _SHAPES, _DTYPES = (pmt.intern(k) for k in ("meta", "tensors", 
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 
 
+# PMT's serialized uniform vector: 0x0a, the vector type, u32 length, one pad byte, then the elements
+# big-endian. (De)serializing through these bytes is one C++ call and one numpy byte swap instead of a
+# Python object per element (5-7x faster than the list path for a 1 344-element complex64 tensor).
+_PST_UNIFORM_VECTOR = 0x0A
+_UVI_CODES = {"uint8": 0, "int8": 1, "uint16": 2, "int16": 3, "uint32": 4, "int32": 5, "uint64": 6,
+              "int64": 7, "float32": 8, "float64": 9, "complex64": 10, "complex128": 11}
+_UV_HEADER_LEN = 8
+
+
 def _tensor_to_pmt(name: str, array: np.ndarray) -> pmt.pmt_base:
     codec = _CODECS.get(array.dtype.name)
     if codec is None:
         raise MessageError(f"tensor {name!r}: dtype {array.dtype} has no PMT form "
                            f"(supported: {', '.join(SUPPORTED_DTYPES)})")
-    init, _, _, storage = codec
+    storage = codec[3]
     flat = np.ascontiguousarray(array).reshape(-1)
     if array.dtype.name == "float16":
         flat = flat.view(np.uint16)
-    elif flat.dtype != storage:
-        flat = flat.astype(storage)
-    # A list converts ~8x faster than a numpy array through pybind11's std::vector caster.
-    return init(flat.size, flat.tolist())
+    header = bytes((_PST_UNIFORM_VECTOR, _UVI_CODES[storage.name], *flat.size.to_bytes(4, "big"), 1, 0))
+    return pmt.deserialize_str(header + flat.astype(storage.newbyteorder(">"), copy=False).tobytes())
 
 
 def _tensor_from_pmt(name: str, vector: pmt.pmt_base, dtype_name: str) -> np.ndarray:
     codec = _CODECS.get(dtype_name)
     if codec is None:
         raise MessageError(f"tensor {name!r}: unknown dtype {dtype_name!r}")
-    _, elements, is_vector, storage = codec
+    _, _, is_vector, storage = codec
     if not is_vector(vector):
         raise MessageError(f"tensor {name!r}: PMT vector does not hold {dtype_name} data")
-    flat = np.array(elements(vector), dtype=storage)
+    raw = pmt.serialize_str(vector)
+    n = int.from_bytes(raw[2:6], "big")
+    flat = np.frombuffer(raw, storage.newbyteorder(">"), count=n, offset=_UV_HEADER_LEN).astype(storage)
     if dtype_name == "float16":
         return flat.view(np.float16)
     if dtype_name == "bool":
