@@ -22,8 +22,8 @@ from semcom.checkpoint import CheckpointError
 from semcom.errors import IncompleteRun, UsageError
 from semcom.flowgraphs import FlowgraphError
 
-COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.usrp.cli", "semcom.capture",
-                                     "semcom.offsets", "semcom.lab",
+COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.flowgraphs", "semcom.usrp.cli",
+                                     "semcom.capture", "semcom.offsets", "semcom.lab",
                                      "semcom.send", "semcom.jscc.commands", "semcom.agents.commands",
                                      "semcom.adapt.commands", "semcom.lightweight.commands",
                                      "semcom.partial.commands", "semcom.network.commands")
