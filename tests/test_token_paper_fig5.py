@@ -1,0 +1,101 @@
+"""experiments/token_paper/fig5.py: the overhead of each method counted in the stated units, the JPEG
+sizes measured on the scenes, the 480x320 rendering, and the --quick run the README's command makes."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "token_paper" / "fig5.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("fig5", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(out: Path) -> dict[tuple[str, str], dict[str, float]]:
+    with (out / "fig5.csv").open() as f:
+        return {(r["image"], r["method"]): {k: float(v) for k, v in r.items()
+                                            if k not in ("image", "method", "kind")}
+                for r in csv.DictReader(f)}
+
+
+def test_quick_run_counts_every_method_in_the_stated_units(tmp_path: Path) -> None:
+    fig5 = _load()
+    assert fig5.main(["--quick", "--no-progress", "--out", str(tmp_path)]) == 0
+    rows = _rows(tmp_path)
+    summary = json.loads((tmp_path / "fig5.json").read_text())
+    assert (tmp_path / "fig5.png").stat().st_size > 0
+    jt, raw = summary["tokens"]["tokens_with_jtcc"], summary["tokens"]["tokens_without_jtcc"]
+    assert jt["real_values"] == jt["k"] * jt["values_per_token"] < raw["real_values"]
+    for image in ("64x64", "480x320"):
+        # Analog: 16 bits per real value, two real values per complex channel use.
+        assert rows[image, "tokens_with_jtcc"]["bits"] == 16 * jt["real_values"]
+        assert rows[image, "tokens_with_jtcc"]["channel_uses"] == jt["real_values"] / 2
+        # Digital: 1 bit per channel use; the ratio column is the JPEG file's bits over the method's.
+        jpeg = rows[image, "jpeg_file"]["bits"]
+        assert rows[image, "jpeg_file"]["channel_uses"] == jpeg
+        for key, r in rows.items():
+            if key[0] == image:
+                assert r["jpeg_bits_over_bits"] == pytest.approx(jpeg / r["bits"])
+    # DeepJSCC at k/n = c/96 sends c*H*W/32 complex symbols: 1/6 of the image's 3HW values, in pairs.
+    c = summary["deepjscc_c"]
+    assert rows["64x64", "deepjscc"]["channel_uses"] == c * 64 * 64 / 32
+    assert rows["480x320", "deepjscc"]["channel_uses"] == c * 480 * 320 / 32
+    # The larger rendering of the same scenes makes a larger file; the tokens do not change with it.
+    assert rows["480x320", "jpeg_file"]["bits"] > 2 * rows["64x64", "jpeg_file"]["bits"]
+    assert rows["480x320", "tokens_with_jtcc"]["bits"] == rows["64x64", "tokens_with_jtcc"]["bits"]
+    acc = summary["acceptance"]["480x320"]
+    jpeg_480 = rows["480x320", "jpeg_file"]["bits"]
+    assert acc["jpeg_over_jtcc_bits"] == pytest.approx(jpeg_480 / (16 * jt["real_values"]))
+    assert acc["jtcc_fewest_channel_uses"]
+
+
+def test_summary_bits_are_the_utf8_size_of_the_scenes_summaries() -> None:
+    fig5 = _load()
+    from semcom.data.questions import natural_language_summary
+    from semcom.data.scenes import generate_scenes
+
+    measured = fig5.measure_scenes(6, quality=75, seed=3, progress=False)
+    expected = [8 * len(natural_language_summary(s).encode("utf-8")) for s in generate_scenes(6, 3)]
+    np.testing.assert_array_equal(measured["summary_utf8"], expected)
+    assert (measured["summary_words"] < measured["summary_utf8"]).all()
+    # A lower JPEG quality makes smaller files of the same images.
+    assert (fig5.measure_scenes(6, quality=20, seed=3, progress=False)["jpeg_64x64"]
+            < measured["jpeg_64x64"]).all()
+
+
+def test_clevr_size_rendering_is_the_square_scene_with_the_floor_extended() -> None:
+    fig5 = _load()
+    from semcom.data.scenes import Scene, generate_scenes, render_scene
+
+    scene = generate_scenes(1, 0)[0]
+    background = render_scene(Scene([]), 320)[:, :1]
+    img = fig5.render_clevr_size(scene, background)
+    assert img.shape == (320, 480, 3) and img.dtype == np.uint8
+    np.testing.assert_array_equal(img[:, 80:400], render_scene(scene, 320))
+    np.testing.assert_array_equal(img[:, :80], np.broadcast_to(background, (320, 80, 3)))
+    np.testing.assert_array_equal(img[:, 400:], np.broadcast_to(background, (320, 80, 3)))
+
+
+def test_units_scale_the_counts() -> None:
+    units = _load().Units(bits_per_value=8, digital_bits_per_use=2)
+    assert units.analog(80) == (640, 40)
+    assert units.digital(1000) == (1000, 500)
+
+
+@pytest.mark.parametrize("bad", [["--quality", "0"], ["--bits-per-value", "0"], ["--n-scenes", "0"]])
+def test_bad_options_exit_2(bad: list[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as err:
+        _load().main([*bad, "--out", str(tmp_path)])
+    assert err.value.code == 2
