@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # One setup path for users, developers and CI: apt packages (GNU Radio 3.10 and friends), a venv that
 # sees Debian's GNU Radio bindings, CPU PyTorch and this project in editable mode (numpy kept < 2).
-# Idempotent: a second run only checks.
+# Idempotent: a second run only checks. Nothing is written outside this checkout and its .venv except
+# the apt packages: GNU Radio Companion and grcc find this checkout's blocks through `semcom grc` (or a
+# shell that sourced scripts/env.sh), never through a system-wide path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gnuradio gnuradio-dev python3-zmq python3-uhd python3-venv cmake pybind11-dev)
+# gir1.2-gtk-3.0 + python3-gi-cairo: GNU Radio Companion's GTK window (Debian's gnuradio does not pull
+# them); xvfb: a headless X server for the GRC / QT GUI tests.
+APT_PACKAGES=(gnuradio gnuradio-dev python3-zmq python3-uhd python3-venv cmake pybind11-dev
+              gir1.2-gtk-3.0 python3-gi-cairo xvfb)
 need_apt=0
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt=1
@@ -24,41 +29,39 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PY=.venv/bin/python
 stamp=.venv/.semcom-setup-stamp
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing torch (CPU) and the project into .venv"
   $PY -m pip install -q --upgrade "pip>=23" >/dev/null
   # torch==2.13.0 is the local CPU wheel; any other spec would pull CUDA wheels.
   $PY -m pip install -q "torch==2.13.0" "numpy<2"
-  $PY -m pip install -q -e ".[dev]" -c scripts/constraints.txt
+  $PY -m pip install -q -e ".[all,dev]" -c scripts/constraints.txt
   echo "$want" > "$stamp"
 fi
-# GNU Radio Companion and grcc run on the system Python and read GNU Radio's preferences: point both
-# at this checkout (a .pth for `import semcom` / `from gnuradio import semcom`, and a conf.d entry for
-# the .block.yml files), as an installed module would be found. Rewritten if the checkout moves.
+# Plain GNU Radio commands (gnuradio-companion, grcc, python3) see this checkout only in a shell that
+# sourced scripts/env.sh; it puts .venv/gr-path (gnuradio/semcom -> the checkout's blocks) on PYTHONPATH.
 REPO=$(pwd)
-GR_PATH_DIR="$REPO/.venv/gr-path"
-mkdir -p "$GR_PATH_DIR/gnuradio"
-ln -sfn "$REPO/gr-semcom/python/semcom" "$GR_PATH_DIR/gnuradio/semcom"
+mkdir -p .venv/gr-path/gnuradio
+ln -sfn "$REPO/gr-semcom/python/semcom" .venv/gr-path/gnuradio/semcom
+# Migration: earlier versions of this script pointed the whole machine at one checkout (a .pth in the
+# system site-packages and a GNU Radio conf.d entry). Remove both; they named only this project.
 SYS_SITE=$(/usr/bin/python3 -c 'import site; print(site.getsitepackages()[0])')
-SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-PTH="$SYS_SITE/gr-semcom-checkout.pth"
-# Only the system interpreter (GRC, grcc, ctest) reads these paths; a venv keeps its own install.
-PTH_LINE="import sys; sys.prefix == sys.base_prefix and sys.path.extend(['$REPO/host', '$GR_PATH_DIR'])"
-if [ "$(cat "$PTH" 2>/dev/null)" != "$PTH_LINE" ]; then
-  $SUDO mkdir -p "$SYS_SITE"
-  printf '%s\n' "$PTH_LINE" | $SUDO tee "$PTH" >/dev/null
-fi
-GR_CONF=/etc/gnuradio/conf.d/semcom.conf  # read after grc.conf: conf.d is read in name order
-WANT_CONF=$(printf '[grc]\nlocal_blocks_path = %s\n' "$REPO/gr-semcom/grc")
-if [ "$(cat "$GR_CONF" 2>/dev/null)" != "$WANT_CONF" ]; then
-  printf '%s\n' "$WANT_CONF" | $SUDO tee "$GR_CONF" >/dev/null
-fi
+for old in "$SYS_SITE/gr-semcom-checkout.pth" /etc/gnuradio/conf.d/semcom.conf; do
+  if [ -e "$old" ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    echo "[setup] removing $old (written by an earlier setup; GRC now uses 'semcom grc' or scripts/env.sh)"
+    $SUDO rm -f "$old"
+  fi
+done
 
 $PY - <<'PYCHECK'
 import numpy, torch
 from gnuradio import gr, semcom as gr_semcom  # noqa: F401
 import semcom  # noqa: F401
+import tempfile
+from semcom.flowgraphs import compile_flowgraph
+with tempfile.TemporaryDirectory() as tmp:  # grcc finds this checkout's blocks, nothing system-wide
+    compile_flowgraph("loopback", out_dir=tmp)
 assert int(numpy.__version__.split(".")[0]) < 2, "numpy 2 breaks Debian's GNU Radio bindings"
 print(f"[setup] ok: GNU Radio {gr.version()}, numpy {numpy.__version__}, torch {torch.__version__}")
 PYCHECK
