@@ -64,6 +64,5 @@ class ofat_equalizer(gr.basic_block):
             self.logger.error(f"frame not reconstructed: {err!r}")
             return
         self._counters["frames"] += 1
-        out_meta = {k: v for k, v in meta.items() if k != "layout"}
-        out_meta["method"] = self.method
+        out_meta = {**meta, "method": self.method}
         self.message_port_pub(self._out, tensor_message(out_meta, {"values": values.astype(np.float32)}))

@@ -24,8 +24,9 @@ class ofat_rx(gr.sync_block):
     tensors Y (K, Nr, S) complex64, the received data grid after CFO and phase correction, and
     H (K, Nr, Nt) complex64, the channel estimate on the data subcarriers; meta: seq, shape,
     n_values, scale, noise_var, snr_db, cfo (cycles/sample), timing (absolute sample index of the
-    frame start), sync_metric, layout (dict) and rx_counters (detections, frames,
-    header_crc_fail, header_invalid, samples so far). See semcom.ofat.receiver for the DSP.
+    frame start), sync_metric and rx_counters (detections, frames, header_crc_fail, header_invalid,
+    samples so far). See semcom.ofat.receiver for the DSP (FrameReceiver, the fast path of
+    ReferenceFrameReceiver).
 
     Frames split across work() calls are kept; a frame whose header fails its CRC is counted, not sent.
     """
@@ -43,8 +44,9 @@ class ofat_rx(gr.sync_block):
 
     def work(self, input_items, output_items):
         n = len(input_items[0])
-        for frame in self.receiver.process(np.stack(input_items)):
-            meta = frame.meta(self.layout)
+        # The Nr input buffers go straight into the receiver's buffer (no stacked copy first).
+        for frame in self.receiver.process(input_items):
+            meta = frame.meta()
             meta["rx_counters"] = self.counters()
             self.message_port_pub(self._port, tensor_message(meta, {"Y": frame.y, "H": frame.h}))
         return n

@@ -54,7 +54,7 @@ class ReceivedFrame:
     metric: float  # Schmidl & Cox metric at the chosen timing
     err_var: float = 0.0  # error variance per element of the channel estimate h (see _estimate_channel)
 
-    def meta(self, layout: OfatLayout) -> dict:
+    def meta(self) -> dict:
         """The FRAME message metadata (see docs/wire-protocol.md)."""
         return {
             "seq": self.header.seq,
@@ -68,8 +68,20 @@ class ReceivedFrame:
             "cfo": self.cfo,
             "timing": self.start,
             "sync_metric": self.metric,
-            "layout": layout.to_dict(),
         }
+
+
+@dataclass
+class _Front:
+    """A frame's state once its training and header symbols are decoded (reused while its data arrive)."""
+
+    cfo: float  # final CFO, cycles per sample
+    h: np.ndarray  # (Nr, Nt, Nu) denoised channel estimate
+    noise_var: float
+    err_var: float
+    g: np.ndarray  # (Nr, Nu) effective channel of the CDD header/pilots
+    yh: np.ndarray  # (Nr, Hs, Nu) header symbols, CFO removed, common phase not yet
+    header: FrameHeader | None
 
 
 @dataclass
@@ -85,7 +97,9 @@ class RxCounters:
 
 
 @dataclass
-class FrameReceiver:
+class ReferenceFrameReceiver:
+    """The receiver written plainly: the definition `FrameReceiver` (the fast path) is tested against."""
+
     layout: OfatLayout
     threshold: float = 0.2
     phase_tracking: str = "linear"
@@ -126,14 +140,17 @@ class FrameReceiver:
             raise ValueError(f"expected ({self.layout.n_rx}, n) samples, got {samples.shape}")
         self.counters.samples += samples.shape[1]
         self._buf = np.concatenate([self._buf, samples.astype(np.complex64, copy=False)], axis=1)
+        return self._drain()
+
+    def _drain(self) -> list[ReceivedFrame]:
+        """Every frame the buffer now completes."""
         frames: list[ReceivedFrame] = []
         while True:
             status, frame = self._try_one()
             if frame is not None:
                 frames.append(frame)
             if status == "wait":
-                break
-        return frames
+                return frames
 
     def _trim(self, keep_from_abs: int) -> None:
         drop = min(max(0, keep_from_abs - self._buf_start), self._buf.shape[1])
@@ -149,7 +166,17 @@ class FrameReceiver:
         n_metric = n - rel0 - lay.fft_len + 1
         if n_metric <= 0:
             return "wait", None
-        metric, p = self._schmidl_cox(self._buf[:, rel0:])
+        metric, p = self._metric_from(rel0)
+        return self._search(rel0, n_metric, metric, p)
+
+    def _metric_from(self, rel0: int) -> tuple[np.ndarray, np.ndarray]:
+        """S&C metric and P from buffer index rel0 to the last position with a full window."""
+        return self._schmidl_cox(self._buf[:, rel0:])
+
+    def _search(self, rel0: int, n_metric: int, metric: np.ndarray, p: np.ndarray
+                ) -> tuple[str, ReceivedFrame | None]:
+        """Threshold crossing and plateau in the metric from buffer index rel0 (n_metric positions)."""
+        lay = self.layout
         above = np.flatnonzero(metric > self.threshold)
         if above.size == 0:
             # Nothing here; the last fft_len - 1 samples stay, a window may straddle the next chunk.
@@ -215,7 +242,11 @@ class FrameReceiver:
         n_idx = t0 * lay.symbol_len + np.arange(span.shape[1])
         span = span * np.exp(-2j * np.pi * cfo * n_idx)
         windows = span.reshape(lay.n_rx, lay.n_train_symbols, lay.symbol_len)[:, :, : lay.fft_len]
-        full = np.fft.fft(windows, axis=-1, norm="ortho")  # (Nr, T, fft)
+        return self._integer_shift(np.fft.fft(windows, axis=-1, norm="ortho"))
+
+    def _integer_shift(self, full: np.ndarray) -> int:
+        """The even bin shift whose descrambled training bins (full: (Nr, T, fft)) are smoothest."""
+        lay = self.layout
         # Adjacent used subcarriers only (the DC gap breaks the chain; skip that pair).
         used = np.sort(np.array(lay.used_carriers))
         adjacent = np.flatnonzero(np.diff(used) == 1)
@@ -242,7 +273,6 @@ class FrameReceiver:
         h_ls = np.einsum("rpu,pa->rau", yt, np.conj(lay.training_cover))
         h_ls *= np.sqrt(lay.n_tx) / n_train / lay.training_sequence[None, None, :]
         pairs = h_ls.reshape(-1, lay.n_used).T  # (Nu, Nr*Nt)
-        basis = self._basis
         if lay.train_reps >= 2:
             # Identical repeated symbols: their difference is noise only (no channel model involved).
             diff = yt[:, lay.n_tx:] - yt[:, : n_train - lay.n_tx]
@@ -254,6 +284,16 @@ class FrameReceiver:
         noise_var = max(noise_var, 1e-12)
         ls_noise = noise_var * lay.n_tx / n_train  # per-element noise of h_ls
         threshold = 3.0 * ls_noise / lay.n_used  # matched-filter tap power noise alone rarely exceeds
+        chosen, fitted = self._select_taps(pairs, threshold)
+        self.last_taps = np.sort(self._candidate_taps[chosen])
+        err_var = ls_noise * len(chosen) / lay.n_used
+        return fitted.T.reshape(lay.n_rx, lay.n_tx, lay.n_used), noise_var, err_var
+
+    def _select_taps(self, pairs: np.ndarray, threshold: float) -> tuple[list[int], np.ndarray]:
+        """Greedy tap selection (see _estimate_channel): pairs (Nu, Nr*Nt) -> (chosen candidate indices,
+        the least-squares fit of pairs on those taps, (Nu, Nr*Nt))."""
+        lay = self.layout
+        basis = self._basis
         chosen: list[int] = []
         residual = pairs
         fitted = np.zeros_like(pairs)
@@ -268,9 +308,7 @@ class FrameReceiver:
             coef, *_ = np.linalg.lstsq(sub, pairs, rcond=None)
             fitted = sub @ coef
             residual = pairs - fitted
-        self.last_taps = np.sort(self._candidate_taps[chosen])
-        err_var = ls_noise * len(chosen) / lay.n_used
-        return fitted.T.reshape(lay.n_rx, lay.n_tx, lay.n_used), noise_var, err_var
+        return chosen, fitted
 
     def _phases(self, y: np.ndarray, g: np.ndarray, first_sym: int) -> np.ndarray:
         """Common phase per symbol from the pilots: y (Nr, n, Nu), g effective channel (Nr, Nu)."""
@@ -285,29 +323,51 @@ class FrameReceiver:
         phase0 = float(np.angle(np.sum(z * np.exp(-1j * slope * j))))
         return phase0 + slope * j
 
+    def _front(self, body: int, cfo: float) -> _Front:
+        """Everything before the data symbols of the frame whose preamble body starts at buffer index
+        `body` (its training and header symbols are in the buffer): CFO, channel, noise, header."""
+        lay = self.layout
+        t0 = lay.n_preamble_symbols
+        h0 = t0 + lay.n_train_symbols
+        cfo += self._integer_cfo(body, cfo) / lay.fft_len
+        yt = self._symbols(body, t0, lay.n_train_symbols, cfo)
+        if lay.train_reps >= 2:
+            cfo = self._refined_cfo(yt, cfo)
+            yt = self._symbols(body, t0, lay.n_train_symbols, cfo)
+        yh = self._symbols(body, h0, lay.n_header_symbols, cfo)
+        return self._channel_and_header(yt, yh, cfo)
+
+    def _refined_cfo(self, yt: np.ndarray, cfo: float) -> float:
+        """Repeated training symbols are identical: their phase step is the residual CFO."""
+        lay = self.layout
+        c = np.sum(np.conj(yt[:, : lay.n_train_symbols - lay.n_tx]) * yt[:, lay.n_tx:])
+        return cfo + float(np.angle(c)) / (2 * np.pi * lay.n_tx * lay.symbol_len)
+
+    def _channel_and_header(self, yt: np.ndarray, yh: np.ndarray, cfo: float) -> _Front:
+        """Training (Nr, T, Nu) and header (Nr, Hs, Nu) symbols at the final CFO -> _Front."""
+        lay = self.layout
+        h, noise_var, err_var = self._estimate_channel(yt)
+        g = np.einsum("rau,au->ru", h, lay.cdd_phases(lay.used_bins))
+        yh_c = yh * np.exp(-1j * self._phases(yh, g, 0))[None, :, None]
+        didx = lay.data_index_in_used
+        llr = 4.0 * np.real(np.sum(np.conj(g[:, None, didx]) * yh_c[:, :, didx], axis=0)) / noise_var
+        header = decode_header(combine_header_llrs(lay, llr))
+        return _Front(cfo, h, noise_var, err_var, g, yh, header)
+
+    def _header_and_data(self, body: int, front: _Front, n_data: int) -> np.ndarray:
+        """Header and data symbols, CFO removed: (Nr, Hs + n_data, Nu)."""
+        h0 = self.layout.n_preamble_symbols + self.layout.n_train_symbols
+        return self._symbols(body, h0, self.layout.n_header_symbols + n_data, front.cfo)
+
     def _decode_at(self, first: int, body: int, cfo: float, peak: float
                    ) -> tuple[str, ReceivedFrame | None]:
         lay = self.layout
         n = self._buf.shape[1]
-        t0 = lay.n_preamble_symbols
-        h0 = t0 + lay.n_train_symbols
-        d0 = h0 + lay.n_header_symbols
+        d0 = lay.n_preamble_symbols + lay.n_train_symbols + lay.n_header_symbols
         if body + d0 * lay.symbol_len > n:
             return self._wait_from(first)
-        cfo += self._integer_cfo(body, cfo) / lay.fft_len
-        yt = self._symbols(body, t0, lay.n_train_symbols, cfo)
-        if lay.train_reps >= 2:
-            # Repeated training symbols are identical: their phase step is the residual CFO.
-            c = np.sum(np.conj(yt[:, : lay.n_train_symbols - lay.n_tx]) * yt[:, lay.n_tx:])
-            cfo += float(np.angle(c)) / (2 * np.pi * lay.n_tx * lay.symbol_len)
-            yt = self._symbols(body, t0, lay.n_train_symbols, cfo)
-        h, noise_var, err_var = self._estimate_channel(yt)
-        g = np.einsum("rau,au->ru", h, lay.cdd_phases(lay.used_bins))
-        yh = self._symbols(body, h0, lay.n_header_symbols, cfo)
-        yh = yh * np.exp(-1j * self._phases(yh, g, 0))[None, :, None]
-        didx = lay.data_index_in_used
-        llr = 4.0 * np.real(np.sum(np.conj(g[:, None, didx]) * yh[:, :, didx], axis=0)) / noise_var
-        header = decode_header(combine_header_llrs(lay, llr))
+        front = self._front(body, cfo)
+        header = front.header
         frame_start_abs = self._buf_start + body - lay.cp_len
         if header is None or header.n_values > lay.capacity:
             self.counters.detections += 1
@@ -324,21 +384,195 @@ class FrameReceiver:
         if end > n:
             return self._wait_from(first)
         self.counters.detections += 1
-        yd = self._symbols(body, h0, lay.n_header_symbols + n_data, cfo)
-        phases = self._phases(yd, g, 0)[lay.n_header_symbols:]
+        yd = self._header_and_data(body, front, n_data)
+        phases = self._phases(yd, front.g, 0)[lay.n_header_symbols:]
+        didx = lay.data_index_in_used
         y_data = yd[:, lay.n_header_symbols:, :][:, :, didx] * np.exp(-1j * phases)[None, :, None]
+        h = front.h
         signal_power = float(np.mean(np.sum(np.abs(h) ** 2, axis=1)) / lay.n_tx)
         frame = ReceivedFrame(
             header=header,
             y=np.ascontiguousarray(y_data.transpose(2, 0, 1)).astype(np.complex64),
             h=np.ascontiguousarray(h[:, :, didx].transpose(2, 0, 1)).astype(np.complex64),
-            noise_var=noise_var,
-            snr_db=float(10 * np.log10(max(signal_power, 1e-20) / noise_var)),
-            cfo=cfo,
+            noise_var=front.noise_var,
+            snr_db=float(10 * np.log10(max(signal_power, 1e-20) / front.noise_var)),
+            cfo=front.cfo,
             start=int(frame_start_abs),
             metric=peak,
-            err_var=err_var,
+            err_var=front.err_var,
         )
         self.counters.frames += 1
         self._skip_to(self._buf_start + end - lay.cp_len)
         return "more", frame
+
+
+class FrameReceiver(ReferenceFrameReceiver):
+    """The receiver ofat_rx runs: ReferenceFrameReceiver's output (equal within float32 rounding, tested)
+    with each sample's work done once.
+
+    * Samples are appended to a buffer that grows by doubling and is compacted in place, not
+      concatenated per call.
+    * The Schmidl & Cox metric is computed once per position and kept, not recomputed over the whole
+      remaining buffer after each frame.
+    * A frame whose data have not all arrived keeps its CFO, channel estimate and header (`_Front`)
+      until they have; it is not decoded again from scratch.
+    * Training symbols: one FFT at the fractional CFO serves the integer search and, shifted by the
+      integer bins, the residual estimate; one more at the final CFO with the header symbols; the
+      header symbols are not FFT'd again with the data. The CFO ramp is complex64 and covers the FFT
+      windows only.
+    * Tap selection solves the normal equations on the precomputed Gram matrix of the tap basis, so a
+      greedy step costs (taps x taps) instead of a least-squares fit over every subcarrier.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        lay = self.layout
+        self._store = np.zeros((lay.n_rx, 1 << 14), np.complex64)
+        self._lo = self._hi = 0  # _buf is the view _store[:, _lo:_hi]
+        self._metric = np.zeros(0)
+        self._p = np.zeros(0, complex)
+        self._metric_start = 0  # absolute index of _metric[0]
+        self._pending: tuple[int, _Front] | None = None  # (absolute body index, its front)
+        self._gram = self._basis.conj().T @ self._basis
+        self._window_ramp = np.arange(lay.fft_len)  # sample index inside an FFT window
+        used = np.sort(np.array(lay.used_carriers))
+        self._adjacent = np.flatnonzero(np.diff(used) == 1)
+        self._shift_bins = np.mod(used[None, :] + self._int_shifts[:, None], lay.fft_len)
+        self._train_conj = np.conj(lay.training_sequence)
+
+    def process(self, samples: np.ndarray | list[np.ndarray]) -> list[ReceivedFrame]:
+        """Feed (Nr, n) samples, or a list of Nr arrays of n samples (GNU Radio's input_items, copied
+        once into the buffer); returns the frames that completed."""
+        if isinstance(samples, (list, tuple)):
+            lens = {np.shape(s) for s in samples}
+            if len(samples) != self.layout.n_rx or len(lens) != 1 or len(next(iter(lens))) != 1:
+                raise ValueError(f"expected {self.layout.n_rx} 1-d sample arrays of one length")
+            m = len(samples[0])
+        else:
+            samples = np.asarray(samples)
+            if samples.ndim != 2 or samples.shape[0] != self.layout.n_rx:
+                raise ValueError(f"expected ({self.layout.n_rx}, n) samples, got {samples.shape}")
+            m = samples.shape[1]
+        self.counters.samples += m
+        if self._hi + m > self._store.shape[1]:
+            keep = self._hi - self._lo
+            store = self._store
+            if keep + m > store.shape[1] // 2:
+                store = np.empty((self.layout.n_rx, 2 * (keep + m)), np.complex64)
+            store[:, :keep] = self._store[:, self._lo: self._hi]
+            self._store, self._lo, self._hi = store, 0, keep
+        for r in range(self.layout.n_rx):
+            self._store[r, self._hi: self._hi + m] = samples[r]
+        self._hi += m
+        self._buf = self._store[:, self._lo: self._hi]
+        return self._drain()
+
+    def _trim(self, keep_from_abs: int) -> None:
+        drop = min(max(0, keep_from_abs - self._buf_start), self._hi - self._lo)
+        if drop:
+            self._lo += drop
+            self._buf_start += drop
+            self._buf = self._store[:, self._lo: self._hi]
+        # The metric before the search position is never looked at again.
+        cut = min(max(0, self._search_from - self._metric_start), self._metric.size)
+        if cut:
+            self._metric, self._p = self._metric[cut:], self._p[cut:]
+            self._metric_start += cut
+
+    def _metric_from(self, rel0: int) -> tuple[np.ndarray, np.ndarray]:
+        n_valid = self._buf_start + self._buf.shape[1] - self.layout.fft_len + 1  # absolute, exclusive
+        have = self._metric_start + self._metric.size
+        if have < n_valid:
+            new_from = max(have, self._buf_start + rel0)
+            m, p = self._schmidl_cox(self._buf[:, new_from - self._buf_start:])
+            if new_from > have:  # nothing kept before new_from (only at a fresh search position)
+                self._metric, self._p, self._metric_start = m, p, new_from
+            else:
+                self._metric = np.concatenate([self._metric, m])
+                self._p = np.concatenate([self._p, p])
+        off = self._buf_start + rel0 - self._metric_start
+        return self._metric[off:], self._p[off:]
+
+    def _windows_fft(self, body: int, first_sym: int, n_sym: int, cfo: float) -> np.ndarray:
+        """Full FFT of the windows of symbols [first_sym, first_sym + n_sym), CFO removed with the
+        phase referenced to the preamble: (Nr, n_sym, fft)."""
+        lay = self.layout
+        start = body + first_sym * lay.symbol_len
+        span = self._buf[:, start: start + n_sym * lay.symbol_len]
+        windows = span.reshape(lay.n_rx, n_sym, lay.symbol_len)[:, :, : lay.fft_len]
+        sym_start = (first_sym + np.arange(n_sym)) * lay.symbol_len
+        ramp = np.exp(-2j * np.pi * cfo * (sym_start[:, None] + self._window_ramp[None, :]))
+        return np.fft.fft(windows * ramp.astype(np.complex64), axis=-1, norm="ortho")
+
+    def _front(self, body: int, cfo: float) -> _Front:
+        body_abs = self._buf_start + body
+        if self._pending is not None and self._pending[0] == body_abs:
+            return self._pending[1]
+        lay = self.layout
+        t0 = lay.n_preamble_symbols
+        n_train, n_head = lay.n_train_symbols, lay.n_header_symbols
+        used = lay.used_bins
+        full = self._windows_fft(body, t0, n_train, cfo)
+        shift = self._integer_shift(full)
+        # An integer bin shift of the ramp is a bin shift of the FFT and a phase per symbol.
+        sym_start = (t0 + np.arange(n_train)) * lay.symbol_len
+        yt = full[:, :, (used + shift) % lay.fft_len]
+        if shift:
+            yt = yt * np.exp(-2j * np.pi * shift * sym_start / lay.fft_len)[None, :, None]
+        cfo += shift / lay.fft_len
+        if lay.train_reps >= 2:
+            cfo = self._refined_cfo(yt, cfo)
+            both = self._windows_fft(body, t0, n_train + n_head, cfo)[:, :, used]
+            yt, yh = both[:, :n_train], both[:, n_train:]
+        else:
+            yh = self._windows_fft(body, t0 + n_train, n_head, cfo)[:, :, used]
+        front = self._channel_and_header(yt, yh, cfo)
+        self._pending = (body_abs, front)
+        return front
+
+    def _header_and_data(self, body: int, front: _Front, n_data: int) -> np.ndarray:
+        lay = self.layout
+        self._pending = None
+        d0 = lay.n_preamble_symbols + lay.n_train_symbols + lay.n_header_symbols
+        yd = self._windows_fft(body, d0, n_data, front.cfo)[:, :, lay.used_bins]
+        return np.concatenate([front.yh, yd], axis=1)
+
+    def _integer_shift(self, full: np.ndarray) -> int:
+        # Every candidate shift in one gather: (Nr, T, shifts, Nu).
+        z = full[:, :, self._shift_bins] * self._train_conj
+        d = np.conj(z[..., self._adjacent]) * z[..., self._adjacent + 1]
+        scores = np.abs(d.sum(axis=3)).sum(axis=(0, 1))
+        return int(self._int_shifts[int(np.argmax(scores))])
+
+    def _select_taps(self, pairs: np.ndarray, threshold: float) -> tuple[list[int], np.ndarray]:
+        # basis^H residual = c - G[:, S] coef with c = basis^H pairs and G the Gram matrix: the same
+        # greedy steps as the reference without touching the Nu subcarriers inside the loop. The
+        # inverse of G[S, S] grows by one row and column per step (block inverse through the Schur
+        # complement): a few small products, no LAPACK call (whose threads cost more than the solve).
+        gram = self._gram
+        c = self._basis.conj().T @ pairs  # (C, P)
+        limit = threshold * pairs.shape[1] * self.layout.n_used**2  # the reference's score, unnormalised
+        corr = c
+        chosen: list[int] = []
+        inv = np.zeros((0, 0), complex)
+        for _ in range(c.shape[0]):
+            score = (corr.real**2 + corr.imag**2).sum(axis=1)
+            score[chosen] = -np.inf
+            best = int(np.argmax(score))
+            if score[best] <= limit and chosen:
+                break
+            g = gram[chosen, best]
+            u = inv @ g
+            schur = (gram[best, best] - np.vdot(g, u)).real
+            # The new tap's part orthogonal to the chosen ones takes corr[best] out of every correlation.
+            q = gram[:, best] - gram[:, chosen] @ u
+            corr = corr - np.outer(q / schur, corr[best])
+            k = len(chosen)
+            grown = np.empty((k + 1, k + 1), complex)
+            grown[:k, :k] = inv + np.outer(u, u.conj()) / schur
+            grown[:k, k] = -u / schur
+            grown[k, :k] = -u.conj() / schur
+            grown[k, k] = 1.0 / schur
+            inv = grown
+            chosen.append(best)
+        return chosen, self._basis[:, chosen] @ (inv @ c[chosen])
