@@ -11,20 +11,27 @@ import time
 
 import torch
 
+from semcom.errors import finite_float, nonnegative_int, positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="smoke run: one seed, 3 SNR steps, tiny sizes")
-    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2; --quick: 0)")
-    p.add_argument("--snrs", type=float, nargs="+", help="SNR schedule in dB (default 21 18 15 12 9)")
+    p.add_argument("--seeds", type=nonnegative_int, nargs="+", help="seeds (default 0 1 2; --quick: 0)")
+    p.add_argument("--snrs", type=finite_float, nargs="+", help="SNR schedule in dB (default 21 18 15 12 9)")
     p.add_argument("--real", choices=["flowgraph", "torch"], default="flowgraph",
-                   help="the real channel: the GNU Radio loopback flowgraph, or the torch OFAT model (fast)")
-    p.add_argument("--initial-epochs", type=int, help="epochs of initial training at the first SNR")
-    p.add_argument("--step-epochs", type=int, help="epochs per SNR step")
-    p.add_argument("--real-samples", type=int, help="real frames per SNR step (arms real and cgan)")
-    p.add_argument("--n-train", type=int, help="training images (UCI digits, up to 1437)")
-    p.add_argument("--out", default="experiments/adaptation/output", help="output directory")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true")
+                   help="the real channel: the GNU Radio loopback flowgraph, or the torch OFAT model (fast) "
+                        "(default flowgraph)")
+    p.add_argument("--initial-epochs", type=positive_int,
+                   help="epochs of initial training at the first SNR (default 30; --quick: 2)")
+    p.add_argument("--step-epochs", type=positive_int, help="epochs per SNR step (default 5; --quick: 1)")
+    p.add_argument("--real-samples", type=positive_int,
+                   help="real frames per SNR step (arms real and cgan; default 256; --quick: 16)")
+    p.add_argument("--n-train", type=positive_int,
+                   help="training images (UCI digits, up to 1437; default 1400; --quick: 96)")
+    p.add_argument("--out", default="experiments/adaptation/output",
+                   help="output directory (default experiments/adaptation/output)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--replot", action="store_true", help="only redraw fig5.png from --out's epochs.csv")
 
 

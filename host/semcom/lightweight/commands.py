@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from semcom.errors import nonnegative_int, positive_int
 from semcom.results import write_csv
 
 from .experiment import TEACHER, LightweightExperiment, run_experiment
@@ -29,21 +30,27 @@ LOOPBACK_CHECKPOINTS = ("int8_ptq", "structured50_int8", "student_int8")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--teacher", default=str(TEACHER), help="the trained DeepJSCC checkpoint to compress")
+    p.add_argument("--teacher", default=str(TEACHER),
+                   help="the trained DeepJSCC checkpoint to compress (default: the shipped one)")
     p.add_argument("--quick", action="store_true", help="tiny run (seconds) for smoke tests")
-    p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default 0 1 2; quick: 0)")
-    p.add_argument("--n-test", type=int, help="test images (default 500; quick: 24)")
-    p.add_argument("--loopback", type=int, default=None, metavar="N",
+    p.add_argument("--seeds", type=nonnegative_int, nargs="+",
+                   help=f"training seeds (default {' '.join(map(str, LightweightExperiment.seeds))}; "
+                        "quick: 0)")
+    p.add_argument("--n-test", type=positive_int,
+                   help=f"test images (default {LightweightExperiment.n_test}; quick: 24)")
+    p.add_argument("--loopback", type=nonnegative_int, default=None, metavar="N",
                    help="test images per SNR through the loopback flowgraph for the headline checkpoints "
                         "(default 100; quick: 0 = skip)")
-    p.add_argument("--tokens", type=int, default=None, metavar="N",
+    p.add_argument("--tokens", type=nonnegative_int, default=None, metavar="N",
                    help="test questions for the JTCC token-link sweep (default 1000; quick: 0 = skip)")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                    help="jscc: the DeepJSCC sweep (checkpoints, CSV, PNG); tokens: the JTCC sweep; loopback: "
-                        "the saved checkpoints over the flowgraph (without jscc: added to an earlier run)")
-    p.add_argument("--out", default=DEFAULT_OUT, help="results.csv/.png, summary.csv/.json, checkpoints/")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true")
+                        "the saved checkpoints over the flowgraph (without jscc: added to an earlier run); "
+                        "default: all three")
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help=f"results.csv/.png, summary.csv/.json, checkpoints/ (default {DEFAULT_OUT})")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def loopback_check(checkpoints: dict[str, str], exp: LightweightExperiment, n: int, out: Path,

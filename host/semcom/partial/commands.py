@@ -17,34 +17,57 @@ import sys
 
 import torch
 
+from semcom.errors import (
+    finite_float,
+    fraction,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+
 DEFAULT_OUT = "experiments/partial_sampling/output"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default=DEFAULT_OUT, help="output folder (CSV, PNG, JSON, checkpoints/)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--patches", type=int, nargs="+", default=[4, 8], help="sampling sizes (multiples of 4)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[28, 56, 84, 112], help="source sizes (px)")
-    p.add_argument("--rounds", type=int, default=4, help="feedback rounds R (accuracy after 1..R)")
-    p.add_argument("--agents", type=int, default=4, help="edge agents, one patch each per round")
-    p.add_argument("--snr", type=float, default=10.0, help="evaluation SNR (dB)")
-    p.add_argument("--n-test", type=int, default=500, help="test scenes per source size and seed")
-    p.add_argument("--n-ofat", type=int, default=100, help="test scenes per source size over OFAT")
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help="output folder (CSV, PNG, JSON, checkpoints/; default %(default)s)")
+    p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2],
+                   help="seeds (default 0 1 2)")
+    p.add_argument("--patches", type=positive_int, nargs="+", default=[4, 8],
+                   help="sampling sizes (multiples of 4; default 4 8)")
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[28, 56, 84, 112],
+                   help="source sizes (px; default 28 56 84 112)")
+    p.add_argument("--rounds", type=positive_int, default=4,
+                   help="feedback rounds R (accuracy after 1..R; default %(default)s)")
+    p.add_argument("--agents", type=positive_int, default=4,
+                   help="edge agents, one patch each per round (default %(default)s)")
+    p.add_argument("--snr", type=finite_float, default=10.0, help="evaluation SNR (dB; default %(default)s)")
+    p.add_argument("--n-test", type=positive_int, default=500,
+                   help="test scenes per source size and seed (default %(default)s)")
+    p.add_argument("--n-ofat", type=positive_int, default=100,
+                   help="test scenes per source size over OFAT (default %(default)s)")
     p.add_argument("--no-ofat", action="store_true", help="skip the OFAT torch channel + flowgraph part")
     p.add_argument("--no-jscc", action="store_true", help="skip the whole-image JSCC baseline")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--steps-per-epoch", type=int, default=100)
-    p.add_argument("--jscc-steps-per-epoch", type=int, default=100)
-    p.add_argument("--random-share", type=float, default=0.3,
-                   help="share of training batches with random places (the same receiver serves both)")
-    p.add_argument("--batch-size", type=int, default=48)
-    p.add_argument("--clutter", type=float, default=1.0, help="clutter fragments per 28x28 of free area")
-    p.add_argument("--max-minutes", type=float, default=None, help="wall-time cap per training run")
+    p.add_argument("--epochs", type=positive_int, default=8, help="training epochs (default %(default)s)")
+    p.add_argument("--steps-per-epoch", type=positive_int, default=100,
+                   help="optimiser steps per epoch of the sampler and receiver (default %(default)s)")
+    p.add_argument("--jscc-steps-per-epoch", type=positive_int, default=100,
+                   help="optimiser steps per epoch of the whole-image JSCC baseline (default %(default)s)")
+    p.add_argument("--random-share", type=fraction, default=0.3,
+                   help="share of training batches with random places (the same receiver serves both; "
+                        "default %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=48,
+                   help="scenes per batch (default %(default)s)")
+    p.add_argument("--clutter", type=nonnegative_float, default=1.0,
+                   help="clutter fragments per 28x28 of free area (default %(default)s)")
+    p.add_argument("--max-minutes", type=positive_float, default=None,
+                   help="wall-time cap per training run (default: none)")
     p.add_argument("--retrain", action="store_true", help="train even if matching checkpoints exist")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1 seed, 28 and 56 px, 2 rounds, few steps and scenes (seconds)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def experiment_from_args(args: argparse.Namespace):
