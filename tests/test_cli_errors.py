@@ -7,14 +7,18 @@ case runs `semcom.cli.main` in-process and stops before any flowgraph or trainin
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import stat
+import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import semcom.cli
 import semcom.errors
 from semcom.cli import build_parser, main
 from semcom.flowgraphs import FlowgraphError, compile_flowgraph, flowgraph_dir
@@ -45,6 +49,45 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"semcom {version('gr-semcom')}"
+
+
+def test_version_and_grc_help_import_no_torch() -> None:
+    """`semcom --version` imports no command module; `semcom grc` only its own (no torch)."""
+    code = ("import sys; from semcom.cli import main\n"
+            "for argv in (['--version'], ['grc', '--help']):\n"
+            "    try: main(argv)\n"
+            "    except SystemExit: pass\n"
+            "print('torch' in sys.modules, 'semcom.loopback' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.splitlines()[-1] == "False False", proc.stderr
+
+
+def test_commands_table_matches_the_modules() -> None:
+    """COMMANDS (which module a `semcom <command>` imports) names exactly what each module registers."""
+    for module in semcom.cli.COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(sub)
+        assert sorted(sub.choices) == sorted(c for c, m in semcom.cli.COMMANDS.items() if m == module), module
+    assert set(semcom.cli.COMMANDS.values()) == set(semcom.cli.COMMAND_MODULES)
+
+
+def test_command_with_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A base install (no torch): the command says which extra to install, the others still list."""
+    real_import = importlib.import_module
+
+    def without_torch(name: str, *args: object) -> object:
+        if name == "semcom.loopback":
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(semcom.cli.importlib, "import_module", without_torch)
+    assert main(["loopback", "--frames", "1"]) == 2
+    assert one_line_error(capsys) == ("semcom: `semcom loopback` needs the Python package 'torch', which is "
+                                      "not installed: pip install 'gr-semcom[host]'")
+    monkeypatch.setattr(semcom.cli, "COMMAND_MODULES", ("semcom.loopback", "semcom.flowgraphs"))
+    helps = {a.dest: a.help for a in semcom.cli.build_parser()._subparsers._group_actions[0]._choices_actions}
+    assert "not installed" in helps["loopback"] and "not installed" not in helps["grc"]
 
 
 def test_loopback_nothing_delivered_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,8 +190,9 @@ def grcc_without_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     bindir = tmp_path / "bin"
     bindir.mkdir()
     fake = bindir / "grcc"
-    fake.write_text('#!/bin/sh\n# grcc -o DIR FILE\n'
-                    'printf "class loopback:\\n    pass\\n" > "$2/loopback.py"\n')
+    # A Python script like the real one (semcom.flowgraphs runs grcc on its own interpreter).
+    fake.write_text('#!/usr/bin/python3\n# grcc -o DIR FILE\nimport pathlib, sys\n'
+                    'pathlib.Path(sys.argv[2], "loopback.py").write_text("class loopback:\\n    pass\\n")\n')
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("SEMCOM_CACHE", str(tmp_path / "cache"))  # not the good cached build

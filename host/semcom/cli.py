@@ -6,7 +6,7 @@ Radio on a GPU server, say) only affects the commands that need it.
 
 Exit status: 0 the command did its job, 1 it ran but did not (`IncompleteRun`: nothing delivered,
 frames lost beyond the tolerance), 2 bad input (argparse errors and the known bad-input errors in
-`KNOWN_ERRORS`, reported as one line `semcom: <message>`). Any other exception is a bug and keeps its
+`known_errors()`, reported as one line `semcom: <message>`). Any other exception is a bug and keeps its
 traceback.
 """
 
@@ -18,7 +18,6 @@ import logging
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from semcom.checkpoint import CheckpointError
 from semcom.errors import IncompleteRun, UsageError
 from semcom.flowgraphs import FlowgraphError
 
@@ -27,10 +26,40 @@ COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.flowgraphs", "sem
                                      "semcom.send", "semcom.jscc.commands", "semcom.agents.commands",
                                      "semcom.adapt.commands", "semcom.lightweight.commands",
                                      "semcom.partial.commands", "semcom.network.commands")
+# The top-level command(s) each module registers (tests/test_cli_errors.py checks this against the
+# modules): `semcom <command> ...` imports only that module, so `semcom loopback` does not load the
+# language-model stacks, one command's missing extra does not break the others, and `semcom --version`
+# imports none.
+COMMANDS: dict[str, str] = {
+    "loopback": "semcom.loopback", "grc": "semcom.flowgraphs", "usrp": "semcom.usrp.cli",
+    "replay": "semcom.capture", "record-loopback": "semcom.capture", "offsets": "semcom.offsets",
+    "lab": "semcom.lab", "send": "semcom.send", "jscc": "semcom.jscc.commands",
+    "train": "semcom.agents.commands", "eval": "semcom.agents.commands", "adapt": "semcom.adapt.commands",
+    "lightweight": "semcom.lightweight.commands", "partial": "semcom.partial.commands",
+    "network": "semcom.network.commands",
+}
+# Which pip extra brings a third-party package a command module imports (pyproject.toml).
+EXTRA_OF = {"torch": "host", "tqdm": "host", "matplotlib": "host", "transformers": "hf", "peft": "hf"}
+
+
+class MissingExtra(UsageError):
+    """A command whose third-party dependencies are not installed (a base `pip install`)."""
+
+    def __init__(self, command: str, err: ModuleNotFoundError) -> None:
+        extra = EXTRA_OF.get(str(err.name).split(".")[0], "all")
+        super().__init__(f"`semcom {command}` needs the Python package {err.name!r}, which is not installed: "
+                         f"pip install 'gr-semcom[{extra}]'")
 
 
 # Bad input the user can fix (a file, an option, a missing checkpoint or flowgraph): one line, exit 2.
-KNOWN_ERRORS: tuple[type[Exception], ...] = (UsageError, CheckpointError, FlowgraphError)
+KNOWN_ERRORS: tuple[type[Exception], ...] = (UsageError, FlowgraphError)
+
+
+def known_errors() -> tuple[type[Exception], ...]:
+    """KNOWN_ERRORS plus semcom.checkpoint.CheckpointError once a command imported that module (it
+    imports torch, which `semcom --version`, `semcom grc` and a torch-free install should not need)."""
+    checkpoint = sys.modules.get("semcom.checkpoint")
+    return KNOWN_ERRORS + ((checkpoint.CheckpointError,) if checkpoint is not None else ())
 
 
 def package_version() -> str:
@@ -41,23 +70,55 @@ def package_version() -> str:
         return "unknown (not installed: pip install -e .)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_word(argv: list[str]) -> str | None:
+    """The sub-command named on the command line (the top-level options take no values)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def _register(subparsers: argparse._SubParsersAction, module: str, strict: bool) -> None:
+    """Import a command module and let it add its sub-commands. A missing third-party package is a
+    MissingExtra when the user asked for that command (strict), else its commands are listed as
+    unavailable."""
+    try:
+        importlib.import_module(module).register(subparsers)
+    except ModuleNotFoundError as err:
+        if err.name is None or err.name.split(".")[0] == "semcom":
+            raise  # our own import is broken: a bug, keep the traceback
+        commands = [name for name, owner in COMMANDS.items() if owner == module]
+        if strict:
+            raise MissingExtra(commands[0], err) from err
+        for name in commands:
+            subparsers.add_parser(name, help=f"(not installed: {MissingExtra(name, err)})")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The `semcom` parser: with argv naming a known command, only that command's module is imported."""
     parser = argparse.ArgumentParser(prog="semcom", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    argv = argv or []
+    command = _command_word(argv)
+    if command in COMMANDS and COMMANDS[command] in COMMAND_MODULES:
+        _register(subparsers, COMMANDS[command], strict=True)
+    elif command is not None or "--version" not in argv:  # --version needs no command module
+        for name in COMMAND_MODULES:
+            _register(subparsers, name, strict=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser(argv).parse_args(argv)
+    except MissingExtra as err:
+        print(f"semcom: {err}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except KNOWN_ERRORS as err:
+    except known_errors() as err:
         print(f"semcom: {err}", file=sys.stderr)
         return 2
     except IncompleteRun as err:
