@@ -4,14 +4,17 @@
 #
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-"""QA for sigmf_sink: every RX channel recorded sample for sample, metadata that replay accepts."""
+"""QA for sigmf_sink: every RX channel recorded sample for sample, metadata (start time, the hash made
+while writing) that replay accepts."""
 
 import json
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from gnuradio import blocks, gr, gr_unittest, semcom
+from sigmf.utils import parse_iso8601_datetime
 
 from semcom.capture import RecordingError, load_recording
 from semcom.ofat.frame import make_layout
@@ -41,12 +44,15 @@ class qa_sigmf_sink(gr_unittest.TestCase):
         n = 10_007  # not a multiple of any buffer size: the last work() call is partial
         streams = [(rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
                    for _ in range(3)]
+        before = datetime.now(UTC)
         sink = self.record(streams)
+        after = datetime.now(UTC)
         self.assertEqual(sink.samples_written, n)
-        rec = load_recording(self.path)
-        self.assertEqual(rec.samples.shape, (3, n))
+        rec = load_recording(self.path)  # checks the sha512 hashed while writing
+        self.assertTrue(before <= parse_iso8601_datetime(rec.start_time) <= after)
+        self.assertEqual(rec.read().shape, (3, n))
         for ch in range(3):
-            np.testing.assert_array_equal(rec.samples[ch], streams[ch])  # bit exact, channel order kept
+            np.testing.assert_array_equal(rec.read()[ch], streams[ch])  # bit exact, channel order kept
         self.assertEqual(rec.sample_rate, 2e6)
         self.assertEqual(rec.layout.to_dict(), self.layout.to_dict())
         self.assertEqual(rec.meta["semcom:n_samples_per_channel"], n)

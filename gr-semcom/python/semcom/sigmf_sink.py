@@ -10,14 +10,16 @@ from __future__ import annotations
 import numpy as np
 from gnuradio import gr
 
-from semcom.capture import _paths, write_meta
+from semcom.capture import RecordingWriter
 from semcom.ofat.frame import OfatLayout
 
 
 class sigmf_sink(gr.sync_block):
-    """Writes the `layout.n_rx` input streams, interleaved, as cf32_le to `<path>.sigmf-data`, and the
-    SigMF metadata (sample rate, frequency, gains, antennas, hardware, time, OFAT layout) to
-    `<path>.sigmf-meta` when the flowgraph stops. Replay: `semcom replay <path>`."""
+    """Writes the `layout.n_rx` input streams, interleaved, as cf32_le to `<path>.sigmf-data`, hashing
+    them as they are written (no second pass over a long capture), and the SigMF metadata (sample
+    rate, frequency, gains, antennas, hardware, the start time, OFAT layout, core:sha512) to
+    `<path>.sigmf-meta` when the flowgraph stops. Memory: one work() call's samples.
+    Replay: `semcom replay <path>` (streamed, see semcom.capture)."""
 
     def __init__(self, path: str, layout: OfatLayout, sample_rate: float = 1e6, center_freq: float = 0.0,
                  gains_db: list[float] | None = None, antennas: list[str] | None = None,
@@ -28,24 +30,26 @@ class sigmf_sink(gr.sync_block):
         self.layout = layout
         self._meta = dict(sample_rate=sample_rate, center_freq=center_freq, gains_db=gains_db,
                           antennas=antennas, hardware=hardware, description=description)
-        self._file = None
-        self.samples_written = 0
+        self._writer: RecordingWriter | None = None
+        self._written = 0
+
+    @property
+    def samples_written(self) -> int:
+        """Samples per channel written by the current (or the last) run."""
+        return self._writer.samples_written if self._writer is not None else self._written
 
     def start(self) -> bool:
-        _, data_path = _paths(self.path)
-        self._file = open(data_path, "wb")  # noqa: SIM115 (closed in stop)
-        self.samples_written = 0
+        # The capture starts now: core:datetime is the writer's creation time.
+        self._writer = RecordingWriter(self.path, self.layout, **self._meta)
         return True
 
     def stop(self) -> bool:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            write_meta(self.path, layout=self.layout, n_samples=self.samples_written, **self._meta)
+        if self._writer is not None:
+            self._writer.close()
+            self._written = self._writer.samples_written
+            self._writer = None
         return True
 
     def work(self, input_items, output_items):
-        n = len(input_items[0])
-        np.ascontiguousarray(np.stack(input_items).T, dtype="<c8").tofile(self._file)
-        self.samples_written += n
-        return n
+        self._writer.write(np.stack(input_items))
+        return len(input_items[0])
