@@ -197,6 +197,7 @@ def test_altered_data_fails_the_hash(tmp_path):
     ("semcom:layout", {"fft_len": 48}, "layout"),
     ("core:sample_rate", "fast", "SigMF validation failed"),
     ("core:version", "2.0.0", "'2.0.0' is not SigMF 1.x"),
+    ("core:trailing_bytes", 16, "non-conforming"),
 ])
 def test_mislabelled_recording_is_rejected(tmp_path, field, value, match):
     base = _copy(tmp_path)

@@ -180,6 +180,15 @@ class RecordingWriter:
         _write_meta(self.meta_path, handle)
         return self.meta_path
 
+    def abort(self) -> None:
+        """Close the data file without metadata (a write failed: the recording is not complete)."""
+        if self._file is not None:
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError:
+                pass  # the failure that brought us here is reported by the caller
+
     def __enter__(self) -> RecordingWriter:
         return self
 
@@ -280,6 +289,11 @@ def load_recording(path: str | Path, *, verify_hash: bool = True) -> Recording:
         layout = OfatLayout.from_dict(g["semcom:layout"])
     except (FrameError, TypeError, KeyError, ValueError) as err:
         raise RecordingError(f"{meta_path}: bad semcom:layout: {err}") from None
+    captures = handle.get_captures()
+    if g.get("core:trailing_bytes") or any(c.get("core:header_bytes") for c in captures):
+        # A non-conforming dataset (samples inside another file format): the reader maps raw samples.
+        raise RecordingError(f"{meta_path}: core:header_bytes / core:trailing_bytes are not supported "
+                             f"(non-conforming dataset); this reader needs plain cf32_le samples")
     channels = int(g.get("core:num_channels", 1))
     if channels != layout.n_rx:
         raise RecordingError(f"{meta_path}: core:num_channels = {channels} but the layout has "
@@ -296,8 +310,8 @@ def load_recording(path: str | Path, *, verify_hash: bool = True) -> Recording:
         except SigMFError as err:
             raise RecordingError(f"{data_path}: sha512 does not match the metadata (altered or corrupt "
                                  f"recording: {_one_line(err)})") from None
-    return Recording(meta_path=meta_path, data_path=data_path, layout=layout, meta=g,
-                     captures=handle.get_captures(), n_samples=size // item)
+    return Recording(meta_path=meta_path, data_path=data_path, layout=layout, meta=g, captures=captures,
+                     n_samples=size // item)
 
 
 def _nmse_db(estimate: np.ndarray, truth: np.ndarray) -> float:

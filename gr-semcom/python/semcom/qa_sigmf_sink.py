@@ -57,6 +57,32 @@ class qa_sigmf_sink(gr_unittest.TestCase):
         self.assertEqual(rec.layout.to_dict(), self.layout.to_dict())
         self.assertEqual(rec.meta["semcom:n_samples_per_channel"], n)
 
+    def test_a_failed_write_stops_the_recording_not_the_flowgraph(self):
+        class FailingSink(semcom.sigmf_sink):
+            def start(self):  # a disk that fills up after the first 1000 samples
+                ok = super().start()
+                write = self._writer.write
+
+                def write_until_full(samples):
+                    if self._writer.samples_written + samples.shape[1] > 1000:
+                        raise OSError(28, "No space left on device")
+                    write(samples)
+
+                self._writer.write = write_until_full
+                return ok
+
+        n = 50_000
+        tb = gr.top_block()
+        sink = FailingSink(self.path, self.layout)
+        for ch in range(3):
+            tb.connect(blocks.vector_source_c([1j * ch] * n, False), (sink, ch))
+        tb.run()  # returns: the flowgraph was not stopped by the failure
+        self.assertLessEqual(sink.samples_written, 1000)
+        self.assertEqual(sink.samples_written + sink.samples_dropped, n)  # every sample accounted for
+        self.assertFalse(Path(self.path + ".sigmf-meta").exists())
+        with self.assertRaises(RecordingError):
+            load_recording(self.path)
+
     def test_a_cut_recording_is_refused(self):
         streams = [np.ones(4096, np.complex64) * (ch + 1) for ch in range(3)]
         self.record(streams)
