@@ -14,17 +14,20 @@ from semcom.network.agents import (
     SCHEMES,
     BatchedMLP,
     HindsightDQN,
+    OracleScheme,
     agent_view,
     beam_order,
     best_compression,
+    hindsight_high,
     hindsight_joint,
     make_scheme,
+    power_level_qoe,
     prior_high,
     run_scheme,
 )
 from semcom.network.curves import DEFAULT_TABLE, SemanticTable
 from semcom.network.env import NetworkConfig, NetworkCore, dft_codebook, hex_positions, make_env
-from semcom.network.experiment import load_policy, save_policy, tail_mean
+from semcom.network.experiment import Fig7Config, fig7, load_policy, run_one, save_policy, tail_mean
 
 torch.set_num_threads(1)
 
@@ -189,7 +192,7 @@ def test_every_scheme_runs_and_fp_is_marked_centralised() -> None:
         core = NetworkCore(replace(cfg), 1)
         out = run_scheme(make_scheme(name, core, 0), 0, 30)
         assert out["qoe"].shape == (30,) and np.all((out["qoe"] >= 0) & (out["qoe"] <= 1))
-        assert cls.centralised == (name == "fp")
+        assert cls.centralised == (name in ("fp", "oracle"))
     with pytest.raises(ValueError, match="unknown scheme"):
         make_scheme("nope", NetworkCore(cfg, 1), 0)
 
@@ -318,3 +321,96 @@ def test_link_table_drops_frames_and_scales_accuracy(tmp_path) -> None:
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a link table"):
         NetworkCore(replace(cfg, link_table=str(bad)), 1)
+
+
+def test_oracle_sees_the_slot_it_acts_in_and_is_bounded_by_the_ceiling() -> None:
+    """The genie's channel is the one the next step measures; in every slot the oracle's network QoE is at
+    least that of its own start (best own beam, max power, best compression, on the same true channel),
+    every scheme's per-slot QoE is below the interference-free ceiling, and over a run the oracle is above
+    every scheme on the same seed."""
+    cfg = NetworkConfig(n_cells=3, n_slots=300, period=10)
+    a, b = NetworkCore(cfg, 1), NetworkCore(cfg, 1)
+    a.reset(4), b.reset(4)
+    oracle = OracleScheme(a, 0)
+    idx = np.arange(3)
+    for _ in range(30):
+        G = a.next_beam_gains()
+        acts = oracle.act(a.observe())
+        m = a.step(*acts)
+        np.testing.assert_allclose(a.G, G)
+        beam = G[:, idx, idx, :].argmax(-1)
+        power = np.full((1, 3), 4)
+        b._measure(beam, power)  # the same channel (the fading does not depend on the actions)
+        lvl = best_compression(b, b.metrics_sinr_db)
+        mb = b.step(beam, power, lvl)
+        assert m["qoe"].mean() >= mb["qoe"].mean() - 1e-9
+    finals = {}
+    for name in SCHEMES:
+        res, _ = run_one(name, cfg, 1, 300)
+        assert np.all(res["ceiling"] >= res["qoe"] - 1e-12), name
+        finals[name] = tail_mean(res["qoe"], 0.5)
+    assert all(finals["oracle"] > v for n, v in finals.items() if n != "oracle"), finals
+
+
+def test_large_timescale_is_enforced_by_the_env() -> None:
+    """With the reference split (beam on the large timescale) a beam change inside a period is refused with a
+    clear error, power and compression may change every slot, and the beam may change at t = k T."""
+    env = make_env(NetworkConfig(n_cells=3, period=5, large_timescale=("beam",)))
+    env.reset(seed=0)
+    act = {a: np.array([2, 4, 0]) for a in env.agents}
+    env.step(act)
+    env.step({**act, "bs_0": np.array([2, 1, 3])})
+    with pytest.raises(ValueError, match="beam is on the large timescale.*T = 5.*BS 1 changed it from 2 to"):
+        env.step({**act, "bs_1": np.array([3, 4, 0])})
+    for _ in range(3):
+        env.step(act)
+    env.step({a: np.array([5, 0, 1]) for a in env.agents})  # slot 5: a new period
+    with pytest.raises(ValueError, match="large_timescale"):
+        NetworkConfig(large_timescale=("bandwidth",))
+
+
+def test_reference_split_scheme_holds_its_beam_and_its_hindsight_targets_are_realised() -> None:
+    """hierarchical_ref (beam high every T, power x compression low every slot) runs under the env's check;
+    its low level's target for the taken (power, level) is the QoE the env measured, and its high level's
+    target for the taken beam rank is the QoE the greedy low level would have had there."""
+    cfg = NetworkConfig(n_cells=3, n_slots=60, period=10)
+    res, scheme = run_one("hierarchical_ref", cfg, 0, 60)
+    assert scheme.core.cfg.large_timescale == ("beam",) and np.all(res["qoe"] >= 0)
+    core = NetworkCore(cfg, 1)
+    obs = core.reset(5)
+    rng = np.random.default_rng(0)
+    L, C = len(cfg.power_dbm), core.C
+    for _ in range(5):
+        beam, power, level = (rng.integers(0, n, (1, 3)) for n in (cfg.n_beams, L, C))
+        m = core.step(beam, power, level)
+        nxt = core.observe()
+        top = m["sinr_db"] + cfg.power_dbm[-1] - np.asarray(cfg.power_dbm)[power]
+        got = np.take_along_axis(power_level_qoe(core, top), (power * C + level)[..., None], -1)[..., 0]
+        np.testing.assert_allclose(got, m["qoe"], atol=1e-9)
+        hi = hindsight_high(core, obs, nxt, beam_only=True)
+        assert hi.shape == (1, 3, cfg.n_beams)
+        # each rank's target is the (beam, power) split's target of one power (the one the greedy low
+        # level picks), so never above the best power's
+        both = hindsight_high(core, obs, nxt).reshape(1, 3, cfg.n_beams, L)
+        assert np.all(hi <= both.max(-1) + 1e-12) and np.all(np.isclose(hi[..., None], both).any(-1))
+        obs = nxt
+    with pytest.raises(ValueError, match="needs hindsight=True"):
+        make_scheme("hierarchical_ref", core, 0, replace(scheme.high.cfg, hindsight=False))
+
+
+def test_fig7_headroom_summary(tmp_path) -> None:
+    """A tiny Fig. 7 with the oracle: the summary names the best single-layer scheme, the ceiling bounds
+    every scheme per seed and the headroom numbers are consistent with the per-seed table."""
+    fc = Fig7Config(seeds=(0, 1), n_slots=80, n_cells=3, period=10, n_antennas=2,
+                    schemes=("single_layer", "single_layer_plain", "hierarchical", "greedy", "oracle"),
+                    scaling_cells=(), scaling_periods=(), smooth=10)
+    s = fig7(fc, tmp_path, progress=False)
+    hr, fin = s["headroom"], s["final_qoe_per_seed"]
+    best = hr["best_single_layer"]
+    assert best == s["acceptance"]["best_single_layer"]
+    assert np.mean(fin[best]) == max(np.mean(fin["single_layer"]), np.mean(fin["single_layer_plain"]))
+    for i in range(2):
+        assert all(hr["ceiling_per_seed"][i] >= fin[n][i] for n in fc.schemes)
+    assert hr["gain_ge_20pct_reachable"] == (hr["ceiling_mean"] >= 1.2 * np.mean(fin[best]))
+    assert s["network"]["n_beams"] == 2 and (tmp_path / "headroom.csv").exists()
+    assert "gain_over_single_layer_plain_pct" in s["acceptance"]

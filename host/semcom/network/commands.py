@@ -41,7 +41,8 @@ def _train(args: argparse.Namespace) -> int:
     _threads(args)
     fc = Fig7Config.quick() if args.quick else Fig7Config()
     kw = {k: v for k, v in (("seeds", tuple(args.seeds) if args.seeds else None), ("n_slots", args.slots),
-                            ("n_cells", args.cells), ("period", args.period),
+                            ("n_cells", args.cells), ("period", args.period), ("n_antennas", args.antennas),
+                            ("ue_min_frac", args.ue_min_frac),
                             ("schemes", tuple(args.schemes) if args.schemes else None)) if v is not None}
     if args.no_scaling:
         kw.update(scaling_cells=(), scaling_periods=())
@@ -108,6 +109,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--slots", type=int)
     t.add_argument("--cells", type=int)
     t.add_argument("--period", type=int, help="large timescale T in slots")
+    t.add_argument("--antennas", type=int, help="BS antennas = DFT beams (default 8; 1: no beamforming)")
+    t.add_argument("--ue-min-frac", type=float,
+                   help="terminals uniform in [frac R, R] (default 0: the whole cell; 0.5: cell-edge users)")
     t.add_argument("--schemes", nargs="+")
     t.add_argument("--no-scaling", action="store_true")
     t.add_argument("--only-scaling", action="store_true", help="the scaling study alone (scaling.csv/json)")

@@ -43,6 +43,7 @@ class NetworkConfig:
     n_cells: int = 7
     cell_radius_m: float = 200.0        # BS spacing = 2 x radius
     min_distance_m: float = 20.0
+    ue_min_frac: float = 0.0            # terminals uniform in the annulus [frac R, R] (> 0: cell-edge users)
     n_antennas: int = 8
     n_beams: int = 8                    # DFT codebook
     power_dbm: tuple[float, ...] = (18.0, 23.0, 28.0, 33.0, 38.0)
@@ -63,6 +64,10 @@ class NetworkConfig:
     # optional PHY link table (experiments/network/live_gap.py): per SINR bin the frame-delivery
     # probability and the accuracy ratio measured live; "" = the AWGN table alone (Fig. 7)
     link_table: str = ""
+    # action components an agent may change only every ``period`` slots (its large timescale), enforced
+    # by ``step``: () = any schedule; ("beam", "power") = the hierarchical scheme here; ("beam",) = the
+    # reference design's split (DHDRL: beam high, power x compression low)
+    large_timescale: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.n_cells < 2:
@@ -71,8 +76,13 @@ class NetworkConfig:
             raise ValueError("need >= 1 antenna, >= 1 beam and >= 1 power level")
         if self.period < 1 or self.n_slots < 1:
             raise ValueError("period and n_slots must be >= 1")
+        if not 0.0 <= self.ue_min_frac < 1.0:
+            raise ValueError(f"ue_min_frac must be in [0, 1), got {self.ue_min_frac}")
         if not 0.0 <= self.rho <= 1.0:
             raise ValueError(f"rho must be in [0, 1], got {self.rho}")
+        if not set(self.large_timescale) <= {"beam", "power", "compression"}:
+            raise ValueError(f"large_timescale: components of beam, power, compression; got "
+                             f"{self.large_timescale}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,8 +156,8 @@ class NetworkCore:
         cfg, E, N = self.cfg, self.E, self.N
         self.rng = np.random.default_rng(seed)
         rng = self.rng
-        # terminal k uniform in the disc of radius R around BS k (area-uniform radius), >= min distance
-        r0 = (cfg.min_distance_m / cfg.cell_radius_m) ** 2
+        # terminal k area-uniform in the disc of radius R around BS k (or the annulus from ue_min_frac R)
+        r0 = max(cfg.min_distance_m / cfg.cell_radius_m, cfg.ue_min_frac) ** 2
         rad = np.sqrt(rng.uniform(r0, 1.0, (E, N))) * cfg.cell_radius_m
         phi = rng.uniform(0, 2 * np.pi, (E, N))
         ue = self.bs_xy[None] + np.stack([rad * np.cos(phi), rad * np.sin(phi)], axis=-1)   # (E, N, 2)
@@ -166,6 +176,9 @@ class NetworkCore:
         self.acc_req = rng.uniform(*cfg.acc_req, (E, N))
         self.rate_req = rng.uniform(*cfg.rate_req, (E, N))
         self.w = rng.uniform(0.0, 1.0, (E, N))
+        # the next slot's fading innovation, drawn ahead (same draw order as drawing it in step) so a
+        # genie-aided oracle can see the slot's true channel before acting (``next_beam_gains``)
+        self._innovation = self._cn(self.alpha.shape)
         self.t = 0
         # what the agents measured "before slot 0": max power, beam 0, least compression, no QoE yet
         self.last = {"beam": np.zeros((E, N), int), "power": np.full((E, N), len(cfg.power_dbm) - 1),
@@ -178,15 +191,35 @@ class NetworkCore:
     def _cn(self, shape: tuple[int, ...]) -> np.ndarray:
         return (self.rng.standard_normal(shape) + 1j * self.rng.standard_normal(shape)) / np.sqrt(2.0)
 
-    def beam_channels(self) -> np.ndarray:
-        """(E, Nbs, Nue, B) complex h_jk^H f_b of the current fading state (path loss included)."""
-        resp = np.einsum("ejkp,ejkpb->ejkb", self.alpha, self.path_beam) / np.sqrt(self.cfg.n_paths)
+    def beam_channels(self, alpha: np.ndarray | None = None) -> np.ndarray:
+        """(E, Nbs, Nue, B) complex h_jk^H f_b of the current fading state (or ``alpha``), path loss in."""
+        a = self.alpha if alpha is None else alpha
+        resp = np.einsum("ejkp,ejkpb->ejkb", a, self.path_beam) / np.sqrt(self.cfg.n_paths)
         return np.sqrt(self.path_gain)[..., None] * resp
 
-    def beam_gains(self) -> np.ndarray:
+    def beam_gains(self, alpha: np.ndarray | None = None) -> np.ndarray:
         """G (E, Nbs, Nue, B) = |h_jk^H f_b|^2 of the current fading state (path loss included)."""
-        h = self.beam_channels()
+        h = self.beam_channels(alpha)
         return h.real ** 2 + h.imag ** 2
+
+    def _next_alpha(self) -> np.ndarray:
+        rho = self.cfg.rho
+        return rho * self.alpha + np.sqrt(1.0 - rho ** 2) * self._innovation
+
+    def next_beam_gains(self) -> np.ndarray:
+        """GENIE: G (E, Nbs, Nue, B) of the slot the next ``step`` applies (its true channel, before any
+        measurement of it). Only the centralised oracle reads this; no agent can know it."""
+        return self.beam_gains(self._next_alpha())
+
+    def ceiling_qoe(self) -> np.ndarray:
+        """(E, N) the interference-free ceiling of each link in the current slot: its best beam at max
+        power with no other BS on the air and its best compression, scored with the running-maximum
+        (monotone) table, so no action profile of any scheme can give a link more QoE in this slot
+        (AWGN table; ignores ``link_table``)."""
+        idx = np.arange(self.N)
+        snr_db = 10.0 * np.log10(self.G[:, idx, idx, :].max(axis=-1) * self.power_w[-1] / self.noise_w)
+        mono = self.table.monotone()
+        return np.max([self.qoe(np.full(snr_db.shape, c), snr_db, mono)[2] for c in range(self.C)], axis=0)
 
     def _measure(self, beam: np.ndarray, power: np.ndarray) -> None:
         """Received powers of the current channel under (beam, power): rx[e, j, k] from BS j at UE k."""
@@ -227,12 +260,21 @@ class NetworkCore:
                 raise ValueError(f"{name} actions must be integers, got dtype {a.dtype}")
             if np.any((a < 0) | (a >= n)):
                 raise ValueError(f"{name} action out of range [0, {n}): {a[(a < 0) | (a >= n)][:4]}")
+        if self.t % self.cfg.period:  # inside a large-timescale period: those components are held
+            for name, a in (("beam", beam), ("power", power), ("compression", level)):
+                held = self.last["level" if name == "compression" else name]
+                if name in self.cfg.large_timescale and np.any(np.asarray(a) != held):
+                    bs = np.argwhere(np.asarray(a) != held)[0]
+                    raise ValueError(f"{name} is on the large timescale: it may change only every "
+                                     f"T = {self.cfg.period} slots (slot {self.t}); BS {bs[-1]} changed it "
+                                     f"from {held[tuple(bs)]} to {np.asarray(a)[tuple(bs)]}")
 
     def step(self, beam: np.ndarray, power: np.ndarray, level: np.ndarray) -> dict[str, np.ndarray]:
         """Advance the fading one slot, apply the actions -> per-link metrics (E, N) and rewards."""
         self.check_actions(beam, power, level)
         cfg = self.cfg
-        self.alpha = cfg.rho * self.alpha + np.sqrt(1.0 - cfg.rho ** 2) * self._cn(self.alpha.shape)
+        self.alpha = self._next_alpha()
+        self._innovation = self._cn(self.alpha.shape)
         self._measure(beam, power)
         sinr = self.metrics_sinr_db
         acc, rate, q = self.qoe(level, sinr)

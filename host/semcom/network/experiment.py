@@ -22,7 +22,9 @@ from .env import NetworkConfig, NetworkCore
 
 log = logging.getLogger(__name__)
 POLICY_KIND = "semcom_network_dqn"
-LEARNERS = ("hierarchical", "single_layer")
+LEARNERS = ("hierarchical", "single_layer", "hierarchical_ref", "single_layer_plain")
+HIERARCHICAL = ("hierarchical", "hierarchical_ref")
+SINGLE_LAYER = ("single_layer", "single_layer_plain")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Fig7Config:
     n_slots: int = 3000         # DHDRL runs 5000; 3000 keeps a CPU run of every scheme and seed < 20 min
     n_cells: int = 7
     period: int = 20
+    # the scenario variant (defaults: DESIGN.md's): BS antennas = DFT beams, terminals in [frac R, R]
+    n_antennas: int = 8
+    ue_min_frac: float = 0.0
     schemes: tuple[str, ...] = tuple(SCHEMES)
     scaling_cells: tuple[int, ...] = (3, 7, 19)
     scaling_periods: tuple[int, ...] = (5, 10, 40)   # T = 20 is the cells axis' 7-cell point
@@ -38,6 +43,12 @@ class Fig7Config:
     scaling_slots: int = 1500
     tail: float = 0.2            # the final QoE: mean over the last 20 % of slots
     smooth: int = 100            # moving-average window of the plotted curves (slots)
+
+    def network(self, **kw: Any) -> NetworkConfig:
+        """The scenario of this run (``kw`` overrides, e.g. the scaling study's cells and T)."""
+        base = {"n_cells": self.n_cells, "period": self.period, "n_slots": self.n_slots,
+                "n_antennas": self.n_antennas, "n_beams": self.n_antennas, "ue_min_frac": self.ue_min_frac}
+        return NetworkConfig(**{**base, **kw})
 
     @classmethod
     def quick(cls) -> Fig7Config:
@@ -62,7 +73,8 @@ def moving_average(x: np.ndarray, w: int) -> np.ndarray:
 
 def run_one(scheme_name: str, net: NetworkConfig, seed: int, n_slots: int, dqn: DQNConfig | None = None,
             progress: bool = False) -> tuple[dict[str, np.ndarray], Scheme]:
-    core = NetworkCore(replace(net, n_slots=n_slots), 1)
+    # the env enforces the scheme's large timescale (a hierarchical high level holds its choice T slots)
+    core = NetworkCore(replace(net, n_slots=n_slots, large_timescale=SCHEMES[scheme_name].large_timescale), 1)
     scheme = make_scheme(scheme_name, core, seed, dqn or DQNConfig())
     t0 = time.perf_counter()
     res = run_scheme(scheme, seed, n_slots, progress=progress, desc=f"{scheme_name} seed {seed}")
@@ -113,16 +125,18 @@ def fig7(fc: Fig7Config, out_dir: str | Path, dqn: DQNConfig | None = None, prog
                    "seconds": time.perf_counter() - t0}
         (out / "scaling.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
         return summary
-    net = NetworkConfig(n_cells=fc.n_cells, period=fc.period, n_slots=fc.n_slots)
+    net = fc.network()
     curves: dict[str, np.ndarray] = {}
     finals: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
     extra: dict[str, dict[str, list[float]]] = {}
     jobs = [(s, seed) for s in fc.schemes for seed in fc.seeds]
     per: dict[str, list[np.ndarray]] = {s: [] for s in fc.schemes}
+    ceiling: dict[int, float] = {}   # per seed: the same channel for every scheme, so one bound per seed
     for name, seed in progress_bar(jobs, progress=progress, desc="fig7 runs"):
         res, scheme = run_one(name, net, seed, fc.n_slots, dqn)
         per[name].append(res["qoe"])
+        ceiling.setdefault(seed, tail_mean(res["ceiling"], fc.tail))
         finals.setdefault(name, []).append(tail_mean(res["qoe"], fc.tail))
         seconds.setdefault(name, []).append(float(res["seconds"]))
         for k in ("accuracy", "rate", "sinr_db", "power_dbm", "level"):
@@ -153,7 +167,8 @@ def fig7(fc: Fig7Config, out_dir: str | Path, dqn: DQNConfig | None = None, prog
                                "dqn": dqn.to_dict(), "final_qoe": {r["scheme"]: r for r in table},
                                "final_qoe_per_seed": finals}
     summary["acceptance"] = acceptance(finals)
-    plot_fig7(out / "fig7.png", smooth, fc, summary["acceptance"])
+    summary["headroom"] = headroom(finals, [ceiling[s] for s in fc.seeds], fc.seeds, out)
+    plot_fig7(out / "fig7.png", smooth, fc, summary["acceptance"], summary["headroom"]["ceiling_mean"])
     if fc.scaling_cells or fc.scaling_periods:
         summary["scaling"] = scaling(fc, out, dqn, progress, finals)
     summary["seconds"] = time.perf_counter() - t0
@@ -166,19 +181,59 @@ def gain(h: list[float] | np.ndarray, s: list[float] | np.ndarray) -> float:
     return float(100.0 * (np.mean(h) / np.mean(s) - 1.0))
 
 
+def best_single_layer(finals: dict[str, list[float]]) -> str | None:
+    """The single-layer DRL scheme with the highest mean final QoE (the acceptance compares with it)."""
+    ran = [n for n in SINGLE_LAYER if n in finals]
+    return max(ran, key=lambda n: float(np.mean(finals[n]))) if ran else None
+
+
 def acceptance(finals: dict[str, list[float]]) -> dict[str, Any]:
+    """Gains (%) of each hierarchical scheme over both single-layer ones, the best of them, and the rest;
+    the keys without a prefix are the headline scheme's (``hierarchical``)."""
     acc: dict[str, Any] = {}
-    if "hierarchical" not in finals:
-        return acc
-    h = finals["hierarchical"]
-    if "single_layer" in finals:
-        acc["gain_over_single_layer_pct"] = gain(h, finals["single_layer"])
-        acc["gain_ge_20pct"] = acc["gain_over_single_layer_pct"] >= 20.0
-    for n in ("random", "greedy", "fixed", "fp"):
-        if n in finals:
-            acc[f"gain_over_{n}_pct"] = gain(h, finals[n])
-            acc[f"beats_{n}"] = bool(np.mean(h) > np.mean(finals[n]))
+    best = best_single_layer(finals)
+    if best is not None:
+        acc["best_single_layer"] = best
+    for hname in HIERARCHICAL:
+        if hname not in finals:
+            continue
+        h, pre = finals[hname], "" if hname == "hierarchical" else f"{hname}_"
+        for n in (*SINGLE_LAYER, "random", "greedy", "fixed", "fp", "hierarchical", "oracle"):
+            if n in finals and n != hname:
+                acc[f"{pre}gain_over_{n}_pct"] = gain(h, finals[n])
+                acc[f"{pre}beats_{n}"] = bool(np.mean(h) > np.mean(finals[n]))
+        if best is not None:
+            acc[f"{pre}gain_over_best_single_layer_pct"] = gain(h, finals[best])
+            acc[f"{pre}gain_ge_20pct"] = acc[f"{pre}gain_over_best_single_layer_pct"] >= 20.0
     return acc
+
+
+def headroom(finals: dict[str, list[float]], ceiling: list[float], seeds: tuple[int, ...], out: Path
+             ) -> dict[str, Any]:
+    """How much QoE this environment leaves above the schemes: the per-link interference-free ceiling (an
+    upper bound on any scheme) and the genie oracle (a centralised local optimum with the true channels)
+    against 1.2 x the best single-layer DRL scheme, per seed -> headroom.csv and the summary's numbers."""
+    best = best_single_layer(finals)
+    rows = []
+    for i, seed in enumerate(seeds):
+        row: dict[str, Any] = {"seed": seed, "ceiling": ceiling[i]}
+        row.update({n: finals[n][i] for n in finals})
+        if best is not None:
+            row["needed_for_20pct"] = 1.2 * finals[best][i]
+        rows.append(row)
+    write_csv(out / "headroom.csv", rows)
+    res: dict[str, Any] = {"ceiling_mean": float(np.mean(ceiling)), "ceiling_std": float(np.std(ceiling)),
+                           "ceiling_per_seed": list(ceiling)}
+    if best is not None:
+        ref = float(np.mean(finals[best]))
+        res.update(best_single_layer=best, needed_for_20pct=1.2 * ref,
+                   ceiling_over_best_single_layer_pct=gain(ceiling, finals[best]),
+                   ceiling_below_needed_on_every_seed=bool(all(
+                       c < 1.2 * s for c, s in zip(ceiling, finals[best], strict=True))))
+        if "oracle" in finals:
+            res["oracle_over_best_single_layer_pct"] = gain(finals["oracle"], finals[best])
+        res["gain_ge_20pct_reachable"] = res["ceiling_mean"] >= 1.2 * ref
+    return res
 
 
 def scaling(fc: Fig7Config, out: Path, dqn: DQNConfig, progress: bool,
@@ -189,7 +244,7 @@ def scaling(fc: Fig7Config, out: Path, dqn: DQNConfig, progress: bool,
                [("period", fc.n_cells, p) for p in fc.scaling_periods]
     single_cache: dict[int, list[float]] = {}
     for axis, cells, period in progress_bar(settings, progress=progress, desc="scaling"):
-        net = NetworkConfig(n_cells=cells, period=period, n_slots=fc.scaling_slots)
+        net = fc.network(n_cells=cells, period=period, n_slots=fc.scaling_slots)
         res = {}
         for name in ("hierarchical", "single_layer", "greedy"):
             if name != "hierarchical" and cells in single_cache and name == "single_layer":
@@ -220,7 +275,8 @@ def _plt() -> Any:
     return plt
 
 
-def plot_fig7(path: Path, smooth: dict[str, np.ndarray], fc: Fig7Config, acc: dict[str, Any]) -> None:
+def plot_fig7(path: Path, smooth: dict[str, np.ndarray], fc: Fig7Config, acc: dict[str, Any],
+              ceiling: float | None = None) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     slots = np.arange(1, fc.n_slots + 1)
@@ -229,10 +285,15 @@ def plot_fig7(path: Path, smooth: dict[str, np.ndarray], fc: Fig7Config, acc: di
         label = n + (" (centralised)" if SCHEMES[n].centralised else "")
         (line,) = ax.plot(slots, m, label=label, lw=1.4)
         ax.fill_between(slots, m - s, m + s, color=line.get_color(), alpha=0.2)
-    g = acc.get("gain_over_single_layer_pct")
-    title = f"QoE vs time slots, {fc.n_cells} cells, T = {fc.period}, mean ± std over {len(fc.seeds)} seeds"
+    if ceiling is not None:
+        ax.axhline(ceiling, color="k", ls=":", lw=1, label="interference-free ceiling (bound)")
+    g = acc.get("gain_over_best_single_layer_pct")
+    edge = f", terminals at {fc.ue_min_frac:g}-1 R" if fc.ue_min_frac else ""
+    title = (f"QoE vs time slots, {fc.n_cells} cells, {fc.n_antennas} BS antennas{edge}, T = {fc.period}, "
+             f"mean ± std over {len(fc.seeds)} seeds")
     if g is not None:
-        title += f"\nhierarchical vs single-layer (last {int(100 * fc.tail)} %): {g:+.1f} %"
+        title += (f"\nhierarchical vs best single-layer ({acc['best_single_layer']}, last "
+                  f"{int(100 * fc.tail)} %): {g:+.1f} %")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("time slot")
     ax.set_ylabel(f"network QoE ({fc.smooth}-slot moving average)")
