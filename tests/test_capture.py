@@ -149,11 +149,13 @@ def test_write_recording_interleaves_channels(tmp_path):
 
 def test_payload_truths_any_order():
     payload = {"seed": 5, "shape": [3, 2], "first_seq": 2}
-    truths, want = _PayloadTruths(payload), payload_tensors(payload, 6)
+    truths, want = _PayloadTruths(payload, max_frames=6), payload_tensors(payload, 6)
     assert sorted(want) == [2, 3, 4, 5, 6, 7]
     for seq in (4, 7, 2, 6, 6, 3):  # forward, then back (regenerated from the seed)
         np.testing.assert_array_equal(truths.get(seq), want[seq])
     assert truths.get(1) is None  # before first_seq: no tensor
+    assert truths.get(8) is None  # beyond max_frames (a seq from a header that passed its CRC by chance)
+    assert truths.get(2**32 - 1) is None
 
 
 # ---------------------------------------------------------------------------------- bad recordings

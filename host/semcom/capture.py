@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,10 +91,13 @@ def payload_tensors(payload: dict[str, Any], n: int) -> dict[int, np.ndarray]:
 
 class _PayloadTruths:
     """The transmitted tensor of any seq with one tensor in memory: generated forward from the seed,
-    restarted when a frame arrives with a seq below the last one (a lost-then-repeated seq)."""
+    restarted when a frame arrives with a seq below the last one (a lost-then-repeated seq). Seqs past
+    `max_frames` tensors get None: a header that passed its CRC by chance must not start billions of
+    draws."""
 
-    def __init__(self, payload: dict[str, Any]):
+    def __init__(self, payload: dict[str, Any], max_frames: int):
         self._payload = payload
+        self._last = int(payload.get("first_seq", 0)) + max_frames - 1
         self._restart()
 
     def _restart(self) -> None:
@@ -103,8 +107,8 @@ class _PayloadTruths:
     def get(self, seq: int) -> np.ndarray | None:
         if seq < self._seq:
             self._restart()
-        if seq < self._seq:
-            return None  # before first_seq: not one of the described tensors
+        if seq < self._seq or seq > self._last:
+            return None  # before first_seq or more frames than the recording can hold
         while self._seq < seq:
             self._seq, self._tensor = next(self._stream)
         return self._tensor
@@ -332,7 +336,9 @@ def replay_rows(recording: Recording, method: str = "mmse", chunk_samples: int =
     start), and nmse_db when the recording says how its payload was generated."""
     layout = recording.layout
     payload = recording.meta.get("semcom:payload")
-    truths = _PayloadTruths(payload) if payload else None
+    # No recording holds more frames than it has room for: the bound on the seqs worth scoring.
+    room = recording.n_samples // layout.frame_len(math.prod(payload["shape"])) + 1 if payload else 0
+    truths = _PayloadTruths(payload, room) if payload else None
     for frame in decoded_frames(recording, chunk_samples, receiver):
         header = frame.header
         row: dict[str, Any] = {"seq": header.seq, "snr_db": frame.snr_db, "timing": frame.start}
