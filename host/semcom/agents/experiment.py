@@ -391,10 +391,17 @@ def _deepjscc_rows(raw: RawVQA, jscc_checkpoint: str | Path, test: VQATensors, c
     """Baseline (2): the image sent with DeepJSCC, the raw-image VQA model answers from the
     reconstruction. The codec is fully convolutional, so the 32x32-trained one runs on 64x64 scenes."""
     from semcom.jscc.checkpoint import load_checkpoint
+
+    return deepjscc_rows(raw, load_checkpoint(jscc_checkpoint)[0], test, channels, snrs, seed)
+
+
+def deepjscc_rows(raw: RawVQA, codec: torch.nn.Module, test: VQATensors, channels: tuple[str, ...],
+                  snrs: tuple[float, ...], seed: int) -> list[dict[str, Any]]:
+    """Raw-image VQA on ``codec``'s (a ``semcom.jscc.DeepJSCC``) reconstructions over each channel and
+    SNR: one row per point with the accuracy and the mean image PSNR."""
     from semcom.jscc.model import channel_uses
     from semcom.jscc.train import psnr_per_image
 
-    codec, _ = load_checkpoint(jscc_checkpoint)
     size = test.images.shape[-1]
     values = float(2 * channel_uses(codec.cfg.c, size, size))
     rows = []
