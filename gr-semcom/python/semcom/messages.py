@@ -156,24 +156,26 @@ def _from_pmt(p: pmt.pmt_base) -> Any:
     """PMT -> Python (meta only). Order matters: PMT_NIL is also the empty dict."""
     if pmt.is_null(p):
         return None
-    if pmt.is_bool(p):
-        return pmt.to_bool(p)
-    if pmt.is_symbol(p):
-        return pmt.symbol_to_string(p)
-    if pmt.is_integer(p):
-        return pmt.to_long(p)
-    if pmt.is_uint64(p):
-        return int(pmt.to_uint64(p))
+    # Scalars are disjoint PMT types; the most frequent in meta (doubles, longs) are tested first.
     if pmt.is_real(p):
         return pmt.to_double(p)
+    if pmt.is_integer(p):
+        return pmt.to_long(p)
+    if pmt.is_symbol(p):
+        return pmt.symbol_to_string(p)
+    if pmt.is_bool(p):
+        return pmt.to_bool(p)
+    if pmt.is_uint64(p):
+        return int(pmt.to_uint64(p))
     if pmt.is_complex(p):
         return pmt.to_complex(p)
     if pmt.is_dict(p):
-        items = pmt.dict_items(p)
         out = {}
-        for i in range(pmt.length(items)):
-            pair = pmt.nth(i, items)
+        items = pmt.dict_items(p)
+        while not pmt.is_null(items):  # walk the list (nth(i) would walk it again for every i)
+            pair = pmt.car(items)
             out[_from_pmt(pmt.car(pair))] = _from_pmt(pmt.cdr(pair))
+            items = pmt.cdr(items)
         return out
     if pmt.is_vector(p):
         return [_from_pmt(pmt.vector_ref(p, i)) for i in range(pmt.length(p))]
