@@ -12,6 +12,7 @@ Blocks are pure Python (vectorized numpy). The frame layout lives in the host pa
 from semcom.ofat.frame import OfatLayout, make_layout
 
 from .interference_channel import interference_channel
+from .link_probe import link_probe
 from .mimo_channel import mimo_channel
 from .ofat_equalizer import ofat_equalizer
 from .ofat_rx import ofat_rx
@@ -21,5 +22,5 @@ from .tensor_sink import tensor_sink
 from .tensor_source import tensor_source
 from .usrp_events import usrp_events
 
-__all__ = ["OfatLayout", "make_layout", "interference_channel", "mimo_channel", "ofat_equalizer", "ofat_rx",
-           "ofat_tx", "sigmf_sink", "tensor_sink", "tensor_source", "usrp_events"]
+__all__ = ["OfatLayout", "make_layout", "interference_channel", "link_probe", "mimo_channel", "ofat_equalizer",
+           "ofat_rx", "ofat_tx", "sigmf_sink", "tensor_sink", "tensor_source", "usrp_events"]
