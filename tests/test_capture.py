@@ -92,7 +92,7 @@ def test_chunked_replay_equals_whole_file_replay():
 
 def test_replay_rows_do_not_depend_on_the_chunk():
     rec = load_recording(FIXTURE)
-    assert list(replay_rows(rec, chunk_samples=333)) == replay(rec)
+    assert list(replay_rows(rec, chunk_samples=333, progress=True)) == replay(rec)
 
 
 def test_written_metadata_is_valid_sigmf_with_the_start_time(tmp_path):

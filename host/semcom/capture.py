@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -323,15 +323,22 @@ def _nmse_db(estimate: np.ndarray, truth: np.ndarray) -> float:
 
 
 def decoded_frames(recording: Recording, chunk_samples: int = DEFAULT_CHUNK,
-                   receiver: FrameReceiver | None = None) -> Iterator[ReceivedFrame]:
-    """Every frame the receiver decodes, streamed chunk by chunk (pass `receiver` to read its counters)."""
+                   receiver: FrameReceiver | None = None, progress: bool = False) -> Iterator[ReceivedFrame]:
+    """Every frame the receiver decodes, streamed chunk by chunk (pass `receiver` to read its counters;
+    `progress`: a bar over the chunks on a terminal)."""
     rx = receiver or FrameReceiver(recording.layout)
-    for chunk in recording.chunks(chunk_samples):
+    chunks: Iterable[np.ndarray] = recording.chunks(chunk_samples)
+    if progress:  # tqdm comes with the [host] extra, not with the blocks' install: imported only here
+        from semcom.progress import progress_bar
+
+        chunks = progress_bar(chunks, total=-(-recording.n_samples // chunk_samples), unit="chunk",
+                              desc="replay", leave=False)
+    for chunk in chunks:
         yield from rx.process(chunk)
 
 
 def replay_rows(recording: Recording, method: str = "mmse", chunk_samples: int = DEFAULT_CHUNK,
-                receiver: FrameReceiver | None = None) -> Iterator[dict[str, Any]]:
+                receiver: FrameReceiver | None = None, progress: bool = False) -> Iterator[dict[str, Any]]:
     """One dict per decoded frame, streamed: seq, snr_db, timing (absolute sample index of the frame
     start), and nmse_db when the recording says how its payload was generated."""
     layout = recording.layout
@@ -339,7 +346,7 @@ def replay_rows(recording: Recording, method: str = "mmse", chunk_samples: int =
     # No recording holds more frames than it has room for: the bound on the seqs worth scoring.
     room = recording.n_samples // layout.frame_len(math.prod(payload["shape"])) + 1 if payload else 0
     truths = _PayloadTruths(payload, room) if payload else None
-    for frame in decoded_frames(recording, chunk_samples, receiver):
+    for frame in decoded_frames(recording, chunk_samples, receiver, progress):
         header = frame.header
         row: dict[str, Any] = {"seq": header.seq, "snr_db": frame.snr_db, "timing": frame.start}
         truth = truths.get(header.seq) if truths else None
@@ -389,7 +396,7 @@ def _cmd_replay(args: Any) -> int:
           f"{rec.start_time}")
     worst = 0.0
     seqs = []
-    for row in replay_rows(rec, method=args.method, chunk_samples=args.chunk):
+    for row in replay_rows(rec, method=args.method, chunk_samples=args.chunk, progress=not args.no_progress):
         seqs.append(row["seq"])
         line = f"  seq {row['seq']:6d}  snr {row['snr_db']:6.2f} dB"
         if "nmse_db" in row:
@@ -421,6 +428,8 @@ def register(subparsers: Any) -> None:
                    help="samples per channel read at a time (default: %(default)s)")
     p.add_argument("--skip-hash", action="store_true",
                    help="do not check core:sha512 (a full pass over the data file; default: check)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (default: a bar on a terminal)")
     p.set_defaults(func=_cmd_replay)
     p = subparsers.add_parser("record-loopback", help="record a loopback run as a SigMF regression fixture")
     p.add_argument("path", help="base name of the recording")
