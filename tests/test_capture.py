@@ -253,3 +253,17 @@ def test_semcom_replay_of_the_fixture_matches_live(capsys):
     assert cli_main(["replay", str(FIXTURE), "--chunk", "1000"]) == 0
     out = capsys.readouterr().out
     assert "12 frames decoded" in out and "same sequence numbers: True" in out
+
+
+def test_base_install_replays_without_tqdm_and_refuses_record_without_torch(monkeypatch, capsys):
+    # The blocks' base install (numpy, pyzmq, sigmf) has neither tqdm nor torch.
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("tqdm", "torch") else real_find_spec(name, *a))
+    rec = load_recording(FIXTURE)
+    assert len(list(decoded_frames(rec, 4096, progress=True))) == 12  # no bar, same frames
+    assert cli_main(["record-loopback", "/nonexistent/rec"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'gr-semcom[host]'" in err

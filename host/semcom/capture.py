@@ -29,6 +29,7 @@ the shipped fixture) still loads; a `core:version` outside SigMF 1.x is refused 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 from collections.abc import Iterable, Iterator
@@ -328,8 +329,8 @@ def decoded_frames(recording: Recording, chunk_samples: int = DEFAULT_CHUNK,
     `progress`: a bar over the chunks on a terminal)."""
     rx = receiver or FrameReceiver(recording.layout)
     chunks: Iterable[np.ndarray] = recording.chunks(chunk_samples)
-    if progress:  # tqdm comes with the [host] extra, not with the blocks' install: imported only here
-        from semcom.progress import progress_bar
+    if progress and importlib.util.find_spec("tqdm") is not None:  # tqdm: the [host] extra; the base
+        from semcom.progress import progress_bar  # install (the blocks' own) replays without a bar
 
         chunks = progress_bar(chunks, total=-(-recording.n_samples // chunk_samples), unit="chunk",
                               desc="replay", leave=False)
@@ -414,6 +415,9 @@ def _cmd_replay(args: Any) -> int:
 
 
 def _cmd_record(args: Any) -> int:
+    if importlib.util.find_spec("torch") is None:  # record_loopback runs semcom.loopback's flowgraph
+        raise UsageError("`semcom record-loopback` needs the Python package 'torch', which is not "
+                         "installed: pip install 'gr-semcom[host]'")
     live = record_loopback(args.path, n_frames=args.frames, snr_db=args.snr, seed=args.seed)
     print(f"recorded {len(live)} decoded frames to {args.path}.sigmf-meta/-data")
     return 0
