@@ -280,3 +280,30 @@ def captures_from_frames(layout: OfatLayout, frames: list[tuple[dict[str, Any], 
                 "note": note, "format": "values per frame, C order"}
     return Captures(x=x, y=y, delivered=delivered, h_est=h, noise_var=nv, snr_est_db=est, scale=sc,
                     snr_setting_db=np.full(b, float(snr_setting_db)), meta=meta_out)
+
+
+def captures_from_recording(path: str | Path, snr_setting_db: float, *, equalizer: str = "mmse",
+                            n_sent: int | None = None) -> Captures:
+    """Captures from a SigMF recording (``semcom record-loopback``, ``sigmf_sink``), replayed chunk by chunk
+    through the receiver (``semcom.capture.decoded_frames``, bounded memory).
+
+    The values sent come from the recording's ``semcom:payload`` description (a seeded generator). The
+    frames sent are ``n_sent`` from its ``first_seq`` on; by default as many as ``semcom:live_results``
+    lists, else up to the highest sequence number decoded (a lost tail is then not seen)."""
+    from semcom.capture import decoded_frames, load_recording, payload_tensors
+
+    rec = load_recording(path)
+    payload = rec.meta.get("semcom:payload")
+    if payload is None:
+        raise CaptureError(f"{path}: the recording has no semcom:payload, so the values sent are unknown")
+    frames = [(f.meta(), {"Y": f.y, "H": f.h}) for f in decoded_frames(rec)]
+    if n_sent is None:
+        live = rec.meta.get("semcom:live_results")
+        first = int(payload.get("first_seq", 0))
+        n_sent = len(live) if live else max((int(m["seq"]) - first + 1 for m, _ in frames), default=0)
+    if n_sent < 1:
+        raise CaptureError(f"{path}: no frame decoded and no frame count recorded")
+    sent = payload_tensors(payload, n_sent)
+    return captures_from_frames(rec.layout, [fr for fr in frames if int(fr[0]["seq"]) in sent], sent,
+                                snr_setting_db, equalizer=equalizer, provenance="recording",
+                                note=f"replayed from {Path(path).name}")
