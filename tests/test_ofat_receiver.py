@@ -386,3 +386,46 @@ def test_fast_receiver_chunking_does_not_change_its_output():
     for a, b in zip(whole, chunked, strict=True):
         assert a.start == b.start
         np.testing.assert_allclose(a.y, b.y, rtol=0, atol=2e-5 * np.abs(b.y).max())
+
+
+def test_sfo_tracking_estimates_the_clock_offset_and_removes_its_phase_slope():
+    """A receive clock 20 ppm fast (SfoResampler after the channel) delays symbol m by 20e-6 m
+    symbol_len samples: a phase slope across subcarriers growing across symbols. The pilots' slope gives
+    the offset back within a few ppm per frame, and removing it recovers most of the NMSE lost at 30 dB."""
+    from semcom.ofat.channel_model import SfoResampler
+
+    layout = make_layout("wifi64", n_tx=2, n_rx=4)
+    rng = np.random.default_rng(30)
+    n_frames, values = 40, rng.standard_normal((40, 1280))
+    x = np.concatenate([np.concatenate([modulate_frame(layout, values[s], seq=s, pad=160)[0]
+                                        for s in range(n_frames)], axis=1),
+                        np.zeros((2, 400), np.complex64)], axis=1)
+    spec = ChannelSpec(n_rx=4, n_tx=2, n_taps=3, cfo=0.3 / 64)
+    clean = through_channel(rng, x, spec, 200, lead=50, tail=0)
+    noise = (rng.standard_normal(clean.shape) + 1j * rng.standard_normal(clean.shape)) * np.sqrt(0.5e-3)
+
+    def nmse_db(y, tracking):
+        rx = FrameReceiver(layout, sfo_tracking=tracking)
+        frames = rx.process(y.astype(np.complex64))
+        assert [f.header.seq for f in frames] == list(range(n_frames))
+        err = [np.sum((reconstruct_payload(layout, f.h, f.y, shape=f.header.shape, scale=f.header.scale,
+                                           noise_var=f.noise_var) - values[f.header.seq]) ** 2)
+               / np.sum(values[f.header.seq] ** 2) for f in frames]
+        return 10 * np.log10(np.mean(err)), [f.sfo_ppm for f in frames]
+
+    shifted = SfoResampler(4, 20.0)
+    starts = 50 + np.arange(n_frames) * (layout.frame_len(1280) + 160)  # re-centred in the gaps (tx_sob)
+    skewed = shifted.process(clean.astype(np.complex64), list(starts)) + noise
+    ideal = np.concatenate([np.zeros((4, shifted.latency)), clean[:, : -shifted.latency]], axis=1) + noise
+    base, _ = nmse_db(ideal, False)
+    untracked, none = nmse_db(skewed, False)
+    tracked, ppm = nmse_db(skewed, True)
+    assert none == [None] * n_frames
+    assert np.median(ppm) == pytest.approx(20.0, abs=2.0) and np.std(ppm) < 5.0
+    # Measured: -30.94 dB without the offset, -27.31 untracked, -30.68 tracked. What tracking leaves
+    # (0.26 dB) comes from the channel estimate: each frame now sits at another fractional timing, so
+    # the delay-tap denoiser keeps more taps (tracking itself costs 0.03 dB at 0 ppm).
+    assert untracked > base + 3.0
+    assert base - 0.05 < tracked < base + 0.4
+    _, ppm0 = nmse_db(ideal, True)
+    assert abs(np.median(ppm0)) < 2.0

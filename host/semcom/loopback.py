@@ -172,12 +172,39 @@ def stream(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], snr_
     return result
 
 
+def gr_channel_models(tb: Any, taps: np.ndarray, *, epsilon: float = 1.0, cfo: float = 0.0,
+                      noise_var: float = 0.0, seed: int = 0) -> tuple[list[Any], list[Any]]:
+    """Nt x Nr MIMO channel out of GNU Radio's own `channels.channel_model` blocks (cross-checks):
+    one per antenna pair with that pair's FIR `taps[r, t]` ((Nr, Nt, L)), the same sampling-clock
+    ratio `epsilon` (GR's fractional resampler: input rate over output rate, 1.0 = none) and CFO
+    (cycles/sample) on every pair, summed per receive antenna by `blocks.add_cc`; AWGN of variance
+    noise_var added once per receive antenna. Returns (input blocks per TX antenna, output blocks per
+    RX antenna) to connect in `tb`."""
+    from gnuradio import blocks, channels
+
+    n_rx, n_tx, _ = taps.shape
+    inputs = [blocks.copy(8) for _ in range(n_tx)]  # sizeof(gr_complex): one fan-out point per input
+    outputs = []
+    for r in range(n_rx):
+        add = blocks.add_cc() if n_tx > 1 else blocks.copy(8)
+        for t in range(n_tx):
+            model = channels.channel_model(noise_voltage=math.sqrt(noise_var) if t == 0 else 0.0,
+                                           frequency_offset=cfo, epsilon=epsilon,
+                                           taps=[complex(v) for v in taps[r, t]],
+                                           noise_seed=seed + r + 1, block_tags=False)
+            tb.connect(inputs[t], model, (add, t))
+        outputs.append(add)
+    return inputs, outputs
+
+
 def run_burst(layout: OfatLayout, tensors: dict[int, np.ndarray], *, gap: int = 160,
               record_path: str | None = None, record_meta: dict[str, Any] | None = None,
+              rx_options: dict[str, Any] | None = None, gr_channel: dict[str, Any] | None = None,
               **channel: Any) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
-    """Send `tensors` (seq -> array) through ofat_tx -> mimo_channel(**channel) -> ofat_rx in one
-    flowgraph without ZeroMQ (experiments, fixtures); optionally record the channel output as SigMF.
-    Returns the receiver's frames as (meta, tensors)."""
+    """Send `tensors` (seq -> array) through ofat_tx -> mimo_channel(**channel) -> ofat_rx(**rx_options)
+    in one flowgraph without ZeroMQ (experiments, fixtures); with `gr_channel` (the arguments of
+    `gr_channel_models`) GNU Radio's own channel blocks replace mimo_channel. Optionally records the
+    channel output as SigMF. Returns the receiver's frames as (meta, tensors)."""
     import pmt
     from gnuradio import blocks, gr, semcom
     from gnuradio.semcom.messages import parse_tensor_message, tensor_message
@@ -186,15 +213,19 @@ def run_burst(layout: OfatLayout, tensors: dict[int, np.ndarray], *, gap: int = 
     total = len(tensors) * (layout.frame_len(n_values) + gap) + 1000
     tb = gr.top_block()
     tx = semcom.ofat_tx(layout, gap_samples=gap, max_queue=len(tensors), idle_sleep_s=0.0)
-    ch = semcom.mimo_channel(layout.n_tx, layout.n_rx, **channel)
-    rx = semcom.ofat_rx(layout)
+    if gr_channel is not None:
+        ch_in, ch_out = gr_channel_models(tb, **gr_channel)
+    else:
+        ch = semcom.mimo_channel(layout.n_tx, layout.n_rx, **channel)
+        ch_in, ch_out = [(ch, a) for a in range(layout.n_tx)], [(ch, r) for r in range(layout.n_rx)]
+    rx = semcom.ofat_rx(layout, **(rx_options or {}))
     for a in range(layout.n_tx):
-        tb.connect((tx, a), blocks.head(gr.sizeof_gr_complex, total), (ch, a))
+        tb.connect((tx, a), blocks.head(gr.sizeof_gr_complex, total), ch_in[a])
     recorder = semcom.sigmf_sink(record_path, layout, **(record_meta or {})) if record_path else None
     for r in range(layout.n_rx):
-        tb.connect((ch, r), (rx, r))
+        tb.connect(ch_out[r], (rx, r))
         if recorder is not None:
-            tb.connect((ch, r), (recorder, r))
+            tb.connect(ch_out[r], (recorder, r))
     dbg = blocks.message_debug()
     tb.msg_connect((rx, "frames"), (dbg, "store"))
     for seq, t in tensors.items():

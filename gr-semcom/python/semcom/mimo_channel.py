@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 
@@ -15,11 +16,24 @@ import pmt
 from gnuradio import gr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from semcom.ofat.channel_model import ChannelSpec, Realisation
+from semcom.ofat.channel_model import (
+    ChannelSpec,
+    Impairments,
+    Realisation,
+    SfoResampler,
+    apply_iq,
+    iq_coefficients,
+    wiener_phase,
+)
 
 from .messages import tensor_message
 
 FADING_MODES = ("per_frame", "held", "per_block")
+
+
+def _per_antenna(value: float | list[float] | tuple[float, ...]) -> float | tuple[float, ...]:
+    """A float for every antenna, or a tuple of one value per antenna (GRC passes lists)."""
+    return tuple(float(v) for v in value) if isinstance(value, (list, tuple, np.ndarray)) else float(value)
 TWO_PI = 2.0 * math.pi
 
 
@@ -61,6 +75,14 @@ class mimo_channel(gr.sync_block):
       ``rx_delay`` / ``tx_delay`` (whole samples) per receive / transmit channel, folded into ``taps'``,
       and ``rx_phase_drift`` (rad/sample) per receive channel (LOs that are not shared). Fixed offsets
       become part of the channel and the receiver's estimate absorbs them; drift within a frame does not.
+    * Front-end impairments (``semcom.ofat.channel_model.Impairments``; each off by default, and then the
+      output is unchanged sample for sample): TX IQ imbalance on each input, the channel, RX oscillator
+      phase noise (Wiener, ``phase_noise_linewidth`` cycles/sample, independent per receive antenna),
+      sampling-clock offset ``sfo_ppm`` (``SfoResampler``: adds 18 samples of latency, re-centred at
+      each tx_sob tag so that its whole-sample jumps fall in gaps), AWGN, RX IQ imbalance, RX DC offset
+      ``dc_offset_dbc`` (relative to ``noise_ref_power``). All settable while running
+      (``set_impairments`` or one setter each); drawn from their own seeded stream, so turning them on
+      leaves the channel and noise draws alone.
     * Message port ``truth``: every realisation when it takes effect, as a tensor message
       (``messages.tensor_message``): tensor ``taps`` (Nr, Nt, L) complex64 WITHOUT the integer delay and
       WITHOUT the per-channel offsets; meta ``offset`` (absolute sample index), ``index`` (0, 1, ...),
@@ -81,7 +103,11 @@ class mimo_channel(gr.sync_block):
                  noise_ref_power: float = 1.0, rx_phase: list[float] | None = None,
                  rx_delay: list[int] | None = None, rx_phase_drift: list[float] | None = None,
                  tx_phase: list[float] | None = None, tx_delay: list[int] | None = None,
-                 los: str = "ula", sob_key: str = "tx_sob", gap_samples: int = 0):
+                 los: str = "ula", sob_key: str = "tx_sob", gap_samples: int = 0,
+                 sfo_ppm: float = 0.0, phase_noise_linewidth: float = 0.0,
+                 tx_iq_gain_db: float | list[float] = 0.0, tx_iq_phase_deg: float | list[float] = 0.0,
+                 rx_iq_gain_db: float | list[float] = 0.0, rx_iq_phase_deg: float | list[float] = 0.0,
+                 dc_offset_dbc: float | None = None):
         n_tx, n_rx = int(n_tx), int(n_rx)
         gr.sync_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
                                out_sig=[np.complex64] * n_rx)
@@ -119,9 +145,19 @@ class mimo_channel(gr.sync_block):
         self._lock = threading.Lock()
         self._noise_var = 0.0
         self.set_snr_db(snr_db)
-        ss_chan, ss_noise = np.random.SeedSequence(int(seed)).spawn(2)
+        # The third child stream is new; the first two are the same as with spawn(2) before it.
+        ss_chan, ss_noise, ss_imp = np.random.SeedSequence(int(seed)).spawn(3)
         self._rng_chan = np.random.default_rng(ss_chan)
         self._rng_noise = np.random.default_rng(ss_noise)
+        self._rng_imp = np.random.default_rng(ss_imp)
+        self._dc_phase = self._rng_imp.uniform(0, 2 * np.pi, n_rx)
+        self._pn_phase = np.zeros(n_rx)
+        self._sfo: SfoResampler | None = None
+        self.set_impairments(Impairments(
+            sfo_ppm=float(sfo_ppm), phase_noise_linewidth=float(phase_noise_linewidth),
+            tx_iq_gain_db=_per_antenna(tx_iq_gain_db), tx_iq_phase_deg=_per_antenna(tx_iq_phase_deg),
+            rx_iq_gain_db=_per_antenna(rx_iq_gain_db), rx_iq_phase_deg=_per_antenna(rx_iq_phase_deg),
+            dc_offset_dbc=None if dc_offset_dbc is None else float(dc_offset_dbc)))
 
         # Own tail buffer of past input (zeros before the stream): longest FIR + integer delay + offsets.
         self._history_len = self.spec.max_total_len - 1 + self._max_offset
@@ -146,6 +182,46 @@ class mimo_channel(gr.sync_block):
         with self._lock:
             self.snr_db = float(snr_db)
             self._noise_var = self.noise_ref_power * 10 ** (-self.snr_db / 10)
+
+    def set_impairments(self, impairments: Impairments) -> None:
+        """Replace the front-end impairments (see the class docstring); from the next work() call."""
+        for name in ("tx_iq_gain_db", "tx_iq_phase_deg", "rx_iq_gain_db", "rx_iq_phase_deg"):
+            n = self.n_tx if name.startswith("tx") else self.n_rx
+            if np.ndim(getattr(impairments, name)) and np.size(getattr(impairments, name)) != n:
+                raise ValueError(f"{name} needs one value or {n}, got {getattr(impairments, name)}")
+        with self._lock:
+            self.impairments = impairments
+            self._tx_k = iq_coefficients(impairments.tx_iq_gain_db, impairments.tx_iq_phase_deg, self.n_tx)
+            self._rx_k = iq_coefficients(impairments.rx_iq_gain_db, impairments.rx_iq_phase_deg, self.n_rx)
+            if impairments.sfo_ppm == 0.0:
+                self._sfo = None
+            elif self._sfo is None or self._sfo.ppm != impairments.sfo_ppm:
+                resampler = SfoResampler(self.n_rx, impairments.sfo_ppm)
+                if self._sfo is not None:  # keep the stream's history and offset, change the rate
+                    resampler._hist, resampler.tau = self._sfo._hist, self._sfo.tau
+                self._sfo = resampler
+            self._dc = None
+            if impairments.dc_offset_dbc is not None:
+                amp = math.sqrt(self.noise_ref_power * 10 ** (impairments.dc_offset_dbc / 10))
+                self._dc = (amp * np.exp(1j * self._dc_phase)).astype(np.complex64)
+
+    def _replace_impairment(self, **change) -> None:
+        self.set_impairments(dataclasses.replace(self.impairments, **change))
+
+    def set_sfo_ppm(self, ppm: float) -> None:
+        self._replace_impairment(sfo_ppm=float(ppm))
+
+    def set_phase_noise_linewidth(self, linewidth: float) -> None:
+        self._replace_impairment(phase_noise_linewidth=float(linewidth))
+
+    def set_tx_iq(self, gain_db: float | list[float], phase_deg: float | list[float]) -> None:
+        self._replace_impairment(tx_iq_gain_db=_per_antenna(gain_db), tx_iq_phase_deg=_per_antenna(phase_deg))
+
+    def set_rx_iq(self, gain_db: float | list[float], phase_deg: float | list[float]) -> None:
+        self._replace_impairment(rx_iq_gain_db=_per_antenna(gain_db), rx_iq_phase_deg=_per_antenna(phase_deg))
+
+    def set_dc_offset_dbc(self, dbc: float | None) -> None:
+        self._replace_impairment(dc_offset_dbc=None if dbc is None else float(dbc))
 
     def noise_var(self) -> float:
         """Complex noise variance per sample per receive antenna."""
@@ -242,6 +318,10 @@ class mimo_channel(gr.sync_block):
             self._published_first = True
         with self._lock:
             noise_var = self._noise_var
+            imp, sfo, dc, tx_k, rx_k = self.impairments, self._sfo, self._dc, self._tx_k, self._rx_k
+        history = ext[:, -hl:].copy() if hl else None  # the raw input (TX IQ is applied per call)
+        if imp.tx_iq:
+            ext = apply_iq(ext, *tx_k)
 
         y = np.empty((self.n_rx, n), np.complex64)
         drifting = bool(self.rx_phase_drift.any())
@@ -256,15 +336,26 @@ class mimo_channel(gr.sync_block):
                 self._publish_truth(point, self._current)
                 seg_start = point
 
+        if imp.phase_noise_linewidth > 0:
+            phase = wiener_phase(self._rng_imp, self.n_rx, n, imp.phase_noise_linewidth, self._pn_phase)
+            self._pn_phase = np.mod(phase[:, -1], TWO_PI)
+            y *= np.exp(1j * phase).astype(np.complex64)
+        if sfo is not None:
+            sobs = self.get_tags_in_range(0, start, start + n, self._sob_key)
+            y = sfo.process(y, [int(t.offset) - start for t in sobs])
         if noise_var > 0:
             # Time-major (n, Nr) draw: the noise sequence does not depend on how work() calls split it.
             w = self._rng_noise.standard_normal((n, 2 * self.n_rx), dtype=np.float32).view(np.complex64)
             y += np.float32(math.sqrt(noise_var / 2)) * w.T
+        if imp.rx_iq:
+            y = apply_iq(y, *rx_k)
+        if dc is not None:
+            y += dc[:, None]
         for r in range(self.n_rx):
             output_items[r][:] = y[r]
         for tag in self.get_tags_in_window(0, 0, n):
             for r in range(self.n_rx):
                 self.add_item_tag(r, tag.offset, tag.key, tag.value)
         if hl:
-            self._history = ext[:, -hl:].copy()
+            self._history = history
         return n

@@ -24,18 +24,22 @@ class ofat_rx(gr.sync_block):
     tensors Y (K, Nr, S) complex64, the received data grid after CFO and phase correction, and
     H (K, Nr, Nt) complex64, the channel estimate on the data subcarriers; meta: seq, shape,
     n_values, scale, noise_var, snr_db, cfo (cycles/sample), timing (absolute sample index of the
-    frame start), sync_metric and rx_counters (detections, frames, header_crc_fail, header_invalid,
+    frame start), sync_metric, sfo_ppm (the sampling-clock offset estimate, with sfo_tracking) and
+    rx_counters (detections, frames, header_crc_fail, header_invalid,
     samples so far). See semcom.ofat.receiver for the DSP (FrameReceiver, the fast path of
     ReferenceFrameReceiver).
 
     Frames split across work() calls are kept; a frame whose header fails its CRC is counted, not sent.
     """
 
-    def __init__(self, layout: OfatLayout, threshold: float = 0.2, phase_tracking: str = "linear"):
+    def __init__(self, layout: OfatLayout, threshold: float = 0.2, phase_tracking: str = "linear",
+                 sfo_tracking: bool = False):
+        # sfo_tracking: estimate a sampling-clock offset from the pilots and remove its phase ramp.
         gr.sync_block.__init__(self, name="semcom_ofat_rx", in_sig=[np.complex64] * layout.n_rx,
                                out_sig=None)
         self.layout = layout
-        self.receiver = FrameReceiver(layout, threshold=threshold, phase_tracking=phase_tracking)
+        self.receiver = FrameReceiver(layout, threshold=threshold, phase_tracking=phase_tracking,
+                                      sfo_tracking=bool(sfo_tracking))
         self._port = pmt.intern("frames")
         self.message_port_register_out(self._port)
 

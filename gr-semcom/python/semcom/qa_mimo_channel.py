@@ -284,6 +284,86 @@ class qa_mimo_channel(gr_unittest.TestCase):
             semcom.mimo_channel(2, 2, max_int_delay=152, gap_samples=160)
         semcom.mimo_channel(2, 2, max_int_delay=152)  # unchecked without a gap
 
+    # ------------------------------------------------------------------ front-end impairments
+    def test_impairments_off_leave_the_output_unchanged(self):
+        x = white(np.random.default_rng(20), (2, 3000))
+        kw = dict(tags=(0, 1500), n_rx=2, snr_db=15, seed=3, cfo=0.002)
+        y0, _, _, _ = run_channel(x, **kw)
+        y1, _, _, _ = run_channel(x, sfo_ppm=0.0, phase_noise_linewidth=0.0, tx_iq_gain_db=0.0,
+                                  tx_iq_phase_deg=[0.0, 0.0], rx_iq_gain_db=0.0, rx_iq_phase_deg=0.0,
+                                  dc_offset_dbc=None, **kw)
+        np.testing.assert_array_equal(y0, y1)
+
+    def _flat(self, x, **kw):
+        """1x1 through a held single-tap channel, no noise: output / input gain removed."""
+        kw = dict(n_rx=1, fading="held", n_taps=1, frac_delay=False, noise_ref_power=0.0, seed=2, **kw)
+        y, ch, truth, _ = run_channel(x, **kw)
+        return y[0] / complex(truth[0][1]["taps"][0, 0, 0]), ch
+
+    def test_rx_iq_imbalance_gives_the_theoretical_image_rejection(self):
+        from semcom.ofat.channel_model import image_rejection_db
+
+        n, f_bin = 4096, 300
+        x = np.exp(2j * np.pi * f_bin * np.arange(n) / n)[None].astype(np.complex64)
+        y, _ = self._flat(x, rx_iq_gain_db=0.5, rx_iq_phase_deg=3.0)  # the gain does not change the ratio
+        spec = np.abs(np.fft.fft(y)) ** 2
+        irr = 10 * np.log10(spec[f_bin] / spec[-f_bin])
+        self.assertAlmostEqual(irr, image_rejection_db(0.5, 3.0), places=3)
+
+    def test_tx_iq_imbalance_and_dc_offset(self):
+        from semcom.ofat.channel_model import apply_iq, iq_coefficients
+
+        x = white(np.random.default_rng(21), (1, 2000))
+        y, _ = self._flat(x, tx_iq_gain_db=-1.0, tx_iq_phase_deg=5.0)
+        expected = apply_iq(x.astype(complex), *iq_coefficients(-1.0, 5.0, 1))[0]
+        np.testing.assert_allclose(y, expected, atol=1e-5)
+        zeros = np.zeros((1, 5000), np.complex64)
+        y, _, _, _ = run_channel(zeros, n_rx=2, noise_ref_power=1.0, snr_db=300, dc_offset_dbc=-20.0, seed=4)
+        for r in range(2):
+            np.testing.assert_allclose(np.abs(y[r]) ** 2, 10 ** (-20 / 10), rtol=1e-4)  # a constant
+            self.assertLess(np.std(y[r]), 1e-6)
+        self.assertGreater(abs(np.angle(y[0, 0]) - np.angle(y[1, 0])), 1e-3)  # phase per antenna
+
+    def test_phase_noise_is_a_wiener_process_of_the_set_linewidth(self):
+        lw = 2e-4
+        y, _ = self._flat(np.ones((1, 60000), np.complex64), phase_noise_linewidth=lw)
+        np.testing.assert_allclose(np.abs(y), 1.0, atol=1e-4)
+        steps = np.angle(y[1:] * np.conj(y[:-1]))
+        self.assertAlmostEqual(np.var(steps) / (2 * np.pi * lw), 1.0, delta=0.03)
+        d = 200
+        drift = np.angle(y[d:] * np.conj(y[:-d]))
+        self.assertAlmostEqual(np.var(drift) / (2 * np.pi * lw * d), 1.0, delta=0.2)
+
+    def test_sfo_shifts_a_tone_by_the_clock_ratio_and_recentres_at_tx_sob(self):
+        f, ppm, n = 0.2, 500.0, 20000
+        x = np.exp(2j * np.pi * f * np.arange(n))[None].astype(np.complex64)
+        y, ch = self._flat(x, sfo_ppm=ppm)
+        steps = np.angle(y[100:] * np.conj(y[99:-1]))
+        jumps = np.abs(steps - np.median(steps)) > 0.05  # the whole-sample jumps, one per 2 000 samples
+        self.assertEqual(int(jumps.sum()), n // 2000 - 1)
+        self.assertAlmostEqual(np.mean(steps[~jumps]) / (2 * np.pi), f / (1 + ppm * 1e-6), delta=1e-8)
+        # 500 ppm over 1 800 samples: -0.9 of a sample left alone, or re-centred at the tag at 1 300
+        # (-0.65 -> +0.35) and then 500 more samples of drift.
+        for tags, tau in (((0,), -0.9), ((0, 1300), 0.1)):
+            _, ch, _, _ = run_channel(x[:, :1800], tags=tags, n_rx=1, fading="held", sfo_ppm=ppm, seed=2)
+            self.assertAlmostEqual(ch._sfo.tau, tau, delta=2e-3)
+
+    def test_impairments_reproducible_whatever_the_work_sizes_and_settable(self):
+        x = white(np.random.default_rng(22), (2, 6000))
+        kw = dict(tags=(0, 2500), n_rx=2, snr_db=20, seed=5, sfo_ppm=-20.0, phase_noise_linewidth=1e-5,
+                  rx_iq_gain_db=[0.5, -0.5], rx_iq_phase_deg=3.0, tx_iq_gain_db=0.2, dc_offset_dbc=-25.0)
+        y1, ch, _, _ = run_channel(x, **kw)
+        y2, _, _, _ = run_channel(x, max_noutput_items=97, **kw)
+        np.testing.assert_allclose(y1, y2, rtol=0, atol=1e-5)
+        ch.set_sfo_ppm(4.0)
+        ch.set_rx_iq(0.0, 0.0)
+        ch.set_dc_offset_dbc(None)
+        ch.set_phase_noise_linewidth(0.0)
+        self.assertEqual((ch.impairments.sfo_ppm, ch.impairments.rx_iq, ch.impairments.dc_offset_dbc),
+                         (4.0, False, None))
+        with self.assertRaises(ValueError):
+            ch.set_rx_iq([0.5, 0.5, 0.5], 0.0)  # three values for two antennas
+
 
 if __name__ == "__main__":
     gr_unittest.run(qa_mimo_channel)

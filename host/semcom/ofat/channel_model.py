@@ -271,3 +271,138 @@ def channel_frequency_response(taps: np.ndarray, fft_len: int) -> np.ndarray:
     if taps.shape[-1] > fft_len:
         raise ValueError(f"FIR length {taps.shape[-1]} exceeds fft_len {fft_len}")
     return np.moveaxis(np.fft.fft(taps, n=fft_len, axis=-1), -1, 0)
+
+
+# --------------------------------------------------------------------- front-end impairments
+PerAntenna = float | tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Impairments:
+    """Radio front-end impairments of the loopback channel, each off at its default (so a channel without
+    them is unchanged sample for sample).
+
+    * ``sfo_ppm``: sampling-clock offset: the receiver's sample clock runs (1 + ppm 1e-6) times the
+      transmitter's, so receive sample n reads the transmitted waveform at n / (1 + ppm 1e-6) and the
+      signal drifts later by ppm 1e-6 samples per sample (:class:`SfoResampler`).
+    * ``phase_noise_linewidth``: oscillator phase noise as a Wiener process (free-running oscillator,
+      Lorentzian spectrum of this two-sided 3-dB linewidth), in cycles per sample (linewidth in Hz over
+      the sample rate): phase increments N(0, 2 pi linewidth) per sample, independent per receive
+      antenna (:func:`wiener_phase`).
+    * ``tx_iq_gain_db`` / ``tx_iq_phase_deg``, ``rx_iq_gain_db`` / ``rx_iq_phase_deg``: IQ gain and
+      phase imbalance per transmit / receive antenna (a float for all, or one per antenna),
+      y = k1 x + k2 conj(x) (:func:`iq_coefficients`).
+    * ``dc_offset_dbc``: a constant complex offset on every receive antenna, of power this many dB
+      relative to the nominal signal power per antenna (``noise_ref_power``), random phase per antenna;
+      ``None`` for none.
+    """
+
+    sfo_ppm: float = 0.0
+    phase_noise_linewidth: float = 0.0
+    tx_iq_gain_db: PerAntenna = 0.0
+    tx_iq_phase_deg: PerAntenna = 0.0
+    rx_iq_gain_db: PerAntenna = 0.0
+    rx_iq_phase_deg: PerAntenna = 0.0
+    dc_offset_dbc: float | None = None
+
+    def __post_init__(self) -> None:
+        if not abs(self.sfo_ppm) < 1000:
+            raise ValueError(f"sfo_ppm must be within +-1000, got {self.sfo_ppm}")
+        if not 0 <= self.phase_noise_linewidth < 0.1:
+            raise ValueError(f"phase_noise_linewidth must be in [0, 0.1) cycles/sample, got "
+                             f"{self.phase_noise_linewidth}")
+
+    @property
+    def tx_iq(self) -> bool:
+        return bool(np.any(self.tx_iq_gain_db) or np.any(self.tx_iq_phase_deg))
+
+    @property
+    def rx_iq(self) -> bool:
+        return bool(np.any(self.rx_iq_gain_db) or np.any(self.rx_iq_phase_deg))
+
+
+def iq_coefficients(gain_db: PerAntenna, phase_deg: PerAntenna, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """IQ imbalance y = k1 x + k2 conj(x) for n antennas: (k1, k2), each (n,) complex.
+
+    The quadrature branch has gain g = 10^(gain_db/20) and phase error phi:
+    k1 = (1 + g e^{-j phi}) / 2, k2 = (1 - g e^{j phi}) / 2 (no imbalance: k1 = 1, k2 = 0). A tone at
+    +f comes out with an image at -f of relative power |k2|^2 / |k1|^2 (:func:`image_rejection_db`).
+    """
+    g = 10 ** (np.broadcast_to(np.asarray(gain_db, float), (n,)) / 20)
+    phi = np.deg2rad(np.broadcast_to(np.asarray(phase_deg, float), (n,)))
+    return (1 + g * np.exp(-1j * phi)) / 2, (1 - g * np.exp(1j * phi)) / 2
+
+
+def image_rejection_db(gain_db: float, phase_deg: float) -> float:
+    """Image rejection ratio |k1|^2 / |k2|^2 in dB of an IQ imbalance (inf without one)."""
+    k1, k2 = iq_coefficients(gain_db, phase_deg, 1)
+    return float(10 * np.log10(abs(k1[0]) ** 2 / max(abs(k2[0]) ** 2, 1e-300)))
+
+
+def apply_iq(x: np.ndarray, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
+    """x (n_ant, m) -> k1 x + k2 conj(x) per antenna, same dtype."""
+    return (k1[:, None] * x + k2[:, None] * np.conj(x)).astype(x.dtype, copy=False)
+
+
+def wiener_phase(rng: np.random.Generator, n_ant: int, m: int, linewidth: float,
+                 start: np.ndarray | None = None) -> np.ndarray:
+    """(n_ant, m) phases (rad) of a Wiener process continuing from `start` (n_ant,): increments
+    N(0, 2 pi linewidth) per sample, so var(phi[n + d] - phi[n]) = 2 pi linewidth d. Drawn time-major
+    ((m, n_ant)), so the sequence does not depend on how a stream is cut into calls."""
+    steps = rng.standard_normal((m, n_ant)).T * np.sqrt(2 * np.pi * linewidth)
+    return (np.zeros(n_ant) if start is None else start)[:, None] + np.cumsum(steps, axis=1)
+
+
+def kaiser_sinc(offsets: np.ndarray, half: int, beta: float = 8.0) -> np.ndarray:
+    """Kaiser-windowed sinc interpolation weights at `offsets` (samples from the interpolation point),
+    zero outside |offset| < half; each row normalised to unit DC gain."""
+    x = np.clip(offsets / half, -1.0, 1.0)
+    h = np.sinc(offsets) * np.i0(beta * np.sqrt(1 - x**2)) / np.i0(beta)
+    return h / h.sum(axis=-1, keepdims=True)
+
+
+class SfoResampler:
+    """Streaming sampling-clock offset on n_ch streams with a constant number of samples out per sample in
+    (so it can live in a sync block): output n reads the input at n - latency + tau(n), tau decreasing by
+    ppm 1e-6 / (1 + ppm 1e-6) per sample (a receive clock (1 + ppm 1e-6) times faster). tau is
+    re-centred (an integer jump, a sample repeated or skipped) where `process` is told a burst starts
+    (tx_sob: the jump falls in the gap before it, no frame is cut) and, without one, whenever |tau|
+    reaches 1. Interpolation: a 32-tap Kaiser-windowed sinc (error below -60 dB up to 0.41 cycles/sample,
+    the edge of wifi64's band). Adds `latency` whole samples of delay.
+    """
+
+    HALF = 16
+
+    def __init__(self, n_ch: int, ppm: float):
+        self.ppm = float(ppm)
+        self.rate = ppm * 1e-6 / (1 + ppm * 1e-6)
+        self.latency = self.HALF + 2
+        self._taps = np.arange(-self.HALF + 1, self.HALF + 1)
+        self._hist = np.zeros((n_ch, 2 * self.HALF + 3), np.complex64)
+        self.tau = 0.0  # offset of the next output sample, before its own step
+
+    def process(self, z: np.ndarray, resets: list[int] | tuple[int, ...] = ()) -> np.ndarray:
+        """z (n_ch, m) -> (n_ch, m); resets: indices into this chunk where a burst starts."""
+        m = z.shape[1]
+        h = self._hist.shape[1]
+        ext = np.concatenate([self._hist, z.astype(np.complex64, copy=False)], axis=1)
+        raw = np.empty(m)
+        tau = self.tau
+        starts = {int(r) for r in resets if 0 <= r < m}
+        bounds = sorted(starts | {0, m})
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            if a in starts:
+                tau -= round(tau)
+            seg = tau - self.rate * np.arange(1, b - a + 1)
+            seg -= np.trunc(seg)  # |tau| reaching 1: one whole sample jump
+            raw[a:b] = seg
+            tau = float(seg[-1])
+        self.tau = tau
+        pos = h + np.arange(m) - self.latency + raw  # positions in ext
+        base = np.floor(pos).astype(int)
+        mu = pos - base
+        weights = kaiser_sinc(self._taps[None, :] - mu[:, None], self.HALF)  # (m, K)
+        idx = base[:, None] + self._taps[None, :]  # (m, K)
+        out = np.einsum("cmk,mk->cm", ext[:, idx], weights.astype(np.complex64))
+        self._hist = ext[:, -h:].copy()
+        return out.astype(np.complex64, copy=False)
