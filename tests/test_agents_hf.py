@@ -188,3 +188,58 @@ def test_from_pretrained_local_only(tmp_path) -> None:
     assert torch.isfinite(pipe(**batch()).loss)
     with pytest.raises(FileNotFoundError):
         HFTokenPipeline.from_pretrained(tmp_path / "missing", tmp_path / "rx", cfg)
+
+
+def _fsdp_step(pipe: HFTokenPipeline, x: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """Loss before and after one Adam step on ``x``."""
+    opt = torch.optim.Adam(pipe.trainable_parameters(), lr=1e-2)
+    loss = pipe(**x).loss
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        return float(loss.detach()), float(pipe(**x).loss)
+
+
+def _fsdp_pipe() -> HFTokenPipeline:
+    tx, rx = tiny_models(0)
+    cfg = HFPipelineConfig(k_tokens=K, m=8, jtcc_hidden=16, grad_mode="exact", lora_r=4, lora_dropout=0.0)
+    return HFTokenPipeline(tx, rx, cfg, channel=None)  # no noise: the processes would draw it alike
+
+
+def _fsdp_worker(rank: int, out: str) -> None:
+    from semcom.agents.hf import shard_with_fsdp
+
+    torch.set_num_threads(1)
+    pipe = shard_with_fsdp(_fsdp_pipe())
+    lora_b = next(p for n, p in pipe.named_parameters() if "lora_B" in n)
+    local_rows = lora_b.to_local().shape[0]
+    before, after = _fsdp_step(pipe, batch(seed=1 + rank))  # this rank's half of the global batch
+    pipe.reshard()  # the root stays gathered after a forward; sharded again, every weight is a DTensor
+    trained = {n: p.full_tensor().detach() for n, p in pipe.named_parameters() if p.requires_grad}
+    torch.save({"before": before, "after": after, "local_rows": local_rows, "rows": lora_b.shape[0],
+                "trained": trained}, f"{out}/rank{rank}.pt")
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch without gloo")
+def test_fsdp_two_processes_match_one_with_the_same_global_batch(tmp_path) -> None:
+    """The 7B path's sharded setup (FSDP2 on CPU / gloo, 2 processes, tiny models): every process holds
+    half of each weight, and one step on two half-batches gives the losses and LoRA/JTCC weights of one
+    process on the whole batch (each half has 3 answer tokens, so the token-mean losses average)."""
+    from semcom import distributed
+
+    distributed.run_local(_fsdp_worker, 2, str(tmp_path))
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert all(r["local_rows"] * 2 == r["rows"] for r in ranks)
+
+    halves = [batch(seed=1), batch(seed=2)]
+    whole = {k: torch.cat([h[k] for h in halves]) for k in halves[0]}
+    pipe = _fsdp_pipe()
+    before, after = _fsdp_step(pipe, whole)
+    assert before == pytest.approx(sum(r["before"] for r in ranks) / 2, rel=1e-5)
+    assert after == pytest.approx(sum(r["after"] for r in ranks) / 2, rel=1e-5)
+    assert after < before
+    mine = {n: p.detach() for n, p in pipe.named_parameters() if p.requires_grad}
+    assert set(mine) == set(ranks[0]["trained"])
+    for name, value in mine.items():
+        torch.testing.assert_close(ranks[0]["trained"][name], value, rtol=0, atol=1e-5, msg=name)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from semcom import distributed
 from semcom.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,28 @@ def fit(opt: torch.optim.Optimizer, n_items: int, cfg: Schedule, step: StepFn, *
     ``on_epoch_end(history, train_state)`` is called after every epoch with a state of tensors and plain
     containers (optimizer state, generator state, history, elapsed time) that ``resume=`` accepts to
     continue the same run: the batches, learning rates and results are those of an uninterrupted run.
+
+    Under a process group (``torchrun``, ``semcom.distributed``) ``step`` must come from
+    ``distributed.data_parallel_step``: every process draws the same global batch of ``cfg.batch_size``
+    items and the step trains on its rank's share of it; the step's own random draws come from a
+    generator of its rank (``distributed.rank_seed``), the permutation generator stays shared;
+    the wall time that drives the schedule and the stop is rank 0's; progress, ``evaluate`` and
+    ``on_epoch_end`` run on rank 0 only (the record is broadcast). The first epoch's batches are those
+    of one process; from the second on the permutations differ when the step draws random numbers (in
+    one process its draws advance the permutation generator), so the runs agree in distribution then.
     """
     if n_items <= 0:
         raise ValueError("nothing to train on (0 items)")
+    world = distributed.world()
+    if world.enabled and not distributed.is_data_parallel(step):
+        raise ValueError(f"{desc}: this training step does not average its gradients over the "
+                         f"{world.size} processes (build it with semcom.distributed.data_parallel_step) "
+                         "or run it in one process")
     gen = torch.Generator().manual_seed(cfg.seed)
+    # In one process the step draws from the permutation generator (as it always has); with several,
+    # each rank draws its own items' randomness and the shared permutation stays in step.
+    step_gen = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed, world)) if world.enabled else gen
+    progress = progress and world.is_main
     history: list[dict] = []
     start_epoch, spent = 0, 0.0
     if resume is not None:
@@ -85,25 +104,28 @@ def fit(opt: torch.optim.Optimizer, n_items: int, cfg: Schedule, step: StepFn, *
             # Progress through the run: by steps, or by wall time when that is the binding limit.
             done = (epoch * steps + i) / (cfg.epochs * steps)
             if cfg.max_seconds is not None:
-                done = max(done, (time.perf_counter() - t0) / cfg.max_seconds if cfg.max_seconds > 0 else 1.0)
+                # Every process follows rank 0's clock: the same learning rate, the same last step.
+                elapsed = distributed.broadcast(time.perf_counter() - t0, world)
+                done = max(done, elapsed / cfg.max_seconds if cfg.max_seconds > 0 else 1.0)
             lr = cosine_lr(cfg, done)
             for group in opt.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
-            losses.append(step(perm[i * cfg.batch_size:(i + 1) * cfg.batch_size], gen))
+            losses.append(step(perm[i * cfg.batch_size:(i + 1) * cfg.batch_size], step_gen))
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds:
+            if cfg.max_seconds is not None and distributed.broadcast(
+                    time.perf_counter() - t0 > cfg.max_seconds, world):
                 stopped = True
                 break
         rec: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                                "seconds": time.perf_counter() - t0, "lr": lr}
         if evaluate is not None:
-            rec.update(evaluate())
+            rec.update(distributed.broadcast(evaluate() if world.is_main else None, world))
         history.append(rec)
         if progress:
             tqdm.write(f"{desc}: {_fmt(rec)}")
-        else:
+        elif world.is_main:
             log.info("%s: %s", desc, _fmt(rec))
-        if on_epoch_end is not None:
+        if on_epoch_end is not None and world.is_main:
             on_epoch_end(history, {"optimizer": opt.state_dict(), "generator": gen.get_state(),
                                    "history": [dict(h) for h in history], "epoch": epoch + 1,
                                    "seconds": rec["seconds"], "stopped": stopped})

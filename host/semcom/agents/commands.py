@@ -2,6 +2,7 @@
 
     semcom train agents                 # all four stages of the small default, then the evaluation
     semcom train receiver | tokens | jtcc | raw-vqa    # one stage (earlier stages' checkpoints needed)
+    torchrun --nproc-per-node N --no-python semcom train ...   # the same, data-parallel on N processes
     semcom eval agents                  # accuracy tables + plot from existing checkpoints
     semcom train jscc / semcom eval jscc                # DeepJSCC (same options as `semcom jscc`)
 
@@ -14,18 +15,23 @@ epoch when run again (``--no-resume`` starts it over).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import shlex
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from semcom import distributed
 from semcom.channels import NAMED_CHANNELS
-from semcom.errors import UsageError, finite_float, positive_int
+from semcom.errors import UsageError, finite_float, nonnegative_int, positive_int
 
 from .experiment import (
     DEFAULT_CHANNELS,
@@ -52,6 +58,9 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
                    help="generated scenes (70/10/20 split) (default: %(default)s)")
     p.add_argument("--questions-per-scene", type=positive_int, default=base.questions_per_scene,
                    help="questions per scene (default: %(default)s)")
+    p.add_argument("--pretrain-scenes", type=nonnegative_int, default=base.pretrain_scenes,
+                   help="extra scenes read by the vision and receiver pre-training only, 0 for none "
+                   "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=base.seed,
                    help="data and training seed (default: %(default)s)")
     p.add_argument("--k-tokens", type=positive_int, default=base.k_tokens,
@@ -80,8 +89,8 @@ def _experiment(args: argparse.Namespace) -> AgentsExperiment:
         stages[stage] = dataclasses.replace(cfg, epochs=getattr(args, f"epochs_{stage}"), seed=args.seed,
                                             max_seconds=max_s)
     return dataclasses.replace(base, n_scenes=args.n_scenes, questions_per_scene=args.questions_per_scene,
-                               seed=args.seed, k_tokens=args.k_tokens, jtcc_m=args.m,
-                               grad_mode=args.grad_mode, **stages)
+                               pretrain_scenes=args.pretrain_scenes, seed=args.seed, k_tokens=args.k_tokens,
+                               jtcc_m=args.m, grad_mode=args.grad_mode, **stages)
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
@@ -100,24 +109,64 @@ def _print_results(rows: list[dict[str, Any]], out: str) -> None:
     print(f"wrote {Path(out) / 'results.csv'}, results.png, summary.json")
 
 
+@contextlib.contextmanager
+def _checkpoint_dir(ckdir: str, world: distributed.World) -> Iterator[str]:
+    """Where this process writes checkpoints: ``ckdir`` on rank 0; on the other ranks of a process group
+    a private directory with a copy of every file ``ckdir`` holds now (earlier stages and resume states
+    are read from it; copies, not links, so a rank's writes never reach rank 0's files), removed
+    afterwards. The replicas hold the same weights; only rank 0's files are kept."""
+    if world.is_main:
+        yield ckdir
+        return
+    private = Path(tempfile.mkdtemp(prefix=f"semcom_rank{world.rank}_"))
+    try:
+        if Path(ckdir).is_dir():
+            for f in Path(ckdir).iterdir():
+                if f.is_file():
+                    shutil.copy2(f, private / f.name)
+        yield str(private)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
 def _train(args: argparse.Namespace, stages: tuple[str, ...], argv: list[str] | None) -> int:
     torch.set_num_threads(args.threads)
+    # Joins torchrun's process group (a single process otherwise). gloo, even where CUDA is present:
+    # the small agents' models, data and channels live on the CPU (there is no GPU path to them).
+    world = distributed.setup("gloo")
+    if not world.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # rank 0 reports for all
+    try:
+        with _checkpoint_dir(args.checkpoints, world) as ckdir:
+            return _train_stages(args, stages, argv, ckdir, world)
+    finally:
+        distributed.teardown()
+
+
+def _train_stages(args: argparse.Namespace, stages: tuple[str, ...], argv: list[str] | None, ckdir: str,
+                  world: distributed.World) -> int:
     exp = _experiment(args)
     command = "semcom " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if world.enabled:
+        command = f"torchrun --nproc-per-node {world.size} --no-python {command}"
+    progress = not args.no_progress and world.is_main
     t0 = time.perf_counter()
-    data = make_data(exp, progress=not args.no_progress)
-    info = train_all(exp, args.checkpoints, stages, retrain=args.retrain or len(stages) == 1,
-                     command=command, progress=not args.no_progress, data=data,
+    data = make_data(exp, progress=progress)
+    info = train_all(exp, ckdir, stages, retrain=args.retrain or len(stages) == 1,
+                     command=command, progress=progress, data=data,
                      store_dtype=torch.float16 if args.fp16 else None)
+    if not world.is_main:
+        return 0
     for stage, meta in info.items():
         last = meta["history"][-1] if meta["history"] else {}
         val = last.get("val_acc", float("nan"))
         print(f"[train] {stage:9s} {meta['train_seconds']:7.1f} s  val_acc {val:.4f}  "
-              f"-> {checkpoint_path(args.checkpoints, stage)}")
-    print(f"[train] total {time.perf_counter() - t0:.1f} s (data generation included)")
+              f"-> {checkpoint_path(ckdir, stage)}")
+    print(f"[train] total {time.perf_counter() - t0:.1f} s (data generation included)"
+          + (f", {world.size} processes ({world.backend})" if world.enabled else ""))
     if getattr(args, "eval", False):
-        rows = evaluate(exp, args.checkpoints, args.out, tuple(args.snrs), tuple(args.channels), data=data,
-                        n_test=args.n_test, progress=not args.no_progress,
+        rows = evaluate(exp, ckdir, args.out, tuple(args.snrs), tuple(args.channels), data=data,
+                        n_test=args.n_test, progress=progress,
                         train_info={s: {"seconds": m["train_seconds"], "history": m["history"]}
                                     for s, m in info.items()})
         _print_results(rows, args.out)

@@ -36,6 +36,17 @@ Cost of a 7B run (computed, not measured; one training sample = one image + ques
 * Total, batch 4: ~27.6 + 0.2 + 12 + ~2 (workspace, receiver logits) ~ 42 GB -> an 80 GB A100/H100, or a
   48 GB card (A6000, L40S); with gradient checkpointing ~31 GB -> a 40 GB A100. A 24 GB card needs the
   frozen models quantised (8/4 bit), which this module does not do.
+* Several GPUs (``shard_with_fsdp``, FSDP2 ``fully_shard``): every decoder layer of both LLMs and every
+  vision-encoder layer is a unit of its own, the rest is sharded at the root, so each of N processes
+  keeps 1/N of the 27.6 GB of 16-bit weights (and of the trainable state) and gathers one layer at a
+  time (computed, not measured): on 8 GPUs ~3.5 GB of weights per GPU + one layer's gathered copy
+  (~0.4 GB), which leaves room for batch 4 per GPU with the activations above on 24 GB cards. Run,
+  with a training script of your own around ``HFTokenPipeline`` (no dataset loader for LLaVA ships):
+
+      torchrun --nproc-per-node 8 train_hf.py   # calls semcom.distributed.setup() and shard_with_fsdp
+
+  Tested on CPU with gloo, 2 processes, tiny random configurations (``tests/test_agents_hf.py``): the
+  loss and the updated LoRA/JTCC weights after a step match one process with the same global batch.
 * Time: forward ~ 2 * P * s FLOPs; the backward pass only needs gradients w.r.t. activations (base weights
   are frozen; LoRA weight gradients are negligible), ~ 1x forward. Transmitter 2 * 2 * 6.74e9 * 620 =
   16.7 TFLOP, vision tower 0.35 TFLOP (forward only), receiver 2 * 2 * 6.74e9 * 45 = 1.2 TFLOP:
@@ -250,3 +261,38 @@ class HFTokenPipeline(nn.Module):
                                  f"{getattr(self.cfg, key)}")
         set_peft_model_state_dict(self.transmitter, load_file(str(d / "lora" / "adapter_model.safetensors")))
         self.jtcc.load_state_dict(torch.load(d / "jtcc.pt", map_location="cpu", weights_only=True))
+
+
+def fsdp_units(pipe: HFTokenPipeline) -> list[nn.Module]:
+    """The modules ``shard_with_fsdp`` shards one by one: every decoder layer of the transmitter's and the
+    receiver's language models and every layer of the vision encoder (the blocks of a 7B model that are
+    worth gathering one at a time)."""
+    from transformers.models.clip.modeling_clip import CLIPEncoderLayer
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+
+    return [m for m in pipe.modules() if isinstance(m, (LlamaDecoderLayer, CLIPEncoderLayer))]
+
+
+def shard_with_fsdp(pipe: HFTokenPipeline, mesh: Any = None, mp_policy: Any = None) -> HFTokenPipeline:
+    """Shard the pipeline over the processes of the current group with FSDP2 (``fully_shard``): each unit
+    of ``fsdp_units``, then the root (embeddings, norms, heads, projector, JTCC). Frozen weights are
+    sharded as well (they are most of the memory); LoRA and JTCC gradients are reduce-scattered, so an
+    optimiser over ``pipe.trainable_parameters()`` steps each process's shard. Call it after
+    ``semcom.distributed.setup()`` and before building the optimiser; ``mesh`` defaults to a 1-D mesh
+    over all processes on the device type of the weights, ``mp_policy`` is FSDP's
+    ``MixedPrecisionPolicy`` (e.g. bf16 parameters, fp32 reduction on GPUs). Returns ``pipe``."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    if not dist.is_initialized():
+        raise RuntimeError("shard_with_fsdp needs a process group: run under torchrun and call "
+                           "semcom.distributed.setup() first")
+    if mesh is None:
+        device = next(pipe.parameters()).device.type
+        mesh = init_device_mesh(device, (dist.get_world_size(),))
+    policy = mp_policy or MixedPrecisionPolicy()
+    for unit in fsdp_units(pipe):
+        fully_shard(unit, mesh=mesh, mp_policy=policy)
+    fully_shard(pipe, mesh=mesh, mp_policy=policy)
+    return pipe

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from semcom import distributed
 from semcom.data.datasets import collate_vqa
 from semcom.data.vocab import IGNORE_INDEX, PAD
 from semcom.training import fit
@@ -168,6 +169,27 @@ def _step(params: list[nn.Parameter], opt: torch.optim.Optimizer, loss: Tensor, 
     return float(loss.detach())
 
 
+LossFn = Callable[[Tensor, torch.Generator], Tensor]
+
+
+def _train_step(trained: nn.Module, params: list[nn.Parameter], opt: torch.optim.Optimizer,
+                cfg: AgentTrainConfig, loss_fn: LossFn) -> Callable[[Tensor, torch.Generator], float]:
+    """The ``fit`` step of every stage: ``loss_fn(idx, gen)`` (the mean loss of the items ``idx``, with
+    the modules of ``trained``), back-propagated, clipped, one optimiser step. Under ``torchrun`` the
+    processes share each batch and average their gradients before the clip (``semcom.distributed``)."""
+    return distributed.data_parallel_step(trained, loss_fn,
+                                          lambda loss: _step(params, opt, loss, cfg.grad_clip))
+
+
+def _seed(cfg: AgentTrainConfig, channel: nn.Module | None = None) -> None:
+    """Seed the global RNG (and, on ranks > 0 of a process group, the channel's noise) for a stage: every
+    process draws its own noise for its share of the batch; a single process is seeded as always."""
+    torch.manual_seed(distributed.rank_seed(cfg.seed))
+    w = distributed.world()
+    if w.enabled and w.rank > 0 and channel is not None and hasattr(channel, "reseed"):
+        channel.reseed(distributed.rank_seed(cfg.seed))
+
+
 def _adamw(groups: list[dict[str, Any]], cfg: AgentTrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -190,11 +212,11 @@ def pretrain_receiver(receiver: TaskAgent, data: VQATensors, cfg: AgentTrainConf
     """Pre-train the task agent on ground-truth scene descriptions (and, for ``summary_fraction`` of each
     batch, natural-language summaries) + detailed question -> answer. Records ``val_acc`` (scene prefix)
     and ``val_acc_summary`` per epoch when ``val`` is given."""
-    torch.manual_seed(cfg.seed)
+    _seed(cfg)
     params = [p for p in receiver.parameters() if p.requires_grad]
     opt = _adamw([{"params": params}], cfg)
 
-    def step(idx: Tensor, gen: torch.Generator) -> float:
+    def loss_fn(idx: Tensor, gen: torch.Generator) -> Tensor:
         receiver.train()
         b = data.batch(idx)
         use_summary = torch.rand(idx.shape[0], generator=gen) < cfg.summary_fraction
@@ -204,7 +226,7 @@ def pretrain_receiver(receiver: TaskAgent, data: VQATensors, cfg: AgentTrainConf
                 sub = {k: v[mask] for k, v in b.items()}
                 share = mask.float().mean()
                 loss = loss + _loss(receiver_logits(receiver, sub, prefix), sub["answer"]) * share
-        return _step(params, opt, loss, cfg.grad_clip)
+        return loss
 
     def evaluate() -> dict[str, float]:
         by_family = accuracy(lambda b: receiver_logits(receiver, b, "scene"), val)
@@ -212,8 +234,8 @@ def pretrain_receiver(receiver: TaskAgent, data: VQATensors, cfg: AgentTrainConf
                "val_acc_summary": accuracy(lambda b: receiver_logits(receiver, b, "summary"), val)["all"]}
         return rec | {f"val_{name}": acc for name, acc in by_family.items()}
 
-    hist = fit(opt, len(data), cfg, step, evaluate=evaluate if val is not None else None, progress=progress,
-               desc="receiver", **fit_kw)
+    hist = fit(opt, len(data), cfg, _train_step(receiver, params, opt, cfg, loss_fn),
+               evaluate=evaluate if val is not None else None, progress=progress, desc="receiver", **fit_kw)
     receiver.eval()
     return hist
 
@@ -274,20 +296,19 @@ def pretrain_vision(parser: SceneParser, images: Tensor, labels: Tensor, cfg: Ag
                     **fit_kw: Any) -> list[dict]:
     """Pre-train the vision backbone by scene parsing. images (S, 3, H, W) uint8, labels from
     ``grid_labels`` (S, N, C, 4). Records val object F1 and attribute accuracies per epoch."""
-    torch.manual_seed(cfg.seed)
+    _seed(cfg)
     params = [p for p in parser.parameters() if p.requires_grad]
     opt = _adamw([{"params": params}], cfg)
 
-    def step(idx: Tensor, gen: torch.Generator) -> float:
+    def loss_fn(idx: Tensor, gen: torch.Generator) -> Tensor:
         parser.train()
-        x = images[idx].float().div_(255.0)
-        return _step(params, opt, parse_loss(parser(x), labels[idx]), cfg.grad_clip)
+        return parse_loss(parser(images[idx].float().div_(255.0)), labels[idx])
 
     def evaluate() -> dict[str, float]:
         return {f"val_{k}": v for k, v in parse_accuracy(parser, *val).items()}
 
-    hist = fit(opt, images.shape[0], cfg, step, evaluate=evaluate if val is not None else None,
-               progress=progress, desc="vision", **fit_kw)
+    hist = fit(opt, images.shape[0], cfg, _train_step(parser, params, opt, cfg, loss_fn),
+               evaluate=evaluate if val is not None else None, progress=progress, desc="vision", **fit_kw)
     parser.eval()
     return hist
 
@@ -354,17 +375,18 @@ def pretrain_alignment(pipeline: TokenPipeline, data: VQATensors, cfg: AgentTrai
     on its K tokens, no link, no channel, no answer): the feature-alignment stage that LLaVA runs before
     instruction tuning, here the warm-up of a fresh sensor before the task loss through the channel.
     Cheap: the receiver only embeds the ground-truth scene, it does not run."""
-    torch.manual_seed(cfg.seed)
+    _seed(cfg)
     params = [p for p in pipeline.sensor.parameters() if p.requires_grad]
     opt = _adamw([{"params": params}], cfg)
 
-    def step(idx: Tensor, gen: torch.Generator) -> float:
+    def loss_fn(idx: Tensor, gen: torch.Generator) -> Tensor:
         pipeline.sensor.train()
         b = data.batch(idx)
         tokens = pipeline.sensor(b["image"], b["vague"])
-        return _step(params, opt, alignment_loss(tokens, pipeline.receiver, b["scene"]), cfg.grad_clip)
+        return alignment_loss(tokens, pipeline.receiver, b["scene"])
 
-    hist = fit(opt, len(data), cfg, step, progress=progress, desc="align", **fit_kw)
+    hist = fit(opt, len(data), cfg, _train_step(pipeline.sensor, params, opt, cfg, loss_fn),
+               progress=progress, desc="align", **fit_kw)
     pipeline.eval()
     return hist
 
@@ -374,24 +396,24 @@ def pretrain_link(pipeline: TokenPipeline, data: VQATensors, channel: nn.Module 
     """Train the link alone as an autoencoder of the (frozen) transmitter's tokens through the channel:
     loss = ||decoded - tokens||^2 / ||tokens||^2 per batch, SNR uniform in ``cfg.snr_db``. The warm-up a
     fresh JTCC gets before the joint task training, so the transmitter never sees a random decoder."""
-    torch.manual_seed(cfg.seed)
+    _seed(cfg, channel)
     params = [p for p in pipeline.link.parameters() if p.requires_grad]
     if not params:
         return []
     opt = _adamw([{"params": params}], cfg)
     lo, hi = cfg.snr_db
 
-    def step(idx: Tensor, gen: torch.Generator) -> float:
+    def loss_fn(idx: Tensor, gen: torch.Generator) -> Tensor:
         pipeline.link.train()
         b = data.batch(idx)
         with torch.no_grad():
             tokens = pipeline.sensor(b["image"], b["vague"])
         snr = lo + (hi - lo) * torch.rand(idx.shape[0], generator=gen)
         decoded = pipeline.link(tokens, channel=snr_channel(channel, snr))
-        loss = (decoded - tokens).pow(2).sum() / tokens.pow(2).sum().clamp_min(1e-12)
-        return _step(params, opt, loss, cfg.grad_clip)
+        return (decoded - tokens).pow(2).sum() / tokens.pow(2).sum().clamp_min(1e-12)
 
-    hist = fit(opt, len(data), cfg, step, progress=progress, desc="link", **fit_kw)
+    hist = fit(opt, len(data), cfg, _train_step(pipeline.link, params, opt, cfg, loss_fn), progress=progress,
+               desc="link", **fit_kw)
     pipeline.eval()
     return hist
 
@@ -402,7 +424,7 @@ def train_token_pipeline(pipeline: TokenPipeline, data: VQATensors, channel: nn.
     """Train transmitter + link through the frozen receiver with the channel in the loop (SNR uniform in
     ``cfg.snr_db`` per sample). The link's ``grad_mode`` says how the gradient crosses the channel.
     Records ``val_acc`` at ``val_snr_db`` per epoch when ``val`` is given."""
-    torch.manual_seed(cfg.seed)
+    _seed(cfg, channel)
     sensor_params = [p for p in pipeline.sensor.parameters() if p.requires_grad]
     link_params = [p for p in pipeline.link.parameters() if p.requires_grad]
     groups = [{"params": sensor_params, "lr_scale": cfg.sensor_lr_scale}]
@@ -411,7 +433,7 @@ def train_token_pipeline(pipeline: TokenPipeline, data: VQATensors, channel: nn.
     opt = _adamw(groups, cfg)
     lo, hi = cfg.snr_db
 
-    def step(idx: Tensor, gen: torch.Generator) -> float:
+    def loss_fn(idx: Tensor, gen: torch.Generator) -> Tensor:
         pipeline.train()
         b = data.batch(idx)
         snr = lo + (hi - lo) * torch.rand(idx.shape[0], generator=gen)
@@ -425,11 +447,12 @@ def train_token_pipeline(pipeline: TokenPipeline, data: VQATensors, channel: nn.
         else:
             logits = pipeline(b["image"], b["vague"], b["question"], channel=snr_channel(channel, snr))
             loss = _loss(logits, b["answer"])
-        return _step(sensor_params + link_params, opt, loss, cfg.grad_clip)
+        return loss
 
     def evaluate() -> dict[str, float]:
         return {"val_acc": evaluate_pipeline(pipeline, val, channel, val_snr_db, seed=cfg.seed)["all"]}
 
+    step = _train_step(pipeline, sensor_params + link_params, opt, cfg, loss_fn)
     hist = fit(opt, len(data), cfg, step, evaluate=evaluate if val is not None else None, progress=progress,
                desc="tokens", **fit_kw)
     pipeline.eval()
@@ -439,20 +462,20 @@ def train_token_pipeline(pipeline: TokenPipeline, data: VQATensors, channel: nn.
 def train_raw_vqa(model: RawVQA, data: VQATensors, cfg: AgentTrainConfig, val: VQATensors | None = None,
                   progress: bool = True, **fit_kw: Any) -> list[dict]:
     """Train the raw-image VQA model end to end on (clean image, detailed question) -> answer."""
-    torch.manual_seed(cfg.seed)
+    _seed(cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _adamw([{"params": params}], cfg)
 
-    def step(idx: Tensor, gen: torch.Generator) -> float:
+    def loss_fn(idx: Tensor, gen: torch.Generator) -> Tensor:
         model.train()
         b = data.batch(idx)
-        return _step(params, opt, _loss(model(b["image"], b["question"]), b["answer"]), cfg.grad_clip)
+        return _loss(model(b["image"], b["question"]), b["answer"])
 
     def evaluate() -> dict[str, float]:
         return {"val_acc": accuracy(lambda b: model(b["image"], b["question"]), val)["all"]}
 
-    hist = fit(opt, len(data), cfg, step, evaluate=evaluate if val is not None else None, progress=progress,
-               desc="raw-vqa", **fit_kw)
+    hist = fit(opt, len(data), cfg, _train_step(model, params, opt, cfg, loss_fn),
+               evaluate=evaluate if val is not None else None, progress=progress, desc="raw-vqa", **fit_kw)
     model.eval()
     return hist
 
