@@ -43,25 +43,49 @@ def measure(grcs: list[Path]) -> dict[str, dict]:
     return json.loads(proc.stdout.strip().splitlines()[-1])["flowgraphs"]
 
 
-def flow_columns(names: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
-    """Connected blocks in columns: a block's column is the longest path to it from a source (edges
-    closing a cycle are ignored); within a column, ordered by their predecessors' mean position."""
+def flow_columns(names: list[str], edges: list[tuple[str, str, bool]]) -> list[list[str]]:
+    """Connected blocks in columns: a block's column is the longest path to it from a source; within a
+    column, ordered by their predecessors' mean position. edges: (from, to, is_stream).
+
+    A loop (a probe that sends tensors and takes the reconstruction back) is cut where a depth-first
+    walk closes it, the walk starting at blocks without stream inputs (message sources), fewest inputs
+    first, so the loop's first block is its source and the edge back into it the one ignored."""
+    succs: dict[str, list[str]] = defaultdict(list)
+    n_in: dict[str, int] = defaultdict(int)
+    stream_in = {b for _, b, stream in edges if stream}
+    for a, b, _ in edges:
+        if a != b and b not in succs[a]:
+            succs[a].append(b)
+            n_in[b] += 1
+    state: dict[str, int] = {}  # 1: on the walk's path, 2: done
+    back: set[tuple[str, str]] = set()
+
+    def walk(name: str) -> None:
+        state[name] = 1
+        for nxt in succs[name]:
+            if state.get(nxt) == 1:
+                back.add((name, nxt))
+            elif nxt not in state:
+                walk(nxt)
+        state[name] = 2
+
+    order = {name: i for i, name in enumerate(names)}
+    for name in sorted(names, key=lambda n: (n in stream_in, n_in[n], order[n])):
+        if name not in state:
+            walk(name)
     preds: dict[str, list[str]] = defaultdict(list)
-    for a, b in edges:
-        if a != b and a not in preds[b]:
-            preds[b].append(a)
+    for a in names:
+        for b in succs[a]:
+            if (a, b) not in back:
+                preds[b].append(a)
     depth: dict[str, int] = {}
 
-    def depth_of(name: str, path: frozenset[str]) -> int:
+    def depth_of(name: str) -> int:
         if name not in depth:
-            depth[name] = 1 + max((depth_of(p, path | {name}) for p in preds[name] if p not in path),
-                                  default=-1)
+            depth[name] = 1 + max((depth_of(p) for p in preds[name]), default=-1)
         return depth[name]
 
-    for name in names:
-        depth_of(name, frozenset())
-    columns: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-    order = {name: i for i, name in enumerate(names)}
+    columns: list[list[str]] = [[] for _ in range(max(map(depth_of, names), default=-1) + 1)]
     for name in names:
         columns[depth[name]].append(name)
     for column in columns:
@@ -75,8 +99,9 @@ def layout(doc: dict, extents: dict[str, list[int]], coords: dict[str, tuple[int
     """New coordinates: block name -> (x, y) of its anchor, so that its drawn extent lands where planned."""
     size = {n: (e[2] - e[0], e[3] - e[1]) for n, e in extents.items()}
     offset = {n: (e[0] - coords[n][0], e[1] - coords[n][1]) for n, e in extents.items()}
-    edges = [(c[0], c[2]) for c in doc.get("connections") or []]
-    connected = {n for edge in edges for n in edge}
+    # A connection is [from, port, to, port]; numeric ports are streams, named ones messages.
+    edges = [(c[0], c[2], str(c[1]).isdigit()) for c in doc.get("connections") or []]
+    connected = {n for a, b, _ in edges for n in (a, b)}
     options = doc["options"]["parameters"]["id"]
     header = [options] + [b["name"] for b in doc["blocks"] if b["name"] not in connected]
     flow = [b["name"] for b in doc["blocks"] if b["name"] in connected]
@@ -104,7 +129,7 @@ def layout(doc: dict, extents: dict[str, list[int]], coords: dict[str, tuple[int
         width = max(size[n][0] for n in column)
         if x > MARGIN and x + width > MAX_WIDTH:
             # Past the right edge: under the previous column instead (a short wire down, not a band)
-            x, top = last_x, last_bottom + ROW_GAP
+            x, top = max(MARGIN, min(last_x, MAX_WIDTH - width)), last_bottom + ROW_GAP
         y = top
         for name in column:
             put(name, x, y)

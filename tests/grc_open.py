@@ -53,7 +53,9 @@ def main(flowgraphs: list[str], out_dir: str) -> int:
         window = app.main_window
         page = window.current_page
         flow_graph = page.flow_graph
-        flow_graph.validate()
+        # Lay out labels and ports now (GRC does it on its next paint, which may not have happened yet on a
+        # busy machine): the extents below are then the drawn ones.
+        flow_graph.update()
         canvas = page.viewport.get_allocation()  # the visible part of the canvas
         # Xvfb has no backing store to read back: draw the window into an image instead.
         size = window.get_allocation()

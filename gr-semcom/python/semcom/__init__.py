@@ -22,5 +22,6 @@ from .tensor_sink import tensor_sink
 from .tensor_source import tensor_source
 from .usrp_events import usrp_events
 
-__all__ = ["OfatLayout", "make_layout", "interference_channel", "link_probe", "mimo_channel", "ofat_equalizer",
-           "ofat_rx", "ofat_tx", "sigmf_sink", "tensor_sink", "tensor_source", "usrp_events"]
+__all__ = ["OfatLayout", "make_layout", "interference_channel", "link_probe", "mimo_channel",
+           "ofat_equalizer", "ofat_rx", "ofat_tx", "sigmf_sink", "tensor_sink", "tensor_source",
+           "usrp_events"]

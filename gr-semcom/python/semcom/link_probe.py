@@ -8,11 +8,12 @@
 Sends one known tensor (standard normal, seeded) as a tensor message every `period_ms` on "tensors"
 (into ofat_tx), with seq 0, 1, 2, ...; takes what comes back on "values" (from ofat_equalizer) and
 keeps, over the last `window` delivered frames, the NMSE against what was sent and ofat_rx's SNR
-estimate; a frame not back within `timeout_s` counts as lost, so sent = delivered + lost + in flight.
+and CFO estimates; a frame not back within `timeout_s` counts as lost, so sent = delivered + lost + in flight.
 "scatter" publishes, per delivered frame, a PDU of complex64 points sent + 1j * received (a perfect
 link draws the diagonal) for a QT GUI constellation sink through PDU To Tagged Stream.
 
-The getters (`nmse_db`, `snr_estimate_db`, `status`, `stats`) are what QT GUI Function Probes poll.
+The getters (`nmse_db`, `snr_estimate_db`, `cfo_estimate`, `status`, `stats`) are what QT GUI
+Function Probes poll.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class link_probe(gr.basic_block):
         self.timeout_s = float(timeout_s)
         self._lock = threading.Lock()
         self._pending: dict[int, float] = {}  # seq -> time sent
-        self._recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=int(window))
+        # (NMSE, SNR estimate dB, CFO estimate cycles/sample) of the last `window` delivered frames
+        self._recent: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=int(window))
         self._counters = collections.Counter()
         self._next_seq = 0
         self._stop = threading.Event()
@@ -105,7 +107,7 @@ class link_probe(gr.basic_block):
                 return
             self._counters["delivered"] += 1
             err = float(np.sum((values - self.reference) ** 2) / np.sum(self.reference**2))
-            self._recent.append((err, float(meta.get("snr_db", math.nan))))
+            self._recent.append((err, float(meta.get("snr_db", math.nan)), float(meta.get("cfo", math.nan))))
         points = (self.reference.ravel() + 1j * values.ravel()).astype(np.complex64)
         pdu = pmt.cons(pmt.make_dict(), pmt.init_c32vector(len(points), points))
         self.message_port_pub(self._scatter, pdu)
@@ -116,19 +118,21 @@ class link_probe(gr.basic_block):
 
     # ------------------------------------------------------------------ getters for the GUI
     def stats(self) -> dict[str, float]:
-        """sent, delivered, lost, in_flight, unexpected, malformed; nmse_db and snr_estimate_db over
-        the window (NaN before the first delivered frame)."""
+        """sent, delivered, lost, in_flight, unexpected, malformed; over the window (NaN before the
+        first delivered frame): nmse_db, snr_estimate_db and cfo_estimate (cycles/sample, ofat_rx's)."""
         with self._lock:
             self._expire()
             recent = list(self._recent)
             out: dict[str, float] = {k: self._counters[k] for k in ("sent", "delivered", "lost", "unexpected",
                                                                       "malformed")}
             out["in_flight"] = len(self._pending)
-        errs = np.array([e for e, _ in recent])
-        snrs = np.array([s for _, s in recent if math.isfinite(s)])
+        errs = np.array([e for e, _, _ in recent])
+        snrs = np.array([s for _, s, _ in recent if math.isfinite(s)])
+        cfos = np.array([c for _, _, c in recent if math.isfinite(c)])
         # Mean per-frame NMSE (linear, then dB); the SNR estimates averaged in linear power too.
         out["nmse_db"] = float(10 * np.log10(errs.mean())) if errs.size else math.nan
         out["snr_estimate_db"] = float(10 * np.log10(np.mean(10 ** (snrs / 10)))) if snrs.size else math.nan
+        out["cfo_estimate"] = float(np.mean(cfos)) if cfos.size else math.nan
         return out
 
     def nmse_db(self) -> float:
@@ -136,6 +140,9 @@ class link_probe(gr.basic_block):
 
     def snr_estimate_db(self) -> float:
         return self.stats()["snr_estimate_db"]
+
+    def cfo_estimate(self) -> float:
+        return self.stats()["cfo_estimate"]
 
     def status(self) -> str:
         s = self.stats()

@@ -37,8 +37,8 @@ class qa_link_probe(gr_unittest.TestCase):
         self.tb.stop()
         self.tb.wait()
 
-    def reply(self, seq, values, snr_db):
-        self.probe._post(pmt.intern("values"), tensor_message({"seq": seq, "snr_db": snr_db},
+    def reply(self, seq, values, snr_db, cfo=0.0):
+        self.probe._post(pmt.intern("values"), tensor_message({"seq": seq, "snr_db": snr_db, "cfo": cfo},
                                                               {"values": values.astype(np.float32)}))
 
     def test_sends_the_seeded_tensor_with_increasing_seq(self):
@@ -58,11 +58,12 @@ class qa_link_probe(gr_unittest.TestCase):
             seq = self.probe.send_one()
             received = ref + 0.1 * rng.standard_normal(ref.shape).astype(np.float32)
             errors.append(np.sum((received - ref) ** 2) / np.sum(ref**2))
-            self.reply(seq, received, snr)
+            self.reply(seq, received, snr, cfo=snr / 1000)
         self.assertTrue(wait_for(lambda: self.probe.stats()["delivered"] == 2))
         stats = self.probe.stats()
         self.assertAlmostEqual(stats["nmse_db"], 10 * np.log10(np.mean(errors)), places=4)
         self.assertAlmostEqual(stats["snr_estimate_db"], 10 * np.log10((10 + 100) / 2), places=4)
+        self.assertAlmostEqual(stats["cfo_estimate"], 0.015, places=9)
         self.assertEqual((stats["sent"], stats["lost"], stats["in_flight"]), (2, 0, 0))
         self.assertEqual(self.probe.status(), "sent 2 | delivered 2 | lost 0 | in flight 0")
         # The scatter PDU: sent on the real axis, received on the imaginary one.
