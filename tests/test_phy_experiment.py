@@ -37,3 +37,22 @@ def test_frames_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as err:
         _load().main(["--frames", "0", "--out", str(tmp_path)])
     assert err.value.code == 2
+
+
+IMPAIRMENTS = SCRIPT.parent / "impairments.py"
+
+
+def test_impairments_quick_run_tracks_sfo_and_delivers_with_every_impairment(tmp_path: Path) -> None:
+    """experiments/phy/impairments.py --quick: 20 ppm through GNU Radio's channels.channel_model is
+    estimated and tracked, and with every impairment on all frames come back at 5 dB."""
+    spec = importlib.util.spec_from_file_location("phy_impairments", IMPAIRMENTS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick", "--frames", "10", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "impairments_summary.json").read_text())
+    assert summary["delivery_5db_all_impairments"] == 1.0
+    with (tmp_path / "impairments_sfo.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    tracked = [r for r in rows if float(r["sfo_ppm"]) == 20.0]
+    assert abs(float(tracked[0]["sfo_estimate_median_ppm"]) - 20.0) < 3.0
+    assert (tmp_path / "impairments.png").stat().st_size > 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semcom.loopback import run_burst
+from semcom.loopback import burst_nmse, run_burst, seeded_payloads
 from semcom.ofat.equalize import mmse_nmse_bound, reconstruct_payload, zf_nmse_bound
 from semcom.ofat.frame import make_layout
 from semcom.progress import progress_bar
@@ -28,31 +28,16 @@ CHANNEL = dict(n_taps=3, max_int_delay=10)  # multipath + fractional and integer
 CFOS = (0.0, 0.19, 0.21, 0.95, 1.05, 2.5, -2.5, 2.95, -3.05, 4.9, -4.9)  # subcarriers
 
 
-def _payloads(layout, n_frames: int, n_values: int, seed: int) -> dict[int, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {s: rng.standard_normal(n_values).astype(np.float32) for s in range(n_frames)}
-
-
-def _nmse(layout, frames, sent, method: str) -> list[float]:
-    out = []
-    for meta, t in frames:
-        x_hat = reconstruct_payload(layout, t["H"], t["Y"], shape=meta["shape"], scale=meta["scale"],
-                                    noise_var=meta["noise_var"], method=method, err_var=meta["err_var"])
-        v = sent[meta["seq"]].astype(np.float64)
-        out.append(float(np.sum((np.asarray(x_hat) - v) ** 2) / np.sum(v**2)))
-    return out
-
-
 def real_mode(n_frames: int, quick: bool = False) -> list[dict]:
     rows = []
     cases = [(nt, nr, snr) for nt, nr in ((2, 4), (2, 2), (4, 2)) for snr in (10.0, 20.0, 30.0)]
     cases = cases[1:2] + cases[-1:] if quick else cases
     for nt, nr, snr in progress_bar(cases, desc="real mode"):
         lay = make_layout("wifi64", n_tx=nt, n_rx=nr, mode="real")
-        sent = _payloads(lay, n_frames, lay.values_per_symbol * 8, seed=int(snr))
+        sent = seeded_payloads(n_frames, lay.values_per_symbol * 8, seed=int(snr))
         frames = run_burst(lay, sent, snr_db=snr, seed=int(snr), **CHANNEL)
-        mmse = _nmse(lay, frames, sent, "mmse")
-        zf = _nmse(lay, frames, sent, "zf")
+        mmse = burst_nmse(lay, frames, sent, "mmse")
+        zf = burst_nmse(lay, frames, sent, "zf")
         bound = mmse_nmse_bound(snr, nt, nr, real=True)
         rows.append({"n_tx": nt, "n_rx": nr, "snr_db": snr, "sent": n_frames, "delivered": len(frames),
                      "nmse_mmse_db": 10 * np.log10(np.mean(mmse)), "mmse_bound_db": 10 * np.log10(bound),
@@ -67,7 +52,7 @@ def cfo_range(n_frames: int, quick: bool = False) -> list[dict]:
     for preset in ("wifi64",) if quick else ("wifi64", "ofat128"):
         lay = make_layout(preset, n_tx=2, n_rx=4)
         for sub in progress_bar((2.5,) if quick else CFOS, desc=f"CFO {preset}"):
-            sent = _payloads(lay, n_frames, 64, seed=1)
+            sent = seeded_payloads(n_frames, 64, seed=1)
             frames = run_burst(lay, sent, snr_db=5.0, cfo=sub / lay.fft_len, seed=2, **CHANNEL)
             err = [m["cfo"] * lay.fft_len - sub for m, _ in frames]
             rows.append({"preset": preset, "cfo_subcarriers": sub, "sent": n_frames, "delivered": len(frames),
@@ -82,7 +67,7 @@ def mmse_bias(n_frames: int, quick: bool = False) -> list[dict]:
     cases = (("complex", 2, 4), ("real", 2, 4), ("real", 4, 2))
     for mode, nt, nr in cases[:1] if quick else cases:
         lay = make_layout("wifi64", n_tx=nt, n_rx=nr, mode=mode)
-        sent = _payloads(lay, n_frames, 256, seed=3)
+        sent = seeded_payloads(n_frames, 256, seed=3)
         frames = run_burst(lay, sent, snr_db=10.0, seed=4, **CHANNEL)
         for method in ("mmse", "lmmse"):
             num = den = err = 0.0

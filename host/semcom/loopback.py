@@ -237,6 +237,24 @@ def run_burst(layout: OfatLayout, tensors: dict[int, np.ndarray], *, gap: int = 
     return frames
 
 
+def seeded_payloads(n_frames: int, n_values: int, seed: int) -> dict[int, np.ndarray]:
+    """seq -> float32 standard normal payload of n_values, for run_burst experiments."""
+    rng = np.random.default_rng(seed)
+    return {s: rng.standard_normal(n_values).astype(np.float32) for s in range(n_frames)}
+
+
+def burst_nmse(layout: OfatLayout, frames: list[tuple[dict[str, Any], dict[str, np.ndarray]]],
+               sent: dict[int, np.ndarray], method: str) -> list[float]:
+    """NMSE of each frame run_burst returned, reconstructed with `method` (the frame's err_var used)."""
+    out = []
+    for meta, t in frames:
+        x_hat = reconstruct_payload(layout, t["H"], t["Y"], shape=meta["shape"], scale=meta["scale"],
+                                    noise_var=meta["noise_var"], method=method, err_var=meta["err_var"])
+        v = sent[meta["seq"]].astype(np.float64)
+        out.append(float(np.sum((np.asarray(x_hat) - v) ** 2) / np.sum(v**2)))
+    return out
+
+
 def write_outputs(out_dir: Path, layout: OfatLayout, rows: list[dict[str, Any]]) -> tuple[Path, Path]:
     """nmse_vs_snr.csv and .png (measured ZF/MMSE against the genie-CSI ZF bound)."""
     import matplotlib

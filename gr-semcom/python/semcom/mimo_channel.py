@@ -76,8 +76,9 @@ class mimo_channel(gr.sync_block):
       and ``rx_phase_drift`` (rad/sample) per receive channel (LOs that are not shared). Fixed offsets
       become part of the channel and the receiver's estimate absorbs them; drift within a frame does not.
     * Front-end impairments (``semcom.ofat.channel_model.Impairments``; each off by default, and then the
-      output is unchanged sample for sample): TX IQ imbalance on each input, the channel, RX oscillator
-      phase noise (Wiener, ``phase_noise_linewidth`` cycles/sample, independent per receive antenna),
+      output is unchanged sample for sample): TX IQ imbalance on each input, the channel, oscillator
+      phase noise (Wiener, ``phase_noise_linewidth`` cycles/sample, one process common to every receive
+      antenna: one LO per radio, the TX's and the RX's folded into one),
       sampling-clock offset ``sfo_ppm`` (``SfoResampler``: adds 18 samples of latency, re-centred at
       each tx_sob tag so that its whole-sample jumps fall in gaps), AWGN, RX IQ imbalance, RX DC offset
       ``dc_offset_dbc`` (relative to ``noise_ref_power``). All settable while running
@@ -151,7 +152,7 @@ class mimo_channel(gr.sync_block):
         self._rng_noise = np.random.default_rng(ss_noise)
         self._rng_imp = np.random.default_rng(ss_imp)
         self._dc_phase = self._rng_imp.uniform(0, 2 * np.pi, n_rx)
-        self._pn_phase = np.zeros(n_rx)
+        self._pn_phase = np.zeros(1)
         self._sfo: SfoResampler | None = None
         self.set_impairments(Impairments(
             sfo_ppm=float(sfo_ppm), phase_noise_linewidth=float(phase_noise_linewidth),
@@ -337,9 +338,9 @@ class mimo_channel(gr.sync_block):
                 seg_start = point
 
         if imp.phase_noise_linewidth > 0:
-            phase = wiener_phase(self._rng_imp, self.n_rx, n, imp.phase_noise_linewidth, self._pn_phase)
+            phase = wiener_phase(self._rng_imp, 1, n, imp.phase_noise_linewidth, self._pn_phase)
             self._pn_phase = np.mod(phase[:, -1], TWO_PI)
-            y *= np.exp(1j * phase).astype(np.complex64)
+            y *= np.exp(1j * phase).astype(np.complex64)  # one oscillator for every receive antenna
         if sfo is not None:
             sobs = self.get_tags_in_range(0, start, start + n, self._sob_key)
             y = sfo.process(y, [int(t.offset) - start for t in sobs])

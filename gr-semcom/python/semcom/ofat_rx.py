@@ -33,13 +33,16 @@ class ofat_rx(gr.sync_block):
     """
 
     def __init__(self, layout: OfatLayout, threshold: float = 0.2, phase_tracking: str = "linear",
-                 sfo_tracking: bool = False):
-        # sfo_tracking: estimate a sampling-clock offset from the pilots and remove its phase ramp.
+                 sfo_tracking: bool = False, dc_removal: bool = False, iq_correction: bool = False):
+        # sfo_tracking: estimate a sampling-clock offset from the pilots and remove its phase ramp;
+        # dc_removal: subtract a running mean per antenna first (a DC spur would trip detection);
+        # iq_correction: undo a receive IQ imbalance blindly (semcom.ofat.receiver, step 0).
         gr.sync_block.__init__(self, name="semcom_ofat_rx", in_sig=[np.complex64] * layout.n_rx,
                                out_sig=None)
         self.layout = layout
         self.receiver = FrameReceiver(layout, threshold=threshold, phase_tracking=phase_tracking,
-                                      sfo_tracking=bool(sfo_tracking))
+                                      sfo_tracking=bool(sfo_tracking), dc_removal=bool(dc_removal),
+                                      iq_correction=bool(iq_correction))
         self._port = pmt.intern("frames")
         self.message_port_register_out(self._port)
 

@@ -287,8 +287,9 @@ class Impairments:
       signal drifts later by ppm 1e-6 samples per sample (:class:`SfoResampler`).
     * ``phase_noise_linewidth``: oscillator phase noise as a Wiener process (free-running oscillator,
       Lorentzian spectrum of this two-sided 3-dB linewidth), in cycles per sample (linewidth in Hz over
-      the sample rate): phase increments N(0, 2 pi linewidth) per sample, independent per receive
-      antenna (:func:`wiener_phase`).
+      the sample rate): phase increments N(0, 2 pi linewidth) per sample (:func:`wiener_phase`);
+      ``mimo_channel`` applies one such process to every receive antenna (one oscillator per radio, as
+      a B210's or an X310's shared LO; the transmitter's and the receiver's noise folded into one).
     * ``tx_iq_gain_db`` / ``tx_iq_phase_deg``, ``rx_iq_gain_db`` / ``rx_iq_phase_deg``: IQ gain and
       phase imbalance per transmit / receive antenna (a float for all, or one per antenna),
       y = k1 x + k2 conj(x) (:func:`iq_coefficients`).

@@ -4,6 +4,16 @@
 what it needs across calls (a Schmidl & Cox plateau or a frame split between chunks is not lost).
 The GNU Radio block `ofat_rx` is a thin wrapper; offline replay of recordings uses this class directly.
 
+Before anything (step 0, per antenna, one-pole running averages over FRONT_END_SPAN samples):
+* dc_removal=True subtracts the running mean. A DC spur costs the frame nothing (the DC subcarrier is
+  null), but it would keep the Schmidl & Cox metric of idle samples near (DC power / (DC power +
+  noise))^2, above the threshold (0.25 at -20 dBc and 20 dB SNR): detections everywhere. UHD removes
+  DC on B2xx/X3xx by default.
+* iq_correction=True undoes a receive IQ imbalance y = k1 x + k2 conj(x) blindly: signal and noise
+  are circular (E[x^2] = 0), so y - beta conj(y) with beta = E[y^2] / (2 E|y|^2) ~ k2 / conj(k1)
+  leaves no image (to first order). A transmit imbalance mixed by the channel is not undone. The
+  frame's own preamble and training symbols are not circular and bias beta a little (FRONT_END_SPAN).
+
 Per frame:
 1. Detection and timing: Schmidl & Cox metric M(d) = |P(d)|^2 / R(d)^2 summed over the Nr antennas
    (receive diversity), threshold crossing, then the middle of the 90 % plateau, which puts the FFT
@@ -45,6 +55,11 @@ import numpy as np
 from .frame import FrameHeader, OfatLayout, combine_header_llrs, decode_header
 
 log = logging.getLogger(__name__)
+
+FRONT_END_SPAN = 32768
+"""Samples over which dc_removal and iq_correction average (a frame has zero mean: its DC subcarrier
+is null; its preamble and training symbols are not circular, |E[x^2]| / E|x|^2 ~ 0.47, so the IQ
+estimate needs many frames: at 4 096 samples it cost 0.5 dB at 20 dB, at 32 768 0.3 dB)."""
 
 
 @dataclass
@@ -113,6 +128,8 @@ class ReferenceFrameReceiver:
     phase_tracking: str = "linear"
     max_int_cfo: int = 4  # integer CFO search range in subcarriers (even shifts up to this)
     sfo_tracking: bool = False  # estimate and remove a sampling-clock offset from the pilots (step 7)
+    dc_removal: bool = False  # subtract a slow running mean per antenna first (step 0: a DC spur)
+    iq_correction: bool = False  # undo a receive IQ imbalance blindly (step 0: circularity)
     counters: RxCounters = field(default_factory=RxCounters)
 
     def __post_init__(self) -> None:
@@ -140,6 +157,7 @@ class ReferenceFrameReceiver:
         self._far_taps = far if far.size >= 4 else np.arange(lay.cp_len, lay.fft_len)
         self._basis = np.exp(-2j * np.pi * np.outer(signed, self._candidate_taps) / lay.fft_len)
         self.last_taps = np.array([], int)  # delay taps kept for the last frame (diagnostics)
+        self._front_state: dict[str, np.ndarray] = {}  # running means per antenna (step 0)
 
     # ------------------------------------------------------------------ streaming
     def process(self, samples: np.ndarray) -> list[ReceivedFrame]:
@@ -148,8 +166,37 @@ class ReferenceFrameReceiver:
         if samples.ndim != 2 or samples.shape[0] != self.layout.n_rx:
             raise ValueError(f"expected ({self.layout.n_rx}, n) samples, got {samples.shape}")
         self.counters.samples += samples.shape[1]
+        samples = self._front_end(samples)
         self._buf = np.concatenate([self._buf, samples.astype(np.complex64, copy=False)], axis=1)
         return self._drain()
+
+    def _front_end(self, samples: np.ndarray) -> np.ndarray:
+        """Step 0 on (Nr, m) samples: DC removal, then the receive IQ imbalance correction, each from
+        one-pole running averages over FRONT_END_SPAN samples per antenna (scipy's lfilter with its
+        state kept; started from the first chunk's mean, so only that start depends on the chunking)."""
+        if not (self.dc_removal or self.iq_correction):
+            return samples
+        x = np.asarray(samples, np.complex64)
+        if self.dc_removal:
+            x = x - self._running_mean("dc", x)
+        if self.iq_correction:
+            # y = k1 x + k2 conj(x) of a circular x has E[y^2] = 2 k1 k2 E|x|^2: beta = E[y^2] / (2 E|y|^2)
+            # ~ k2 / conj(k1), and y - beta conj(y) has no image left (to first order in k2).
+            power = np.maximum(self._running_mean("p", np.abs(x) ** 2).real, 1e-20)
+            beta = self._running_mean("y2", x * x) / (2 * power)
+            x = x - beta * np.conj(x)
+        return x.astype(np.complex64)
+
+    def _running_mean(self, name: str, x: np.ndarray) -> np.ndarray:
+        from scipy.signal import lfilter
+
+        a = 1.0 / FRONT_END_SPAN
+        # Started from the first chunk's own mean rather than 0, so that it need not climb for a span.
+        last = self._front_state.get(name, np.mean(x, axis=1, keepdims=True))
+        zi = last * (1.0 - a)
+        mean, _ = lfilter([a], [1.0, a - 1.0], x.astype(complex), axis=1, zi=zi)
+        self._front_state[name] = mean[:, -1:]
+        return mean
 
     def _drain(self) -> list[ReceivedFrame]:
         """Every frame the buffer now completes."""
@@ -488,6 +535,8 @@ class FrameReceiver(ReferenceFrameReceiver):
                 raise ValueError(f"expected ({self.layout.n_rx}, n) samples, got {samples.shape}")
             m = samples.shape[1]
         self.counters.samples += m
+        if self.dc_removal or self.iq_correction:
+            samples = self._front_end(np.asarray(samples))
         if self._hi + m > self._store.shape[1]:
             keep = self._hi - self._lo
             store = self._store
