@@ -156,6 +156,32 @@ def test_wheel_carries_grc_files_and_needs_no_torch(wheel: Path) -> None:
     assert base == ["numpy", "pyzmq", "sigmf"]
     torch = [r for r in requires if r.startswith("torch")]
     assert torch and all('extra == "host"' in r for r in torch) and "==" not in torch[0].split(";")[0]
+    # What a plain `pip install` resolves, from the installed packages' own metadata (offline): no torch.
+    assert "torch" not in dependency_closure(base), dependency_closure(base)
+
+
+def dependency_closure(names: list[str]) -> set[str]:
+    """The distributions `names` pull in (no extras), by their installed metadata."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop().lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            reqs = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for text in reqs:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return seen
 
 
 @pytest.mark.slow
