@@ -27,4 +27,7 @@ setup(
     package_data={"semcom.grc_flowgraphs": ["*.grc"], "semcom.grc_blocks": ["*.block.yml"],
                   "semcom.jscc": ["checkpoints/*"], "semcom.agents": ["checkpoints/*"]},
     cmdclass={"build_py": BuildPyWithoutQA},
+    # pip builds in the source tree: keep setuptools' files in their own folder, apart from the CMake
+    # build tree that scripts/test.sh makes in build/ (both ignored by git).
+    options={"build": {"build_base": "build/python-wheel"}},
 )
