@@ -191,7 +191,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     rows += analog_flowgraph_rows(args, models["jtcc"], test, k)
     out = Path(args.out)
     write_csv(out / "fig6.csv", _uniform(rows))
-    plot(out / "fig6.png", rows, clean, link)
+    plot(out / "fig6.png", rows, clean, link.cfg.rate)
     summary = {
         "command": "python experiments/token_paper/fig6.py " + shlex.join(argv),
         "n_test_questions": len(test), "digital_snrs_db": list(snrs), "analog_snrs_db": list(analog_snrs),
@@ -296,14 +296,16 @@ def checks(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def plot(path: Path, rows: list[dict[str, Any]], clean: dict[str, float], link: DigitalLink) -> None:
+def plot(path: Path, rows: list[dict[str, Any]], clean: dict[str, float], code_rate: float) -> None:
+    """Accuracy vs SNR, one panel per channel pair; one legend below both panels."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     panels = list(dict.fromkeys(r["panel"] for r in rows))
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.6), squeeze=False)
+    handles: dict[str, Any] = {}
     labels = {"raw_image_digital": "raw image: JPEG over digital OFDM",
               "deepjscc_scenes": "DeepJSCC (scenes) + VQA",
               "natural_language_digital": "natural language over digital OFDM",
@@ -315,25 +317,38 @@ def plot(path: Path, rows: list[dict[str, Any]], clean: dict[str, float], link: 
                 pts = sorted((float(r["snr_db"]), 100 * float(r["accuracy"])) for r in pr
                              if r["evaluated"] == how)
                 if pts:
-                    uses = next(r["complex_channel_uses"] for r in pr if r["evaluated"] == how)
+                    uses = float(next(r["complex_channel_uses"] for r in pr if r["evaluated"] == how))
                     lab = f"{labels[system]} ({uses:,.0f} ch. uses)" if how != "flowgraph" else \
                         f"{labels[system]}, through the flowgraph"
-                    ax.plot(*zip(*pts, strict=True), style, color=f"C{i}", label=lab,
-                            ms=4 if how != "flowgraph" else 7, mfc="none" if how == "flowgraph" else None)
+                    handles[lab] = ax.plot(*zip(*pts, strict=True), style, color=f"C{i}", label=lab,
+                                           ms=4 if how != "flowgraph" else 7,
+                                           mfc="none" if how == "flowgraph" else None)[0]
         for system, ls in (("raw_image_digital", ":"), ("natural_language_digital", "--")):
-            ax.axhline(100 * clean[system], color="grey", ls=ls, lw=0.8,
-                       label=f"{labels[system].split(':')[0].split(' over')[0]}, error-free")
+            lab = f"{labels[system].split(':')[0].split(' over')[0]}, error-free digital"
+            handles[lab] = ax.axhline(100 * clean[system], color="grey", ls=ls, lw=0.8, label=lab)
         chans = PANELS[panel]
         ax.set_title(f"{panel}: analog over {chans[0]}, digital over SISO {chans[1]} "
-                     f"(CC r={link.cfg.rate:.2f}, BPSK)", fontsize=8)
+                     f"(CC r={code_rate:.2f}, BPSK)", fontsize=8)
         ax.set_xlabel("SNR (dB)")
         ax.set_ylabel("VQA accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=3, fontsize=7)
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def replot(out: Path) -> int:
+    """fig6.png again from fig6.csv and fig6.json."""
+    import csv
+
+    with (out / "fig6.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    summary = json.loads((out / "fig6.json").read_text())
+    plot(out / "fig6.png", rows, summary["error_free_digital_accuracy"], summary["digital_link"]["code_rate"])
+    print(f"wrote {out / 'fig6.png'}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,7 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 36 questions on fresh scenes, AWGN at 0/10/20 dB, 6 questions through "
                    "the flowgraph at 20 dB")
+    p.add_argument("--replot", action="store_true", help="only redraw fig6.png from --out's fig6.csv + .json")
     args = p.parse_args(argv)
+    if args.replot:
+        return replot(Path(args.out))
     if args.quick:
         args.snrs = args.analog_snrs = [0.0, 10.0, 20.0]
         args.flowgraph_snrs, args.flowgraph_questions, args.analog_flowgraph_snrs = [20.0], 6, []
