@@ -33,8 +33,8 @@ from gnuradio.grc.gui import Actions  # noqa: E402
 # isort: on
 
 WINDOW = (1400, 900)  # a laptop screen: the whole flowgraph should show without scrolling
-SETTLE_MS = 1500  # GRC's start: the window shows and the first page is drawn
-PAGE_MS = 400  # per page after switching to it: GRC computes the block extents when it draws them
+SETTLE_MS = 1000  # GRC's start: the window shows and the first page is drawn
+PAGE_MS = 150  # per page after switching to it: room for one layout pass (the viewport size)
 
 
 def main(flowgraphs: list[str], out_dir: str) -> int:
