@@ -196,11 +196,13 @@ def test_wheel_install_runs_loopback_from_any_directory(wheel: Path, tmp_path: P
            if k not in ("PYTHONPATH", "GRC_BLOCKS_PATH", "SEMCOM_FLOWGRAPHS")}
     env["SEMCOM_CACHE"] = str(tmp_path / "cache")
     semcom = tmp_path / "venv" / "bin" / "semcom"
-    code = ("import semcom, gnuradio.semcom as b, sys; "
-            "print(semcom.__file__, b.__file__, 'torch' in sys.modules)")
+    code = ("import semcom, gnuradio.semcom as b, sys; from semcom import flowgraphs as f; "
+            "print(semcom.__file__, b.__file__, f.flowgraph_dir(), f.block_yml_dir(), "
+            "'torch' in sys.modules)")
     where = run([str(py), "-c", code], cwd=work, env=env).stdout.split()
-    assert all(p.startswith(str(tmp_path / "venv")) for p in where[:2]), where  # the wheel, not the checkout
-    assert where[2] == "False"  # the blocks and the host package import no torch
+    # Blocks, host package, .grc and .block.yml (what `semcom grc` puts on GRC_BLOCKS_PATH): the wheel's.
+    assert all(p.startswith(str(tmp_path / "venv")) for p in where[:4]), where
+    assert where[4] == "False"  # the blocks and the host package import no torch
     assert run([str(semcom), "--version"], cwd=work, env=env).stdout.strip() == "semcom 0.1.0"
     proc = run([str(semcom), "loopback", "--frames", "20", "--snr", "20", "--out", str(work / "out")],
                cwd=work, env=env)
