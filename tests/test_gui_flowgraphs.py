@@ -2,7 +2,7 @@
 display (QT_QPA_PLATFORM=offscreen); moving its SNR and CFO sliders changes the running channel, and the
 receiver's estimates on the live labels follow (tests/gui_run.py drives the QT GUI Range widgets).
 The USRP bench variant compiles and opens in GRC (tests/test_flowgraphs.py, tests/test_grc_gui.py);
-it needs radios to run.
+it needs radios to run, and without one it stops with the device probe's message.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from semcom.flowgraphs import REPO_ROOT, flowgraph_dir
+from semcom.flowgraphs import REPO_ROOT, compile_flowgraph, flowgraph_dir
 
 FFT_LEN = 64  # wifi64, the layout loopback_gui uses
 
@@ -57,3 +57,13 @@ def test_cfo_slider_moves_the_cfo_estimate(live: tuple[list[dict], Path]) -> Non
     assert abs(step["stats"]["cfo_estimate"] * FFT_LEN - step["set"]["cfo"]) < 0.02
     assert abs(float(step["labels"]["cfo_label"]) - step["set"]["cfo"]) < 0.02
     assert shot.stat().st_size > 10_000  # the window, drawn offscreen
+
+
+def test_usrp_bench_gui_without_radio_exits_with_clear_message(tmp_path: Path) -> None:
+    py = compile_flowgraph("usrp_bench_gui", out_dir=tmp_path)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path))
+    cmd = [sys.executable, str(py), "--tx-args", "serial=NOPE123", "--rx-args", "serial=NOPE123"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode != 0
+    assert 'no USRP found for "serial=NOPE123"' in proc.stderr
+    assert "Traceback" not in proc.stderr
