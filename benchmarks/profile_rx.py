@@ -73,8 +73,8 @@ def main() -> None:
     n = receive_all(layout, y, args.chunk, True, profiled)
     prof.disable()
     dt = time.perf_counter() - t0
-    print(f"{profiled.__name__}: {n} frames of {args.frames}, {dt / n * 1e3:.3f} ms per frame under cProfile, "
-          f"{y.shape[1] / dt / 1e6:.2f} MS/s per stream")
+    print(f"{profiled.__name__}: {n} frames of {args.frames}, {dt / n * 1e3:.3f} ms per frame under "
+          f"cProfile, {y.shape[1] / dt / 1e6:.2f} MS/s per stream")
     # Without the profiler: the fast and the reference receiver, interleaved, medians of 3.
     times: dict[str, list[float]] = {"FrameReceiver": [], "ReferenceFrameReceiver": []}
     for _ in range(3):
