@@ -138,15 +138,21 @@ def _row(system: str, panel: str, channel: str, snr: float, acc: dict[str, float
     return row
 
 
-def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
-    torch.set_num_threads(args.threads)
-    t_start = time.perf_counter()
+def load_data_and_models(args: argparse.Namespace) -> tuple[Any, VQATensors, dict[str, Any]]:
+    """The agents' data (or, ``--quick``, fresh scenes of another seed: a smoke run, not a result), the
+    test questions and the shipped models."""
     exp = AgentsExperiment()
-    if args.quick:  # fresh scenes of another seed (never trained on): a smoke run, not a result
+    if args.quick:
         exp = dataclasses.replace(exp, n_scenes=60, seed=4242)
     data = make_data(exp, progress=False, pretrain=False)
     test = data.test.subset(args.n_test) if args.n_test else data.test
-    models = load_models(args.checkpoints, data)
+    return data, test, load_models(args.checkpoints, data)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    t_start = time.perf_counter()
+    data, test, models = load_data_and_models(args)
     codec, _ = load_checkpoint(args.codec)
     vocab = Vocab(data.vocab)
     per_table = PerTable.load(args.per_table)
@@ -188,7 +194,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                                  "torch channel"))
         print(f"{panel}: {len(rows)} rows, {time.perf_counter() - t_start:.0f} s", flush=True)
     rows += flowgraph_rows(args, link, test, messages, models, vocab, q_image)
-    rows += analog_flowgraph_rows(args, models["jtcc"], test, k)
+    rows += analog_flowgraph_rows(args, models, codec, test)
     out = Path(args.out)
     write_csv(out / "fig6.csv", _uniform(rows))
     plot(out / "fig6.png", rows, clean, link.cfg.rate)
@@ -249,23 +255,44 @@ def flowgraph_rows(args: argparse.Namespace, link: DigitalLink, test: VQATensors
     return rows
 
 
-def analog_flowgraph_rows(args: argparse.Namespace, pipe: Any, test: VQATensors, k: int
+def analog_flowgraph_rows(args: argparse.Namespace, models: dict[str, Any], codec: Any, test: VQATensors
                           ) -> list[dict[str, Any]]:
-    """JTCC tokens over the OFAT 2x4 loopback flowgraph (one frame per question), ZF as on the torch path."""
+    """The analog systems of ``--analog-flowgraph-systems`` over the OFAT 2x4 loopback flowgraph (one
+    frame per question: 80 / 640 / 4 096 real values), ZF as on the torch path; lost frames reach the
+    receiver as zeros and are counted."""
     if not args.analog_flowgraph_snrs:
         return []
     from semcom.flowgraph_channel import FlowgraphChannel
+    from semcom.jscc.train import psnr_per_image
 
     sub = test.subset(args.analog_flowgraph_questions)
+    raw = models["raw_vqa"]
     rows = []
-    for snr in args.analog_flowgraph_snrs:
-        with FlowgraphChannel(snr, seed=args.seed + 1, method="zf") as fg:
-            acc = evaluate_pipeline(pipe, sub, fg, snr, seed=args.seed + 1)
-            rows.append(_row("tokens_jtcc", "fading", "OFAT 2x4 loopback flowgraph, ZF", snr, acc,
-                             k * pipe.link.m / 2, len(sub), "flowgraph", packets_sent=fg.sent,
-                             packets_lost=fg.lost))
-        print(f"flowgraph tokens_jtcc {snr:g} dB: acc {acc['all']:.3f}, frames {fg.sent} lost {fg.lost}",
-              flush=True)
+    for system in args.analog_flowgraph_systems:
+        for snr in args.analog_flowgraph_snrs:
+            extra: dict[str, Any] = {}
+            with FlowgraphChannel(snr, seed=args.seed + 1, method="zf") as fg:
+                if system == "deepjscc_scenes":
+                    psnrs: list[torch.Tensor] = []
+
+                    def logits(b: dict[str, torch.Tensor], fg: Any = fg, snr: float = snr,
+                               psnrs: list = psnrs) -> torch.Tensor:
+                        x_hat = codec(b["image"], fg, snr_db=snr)
+                        psnrs.append(psnr_per_image(b["image"], x_hat))
+                        return raw(x_hat, b["question"])
+
+                    with torch.no_grad():
+                        acc = accuracy_by_family(*predictions(logits, sub), sub.families)
+                    uses = float(codec.encoder(sub.images[:1].float() / 255).numel() / 2)
+                    extra["image_psnr_db"] = float(torch.cat(psnrs).mean())
+                else:
+                    pipe = models["jtcc" if system == "tokens_jtcc" else "tokens"]
+                    acc = evaluate_pipeline(pipe, sub, fg, snr, seed=args.seed + 1)
+                    uses = pipe.sensor.cfg.k_tokens * pipe.link.m / 2
+                rows.append(_row(system, "fading", "OFAT 2x4 loopback flowgraph, ZF", snr, acc, uses,
+                                 len(sub), "flowgraph", packets_sent=fg.sent, packets_lost=fg.lost, **extra))
+            print(f"flowgraph {system} {snr:g} dB: acc {acc['all']:.3f}, frames {fg.sent} lost {fg.lost}",
+                  flush=True)
     return rows
 
 
@@ -339,12 +366,30 @@ def plot(path: Path, rows: list[dict[str, Any]], clean: dict[str, float], code_r
     plt.close(fig)
 
 
+def flowgraph_only(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--flowgraph-only``: the analog systems over the OFAT loopback flowgraph, their own CSV + JSON."""
+    t0 = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    _, test, models = load_data_and_models(args)
+    codec, _ = load_checkpoint(args.codec)
+    rows = analog_flowgraph_rows(args, models, codec, test)
+    out = Path(args.out)
+    write_csv(out / "fig6_flowgraph.csv", _uniform(rows))
+    (out / "fig6_flowgraph.json").write_text(json.dumps(
+        {"command": "python experiments/token_paper/fig6.py " + shlex.join(argv),
+         "seconds": time.perf_counter() - t0}, indent=2) + "\n")
+    return replot(out)
+
+
 def replot(out: Path) -> int:
     """fig6.png again from fig6.csv and fig6.json."""
     import csv
 
-    with (out / "fig6.csv").open() as f:
-        rows = list(csv.DictReader(f))
+    rows = []
+    for name in ("fig6.csv", "fig6_flowgraph.csv"):
+        if (out / name).is_file():
+            with (out / name).open() as f:
+                rows += list(csv.DictReader(f))
     summary = json.loads((out / "fig6.json").read_text())
     plot(out / "fig6.png", rows, summary["error_free_digital_accuracy"], summary["digital_link"]["code_rate"])
     print(f"wrote {out / 'fig6.png'}")
@@ -370,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--analog-flowgraph-snrs", type=finite_float, nargs="*", default=[0.0, 10.0, 20.0],
                    help="SNRs at which JTCC tokens run over the OFAT loopback flowgraph" + d)
     p.add_argument("--analog-flowgraph-questions", type=positive_int, default=1000, help="questions" + d)
+    p.add_argument("--analog-flowgraph-systems", nargs="+", default=["tokens_jtcc"],
+                   choices=["tokens_jtcc", "tokens_raw", "deepjscc_scenes"], help="analog systems" + d)
+    p.add_argument("--flowgraph-only", action="store_true",
+                   help="only the analog systems over the OFAT flowgraph, written to fig6_flowgraph.csv "
+                   "(+ .json) beside fig6.csv; the figure is redrawn with both")
     p.add_argument("--checkpoints", default=str(AGENTS), help="agent checkpoints" + d)
     p.add_argument("--codec", default=str(SCENE_CHECKPOINT), help="scene DeepJSCC checkpoint" + d)
     p.add_argument("--per-table", default=str(ROOT / "host" / "semcom" / "digital" / "per_table.csv"),
@@ -387,11 +437,15 @@ def main(argv: list[str] | None = None) -> int:
         return replot(Path(args.out))
     if args.quick:
         args.snrs = args.analog_snrs = [0.0, 10.0, 20.0]
-        args.flowgraph_snrs, args.flowgraph_questions, args.analog_flowgraph_snrs = [20.0], 6, []
+        args.flowgraph_snrs, args.flowgraph_questions = [20.0], 6
+        if not args.flowgraph_only:
+            args.analog_flowgraph_snrs = []
         args.panels = ["awgn"]
     from gnuradio import gr
 
     gr.logging().set_default_level(gr.log_levels.warn)
+    if args.flowgraph_only:
+        return flowgraph_only(args, argv)
     summary = run(args, argv)
     print(json.dumps(summary["checks"], indent=1, default=float))
     print(f"wrote {args.out}/fig6.csv, fig6.png, fig6.json in {summary['seconds']:.0f} s")
