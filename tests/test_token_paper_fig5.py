@@ -55,6 +55,17 @@ def test_quick_run_counts_every_method_in_the_stated_units(tmp_path: Path) -> No
     # The larger rendering of the same scenes makes a larger file; the tokens do not change with it.
     assert rows["480x320", "jpeg_file"]["bits"] > 2 * rows["64x64", "jpeg_file"]["bits"]
     assert rows["480x320", "tokens_with_jtcc"]["bits"] == rows["64x64", "tokens_with_jtcc"]["bits"]
+    # The precision check: JTCC's accuracy with its values quantised, the float32 row first.
+    with (tmp_path / "fig5_precision.csv").open() as f:
+        precision = list(csv.DictReader(f))
+    assert precision[0]["bits_per_value"] == "float32"
+    assert [int(r["bits_per_value"]) for r in precision[1:]] == list(fig5.PRECISION_BITS)
+    exact = float(precision[0]["accuracy"])
+    assert exact > 0.5  # the shipped pipeline on fresh scenes
+    check = summary["precision_check"]
+    enough = check["sufficient_bits_per_value"]
+    if enough is not None:
+        assert check["jtcc_bits_at_sufficient_precision"] == enough * jt["real_values"]
     acc = summary["acceptance"]["480x320"]
     jpeg_480 = rows["480x320", "jpeg_file"]["bits"]
     assert acc["jpeg_over_jtcc_bits"] == pytest.approx(jpeg_480 / (16 * jt["real_values"]))
@@ -88,13 +99,44 @@ def test_clevr_size_rendering_is_the_square_scene_with_the_floor_extended() -> N
     np.testing.assert_array_equal(img[:, 400:], np.broadcast_to(background, (320, 80, 3)))
 
 
+def test_quantiser_has_2_to_the_b_levels_and_its_error_halves_per_bit() -> None:
+    import torch
+
+    fig5 = _load()
+    z = torch.randn(4, 5, 16, generator=torch.Generator().manual_seed(0))
+    errors = []
+    for bits in (3, 4, 5, 6):
+        q = fig5.Quantizer(bits)(z)
+        assert all(len(torch.unique(q[i, j])) <= 2 ** bits for i in range(4) for j in range(5))
+        errors.append(float((q - z).pow(2).mean().sqrt()))
+    # Uniform quantisation: the RMS error halves with every bit (clipping at 4 RMS is rare).
+    for coarse, fine in zip(errors, errors[1:], strict=False):
+        assert 1.7 < coarse / fine < 2.3
+    torch.testing.assert_close(fig5.Quantizer(16)(z), z, atol=1e-3, rtol=0)
+
+
+def test_sufficient_bits_is_the_fewest_within_the_tolerance() -> None:
+    fig5 = _load()
+    rows = [{"bits_per_value": "float32", "accuracy": 0.9, "difference": 0.0},
+            {"bits_per_value": 2, "accuracy": 0.8, "difference": -0.1},
+            {"bits_per_value": 4, "accuracy": 0.898, "difference": -0.002},
+            {"bits_per_value": 8, "accuracy": 0.9, "difference": 0.0}]
+    assert fig5.sufficient_bits(rows) == 4
+    assert fig5.sufficient_bits(rows[:2]) is None
+    # A coarse precision that happens to score well below a failing one does not count.
+    lucky = [*rows[:1], {"bits_per_value": 2, "accuracy": 0.9, "difference": 0.0},
+             {"bits_per_value": 4, "accuracy": 0.85, "difference": -0.05}, rows[3]]
+    assert fig5.sufficient_bits(lucky) == 8
+
+
 def test_units_scale_the_counts() -> None:
     units = _load().Units(bits_per_value=8, digital_bits_per_use=2)
     assert units.analog(80) == (640, 40)
     assert units.digital(1000) == (1000, 500)
 
 
-@pytest.mark.parametrize("bad", [["--quality", "0"], ["--bits-per-value", "0"], ["--n-scenes", "0"]])
+@pytest.mark.parametrize("bad", [["--quality", "0"], ["--bits-per-value", "0"], ["--n-scenes", "0"],
+                                 ["--precision-questions", "2"]])
 def test_bad_options_exit_2(bad: list[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as err:
         _load().main([*bad, "--out", str(tmp_path)])

@@ -28,7 +28,12 @@ reference, coded as word indices (``ceil(log2 |vocab|)`` bits per word, BOS/EOS 
 evaluation counts it); tokens without JTCC (K x d values) and with JTCC (K x m values), K, d and m read
 from the token checkpoints.
 
-Writes fig5.csv, fig5.png and fig5.json to ``--out``:
+The precision an analog value needs (``precision_check``): the JTCC pipeline answers held-out
+questions (``--precision-questions`` on fresh scenes, ideal channel) with every channel value
+quantised to b bits (``Quantizer``: 2^b uniform levels over +-4 x the token's RMS); the smallest b
+within ``PRECISION_TOLERANCE`` of the unquantised accuracy is reported, and the bits JTCC needs at it.
+
+Writes fig5.csv, fig5_precision.csv, fig5.png and fig5.json to ``--out``:
 
     .venv/bin/python experiments/token_paper/fig5.py            # results in experiments/token_paper/output
     .venv/bin/python experiments/token_paper/fig5.py --quick    # a smoke run (seconds) to a temp directory
@@ -47,9 +52,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from semcom.agents.checkpoint import load_pipeline
 from semcom.agents.experiment import DEFAULT_JSCC, checkpoint_path
+from semcom.agents.train import VQATensors, evaluate_pipeline
+from semcom.data.datasets import make_vqa_dataset
 from semcom.data.questions import natural_language_summary
 from semcom.data.scenes import Scene, generate_scenes, render_scene
 from semcom.data.vocab import default_vocab
@@ -65,6 +74,9 @@ SHIPPED_AGENTS = ROOT / "host" / "semcom" / "agents" / "checkpoints"
 CLEVR_WIDTH, CLEVR_HEIGHT = 480, 320
 MODEL_SIZE = 64
 SCENE_SEED = 5  # scenes of their own seed: Fig. 5 needs their images, not the experiment's splits
+PRECISION_SEED = 7  # held-out scenes for the precision check (the agents trained on seeds 0 and 1000)
+PRECISION_BITS = (2, 3, 4, 5, 6, 8, 16)
+PRECISION_TOLERANCE = 0.005  # accuracy within half a point of the unquantised values
 
 
 @dataclass(frozen=True)
@@ -180,9 +192,10 @@ LABELS = {"jpeg_file": "JPEG file", "deepjscc": "DeepJSCC", "natural_language_ut
           "tokens_with_jtcc": "tokens + JTCC"}
 
 
-def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int) -> None:
-    """Two panels, bits and channel uses (log scale), grouped bars per method for both resolutions,
-    each bar labelled with the JPEG file's multiple of it."""
+def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
+         precision: list[dict[str, Any]] | None = None) -> None:
+    """Bits and channel uses (log scale), grouped bars per method for both resolutions, each bar labelled
+    with the JPEG file's multiple of it; and, with ``precision``, JTCC's accuracy vs bits per value."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,8 +203,9 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int) -> 
 
     methods = list(LABELS)
     images = ["64x64", "480x320"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-    for ax, (key, ratio, title) in zip(axes, (
+    fig, axes = plt.subplots(1, 3 if precision else 2, figsize=(16.5 if precision else 12, 4.6),
+                             gridspec_kw={"width_ratios": [1, 1, 0.55] if precision else [1, 1]})
+    for ax, (key, ratio, title) in zip(axes[:2], (
             ("bits", "jpeg_bits_over_bits", f"bits (analog values at {units.bits_per_value:g} bit)"),
             ("channel_uses", "jpeg_uses_over_uses",
              f"complex channel uses (digital at {units.digital_bits_per_use:g} bit/use)")), strict=True):
@@ -211,12 +225,68 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int) -> 
         ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
+    if precision:
+        ax = axes[2]
+        exact = precision[0]["accuracy"]
+        pts = [(r["bits_per_value"], 100 * r["accuracy"]) for r in precision[1:]]
+        ax.plot(*zip(*pts, strict=True), "-o", label="values quantised")
+        ax.axhline(100 * exact, ls="--", color="k", label="float32")
+        ax.set_xlabel("bits per channel value")
+        ax.set_ylabel("accuracy (%), ideal channel")
+        ax.set_title("tokens + JTCC: precision the values need", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.suptitle(f"Fig. 5: overhead per image and the JPEG file (quality {quality}) as a multiple of it",
                  fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+class Quantizer(nn.Module):
+    """A b-bit uniform quantiser of the channel values (B, K, m): 2^b levels (mid-rise) evenly over
+    +-``clip`` x each token's RMS, values beyond clipped to the outer levels. Called as a channel."""
+
+    def __init__(self, bits: int, clip: float = 4.0) -> None:
+        super().__init__()
+        self.bits, self.clip = bits, clip
+
+    def forward(self, z: torch.Tensor, snr_db: float | None = None) -> torch.Tensor:
+        limit = self.clip * z.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-12)
+        step = 2 * limit / 2 ** self.bits
+        levels = (torch.floor(z / step) + 0.5) * step
+        return torch.maximum(torch.minimum(levels, limit - step / 2), -limit + step / 2)
+
+
+def precision_check(agents_dir: Path, n_questions: int, bits: tuple[int, ...], progress: bool
+                    ) -> list[dict[str, Any]]:
+    """Accuracy of the JTCC pipeline (ideal channel) with its values unquantised and at each of ``bits``,
+    on ``n_questions`` questions about fresh scenes (one question each)."""
+    pipeline, _ = load_pipeline(checkpoint_path(agents_dir, "jtcc"))
+    size = pipeline.receiver.cfg.image_size
+    scenes, _, _ = make_vqa_dataset(n_questions, 1, seed=PRECISION_SEED, image_size=size,
+                                    split=(1.0, 0.0, 0.0), progress=progress)
+    data = VQATensors.from_dataset(scenes)
+    with torch.no_grad():
+        exact = evaluate_pipeline(pipeline, data, None, 0.0)["all"]
+        rows = [{"bits_per_value": "float32", "accuracy": exact, "difference": 0.0}]
+        for b in bits:
+            acc = evaluate_pipeline(pipeline, data, Quantizer(b), 0.0)["all"]
+            rows.append({"bits_per_value": b, "accuracy": acc, "difference": acc - exact})
+    return rows
+
+
+def sufficient_bits(rows: list[dict[str, Any]]) -> int | None:
+    """The fewest bits per value from which on every tested precision is within ``PRECISION_TOLERANCE``
+    of the unquantised accuracy (None if the finest one is not)."""
+    enough = None
+    quantised = [r for r in rows if r["bits_per_value"] != "float32"]
+    for r in sorted(quantised, key=lambda r: -r["bits_per_value"]):
+        if r["difference"] < -PRECISION_TOLERANCE:
+            break
+        enough = r["bits_per_value"]
+    return enough
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -235,6 +305,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="agent checkpoints whose K, d and m are counted (default: the shipped ones)")
     p.add_argument("--jscc-checkpoint", default=str(DEFAULT_JSCC),
                    help="DeepJSCC checkpoint whose k/n is counted (default: %(default)s)")
+    p.add_argument("--precision-questions", type=int, default=2000,
+                   help="questions of the precision check, 0 to skip it (default: %(default)s)")
     p.add_argument("--out", default=None,
                    help="output directory (default: experiments/token_paper/output; --quick: a temp dir)")
     p.add_argument("--quick", action="store_true", help="20 scenes, to a temporary directory unless --out")
@@ -244,12 +316,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--quality must be in 1..95, got {args.quality}")
     if args.bits_per_value <= 0 or args.digital_bits_per_use <= 0:
         p.error("--bits-per-value and --digital-bits-per-use must be > 0")
+    if args.precision_questions < 0 or 0 < args.precision_questions < 3:
+        p.error(f"--precision-questions must be 0 (skip) or >= 3, got {args.precision_questions}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     n_scenes = min(args.n_scenes, 20) if args.quick else args.n_scenes
+    n_precision = min(args.precision_questions, 50) if args.quick else args.precision_questions
     out = Path(args.out) if args.out else (Path(tempfile.mkdtemp(prefix="fig5_")) if args.quick
                                            else ROOT / "experiments" / "token_paper" / "output")
     units = Units(args.bits_per_value, args.digital_bits_per_use)
@@ -262,18 +337,32 @@ def main(argv: list[str] | None = None) -> int:
     measured = measure_scenes(n_scenes, args.quality, args.seed, progress=not args.no_progress)
     rows = overhead_rows(measured, tokens, jscc_c, units)
     write_csv(out / "fig5.csv", rows)
-    plot(out / "fig5.png", rows, units, args.quality)
+    precision = (precision_check(Path(args.checkpoints), n_precision, PRECISION_BITS, not args.no_progress)
+                 if n_precision else [])
+    if precision:
+        write_csv(out / "fig5_precision.csv", precision)
+    plot(out / "fig5.png", rows, units, args.quality, precision)
+    enough = sufficient_bits(precision) if precision else None
     command = " ".join(argv if argv is not None else sys.argv[1:])
     summary = {"command": f"experiments/token_paper/fig5.py {command}",
                "n_scenes": n_scenes, "scene_seed": args.seed, "jpeg_quality": args.quality,
                "units": asdict(units), "tokens": tokens, "deepjscc_c": jscc_c,
                "deepjscc_checkpoint": str(args.jscc_checkpoint),
-               "acceptance": acceptance(rows), "seconds": time.perf_counter() - t0}
+               "acceptance": acceptance(rows),
+               "precision_check": {"questions": n_precision, "rows": precision,
+                                   "tolerance": PRECISION_TOLERANCE, "sufficient_bits_per_value": enough,
+                                   "jtcc_bits_at_sufficient_precision": None if enough is None
+                                   else enough * tokens["tokens_with_jtcc"]["real_values"]},
+               "seconds": time.perf_counter() - t0}
     (out / "fig5.json").write_text(json.dumps(summary, indent=2) + "\n")
     for r in rows:
         print(f"{r['image']:8s} {r['method']:30s} {r['bits']:10.0f} bits {r['channel_uses']:9.0f} uses  "
               f"JPEG/this {r['jpeg_bits_over_bits']:8.3g} (bits) {r['jpeg_uses_over_uses']:8.3g} (uses)")
-    print(f"wrote {out / 'fig5.csv'}, fig5.png, fig5.json")
+    for r in precision:
+        unit = "" if r["bits_per_value"] == "float32" else " bits"
+        print(f"JTCC values at {r['bits_per_value']}{unit}: accuracy {100 * r['accuracy']:.2f} % "
+              f"({100 * r['difference']:+.2f} points)")
+    print(f"wrote {out / 'fig5.csv'}, fig5_precision.csv, fig5.png, fig5.json")
     return 0
 
 
