@@ -19,9 +19,10 @@ plain single process stays the default and is unchanged.
 from __future__ import annotations
 
 import os
-import socket
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -63,14 +64,19 @@ def world() -> World:
                  dist.get_backend())
 
 
-def setup(backend: str | None = None) -> World:
+def setup(backend: str | None = None, store: Any = None) -> World:
     """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1);
-    a no-op for a single process or when already joined. On NCCL the process takes its local GPU."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+    a no-op for a single process or when already joined. On NCCL the process takes its local GPU.
+    ``store``: a rendezvous store of the caller's (``run_local``'s file store) instead of torchrun's."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size > 1 and not dist.is_initialized():
         backend = backend or default_backend()
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
+        if store is None:
+            dist.init_process_group(backend)
+        else:
+            dist.init_process_group(backend, store=store, rank=int(os.environ["RANK"]), world_size=size)
     return world()
 
 
@@ -171,22 +177,21 @@ def is_data_parallel(step: StepFn) -> bool:
 
 
 def run_local(fn: Callable[..., None], nprocs: int, *args: Any, backend: str = "gloo") -> None:
-    """Run ``fn(rank, *args)`` in ``nprocs`` processes on this machine, joined in a process group over
-    127.0.0.1 (``torch.multiprocessing`` spawn; ``fn`` must be importable). For tests and one-machine
-    trials; ``torchrun`` does the same for a command."""
+    """Run ``fn(rank, *args)`` in ``nprocs`` processes on this machine, joined in a process group
+    (``torch.multiprocessing`` spawn; ``fn`` must be importable). For tests and one-machine trials;
+    ``torchrun`` does the same for a command. The processes meet through a file (no rendezvous port,
+    which would listen on every interface) and gloo talks over the loopback interface only."""
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_local_process, args=(nprocs, port, backend, fn, args), nprocs=nprocs, join=True)
+    with tempfile.TemporaryDirectory(prefix="semcom_dist_") as tmp:
+        mp.spawn(_local_process, args=(nprocs, str(Path(tmp) / "store"), backend, fn, args), nprocs=nprocs,
+                 join=True)
 
 
-def _local_process(rank: int, nprocs: int, port: int, backend: str, fn: Callable[..., None],
+def _local_process(rank: int, nprocs: int, store_path: str, backend: str, fn: Callable[..., None],
                    args: tuple[Any, ...]) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(nprocs), RANK=str(rank),
-                      LOCAL_RANK=str(rank))
-    setup(backend)
+    os.environ.update(WORLD_SIZE=str(nprocs), RANK=str(rank), LOCAL_RANK=str(rank), GLOO_SOCKET_IFNAME="lo")
+    setup(backend, store=dist.FileStore(store_path, nprocs))
     try:
         fn(rank, *args)
     finally:
