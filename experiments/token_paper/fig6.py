@@ -167,6 +167,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     messages = {"natural_language_digital": summaries, "raw_image_digital": jpegs}
     receivers = DigitalReceivers(models, test, jpegs)
     clean = {s: float(receivers.answers[s][0].mean()) for s in receivers.answers}
+    with torch.no_grad():
+        clean_image = float(raw_correct(models["raw_vqa"], test).mean())
     rows: list[dict[str, Any]] = []
     rng = np.random.default_rng(args.seed)
     for panel in args.panels:
@@ -193,11 +195,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                 rows.append(_row(system, panel, analog, snr, acc, k * pipe.link.m / 2, len(test),
                                  "torch channel"))
         print(f"{panel}: {len(rows)} rows, {time.perf_counter() - t_start:.0f} s", flush=True)
-    rows += flowgraph_rows(args, link, test, messages, models, vocab, q_image)
+    rows += flowgraph_rows(args, link, test, messages, models, vocab, q_image, receivers, per_table)
     rows += analog_flowgraph_rows(args, models, codec, test)
     out = Path(args.out)
     write_csv(out / "fig6.csv", _uniform(rows))
-    plot(out / "fig6.png", rows, clean, link.cfg.rate)
+    plot(out / "fig6.png", rows, clean | {"clean_image": clean_image}, link.cfg.rate)
     summary = {
         "command": "python experiments/token_paper/fig6.py " + shlex.join(argv),
         "n_test_questions": len(test), "digital_snrs_db": list(snrs), "analog_snrs_db": list(analog_snrs),
@@ -206,7 +208,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         "digital_link": link.cfg.to_dict(), "jpeg_quality": JPEG_QUALITY,
         "mean_packets": {s: float(n_pk[s][q_image].mean()) for s in n_pk},
         "mean_bytes": {s: float(np.mean([len(m) for m in messages[s]])) for s in messages},
-        "error_free_digital_accuracy": clean, "per_table": str(args.per_table),
+        "error_free_digital_accuracy": clean, "raw_image_vqa_clean_image": clean_image,
+        "per_table": str(args.per_table),
         "per_table_command": per_table.meta.get("command", ""), "codec": str(args.codec),
         "checks": checks(rows), "seconds": time.perf_counter() - t_start,
     }
@@ -223,9 +226,13 @@ def per_question(data: VQATensors, image_of: np.ndarray) -> VQATensors:
 
 def flowgraph_rows(args: argparse.Namespace, link: DigitalLink, test: VQATensors,
                    messages: dict[str, list[bytes]], models: dict[str, Any], vocab: Vocab,
-                   q_image: np.ndarray) -> list[dict[str, Any]]:
+                   q_image: np.ndarray, receivers: DigitalReceivers, per_table: PerTable
+                   ) -> list[dict[str, Any]]:
     """The digital baselines fully through the flowgraph for the first ``--flowgraph-questions``
-    questions (one transmission each): the received bytes are decoded and answered as they arrived."""
+    questions (one transmission each): the received bytes are decoded and answered as they arrived.
+
+    Beside each row, for the same questions: the accuracy with every message delivered / none, and what
+    the PER table predicts (messages delivered, expected accuracy), to check the sampled curves."""
     if not args.flowgraph_snrs:
         return []
     sub = per_question(test.subset(args.flowgraph_questions), q_image[:args.flowgraph_questions])
@@ -247,9 +254,16 @@ def flowgraph_rows(args: argparse.Namespace, link: DigitalLink, test: VQATensors
                 acc = accuracy_by_family(correct, sub.family.numpy(), sub.families)
                 packets = np.mean([packets_per_message(len(m), link.cfg) for m in sent])
                 uses = float(packets * link.cfg.burst_samples)
+                ok, lost = (a[:len(sub)] for a in receivers.answers[system])
+                p_msg = (1.0 - per_table.per(digital_ch, snr)) ** np.array(
+                    [packets_per_message(len(m), link.cfg) for m in sent])
                 rows.append(_row(system, panel, f"digital SISO {digital_ch}", snr, acc, uses, len(sub),
                                  "flowgraph", packets_sent=res.sent, packets_lost=res.lost,
-                                 messages_delivered=float(np.mean([m is not None for m in received]))))
+                                 messages_delivered=float(np.mean([m is not None for m in received])),
+                                 accuracy_all_delivered=float(ok.mean()),
+                                 accuracy_none_delivered=float(lost.mean()),
+                                 table_messages_delivered=float(p_msg.mean()),
+                                 table_expected_accuracy=float(np.mean(p_msg * ok + (1 - p_msg) * lost))))
                 print(f"flowgraph {system} {digital_ch} {snr:g} dB: acc {acc['all']:.3f}, "
                       f"packets {res.counts()}", flush=True)
     return rows
@@ -353,6 +367,9 @@ def plot(path: Path, rows: list[dict[str, Any]], clean: dict[str, float], code_r
         for system, ls in (("raw_image_digital", ":"), ("natural_language_digital", "--")):
             lab = f"{labels[system].split(':')[0].split(' over')[0]}, error-free digital"
             handles[lab] = ax.axhline(100 * clean[system], color="grey", ls=ls, lw=0.8, label=lab)
+        if "clean_image" in clean:
+            lab = "raw-image VQA on the clean image (no channel)"
+            handles[lab] = ax.axhline(100 * clean["clean_image"], color="black", ls="-", lw=0.6, label=lab)
         chans = PANELS[panel]
         ax.set_title(f"{panel}: analog over {chans[0]}, digital over SISO {chans[1]} "
                      f"(CC r={code_rate:.2f}, BPSK)", fontsize=8)
@@ -391,7 +408,10 @@ def replot(out: Path) -> int:
             with (out / name).open() as f:
                 rows += list(csv.DictReader(f))
     summary = json.loads((out / "fig6.json").read_text())
-    plot(out / "fig6.png", rows, summary["error_free_digital_accuracy"], summary["digital_link"]["code_rate"])
+    clean = summary["error_free_digital_accuracy"]
+    if "raw_image_vqa_clean_image" in summary:
+        clean = clean | {"clean_image": summary["raw_image_vqa_clean_image"]}
+    plot(out / "fig6.png", rows, clean, summary["digital_link"]["code_rate"])
     print(f"wrote {out / 'fig6.png'}")
     return 0
 
