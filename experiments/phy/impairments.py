@@ -42,6 +42,10 @@ CASES = {
     "SFO 20 ppm": {"sfo_ppm": 20.0},
     "all (phase noise, RX IQ, DC, 20 ppm)": {"phase_noise_linewidth": PHASE_NOISE_LINEWIDTH, **IQ,
                                              "dc_offset_dbc": DC_DBC, "sfo_ppm": 20.0},
+    # Phase noise against the receiver's linear common-phase fit instead of one phase per symbol.
+    "phase noise, linear phase tracking": {"phase_noise_linewidth": PHASE_NOISE_LINEWIDTH,
+                                           "rx": {"phase_tracking": "linear", "sfo_tracking": True,
+                                                  "dc_removal": True, "iq_correction": True}},
     # The receiver's own cost: no impairment, and RX IQ alone, with its corrections off.
     "none, receiver corrections off": {"rx": {}},
     "RX IQ 0.5 dB / 3 deg, corrections off": {**IQ, "rx": {}},
