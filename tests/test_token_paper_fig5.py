@@ -77,13 +77,74 @@ def test_summary_bits_are_the_utf8_size_of_the_scenes_summaries() -> None:
     from semcom.data.questions import natural_language_summary
     from semcom.data.scenes import generate_scenes
 
-    measured = fig5.measure_scenes(6, quality=75, seed=3, progress=False)
+    small, large = fig5.measure_scenes(6, quality=75, seed=3, progress=False)
     expected = [8 * len(natural_language_summary(s).encode("utf-8")) for s in generate_scenes(6, 3)]
-    np.testing.assert_array_equal(measured["summary_utf8"], expected)
-    assert (measured["summary_words"] < measured["summary_utf8"]).all()
+    np.testing.assert_array_equal(small.summary_utf8, expected)
+    np.testing.assert_array_equal(large.summary_utf8, expected)
+    assert (small.summary_words < small.summary_utf8).all()
+    assert small.shapes == [(64, 64)] * 6 and large.shapes == [(320, 480)] * 6
     # A lower JPEG quality makes smaller files of the same images.
-    assert (fig5.measure_scenes(6, quality=20, seed=3, progress=False)["jpeg_64x64"]
-            < measured["jpeg_64x64"]).all()
+    assert (fig5.measure_scenes(6, quality=20, seed=3, progress=False)[0].jpeg_bits < small.jpeg_bits).all()
+
+
+def _write_clevr(root: Path, scenes: list) -> None:
+    """A CLEVR v1.0 layout (val split): one PNG per scene at 480x320, two questions each, scene file."""
+    from PIL import Image
+
+    from semcom.data.scenes import Scene, render_scene
+
+    fig5 = _load()
+    background = render_scene(Scene([]), 320)[:, :1]
+    for sub in ("questions", "images/val", "scenes"):
+        (root / sub).mkdir(parents=True)
+    questions, records = [], []
+    for k, scene in enumerate(scenes):
+        name = f"CLEVR_val_{k:06d}.png"
+        Image.fromarray(fig5.render_clevr_size(scene, background)).save(root / "images" / "val" / name)
+        questions += [{"image_filename": name, "question": "How many things are there?", "answer": "3",
+                       "program": [{"function": "count"}], "question_index": 2 * k + i} for i in range(2)]
+        objects = [{"color": o.color, "size": o.size, "shape": o.shape, "material": "rubber",
+                    "pixel_coords": [480 * o.x, 320 * o.y, 10.0 - o.y]} for o in scene.objects]
+        records.append({"image_filename": name, "objects": objects})
+    (root / "questions" / "CLEVR_val_questions.json").write_text(json.dumps({"questions": questions}))
+    (root / "scenes" / "CLEVR_val_scenes.json").write_text(json.dumps({"scenes": records}))
+
+
+def test_a_local_clevr_copy_is_measured_from_its_own_files(tmp_path: Path) -> None:
+    fig5 = _load()
+    from semcom.data.questions import natural_language_summary
+    from semcom.data.scenes import generate_scenes
+
+    scenes = generate_scenes(3, 4)
+    _write_clevr(tmp_path / "clevr", scenes)
+    out = tmp_path / "out"
+    assert fig5.main(["--quick", "--precision-questions", "0", "--no-progress", "--clevr",
+                      str(tmp_path / "clevr"), "--n-images", "2", "--out", str(out)]) == 0
+    rows = _rows(out)
+    stored = [8 * (tmp_path / "clevr" / "images" / "val" / f"CLEVR_val_{k:06d}.png").stat().st_size
+              for k in range(2)]
+    assert rows["clevr val", "stored_file"]["bits"] == pytest.approx(np.mean(stored))
+    assert rows["clevr val", "deepjscc"]["channel_uses"] == rows["480x320", "deepjscc"]["channel_uses"]
+    # The summary is the loader's, from the scene file (materials included), 2 images of the 3.
+    clevr_utf8 = rows["clevr val", "natural_language_utf8"]["bits"]
+    assert clevr_utf8 > np.mean([8 * len(natural_language_summary(s).encode()) for s in scenes[:2]])
+    summary = json.loads((out / "fig5.json").read_text())
+    assert summary["images_per_set"]["clevr val"] == 2
+    assert "at_least_100x_fewer_bits_than_jpeg" in summary["acceptance"]["clevr val"]
+
+
+def test_a_local_copy_without_scene_files_is_a_usage_error(tmp_path: Path) -> None:
+    from semcom.data.scenes import generate_scenes
+    from semcom.errors import UsageError
+
+    _write_clevr(tmp_path / "clevr", generate_scenes(1, 4))
+    (tmp_path / "clevr" / "scenes" / "CLEVR_val_scenes.json").unlink()
+    with pytest.raises(UsageError, match="scene files"):  # one line and exit 2 from the command line
+        _load().main(["--quick", "--precision-questions", "0", "--clevr", str(tmp_path / "clevr"),
+                      "--out", str(tmp_path / "out")])
+    with pytest.raises(UsageError, match="--clevr"):
+        _load().main(["--quick", "--precision-questions", "0", "--clevr", str(tmp_path / "missing"),
+                      "--out", str(tmp_path / "out")])
 
 
 def test_clevr_size_rendering_is_the_square_scene_with_the_floor_extended() -> None:
