@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and run every test: lint, pytest (unit, flowgraph, loopback integration and the
-# gr_unittest QA files), then the GNU Radio way: cmake configure + build + ctest + a staged install.
+# Set up (idempotent) and run every test: lint, pytest (unit, flowgraph, loopback integration), then the
+# GNU Radio way: cmake configure + build + ctest (the gr_unittest QA files, run only there) + a staged install.
 # Timing goals are not tested here: see benchmarks/ (scripts/bench.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
