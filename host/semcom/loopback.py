@@ -173,13 +173,15 @@ def stream(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], snr_
 
 
 def gr_channel_models(tb: Any, taps: np.ndarray, *, epsilon: float = 1.0, cfo: float = 0.0,
-                      noise_var: float = 0.0, seed: int = 0) -> tuple[list[Any], list[Any]]:
+                      noise_var: float = 0.0, seed: int = 0, rx_iq: tuple[float, float] | None = None
+                      ) -> tuple[list[Any], list[Any]]:
     """Nt x Nr MIMO channel out of GNU Radio's own `channels.channel_model` blocks (cross-checks):
     one per antenna pair with that pair's FIR `taps[r, t]` ((Nr, Nt, L)), the same sampling-clock
     ratio `epsilon` (GR's fractional resampler: input rate over output rate, 1.0 = none) and CFO
     (cycles/sample) on every pair, summed per receive antenna by `blocks.add_cc`; AWGN of variance
-    noise_var added once per receive antenna. Returns (input blocks per TX antenna, output blocks per
-    RX antenna) to connect in `tb`."""
+    noise_var added once per receive antenna; with rx_iq = (gain dB, phase degrees) GNU Radio's
+    `channels.iqbal_gen` receive model on every receive antenna after the noise. Returns (input blocks
+    per TX antenna, output blocks per RX antenna) to connect in `tb`."""
     from gnuradio import blocks, channels
 
     n_rx, n_tx, _ = taps.shape
@@ -193,6 +195,10 @@ def gr_channel_models(tb: Any, taps: np.ndarray, *, epsilon: float = 1.0, cfo: f
                                            taps=[complex(v) for v in taps[r, t]],
                                            noise_seed=seed + r + 1, block_tags=False)
             tb.connect(inputs[t], model, (add, t))
+        if rx_iq is not None:
+            iq = channels.iqbal_gen(float(rx_iq[0]), float(rx_iq[1]), 1)  # mode 1: the receiver model
+            tb.connect(add, iq)
+            add = iq
         outputs.append(add)
     return inputs, outputs
 

@@ -316,7 +316,7 @@ class qa_mimo_channel(gr_unittest.TestCase):
         through mimo_channel's RX IQ imbalance and the closed form, 28.2 dB at 0.5 dB / 3 degrees."""
         from gnuradio import channels
 
-        from semcom.ofat.channel_model import image_rejection_db
+        from semcom.ofat.channel_model import image_rejection_db, iq_coefficients
 
         n, f_bin = 4096, 300
         x = np.exp(2j * np.pi * f_bin * np.arange(n) / n).astype(np.complex64)
@@ -333,6 +333,15 @@ class qa_mimo_channel(gr_unittest.TestCase):
             tb.run()
             self.assertAlmostEqual(irr(np.array(sink.data())), irr(ours), places=2)
         self.assertAlmostEqual(irr(ours), image_rejection_db(0.5, 3.0), places=3)
+        # Coefficient for coefficient: iqbal_gen's receive model is y = k1 x + k2 conj(x) with ours.
+        noise = white(np.random.default_rng(23), (1, 5000))[0]
+        tb = gr.top_block()
+        sink = blocks.vector_sink_c()
+        tb.connect(blocks.vector_source_c(noise.tolist()), channels.iqbal_gen(0.5, 3.0, 1), sink)
+        tb.run()
+        basis = np.stack([noise, np.conj(noise)], axis=1)
+        fit, *_ = np.linalg.lstsq(basis, np.array(sink.data()), rcond=None)
+        np.testing.assert_allclose(fit, np.concatenate(iq_coefficients(0.5, 3.0, 1)), atol=1e-5)
 
     def test_tx_iq_imbalance_and_dc_offset(self):
         from semcom.ofat.channel_model import apply_iq, iq_coefficients

@@ -325,13 +325,13 @@ class Impairments:
 def iq_coefficients(gain_db: PerAntenna, phase_deg: PerAntenna, n: int) -> tuple[np.ndarray, np.ndarray]:
     """IQ imbalance y = k1 x + k2 conj(x) for n antennas: (k1, k2), each (n,) complex.
 
-    The quadrature branch has gain g = 10^(gain_db/20) and phase error phi:
-    k1 = (1 + g e^{-j phi}) / 2, k2 = (1 - g e^{j phi}) / 2 (no imbalance: k1 = 1, k2 = 0). A tone at
-    +f comes out with an image at -f of relative power |k2|^2 / |k1|^2 (:func:`image_rejection_db`).
-    """
+    The convention of GNU Radio's ``channels.iqbal_gen`` (checked against it): gain g = 10^(gain_db/20)
+    and phase error phi, k1 = (1 + g e^{-j phi}) / 2, k2 = (g e^{j phi} - 1) / 2 (no imbalance: k1 = 1,
+    k2 = 0). A tone at +f comes out with an image at -f of relative power |k2|^2 / |k1|^2
+    (:func:`image_rejection_db`)."""
     g = 10 ** (np.broadcast_to(np.asarray(gain_db, float), (n,)) / 20)
     phi = np.deg2rad(np.broadcast_to(np.asarray(phase_deg, float), (n,)))
-    return (1 + g * np.exp(-1j * phi)) / 2, (1 - g * np.exp(1j * phi)) / 2
+    return (1 + g * np.exp(-1j * phi)) / 2, (g * np.exp(1j * phi) - 1) / 2
 
 
 def image_rejection_db(gain_db: float, phase_deg: float) -> float:

@@ -12,7 +12,9 @@ Before anything (step 0, per antenna, one-pole running averages over FRONT_END_S
 * iq_correction=True undoes a receive IQ imbalance y = k1 x + k2 conj(x) blindly: signal and noise
   are circular (E[x^2] = 0), so y - beta conj(y) with beta = E[y^2] / (2 E|y|^2) ~ k2 / conj(k1)
   leaves no image (to first order). A transmit imbalance mixed by the channel is not undone. The
-  frame's own preamble and training symbols are not circular and bias beta a little (FRONT_END_SPAN).
+  frame's own preamble and training symbols are not circular and bias beta; the bias averages out
+  over FRONT_END_SPAN only when the channel changes from frame to frame (on a static channel the
+  correction gains little: calibrate the radio instead).
 
 Per frame:
 1. Detection and timing: Schmidl & Cox metric M(d) = |P(d)|^2 / R(d)^2 summed over the Nr antennas
