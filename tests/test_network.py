@@ -192,7 +192,7 @@ def test_every_scheme_runs_and_fp_is_marked_centralised() -> None:
         core = NetworkCore(replace(cfg), 1)
         out = run_scheme(make_scheme(name, core, 0), 0, 30)
         assert out["qoe"].shape == (30,) and np.all((out["qoe"] >= 0) & (out["qoe"] <= 1))
-        assert cls.centralised == (name in ("fp", "oracle"))
+        assert cls.centralised == (name in ("fp", "oracle", "oracle_stale"))
     with pytest.raises(ValueError, match="unknown scheme"):
         make_scheme("nope", NetworkCore(cfg, 1), 0)
 

@@ -710,6 +710,7 @@ class OracleScheme(Scheme):
 
     name = "oracle"
     centralised = True
+    genie = True   # the slot's true channel; False (``StaleOracleScheme``): the last slot's, as FP has it
     _GRID = (-60.0, 100.0, 0.01)   # SINR grid (dB) of the per-link best-level QoE lookup of the search
 
     def __init__(self, core: NetworkCore, seed: int, sweeps: int = 10) -> None:
@@ -764,7 +765,7 @@ class OracleScheme(Scheme):
 
     def act(self, obs: np.ndarray) -> Actions:
         core = self.core
-        G = core.next_beam_gains()                                               # the slot's TRUE channel
+        G = core.next_beam_gains() if self.genie else core.G                    # true / last slot's channel
         idx = np.arange(core.N)
         own_best = G[:, idx, idx, :].argmax(axis=-1)
         starts = [(own_best, np.full(own_best.shape, len(core.power_w) - 1))]
@@ -789,9 +790,18 @@ class OracleScheme(Scheme):
         return beam, power, best_compression(core, sinr_db)
 
 
+class StaleOracleScheme(OracleScheme):
+    """CENTRALISED, no genie: the oracle's coordinate descent on every link's LAST-slot channel (the CSI the
+    FP baseline has). Between it and ``oracle`` is what knowing the slot's fading is worth; between it and
+    the distributed learners, what full coordination with the same stale channel is worth."""
+
+    name = "oracle_stale"
+    genie = False
+
+
 SCHEMES: dict[str, type[Scheme]] = {s.name: s for s in (
     HierarchicalDRL, SingleLayerDRL, RandomScheme, GreedyScheme, FixedScheme, FractionalProgramming,
-    HierarchicalRefDRL, PlainSingleLayerDRL, OracleScheme)}
+    HierarchicalRefDRL, PlainSingleLayerDRL, OracleScheme, StaleOracleScheme)}
 
 
 def make_scheme(name: str, core: NetworkCore, seed: int, dqn: DQNConfig = DQNConfig(),
