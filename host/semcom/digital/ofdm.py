@@ -31,6 +31,7 @@ variance per complex sample = per resource element = 10^(-SNR/10), measured in-b
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from dataclasses import asdict, dataclass
@@ -107,8 +108,9 @@ class DigitalConfig:
         return d
 
 
+@functools.cache
 def n_data_carriers() -> int:
-    """Data carriers of gr-digital's default OFDM allocation (48 of 64; 4 pilots)."""
+    """Data carriers of gr-digital's default OFDM allocation (48 of 64; 4 pilots); read once."""
     return len(digital.ofdm_tx().occupied_carriers[0])
 
 
