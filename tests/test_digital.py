@@ -54,7 +54,8 @@ def test_outer_crc_is_the_one_gnu_radio_appends():
     tb = gr.top_block()
     sink = blocks.vector_sink_b()
     tb.connect(blocks.vector_source_b(data.tolist()),
-               blocks.stream_to_tagged_stream(gr.sizeof_char, 1, 40, "len"), digital.crc32_bb(False, "len"), sink)
+               blocks.stream_to_tagged_stream(gr.sizeof_char, 1, 40, "len"), digital.crc32_bb(False, "len"),
+               sink)
     tb.run()
     assert bytes(sink.data()) == data.tobytes() + crc32_le(data.tobytes())
 
