@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                    "about 20 ms per question here)" + d)
     p.add_argument("--flowgraph-snrs", type=finite_float, nargs="*", default=[6.0, 10.0, 15.0],
                    help="SNRs at which the digital baselines also run fully through the flowgraph" + d)
-    p.add_argument("--flowgraph-questions", type=positive_int, default=200,
+    p.add_argument("--flowgraph-questions", type=positive_int, default=1000,
                    help="questions per full-flowgraph point" + d)
     p.add_argument("--analog-flowgraph-snrs", type=finite_float, nargs="*", default=[0.0, 10.0, 20.0],
                    help="SNRs at which JTCC tokens run over the OFAT loopback flowgraph" + d)
