@@ -328,7 +328,7 @@ def test_oracle_sees_the_slot_it_acts_in_and_is_bounded_by_the_ceiling() -> None
     least that of its own start (best own beam, max power, best compression, on the same true channel),
     every scheme's per-slot QoE is below the interference-free ceiling, and over a run the oracle is above
     every scheme on the same seed."""
-    cfg = NetworkConfig(n_cells=3, n_slots=300, period=10)
+    cfg = NetworkConfig(n_cells=3, n_slots=200, period=10)
     a, b = NetworkCore(cfg, 1), NetworkCore(cfg, 1)
     a.reset(4), b.reset(4)
     oracle = OracleScheme(a, 0)
@@ -346,7 +346,7 @@ def test_oracle_sees_the_slot_it_acts_in_and_is_bounded_by_the_ceiling() -> None
         assert m["qoe"].mean() >= mb["qoe"].mean() - 1e-9
     finals = {}
     for name in SCHEMES:
-        res, _ = run_one(name, cfg, 1, 300)
+        res, _ = run_one(name, cfg, 1, 200)
         assert np.all(res["ceiling"] >= res["qoe"] - 1e-12), name
         finals[name] = tail_mean(res["qoe"], 0.5)
     assert all(finals["oracle"] > v for n, v in finals.items() if n != "oracle"), finals
