@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/run.py --tx-only   # the transmit part alone (results/summary_tx.md)
     .venv/bin/python benchmarks/run.py --rx-only   # receive .. loopback parts (results/summary_rx.md)
     .venv/bin/python benchmarks/run.py --soak 20000  # N frames through the loopback (results/soak.json)
+    .venv/bin/python benchmarks/run.py --realtime  # throttled loopback, highest R (results/realtime.md)
 
 Each comparison runs both sides in the same process, same machine, same sizes; medians of repeats.
 Writes benchmarks/results/<name>.csv and benchmarks/results/summary.md. Not part of the tests.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import statistics
 import sys
@@ -31,6 +33,7 @@ import zmq
 from gnuradio import blocks, channels, digital, fft, gr, semcom
 from gnuradio.semcom.messages import parse_tensor_message, tensor_message
 
+from semcom.errors import fraction, positive_float, positive_int
 from semcom.link import LinkClient
 from semcom.loopback import start_loopback_flowgraph, stream, transfer
 from semcom.ofat.channel_model import ChannelSpec
@@ -564,6 +567,196 @@ def soak(n_frames: int, batch: int, n_tx: int = 2, n_rx: int = 4) -> int:
     return 0 if result["lost"] == 0 and all(checks.values()) else 1
 
 
+# ------------------------------------------------------------------------- 6. real-time check
+RT_GAP = 160  # ofat_tx's gap after each frame (as in the loopback flowgraphs)
+
+
+def realtime_flowgraph(layout: OfatLayout, rate: float, arrangement: str, seed: int = 1
+                       ) -> tuple[gr.top_block, dict]:
+    """The loopback (tensor_source -> ofat_tx -> mimo_channel -> ofat_rx -> tensor_sink, the blocks
+    and parameters of flowgraphs/loopback*.grc) with one `blocks.throttle` at `rate` per transmit
+    antenna between ofat_tx and the channel: the throttle stands in for a radio that takes R samples/s
+    per channel, so the channel and receiver must keep up with R. arrangement "split" puts the
+    ZeroMQ stream cables of flowgraphs/split_*.grc (push_sink -> pull_source, vectors of all antennas)
+    between TX and channel and between channel and RX, in this one process. Returns (tb, blocks)."""
+    from gnuradio import zeromq
+
+    from semcom.loopback import free_tcp_port
+
+    tb = gr.top_block()
+    src = semcom.tensor_source("tcp://127.0.0.1:*", hwm=16)
+    # idle zeros in small chunks and no sleep: the throttle paces the stream, and an idle gap then
+    # costs at most 160 samples of air time; a small output buffer keeps queued zeros (latency) short.
+    tx = semcom.ofat_tx(layout, gap_samples=RT_GAP, idle_chunk=RT_GAP, idle_sleep_s=0.0, max_queue=64)
+    tx.set_max_output_buffer(2048)
+    chan = semcom.mimo_channel(layout.n_tx, layout.n_rx, snr_db=20.0, fading="per_frame", n_taps=3,
+                               cfo_jitter=0.4 / layout.fft_len, max_int_delay=40, seed=seed)
+    rx = semcom.ofat_rx(layout, threshold=0.2, phase_tracking="linear")
+    sink = semcom.tensor_sink("tcp://127.0.0.1:*", hwm=64, send_timeout_ms=100)
+    tb.msg_connect((src, "tensors"), (tx, "tensors"))
+    tb.msg_connect((rx, "frames"), (sink, "frames"))
+    throttles = [blocks.throttle(gr.sizeof_gr_complex, rate, True) for _ in range(layout.n_tx)]
+    for a in range(layout.n_tx):
+        tb.connect((tx, a), throttles[a])
+    if arrangement == "loopback":
+        for a in range(layout.n_tx):
+            tb.connect(throttles[a], (chan, a))
+        for r in range(layout.n_rx):
+            tb.connect((chan, r), (rx, r))
+    else:
+        def cable(outputs: list, inputs: list) -> None:
+            n, address = len(outputs), f"tcp://127.0.0.1:{free_tcp_port()}"
+            to_vec = blocks.streams_to_vector(gr.sizeof_gr_complex, n)
+            push = zeromq.push_sink(gr.sizeof_gr_complex, n, address, 100, True, -1)
+            pull = zeromq.pull_source(gr.sizeof_gr_complex, n, address, 100, True, -1)
+            to_streams = blocks.vector_to_streams(gr.sizeof_gr_complex, n)
+            for i, (o, j) in enumerate(zip(outputs, inputs, strict=True)):
+                tb.connect(o, (to_vec, i))
+                tb.connect((to_streams, i), j)
+            tb.connect(to_vec, push)
+            tb.connect(pull, to_streams)
+
+        cable(throttles, [(chan, a) for a in range(layout.n_tx)])
+        cable([(chan, r) for r in range(layout.n_rx)], [(rx, r) for r in range(layout.n_rx)])
+    # Every Python block stays referenced here: GNU Radio does not keep their Python objects alive.
+    return tb, {"tensor_source": src, "ofat_tx": tx, "mimo_channel": chan, "ofat_rx": rx, "tensor_sink": sink}
+
+
+def realtime_run(arrangement: str, n_tx: int, n_rx: int, rate: float, duration: float,
+                 load: float = 0.95) -> dict:
+    """Tensors (5x256 float32) sent open loop at the rate the air carries them at `rate` samples/s per
+    channel (one frame + gap every (frame + gap) / (rate * load) seconds) for `duration` seconds.
+
+    Passes when every frame is delivered (nothing lost or dropped by any block), the receiver saw
+    >= 97 % of R samples/s per stream (else the chain held the throttle back: a radio would have
+    overflowed), and latency stays bounded: the median of the last window (duration / 6, at most
+    10 s) is at most 1.5x that of the first window plus two frame periods. Stops early (fails) when
+    more than 1 s of frames (at least 32) are in flight (latency then grew by >= 1 s)."""
+    layout = make_layout("wifi64", n_tx=n_tx, n_rx=n_rx)
+    tb, nodes = realtime_flowgraph(layout, rate, arrangement)
+    period = (layout.frame_len(1280) + RT_GAP) / (rate * load)
+    backlog_limit = max(32, int(1.0 / period))
+    pool = [np.random.default_rng(i).standard_normal((5, 256)).astype(np.float32) for i in range(16)]
+    sent_at: dict[int, float] = {}
+    latencies: list[tuple[float, float]] = []  # (send time since start, seconds to the frame back)
+    max_queue = max_in_flight = 0
+    stopped = ""
+    tb.start()
+    try:
+        time.sleep(0.5)  # sockets connected, threads running
+        with LinkClient(nodes["tensor_source"].endpoint(), nodes["tensor_sink"].endpoint(),
+                        window=1 << 30, timeout_s=5.0) as link:
+            samples0 = nodes["ofat_rx"].counters()["samples"]
+            t0 = time.monotonic()
+            while (now := time.monotonic() - t0) < duration:
+                while len(sent_at) < int(now / period) + 1:  # every frame due by now, on the schedule
+                    sent_at[link.send(pool[len(sent_at) % len(pool)])] = time.monotonic() - t0
+                # ofat_tx's queue (private: the block counts drops, not its depth) and the host backlog
+                max_queue = max(max_queue, len(nodes["ofat_tx"]._queue))
+                max_in_flight = max(max_in_flight, link.in_flight())
+                if max_in_flight > backlog_limit:
+                    stopped = f"{max_in_flight} frames in flight after {now:.1f} s"
+                    break
+                wait = max(0.0, len(sent_at) * period - (time.monotonic() - t0))
+                msg = link.receive(timeout_s=wait) if link.in_flight() else time.sleep(wait)
+                if msg is not None:
+                    latencies.append((sent_at[msg.seq], time.monotonic() - t0 - sent_at[msg.seq]))
+            seconds = time.monotonic() - t0
+            samples = nodes["ofat_rx"].counters()["samples"] - samples0
+            end = time.monotonic() + 5.0  # drain, then whatever is missing is lost
+            while link.in_flight() and time.monotonic() < end:
+                msg = link.receive(timeout_s=end - time.monotonic())
+                if msg is not None:
+                    latencies.append((sent_at[msg.seq], time.monotonic() - t0 - sent_at[msg.seq]))
+            accounting = link.finish()
+    finally:
+        counters = {k: b.counters() for k, b in nodes.items() if hasattr(b, "counters")}
+        tb.stop()
+        tb.wait()
+    window = min(10.0, duration / 6)
+    first = [v for t, v in latencies if t < window]
+    last = [v for t, v in latencies if t >= seconds - window]
+    lat = [v for _, v in latencies]
+
+    def ms(values: list[float], q: float) -> float:
+        return round(float(np.percentile(values, q)) * 1e3, 1) if values else float("nan")
+
+    drops = sum(v for c in counters.values() for k, v in c.items() if k.startswith(("dropped", "error")))
+    air_rate = samples / seconds
+    bounded = bool(first and last) and ms(last, 50) <= 1.5 * ms(first, 50) + 2e3 * period
+    lost = accounting["sent"] - accounting["delivered"]
+    ok = not stopped and lost == 0 and drops == 0 and air_rate >= 0.97 * rate and bounded
+    return {"arrangement": arrangement, "mimo": f"{n_tx}x{n_rx}", "rate_msps": rate / 1e6,
+            "seconds": round(seconds, 1), "frames_per_s": round(1 / period, 1),
+            "sent": accounting["sent"], "delivered": accounting["delivered"], "lost": lost,
+            "block_drops": drops, "rx_msps_per_stream": round(air_rate / 1e6, 4),
+            "latency_median_ms": ms(lat, 50), "latency_p99_ms": ms(lat, 99),
+            "latency_first_window_median_ms": ms(first, 50), "latency_last_window_median_ms": ms(last, 50),
+            "max_ofat_tx_queue": max_queue, "max_in_flight": max_in_flight, "bounded": bounded,
+            "stopped": stopped, "pass": ok}
+
+
+def realtime_search(arrangement: str, n_tx: int, n_rx: int, duration: float, points: int,
+                    load: float = 0.95, start: float = 1e5) -> list[dict]:
+    """R from `start`: doubled after a pass, halved after a fail, and once a pass and a fail bracket
+    the limit, their geometric mean; `points` runs in all."""
+    rows: list[dict] = []
+    rate = start
+    for _ in range(points):
+        row = realtime_run(arrangement, n_tx, n_rx, rate, duration, load)
+        rows.append(row)
+        print(f"[realtime] {arrangement} {n_tx}x{n_rx} R = {rate / 1e6:.4f} MS/s: "
+              f"{'pass' if row['pass'] else 'FAIL'} {row}", flush=True)
+        passed = [r["rate_msps"] * 1e6 for r in rows if r["pass"]]
+        failed = [r["rate_msps"] * 1e6 for r in rows if not r["pass"]]
+        if passed and failed and min(failed) > max(passed):
+            rate = float(np.sqrt(max(passed) * min(failed)))
+        else:
+            rate = rate * 2 if row["pass"] else rate / 2
+    return rows
+
+
+def verdict(row: dict) -> str:
+    if row["pass"]:
+        return "yes"
+    return f"no (stopped: {row['stopped']})" if row["stopped"] else "no"
+
+
+def realtime_part(duration: float, points: int, load: float, start: float,
+                  configs: list[tuple[str, int, int]], command: str) -> int:
+    """The real-time check: a search over R per configuration; results/realtime.md + realtime.csv."""
+    rows = [r for arrangement, n_tx, n_rx in configs
+            for r in realtime_search(arrangement, n_tx, n_rx, duration, points, load, start)]
+    write_csv("realtime", rows)
+    best = []
+    for arrangement, n_tx, n_rx in configs:
+        ok = [r["rate_msps"] for r in rows if r["pass"] and (r["arrangement"], r["mimo"]) ==
+              (arrangement, f"{n_tx}x{n_rx}")]
+        best.append(f"| {arrangement} | {n_tx}x{n_rx} | "
+                    f"{f'**{max(ok):.4f} MS/s**' if ok else 'none of the rates tried'} |")
+    lines = ["# Real-time check (`benchmarks/run.py --realtime`)", "",
+             f"Command: `{command}`", "",
+             f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, no GPU; GNU Radio "
+             f"{gr.version()}; shared while measured (see README).", "",
+             "Highest R per channel that delivered every frame with bounded latency:", "",
+             "| arrangement | Nt x Nr | highest R passed |", "| --- | --- | --- |", *best, "",
+             "Every run (5x256 float32 tensors at 20 dB, per-frame multipath, sent open loop at "
+             f"{load:.0%} of the air's frame rate at R):", "",
+             "| arrangement | Nt x Nr | R (MS/s) | s | frames/s | sent | delivered | lost | block drops | "
+             "RX MS/s per stream | latency median / p99 (ms) | first / last window median (ms) | "
+             "max ofat_tx queue | max in flight | pass |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+             *[f"| {r['arrangement']} | {r['mimo']} | {r['rate_msps']:.4f} | {r['seconds']} | "
+               f"{r['frames_per_s']} | {r['sent']} | {r['delivered']} | {r['lost']} | {r['block_drops']} | "
+               f"{r['rx_msps_per_stream']:.4f} | {r['latency_median_ms']} / {r['latency_p99_ms']} | "
+               f"{r['latency_first_window_median_ms']} / {r['latency_last_window_median_ms']} | "
+               f"{r['max_ofat_tx_queue']} | {r['max_in_flight']} | "
+               f"{verdict(r)} |" for r in rows], ""]
+    (RESULTS / "realtime.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
 # ------------------------------------------------------------------------- driver
 def write_csv(name: str, rows: list[dict]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -586,12 +779,41 @@ def main() -> int:
     parser.add_argument("--soak-batch", type=int, default=2000, help="frames between RSS samples in --soak")
     parser.add_argument("--soak-mimo", default="2x4", choices=("2x4", "2x2", "4x2"),
                         help="loopback flowgraph of --soak (default 2x4)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="real-time check instead: the loopback throttled to R samples/s per channel, a "
+                             "search over R (results/realtime.md)")
+    parser.add_argument("--duration", type=positive_float, default=60.0,
+                        help="seconds per rate in --realtime (default %(default)s; 5 with --quick)")
+    parser.add_argument("--rt-load", type=fraction, default=0.95,
+                        help="share (0, 1] of the air's frame rate at R the tensors are sent at "
+                             "(default %(default)s)")
+    parser.add_argument("--rt-start", type=positive_float, default=0.1,
+                        help="first R of the --realtime search, MS/s per channel (default %(default)s)")
+    parser.add_argument("--rt-points", type=positive_int, default=3,
+                        help="rates tried per configuration in --realtime (default %(default)s)")
+    parser.add_argument("--rt-configs", nargs="+", default=["loopback:2x2", "loopback:2x4", "split:2x2"],
+                        help="arrangement:NtxNr of --realtime (default %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.realtime:
+        if args.rt_load <= 0:
+            parser.error("--rt-load must be > 0")
+        configs = []
+        for item in args.rt_configs:
+            arrangement, _, mimo = item.partition(":")
+            if arrangement not in ("loopback", "split") or mimo not in ("2x2", "2x4", "4x2"):
+                parser.error(f"--rt-configs: {item!r} is not loopback|split:2x2|2x4|4x2")
+            n_tx, n_rx = (int(v) for v in mimo.split("x"))
+            configs.append((arrangement, n_tx, n_rx))
+        command = " ".join([".venv/bin/python benchmarks/run.py", *sys.argv[1:]])
+        if args.quick:
+            args.duration, args.rt_points = min(args.duration, 5.0), 1
+        return realtime_part(args.duration, args.rt_points, args.rt_load, args.rt_start * 1e6, configs,
+                             command)
     scale = 0.2 if args.quick else 1.0
     n_frames = max(20, int(300 * scale))
     lines = [f"# gr-semcom benchmarks ({'quick' if args.quick else 'full'} run)", "",
-             f"Machine: {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, no GPU; "
+             f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, no GPU; "
              f"GNU Radio {gr.version()}, torch {torch.__version__}, numpy {np.__version__}.", ""]
     steps = progress_bar(total=5, desc="benchmarks", unit="part")
 
