@@ -3,6 +3,7 @@ training that learns, checkpoints that refuse what does not fit, and the experim
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 
@@ -507,3 +508,32 @@ def test_experiment_reads_the_old_name_of_the_pretraining_scenes() -> None:
     old = AgentsExperiment(pretrain_scenes=123).to_dict()
     old["receiver_extra_scenes"] = old.pop("pretrain_scenes")
     assert AgentsExperiment.from_dict(old).pretrain_scenes == 123
+
+
+def test_train_seed_retrains_the_same_data_differently_and_reproducibly(tmp_path) -> None:
+    """`semcom train --train-seed S` keeps the data (--seed) and changes every training draw: the same
+    stage seed gives the same weights, another one other weights; the default is --seed."""
+    from semcom.agents.checkpoint import load_receiver
+    from semcom.agents.commands import _experiment, _experiment_args
+    from semcom.agents.experiment import AgentsExperiment, checkpoint_path, make_data, train_stage
+
+    p = argparse.ArgumentParser()
+    _experiment_args(p)
+    default = _experiment(p.parse_args(["--seed", "4"]))
+    assert default.seed == 4 and default.receiver.seed == 4
+    retrain = _experiment(p.parse_args(["--seed", "4", "--train-seed", "9"]))
+    assert retrain.seed == 4 and {getattr(retrain, s).seed for s in ("vision", "receiver", "jtcc")} == {9}
+
+    one = AgentTrainConfig(epochs=1, batch_size=32)
+    exp = AgentsExperiment(n_scenes=20, questions_per_scene=3, d=32, n_val=10, pretrain_scenes=0,
+                           receiver=one)
+    data = make_data(exp, progress=False)
+
+    def receiver_weights(stage_seed: int, folder: str) -> dict:
+        run = dataclasses.replace(exp, receiver=dataclasses.replace(one, seed=stage_seed))
+        train_stage(run, "receiver", data, tmp_path / folder, progress=False)
+        return load_receiver(checkpoint_path(tmp_path / folder, "receiver"))[0].state_dict()
+
+    first, again, other = receiver_weights(1, "a"), receiver_weights(1, "b"), receiver_weights(2, "c")
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)

@@ -62,7 +62,11 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
                    help="extra scenes read by the vision and receiver pre-training only, 0 for none "
                    "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=base.seed,
-                   help="data and training seed (default: %(default)s)")
+                   help="data seed, and the training seed unless --train-seed is given "
+                   "(default: %(default)s)")
+    p.add_argument("--train-seed", type=nonnegative_int, default=None,
+                   help="training seed (initial weights, batches, channel noise) on the --seed data, for "
+                   "repeated training runs on the same scenes (default: --seed)")
     p.add_argument("--k-tokens", type=positive_int, default=base.k_tokens,
                    help="machine-language tokens K (default: %(default)s)")
     p.add_argument("--m", type=positive_int, default=base.jtcc_m,
@@ -86,7 +90,8 @@ def _experiment(args: argparse.Namespace) -> AgentsExperiment:
     for stage in STAGES:
         cfg = getattr(base, stage)
         max_s = None if args.max_minutes is None else 60.0 * args.max_minutes
-        stages[stage] = dataclasses.replace(cfg, epochs=getattr(args, f"epochs_{stage}"), seed=args.seed,
+        train_seed = args.seed if args.train_seed is None else args.train_seed
+        stages[stage] = dataclasses.replace(cfg, epochs=getattr(args, f"epochs_{stage}"), seed=train_seed,
                                             max_seconds=max_s)
     return dataclasses.replace(base, n_scenes=args.n_scenes, questions_per_scene=args.questions_per_scene,
                                pretrain_scenes=args.pretrain_scenes, seed=args.seed, k_tokens=args.k_tokens,

@@ -251,9 +251,11 @@ def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: 
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     path = checkpoint_path(ckdir, stage)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(exp.seed)
-    cfg = exp.small_config(data.vocab, data.answers)
     tcfg: AgentTrainConfig = getattr(exp, stage)
+    # The stage's own seed drives every training draw (initial weights, batches, channel noise), so the
+    # same data (exp.seed) can be retrained with another seed (`semcom train --train-seed`).
+    torch.manual_seed(tcfg.seed)
+    cfg = exp.small_config(data.vocab, data.answers)
     state = _resume_state(path, resume)
     fit_kw: dict[str, Any] = {"progress": progress, "resume": state}
 
@@ -300,7 +302,7 @@ def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: 
         pipeline = TokenPipeline(sensor, link, receiver)
         if state is not None:
             pipeline.load_state_dict(state["model"], strict=False)  # the receiver is not in it
-        channel = named_channel("awgn", seed=exp.seed)
+        channel = named_channel("awgn", seed=tcfg.seed)
         hist: list[dict] = []
         if tcfg.align_epochs and state is None:  # a resumed run is past the warm-ups
             warm = dataclasses.replace(tcfg, epochs=tcfg.align_epochs, max_seconds=None)
