@@ -693,7 +693,7 @@ def realtime_run(arrangement: str, n_tx: int, n_rx: int, rate: float, duration: 
             "latency_median_ms": ms(lat, 50), "latency_p99_ms": ms(lat, 99),
             "latency_first_window_median_ms": ms(first, 50), "latency_last_window_median_ms": ms(last, 50),
             "max_ofat_tx_queue": max_queue, "max_in_flight": max_in_flight, "bounded": bounded,
-            "stopped": stopped, "pass": ok}
+            "load_avg": round(os.getloadavg()[0], 1), "stopped": stopped, "pass": ok}
 
 
 def realtime_search(arrangement: str, n_tx: int, n_rx: int, duration: float, points: int,
@@ -725,8 +725,10 @@ def verdict(row: dict) -> str:
 def realtime_part(duration: float, points: int, load: float, start: float,
                   configs: list[tuple[str, int, int]], command: str) -> int:
     """The real-time check: a search over R per configuration; results/realtime.md + realtime.csv."""
+    load_before, t_search = os.getloadavg()[0], time.monotonic()
     rows = [r for arrangement, n_tx, n_rx in configs
             for r in realtime_search(arrangement, n_tx, n_rx, duration, points, load, start)]
+    minutes, load_after = (time.monotonic() - t_search) / 60, os.getloadavg()[0]
     write_csv("realtime", rows)
     best = []
     for arrangement, n_tx, n_rx in configs:
@@ -737,21 +739,34 @@ def realtime_part(duration: float, points: int, load: float, start: float,
     lines = ["# Real-time check (`benchmarks/run.py --realtime`)", "",
              f"Command: `{command}`", "",
              f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, no GPU; GNU Radio "
-             f"{gr.version()}; shared while measured (see README).", "",
+             f"{gr.version()}; shared while measured: 1-minute load average {load_before:.1f} before and "
+             f"{load_after:.1f} after the search ({minutes:.1f} min; column `load` per run).", "",
+             "Each run: the loopback's blocks (tensor_source -> ofat_tx -> mimo_channel -> ofat_rx -> "
+             "tensor_sink, parameters of flowgraphs/loopback*.grc; `split`: with the ZeroMQ stream cables "
+             "of flowgraphs/split_*.grc between TX, channel and RX) in one process, one `blocks.throttle` "
+             "at R per TX antenna in front of the channel (the radio's sample clock), the host sending "
+             "tensors open loop on a fixed schedule and timing each one until its frame is back. A rate "
+             "passes when every frame sent is delivered and no block dropped anything, the receiver saw "
+             ">= 97 % of R samples/s per stream (else the chain held the throttle back: a radio would have "
+             "overflowed), and latency is bounded: the median of the last window (duration / 6, at most "
+             "10 s) is at most 1.5x that of the first window plus two frame periods. A run stops early "
+             "(fails) once more than 1 s of frames is in flight. The search starts at "
+             f"{start / 1e6:g} MS/s, doubles after a pass, halves after a fail, then bisects "
+             "(geometric mean) between the highest pass and the lowest fail.", "",
              "Highest R per channel that delivered every frame with bounded latency:", "",
              "| arrangement | Nt x Nr | highest R passed |", "| --- | --- | --- |", *best, "",
              "Every run (5x256 float32 tensors at 20 dB, per-frame multipath, sent open loop at "
              f"{load:.0%} of the air's frame rate at R):", "",
              "| arrangement | Nt x Nr | R (MS/s) | s | frames/s | sent | delivered | lost | block drops | "
              "RX MS/s per stream | latency median / p99 (ms) | first / last window median (ms) | "
-             "max ofat_tx queue | max in flight | pass |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+             "max ofat_tx queue | max in flight | load | pass |",
+             "|" + " --- |" * 16,
              *[f"| {r['arrangement']} | {r['mimo']} | {r['rate_msps']:.4f} | {r['seconds']} | "
                f"{r['frames_per_s']} | {r['sent']} | {r['delivered']} | {r['lost']} | {r['block_drops']} | "
                f"{r['rx_msps_per_stream']:.4f} | {r['latency_median_ms']} / {r['latency_p99_ms']} | "
                f"{r['latency_first_window_median_ms']} / {r['latency_last_window_median_ms']} | "
-               f"{r['max_ofat_tx_queue']} | {r['max_in_flight']} | "
-               f"{verdict(r)} |" for r in rows], ""]
+               f"{r['max_ofat_tx_queue']} | {r['max_in_flight']} | {r['load_avg']} | {verdict(r)} |"
+               for r in rows], ""]
     (RESULTS / "realtime.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
