@@ -35,6 +35,7 @@ from torch import nn
 from semcom.ofat import equalize
 
 if TYPE_CHECKING:
+    from semcom.ofat.channel_model import Impairments
     from semcom.ofat.frame import OfatLayout
 
 Tensor = torch.Tensor
@@ -198,6 +199,36 @@ class RayleighBlockChannel(_SeededChannel):
                 f"coherence={self.coherence}")
 
 
+def mirror_bins(fft_len: int) -> Tensor:
+    """FFT bin of each bin's mirror image, ``(-k) mod fft_len``: (fft_len,) long."""
+    return torch.remainder(-torch.arange(fft_len), fft_len)
+
+
+def iq_mix_freq(grid: Tensor, k1: Tensor, k2: Tensor, dim: int) -> Tensor:
+    """IQ imbalance in the frequency domain. In time, ``y = k1 x + k2 conj(x)`` per antenna
+    (``channel_model.iq_coefficients``); with a unitary DFT, ``DFT(conj x)[k] = conj(X[-k])``, so
+    ``Y[k] = k1 X[k] + k2 conj(X[-k])``: each subcarrier gets its mirror's conjugate as an image of relative
+    power ``|k2|^2 / |k1|^2`` (the image rejection ratio of ``channel_model.image_rejection_db``).
+
+    grid: (B, fft_len, ..., S) complex, every FFT bin in numpy order on dim 1; k1, k2: (n_ant,) complex,
+    the antenna axis being ``dim``. Returns the same shape."""
+    shape = [1] * grid.dim()
+    shape[dim] = -1
+    mirror = grid[:, mirror_bins(grid.shape[1]).to(grid.device)]
+    return k1.reshape(shape) * grid + k2.reshape(shape) * mirror.conj()
+
+
+def phase_noise_freq(grid: Tensor, phases: Tensor) -> Tensor:
+    """A phase ``phi[b, s, n]`` on the n-th sample of the FFT window of symbol s, in the frequency domain:
+    ``Y[k] = sum_m J[k - m] X[m]`` with ``J = fft(exp(j phi)) / fft_len`` (J[0]: the common phase error,
+    the rest: inter-carrier interference). grid: (B, fft_len, Nr, S) complex, phases: (B, S, fft_len)
+    real. Returns the same shape as grid."""
+    n = grid.shape[1]
+    spread = torch.fft.fft(torch.polar(torch.ones_like(phases), phases), dim=-1) / n  # (B, S, N)
+    circulant = torch.remainder(torch.arange(n)[:, None] - torch.arange(n)[None, :], n)  # (k, m) -> k - m
+    return torch.einsum("bskm,bmrs->bkrs", spread[..., circulant].to(grid.dtype), grid)
+
+
 CSI_MODES = ("perfect", "ls", "denoised")
 
 
@@ -233,14 +264,43 @@ class OfatChannel(_SeededChannel):
        (MMSE with the receiver's ``sigma^2`` and per-antenna
        signal energy 1/Nt) -> X_hat (K, Nt, S) -> ``unmap_values`` -> the sample's reals.
 
+    6. Front-end impairments (``impairments``, a ``semcom.ofat.channel_model.Impairments``; ``None``, the
+       default, or one with every impairment off leaves steps 1-5 exactly as above). With any on, the
+       frame's symbols are taken on the whole FFT grid (data, the layout's pilots with their CDD, nulls)
+       and go through ``mimo_channel``'s order of impairments, each in the frequency domain and with the
+       parameters and conventions of ``channel_model`` (``iq_coefficients``, ``wiener_phase``):
+
+       * TX IQ, then H, ..., then RX IQ: ``Y[k] = k1 X[k] + k2 conj(X[-k])`` per antenna
+         (:func:`iq_mix_freq`). The receiver's CSI (any ``csi`` mode) is that of the effective channel
+         ``diag(k1_rx) H diag(k1_tx)``: its training passes the same imbalance; the image that lands on
+         the training is left out (the pseudo-random training sequence spreads it over every delay, so
+         the denoiser keeps ~taps/Nu of it, ~-35 dB at 0.5 dB / 3 degrees). Not corrected: the receiver
+         model is ``ofat_rx`` with ``iq_correction=False``.
+       * Phase noise: the Wiener phase (one oscillator for every receive antenna, as ``mimo_channel``)
+         over each data symbol's FFT window -> its common phase error and the inter-carrier
+         interference it causes (:func:`phase_noise_freq`). The receiver removes the common phase per
+         symbol estimated from the pilots (``phase_tracking="per_symbol"``; the estimate is detached);
+         the ICI stays. Not modelled: the drift across the training symbols the channel is estimated on.
+       * Sampling-clock offset: the phase ramp ``-2 pi k e (m - m_train) symbol_len / fft_len`` on
+         subcarrier k of symbol m (``e = ppm 1e-6``, ``m_train`` the centre of the training symbols),
+         the part of an SFO that acts per resource element; the ICI of the drift (a few hundredths of a
+         sample per frame) is left out. Not tracked: ``ofat_rx`` with ``sfo_tracking=False``.
+       * AWGN on every bin (the data carriers' draw is the same as without impairments).
+       * RX DC offset: ``sqrt(fft_len) d_r`` on bin 0 of every symbol (a constant in time), ``|d_r|``
+         from ``dc_offset_dbc`` relative to unit power, random phase. OFAT nulls bin 0 and the RX IQ
+         acts before the offset (as in ``mimo_channel``), so it reaches no data or pilot carrier: it
+         costs nothing here (the front end's S&C detection problem it causes is not in this model).
+
     forward: z (B, *dims) real, ``prod(dims) <= layout.capacity`` -> (B, *dims) real.
-    ``last_h`` / ``last_h_est`` keep the last draw, (B, K, Nr, Nt) complex.
+    ``last_h`` / ``last_h_est`` keep the last draw, (B, K, Nr, Nt) complex (``last_h_est`` of the
+    effective channel with impairments).
     """
 
     def __init__(self, snr_db: float, layout: OfatLayout | None = None, equalizer: str = "mmse",
                  csi: str = "denoised", denoise_taps: int | None = None, channel_kwargs: dict | None = None,
-                 seed: int | None = None, device: str | torch.device = "cpu") -> None:
-        from semcom.ofat import frame
+                 seed: int | None = None, device: str | torch.device = "cpu",
+                 impairments: Impairments | None = None) -> None:
+        from semcom.ofat import channel_model, frame
 
         super().__init__(snr_db, seed, device)
         if equalizer not in ("zf", "mmse"):
@@ -257,20 +317,40 @@ class OfatChannel(_SeededChannel):
         self.csi = csi
         self.denoise_taps = denoise_taps
         self.channel_kwargs = dict(channel_kwargs or {})
+        self.impairments = impairments
+        if impairments is not None:  # fail here on a per-antenna list of the wrong length
+            imp, lay = impairments, self.layout
+            channel_model.iq_coefficients(imp.tx_iq_gain_db, imp.tx_iq_phase_deg, lay.n_tx)
+            channel_model.iq_coefficients(imp.rx_iq_gain_db, imp.rx_iq_phase_deg, lay.n_rx)
         self.last_h: Tensor | None = None
         self.last_h_est: Tensor | None = None
 
+    def reseed(self, seed: int | None) -> None:
+        """Restart the random streams; the impairments (phase noise, DC phases) draw from a numpy stream
+        of their own, seeded from this one, so turning them on leaves the channel and noise draws as
+        they were."""
+        super().reseed(seed)
+        self._imp_rng = np.random.default_rng([self.generator.initial_seed(), 14])
+
+    @property
+    def impaired(self) -> bool:
+        """Whether any impairment acts (else forward is the unimpaired model, bit for bit)."""
+        imp = self.impairments
+        return imp is not None and (imp.tx_iq or imp.rx_iq or imp.phase_noise_linewidth > 0
+                                    or imp.sfo_ppm != 0 or imp.dc_offset_dbc is not None)
+
     def extra_repr(self) -> str:
         return (f"snr_db={self.snr_db}, equalizer={self.equalizer!r}, csi={self.csi!r}, "
-                f"layout=({self.layout.describe()}), channel_kwargs={self.channel_kwargs}")
+                f"layout=({self.layout.describe()}), channel_kwargs={self.channel_kwargs}"
+                + ("" if self.impairments is None else f", impairments={self.impairments}"))
 
     @property
     def ls_error_factor(self) -> float:
         """Per-entry LS channel-estimate error variance over sigma^2: ``Nt / n_train_symbols``."""
         return self.layout.n_tx / self.layout.n_train_symbols
 
-    def _draw_used(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-        """One frame's channel on the used subcarriers, numpy (Nu, Nr, Nt), and its FIR length."""
+    def _draw_full(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """One frame's channel on every FFT bin, numpy (fft_len, Nr, Nt), and its FIR length."""
         from semcom.ofat import channel_model
 
         lay = self.layout
@@ -278,20 +358,20 @@ class OfatChannel(_SeededChannel):
         if taps.shape[-1] > lay.cp_len + 1:
             raise ValueError(f"channel FIR of {taps.shape[-1]} taps is longer than the cyclic prefix "
                              f"({lay.cp_len}): Y = H X per subcarrier would not hold")
-        return channel_model.channel_frequency_response(taps, lay.fft_len)[lay.used_bins], taps.shape[-1]
+        return channel_model.channel_frequency_response(taps, lay.fft_len), taps.shape[-1]
 
     def _draw(self, batch: int, noise_var: Tensor, cdtype: torch.dtype, device: torch.device
-              ) -> tuple[Tensor, Tensor]:
-        """H and the receiver's estimate for ``batch`` frames, each (B, K, Nr, Nt) complex."""
+              ) -> tuple[Tensor, Tensor, Tensor]:
+        """H and the receiver's estimate on the used subcarriers, each (B, Nu, Nr, Nt) complex, and H on
+        every FFT bin (B, fft_len, Nr, Nt), for ``batch`` frames."""
         lay = self.layout
         # numpy draws for channel_model, seeded from this module's torch generator (one random stream).
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
-        draws = [self._draw_used(rng) for _ in range(batch)]
-        h_used = torch.as_tensor(np.stack([d[0] for d in draws])).to(device=device, dtype=cdtype)
-        data = torch.as_tensor(lay.data_index_in_used, device=device)
-        h = h_used[:, data]
+        draws = [self._draw_full(rng) for _ in range(batch)]
+        h_full = torch.as_tensor(np.stack([d[0] for d in draws])).to(device=device, dtype=cdtype)
+        h_used = h_full[:, torch.as_tensor(lay.used_bins, device=device)]
         if self.csi == "perfect":
-            return h, h
+            return h_used, h_used, h_full
         ls_var = (noise_var * self.ls_error_factor).reshape(batch, 1, 1, 1)
         err = complex_normal(tuple(h_used.shape), ls_var, self.generator, noise_var.dtype, device).to(cdtype)
         if self.csi == "denoised":
@@ -304,7 +384,64 @@ class OfatChannel(_SeededChannel):
                 proj = torch.as_tensor(basis @ np.linalg.pinv(basis)).to(device=device, dtype=cdtype)
                 projected.append(torch.einsum("uv,vrt->urt", proj, err[b]))
             err = torch.stack(projected)
-        return h, h + err[:, data]
+        return h_used, h_used + err, h_full
+
+    def _impaired_link(self, x: Tensor, h_full: Tensor, h_est_used: Tensor, noise_data: Tensor,
+                       var: Tensor) -> tuple[Tensor, Tensor]:
+        """Step 6 of the class docstring: the data grid x (B, K, Nt, S) through the impaired link.
+        Returns what the receiver equalises: Y on the data carriers (B, K, Nr, S) after its common-phase
+        correction, and its estimate of the effective channel there (B, K, Nr, Nt)."""
+        from semcom.ofat import channel_model
+
+        lay, imp = self.layout, self.impairments
+        b, _, n_tx, n_sym = x.shape
+        n, dev, cd = lay.fft_len, x.device, x.dtype
+        data_bins = torch.as_tensor(lay.data_bins, device=dev)
+        pilot_bins = torch.as_tensor(lay.pilot_bins, device=dev)
+        # The frame's pilots on its data symbols (they follow the header), with CDD: (P, Nt, S).
+        pilots = lay.pilot_values(n_sym, lay.n_header_symbols).T  # (P, S)
+        cdd = lay.cdd_phases(lay.pilot_bins).T  # (P, Nt)
+        pilot_grid = torch.as_tensor(pilots[:, None, :] * cdd[:, :, None]).to(device=dev, dtype=cd)
+        xf = x.new_zeros((b, n, n_tx, n_sym)).index_copy(1, data_bins, x)
+        xf = xf.index_copy(1, pilot_bins, pilot_grid.expand(b, -1, -1, -1))
+
+        def coefficients(gain_db, phase_deg, n_ant: int) -> tuple[Tensor, Tensor]:
+            k1, k2 = channel_model.iq_coefficients(gain_db, phase_deg, n_ant)
+            return torch.as_tensor(k1).to(device=dev, dtype=cd), torch.as_tensor(k2).to(device=dev, dtype=cd)
+
+        k1_tx, k2_tx = coefficients(imp.tx_iq_gain_db, imp.tx_iq_phase_deg, n_tx)
+        k1_rx, k2_rx = coefficients(imp.rx_iq_gain_db, imp.rx_iq_phase_deg, lay.n_rx)
+        if imp.tx_iq:
+            xf = iq_mix_freq(xf, k1_tx, k2_tx, dim=2)
+        y = h_full @ xf  # (B, N, Nr, S)
+        if imp.phase_noise_linewidth > 0:
+            phases = channel_model.wiener_phase(self._imp_rng, b * n_sym, n, imp.phase_noise_linewidth)
+            y = phase_noise_freq(y, torch.as_tensor(phases.reshape(b, n_sym, n), device=dev))
+        if imp.sfo_ppm != 0:
+            signed = np.where(np.arange(n) >= n // 2, np.arange(n) - n, np.arange(n))
+            m_train = lay.n_preamble_symbols + (lay.n_train_symbols - 1) / 2
+            since_train = lay.n_sync_symbols + np.arange(n_sym) - m_train
+            ramp = -2 * np.pi * np.outer(signed, since_train) * imp.sfo_ppm * 1e-6 * lay.symbol_len / n
+            y = y * torch.as_tensor(np.exp(1j * ramp)).to(device=dev, dtype=cd)[None, :, None, :]
+        others = torch.as_tensor(np.setdiff1d(np.arange(n), lay.data_bins), device=dev)
+        noise_rest = complex_normal((b, len(others), lay.n_rx, n_sym), var.reshape(b, 1, 1, 1),
+                                    self.generator, var.dtype, dev).to(cd)
+        y = y + y.new_zeros(y.shape).index_copy(1, data_bins, noise_data).index_copy(1, others, noise_rest)
+        if imp.rx_iq:
+            y = iq_mix_freq(y, k1_rx, k2_rx, dim=2)
+        if imp.dc_offset_dbc is not None:
+            dc = imp.dc_amplitude() * np.exp(2j * np.pi * self._imp_rng.uniform(size=(b, 1, lay.n_rx, 1)))
+            dc_bin = torch.as_tensor(np.sqrt(n) * dc).to(device=dev, dtype=cd).expand(-1, -1, -1, n_sym)
+            y = y.index_add(1, torch.zeros(1, dtype=torch.long, device=dev), dc_bin)
+        h_eff = k1_rx[:, None] * h_est_used * k1_tx  # (B, Nu, Nr, Nt): the training sees the same k1s
+        if imp.phase_noise_linewidth > 0:
+            # Common phase per symbol from the pilots, as ofat_rx's per_symbol tracking.
+            cdd_t = torch.as_tensor(cdd).to(device=dev, dtype=cd)
+            g = (h_eff[:, lay.pilot_index_in_used] * cdd_t[:, None]).sum(-1)  # (B, P, Nr)
+            ref = g[..., None] * torch.as_tensor(pilots).to(device=dev, dtype=cd)[:, None]  # (B, P, Nr, S)
+            z = (ref.conj() * y[:, pilot_bins]).sum(dim=(1, 2)).detach()  # (B, S)
+            y = y * torch.polar(torch.ones_like(z.real), -z.angle())[:, None, None, :]
+        return y[:, data_bins], h_eff[:, torch.as_tensor(lay.data_index_in_used, device=dev)]
 
     def forward(self, z: Tensor, snr_db: float | Tensor | None = None) -> Tensor:
         from semcom.ofat import frame
@@ -324,11 +461,16 @@ class OfatChannel(_SeededChannel):
             grids.append(x)
             scales.append(scale)
         x = torch.stack(grids)  # (B, K, Nt, S)
-        h, h_est = self._draw(b, var, x.dtype, x.device)
-        self.last_h, self.last_h_est = h.detach(), h_est.detach()
+        h_used, h_est_used, h_full = self._draw(b, var, x.dtype, x.device)
+        data = torch.as_tensor(lay.data_index_in_used, device=x.device)
+        h, h_est = h_used[:, data], h_est_used[:, data]
         noise = complex_normal((b, lay.n_data_carriers, lay.n_rx, x.shape[-1]), var.reshape(b, 1, 1, 1),
                                self.generator, var.dtype, x.device).to(x.dtype)
-        y = h @ x + noise  # (B, K, Nr, S)
+        if self.impaired:
+            y, h_est = self._impaired_link(x, h_full, h_est_used, noise, var)
+        else:
+            y = h @ x + noise  # (B, K, Nr, S)
+        self.last_h, self.last_h_est = h.detach(), h_est.detach()
         # The receiver's one dispatch: real-mode layouts get the widely linear (stacked real) detectors.
         x_hat = equalize.reconstruct(h_est, y, self.equalizer, var.expand(b, lay.n_data_carriers),
                                      signal_var=1.0 / lay.n_tx, real=lay.mode == "real")

@@ -313,6 +313,12 @@ class Impairments:
             raise ValueError(f"phase_noise_linewidth must be in [0, 0.1) cycles/sample, got "
                              f"{self.phase_noise_linewidth}")
 
+    def dc_amplitude(self, ref_power: float = 1.0) -> float:
+        """|DC offset| per receive antenna for a nominal signal power `ref_power` (0 without one)."""
+        if self.dc_offset_dbc is None:
+            return 0.0
+        return float(np.sqrt(ref_power * 10 ** (self.dc_offset_dbc / 10)))
+
     @property
     def tx_iq(self) -> bool:
         return bool(np.any(self.tx_iq_gain_db) or np.any(self.tx_iq_phase_deg))
