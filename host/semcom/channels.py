@@ -271,21 +271,23 @@ class OfatChannel(_SeededChannel):
        parameters and conventions of ``channel_model`` (``iq_coefficients``, ``wiener_phase``):
 
        * TX IQ, then H, ..., then RX IQ: ``Y[k] = k1 X[k] + k2 conj(X[-k])`` per antenna
-         (:func:`iq_mix_freq`). The receiver's CSI (any ``csi`` mode) is that of the effective channel
-         ``diag(k1_rx) H diag(k1_tx)``: its training passes the same imbalance; the image that lands on
-         the training is left out (the pseudo-random training sequence spreads it over every delay, so
-         the denoiser keeps ~taps/Nu of it, ~-35 dB at 0.5 dB / 3 degrees). Not corrected: the receiver
-         model is ``ofat_rx`` with ``iq_correction=False``.
+         (:func:`iq_mix_freq`). Not corrected: the receiver model is ``ofat_rx`` with
+         ``iq_correction=False``.
        * Phase noise: the Wiener phase (one oscillator for every receive antenna, as ``mimo_channel``)
          over each data symbol's FFT window -> its common phase error and the inter-carrier
          interference it causes (:func:`phase_noise_freq`). The receiver removes the common phase per
          symbol estimated from the pilots (``phase_tracking="per_symbol"``; the estimate is detached);
-         the ICI stays. Not modelled: the drift across the training symbols the channel is estimated on.
+         the ICI stays.
        * Sampling-clock offset: the phase ramp ``-2 pi k e (m - m_train) symbol_len / fft_len`` on
          subcarrier k of symbol m (``e = ppm 1e-6``, ``m_train`` the centre of the training symbols),
          the part of an SFO that acts per resource element; the ICI of the drift (a few hundredths of a
          sample per frame) is left out. Not tracked: ``ofat_rx`` with ``sfo_tracking=False``.
        * AWGN on every bin (the data carriers' draw is the same as without impairments).
+       * The receiver's CSI: the training symbols go through the same impairments (their images, the
+         phase noise over them less the linear drift that the receiver's CFO refinement from repeated
+         training symbols takes out, the SFO ramp), and their noiseless LS estimate's departure from the
+         effective channel ``diag(k1_rx) H diag(k1_tx)`` is added to the ``csi`` mode's error before its
+         denoising (``"perfect"``: the effective channel itself).
        * RX DC offset: ``sqrt(fft_len) d_r`` on bin 0 of every symbol (a constant in time), ``|d_r|``
          from ``dc_offset_dbc`` relative to unit power, random phase. OFAT nulls bin 0 and the RX IQ
          acts before the offset (as in ``mimo_channel``), so it reaches no data or pilot carrier: it
@@ -363,17 +365,24 @@ class OfatChannel(_SeededChannel):
     def _draw(self, batch: int, noise_var: Tensor, cdtype: torch.dtype, device: torch.device
               ) -> tuple[Tensor, Tensor, Tensor]:
         """H and the receiver's estimate on the used subcarriers, each (B, Nu, Nr, Nt) complex, and H on
-        every FFT bin (B, fft_len, Nr, Nt), for ``batch`` frames."""
+        every FFT bin (B, fft_len, Nr, Nt), for ``batch`` frames. With impairments the estimate is of the
+        effective channel, its error including what they do to the training symbols (:meth:`_training`)."""
         lay = self.layout
         # numpy draws for channel_model, seeded from this module's torch generator (one random stream).
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
         draws = [self._draw_full(rng) for _ in range(batch)]
         h_full = torch.as_tensor(np.stack([d[0] for d in draws])).to(device=device, dtype=cdtype)
         h_used = h_full[:, torch.as_tensor(lay.used_bins, device=device)]
+        target, training_err = h_used, None
+        if self.impaired:
+            target, h_ls = self._training(h_full)
+            training_err = h_ls - target
         if self.csi == "perfect":
-            return h_used, h_used, h_full
+            return h_used, target, h_full
         ls_var = (noise_var * self.ls_error_factor).reshape(batch, 1, 1, 1)
         err = complex_normal(tuple(h_used.shape), ls_var, self.generator, noise_var.dtype, device).to(cdtype)
+        if training_err is not None:
+            err = err + training_err
         if self.csi == "denoised":
             # Project the error over the used subcarriers onto the first `taps` delays (per frame).
             signed = np.where(lay.used_bins >= lay.fft_len // 2, lay.used_bins - lay.fft_len, lay.used_bins)
@@ -384,15 +393,74 @@ class OfatChannel(_SeededChannel):
                 proj = torch.as_tensor(basis @ np.linalg.pinv(basis)).to(device=device, dtype=cdtype)
                 projected.append(torch.einsum("uv,vrt->urt", proj, err[b]))
             err = torch.stack(projected)
-        return h_used, h_used + err, h_full
+        return h_used, target + err, h_full
+
+    def _iq(self, side: str, n_ant: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        """channel_model.iq_coefficients of the ``side`` ("tx" / "rx") imbalance, as tensors like ``like``."""
+        from semcom.ofat import channel_model
+
+        imp = self.impairments
+        k1, k2 = channel_model.iq_coefficients(getattr(imp, f"{side}_iq_gain_db"),
+                                               getattr(imp, f"{side}_iq_phase_deg"), n_ant)
+        return (torch.as_tensor(k1).to(device=like.device, dtype=like.dtype),
+                torch.as_tensor(k2).to(device=like.device, dtype=like.dtype))
+
+    def _before_noise(self, xf: Tensor, h_full: Tensor, symbols: np.ndarray, training: bool = False
+                      ) -> Tensor:
+        """The impairments that act before the receiver's noise, in mimo_channel's order: TX IQ, H, phase
+        noise, SFO. xf (B, fft_len, Nt, S): every FFT bin of the frame's consecutive symbols ``symbols``
+        (S,). ``training``: the symbols are the training, over which the receiver refines its CFO from the
+        phase step between repetitions (receiver step 2), which takes that much linear drift out of the
+        phase noise. Returns (B, fft_len, Nr, S)."""
+        from semcom.ofat import channel_model
+
+        lay, imp = self.layout, self.impairments
+        b, n, _, n_sym = xf.shape
+        if imp.tx_iq:
+            xf = iq_mix_freq(xf, *self._iq("tx", lay.n_tx, xf), dim=2)
+        y = h_full @ xf
+        if imp.phase_noise_linewidth > 0:
+            # One Wiener path over the symbols (CPs included); each symbol sees it over its FFT window.
+            path = channel_model.wiener_phase(self._imp_rng, b, n_sym * lay.symbol_len,
+                                              imp.phase_noise_linewidth)
+            window = lay.cp_len + lay.symbol_len * np.arange(n_sym)[:, None] + np.arange(n)[None, :]
+            if training and n_sym > lay.n_tx:
+                mean = path[:, window].mean(axis=-1)  # (B, S) each symbol's common phase
+                step = (mean[:, lay.n_tx:] - mean[:, :-lay.n_tx]).mean(axis=1) / (lay.n_tx * lay.symbol_len)
+                path = path - step[:, None] * np.arange(path.shape[1])[None, :]
+            y = phase_noise_freq(y, torch.as_tensor(path[:, window], device=y.device))
+        if imp.sfo_ppm != 0:
+            signed = np.where(np.arange(n) >= n // 2, np.arange(n) - n, np.arange(n))
+            since_train = symbols - (lay.n_preamble_symbols + (lay.n_train_symbols - 1) / 2)
+            ramp = -2 * np.pi * np.outer(signed, since_train) * imp.sfo_ppm * 1e-6 * lay.symbol_len / n
+            y = y * torch.as_tensor(np.exp(1j * ramp)).to(device=y.device, dtype=y.dtype)[None, :, None, :]
+        return y
+
+    def _rx_iq(self, y: Tensor) -> Tensor:
+        return iq_mix_freq(y, *self._iq("rx", self.layout.n_rx, y), dim=2) if self.impairments.rx_iq else y
+
+    def _training(self, h_full: Tensor) -> tuple[Tensor, Tensor]:
+        """The effective channel diag(k1_rx) H diag(k1_tx) on the used subcarriers and the receiver's
+        noiseless LS estimate of it from the layout's training symbols sent through the same impairments
+        (their images, the phase noise and SFO over them), each (B, Nu, Nr, Nt)."""
+        lay = self.layout
+        used = torch.as_tensor(lay.used_bins, device=h_full.device)
+        train = torch.as_tensor(lay.training_freq).to(device=h_full.device, dtype=h_full.dtype)  # (Nt, P, N)
+        xf = train.permute(2, 0, 1).expand(h_full.shape[0], -1, -1, -1)  # (B, N, Nt, P)
+        symbols = lay.n_preamble_symbols + np.arange(lay.n_train_symbols)
+        y = self._rx_iq(self._before_noise(xf, h_full, symbols, training=True))  # (B, N, Nr, P)
+        # LS: H[k]_{r,a} = Nt / n_train sum_p Y_r[k, p] conj(T_a[p, k]), T = c_k W[p, a] / sqrt(Nt).
+        h_ls = torch.einsum("bkrp,apk->bkra", y[:, used], train[:, :, used].conj()) * self.ls_error_factor
+        k1_tx, _ = self._iq("tx", lay.n_tx, h_full)
+        k1_rx, _ = self._iq("rx", lay.n_rx, h_full)
+        return k1_rx[:, None] * h_full[:, used] * k1_tx, h_ls
 
     def _impaired_link(self, x: Tensor, h_full: Tensor, h_est_used: Tensor, noise_data: Tensor,
                        var: Tensor) -> tuple[Tensor, Tensor]:
-        """Step 6 of the class docstring: the data grid x (B, K, Nt, S) through the impaired link.
-        Returns what the receiver equalises: Y on the data carriers (B, K, Nr, S) after its common-phase
-        correction, and its estimate of the effective channel there (B, K, Nr, Nt)."""
-        from semcom.ofat import channel_model
-
+        """Step 6 of the class docstring: the data grid x (B, K, Nt, S) through the impaired link; h_est_used
+        is the receiver's estimate of the effective channel (B, Nu, Nr, Nt). Returns what the receiver
+        equalises: Y on the data carriers (B, K, Nr, S) after its common-phase correction, and its
+        channel estimate there (B, K, Nr, Nt)."""
         lay, imp = self.layout, self.impairments
         b, _, n_tx, n_sym = x.shape
         n, dev, cd = lay.fft_len, x.device, x.dtype
@@ -404,44 +472,24 @@ class OfatChannel(_SeededChannel):
         pilot_grid = torch.as_tensor(pilots[:, None, :] * cdd[:, :, None]).to(device=dev, dtype=cd)
         xf = x.new_zeros((b, n, n_tx, n_sym)).index_copy(1, data_bins, x)
         xf = xf.index_copy(1, pilot_bins, pilot_grid.expand(b, -1, -1, -1))
-
-        def coefficients(gain_db, phase_deg, n_ant: int) -> tuple[Tensor, Tensor]:
-            k1, k2 = channel_model.iq_coefficients(gain_db, phase_deg, n_ant)
-            return torch.as_tensor(k1).to(device=dev, dtype=cd), torch.as_tensor(k2).to(device=dev, dtype=cd)
-
-        k1_tx, k2_tx = coefficients(imp.tx_iq_gain_db, imp.tx_iq_phase_deg, n_tx)
-        k1_rx, k2_rx = coefficients(imp.rx_iq_gain_db, imp.rx_iq_phase_deg, lay.n_rx)
-        if imp.tx_iq:
-            xf = iq_mix_freq(xf, k1_tx, k2_tx, dim=2)
-        y = h_full @ xf  # (B, N, Nr, S)
-        if imp.phase_noise_linewidth > 0:
-            phases = channel_model.wiener_phase(self._imp_rng, b * n_sym, n, imp.phase_noise_linewidth)
-            y = phase_noise_freq(y, torch.as_tensor(phases.reshape(b, n_sym, n), device=dev))
-        if imp.sfo_ppm != 0:
-            signed = np.where(np.arange(n) >= n // 2, np.arange(n) - n, np.arange(n))
-            m_train = lay.n_preamble_symbols + (lay.n_train_symbols - 1) / 2
-            since_train = lay.n_sync_symbols + np.arange(n_sym) - m_train
-            ramp = -2 * np.pi * np.outer(signed, since_train) * imp.sfo_ppm * 1e-6 * lay.symbol_len / n
-            y = y * torch.as_tensor(np.exp(1j * ramp)).to(device=dev, dtype=cd)[None, :, None, :]
+        y = self._before_noise(xf, h_full, lay.n_sync_symbols + np.arange(n_sym))
         others = torch.as_tensor(np.setdiff1d(np.arange(n), lay.data_bins), device=dev)
         noise_rest = complex_normal((b, len(others), lay.n_rx, n_sym), var.reshape(b, 1, 1, 1),
                                     self.generator, var.dtype, dev).to(cd)
-        y = y + y.new_zeros(y.shape).index_copy(1, data_bins, noise_data).index_copy(1, others, noise_rest)
-        if imp.rx_iq:
-            y = iq_mix_freq(y, k1_rx, k2_rx, dim=2)
+        noise = y.new_zeros(y.shape).index_copy(1, data_bins, noise_data).index_copy(1, others, noise_rest)
+        y = self._rx_iq(y + noise)
         if imp.dc_offset_dbc is not None:
             dc = imp.dc_amplitude() * np.exp(2j * np.pi * self._imp_rng.uniform(size=(b, 1, lay.n_rx, 1)))
             dc_bin = torch.as_tensor(np.sqrt(n) * dc).to(device=dev, dtype=cd).expand(-1, -1, -1, n_sym)
             y = y.index_add(1, torch.zeros(1, dtype=torch.long, device=dev), dc_bin)
-        h_eff = k1_rx[:, None] * h_est_used * k1_tx  # (B, Nu, Nr, Nt): the training sees the same k1s
         if imp.phase_noise_linewidth > 0:
             # Common phase per symbol from the pilots, as ofat_rx's per_symbol tracking.
             cdd_t = torch.as_tensor(cdd).to(device=dev, dtype=cd)
-            g = (h_eff[:, lay.pilot_index_in_used] * cdd_t[:, None]).sum(-1)  # (B, P, Nr)
+            g = (h_est_used[:, lay.pilot_index_in_used] * cdd_t[:, None]).sum(-1)  # (B, P, Nr)
             ref = g[..., None] * torch.as_tensor(pilots).to(device=dev, dtype=cd)[:, None]  # (B, P, Nr, S)
             z = (ref.conj() * y[:, pilot_bins]).sum(dim=(1, 2)).detach()  # (B, S)
             y = y * torch.polar(torch.ones_like(z.real), -z.angle())[:, None, None, :]
-        return y[:, data_bins], h_eff[:, torch.as_tensor(lay.data_index_in_used, device=dev)]
+        return y[:, data_bins], h_est_used[:, torch.as_tensor(lay.data_index_in_used, device=dev)]
 
     def forward(self, z: Tensor, snr_db: float | Tensor | None = None) -> Tensor:
         from semcom.ofat import frame
