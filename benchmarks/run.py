@@ -722,16 +722,17 @@ def verdict(row: dict) -> str:
     return f"no (stopped: {row['stopped']})" if row["stopped"] else "no"
 
 
-def realtime_part(duration: float, points: int, load: float, start: float,
-                  configs: list[tuple[str, int, int]], command: str) -> int:
-    """The real-time check: a search over R per configuration; results/realtime.md + realtime.csv."""
+def realtime_part(duration: float, points: int, load: float, configs: list[tuple[str, int, int, float]],
+                  command: str, name: str = "realtime") -> int:
+    """The real-time check: a search over R per configuration (arrangement, Nt, Nr, first R);
+    results/<name>.md + <name>.csv."""
     load_before, t_search = os.getloadavg()[0], time.monotonic()
-    rows = [r for arrangement, n_tx, n_rx in configs
+    rows = [r for arrangement, n_tx, n_rx, start in configs
             for r in realtime_search(arrangement, n_tx, n_rx, duration, points, load, start)]
     minutes, load_after = (time.monotonic() - t_search) / 60, os.getloadavg()[0]
-    write_csv("realtime", rows)
+    write_csv(name, rows)
     best = []
-    for arrangement, n_tx, n_rx in configs:
+    for arrangement, n_tx, n_rx, _ in configs:
         ok = [r["rate_msps"] for r in rows if r["pass"] and (r["arrangement"], r["mimo"]) ==
               (arrangement, f"{n_tx}x{n_rx}")]
         best.append(f"| {arrangement} | {n_tx}x{n_rx} | "
@@ -751,7 +752,8 @@ def realtime_part(duration: float, points: int, load: float, start: float,
              "overflowed), and latency is bounded: the median of the last window (duration / 6, at most "
              "10 s) is at most 1.5x that of the first window plus two frame periods. A run stops early "
              "(fails) once more than 1 s of frames is in flight. The search starts at "
-             f"{start / 1e6:g} MS/s, doubles after a pass, halves after a fail, then bisects "
+             f"{', '.join(f'{c[3] / 1e6:.4g}' for c in configs)} MS/s (in the order of the configurations), "
+             "doubles after a pass, halves after a fail, then bisects "
              "(geometric mean) between the highest pass and the lowest fail.", "",
              "Highest R per channel that delivered every frame with bounded latency:", "",
              "| arrangement | Nt x Nr | highest R passed |", "| --- | --- | --- |", *best, "",
@@ -767,7 +769,7 @@ def realtime_part(duration: float, points: int, load: float, start: float,
                f"{r['latency_first_window_median_ms']} / {r['latency_last_window_median_ms']} | "
                f"{r['max_ofat_tx_queue']} | {r['max_in_flight']} | {r['load_avg']} | {verdict(r)} |"
                for r in rows], ""]
-    (RESULTS / "realtime.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
@@ -807,7 +809,9 @@ def main() -> int:
     parser.add_argument("--rt-points", type=positive_int, default=3,
                         help="rates tried per configuration in --realtime (default %(default)s)")
     parser.add_argument("--rt-configs", nargs="+", default=["loopback:2x2", "loopback:2x4", "split:2x2"],
-                        help="arrangement:NtxNr of --realtime (default %(default)s)")
+                        help="arrangement:NtxNr[:first R in MS/s] of --realtime (default %(default)s)")
+    parser.add_argument("--rt-name", default="realtime",
+                        help="--realtime writes results/<name>.md and .csv (default %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.realtime:
@@ -815,16 +819,20 @@ def main() -> int:
             parser.error("--rt-load must be > 0")
         configs = []
         for item in args.rt_configs:
-            arrangement, _, mimo = item.partition(":")
-            if arrangement not in ("loopback", "split") or mimo not in ("2x2", "2x4", "4x2"):
-                parser.error(f"--rt-configs: {item!r} is not loopback|split:2x2|2x4|4x2")
+            arrangement, mimo, *first = item.split(":") + [""]
+            try:
+                start = float(first[0]) * 1e6 if first[0] else args.rt_start * 1e6
+            except ValueError:
+                start = -1.0
+            if arrangement not in ("loopback", "split") or mimo not in ("2x2", "2x4", "4x2") \
+                    or not (np.isfinite(start) and start > 0) or len(first) > 2:
+                parser.error(f"--rt-configs: {item!r} is not loopback|split:2x2|2x4|4x2[:R > 0 in MS/s]")
             n_tx, n_rx = (int(v) for v in mimo.split("x"))
-            configs.append((arrangement, n_tx, n_rx))
+            configs.append((arrangement, n_tx, n_rx, start))
         command = " ".join([".venv/bin/python benchmarks/run.py", *sys.argv[1:]])
         if args.quick:
             args.duration, args.rt_points = min(args.duration, 5.0), 1
-        return realtime_part(args.duration, args.rt_points, args.rt_load, args.rt_start * 1e6, configs,
-                             command)
+        return realtime_part(args.duration, args.rt_points, args.rt_load, configs, command, args.rt_name)
     scale = 0.2 if args.quick else 1.0
     n_frames = max(20, int(300 * scale))
     lines = [f"# gr-semcom benchmarks ({'quick' if args.quick else 'full'} run)", "",
