@@ -658,7 +658,10 @@ def realtime_run(arrangement: str, n_tx: int, n_rx: int, rate: float, duration: 
                     stopped = f"{max_in_flight} frames in flight after {now:.1f} s"
                     break
                 wait = max(0.0, len(sent_at) * period - (time.monotonic() - t0))
-                msg = link.receive(timeout_s=wait) if link.in_flight() else time.sleep(wait)
+                if not link.in_flight():  # receive() returns at once with nothing in flight
+                    time.sleep(wait)
+                    continue
+                msg = link.receive(timeout_s=wait)
                 if msg is not None:
                     latencies.append((sent_at[msg.seq], time.monotonic() - t0 - sent_at[msg.seq]))
             seconds = time.monotonic() - t0
