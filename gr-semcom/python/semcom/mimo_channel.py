@@ -203,7 +203,7 @@ class mimo_channel(gr.sync_block):
                 self._sfo = resampler
             self._dc = None
             if impairments.dc_offset_dbc is not None:
-                amp = math.sqrt(self.noise_ref_power * 10 ** (impairments.dc_offset_dbc / 10))
+                amp = impairments.dc_amplitude(self.noise_ref_power)
                 self._dc = (amp * np.exp(1j * self._dc_phase)).astype(np.complex64)
 
     def _replace_impairment(self, **change) -> None:
