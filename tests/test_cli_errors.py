@@ -210,8 +210,12 @@ def test_loopback_with_blockless_flowgraph_exits_2(grcc_without_blocks: None, tm
     assert "lacks the semcom blocks" in one_line_error(capsys)
 
 
-TOUCHED = [["loopback"], ["replay"], ["record-loopback"], ["offsets"], ["send", "jscc"], ["send", "tokens"],
-           ["eval", "agents"], ["eval", "jscc"], ["train", "agents"], ["train", "jscc"], ["jscc"]]
+def _leaf_parsers(parser: argparse.ArgumentParser, path: list[str]) -> list[list[str]]:
+    """Every command path of the CLI, e.g. ['network', 'train'] (the parsers with no subcommands)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [path]
+    return [leaf for name, sub in subs[0].choices.items() for leaf in _leaf_parsers(sub, [*path, name])]
 
 
 def _subparser(parser: argparse.ArgumentParser, path: list[str]) -> argparse.ArgumentParser:
@@ -221,7 +225,15 @@ def _subparser(parser: argparse.ArgumentParser, path: list[str]) -> argparse.Arg
     return parser
 
 
-@pytest.mark.parametrize("path", TOUCHED, ids=" ".join)
+EVERY_COMMAND = _leaf_parsers(build_parser(), [])
+
+
+def test_every_command_is_checked() -> None:
+    assert ["network", "train"] in EVERY_COMMAND and ["lab", "run"] in EVERY_COMMAND
+    assert len(EVERY_COMMAND) >= 25
+
+
+@pytest.mark.parametrize("path", EVERY_COMMAND, ids=" ".join)
 def test_every_option_has_help_with_default(path: list[str]) -> None:
     parser = _subparser(build_parser(), path)
     for action in parser._actions:

@@ -29,6 +29,25 @@ STR_PARAMS = ("tx_args", "rx_args", "clock_source", "time_source", "tx_address",
 FLOAT_PARAMS = ("samp_rate", "center_freq", "lo_offset", "clock_rate", "start_delay", "tx_gain", "rx_gain",
                 "tx_scale")
 FLOWGRAPH_PARAMS = (*STR_PARAMS, *FLOAT_PARAMS, "train_reps")
+PARAM_HELP = {
+    "tx_args": "UHD device address of the transmitter, e.g. type=b200",
+    "rx_args": "UHD device address of the receiver",
+    "clock_source": "UHD clock source: internal, external (10 MHz) or gpsdo",
+    "time_source": "UHD time source: internal, external (PPS) or gpsdo",
+    "tx_address": "ZeroMQ address the TX flowgraph's tensor_source binds",
+    "rx_address": "ZeroMQ address the RX flowgraph's tensor_sink binds",
+    "preset": "OFAT subcarrier preset (wifi64, ...)",
+    "mode": "OFAT value mapping: complex or real",
+    "samp_rate": "sample rate in S/s",
+    "center_freq": "carrier frequency in Hz",
+    "lo_offset": "LO offset in Hz (moves the LO leakage out of the band)",
+    "clock_rate": "master clock rate in Hz",
+    "start_delay": "seconds from now to the timed start of both streams",
+    "tx_gain": "TX gain in dB",
+    "rx_gain": "RX gain in dB",
+    "tx_scale": "digital scale of the TX samples (keeps the DAC out of clipping)",
+    "train_reps": "repetitions of the training block per frame (noise estimate)",
+}
 
 
 def run_report(tb: Any) -> list[str]:
@@ -103,8 +122,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("bench", choices=sorted(BENCHES))
     for name in FLOWGRAPH_PARAMS:
         kind = str if name in STR_PARAMS else float if name in FLOAT_PARAMS else int
-        r.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
-    r.add_argument("--duration", type=float, default=0.0, help="seconds (0: until Ctrl-C)")
-    r.add_argument("--report-every", type=float, default=10.0, help="seconds between interim reports")
-    r.add_argument("--probe-only", action="store_true", help="check the devices and stop")
+        r.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
+                       help=f"{PARAM_HELP[name]} (default: the bench flowgraph's own value)")
+    r.add_argument("--duration", type=float, default=0.0,
+                   help="seconds, 0: until Ctrl-C (default: %(default)s)")
+    r.add_argument("--report-every", type=float, default=10.0,
+                   help="seconds between interim reports (default: %(default)s)")
+    r.add_argument("--probe-only", action="store_true", help="check the devices and stop (default: off)")
     r.set_defaults(func=_run)

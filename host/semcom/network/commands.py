@@ -83,58 +83,77 @@ def _live(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from .agents import SCHEMES
     from .curves import DEFAULT_TABLE
+    from .experiment import Fig7Config
 
     p = subparsers.add_parser("network", help="multi-cell semantic network, hierarchical DRL")
     sub = p.add_subparsers(dest="network_what", required=True)
 
     def common(q: argparse.ArgumentParser, out: Path = DEFAULT_OUT) -> None:
-        q.add_argument("--out", default=str(out))
-        q.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-        q.add_argument("--no-progress", action="store_true")
+        q.add_argument("--out", default=str(out), help="output folder (default: %(default)s)")
+        q.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
+        q.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars on)")
 
     c = sub.add_parser("curves", help="measure accuracy vs SNR per compression level (the env's table)")
     from semcom.agents.commands import SHIPPED_CHECKPOINTS
 
-    c.add_argument("--checkpoints", default=str(SHIPPED_CHECKPOINTS))
-    c.add_argument("--table", default=str(DEFAULT_TABLE))
-    c.add_argument("--n-test", type=int, default=2400)
-    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--checkpoints", default=str(SHIPPED_CHECKPOINTS),
+                   help="token-pipeline checkpoints measured (default: the shipped ones)")
+    c.add_argument("--table", default=str(DEFAULT_TABLE),
+                   help="the semantic table written, which the env reads (default: %(default)s)")
+    c.add_argument("--n-test", type=int, default=2400, help="test questions per point (default: %(default)s)")
+    c.add_argument("--seed", type=int, default=1, help="channel-noise seed (default: %(default)s)")
     common(c)
     c.set_defaults(func=_curves)
 
     t = sub.add_parser("train", help="Fig. 7: QoE vs slots of every scheme, gains, scaling")
-    t.add_argument("--quick", action="store_true", help="3 cells, 600 slots, 2 seeds, no scaling")
-    t.add_argument("--seeds", type=int, nargs="+")
-    t.add_argument("--slots", type=int)
-    t.add_argument("--cells", type=int)
-    t.add_argument("--period", type=int, help="large timescale T in slots")
-    t.add_argument("--antennas", type=int, help="BS antennas = DFT beams (default 8; 1: no beamforming)")
+    d = Fig7Config()
+
+    def dflt(value: object) -> str:
+        text = " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        return f"(default: {text}; --quick: its own)"
+
+    t.add_argument("--quick", action="store_true",
+                   help="3 cells, 600 slots, 2 seeds, no scaling: the tests' size (default: off)")
+    t.add_argument("--seeds", type=int, nargs="+", help=f"environment + training seeds {dflt(d.seeds)}")
+    t.add_argument("--slots", type=int, help=f"slots per run {dflt(d.n_slots)}")
+    t.add_argument("--cells", type=int, help=f"cells (hexagonal layout) {dflt(d.n_cells)}")
+    t.add_argument("--period", type=int, help=f"large timescale T in slots {dflt(d.period)}")
+    t.add_argument("--antennas", type=int,
+                   help=f"BS antennas = DFT beams, 1: no beamforming {dflt(d.n_antennas)}")
     t.add_argument("--ue-min-frac", type=float,
-                   help="terminals uniform in [frac R, R] (default 0: the whole cell; 0.5: cell-edge users)")
-    t.add_argument("--schemes", nargs="+")
-    t.add_argument("--no-scaling", action="store_true")
-    t.add_argument("--only-scaling", action="store_true", help="the scaling study alone (scaling.csv/json)")
-    t.add_argument("--scaling-cells", type=int, nargs="+")
-    t.add_argument("--scaling-periods", type=int, nargs="+")
-    t.add_argument("--scaling-seeds", type=int, nargs="+")
-    t.add_argument("--scaling-slots", type=int)
+                   help=f"terminals uniform in [frac R, R], 0.5: cell-edge users {dflt(d.ue_min_frac)}")
+    t.add_argument("--schemes", nargs="+", choices=list(SCHEMES), metavar="SCHEME",
+                   help=f"schemes to run, of {', '.join(SCHEMES)} (default: all)")
+    t.add_argument("--no-scaling", action="store_true", help="skip the scaling study (default: run it)")
+    t.add_argument("--only-scaling", action="store_true",
+                   help="the scaling study alone (scaling.csv/json) (default: off)")
+    t.add_argument("--scaling-cells", type=int, nargs="+", help=f"cells axis {dflt(d.scaling_cells)}")
+    t.add_argument("--scaling-periods", type=int, nargs="+", help=f"T axis {dflt(d.scaling_periods)}")
+    t.add_argument("--scaling-seeds", type=int, nargs="+",
+                   help=f"seeds of each point {dflt(d.scaling_seeds)}")
+    t.add_argument("--scaling-slots", type=int, help=f"slots of each point {dflt(d.scaling_slots)}")
     common(t)
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="trained policies, frozen, vs the baselines on fresh seeds")
-    e.add_argument("--policies", default=str(DEFAULT_OUT / "policies"))
-    e.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104])
-    e.add_argument("--slots", type=int, default=1000)
-    e.add_argument("--cells", type=int, default=7)
+    e.add_argument("--policies", default=str(DEFAULT_OUT / "policies"),
+                   help="folder of the trained policies (default: %(default)s)")
+    e.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104],
+                   help="unseen scenario seeds (default: %(default)s)")
+    e.add_argument("--slots", type=int, default=1000, help="slots per seed (default: %(default)s)")
+    e.add_argument("--cells", type=int, default=7,
+                   help="cells, as the policies were trained (default: %(default)s)")
     common(e, DEFAULT_OUT / "eval")
     e.set_defaults(func=_eval)
 
     v = sub.add_parser("live", help="the trained policies on OFAT links sharing one loopback flowgraph")
     v.add_argument("--policies", default=str(DEFAULT_OUT / "live_train" / "policies"),
-                   help="policies trained on the live scenario's cell count (3)")
-    v.add_argument("--scheme", default="hierarchical")
-    v.add_argument("--frames", type=int, default=200)
-    v.add_argument("--seed", type=int, default=100)
+                   help="policies trained on the live scenario's cell count, 3 (default: %(default)s)")
+    v.add_argument("--scheme", default="hierarchical", help="whose policies act (default: %(default)s)")
+    v.add_argument("--frames", type=int, default=200,
+                   help="slots, one frame per link each (default: %(default)s)")
+    v.add_argument("--seed", type=int, default=100, help="scenario seed (default: %(default)s)")
     common(v, DEFAULT_OUT / "live")
     v.set_defaults(func=_live)

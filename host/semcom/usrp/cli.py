@@ -30,15 +30,15 @@ def add_probe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--args", default="", help='UHD device args, e.g. "type=b200" or '
                    '"addr0=192.168.10.2,addr1=192.168.10.3" (default: any USRP)')
     p.add_argument("--tx-channels", type=parse_channels, default=(), metavar="LIST",
-                   help="TX channel indices to use, e.g. 0,1 (Nt = how many)")
+                   help="TX channel indices to use, e.g. 0,1 (Nt = how many) (default: none checked)")
     p.add_argument("--rx-channels", type=parse_channels, default=(), metavar="LIST",
-                   help="RX channel indices to use, e.g. 0,1 (Nr = how many)")
-    p.add_argument("--rate", type=parse_si, help="sample rate in S/s (20M, 1e6, ...)")
-    p.add_argument("--freq", type=parse_si, help="centre frequency in Hz (2.45G, ...)")
-    p.add_argument("--clock-source", help="internal | external | gpsdo | mimo ...")
-    p.add_argument("--time-source", help="internal | external | gpsdo | mimo | none ...")
-    p.add_argument("--tx-gain", type=float, help="TX gain in dB to check against the range")
-    p.add_argument("--rx-gain", type=float, help="RX gain in dB to check against the range")
+                   help="RX channel indices to use, e.g. 0,1 (Nr = how many) (default: none checked)")
+    p.add_argument("--rate", type=parse_si, help="sample rate in S/s (20M, 1e6, ...) (default: not checked)")
+    p.add_argument("--freq", type=parse_si, help="centre frequency in Hz (2.45G, ...) (default: not checked)")
+    p.add_argument("--clock-source", help="internal | external | gpsdo | mimo ... (default: the device's own)")
+    p.add_argument("--time-source", help="internal | external | gpsdo | mimo | none ... (default: the device's own)")
+    p.add_argument("--tx-gain", type=float, help="TX gain in dB to check against the range (default: not checked)")
+    p.add_argument("--rx-gain", type=float, help="RX gain in dB to check against the range (default: not checked)")
     p.add_argument("--no-open", action="store_true",
                    help="only list devices; do not open them (no channel/rate/clock checks)")
     p.add_argument("--find-timeout", type=float, default=20.0, help="seconds for discovery (default 20)")
