@@ -100,7 +100,8 @@ def _send_tokens(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser, n: int, batch: int) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint base path (<path>.pt + <path>.json) (required, no default)")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint base path (<path>.pt + <path>.json) (required, no default)")
     d = " (default: %(default)s)"
     p.add_argument("--n", type=positive_int, default=n, help="test items (one OFAT frame each)" + d)
     p.add_argument("--snr", type=finite_float, default=20.0, help="channel SNR in dB" + d)

@@ -35,10 +35,14 @@ def add_probe_arguments(p: argparse.ArgumentParser) -> None:
                    help="RX channel indices to use, e.g. 0,1 (Nr = how many) (default: none checked)")
     p.add_argument("--rate", type=parse_si, help="sample rate in S/s (20M, 1e6, ...) (default: not checked)")
     p.add_argument("--freq", type=parse_si, help="centre frequency in Hz (2.45G, ...) (default: not checked)")
-    p.add_argument("--clock-source", help="internal | external | gpsdo | mimo ... (default: the device's own)")
-    p.add_argument("--time-source", help="internal | external | gpsdo | mimo | none ... (default: the device's own)")
-    p.add_argument("--tx-gain", type=float, help="TX gain in dB to check against the range (default: not checked)")
-    p.add_argument("--rx-gain", type=float, help="RX gain in dB to check against the range (default: not checked)")
+    p.add_argument("--clock-source",
+                   help="internal | external | gpsdo | mimo ... (default: the device's own)")
+    p.add_argument("--time-source",
+                   help="internal | external | gpsdo | mimo | none ... (default: the device's own)")
+    p.add_argument("--tx-gain", type=float,
+                   help="TX gain in dB to check against the range (default: not checked)")
+    p.add_argument("--rx-gain", type=float,
+                   help="RX gain in dB to check against the range (default: not checked)")
     p.add_argument("--no-open", action="store_true",
                    help="only list devices; do not open them (no channel/rate/clock checks)")
     p.add_argument("--find-timeout", type=float, default=20.0, help="seconds for discovery (default 20)")
