@@ -92,7 +92,9 @@ def test_split_device_args_like_uhd():
 def test_parsers_and_message():
     assert parse_channels("0, 1") == (0, 1) and parse_channels("") == ()
     assert parse_si("2.45G") == pytest.approx(2.45e9) and parse_si("500k") == 500e3
-    assert parse_si("1e6") == 1e6
+    assert parse_si("1e6") == 1e6 and parse_si(" 30.72M ") == pytest.approx(30.72e6)
+    with pytest.raises(ValueError):
+        parse_si("20 MHz")
     assert not_found_message("") == 'no USRP found for "" (empty args: any USRP)'
 
 

@@ -86,6 +86,8 @@ def split_device_args(args: str) -> list[str]:
 
     'addr0=A,addr1=B,type=x300' -> ['addr=A,type=x300', 'addr=B']: a key ending in digits belongs to
     that device index, a key without digits to device 0. Args without indexed keys come back as [args].
+    Written here because UHD's Python bindings (3.10's `uhd.types.DeviceAddr`) expose no
+    `separate_device_addr`.
     """
     parts: dict[int, dict[str, str]] = {}
     indexed = False
@@ -560,7 +562,9 @@ def parse_channels(text: str | Sequence[int] | None) -> tuple[int, ...]:
 
 
 def parse_si(text: str) -> float:
-    """'2.4G' / '20M' / '500k' / '1e6' -> float."""
-    text = text.strip()
-    scale = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}.get(text[-1:], None)
-    return float(text[:-1]) * scale if scale else float(text)
+    """'2.4G' / '20M' / '500k' / '1e6' -> float, in GNU Radio's engineering notation (GRC's eng_float).
+
+    ValueError for anything else (argparse turns it into a one-line usage error)."""
+    from gnuradio import eng_notation  # pure Python; the probe needs GNU Radio's UHD anyway
+
+    return float(eng_notation.str_to_num(text.strip()))
