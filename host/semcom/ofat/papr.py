@@ -320,6 +320,8 @@ class ClippingTheory:
             return 10.0 * np.log10(self.alpha**2 / self.distortion_power)
 
 
+# math.erfc element-wise, not scipy.special.erfc: the GNU Radio side installs with numpy + pyzmq alone
+# (no scipy), and this runs on a handful of clipping ratios, never in a work() loop.
 _erfc = np.vectorize(math.erfc, otypes=[float])
 
 
