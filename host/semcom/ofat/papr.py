@@ -320,8 +320,9 @@ class ClippingTheory:
             return 10.0 * np.log10(self.alpha**2 / self.distortion_power)
 
 
-# math.erfc element-wise, not scipy.special.erfc: the GNU Radio side installs with numpy + pyzmq alone
-# (no scipy), and this runs on a handful of clipping ratios, never in a work() loop.
+# math.erfc element-wise, not scipy.special.erfc: scipy is no pip dependency of the blocks (only Debian's
+# python3-scipy, which setup.sh installs), the transmitter imports this module when it clips, and this
+# runs on a handful of clipping ratios, never in a work() loop.
 _erfc = np.vectorize(math.erfc, otypes=[float])
 
 
