@@ -51,24 +51,35 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"semcom {version('gr-semcom')}"
 
 
-def test_version_and_grc_help_import_no_torch() -> None:
-    """`semcom --version` imports no command module; `semcom grc` only its own (no torch)."""
+def test_version_help_and_grc_help_import_no_torch(capsys: pytest.CaptureFixture[str]) -> None:
+    """`semcom --version` and `semcom --help` import no command module (they import torch, 1.5 s);
+    `semcom grc` only its own (no torch). The top-level help still lists every command."""
     code = ("import sys; from semcom.cli import main\n"
-            "for argv in (['--version'], ['grc', '--help']):\n"
+            "for argv in (['--version'], ['--help'], ['grc', '--help']):\n"
             "    try: main(argv)\n"
             "    except SystemExit: pass\n"
             "print('torch' in sys.modules, 'semcom.loopback' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.splitlines()[-1] == "False False", proc.stderr
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in semcom.cli.COMMANDS)
 
 
 def test_commands_table_matches_the_modules() -> None:
-    """COMMANDS (which module a `semcom <command>` imports) names exactly what each module registers."""
+    """COMMANDS (which module a `semcom <command>` imports, and the help `semcom --help` lists without
+    importing it) names exactly what each module registers, with the module's own help text."""
     for module in semcom.cli.COMMAND_MODULES:
         sub = argparse.ArgumentParser().add_subparsers()
         importlib.import_module(module).register(sub)
-        assert sorted(sub.choices) == sorted(c for c, m in semcom.cli.COMMANDS.items() if m == module), module
-    assert set(semcom.cli.COMMANDS.values()) == set(semcom.cli.COMMAND_MODULES)
+        registered = {a.dest: a.help for a in sub._choices_actions}
+        assert registered == {c: h for c, (m, h) in semcom.cli.COMMANDS.items() if m == module}, module
+    assert {m for m, _ in semcom.cli.COMMANDS.values()} == set(semcom.cli.COMMAND_MODULES)
+
+
+def test_unknown_command_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "invalid choice: 'loopbak'" in argparse_error(capsys, ["loopbak", "--frames", "1"])
 
 
 def test_command_with_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch,

@@ -26,17 +26,29 @@ COMMAND_MODULES: tuple[str, ...] = ("semcom.loopback", "semcom.flowgraphs", "sem
                                      "semcom.send", "semcom.jscc.commands", "semcom.agents.commands",
                                      "semcom.adapt.commands", "semcom.lightweight.commands",
                                      "semcom.partial.commands", "semcom.network.commands")
-# The top-level command(s) each module registers (tests/test_cli_errors.py checks this against the
-# modules): `semcom <command> ...` imports only that module, so `semcom loopback` does not load the
-# language-model stacks, one command's missing extra does not break the others, and `semcom --version`
-# imports none.
-COMMANDS: dict[str, str] = {
-    "loopback": "semcom.loopback", "grc": "semcom.flowgraphs", "usrp": "semcom.usrp.cli",
-    "replay": "semcom.capture", "record-loopback": "semcom.capture", "offsets": "semcom.offsets",
-    "lab": "semcom.lab", "send": "semcom.send", "jscc": "semcom.jscc.commands",
-    "train": "semcom.agents.commands", "eval": "semcom.agents.commands", "adapt": "semcom.adapt.commands",
-    "lightweight": "semcom.lightweight.commands", "partial": "semcom.partial.commands",
-    "network": "semcom.network.commands",
+# The top-level command(s) each module registers and their one-line help (tests/test_cli_errors.py checks
+# both against the modules): `semcom <command> ...` imports only that module, so `semcom loopback` does
+# not load the language-model stacks and one command's missing extra does not break the others;
+# `semcom --help` and `semcom --version` import none (the modules import torch: 1.5 s).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "loopback": ("semcom.loopback", "stream tensors through the loopback flowgraph"),
+    "grc": ("semcom.flowgraphs", "open flowgraphs in GNU Radio Companion with this install's blocks "
+                                 "(nothing global)"),
+    "usrp": ("semcom.usrp.cli", "USRP device tools"),
+    "replay": ("semcom.capture", "replay a SigMF recording through the OFAT receiver, streamed"),
+    "record-loopback": ("semcom.capture", "record a loopback run as a SigMF regression fixture"),
+    "offsets": ("semcom.offsets", "per-channel phase and timing offsets: absorbed vs drifting"),
+    "lab": ("semcom.lab", "run a USRP lab bench flowgraph with a run report"),
+    "send": ("semcom.send", "run a trained model over the torch channel and the flowgraph"),
+    "jscc": ("semcom.jscc.commands", "DeepJSCC vs JPEG: train/load, PSNR vs SNR (CSV + PNG)"),
+    "train": ("semcom.agents.commands", "train the agents (small default) or DeepJSCC"),
+    "eval": ("semcom.agents.commands", "evaluate trained agents or DeepJSCC"),
+    "adapt": ("semcom.adapt.commands", "cGAN channel + online DeepJSCC fine-tuning as the SNR drops"),
+    "lightweight": ("semcom.lightweight.commands", "pruned / int8 / distilled DeepJSCC encoders for edge "
+                    "agents: size, MACs, PSNR (CSV+PNG+JSON), flowgraph check"),
+    "partial": ("semcom.partial.commands", "partial sampling with receiver feedback: accuracy vs source "
+                "size, sampling size and rounds (Fig. 6; CSV + PNG + JSON)"),
+    "network": ("semcom.network.commands", "multi-cell semantic network, hierarchical DRL"),
 }
 # Which pip extra brings a third-party package a command module imports (pyproject.toml).
 EXTRA_OF = {"torch": "host", "tqdm": "host", "matplotlib": "host", "transformers": "hf", "peft": "hf"}
@@ -84,7 +96,7 @@ def _register(subparsers: argparse._SubParsersAction, module: str, strict: bool)
     except ModuleNotFoundError as err:
         if err.name is None or err.name.split(".")[0] == "semcom":
             raise  # our own import is broken: a bug, keep the traceback
-        commands = [name for name, owner in COMMANDS.items() if owner == module]
+        commands = [name for name, (owner, _) in COMMANDS.items() if owner == module]
         if strict:
             raise MissingExtra(commands[0], err) from err
         for name in commands:
@@ -92,18 +104,24 @@ def _register(subparsers: argparse._SubParsersAction, module: str, strict: bool)
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The `semcom` parser: with argv naming a known command, only that command's module is imported."""
+    """The `semcom` parser. argv None: every command module adds its whole parser (tests, `--help` of
+    every command). argv naming a known command: only that command's module is imported. Any other argv
+    (`semcom --help`, `--version`, a typo): the commands are listed from COMMANDS, no module imported."""
     parser = argparse.ArgumentParser(prog="semcom", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    argv = argv or []
+    if argv is None:
+        for module in COMMAND_MODULES:
+            _register(subparsers, module, strict=False)
+        return parser
     command = _command_word(argv)
-    if command in COMMANDS and COMMANDS[command] in COMMAND_MODULES:
-        _register(subparsers, COMMANDS[command], strict=True)
-    elif command is not None or "--version" not in argv:  # --version needs no command module
-        for name in COMMAND_MODULES:
-            _register(subparsers, name, strict=False)
+    if command in COMMANDS and COMMANDS[command][0] in COMMAND_MODULES:
+        _register(subparsers, COMMANDS[command][0], strict=True)
+    else:  # list the commands only: argparse prints the help or the error and exits before any runs
+        for name, (module, help_text) in COMMANDS.items():
+            if module in COMMAND_MODULES:
+                subparsers.add_parser(name, help=help_text)
     return parser
 
 
