@@ -66,8 +66,9 @@ def test_time_domain_power_matches_occupied_fraction():
     assert np.mean(np.sum(np.abs(samples) ** 2, axis=0)) == pytest.approx(layout.occupied_fraction, rel=0.05)
 
 
-def test_preamble_halves_repeat_for_schmidl_cox():
-    layout = make_layout("wifi64", n_tx=2)
+@pytest.mark.parametrize("sequence_id", [0, 5])
+def test_preamble_halves_repeat_for_schmidl_cox(sequence_id):
+    layout = make_layout("wifi64", n_tx=2, sequence_id=sequence_id)
     samples, _ = modulate_frame(layout, np.ones(10), seq=0)
     body = samples[:, layout.cp_len: layout.symbol_len]
     half = layout.fft_len // 2
@@ -127,7 +128,8 @@ def test_capacity_and_bad_payloads_are_clear_errors():
 
 @pytest.mark.parametrize("bad", [dict(fft_len=48), dict(used_carriers=(0, 1, 2)), dict(cp_len=64),
                                  dict(pilot_carriers=(30,)), dict(mode="qam"), dict(n_tx=0),
-                                 dict(n_tx=9, cdd_shift=2)])
+                                 dict(n_tx=9, cdd_shift=2), dict(sequence_id=-1),
+                                 dict(sequence_id=1 << 16)])
 def test_invalid_layouts_are_rejected(bad):
     with pytest.raises(FrameError):
         OfatLayout(**bad)
@@ -175,3 +177,46 @@ def test_cached_construction_is_bit_identical_to_the_reference(preset, mode, n_t
 def test_modulate_frame_rejects_negative_pad():
     with pytest.raises(FrameError, match="pad"):
         modulate_frame(make_layout("wifi64"), np.ones(4), seq=0, pad=-1)
+
+
+# The sha256 of every known sequence (sorted by name, as stored) of sequence_id 0, taken from the frame
+# module before sequence ids existed: id 0 must keep them bit for bit (every recording and result so far).
+ORIGINAL_SEQUENCES_SHA256 = {
+    "wifi64": "c25e263161db9abe209b076012cefbb56fc7a3cdfc1249f0f9c4dc67dd6c0e28",
+    "ofat128": "6bfe5d17d84fa24fb414aa760863c66ab540ec62fd763e87dbfa88b7929247f0",
+}
+
+
+@pytest.mark.parametrize("preset", sorted(ORIGINAL_SEQUENCES_SHA256))
+def test_sequence_id_zero_keeps_the_original_sequences(preset):
+    import hashlib
+
+    layout = make_layout(preset, n_tx=2, n_rx=2)
+    digest = hashlib.sha256()
+    for _, seq in sorted(layout._rng_sequences.items()):
+        digest.update(np.ascontiguousarray(seq).tobytes())
+    assert digest.hexdigest() == ORIGINAL_SEQUENCES_SHA256[preset]
+    # the layout dict of id 0 is the one recorded before ids existed; another id round-trips
+    assert "sequence_id" not in layout.to_dict()
+    other = make_layout(preset, n_tx=2, n_rx=2, sequence_id=3)
+    assert OfatLayout.from_dict(other.to_dict()) == other and other != layout
+
+
+def test_sequences_of_different_ids_are_nearly_orthogonal():
+    """Training sequences c of ids 0..7, wifi64: the cross-correlation r_ij(tau) = |sum_k c_i[k] c_j[k]*
+    exp(j 2 pi k tau / N)| / Nu over every delay tau (what a receiver's tap search sees of a foreign
+    training) stays below 0.45 (random QPSK: rms 1/sqrt(Nu) = 0.14, 0.45 is about 3.2 rms), against 1 for
+    the own sequence at tau = 0; the header scramblers differ in at least a quarter of their bits and the
+    pilot patterns differ too."""
+    layouts = [make_layout("wifi64", n_tx=1, n_rx=1, sequence_id=i) for i in range(8)]
+    k = np.array(sorted(layouts[0].used_carriers))
+    delays = np.exp(2j * np.pi * np.outer(np.arange(layouts[0].fft_len), k) / layouts[0].fft_len)
+    n_used = layouts[0].n_used
+    for i, a in enumerate(layouts):
+        auto = np.abs(delays @ (a.training_sequence * np.conj(a.training_sequence))) / n_used
+        assert auto[0] == pytest.approx(1.0)
+        for b in layouts[i + 1:]:
+            cross = np.abs(delays @ (a.training_sequence * np.conj(b.training_sequence))) / n_used
+            assert cross.max() < 0.45, (a.sequence_id, b.sequence_id, cross.max())
+            assert np.sum(a.header_scrambler != b.header_scrambler) >= HEADER_BITS // 4
+            assert not np.array_equal(a.pilot_values(8), b.pilot_values(8))

@@ -25,7 +25,7 @@ class ofat_rx(gr.sync_block):
     H (K, Nr, Nt) complex64, the channel estimate on the data subcarriers; meta: seq, shape,
     n_values, scale, noise_var, snr_db, cfo (cycles/sample), timing (absolute sample index of the
     frame start), sync_metric, sfo_ppm (the sampling-clock offset estimate, with sfo_tracking) and
-    rx_counters (detections, frames, header_crc_fail, header_invalid,
+    rx_counters (detections, frames, header_crc_fail, header_invalid, sequence_mismatch,
     samples so far). See semcom.ofat.receiver for the DSP (FrameReceiver, the fast path of
     ReferenceFrameReceiver).
 
@@ -33,16 +33,18 @@ class ofat_rx(gr.sync_block):
     """
 
     def __init__(self, layout: OfatLayout, threshold: float = 0.2, phase_tracking: str = "linear",
-                 sfo_tracking: bool = False, dc_removal: bool = False, iq_correction: bool = False):
+                 sfo_tracking: bool = False, dc_removal: bool = False, iq_correction: bool = False,
+                 noise_estimate: str = "repetitions"):
         # sfo_tracking: estimate a sampling-clock offset from the pilots and remove its phase ramp;
         # dc_removal: subtract a running mean per antenna first (a DC spur would trip detection);
-        # iq_correction: undo a receive IQ imbalance blindly (semcom.ofat.receiver, step 0).
+        # iq_correction: undo a receive IQ imbalance blindly (semcom.ofat.receiver, step 0);
+        # noise_estimate: "fit_residual" counts other links' interference (semcom.ofat.receiver, step 4).
         gr.sync_block.__init__(self, name="semcom_ofat_rx", in_sig=[np.complex64] * layout.n_rx,
                                out_sig=None)
         self.layout = layout
         self.receiver = FrameReceiver(layout, threshold=threshold, phase_tracking=phase_tracking,
                                       sfo_tracking=bool(sfo_tracking), dc_removal=bool(dc_removal),
-                                      iq_correction=bool(iq_correction))
+                                      iq_correction=bool(iq_correction), noise_estimate=noise_estimate)
         self._port = pmt.intern("frames")
         self.message_port_register_out(self._port)
 

@@ -20,6 +20,10 @@ Frame, in OFDM symbols (each one FFT body with a cyclic prefix):
   for residual phase tracking. Complex mode puts two values on a resource element (re, im), real mode
   one (an amplitude, as in the paper). A partial last symbol is zero padded.
 
+Known sequences (preamble, training c_k, pilot polarities, header scrambler and filler) are drawn from
+one generator seeded by the layout's `sequence_id` (0: the original sequences). Links sharing the air
+take different ids, so a receiver neither estimates its channel from nor delivers another link's frame.
+
 Power: every used resource element carries unit total energy summed over the Nt antennas (data on
 average, after per-frame normalisation by `scale`, which the header carries), and the FFT is unitary.
 So noise of variance sigma^2 per time sample is sigma^2 per resource element, and the project's SNR,
@@ -56,6 +60,7 @@ MAX_DIM = 0xFFFF
 SCALE_CODE_ZERO = 1 << 15
 SCALE_CODE_STEPS = 1024
 _SEQUENCE_SEED = 0x5EC0_0FA7
+MAX_SEQUENCE_ID = 0xFFFF
 
 
 class FrameError(ValueError):
@@ -118,6 +123,7 @@ class OfatLayout:
     max_data_symbols: int = 64
     cdd_shift: int = 2
     clip_ratio_db: float = 0.0  # clip data symbols this far above their RMS (0 = off); see papr.py
+    sequence_id: int = 0  # which known sequences (preamble, training, pilots, header scrambler); see below
 
     def __post_init__(self) -> None:
         def fail(msg: str) -> None:
@@ -145,6 +151,8 @@ class OfatLayout:
                 fail(f"{name} must be >= 1")
         if self.clip_ratio_db < 0 or not math.isfinite(self.clip_ratio_db):
             fail(f"clip_ratio_db must be 0 (off) or a positive finite ratio, got {self.clip_ratio_db}")
+        if not 0 <= self.sequence_id <= MAX_SEQUENCE_ID:
+            fail(f"sequence_id must be in [0, {MAX_SEQUENCE_ID}], got {self.sequence_id}")
         if (self.n_tx - 1) * self.cdd_shift >= self.cp_len:
             fail("cyclic delay diversity spread (n_tx-1)*cdd_shift must be shorter than the CP")
 
@@ -238,7 +246,16 @@ class OfatLayout:
     # ----------------------------------------------------------------- known sequences
     @cached_property
     def _rng_sequences(self) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng(_SEQUENCE_SEED)
+        """Every known sequence of the frame, drawn from one generator per `sequence_id`.
+
+        Id 0 is the project's original seed (every recording and result so far); id s > 0 seeds with
+        (seed, s). Links that share the air take different ids: their training sequences are nearly
+        orthogonal (a foreign frame's training, despread by the own sequence, spreads over all delays
+        instead of the few channel taps) and their header scramblers differ, so a receiver that
+        synchronises to a foreign frame fails its header CRC instead of delivering it.
+        """
+        seed = _SEQUENCE_SEED if self.sequence_id == 0 else [_SEQUENCE_SEED, self.sequence_id]
+        rng = np.random.default_rng(seed)
         qpsk = np.exp(1j * np.pi / 4 * (2 * rng.integers(0, 4, size=(2, self.fft_len)) + 1))
         return {
             "preamble": qpsk[0],
@@ -305,6 +322,8 @@ class OfatLayout:
         d = dataclasses.asdict(self)
         d["used_carriers"] = list(self.used_carriers)
         d["pilot_carriers"] = list(self.pilot_carriers)
+        if not self.sequence_id:  # id 0: the dict of every layout recorded before ids existed
+            del d["sequence_id"]
         return d
 
     @classmethod
@@ -323,7 +342,8 @@ class OfatLayout:
         return (f"OFAT fft={self.fft_len} cp={self.cp_len} used={self.n_used} "
                 f"data={self.n_data_carriers} pilots={len(self.pilot_carriers)} Nt={self.n_tx} "
                 f"Nr={self.n_rx} mode={self.mode} train={self.n_train_symbols} "
-                f"header={self.n_header_symbols} sym, capacity={self.capacity} values/frame")
+                f"header={self.n_header_symbols} sym, capacity={self.capacity} values/frame"
+                + (f" sequence_id={self.sequence_id}" if self.sequence_id else ""))
 
 
 def make_layout(preset: str = "wifi64", **overrides: Any) -> OfatLayout:

@@ -33,7 +33,14 @@ Per frame:
    projecting onto the few delay taps that carry energy (selected against the noise floor, at most
    the cyclic prefix plus margins): the estimate's noise drops by about (taps kept)/(used subcarriers).
 4. Noise variance: from the difference of repeated training symbols (independent of any channel
-   model); from the projection residual when there is one repetition.
+   model); from the projection residual when there is one repetition. With
+   noise_estimate="fit_residual": noise plus interference, from what each training repetition leaves
+   outside the channel fit (another link's training, of another sequence_id, despreads to energy over
+   all delays whatever its CFO, while the difference of repetitions sees it only as far as its CFO
+   rotates it between them).
+   Training check: the despread training's strongest candidate delay tap against the mean at delays
+   no channel reaches (OWN_TRAINING_RATIO); a frame whose header fails its CRC without the own training
+   sequence in it is counted `sequence_mismatch` as well (another link's frame, or noise).
 5. Header: BPSK with cyclic delay diversity, maximum-ratio combined over antennas and repetitions,
    CRC-16 checked. A failed CRC is counted, never delivered.
 6. Residual phase: common phase per symbol from the pilots, fitted as phase0 + slope * symbol over
@@ -62,6 +69,13 @@ FRONT_END_SPAN = 32768
 """Samples over which dc_removal and iq_correction average (a frame has zero mean: its DC subcarrier
 is null; its preamble and training symbols are not circular, |E[x^2]| / E|x|^2 ~ 0.47, so the IQ
 estimate needs many frames: at 4 096 samples it cost 0.5 dB at 20 dB, at 32 768 0.3 dB)."""
+
+OWN_TRAINING_RATIO = 10.0
+"""The own training sequence is found when the despread training's strongest candidate delay tap has
+this many times the mean power at delays no channel reaches. Noise, or another sequence's training,
+spreads evenly over the delays: the largest of the 24 (wifi64) candidate taps exceeds 10 times the mean
+with probability about 24 e^-10 = 1e-3 (one receive pair); the own training at a per-element SNR s
+puts about Nu T s / Nt there (the matched filter's gain), found down to s ~ -10 dB for wifi64, T = 2."""
 
 
 @dataclass
@@ -107,17 +121,21 @@ class _Front:
     g: np.ndarray  # (Nr, Nu) effective channel of the CDD header/pilots
     yh: np.ndarray  # (Nr, Hs, Nu) header symbols, CFO removed, common phase not yet
     header: FrameHeader | None
+    own_training: bool = True  # the own training sequence found in the training symbols (step 4)
 
 
 @dataclass
 class RxCounters:
-    """What happened to every detected preamble."""
+    """What happened to every detected preamble. `sequence_mismatch` counts the header CRC failures
+    (already in `header_crc_fail`) whose training did not carry the own sequence: frames of another
+    sequence_id, or noise that tripped detection."""
 
     samples: int = 0
     detections: int = 0
     frames: int = 0
     header_crc_fail: int = 0
     header_invalid: int = 0
+    sequence_mismatch: int = 0
     as_dict = asdict
 
 
@@ -132,6 +150,7 @@ class ReferenceFrameReceiver:
     sfo_tracking: bool = False  # estimate and remove a sampling-clock offset from the pilots (step 7)
     dc_removal: bool = False  # subtract a slow running mean per antenna first (step 0: a DC spur)
     iq_correction: bool = False  # undo a receive IQ imbalance blindly (step 0: circularity)
+    noise_estimate: str = "repetitions"  # or "fit_residual": noise plus interference (step 4)
     counters: RxCounters = field(default_factory=RxCounters)
 
     def __post_init__(self) -> None:
@@ -139,6 +158,8 @@ class ReferenceFrameReceiver:
             raise ValueError("phase_tracking must be 'linear' or 'per_symbol'")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be in (0, 1)")
+        if self.noise_estimate not in ("repetitions", "fit_residual"):
+            raise ValueError("noise_estimate must be 'repetitions' or 'fit_residual'")
         lay = self.layout
         guard = lay.fft_len // 2 - max(abs(k) for k in lay.used_carriers)
         if not 0 <= self.max_int_cfo <= guard:
@@ -158,6 +179,7 @@ class ReferenceFrameReceiver:
         far = np.arange(lay.cp_len + 2 * margin, lay.fft_len - 2 * margin)
         self._far_taps = far if far.size >= 4 else np.arange(lay.cp_len, lay.fft_len)
         self._basis = np.exp(-2j * np.pi * np.outer(signed, self._candidate_taps) / lay.fft_len)
+        self._far_basis = np.exp(-2j * np.pi * np.outer(signed, self._far_taps) / lay.fft_len)
         self.last_taps = np.array([], int)  # delay taps kept for the last frame (diagnostics)
         self._front_state: dict[str, np.ndarray] = {}  # running means per antenna (step 0)
 
@@ -316,10 +338,11 @@ class ReferenceFrameReceiver:
             scores.append(np.abs(d.sum(axis=2)).sum())
         return int(self._int_shifts[int(np.argmax(scores))])
 
-    def _estimate_channel(self, yt: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """Training (Nr, T, Nu) -> denoised H (Nr, Nt, Nu), the per-element noise variance and the
-        estimate's error variance per element: LS error sigma^2 Nt / T, reduced by the projection onto
-        the kept delay taps to sigma^2 Nt / T * taps / Nu.
+    def _estimate_channel(self, yt: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
+        """Training (Nr, T, Nu) -> denoised H (Nr, Nt, Nu), the per-element noise variance, the
+        estimate's error variance per element (LS error sigma^2 Nt / T, reduced by the projection onto
+        the kept delay taps to sigma^2 Nt / T * taps / Nu) and whether the own training sequence is in
+        yt (step 4 of the module docstring).
 
         Denoising: greedy selection (orthogonal matching pursuit with one support shared by all
         antenna pairs, which see the same delays) of delay taps in [-margin, cp + margin), stopping
@@ -331,21 +354,43 @@ class ReferenceFrameReceiver:
         h_ls = np.einsum("rpu,pa->rau", yt, np.conj(lay.training_cover))
         h_ls *= np.sqrt(lay.n_tx) / n_train / lay.training_sequence[None, None, :]
         pairs = h_ls.reshape(-1, lay.n_used).T  # (Nu, Nr*Nt)
+        far_power = np.abs(self._far_basis.conj().T @ pairs) ** 2  # (far taps, Nr*Nt)
+        near_power = np.abs(self._basis.conj().T @ pairs) ** 2  # (candidate taps, Nr*Nt)
+        own_training = bool(near_power.sum(axis=1).max()
+                            > OWN_TRAINING_RATIO * max(float(far_power.sum(axis=1).mean()), 1e-30))
         if lay.train_reps >= 2:
             # Identical repeated symbols: their difference is noise only (no channel model involved).
             diff = yt[:, lay.n_tx:] - yt[:, : n_train - lay.n_tx]
             noise_var = float(np.mean(np.abs(diff) ** 2) / 2)
         else:
             # One repetition: the matched-filter output at delays no channel can reach.
-            far = np.exp(-2j * np.pi * np.outer(self._signed_used, self._far_taps) / lay.fft_len)
-            noise_var = float(np.mean(np.abs(far.conj().T @ pairs) ** 2) / lay.n_used * n_train / lay.n_tx)
+            noise_var = float(np.mean(far_power) / lay.n_used * n_train / lay.n_tx)
         noise_var = max(noise_var, 1e-12)
         ls_noise = noise_var * lay.n_tx / n_train  # per-element noise of h_ls
         threshold = 3.0 * ls_noise / lay.n_used  # matched-filter tap power noise alone rarely exceeds
         chosen, fitted = self._select_taps(pairs, threshold)
         self.last_taps = np.sort(self._candidate_taps[chosen])
+        if self.noise_estimate == "fit_residual":
+            noise_var = self._fit_residual_noise(yt, chosen)
+            ls_noise = noise_var * lay.n_tx / n_train
         err_var = ls_noise * len(chosen) / lay.n_used
-        return fitted.T.reshape(lay.n_rx, lay.n_tx, lay.n_used), noise_var, err_var
+        return fitted.T.reshape(lay.n_rx, lay.n_tx, lay.n_used), noise_var, err_var, own_training
+
+    def _fit_residual_noise(self, yt: np.ndarray, chosen: list[int]) -> float:
+        """Noise plus interference per element: each repetition's LS estimate (Nt symbols, Nr*Nt pairs)
+        less its own least-squares fit on the chosen delay taps, whose Nu - taps residual degrees of
+        freedom per pair hold white noise of the per-element variance (an LS estimate from Nt symbols
+        of one repetition has the symbols' noise variance)."""
+        lay = self.layout
+        reps = yt.reshape(lay.n_rx, lay.train_reps, lay.n_tx, lay.n_used)
+        h_rep = np.einsum("rqpu,pa->uqra", reps, np.conj(lay.training_cover[: lay.n_tx]))
+        h_rep *= 1.0 / np.sqrt(lay.n_tx) / lay.training_sequence[:, None, None, None]
+        per_rep = h_rep.reshape(lay.n_used, -1)  # (Nu, reps * Nr * Nt)
+        sub = self._basis[:, chosen]
+        coef, *_ = np.linalg.lstsq(sub, per_rep, rcond=None)
+        residual = per_rep - sub @ coef
+        dof = max(lay.n_used - len(chosen), 1)
+        return max(float(np.sum(np.abs(residual) ** 2) / (dof * per_rep.shape[1])), 1e-12)
 
     def _select_taps(self, pairs: np.ndarray, threshold: float) -> tuple[list[int], np.ndarray]:
         """Greedy tap selection (see _estimate_channel): pairs (Nu, Nr*Nt) -> (chosen candidate indices,
@@ -404,13 +449,13 @@ class ReferenceFrameReceiver:
     def _channel_and_header(self, yt: np.ndarray, yh: np.ndarray, cfo: float) -> _Front:
         """Training (Nr, T, Nu) and header (Nr, Hs, Nu) symbols at the final CFO -> _Front."""
         lay = self.layout
-        h, noise_var, err_var = self._estimate_channel(yt)
+        h, noise_var, err_var, own_training = self._estimate_channel(yt)
         g = np.einsum("rau,au->ru", h, lay.cdd_phases(lay.used_bins))
         yh_c = yh * np.exp(-1j * self._phases(yh, g, 0))[None, :, None]
         didx = lay.data_index_in_used
         llr = 4.0 * np.real(np.sum(np.conj(g[:, None, didx]) * yh_c[:, :, didx], axis=0)) / noise_var
         header = decode_header(combine_header_llrs(lay, llr))
-        return _Front(cfo, h, noise_var, err_var, g, yh, header)
+        return _Front(cfo, h, noise_var, err_var, g, yh, header, own_training)
 
     def _remove_sfo(self, y: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
         """Step 7 of the module docstring on the header + data symbols y (Nr, n, Nu) with the effective
@@ -452,6 +497,7 @@ class ReferenceFrameReceiver:
             self.counters.detections += 1
             if header is None:
                 self.counters.header_crc_fail += 1
+                self.counters.sequence_mismatch += not front.own_training
             else:
                 self.counters.header_invalid += 1
             log.debug("preamble at %d: header %s", frame_start_abs, "CRC failed" if header is None
