@@ -173,19 +173,28 @@ def stream(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], snr_
 
 
 def gr_channel_models(tb: Any, taps: np.ndarray, *, epsilon: float = 1.0, cfo: float = 0.0,
-                      noise_var: float = 0.0, seed: int = 0, rx_iq: tuple[float, float] | None = None
-                      ) -> tuple[list[Any], list[Any]]:
+                      noise_var: float = 0.0, seed: int = 0, rx_iq: tuple[float, float] | None = None,
+                      tx_iq: tuple[float, float] | None = None,
+                      phase_noise: tuple[float, float] | None = None) -> tuple[list[Any], list[Any]]:
     """Nt x Nr MIMO channel out of GNU Radio's own `channels.channel_model` blocks (cross-checks):
     one per antenna pair with that pair's FIR `taps[r, t]` ((Nr, Nt, L)), the same sampling-clock
     ratio `epsilon` (GR's fractional resampler: input rate over output rate, 1.0 = none) and CFO
     (cycles/sample) on every pair, summed per receive antenna by `blocks.add_cc`; AWGN of variance
-    noise_var added once per receive antenna; with rx_iq = (gain dB, phase degrees) GNU Radio's
-    `channels.iqbal_gen` receive model on every receive antenna after the noise. Returns (input blocks
-    per TX antenna, output blocks per RX antenna) to connect in `tb`."""
+    noise_var added once per receive antenna. GNU Radio's impairment blocks, each on every antenna:
+    tx_iq = (gain dB, phase degrees): `channels.iqbal_gen`'s transmit model before the channel;
+    phase_noise = (noise_mag, alpha): `channels.phase_noise_gen` after the sum (its noise source has
+    the fixed seed 42, so every receive antenna gets the same phase: one oscillator, as mimo_channel);
+    rx_iq: `iqbal_gen`'s receive model last. Returns (input blocks per TX antenna, output blocks per RX
+    antenna) to connect in `tb`."""
     from gnuradio import blocks, channels
 
     n_rx, n_tx, _ = taps.shape
     inputs = [blocks.copy(8) for _ in range(n_tx)]  # sizeof(gr_complex): one fan-out point per input
+    fan_out = inputs
+    if tx_iq is not None:
+        fan_out = [channels.iqbal_gen(float(tx_iq[0]), float(tx_iq[1]), 0) for _ in range(n_tx)]  # mode 0: TX
+        for block, iq in zip(inputs, fan_out, strict=True):
+            tb.connect(block, iq)
     outputs = []
     for r in range(n_rx):
         add = blocks.add_cc() if n_tx > 1 else blocks.copy(8)
@@ -194,7 +203,11 @@ def gr_channel_models(tb: Any, taps: np.ndarray, *, epsilon: float = 1.0, cfo: f
                                            frequency_offset=cfo, epsilon=epsilon,
                                            taps=[complex(v) for v in taps[r, t]],
                                            noise_seed=seed + r + 1, block_tags=False)
-            tb.connect(inputs[t], model, (add, t))
+            tb.connect(fan_out[t], model, (add, t))
+        if phase_noise is not None:
+            pn = channels.phase_noise_gen(float(phase_noise[0]), float(phase_noise[1]))
+            tb.connect(add, pn)
+            add = pn
         if rx_iq is not None:
             iq = channels.iqbal_gen(float(rx_iq[0]), float(rx_iq[1]), 1)  # mode 1: the receiver model
             tb.connect(add, iq)

@@ -192,7 +192,8 @@ class mimo_channel(gr.sync_block):
                 raise ValueError(f"{name} needs one value or {n}, got {getattr(impairments, name)}")
         with self._lock:
             self.impairments = impairments
-            self._tx_k = iq_coefficients(impairments.tx_iq_gain_db, impairments.tx_iq_phase_deg, self.n_tx)
+            self._tx_k = iq_coefficients(impairments.tx_iq_gain_db, impairments.tx_iq_phase_deg, self.n_tx,
+                                         transmit=True)
             self._rx_k = iq_coefficients(impairments.rx_iq_gain_db, impairments.rx_iq_phase_deg, self.n_rx)
             if impairments.sfo_ppm == 0.0:
                 self._sfo = None

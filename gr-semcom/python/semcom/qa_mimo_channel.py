@@ -333,22 +333,31 @@ class qa_mimo_channel(gr_unittest.TestCase):
             tb.run()
             self.assertAlmostEqual(irr(np.array(sink.data())), irr(ours), places=2)
         self.assertAlmostEqual(irr(ours), image_rejection_db(0.5, 3.0), places=3)
-        # Coefficient for coefficient: iqbal_gen's receive model is y = k1 x + k2 conj(x) with ours.
-        noise = white(np.random.default_rng(23), (1, 5000))[0]
-        tb = gr.top_block()
-        sink = blocks.vector_sink_c()
-        tb.connect(blocks.vector_source_c(noise.tolist()), channels.iqbal_gen(0.5, 3.0, 1), sink)
-        tb.run()
-        basis = np.stack([noise, np.conj(noise)], axis=1)
-        fit, *_ = np.linalg.lstsq(basis, np.array(sink.data()), rcond=None)
-        np.testing.assert_allclose(fit, np.concatenate(iq_coefficients(0.5, 3.0, 1)), atol=1e-5)
+        # Coefficient for coefficient: iqbal_gen's receive (mode 1) and transmit (mode 0) models are
+        # y = k1 x + k2 conj(x) with ours (the transmit k1 is the conjugate of the receive k1), and
+        # mimo_channel's TX and RX imbalances are those two models.
+        noise = white(np.random.default_rng(23), (1, 5000))
+        basis = np.stack([noise[0], np.conj(noise[0])], axis=1)
+        for mode, side in ((1, "rx"), (0, "tx")):
+            tb = gr.top_block()
+            sink = blocks.vector_sink_c()
+            tb.connect(blocks.vector_source_c(noise[0].tolist()), channels.iqbal_gen(0.5, 3.0, mode), sink)
+            tb.run()
+            fit, *_ = np.linalg.lstsq(basis, np.array(sink.data()), rcond=None)
+            expected = np.concatenate(iq_coefficients(0.5, 3.0, 1, transmit=mode == 0))
+            np.testing.assert_allclose(fit, expected, atol=1e-5)
+            y, ch = self._flat(noise, **{f"{side}_iq_gain_db": 0.5, f"{side}_iq_phase_deg": 3.0})
+            # TX: y / h = k1 x + k2 conj(x); RX: y = k1 (h x) + k2 conj(h x), the imbalance after the tap.
+            h = 1.0 if side == "tx" else complex(ch.current().taps[0, 0, 0])
+            fit, *_ = np.linalg.lstsq(basis * [h, np.conj(h)], y * h, rcond=None)
+            np.testing.assert_allclose(fit, expected, atol=1e-5)
 
     def test_tx_iq_imbalance_and_dc_offset(self):
         from semcom.ofat.channel_model import apply_iq, iq_coefficients
 
         x = white(np.random.default_rng(21), (1, 2000))
         y, _ = self._flat(x, tx_iq_gain_db=-1.0, tx_iq_phase_deg=5.0)
-        expected = apply_iq(x.astype(complex), *iq_coefficients(-1.0, 5.0, 1))[0]
+        expected = apply_iq(x.astype(complex), *iq_coefficients(-1.0, 5.0, 1, transmit=True))[0]
         np.testing.assert_allclose(y, expected, atol=1e-5)
         zeros = np.zeros((1, 5000), np.complex64)
         y, _, _, _ = run_channel(zeros, n_rx=2, noise_ref_power=1.0, snr_db=300, dc_offset_dbc=-20.0, seed=4)

@@ -292,7 +292,8 @@ class Impairments:
       a B210's or an X310's shared LO; the transmitter's and the receiver's noise folded into one).
     * ``tx_iq_gain_db`` / ``tx_iq_phase_deg``, ``rx_iq_gain_db`` / ``rx_iq_phase_deg``: IQ gain and
       phase imbalance per transmit / receive antenna (a float for all, or one per antenna),
-      y = k1 x + k2 conj(x) (:func:`iq_coefficients`).
+      y = k1 x + k2 conj(x) (:func:`iq_coefficients`: GNU Radio's ``iqbal_gen`` transmit and receive
+      models).
     * ``dc_offset_dbc``: a constant complex offset on every receive antenna, of power this many dB
       relative to the nominal signal power per antenna (``noise_ref_power``), random phase per antenna;
       ``None`` for none.
@@ -328,16 +329,19 @@ class Impairments:
         return bool(np.any(self.rx_iq_gain_db) or np.any(self.rx_iq_phase_deg))
 
 
-def iq_coefficients(gain_db: PerAntenna, phase_deg: PerAntenna, n: int) -> tuple[np.ndarray, np.ndarray]:
+def iq_coefficients(gain_db: PerAntenna, phase_deg: PerAntenna, n: int, transmit: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """IQ imbalance y = k1 x + k2 conj(x) for n antennas: (k1, k2), each (n,) complex.
 
-    The convention of GNU Radio's ``channels.iqbal_gen`` (checked against it): gain g = 10^(gain_db/20)
-    and phase error phi, k1 = (1 + g e^{-j phi}) / 2, k2 = (g e^{j phi} - 1) / 2 (no imbalance: k1 = 1,
-    k2 = 0). A tone at +f comes out with an image at -f of relative power |k2|^2 / |k1|^2
-    (:func:`image_rejection_db`)."""
+    The conventions of GNU Radio's ``channels.iqbal_gen`` (checked against it coefficient for
+    coefficient): gain g = 10^(gain_db/20) and phase error phi; its receive model (mode 1: I' = g (I cos
+    phi + Q sin phi), Q' = Q) is k1 = (1 + g e^{-j phi}) / 2, k2 = (g e^{j phi} - 1) / 2; its transmit
+    model (mode 0, ``transmit=True``: I' = g I cos phi, Q' = g I sin phi + Q) has the conjugate k1 =
+    (1 + g e^{j phi}) / 2 and the same k2 (no imbalance: k1 = 1, k2 = 0). A tone at +f comes out with an
+    image at -f of relative power |k2|^2 / |k1|^2 (:func:`image_rejection_db`), the same for both."""
     g = 10 ** (np.broadcast_to(np.asarray(gain_db, float), (n,)) / 20)
     phi = np.deg2rad(np.broadcast_to(np.asarray(phase_deg, float), (n,)))
-    return (1 + g * np.exp(-1j * phi)) / 2, (g * np.exp(1j * phi) - 1) / 2
+    return (1 + g * np.exp((1j if transmit else -1j) * phi)) / 2, (g * np.exp(1j * phi) - 1) / 2
 
 
 def image_rejection_db(gain_db: float, phase_deg: float) -> float:
@@ -358,6 +362,25 @@ def wiener_phase(rng: np.random.Generator, n_ant: int, m: int, linewidth: float,
     ((m, n_ant)), so the sequence does not depend on how a stream is cut into calls."""
     steps = rng.standard_normal((m, n_ant)).T * np.sqrt(2 * np.pi * linewidth)
     return (np.zeros(n_ant) if start is None else start)[:, None] + np.cumsum(steps, axis=1)
+
+
+def phase_noise_gen_magnitude(linewidth: float, alpha: float) -> float:
+    """GNU Radio's ``channels.phase_noise_gen(noise_mag, alpha)`` for a Wiener phase of `linewidth`.
+
+    That block's phase is Gaussian noise of standard deviation noise_mag through the one-pole IIR
+    phi[n] = alpha w[n] + (1 - alpha) phi[n - 1] (an AR(1) process, not a random walk): its increments
+    have var(phi[n + d] - phi[n]) = 2 alpha noise_mag^2 (1 - (1 - alpha)^d) / (2 - alpha)
+    (:func:`ar1_phase_structure`), 2 alpha^2 noise_mag^2 d / (2 - alpha) for d << 1 / alpha. Equal to a
+    Wiener process's 2 pi linewidth d there when noise_mag = sqrt(pi linewidth (2 - alpha)) / alpha;
+    beyond 1 / alpha samples its phase stops wandering (variance alpha noise_mag^2 / (2 - alpha))."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    return float(np.sqrt(np.pi * linewidth * (2 - alpha)) / alpha)
+
+
+def ar1_phase_structure(noise_mag: float, alpha: float, lag: np.ndarray | float) -> np.ndarray:
+    """var(phi[n + lag] - phi[n]) of ``channels.phase_noise_gen(noise_mag, alpha)``'s stationary phase."""
+    return 2 * alpha * noise_mag**2 * (1 - (1 - alpha) ** np.asarray(lag, float)) / (2 - alpha)
 
 
 def kaiser_sinc(offsets: np.ndarray, half: int, beta: float = 8.0) -> np.ndarray:
