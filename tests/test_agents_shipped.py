@@ -1,30 +1,42 @@
 """The shipped small-default checkpoints (host/semcom/agents/checkpoints, trained by the command in
 experiments/agents/README.md) do what the experiment measured, on the test split regenerated from the
 seed they record: the frozen receiver answers >= 95 % from ground-truth scene descriptions, the
-machine-token pipeline with JTCC answers from 80 channel values per question over AWGN, and at 15 dB
-it is at least as accurate as the raw-image VQA model given the clean image."""
+machine-token pipeline with JTCC answers from 80 channel values per question over AWGN, at 15 dB it is
+at least as accurate as the raw-image VQA model given the clean image, and `semcom send tokens` gives
+the same accuracy over the torch channel and the GNU Radio flowgraph.
+
+The split is generated once for the whole file (the `data` fixture, ~30 s): every test here reads it.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import pytest
 
+import semcom.agents.experiment
 from semcom.agents.checkpoint import load_pipeline, load_raw_vqa, load_receiver
-from semcom.agents.experiment import AgentsExperiment, make_data
+from semcom.agents.experiment import AgentsExperiment, ExperimentData, make_data
 from semcom.agents.train import accuracy, evaluate_pipeline, receiver_logits
 from semcom.channels import named_channel
+from semcom.cli import main
 
 SHIPPED = Path(__file__).resolve().parents[1] / "host/semcom/agents/checkpoints"
 SUMMARY = Path(__file__).resolve().parents[1] / "experiments/agents/output/summary.json"
 
 
 @pytest.fixture(scope="module")
-def data():
+def experiment() -> AgentsExperiment:
+    """The experiment the shipped checkpoints were trained in (sizes and seed of the data)."""
     _, doc = load_receiver(SHIPPED / "receiver")
-    return make_data(AgentsExperiment.from_dict(doc["meta"]["experiment"]), progress=False,
-                     pretrain=False)
+    return AgentsExperiment.from_dict(doc["meta"]["experiment"])
+
+
+@pytest.fixture(scope="module")
+def data(experiment: AgentsExperiment) -> ExperimentData:
+    return make_data(experiment, progress=False, pretrain=False)
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +73,27 @@ def test_shipped_jtcc_tokens_are_at_least_as_accurate_as_raw_image_vqa(data, jtc
     raw, _ = load_raw_vqa(SHIPPED / "raw_vqa")
     image = accuracy(lambda b: raw(b["image"], b["question"]), data.test.subset(2000))["all"]
     assert tokens >= image, (tokens, image)
+
+
+def test_same_token_pipeline_over_torch_channel_and_flowgraph(experiment, data, tmp_path, monkeypatch):
+    """The acceptance check of the machine-token agents: `semcom send tokens` with the shipped JTCC
+    pipeline, unchanged, answers 1000 test questions over the torch OFAT 2x4 channel and over the GNU
+    Radio loopback flowgraph at 20 dB within 2 accuracy points, every frame delivered. The command
+    regenerates the test split from the checkpoint's experiment; here it gets this file's copy, built
+    by the same make_data call (checked: same experiment, pretrain=False), instead of a second one."""
+    asked = []
+
+    def same_split(exp: AgentsExperiment, progress: bool = True, pretrain: bool = True) -> ExperimentData:
+        asked.append((exp, pretrain))
+        return data
+
+    monkeypatch.setattr(semcom.agents.experiment, "make_data", same_split)
+    tokens = SHIPPED / "tokens_jtcc"
+    assert main(["send", "tokens", "--checkpoint", str(tokens), "--n", "1000", "--snr", "20",
+                 "--no-progress", "--out", str(tmp_path)]) == 0
+    assert asked == [(experiment, False)]
+    rows = list(csv.DictReader((tmp_path / "send_tokens.csv").open()))
+    torch_acc, flowgraph_acc = (float(r["accuracy"]) for r in rows)
+    assert rows[1]["frames"] == "1000" and rows[1]["lost"] == "0"
+    assert torch_acc > 0.5  # a trained pipeline (chance is well below)
+    assert abs(torch_acc - flowgraph_acc) <= 0.02
