@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from semcom.agents.experiment import AgentsExperiment, _uniform, deepjscc_rows, load_models, make_data
+from semcom.agents.experiment import AgentsExperiment, deepjscc_rows, load_models, make_data, uniform_rows
 from semcom.agents.train import VQATensors, accuracy_by_family, evaluate_pipeline, predictions
 from semcom.channels import named_channel
 from semcom.data.vocab import BOS, EOS, Vocab
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     rows += flowgraph_rows(args, link, test, messages, models, vocab, q_image, receivers, per_table)
     rows += analog_flowgraph_rows(args, models, codec, test)
     out = Path(args.out)
-    write_csv(out / "fig6.csv", _uniform(rows))
+    write_csv(out / "fig6.csv", uniform_rows(rows))
     plot(out / "fig6.png", rows, clean | {"clean_image": clean_image}, link.cfg.rate)
     summary = {
         "command": "python experiments/token_paper/fig6.py " + shlex.join(argv),
@@ -391,7 +391,7 @@ def flowgraph_only(args: argparse.Namespace, argv: list[str]) -> int:
     codec, _ = load_checkpoint(args.codec)
     rows = analog_flowgraph_rows(args, models, codec, test)
     out = Path(args.out)
-    write_csv(out / "fig6_flowgraph.csv", _uniform(rows))
+    write_csv(out / "fig6_flowgraph.csv", uniform_rows(rows))
     (out / "fig6_flowgraph.json").write_text(json.dumps(
         {"command": "python experiments/token_paper/fig6.py " + shlex.join(argv),
          "seconds": time.perf_counter() - t0}, indent=2) + "\n")

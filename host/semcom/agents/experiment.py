@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from semcom.channels import NAMED_CHANNELS, named_channel
@@ -64,7 +65,9 @@ from .train import (
     AgentTrainConfig,
     VQATensors,
     accuracy,
+    accuracy_by_family,
     evaluate_pipeline,
+    predictions,
     pretrain_alignment,
     pretrain_link,
     pretrain_receiver,
@@ -383,7 +386,9 @@ def load_models(ckdir: str | Path, data: ExperimentData | None = None) -> dict[s
     return models
 
 
-def _first_objects_logits(rx: TaskAgent, b: dict[str, Tensor], k: int) -> Tensor:
+def first_objects_logits(rx: TaskAgent, b: dict[str, Tensor], k: int) -> Tensor:
+    """The receiver's answer logits (B, A) given only the first ``k`` ground-truth object tokens of each
+    scene (left to right): the ceiling of a transmitter that puts one object in each of k tokens."""
     prefix, mask = rx.embed_scene(b["scene"])
     return rx(prefix[:, :k], mask[:, :k], b["question"])
 
@@ -397,12 +402,30 @@ def _deepjscc_rows(raw: RawVQA, jscc_checkpoint: str | Path, test: VQATensors, c
     return deepjscc_rows(raw, load_checkpoint(jscc_checkpoint)[0], test, channels, snrs, seed)
 
 
+def deepjscc_correct(raw: RawVQA, codec: torch.nn.Module, test: VQATensors, channel: torch.nn.Module,
+                     snr: float, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Raw-image VQA on ``codec``'s (a ``semcom.jscc.DeepJSCC``) reconstructions over ``channel`` at
+    ``snr`` (reseeded with ``seed``): per question (correct (N,) bool, family (N,) int), and the mean
+    image PSNR (dB)."""
+    from semcom.jscc.train import psnr_per_image
+
+    channel.reseed(seed)
+    psnrs: list[Tensor] = []
+
+    def logits(b: dict[str, Tensor]) -> Tensor:
+        x_hat = codec(b["image"], channel, snr_db=snr)
+        psnrs.append(psnr_per_image(b["image"], x_hat))
+        return raw(x_hat, b["question"])
+
+    correct, family = predictions(logits, test)
+    return correct, family, float(torch.cat(psnrs).mean())
+
+
 def deepjscc_rows(raw: RawVQA, codec: torch.nn.Module, test: VQATensors, channels: tuple[str, ...],
                   snrs: tuple[float, ...], seed: int) -> list[dict[str, Any]]:
-    """Raw-image VQA on ``codec``'s (a ``semcom.jscc.DeepJSCC``) reconstructions over each channel and
-    SNR: one row per point with the accuracy and the mean image PSNR."""
+    """Raw-image VQA on ``codec``'s reconstructions over each channel and SNR (``deepjscc_correct``):
+    one row per point with the accuracy and the mean image PSNR."""
     from semcom.jscc.model import channel_uses
-    from semcom.jscc.train import psnr_per_image
 
     size = test.images.shape[-1]
     values = float(2 * channel_uses(codec.cfg.c, size, size))
@@ -410,18 +433,9 @@ def deepjscc_rows(raw: RawVQA, codec: torch.nn.Module, test: VQATensors, channel
     for ch_name in channels:
         ch = named_channel(ch_name, seed=seed)
         for snr in snrs:
-            ch.reseed(seed)
-            psnrs: list[Tensor] = []
-
-            def logits(b: dict[str, Tensor], ch: Any = ch, snr: float = snr, psnrs: list = psnrs) -> Tensor:
-                x_hat = codec(b["image"], ch, snr_db=snr)
-                psnrs.append(psnr_per_image(b["image"], x_hat))
-                return raw(x_hat, b["question"])
-
-            with torch.no_grad():
-                acc = accuracy(logits, test)
-            rows.append(_row("deepjscc_raw_vqa", ch_name, snr, acc, values,
-                             image_psnr_db=float(torch.cat(psnrs).mean())))
+            correct, family, psnr = deepjscc_correct(raw, codec, test, ch, snr, seed)
+            acc = accuracy_by_family(correct, family, test.families)
+            rows.append(_row("deepjscc_raw_vqa", ch_name, snr, acc, values, image_psnr_db=psnr))
             log.info("deepjscc_raw_vqa %s %g dB: %.4f", ch_name, snr, acc["all"])
     return rows
 
@@ -452,7 +466,7 @@ def evaluate(exp: AgentsExperiment, ckdir: str | Path, out_dir: str | Path,
     # How many tokens the receiver needs: its accuracy given only the first k ground-truth object tokens
     # (left to right), the ceiling for a transmitter that puts one object in each of k tokens.
     for kk in range(1, 7):
-        acc_k = accuracy(lambda b, kk=kk: _first_objects_logits(rx, b, kk), test)
+        acc_k = accuracy(lambda b, kk=kk: first_objects_logits(rx, b, kk), test)
         rows.append(_row("receiver_first_k_objects", "none", None, acc_k, 0.0, k_tokens=kk))
     # The natural-language baseline: the summary sent digitally and error-free, at the bits it needs
     # (words x log2(vocab)); the channel values it would take at capacity are in the row.
@@ -482,7 +496,7 @@ def evaluate(exp: AgentsExperiment, ckdir: str | Path, out_dir: str | Path,
                 log.info("%s %s %g dB: %.4f", method, ch_name, snr, acc["all"])
     seconds = time.perf_counter() - t0
     out = Path(out_dir)
-    write_csv(out / "results.csv", _uniform(rows))
+    write_csv(out / "results.csv", uniform_rows(rows))
     plot(out / "results.png", [r for r in rows if r["method"] != "receiver_first_k_objects"], exp)
     plot_tokens(out / "accuracy_vs_tokens.png", rows)
     summary = {"experiment": exp.to_dict(), "n_test_questions": len(test), "snrs_db": list(snrs),
@@ -495,7 +509,9 @@ def evaluate(exp: AgentsExperiment, ckdir: str | Path, out_dir: str | Path,
     return rows
 
 
-def _uniform(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def uniform_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with differing keys -> rows that all have every key (in first-seen order; missing ones
+    "") so that one CSV header fits them."""
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]

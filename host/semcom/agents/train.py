@@ -513,15 +513,26 @@ def accuracy(logits_fn: Callable[[dict[str, Tensor]], Tensor], data: VQATensors 
     return accuracy_by_family(correct, fam, data.families)
 
 
-def evaluate_pipeline(pipeline: TokenPipeline, data: VQATensors | None, channel: nn.Module | None,
-                      snr_db: float, seed: int | None = 0, batch_size: int = 250) -> dict[str, float]:
-    """Accuracy of the token pipeline over ``channel`` at ``snr_db`` (the channel reseeded with ``seed``
-    first when it can be, so every model sees the same noise draws)."""
+def pipeline_correct(pipeline: TokenPipeline, data: VQATensors, channel: nn.Module | None, snr_db: float,
+                     seed: int | None = 0, batch_size: int = 250) -> tuple[np.ndarray, np.ndarray]:
+    """Per question (in ``data``'s order): is the token pipeline right over ``channel`` at ``snr_db``?
+    -> (correct (N,) bool, family (N,) int). The channel is reseeded with ``seed`` first when it can be,
+    so every model sees the same noise draws (and paired tests compare the same questions)."""
     was_training = pipeline.training
     pipeline.eval()
     if channel is not None and seed is not None and hasattr(channel, "reseed"):
         channel.reseed(seed)
     fn = snr_channel(channel, snr_db)
-    acc = accuracy(lambda b: pipeline(b["image"], b["vague"], b["question"], channel=fn), data, batch_size)
+    out = predictions(lambda b: pipeline(b["image"], b["vague"], b["question"], channel=fn), data, batch_size)
     pipeline.train(was_training)
-    return acc
+    return out
+
+
+def evaluate_pipeline(pipeline: TokenPipeline, data: VQATensors | None, channel: nn.Module | None,
+                      snr_db: float, seed: int | None = 0, batch_size: int = 250) -> dict[str, float]:
+    """Accuracy (overall and per family) of the token pipeline over ``channel`` at ``snr_db``
+    (``pipeline_correct``)."""
+    if data is None:
+        raise ValueError("no evaluation data")
+    correct, fam = pipeline_correct(pipeline, data, channel, snr_db, seed, batch_size)
+    return accuracy_by_family(correct, fam, data.families)
