@@ -176,6 +176,65 @@ def test_pmt_meta_types_survive():
     assert back == expected and type(back["np_i"]) is int and type(back["b"]) is bool
 
 
+def _reference_pmt(value):
+    """Meta -> PMT node by node with PMT's own constructors (what messages.py did before it built the
+    serialized bytes in one go)."""
+    if value is None:
+        return pmt.PMT_NIL
+    if isinstance(value, bool):
+        return pmt.from_bool(value)
+    if isinstance(value, int):
+        return pmt.from_long(value) if value < 2**63 else pmt.from_uint64(value)
+    if isinstance(value, float):
+        return pmt.from_double(value)
+    if isinstance(value, complex):
+        return pmt.from_complex(value)
+    if isinstance(value, str):
+        return pmt.intern(value)
+    if isinstance(value, dict):
+        d = pmt.make_dict()
+        for k, v in value.items():
+            d = pmt.dict_add(d, _reference_pmt(k), _reference_pmt(v))
+        return d
+    if isinstance(value, tuple):
+        return pmt.make_tuple(*(_reference_pmt(v) for v in value))
+    vec = pmt.make_vector(len(value), pmt.PMT_NIL)
+    for i, v in enumerate(value):
+        pmt.vector_set(vec, i, _reference_pmt(v))
+    return vec
+
+
+def test_tensor_message_is_the_pmt_that_pmt_constructors_build():
+    """The message built from serialized bytes in one C++ call equals, node for node (pmt.equal: same
+    types, same dict order), the one PMT's constructors build, for every meta type and 64-bit edge."""
+    meta = {"seq": 7, "i32": -(2**31), "i32_top": 2**31 - 1, "i64": 2**31, "neg": -(2**63),
+            "u64": 2**64 - 1, "f": -0.5, "b": True, "f_": False, "none": None, "s": "zf é",
+            "c": 1 - 2j, "list": [1, [2.5, "x"], {}], "tuple": (1, "a", None),
+            "nested": {"a": {"b": [True]}, "z": 3}}
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    b = np.array([1 + 2j], np.complex64)
+    reference = pmt.make_dict()
+    reference = pmt.dict_add(reference, pmt.intern("meta"), _reference_pmt(meta))
+    tensors, shapes, dtypes = pmt.make_dict(), pmt.make_dict(), pmt.make_dict()
+    for name, arr in (("a", a), ("b", b)):
+        key = pmt.intern(name)
+        flat = arr.reshape(-1).tolist()
+        init = pmt.init_f32vector if arr.dtype == np.float32 else pmt.init_c32vector
+        vec = init(len(flat), flat)
+        tensors = pmt.dict_add(tensors, key, vec)
+        shapes = pmt.dict_add(shapes, key, _reference_pmt(list(arr.shape)))
+        dtypes = pmt.dict_add(dtypes, key, pmt.intern(arr.dtype.name))
+    for key, value in (("tensors", tensors), ("shapes", shapes), ("dtypes", dtypes)):
+        reference = pmt.dict_add(reference, pmt.intern(key), value)
+    built = tensor_message(meta, {"a": a, "b": b})
+    assert pmt.equal(built, reference)
+    back_meta, back = parse_tensor_message(reference)  # and the reader takes the constructors' message
+    assert back_meta == {**meta, "list": [1, [2.5, "x"], None]}  # an empty dict is PMT_NIL
+    assert list(back_meta) == list(meta)  # keys in the order they were added
+    np.testing.assert_array_equal(back["a"], a)
+    np.testing.assert_array_equal(back["b"], b)
+
+
 @pytest.mark.parametrize("bad", [
     pmt.intern("not a dict"),
     pmt.PMT_NIL,
@@ -196,6 +255,8 @@ def test_tensor_message_refuses_what_pmt_cannot_hold():
         tensor_message({}, {"x": np.array(["text"])})
     with pytest.raises(MessageError):
         tensor_message({"big": 2**64}, {})
+    with pytest.raises(MessageError, match="empty tuple"):  # PMT cannot read one back
+        tensor_message({"t": ()}, {})
     assert issubclass(MessageError, ValueError)
 
 

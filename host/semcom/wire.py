@@ -80,6 +80,12 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
+# One encoder and decoder for every message: json.dumps/loads with options build a new one per call.
+# allow_nan=False: the decoder refuses NaN / Infinity, so the encoder must not write them.
+_JSON_ENCODER = json.JSONEncoder(default=_json_default, allow_nan=False)
+_JSON_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def encode(kind: Kind | int, seq: int, tensors: dict[str, np.ndarray] | None = None,
            meta: dict[str, Any] | None = None) -> list[bytes]:
     """Build the multipart message: [16-byte header, JSON, one raw little-endian C-order payload per
@@ -103,8 +109,7 @@ def encode(kind: Kind | int, seq: int, tensors: dict[str, np.ndarray] | None = N
         specs.append({"name": name, "dtype": dtype_name, "shape": list(array.shape)})
         payloads.append(np.ascontiguousarray(array, dtype=DTYPES[dtype_name]).tobytes())
     header = HEADER.pack(MAGIC, VERSION, int(Kind(kind)), len(specs), int(seq))
-    # allow_nan=False: the decoder refuses NaN / Infinity, so the encoder must not write them.
-    body = json.dumps({"tensors": specs, "meta": meta or {}}, default=_json_default, allow_nan=False).encode()
+    body = _JSON_ENCODER.encode({"tensors": specs, "meta": meta or {}}).encode()
     return [header, body, *payloads]
 
 
@@ -139,7 +144,7 @@ def decode(parts: list[bytes], *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_B
         raise WireError("truncated", f"header announces {n_tensors} tensors, got {len(parts) - 2} "
                                      f"tensor parts")
     try:
-        body = json.loads(bytes(parts[1]).decode("utf-8"), parse_constant=_refuse_constant)
+        body = _JSON_DECODER.decode(bytes(parts[1]).decode("utf-8"))
         specs, meta = body["tensors"], body.get("meta", {})
         if not isinstance(specs, list) or not isinstance(meta, dict) or len(specs) != n_tensors:
             raise ValueError("tensors must be a list of n_tensors entries, meta an object")

@@ -17,21 +17,25 @@ A tensor message is a PMT dict with four keys:
 
 Why our own conversion instead of `pmt.to_pmt`: pmt's numpy bridge has no int64/float16/bool
 vectors, maps int8 back as uint8, cannot convert numpy scalars or ints >= 2^63 in meta, and builds
-the vectors through a per-element Python `map` (about 8x slower than passing a list). Tensors go
-through PMT's serialized bytes instead of any per-element conversion (the same PMT vectors, tested).
+the vectors through a per-element Python `map` (about 8x slower than passing a list). Whole messages
+go through PMT's serialized bytes, one C++ call each way, instead of a pybind11 call per PMT node or
+element (the very same PMT objects as dict_add / init_*vector build, tested).
 
 Storage per dtype: float32 f32vector, float64 f64vector, complex64 c32vector, complex128 c64vector,
 int8/16/32/64 s8/s16/s32/s64vector, uint8/16/32/64 u8/u16/u32/u64vector, float16 as the raw bits in
 a u16vector, bool as a u8vector. A tensor comes back with exactly the dtype and shape it was made
 with (a new, writable array).
 
-Meta values may be None, bool, int (-2^63 .. 2^64-1), float, complex, str, list, tuple, dict and numpy
-scalars/arrays (numpy arrays become lists). One PMT quirk remains: an empty dict is PMT_NIL, so an
-empty dict nested inside meta comes back as None (the top-level meta comes back as {}).
+Meta values may be None, bool, int (-2^63 .. 2^64-1), float, complex, str, list, non-empty tuple, dict
+and numpy scalars/arrays (numpy arrays become lists). Two PMT quirks remain: an empty dict is PMT_NIL,
+so an empty dict nested inside meta comes back as None (the top-level meta comes back as {}); and PMT
+cannot deserialize an empty tuple, so () is refused (MessageError).
 """
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -65,20 +69,37 @@ _CODECS: dict[str, _Codec] = {
 }
 SUPPORTED_DTYPES = tuple(_CODECS)
 
-_META, _TENSORS, _SHAPES, _DTYPES = (pmt.intern(k) for k in ("meta", "tensors", "shapes", "dtypes"))
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 
 
-# PMT's serialized uniform vector: 0x0a, the vector type, u32 length, one pad byte, then the elements
-# big-endian. (De)serializing through these bytes is one C++ call and one numpy byte swap instead of a
-# Python object per element (5-7x faster than the list path for a 1 344-element complex64 tensor).
-_PST_UNIFORM_VECTOR = 0x0A
+# PMT's own serialization (pmt_serial_tags.h): a message is built as these bytes and turned into PMT by
+# one C++ call (pmt.deserialize_str), and read by one pmt.serialize_str and a walk over the bytes here.
+# Why: going node by node costs a pybind11 call per dict entry, key, type test and value (about 90 PMT
+# calls for a one-tensor message, 50-90 us); the bytes build the very same PMT objects (tested).
+_PST_TRUE, _PST_FALSE, _PST_SYMBOL, _PST_INT32, _PST_DOUBLE, _PST_COMPLEX, _PST_NULL = range(7)
+_PST_PAIR, _PST_VECTOR, _PST_DICT, _PST_UNIFORM_VECTOR, _PST_UINT64, _PST_TUPLE, _PST_INT64 = range(7, 14)
+_I32, _I64, _U64, _F64, _C128 = (struct.Struct(f) for f in (">i", ">q", ">Q", ">d", ">dd"))
+_U16, _U32 = struct.Struct(">H"), struct.Struct(">I")
+# A uniform vector: the tag, the element type, u32 length, one pad byte, then the elements big-endian.
 _UVI_CODES = {"uint8": 0, "int8": 1, "uint16": 2, "int16": 3, "uint32": 4, "int32": 5, "uint64": 6,
               "int64": 7, "float32": 8, "float64": 9, "complex64": 10, "complex128": 11}
+_UVI_STORAGE = {code: np.dtype(name).newbyteorder(">") for name, code in _UVI_CODES.items()}
 _UV_HEADER_LEN = 8
+_NULL, _DICT_ENTRY = bytes((_PST_NULL,)), bytes((_PST_DICT, _PST_PAIR))  # a dict cell: (key . value)
 
 
-def _tensor_to_pmt(name: str, array: np.ndarray) -> pmt.pmt_base:
+def _symbol_bytes(value: str) -> bytes:
+    text = value.encode()
+    if len(text) > 0xFFFF:
+        raise MessageError(f"string of {len(text)} bytes: a PMT symbol holds at most 65535")
+    return bytes((_PST_SYMBOL,)) + _U16.pack(len(text)) + text
+
+
+_KEY_BYTES = {key: _symbol_bytes(key) for key in ("meta", "tensors", "shapes", "dtypes")}
+
+
+def _tensor_bytes(name: str, array: np.ndarray) -> bytes:
+    """A tensor's flat elements as a serialized PMT uniform vector of its storage type."""
     codec = _CODECS.get(array.dtype.name)
     if codec is None:
         raise MessageError(f"tensor {name!r}: dtype {array.dtype} has no PMT form "
@@ -87,20 +108,21 @@ def _tensor_to_pmt(name: str, array: np.ndarray) -> pmt.pmt_base:
     flat = np.ascontiguousarray(array).reshape(-1)
     if array.dtype.name == "float16":
         flat = flat.view(np.uint16)
-    header = bytes((_PST_UNIFORM_VECTOR, _UVI_CODES[storage.name], *flat.size.to_bytes(4, "big"), 1, 0))
-    return pmt.deserialize_str(header + flat.astype(storage.newbyteorder(">"), copy=False).tobytes())
+    header = bytes((_PST_UNIFORM_VECTOR, _UVI_CODES[storage.name], *_U32.pack(flat.size), 1, 0))
+    return header + flat.astype(storage.newbyteorder(">"), copy=False).tobytes()
 
 
-def _tensor_from_pmt(name: str, vector: pmt.pmt_base, dtype_name: str) -> np.ndarray:
+def _tensor_to_pmt(name: str, array: np.ndarray) -> pmt.pmt_base:
+    return pmt.deserialize_str(_tensor_bytes(name, array))
+
+
+def _tensor_from_array(name: str, flat: Any, dtype_name: str) -> np.ndarray:
+    """The tensor of `dtype_name` stored in a decoded uniform vector `flat` (its storage-type array)."""
     codec = _CODECS.get(dtype_name)
     if codec is None:
         raise MessageError(f"tensor {name!r}: unknown dtype {dtype_name!r}")
-    _, _, is_vector, storage = codec
-    if not is_vector(vector):
+    if not isinstance(flat, np.ndarray) or flat.dtype != codec[3]:
         raise MessageError(f"tensor {name!r}: PMT vector does not hold {dtype_name} data")
-    raw = pmt.serialize_str(vector)
-    n = int.from_bytes(raw[2:6], "big")
-    flat = np.frombuffer(raw, storage.newbyteorder(">"), count=n, offset=_UV_HEADER_LEN).astype(storage)
     if dtype_name == "float16":
         return flat.view(np.float16)
     if dtype_name == "bool":
@@ -108,84 +130,122 @@ def _tensor_from_pmt(name: str, vector: pmt.pmt_base, dtype_name: str) -> np.nda
     return flat
 
 
-def _dtype_of_vector(name: str, vector: pmt.pmt_base) -> str:
-    """Dtype of a bare uniform vector (a message without "dtypes", e.g. built by hand)."""
-    for dtype_name, (_, _, is_vector, _) in _CODECS.items():
-        if dtype_name not in ("float16", "bool") and is_vector(vector):
-            return dtype_name
-    raise MessageError(f"tensor {name!r} is not a uniform vector")
+def _tensor_from_pmt(name: str, vector: pmt.pmt_base, dtype_name: str) -> np.ndarray:
+    return _tensor_from_array(name, _decode_pmt(vector), dtype_name)
 
 
-def _to_pmt(value: Any) -> pmt.pmt_base:
-    """Python/numpy value -> PMT (meta only; tensors go through _tensor_to_pmt)."""
+def _meta_bytes(value: Any, out: list[bytes]) -> None:
+    """Append the serialized PMT of a Python/numpy meta value to `out` (tensors go through _tensor_bytes)."""
     if value is None:
-        return pmt.PMT_NIL
-    if isinstance(value, (bool, np.bool_)):
-        return pmt.from_bool(bool(value))
-    if isinstance(value, (int, np.integer)):
+        out.append(_NULL)
+    elif isinstance(value, (bool, np.bool_)):
+        out.append(bytes((_PST_TRUE if value else _PST_FALSE,)))
+    elif isinstance(value, (int, np.integer)):
         value = int(value)
-        if _INT64_MIN <= value <= _INT64_MAX:
-            return pmt.from_long(value)
-        if 0 <= value <= _UINT64_MAX:
-            return pmt.from_uint64(value)
-        raise MessageError(f"integer {value} does not fit 64 bits")
-    if isinstance(value, (float, np.floating)):
-        return pmt.from_double(float(value))
-    if isinstance(value, (complex, np.complexfloating)):
-        return pmt.from_complex(complex(value))
-    if isinstance(value, str):
-        return pmt.intern(value)
-    if isinstance(value, np.ndarray):
-        return _to_pmt(value.tolist())
-    if isinstance(value, dict):
-        d = pmt.make_dict()
-        for k, v in value.items():
-            d = pmt.dict_add(d, _to_pmt(k), _to_pmt(v))
-        return d
-    if isinstance(value, tuple):
-        return pmt.make_tuple(*(_to_pmt(v) for v in value)) if value else pmt.make_tuple()
-    if isinstance(value, list):
-        vec = pmt.make_vector(len(value), pmt.PMT_NIL)
-        for i, v in enumerate(value):
-            pmt.vector_set(vec, i, _to_pmt(v))
-        return vec
-    raise MessageError(f"meta value of type {type(value).__name__} has no PMT form: {value!r}")
+        if -(2**31) <= value < 2**31:  # as pmt.from_long serializes: int32 when it fits, else int64
+            out.append(bytes((_PST_INT32,)) + _I32.pack(value))
+        elif _INT64_MIN <= value <= _INT64_MAX:
+            out.append(bytes((_PST_INT64,)) + _I64.pack(value))
+        elif 0 <= value <= _UINT64_MAX:
+            out.append(bytes((_PST_UINT64,)) + _U64.pack(value))
+        else:
+            raise MessageError(f"integer {value} does not fit 64 bits")
+    elif isinstance(value, (float, np.floating)):
+        out.append(bytes((_PST_DOUBLE,)) + _F64.pack(float(value)))
+    elif isinstance(value, (complex, np.complexfloating)):
+        out.append(bytes((_PST_COMPLEX,)) + _C128.pack(value.real, value.imag))
+    elif isinstance(value, str):
+        out.append(_symbol_bytes(value))
+    elif isinstance(value, np.ndarray):
+        _meta_bytes(value.tolist(), out)
+    elif isinstance(value, dict):
+        # pmt.dict_add puts every new key in front: the same order gives the very same PMT dict.
+        for key, item in reversed(value.items()):
+            out.append(_DICT_ENTRY)
+            _meta_bytes(key, out)
+            _meta_bytes(item, out)
+        out.append(_NULL)  # the empty dict is PMT_NIL
+    elif isinstance(value, (tuple, list)):
+        if isinstance(value, tuple) and not value:  # PMT serializes it, but cannot read it back
+            raise MessageError("an empty tuple has no PMT form here; use None or an empty list")
+        out.append(bytes((_PST_TUPLE if isinstance(value, tuple) else _PST_VECTOR,)) + _U32.pack(len(value)))
+        for item in value:
+            _meta_bytes(item, out)
+    else:
+        raise MessageError(f"meta value of type {type(value).__name__} has no PMT form: {value!r}")
 
 
-def _from_pmt(p: pmt.pmt_base) -> Any:
-    """PMT -> Python (meta only). Order matters: PMT_NIL is also the empty dict."""
-    if pmt.is_null(p):
-        return None
-    # Scalars are disjoint PMT types; the most frequent in meta (doubles, longs) are tested first.
-    if pmt.is_real(p):
-        return pmt.to_double(p)
-    if pmt.is_integer(p):
-        return pmt.to_long(p)
-    if pmt.is_symbol(p):
-        return pmt.symbol_to_string(p)
-    if pmt.is_bool(p):
-        return pmt.to_bool(p)
-    if pmt.is_uint64(p):
-        return int(pmt.to_uint64(p))
-    if pmt.is_complex(p):
-        return pmt.to_complex(p)
-    if pmt.is_dict(p):
-        out = {}
-        items = pmt.dict_items(p)
-        while not pmt.is_null(items):  # walk the list (nth(i) would walk it again for every i)
-            pair = pmt.car(items)
-            out[_from_pmt(pmt.car(pair))] = _from_pmt(pmt.cdr(pair))
-            items = pmt.cdr(items)
-        return out
-    if pmt.is_vector(p):
-        return [_from_pmt(pmt.vector_ref(p, i)) for i in range(pmt.length(p))]
-    if pmt.is_tuple(p):
-        return tuple(_from_pmt(pmt.tuple_ref(p, i)) for i in range(pmt.length(p)))
-    if pmt.is_uniform_vector(p):
-        return _tensor_from_pmt("meta", p, _dtype_of_vector("meta", p))
-    if pmt.is_pair(p):
-        return (_from_pmt(pmt.car(p)), _from_pmt(pmt.cdr(p)))
-    raise MessageError(f"PMT {p} has no Python form")
+def _decode(buf: bytes, pos: int) -> tuple[Any, int]:
+    """(Python value, next position) of the serialized PMT at buf[pos]. Dicts become dicts (PMT_NIL,
+    the empty dict, None), vectors lists, tuples and pairs tuples, uniform vectors numpy arrays of
+    their storage type. Raises MessageError, IndexError or struct.error on bytes it cannot read."""
+    tag = buf[pos]
+    pos += 1
+    if tag == _PST_DOUBLE:
+        return _F64.unpack_from(buf, pos)[0], pos + 8
+    if tag == _PST_INT32:
+        return _I32.unpack_from(buf, pos)[0], pos + 4
+    if tag == _PST_SYMBOL:
+        n = _U16.unpack_from(buf, pos)[0]
+        return buf[pos + 2: pos + 2 + n].decode(), pos + 2 + n
+    if tag == _PST_DICT:
+        items = []
+        while tag == _PST_DICT:  # one entry per cell, walked (a long dict must not recurse)
+            if buf[pos] != _PST_PAIR:
+                raise MessageError(f"PMT dict entry with tag {buf[pos]}, not a pair")
+            key, pos = _decode(buf, pos + 1)
+            value, pos = _decode(buf, pos)
+            items.append((key, value))
+            tag = buf[pos]
+            pos += 1
+        if tag != _PST_NULL:
+            raise MessageError(f"PMT dict ends in tag {tag}, not the empty list")
+        return dict(reversed(items)), pos  # in the order the keys were added
+    if tag == _PST_NULL:
+        return None, pos
+    if tag == _PST_UNIFORM_VECTOR:
+        storage = _UVI_STORAGE.get(buf[pos])
+        if storage is None:
+            raise MessageError(f"PMT uniform vector of unknown type {buf[pos]}")
+        n = _U32.unpack_from(buf, pos + 1)[0]
+        start = pos + 6 + buf[pos + 5]  # after the pad bytes
+        end = start + n * storage.itemsize
+        if end > len(buf):
+            raise MessageError("PMT uniform vector runs past the end of its bytes")
+        return np.frombuffer(buf, storage, count=n, offset=start).astype(storage.newbyteorder("=")), end
+    if tag in (_PST_VECTOR, _PST_TUPLE):
+        items = []
+        n, pos = _U32.unpack_from(buf, pos)[0], pos + 4
+        for _ in range(n):
+            item, pos = _decode(buf, pos)
+            items.append(item)
+        return (items if tag == _PST_VECTOR else tuple(items)), pos
+    if tag in (_PST_TRUE, _PST_FALSE):
+        return tag == _PST_TRUE, pos
+    if tag == _PST_INT64:
+        return _I64.unpack_from(buf, pos)[0], pos + 8
+    if tag == _PST_UINT64:
+        return _U64.unpack_from(buf, pos)[0], pos + 8
+    if tag == _PST_COMPLEX:
+        real, imag = _C128.unpack_from(buf, pos)
+        return complex(real, imag), pos + 16
+    if tag == _PST_PAIR:
+        car, pos = _decode(buf, pos)
+        cdr, pos = _decode(buf, pos)
+        return (car, cdr), pos
+    raise MessageError(f"PMT with serial tag {tag} has no Python form")
+
+
+def _decode_pmt(p: pmt.pmt_base) -> Any:
+    """PMT -> Python through its serialized bytes (one C++ call, then _decode)."""
+    try:
+        raw = pmt.serialize_str(p)
+        value, end = _decode(raw, 0)
+    except (RuntimeError, IndexError, struct.error, UnicodeDecodeError, RecursionError) as err:
+        raise MessageError(f"PMT not convertible: {err!r}") from err
+    if end != len(raw):
+        raise MessageError(f"PMT bytes not all read ({end} of {len(raw)})")
+    return value
 
 
 def tensor_message(meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> pmt.pmt_base:
@@ -193,20 +253,26 @@ def tensor_message(meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> pmt.
     SUPPORTED_DTYPES. Raises MessageError for other dtypes or meta values without a PMT form."""
     if not isinstance(meta, dict) or not isinstance(tensors, dict):
         raise MessageError("meta and tensors must be dicts")
-    t_pmt, s_pmt, d_pmt = pmt.make_dict(), pmt.make_dict(), pmt.make_dict()
-    for name, tensor in tensors.items():
+    vectors: list[bytes] = []
+    shapes: list[bytes] = []
+    dtypes: list[bytes] = []
+    for name, tensor in reversed(tensors.items()):  # dict_add order, as _meta_bytes writes a dict
         if not isinstance(name, str):
             raise MessageError(f"tensor names must be str, got {name!r}")
         array = np.asarray(tensor)
-        key = pmt.intern(name)
-        t_pmt = pmt.dict_add(t_pmt, key, _tensor_to_pmt(name, array))
-        s_pmt = pmt.dict_add(s_pmt, key, _to_pmt([int(d) for d in array.shape]))
-        d_pmt = pmt.dict_add(d_pmt, key, pmt.intern(array.dtype.name))
-    msg = pmt.make_dict()
-    msg = pmt.dict_add(msg, _META, _to_pmt(meta))
-    msg = pmt.dict_add(msg, _TENSORS, t_pmt)
-    msg = pmt.dict_add(msg, _SHAPES, s_pmt)
-    return pmt.dict_add(msg, _DTYPES, d_pmt)
+        key: list[bytes] = [_DICT_ENTRY]
+        _meta_bytes(name, key)
+        vectors += [*key, _tensor_bytes(name, array)]
+        shapes += key
+        _meta_bytes([int(d) for d in array.shape], shapes)
+        dtypes += key
+        _meta_bytes(array.dtype.name, dtypes)
+    out = [_DICT_ENTRY, _KEY_BYTES["dtypes"], *dtypes, _NULL,
+           _DICT_ENTRY, _KEY_BYTES["shapes"], *shapes, _NULL,
+           _DICT_ENTRY, _KEY_BYTES["tensors"], *vectors, _NULL, _DICT_ENTRY, _KEY_BYTES["meta"]]
+    _meta_bytes(meta, out)
+    out.append(_NULL)
+    return pmt.deserialize_str(b"".join(out))
 
 
 def parse_tensor_message(msg: pmt.pmt_base) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -215,37 +281,33 @@ def parse_tensor_message(msg: pmt.pmt_base) -> tuple[dict[str, Any], dict[str, n
     if not isinstance(msg, pmt.pmt_base) or pmt.is_null(msg) or not pmt.is_dict(msg):
         raise MessageError(f"a tensor message is a PMT dict with keys meta, tensors, shapes; got {msg}")
     try:
-        return _parse(msg)
-    except (RuntimeError, TypeError, IndexError) as err:  # pybind11's forms of pmt's wrong_type
+        return _parse(_decode_pmt(msg))
+    except (TypeError, AttributeError) as err:  # e.g. an unhashable dtype or a dict key that is a list
         raise MessageError(f"tensor message not convertible: {err}") from err
 
 
-def _parse(msg: pmt.pmt_base) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    missing = [k for k in ("meta", "tensors", "shapes") if not pmt.dict_has_key(msg, pmt.intern(k))]
+def _parse(body: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    missing = [k for k in ("meta", "tensors", "shapes") if k not in body]
     if missing:
         raise MessageError(f"tensor message lacks key(s) {missing}")
-    meta = _from_pmt(pmt.dict_ref(msg, _META, pmt.PMT_NIL))
-    t_pmt = pmt.dict_ref(msg, _TENSORS, pmt.PMT_NIL)
-    shapes = _from_pmt(pmt.dict_ref(msg, _SHAPES, pmt.PMT_NIL)) or {}
-    dtypes = _from_pmt(pmt.dict_ref(msg, _DTYPES, pmt.PMT_NIL)) or {}
+    meta, vectors = body["meta"], body["tensors"]
+    shapes, dtypes = body["shapes"] or {}, body.get("dtypes") or {}
     meta = {} if meta is None else meta
     if not isinstance(meta, dict) or not isinstance(shapes, dict) or not isinstance(dtypes, dict):
         raise MessageError("meta, shapes and dtypes must be dicts")
     tensors: dict[str, np.ndarray] = {}
-    if pmt.is_null(t_pmt):  # PMT's empty dict
+    if vectors is None:  # PMT's empty dict
         return meta, tensors
-    if not pmt.is_dict(t_pmt):
+    if not isinstance(vectors, dict):
         raise MessageError("'tensors' must be a dict name -> uniform vector")
-    items = pmt.dict_items(t_pmt)
-    for i in range(pmt.length(items)):
-        pair = pmt.nth(i, items)
-        name, vector = _from_pmt(pmt.car(pair)), pmt.cdr(pair)
-        dtype_name = dtypes.get(name) or _dtype_of_vector(name, vector)
-        flat = _tensor_from_pmt(name, vector, dtype_name)
+    for name, flat in vectors.items():
+        if not isinstance(flat, np.ndarray):
+            raise MessageError(f"tensor {name!r} is not a uniform vector")
+        flat = _tensor_from_array(name, flat, dtypes.get(name) or flat.dtype.name)
         shape = shapes.get(name)
         if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise MessageError(f"tensor {name!r}: missing or invalid shape {shape!r}")
-        if int(np.prod(shape, dtype=np.int64)) != flat.size:
+        if math.prod(shape) != flat.size:
             raise MessageError(f"tensor {name!r}: shape {list(shape)} does not match {flat.size} values")
         tensors[name] = flat.reshape(shape)
     return meta, tensors
