@@ -45,6 +45,7 @@ IQ = {"rx_iq_gain_db": 0.5, "rx_iq_phase_deg": 3.0}
 TX_IQ = {"tx_iq_gain_db": 0.5, "tx_iq_phase_deg": 3.0}
 DC_DBC = -20.0
 ALL = "all (phase noise, RX IQ, DC, 20 ppm)"
+CASES_ALL = {"phase_noise_linewidth": PHASE_NOISE_LINEWIDTH, **IQ, "dc_offset_dbc": DC_DBC, "sfo_ppm": 20.0}
 CASES = {
     "none": {},
     "phase noise": {"phase_noise_linewidth": PHASE_NOISE_LINEWIDTH},
@@ -52,7 +53,7 @@ CASES = {
     "TX + RX IQ 0.5 dB / 3 deg": {**IQ, **TX_IQ},
     "DC -20 dBc": {"dc_offset_dbc": DC_DBC},
     "SFO 20 ppm": {"sfo_ppm": 20.0},
-    ALL: {"phase_noise_linewidth": PHASE_NOISE_LINEWIDTH, **IQ, "dc_offset_dbc": DC_DBC, "sfo_ppm": 20.0},
+    ALL: CASES_ALL,
     # Phase noise against the receiver's linear common-phase fit instead of one phase per symbol.
     "phase noise, linear phase tracking": {"phase_noise_linewidth": PHASE_NOISE_LINEWIDTH,
                                            "rx": {"phase_tracking": "linear", "sfo_tracking": True,
@@ -62,10 +63,19 @@ CASES = {
                                          "dc_offset_dbc": DC_DBC, "sfo_ppm": 20.0,
                                          "rx": {"phase_tracking": "per_symbol", "sfo_tracking": True,
                                                 "dc_removal": True}},
+    # With a carrier offset, as between two radios (and the loopback flowgraphs, +-0.4 subcarrier): the
+    # non-circular preamble and training then rotate and bias the blind IQ correction less.
+    "none, CFO 0.3 subcarrier": {"cfo": CFO},
+    f"{ALL}, CFO 0.3 subcarrier": {**CASES_ALL, "cfo": CFO},
     # A transmit IQ imbalance alone, with the receiver's corrections (its blind IQ correction included)
     # and without: what iq_correction does with an image that the channel has mixed.
     "TX IQ 0.5 dB / 3 deg": TX_IQ,
     "TX IQ 0.5 dB / 3 deg, corrections off": {**TX_IQ, "rx": {}},
+    # What each correction costs on its own with no impairment (the blind IQ correction with and without
+    # a carrier offset).
+    "none, per_symbol phase only": {"rx": {"phase_tracking": "per_symbol"}},
+    "none, iq_correction only": {"rx": {"iq_correction": True}},
+    "none, iq_correction only, CFO 0.3 subcarrier": {"cfo": CFO, "rx": {"iq_correction": True}},
     # The receiver's own cost: no impairment, and RX IQ alone, with its corrections off.
     "none, receiver corrections off": {"rx": {}},
     "RX IQ 0.5 dB / 3 deg, corrections off": {**IQ, "rx": {}},
@@ -427,10 +437,13 @@ def main(argv: list[str] | None = None) -> int:
                 for key in ("loss_db", "nmse_with_tx_iq_db", "data_image_theory_db", "two_images_theory_db")}
             for (snr, iq), runs in groups.items()}
         all_case = [r["excess_db"] for r in cases if r["case"] == ALL]
+        all_cfo = [r["excess_db"] for r in cases if r["case"] == f"{ALL}, CFO 0.3 subcarrier"]
         summary |= {"phase_noise_linewidth_cycles_per_sample": PHASE_NOISE_LINEWIDTH,
                     "iq_image_rejection_db": image_rejection_db(IQ["rx_iq_gain_db"], IQ["rx_iq_phase_deg"]),
                     "all_impairments_excess_over_zf_bound_db": [float(np.mean(all_case)),
-                                                                float(np.std(all_case))]}
+                                                                float(np.std(all_case))],
+                    "all_impairments_cfo_0.3_excess_over_zf_bound_db":
+                        [float(np.mean(all_cfo)), float(np.std(all_cfo))] if all_cfo else None}
     if "delivery" in args.parts:
         tables["delivery_5db"] = delivery = delivery_at_5db(2 * args.frames, seeds)
         summary["delivery_5db_all_impairments"] = (sum(r["delivered"] for r in delivery)
