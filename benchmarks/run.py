@@ -42,10 +42,10 @@ from semcom.ofat.frame import (
     FrameHeader,
     OfatLayout,
     frame_grid_reference,
-    header_symbols,
+    frame_header,
     make_layout,
-    map_values,
     modulate_frame,
+    modulate_frames,
     ofdm_modulate,
 )
 from semcom.ofat.papr import clip_frame
@@ -77,76 +77,84 @@ def modulate_reference(layout: OfatLayout, values: np.ndarray, seq: int, shape: 
 
 
 def modulate_rates(layout: OfatLayout, n_frames: int, repeats: int) -> dict[str, float]:
-    """Frames/s of modulate_frame (cached template) and modulate_reference, interleaved repeats."""
+    """Frames per CPU second of the TX construction: `modulate_frames` MAX_BATCH frames per call (what
+    ofat_tx does), `modulate_frame` one frame per call, and `modulate_reference` (the definition);
+    interleaved repeats, the median of each."""
     tensors = [np.random.default_rng(i).standard_normal((5, 256)) for i in range(8)]
-    times: dict[str, list[float]] = {"cached": [], "reference": []}
+    batch = semcom.ofat_tx.MAX_BATCH
+    headers = [frame_header(layout, tensors[i % 8], seq=i) for i in range(batch)]
+    payloads = [tensors[i % 8] for i in range(batch)]
+    n_calls = max(1, n_frames // batch)
+    chains: dict[str, tuple[Callable[[int], object], int]] = {
+        f"modulate_frames, {batch} per call":
+            (lambda i: modulate_frames(layout, payloads, headers, 160), batch),
+        "modulate_frame, one per call": (lambda i: modulate_frame(layout, tensors[i % 8], seq=i, pad=160), 1),
+        "reference construction": (lambda i: modulate_reference(layout, tensors[i % 8], seq=i, pad=160), 1)}
+    times: dict[str, list[float]] = {k: [] for k in chains}
     for _ in range(repeats + 1):  # the first round is a warm-up
-        for name, fn in (("cached", modulate_frame), ("reference", modulate_reference)):
-            t0 = time.perf_counter()
-            for i in range(n_frames):
-                fn(layout, tensors[i % 8], seq=i, pad=160)
-            times[name].append(n_frames / (time.perf_counter() - t0))
+        for name, (fn, per_call) in chains.items():
+            calls = n_calls if per_call > 1 else n_calls * batch
+            t0 = time.thread_time()
+            for i in range(calls):
+                fn(i)
+            times[name].append(calls * per_call / (time.thread_time() - t0))
     return {k: statistics.median(v[1:]) for k, v in times.items()}
 
 
 def tx_breakdown() -> list[tuple[str, float]]:
-    """Microseconds per frame of each step ofat_tx takes for one 5x256 tensor (wifi64, Nt = 2)."""
+    """CPU microseconds per frame of each step ofat_tx takes for one 5x256 tensor (wifi64, Nt = 2)."""
     t = np.random.default_rng(0).standard_normal((5, 256)).astype(np.float32)
     v = t.astype(np.float64)
     msg = tensor_message({"seq": 1}, {"x": t})
-    header = FrameHeader(seq=1, shape=(5, 256), scale_code=30000)
-    n_var = LAYOUT.n_header_symbols + LAYOUT.n_data_symbols(v.size)
-    var = np.zeros((LAYOUT.n_tx, n_var, LAYOUT.fft_len), complex)
+    batch = semcom.ofat_tx.MAX_BATCH
+    header = frame_header(LAYOUT, v, seq=1)
 
-    def us(fn: Callable[[], object], n: int = 1000) -> float:
+    def us(fn: Callable[[], object], n: int = 1000, per_call: int = 1) -> float:
         def once() -> float:
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             for _ in range(n):
                 fn()
-            return (time.perf_counter() - t0) / n * 1e6
+            return (time.thread_time() - t0) / (n * per_call) * 1e6
         return median_of(once, 5)
 
     return [("tensor_message (sender side, not in ofat_tx's timing)",
              us(lambda: tensor_message({"seq": 1}, {"x": t}))),
             ("parse_tensor_message (ofat_tx's handler)", us(lambda: parse_tensor_message(msg))),
-            ("modulate_frame, cached template (all of it)",
-             us(lambda: modulate_frame(LAYOUT, v, seq=1, pad=160))),
-            ("modulate_reference (the construction before)",
-             us(lambda: modulate_reference(LAYOUT, v, seq=1, pad=160))),
-            ("  of which map_values", us(lambda: map_values(LAYOUT, v))),
-            ("  of which header_symbols", us(lambda: header_symbols(LAYOUT, header))),
-            ("  of which IFFT + CP of the header + data symbols", us(lambda: ofdm_modulate(LAYOUT, var)))]
+            ("frame_header: checks, power scale, header (ofat_tx's handler)",
+             us(lambda: frame_header(LAYOUT, v, seq=1))),
+            (f"modulate_frames, {batch} frames per call (ofat_tx's work), per frame",
+             us(lambda: modulate_frames(LAYOUT, [v] * batch, [header] * batch, 160), n=20, per_call=batch)),
+            ("modulate_frame, one frame per call", us(lambda: modulate_frame(LAYOUT, v, seq=1, pad=160))),
+            ("modulate_reference (the definition: frame_grid_reference + IFFT)",
+             us(lambda: modulate_reference(LAYOUT, v, seq=1, pad=160)))]
 
 
-def ofat_tx_run(n_frames: int, layout: OfatLayout = LAYOUT, reference: bool = False) -> tuple[int, float]:
+def ofat_tx_run(n_frames: int, layout: OfatLayout = LAYOUT, batch: int | None = None,
+                clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
     """(samples per antenna stream, seconds) of ofat_tx, modulation included (queue pre-filled, no ZeroMQ).
 
-    reference=True runs the block with `modulate_reference` (the construction before the template).
+    batch: frames modulated per call (the block's MAX_BATCH by default; 1 = one frame at a time, the
+    block before batching).
     """
     tensors = [np.random.default_rng(i).standard_normal((5, 256)).astype(np.float32) for i in range(8)]
     tb = gr.top_block()
     tx = semcom.ofat_tx(layout, max_queue=n_frames + 1, idle_sleep_s=0.0)
+    if batch is not None:
+        tx.MAX_BATCH = batch
     n_samples = n_frames * (layout.frame_len(1280) + 160)
     for a in range(layout.n_tx):
         sink = blocks.null_sink(gr.sizeof_gr_complex)
         tb.connect((tx, a), blocks.head(gr.sizeof_gr_complex, n_samples), sink)
-    block_module = sys.modules[type(tx).__module__]  # where ofat_tx looks modulate_frame up
-    saved = block_module.modulate_frame
-    block_module.modulate_frame = modulate_reference if reference else saved
     # Messages are built before the clock starts (that is the sender's work, not the block's).
     messages = [tensor_message({"seq": i}, {"x": tensors[i % 8]}) for i in range(n_frames)]
-    try:
-        t0 = time.perf_counter()
-        for msg in messages:
-            tx._post(pmt.intern("tensors"), msg)
-        tb.run()
-        dt = time.perf_counter() - t0
-    finally:
-        block_module.modulate_frame = saved
-    return n_samples, dt
+    t0 = clock()
+    for msg in messages:
+        tx._post(pmt.intern("tensors"), msg)
+    tb.run()
+    return n_samples, clock() - t0
 
 
-def gr_ofdm_tx_hier_run(n_samples: int) -> tuple[int, float]:
+def gr_ofdm_tx_hier_run(n_samples: int, clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
     """GNU Radio's own packet OFDM transmitter `digital.ofdm_tx` (CRC, header, BPSK payload, allocator,
     IFFT, CP; its defaults are the wifi64 numerology), 96-byte packets, output samples/s."""
     lay = LAYOUT
@@ -158,12 +166,12 @@ def gr_ofdm_tx_hier_run(n_samples: int) -> tuple[int, float]:
     tx = digital.ofdm_tx(fft_len=lay.fft_len, cp_len=lay.cp_len, packet_length_tag_key="packet_len")
     tb.connect(src, tagger, tx, blocks.head(gr.sizeof_gr_complex, n_samples),
                blocks.null_sink(gr.sizeof_gr_complex))
-    t0 = time.perf_counter()
+    t0 = clock()
     tb.run()
-    return n_samples, time.perf_counter() - t0
+    return n_samples, clock() - t0
 
 
-def gr_ofdm_tx_run(n_symbols: int) -> tuple[int, float]:
+def gr_ofdm_tx_run(n_symbols: int, clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
     """GNU Radio's C++ OFDM TX chain with the same numerology: allocator + IFFT + cyclic prefixer."""
     lay = LAYOUT
     data = tuple(k for k in lay.data_carriers)
@@ -182,9 +190,27 @@ def gr_ofdm_tx_run(n_symbols: int) -> tuple[int, float]:
     head = blocks.head(gr.sizeof_gr_complex, n_samples)
     tb.connect(src, blocks.head(gr.sizeof_gr_complex, n_packets * per_packet), tagger, alloc, ifft, cp, head,
                blocks.null_sink(gr.sizeof_gr_complex))
-    t0 = time.perf_counter()
+    t0 = clock()
     tb.run()
-    return n_samples, time.perf_counter() - t0
+    return n_samples, clock() - t0
+
+
+def cpu_steady_rates(runs: dict[str, tuple[Callable[..., tuple[int, float]], int]],
+                     rounds: int = 3) -> dict[str, float]:
+    """Samples per CPU second (the process's, every flowgraph thread) of each run at steady state:
+    extra samples / extra CPU seconds between a run of size n and one of 3n, so start-up cancels; the
+    best of `rounds` rounds that interleave the runs (this machine is shared: CPU time per sample
+    moves far less than wall time, and the least disturbed round is the closest to the code's cost).
+    runs: name -> (run(n, clock=...), n)."""
+    best: dict[str, float] = dict.fromkeys(runs, 0.0)
+    for run, n in runs.values():  # warm-up
+        run(n, clock=time.process_time)
+    for _ in range(rounds):
+        for name, (run, n) in runs.items():
+            small_n, small_t = run(n, clock=time.process_time)
+            large_n, large_t = run(3 * n, clock=time.process_time)
+            best[name] = max(best[name], (large_n - small_n) / max(large_t - small_t, 1e-9))
+    return best
 
 
 def steady_rate(run: Callable[[int], tuple[int, float]], n: int, repeats: int = 5) -> float:
@@ -908,38 +934,47 @@ def finish(lines: list[str], steps, name: str) -> int:
 
 
 def transmit_part(n_frames: int) -> list[str]:
-    """Part 1: TX construction (cached template vs reference), ofat_tx for Nt = 1, 2, 4, GR's C++ TX."""
+    """Part 1: TX construction (batched, one per call, reference), ofat_tx for Nt = 1, 2, 4 (batched and
+    one frame per call), GR's C++ TX chains; CPU time, interleaved rounds."""
     mod = modulate_rates(LAYOUT, n_frames, 5)
     layouts = {nt: make_layout("wifi64", n_tx=nt) for nt in (1, 2, 4)}
-    # Steady-state rates (start-up cancelled, see steady_rate), every chain the same way.
-    ours = {nt: steady_rate(lambda n, lay=lay: ofat_tx_run(n, lay), n_frames) for nt, lay in layouts.items()}
-    ref = {nt: steady_rate(lambda n, lay=lay: ofat_tx_run(n, lay, reference=True), n_frames)
-           for nt, lay in layouts.items()}
-    tx_gr = steady_rate(gr_ofdm_tx_run, n_frames * 20)
-    tx_hier = steady_rate(gr_ofdm_tx_hier_run, n_frames * (LAYOUT.frame_len(1280) + 160))
-    rows = [{"chain": "modulate_frame (cached template), frames/s", "rate": round(mod["cached"])},
-            {"chain": "modulate_frame reference (constants rebuilt), frames/s",
-             "rate": round(mod["reference"])},
-            *[{"chain": f"ofat_tx Nt={nt} (cached), samples/s per stream", "rate": round(ours[nt])}
-              for nt in ours],
-            *[{"chain": f"ofat_tx Nt={nt} (reference construction), samples/s per stream",
-               "rate": round(ref[nt])} for nt in ref],
-            {"chain": "GR C++ allocator+FFT+CP, samples/s", "rate": round(tx_gr)},
-            {"chain": "GR digital.ofdm_tx (hier, 96-byte BPSK packets), samples/s", "rate": round(tx_hier)}]
+    runs: dict[str, tuple[Callable[..., tuple[int, float]], int]] = {
+        "gr": (gr_ofdm_tx_run, n_frames * 20), "gr_hier": (gr_ofdm_tx_hier_run, n_frames * 1760)}
+    for nt, lay in layouts.items():
+        runs[f"batched {nt}"] = (partial(ofat_tx_run, layout=lay), n_frames)
+        runs[f"single {nt}"] = (partial(ofat_tx_run, layout=lay, batch=1), n_frames)
+    rates = cpu_steady_rates(runs)
+    tx_gr, tx_hier = rates["gr"], rates["gr_hier"]
+    ours = {nt: rates[f"batched {nt}"] * nt for nt in layouts}  # per stream: Nt streams per CPU second
+    single = {nt: rates[f"single {nt}"] * nt for nt in layouts}
+    batch = semcom.ofat_tx.MAX_BATCH
+    rows = [*[{"chain": f"{k}, frames per CPU s", "rate": round(v)} for k, v in mod.items()],
+            *[{"chain": f"ofat_tx Nt={nt} (batched, up to {batch} frames per call), samples per CPU s "
+                        "per stream", "rate": round(ours[nt])} for nt in ours],
+            *[{"chain": f"ofat_tx Nt={nt} (one frame per call), samples per CPU s per stream",
+               "rate": round(single[nt])} for nt in single],
+            {"chain": "GR C++ allocator+FFT+CP, samples per CPU s", "rate": round(tx_gr)},
+            {"chain": "GR digital.ofdm_tx (hier, 96-byte BPSK packets), samples per CPU s",
+             "rate": round(tx_hier)}]
     write_csv("tx_throughput", rows)
+    names = list(mod)
     return ["## Transmit chain", "",
-            f"`modulate_frame` (wifi64, Nt = 2, 5x256 payload, 160-sample gap): {mod['cached']:,.0f} "
-            f"frames/s with the cached template vs {mod['reference']:,.0f} frames/s rebuilt per frame: "
-            f"**{mod['cached'] / mod['reference']:.2f}x**.", "",
-            "`ofat_tx` samples/s per antenna stream (message parse + modulation + streaming; messages built "
-            "before the clock starts):", "",
-            "| Nt | cached | reference construction | cached / reference | vs GR C++ allocator+FFT+CP | "
+            "Samples (or frames) per CPU second of the process, every flowgraph thread counted, at steady "
+            "state (runs of n and 3n frames), best of 3 rounds that interleave the chains.", "",
+            f"TX construction (wifi64, Nt = 2, 5x256 payload, 160-sample gap): {mod[names[0]]:,.0f} frames "
+            f"per CPU s with `{names[0]}` vs {mod[names[1]]:,.0f} with `{names[1]}` "
+            f"(**{mod[names[0]] / mod[names[1]]:.2f}x**) and {mod[names[2]]:,.0f} with the reference "
+            "construction.", "",
+            "`ofat_tx` samples per CPU second per antenna stream (message parse + checks + modulation + "
+            "streaming and tags; messages built before the clock starts; Nt streams per CPU second "
+            "count Nt times):", "",
+            "| Nt | batched | one frame per call | batched / one | vs GR C++ allocator+FFT+CP | "
             "vs GR `digital.ofdm_tx` |", "| --- | --- | --- | --- | --- | --- |",
-            *[f"| {nt} | {ours[nt] / 1e6:.2f} M | {ref[nt] / 1e6:.2f} M | {ours[nt] / ref[nt]:.2f} | "
-              f"{ours[nt] / tx_gr:.2f} | {ours[nt] / tx_hier:.2f} |" for nt in ours], "",
-            f"GR C++ allocator+FFT+CP: {tx_gr / 1e6:.2f} M samples/s; GR `digital.ofdm_tx`: "
-            f"{tx_hier / 1e6:.2f} M samples/s (one stream each).", "",
-            f"Where a frame's time goes (microseconds per frame, wifi64, Nt = 2, 5x256 tensor; one frame "
+            *[f"| {nt} | {ours[nt] / 1e6:.2f} M | {single[nt] / 1e6:.2f} M | {ours[nt] / single[nt]:.2f} | "
+              f"**{ours[nt] / tx_gr:.2f}** | {ours[nt] / tx_hier:.2f} |" for nt in ours], "",
+            f"GR C++ allocator+FFT+CP: {tx_gr / 1e6:.2f} M samples per CPU s; GR `digital.ofdm_tx`: "
+            f"{tx_hier / 1e6:.2f} M (one stream each).", "",
+            f"Where a frame's CPU time goes (microseconds per frame, wifi64, Nt = 2, 5x256 tensor; one frame "
             f"is {LAYOUT.frame_len(1280) + 160} samples per antenna):", "",
             "| step | us |", "| --- | --- |", *[f"| {k} | {us:.1f} |" for k, us in tx_breakdown()], ""]
 

@@ -14,7 +14,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from semcom.ofat.frame import FrameError, OfatLayout, modulate_frame
+from semcom.ofat.frame import FrameError, FrameHeader, OfatLayout, frame_header, modulate_frames
 
 from .messages import parse_tensor_message
 
@@ -42,6 +42,10 @@ class ofat_tx(gr.sync_block):
     Rejected tensors (too many values for one frame, NaN/Inf, shape not representable, bad seq,
     not exactly one tensor) and frames dropped because `max_queue` frames are already waiting are
     logged and counted in `counters()`; the block keeps running.
+
+    Speed: the message handler only checks a tensor and makes its header (`frame.frame_header`);
+    work() modulates every frame waiting (up to MAX_BATCH) in one `frame.modulate_frames` call into a
+    buffer the block reuses, and copies whole slices of it per port (tags per frame).
     """
 
     def __init__(self, layout: OfatLayout, gap_samples: int = 160, idle_fill: bool = True,
@@ -56,13 +60,22 @@ class ofat_tx(gr.sync_block):
         self.idle_chunk = int(idle_chunk)
         self.idle_sleep_s = float(idle_sleep_s)
         self.max_queue = int(max_queue)
-        self._queue: collections.deque[tuple[int, np.ndarray]] = collections.deque()
-        self._current: np.ndarray | None = None  # (Nt, frame_len + gap) of the frame being sent
-        self._current_seq = 0
-        self._pos = 0
+        # Accepted frames wait here, checked and with their header, until work() needs samples: then
+        # up to MAX_BATCH of them are modulated in one batched call (frame.modulate_frames).
+        self._pending: collections.deque[tuple[np.ndarray, FrameHeader]] = collections.deque()
+        self._samples = np.zeros((layout.n_tx, 0), np.complex64)  # modulated frames + gaps, back to back
+        self._buffer = self._samples  # reused under self._samples (a fresh array page-faults each batch)
+        self._pos = 0  # next sample of self._samples to write
+        self._starts = np.zeros(0, np.int64)  # each frame's first and last (end of gap) sample in it
+        self._lasts = np.zeros(0, np.int64)
+        self._seqs: list[int] = []
+        self._next_sob = 0  # the first frame whose start is not written yet
+        self._next_eob = 0  # the first frame whose last sample is not written yet
         self._counters = collections.Counter()
         self.message_port_register_in(pmt.intern("tensors"))
         self.set_msg_handler(pmt.intern("tensors"), self._on_tensor)
+
+    MAX_BATCH = 64  # frames modulated per call: large enough to amortise numpy's per-call cost
 
     # ------------------------------------------------------------------ messages
     def counters(self) -> dict[str, int]:
@@ -72,6 +85,10 @@ class ofat_tx(gr.sync_block):
     def _reject(self, reason: str, detail: str) -> None:
         self._counters[f"rejected_{reason}"] += 1
         self.logger.error(f"tensor rejected ({reason}): {detail}")
+
+    def _waiting(self) -> int:
+        """Frames accepted whose first sample has not been written yet."""
+        return len(self._pending) + len(self._seqs) - self._next_sob
 
     def _on_tensor(self, msg) -> None:
         try:
@@ -99,45 +116,58 @@ class ofat_tx(gr.sync_block):
             self._reject("nonfinite", f"seq {seq}: tensor {name!r} contains NaN or Inf")
             return
         try:
-            # The gap is written by modulate_frame itself (one buffer per frame, no second copy).
-            padded, _ = modulate_frame(self.layout, values, seq=seq, shape=tensor.shape, pad=self.gap_samples)
+            header = frame_header(self.layout, values, seq=seq, shape=tensor.shape)
         except FrameError as err:
             self._reject("frame", f"seq {seq}: {err}")
             return
-        if len(self._queue) >= self.max_queue:
+        if self._waiting() >= self.max_queue:
             self._counters["dropped_backpressure"] += 1
             self.logger.warn(f"seq {seq} dropped: {self.max_queue} frames already queued")
             return
-        self._queue.append((seq, padded))
+        self._pending.append((values, header))
         self._counters["frames_queued"] += 1
+
+    def _modulate_pending(self) -> None:
+        """The next batch of pending frames (each followed by its gap) becomes self._samples."""
+        batch = [self._pending.popleft() for _ in range(min(len(self._pending), self.MAX_BATCH))]
+        headers = [header for _, header in batch]
+        lengths = np.array([self.layout.frame_len(h.n_values) + self.gap_samples for h in headers], np.int64)
+        if self._buffer.shape[1] < lengths.sum():
+            self._buffer = np.empty((self.layout.n_tx, int(lengths.sum())), np.complex64)
+        self._samples = modulate_frames(self.layout, [values for values, _ in batch], headers,
+                                        pad=self.gap_samples, out=self._buffer)
+        self._lasts = np.cumsum(lengths) - 1  # EOB after the gap: the burst is frame + gap, closed
+        self._starts = self._lasts - lengths + 1
+        self._seqs = [h.seq for h in headers]
+        self._pos = self._next_sob = self._next_eob = 0
 
     # ------------------------------------------------------------------ stream
     def work(self, input_items, output_items):
         n_out = len(output_items[0])
         written = 0
         base = self.nitems_written(0)
-        # One pass per frame (never per sample): copy whole slices of queued frames.
+        # Whole slices of the modulated batch per port (never per sample, nor per frame); tags per frame.
         while written < n_out:
-            if self._current is None:
-                if not self._queue:
+            if self._pos >= self._samples.shape[1]:
+                if not self._pending:
                     break
-                self._current_seq, self._current = self._queue.popleft()
-                self._pos = 0
-            frame = self._current
-            take = min(n_out - written, frame.shape[1] - self._pos)
+                self._modulate_pending()
+            take = min(n_out - written, self._samples.shape[1] - self._pos)
             for port in range(self.layout.n_tx):
-                output_items[port][written: written + take] = frame[port, self._pos: self._pos + take]
-            if self._pos == 0:
-                self._tag_all(base + written, TX_SOB, pmt.PMT_T)
-                self._tag_all(base + written, SEQ_TAG, pmt.from_uint64(self._current_seq))
-            last = frame.shape[1] - 1  # EOB after the gap: the burst is frame + gap, closed
-            if self._pos <= last < self._pos + take:
-                self._tag_all(base + written + last - self._pos, TX_EOB, pmt.PMT_T)
-            self._pos += take
-            written += take
-            if self._pos >= frame.shape[1]:
-                self._current = None
+                output_items[port][written: written + take] = self._samples[port, self._pos: self._pos + take]
+            offset = base + written - self._pos  # stream position of self._samples[0]
+            end = self._pos + take
+            while self._next_sob < len(self._seqs) and self._starts[self._next_sob] < end:
+                at = offset + int(self._starts[self._next_sob])
+                self._tag_all(at, TX_SOB, pmt.PMT_T)
+                self._tag_all(at, SEQ_TAG, pmt.from_uint64(self._seqs[self._next_sob]))
+                self._next_sob += 1
+            while self._next_eob < len(self._seqs) and self._lasts[self._next_eob] < end:
+                self._tag_all(offset + int(self._lasts[self._next_eob]), TX_EOB, pmt.PMT_T)
+                self._next_eob += 1
                 self._counters["frames_sent"] += 1
+            self._pos = end
+            written += take
         if written == 0:
             if not self.idle_fill:
                 # Burst mode: produce nothing; the scheduler sleeps until a message comes in.

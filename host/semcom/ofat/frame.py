@@ -44,6 +44,7 @@ import binascii
 import dataclasses
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -443,8 +444,8 @@ def unmap_values(layout: OfatLayout, grid: Any, n_values: int, scale: float) -> 
 
 
 # --------------------------------------------------------------------- header
-def encode_header(header: FrameHeader) -> np.ndarray:
-    """Header -> HEADER_BITS bits (uint8 0/1), CRC-16/CCITT protected."""
+def _header_bytes(header: FrameHeader) -> bytes:
+    """The header's HEADER_BYTES bytes, CRC-16/CCITT last; raises FrameError for fields that do not fit."""
     if not 0 <= header.seq <= 0xFFFFFFFF:
         raise FrameError(f"sequence number {header.seq} does not fit 32 bits")
     if len(header.shape) > MAX_SHAPE_DIMS or any(not 1 <= d <= MAX_DIM for d in header.shape):
@@ -456,7 +457,12 @@ def encode_header(header: FrameHeader) -> np.ndarray:
     body = struct.pack("<IB3HH", header.seq, header.flags, *dims, header.scale_code)
     raw = body + struct.pack("<H", binascii.crc_hqx(body, 0xFFFF))
     assert len(raw) == HEADER_BYTES
-    return np.unpackbits(np.frombuffer(raw, np.uint8))
+    return raw
+
+
+def encode_header(header: FrameHeader) -> np.ndarray:
+    """Header -> HEADER_BITS bits (uint8 0/1), CRC-16/CCITT protected."""
+    return np.unpackbits(np.frombuffer(_header_bytes(header), np.uint8))
 
 
 def decode_header(bits: np.ndarray) -> FrameHeader | None:
@@ -478,11 +484,19 @@ def header_symbols(layout: OfatLayout, header: FrameHeader) -> np.ndarray:
 
     The header_reps copies of the scrambled bits come first, the known filler after them.
     """
-    bits = encode_header(header) ^ layout.header_scrambler
-    bpsk = np.array(layout.header_filler, float)  # a fresh copy of the filler
-    # The repetitions written through a (reps, HEADER_BITS) view: one broadcast, no np.tile.
-    bpsk[: layout.header_reps * HEADER_BITS].reshape(layout.header_reps, HEADER_BITS)[:] = 1.0 - 2.0 * bits
-    return bpsk.reshape(layout.n_header_symbols, layout.n_data_carriers)
+    return _headers_bpsk(layout, [header])[0]
+
+
+def _headers_bpsk(layout: OfatLayout, headers: Sequence[FrameHeader]) -> np.ndarray:
+    """`header_symbols` of several headers at once: (F, Nh, K) of +-1 (one unpackbits for all)."""
+    raw = np.frombuffer(b"".join(_header_bytes(h) for h in headers), np.uint8).reshape(len(headers), -1)
+    bits = np.unpackbits(raw, axis=1) ^ layout.header_scrambler
+    bpsk = np.empty((len(headers), layout.header_filler.size))
+    bpsk[:] = layout.header_filler
+    # The repetitions written through a (F, reps, HEADER_BITS) view: one broadcast, no np.tile.
+    bpsk[:, : layout.header_reps * HEADER_BITS].reshape(len(headers), layout.header_reps, HEADER_BITS)[:] = \
+        1.0 - 2.0 * bits[:, None, :]
+    return bpsk.reshape(len(headers), layout.n_header_symbols, layout.n_data_carriers)
 
 
 def combine_header_llrs(layout: OfatLayout, llr: np.ndarray) -> np.ndarray:
@@ -510,17 +524,14 @@ class _TxTemplate:
     """What every frame of one layout shares, built once (`_tx_template`).
 
     grid: (Nt, Nh + max_data_symbols, fft_len) header+data symbols with the pilots (with CDD) in
-        place and zeros elsewhere; a frame copies its first Nh + S symbols.
-    scatter: (Nh + max_data_symbols) * K flat positions, within one antenna's (symbols * fft_len)
-        row of `grid`, of the header/data resource elements in (symbol, data subcarrier) order, so a
-        frame's header + data land with one fancy assignment (like Sionna's ResourceGridMapper).
+        place and zeros elsewhere; a frame copies its first Nh + S symbols and puts its header and
+        values on the data bins.
     cdd_data: (Nt, K) the CDD phases on the data bins (the header is sent through them).
     sync_samples: (Nt, (1 + n_train) * symbol_len) complex128 time samples of preamble + training,
         which never change.
     """
 
     grid: np.ndarray
-    scatter: np.ndarray
     cdd_data: np.ndarray
     sync_samples: np.ndarray
 
@@ -536,42 +547,62 @@ def _tx_template(layout: OfatLayout) -> _TxTemplate:
         grid[:, :, layout.pilot_bins] = (layout.pilot_values(n_var)[None, :, :]
                                          * layout.cdd_phases(layout.pilot_bins)[:, None, :])
         sync = np.concatenate([layout.preamble_freq[:, None, :], layout.training_freq], axis=1)
-        rows = np.arange(layout.n_header_symbols + layout.max_data_symbols)[:, None] * layout.fft_len
-        scatter = (rows + layout.data_bins[None, :]).reshape(-1)
-        tpl = _TxTemplate(grid=grid, scatter=scatter, cdd_data=layout.cdd_phases(layout.data_bins),
+        tpl = _TxTemplate(grid=grid, cdd_data=layout.cdd_phases(layout.data_bins),
                           sync_samples=ofdm_modulate(layout, sync))
-        for arr in (tpl.grid, tpl.scatter, tpl.cdd_data, tpl.sync_samples):
+        for arr in (tpl.grid, tpl.cdd_data, tpl.sync_samples):
             arr.flags.writeable = False  # shared by every frame: nobody may write into it
         layout.__dict__["_tx_template"] = tpl  # like cached_property (not a field: eq/hash unchanged)
     return tpl
 
 
-def _data_and_header(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[int, ...] | None,
-                     flags: int) -> tuple[np.ndarray, FrameHeader]:
-    """The mapped data grid X (K, Nt, S) of a payload and the header describing it."""
+def frame_header(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[int, ...] | None = None,
+                 flags: int = 0) -> FrameHeader:
+    """The header a payload is sent with (its quantised power scale included), checked: raises
+    FrameError for a payload no frame can carry (more values than `layout.capacity`, a shape or seq
+    the header cannot hold, a power scale out of range, e.g. from NaN or Inf)."""
     values = np.asarray(values)
     shape = tuple(values.shape) if shape is None else tuple(shape)
     if math.prod(shape) != values.size:
         raise FrameError(f"shape {shape} does not match {values.size} values")
-    x, scale = map_values(layout, values.ravel())
-    header = FrameHeader(seq=seq, shape=shape, scale_code=encode_scale(scale), flags=flags)
+    if values.size > layout.capacity:
+        raise FrameError(f"{values.size} values exceed the frame capacity of {layout.capacity} "
+                         f"({layout.describe()})")
+    header = FrameHeader(seq=seq, shape=shape, scale_code=encode_scale(payload_scale(layout, values)),
+                         flags=flags)
+    _header_bytes(header)  # seq, shape and flags fit the header
+    return header
+
+
+def _data_and_header(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[int, ...] | None,
+                     flags: int) -> tuple[np.ndarray, FrameHeader]:
+    """The mapped data grid X (K, Nt, S) of a payload and the header describing it."""
+    header = frame_header(layout, values, seq, shape, flags)
+    x, _ = map_values(layout, np.asarray(values).ravel(), scale=header.scale)
     return x, header
 
 
-def _frame_parts(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[int, ...] | None,
-                 flags: int) -> tuple[np.ndarray, FrameHeader]:
-    """Header + data symbols of a frame in the frequency domain, (Nt, Nh + S, fft_len), and its header."""
-    x, header = _data_and_header(layout, values, seq, shape, flags)
+def _variable_grid(layout: OfatLayout, payloads: Sequence[np.ndarray], headers: Sequence[FrameHeader],
+                   n_data: int) -> np.ndarray:
+    """Header + data symbols of F frames with `n_data` data symbols each, in the frequency domain:
+    (Nt, F, Nh + n_data, fft_len) complex: a copy of the template's pilot grid with every frame's
+    header and values on the data bins. The arithmetic per element is `map_values`' and
+    `header_symbols`' (bit for bit)."""
     tpl = _tx_template(layout)
-    n_data = x.shape[2]
-    n_var = layout.n_header_symbols + n_data
-    grid = tpl.grid[:, :n_var].copy()
-    elements = np.empty((layout.n_tx, n_var, layout.n_data_carriers), complex)
-    elements[:, : layout.n_header_symbols] = header_symbols(layout, header)[None] * tpl.cdd_data[:, None, :]
-    elements[:, layout.n_header_symbols:] = x.transpose(1, 2, 0)  # (Nt, S, K)
-    grid.reshape(layout.n_tx, -1)[:, tpl.scatter[: n_var * layout.n_data_carriers]] = \
-        elements.reshape(layout.n_tx, -1)
-    return grid, header
+    n_frames, n_head, n_carriers = len(payloads), layout.n_header_symbols, layout.n_data_carriers
+    # map_values for all frames: zero-padded rows, times each frame's quantised scale, then elements.
+    padded = np.zeros((n_frames, n_data * layout.values_per_symbol))
+    for row, values in zip(padded, payloads, strict=True):
+        row[: values.size] = values.reshape(-1)
+    # Finite: frame_header's scale exists only for a finite payload energy, which bounds every value.
+    padded *= np.array([h.scale for h in headers])[:, None]
+    elements = padded[:, 0::2] + 1j * padded[:, 1::2] if layout.mode == "complex" else padded.astype(complex)
+    grid = np.empty((layout.n_tx, n_frames, n_head + n_data, layout.fft_len), complex)
+    grid[:] = tpl.grid[:, None, : n_head + n_data]
+    header = _headers_bpsk(layout, headers)[None] * tpl.cdd_data[:, None, None, :]
+    grid[:, :, :n_head, layout.data_bins] = header
+    grid[:, :, n_head:, layout.data_bins] = \
+        elements.reshape(n_frames, n_data, n_carriers, layout.n_tx).transpose(3, 0, 1, 2)
+    return grid
 
 
 def frame_grid(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[int, ...] | None = None,
@@ -580,7 +611,8 @@ def frame_grid(layout: OfatLayout, values: np.ndarray, seq: int, shape: tuple[in
 
     Built from the layout's cached template; equal bit for bit to `frame_grid_reference`.
     """
-    var, header = _frame_parts(layout, values, seq, shape, flags)
+    header = frame_header(layout, values, seq, shape, flags)
+    var = _variable_grid(layout, [np.asarray(values)], [header], layout.n_data_symbols(header.n_values))[:, 0]
     n_pre = layout.n_preamble_symbols + layout.n_train_symbols
     grid = np.empty((layout.n_tx, n_pre + var.shape[1], layout.fft_len), complex)
     grid[:, 0] = layout.preamble_freq
@@ -622,27 +654,92 @@ def modulate_frame(layout: OfatLayout, values: np.ndarray, seq: int, shape: tupl
     """Payload -> time-domain frame for every transmit antenna: (Nt, frame_len + pad) complex64.
 
     `pad` zero samples follow the frame (ofat_tx's gap, written in place instead of copied again).
-    The preamble and training samples come from the layout's cached template, the header and data
-    symbols are scattered into a copy of its pilot grid and IFFT'd: equal bit for bit to
-    `ofdm_modulate(frame_grid_reference(...))` (tests/test_ofat_frame.py checks it).
+    One frame of `modulate_frames`: equal bit for bit to `ofdm_modulate(frame_grid_reference(...))`
+    (tests/test_ofat_frame.py checks it).
+    """
+    header = frame_header(layout, values, seq, shape, flags)
+    return modulate_frames(layout, [values], [header], pad), header
 
-    With `layout.clip_ratio_db` set, the data symbols are clipped at that ratio above their known RMS
-    (preamble, training and header are not, so the channel estimate stays clean); the receiver
-    divides by the Bussgang gain (`semcom.ofat.equalize.reconstruct_payload`).
+
+def modulate_frames(layout: OfatLayout, payloads: Sequence[np.ndarray], headers: Sequence[FrameHeader],
+                    pad: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """Many payloads -> their frames back to back, each followed by `pad` zeros:
+    (Nt, sum_i frame_len(n_i) + pad) complex64, frame i starting at sum_{j<i} (frame_len(n_j) + pad).
+
+    payloads[i]: any real array; headers[i]: `frame_header(layout, payloads[i], ...)` (its scale is
+    applied, its seq and shape are sent). out: optional (Nt, >= that many samples) complex64 array to
+    write into (a caller's reused buffer; the view written is returned).
+
+    Frames with the same number of data symbols are built together, a few at a time (one pilot-grid
+    copy, two fancy assignments and one IFFT over all their symbols and antennas, written with their
+    cyclic prefix straight into the complex64 output): the per-frame Python work is the header's bytes,
+    and each frame is bit for bit what `modulate_frame` gives it alone. The preamble and training
+    samples come from the layout's cached template. With `layout.clip_ratio_db` set, the data symbols
+    are clipped at that ratio above their known RMS (preamble, training and header are not, so the
+    channel estimate stays clean); the receiver divides by the Bussgang gain
+    (`semcom.ofat.equalize.reconstruct_payload`).
     """
     if pad < 0:
         raise FrameError(f"pad must be >= 0 samples, got {pad}")
-    var, header = _frame_parts(layout, values, seq, shape, flags)
+    if len(payloads) != len(headers):
+        raise FrameError(f"{len(payloads)} payloads but {len(headers)} headers")
+    payloads = [np.asarray(v, np.float64) for v in payloads]
+    n_data = [layout.n_data_symbols(v.size) for v in payloads]
+    lengths = np.array([layout.frame_len(v.size) + pad for v in payloads], np.int64)
+    total = int(lengths.sum())
+    if out is None:
+        out = np.empty((layout.n_tx, total), np.complex64)
+    elif out.dtype != np.complex64 or out.ndim != 2 or out.shape[0] != layout.n_tx or out.shape[1] < total:
+        raise FrameError(f"out must be complex64 ({layout.n_tx}, >= {total}), got {out.dtype} {out.shape}")
+    out = out[:, :total]
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(n_data):
+        groups.setdefault(n, []).append(i)
+    if len(groups) > 1:
+        out[:] = 0  # the gaps
+    starts = np.cumsum(lengths) - lengths
+    for n, members in groups.items():
+        frame_len = layout.frame_len(layout.values_per_symbol * n)
+        if len(groups) == 1:  # the usual case: all frames alike, written in place through a view
+            frames = out.reshape(layout.n_tx, len(members), frame_len + pad)
+            frames[:, :, frame_len:] = 0
+            dest = frames[:, :, :frame_len]
+        else:
+            dest = np.empty((layout.n_tx, len(members), frame_len), np.complex64)
+        # A few frames at a time: numpy's temporaries stay below glibc's mmap threshold (128 KiB), so
+        # they come from the heap instead of fresh pages that fault on every call (2-3x slower here).
+        step = max(1, _CHUNK_BYTES // (layout.n_tx * (layout.n_header_symbols + n) * layout.fft_len * 16))
+        for first in range(0, len(members), step):
+            chunk = members[first: first + step]
+            _modulate_chunk(layout, [payloads[i] for i in chunk], [headers[i] for i in chunk], n,
+                            dest[:, first: first + len(chunk)])
+        if len(groups) > 1:
+            out[:, starts[members][:, None] + np.arange(frame_len)] = dest
+    return out
+
+
+_CHUNK_BYTES = 96 * 1024
+
+
+def _modulate_chunk(layout: OfatLayout, payloads: Sequence[np.ndarray], headers: Sequence[FrameHeader],
+                    n_data: int, dest: np.ndarray) -> None:
+    """F frames of `n_data` data symbols into dest (Nt, F, frame_len) complex64."""
     sync = _tx_template(layout).sync_samples  # preamble + training never change: IFFT'd once
-    n = sync.shape[1] + var.shape[1] * layout.symbol_len
-    out = np.empty((layout.n_tx, n + pad), np.complex64)
-    out[:, n:] = 0
+    grid = _variable_grid(layout, payloads, headers, n_data)
     if layout.clip_ratio_db:
         from semcom.ofat.papr import clip_frame  # papr builds on this module
 
-        samples = np.concatenate([sync, ofdm_modulate(layout, var)], axis=1)
-        out[:, :n] = clip_frame(samples, layout, layout.clip_ratio_db, symbols="data")
-    else:  # straight into the complex64 output (the same rounding as astype)
-        out[:, : sync.shape[1]] = sync
-        out[:, sync.shape[1]: n] = ofdm_modulate(layout, var)
-    return out, header
+        body = ofdm_modulate(layout, grid)
+        sync_all = np.broadcast_to(sync[:, None], (*body.shape[:2], sync.shape[1]))
+        samples = np.concatenate([sync_all, body], axis=2)
+        dest[:] = clip_frame(samples.transpose(1, 0, 2), layout, layout.clip_ratio_db,
+                             symbols="data").transpose(1, 0, 2)
+        return
+    # ofdm_modulate's IFFT, its cyclic prefix copied straight into the complex64 output (the same
+    # rounding as astype, no concatenated complex128 frame in between).
+    body = np.fft.ifft(grid, axis=-1, norm="ortho")
+    dest[:, :, : sync.shape[1]] = sync[:, None]
+    symbols = dest[:, :, sync.shape[1]:].view()
+    symbols.shape = (*grid.shape[:3], layout.symbol_len)  # a view (raises rather than copy)
+    symbols[..., layout.cp_len:] = body
+    symbols[..., : layout.cp_len] = body[..., layout.fft_len - layout.cp_len:]
