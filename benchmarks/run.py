@@ -432,28 +432,18 @@ def reconstruction_rates(n_frames: int) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------- 4. latency
-def bridge_round_trips(n: int) -> list[float]:
-    """Host -> tensor_source -> tensor_sink -> host, 5x256 float32, seconds per round trip."""
+def bridge_and_bare_round_trips(n: int, block: int = 50) -> tuple[list[float], list[float]]:
+    """Seconds per round trip of a 5x256 float32 tensor, (bridge, bare), interleaved in blocks of
+    `block` so that both see the same machine load (this box is shared; a separate run of each moved
+    the ratio by 2x):
+
+    bridge: LinkClient -> tensor_source -> (GNU Radio message) -> tensor_sink -> LinkClient;
+    bare: the same encode/decode through a bare pyzmq PUSH/PULL echo thread (tcp, same context)."""
     tb = gr.top_block()
     src = semcom.tensor_source("tcp://127.0.0.1:*")
     snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=1000)
     tb.msg_connect((src, "tensors"), (snk, "frames"))
     tb.start()
-    x = np.random.default_rng(3).standard_normal((5, 256)).astype(np.float32)
-    times = []
-    with LinkClient(src.endpoint(), snk.endpoint(), timeout_s=5.0) as link:
-        for _ in range(n + 20):
-            t0 = time.perf_counter()
-            link.send(x)
-            assert link.receive(timeout_s=5.0) is not None
-            times.append(time.perf_counter() - t0)
-    tb.stop()
-    tb.wait()
-    return times[20:]
-
-
-def bare_zmq_round_trips(n: int) -> list[float]:
-    """The same payload through a bare pyzmq PUSH/PULL echo thread (encode/decode included)."""
     ctx = zmq.Context.instance()
     a_out, b_in = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
     b_out, a_in = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
@@ -471,17 +461,33 @@ def bare_zmq_round_trips(n: int) -> list[float]:
     thread = threading.Thread(target=echo, daemon=True)
     thread.start()
     x = np.random.default_rng(3).standard_normal((5, 256)).astype(np.float32)
-    times = []
-    for i in range(n + 20):
-        t0 = time.perf_counter()
-        a_out.send_multipart(encode(Kind.TENSOR, i, {"x": x}))
-        decode(a_in.recv_multipart())
-        times.append(time.perf_counter() - t0)
-    stop.set()
-    thread.join()
-    for s in (a_out, b_in, b_out, a_in):
-        s.close(linger=0)
-    return times[20:]
+    bridge: list[float] = []
+    bare: list[float] = []
+    seq = 0
+    try:
+        with LinkClient(src.endpoint(), snk.endpoint(), timeout_s=5.0) as link:
+            for round_ in range(-(-n // block) + 1):  # round 0 warms both up
+                for _ in range(block):
+                    t0 = time.perf_counter()
+                    link.send(x)
+                    assert link.receive(timeout_s=5.0) is not None
+                    if round_:
+                        bridge.append(time.perf_counter() - t0)
+                for _ in range(block):
+                    t0 = time.perf_counter()
+                    a_out.send_multipart(encode(Kind.TENSOR, seq, {"x": x}))
+                    decode(a_in.recv_multipart())
+                    seq += 1
+                    if round_:
+                        bare.append(time.perf_counter() - t0)
+    finally:
+        stop.set()
+        thread.join()
+        for s in (a_out, b_in, b_out, a_in):
+            s.close(linger=0)
+        tb.stop()
+        tb.wait()
+    return bridge, bare
 
 
 # ------------------------------------------------------------------------- 5. end to end
@@ -893,8 +899,7 @@ def main() -> int:
     steps.update()
 
     n_rt = max(100, int(500 * scale))
-    bridge = bridge_round_trips(n_rt)
-    bare = bare_zmq_round_trips(n_rt)
+    bridge, bare = bridge_and_bare_round_trips(n_rt)
 
     def pct(v: list[float], q: float) -> float:
         return float(np.percentile(v, q) * 1e6)

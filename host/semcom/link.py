@@ -176,7 +176,7 @@ class LinkClient:
                     self.expire()
                     return None
                 continue  # woke up for an expiry: book it and wait on
-            parts = self._pull.recv_multipart(copy=False)
+            parts = self._pull.recv_multipart()  # copied: cheaper than zmq.Frame objects for frames of KBs
             try:
                 msg = decode(parts, max_message_bytes=self.max_message_bytes)
             except WireError as err:

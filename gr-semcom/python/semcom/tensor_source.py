@@ -38,7 +38,7 @@ class tensor_source(BoundSocket, gr.basic_block):
 
     The socket is bound in the constructor (so endpoint() is known before start(); use
     "tcp://127.0.0.1:*" for a free port). A receive thread runs between start() and stop(); it
-    polls with a 100 ms timeout, so stop() returns promptly, and LINGER is finite.
+    receives with a 100 ms timeout, so stop() returns promptly, and LINGER is finite.
     """
 
     POLL_MS = 100
@@ -74,11 +74,13 @@ class tensor_source(BoundSocket, gr.basic_block):
     def _run(self) -> None:
         sock = self._sock
         assert sock is not None
+        # One blocking receive with a timeout (not poll, then receive): one wake-up per message.
+        sock.setsockopt(zmq.RCVTIMEO, self.POLL_MS)
         while not self._stop.is_set():
             try:
-                if not sock.poll(self.POLL_MS):
-                    continue
                 parts = sock.recv_multipart()
+            except zmq.Again:
+                continue
             except zmq.ZMQError as err:
                 self.logger.error(f"receive failed: {err}")
                 self._count("error_socket")
