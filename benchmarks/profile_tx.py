@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Where the transmit side's CPU time goes: ofat_tx per frame (message handler, batched modulation,
+the rest of work()) and the ZeroMQ bridge per round trip (each stage's wall time). See PROFILE.md.
+
+    .venv/bin/python benchmarks/profile_tx.py [--frames 600] [--round-trips 1000]
+
+ofat_tx: `--frames` 5x256 float32 tensors posted before the flowgraph starts (as benchmarks/run.py
+does), streamed into null sinks; each step's CPU time is the thread CPU time (time.thread_time) inside
+the block's own methods, so other processes on this shared machine do not count. Bridge: one tensor in
+flight, timestamps (time.perf_counter, one process) where each stage starts and ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import time
+
+import numpy as np
+import pmt
+from gnuradio import blocks, gr, semcom
+from gnuradio.semcom.messages import tensor_message
+
+from semcom.errors import positive_int
+from semcom.link import LinkClient
+from semcom.ofat.frame import make_layout
+
+
+class TimedTx(semcom.ofat_tx):
+    """ofat_tx with the thread CPU time of its handler, its batched modulation and its work() summed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cpu: collections.Counter[str] = collections.Counter()
+
+    def _on_tensor(self, msg) -> None:
+        t0 = time.thread_time()
+        super()._on_tensor(msg)
+        self.cpu["handler (parse, checks, frame_header)"] += time.thread_time() - t0
+
+    def _modulate_pending(self) -> None:
+        t0 = time.thread_time()
+        super()._modulate_pending()
+        self.cpu["modulate_frames (in work)"] += time.thread_time() - t0
+
+    def work(self, input_items, output_items):
+        t0 = time.thread_time()
+        n = super().work(input_items, output_items)
+        self.cpu["work"] += time.thread_time() - t0
+        return n
+
+
+def profile_tx(n_tx: int, n_frames: int, batch: int | None) -> list[str]:
+    layout = make_layout("wifi64", n_tx=n_tx)
+    tensors = [np.random.default_rng(i).standard_normal((5, 256)).astype(np.float32) for i in range(8)]
+    tb = gr.top_block()
+    tx = TimedTx(layout, max_queue=n_frames + 1, idle_sleep_s=0.0)
+    if batch is not None:
+        tx.MAX_BATCH = batch
+    n_samples = n_frames * (layout.frame_len(1280) + 160)
+    for port in range(n_tx):
+        tb.connect((tx, port), blocks.head(gr.sizeof_gr_complex, n_samples),
+                   blocks.null_sink(gr.sizeof_gr_complex))
+    messages = [tensor_message({"seq": i}, {"x": tensors[i % 8]}) for i in range(n_frames)]
+    c0 = time.process_time()
+    for msg in messages:
+        tx._post(pmt.intern("tensors"), msg)
+    tb.run()
+    process = time.process_time() - c0
+    cpu = dict(tx.cpu)
+    cpu["work"] -= cpu.get("modulate_frames (in work)", 0.0)
+    cpu["work: copies, tags, bookkeeping"] = cpu.pop("work")
+    outside = "outside the block's Python (scheduler, message queue, head, sinks, flowgraph start/stop)"
+    cpu[outside] = process - sum(cpu.values())
+    label = f"Nt = {n_tx}, {'up to ' + str(tx.MAX_BATCH) if batch is None else batch} frames per modulation"
+    return [f"| {label}: {k} | {v / n_frames * 1e6:.1f} |" for k, v in cpu.items()] + \
+        [f"| {label}: **all, per frame** ({layout.frame_len(1280) + 160} samples per stream) | "
+         f"**{process / n_frames * 1e6:.1f}** |"]
+
+
+class TimedSource(semcom.tensor_source):
+    def _handle(self, parts) -> None:
+        STAMPS["source_in"] = time.perf_counter()
+        super()._handle(parts)
+        STAMPS["source_out"] = time.perf_counter()
+
+
+class TimedSink(semcom.tensor_sink):
+    def _on_frame(self, msg) -> None:
+        STAMPS["sink_in"] = time.perf_counter()
+        super()._on_frame(msg)
+        STAMPS["sink_out"] = time.perf_counter()
+
+
+STAMPS: dict[str, float] = {}
+
+
+def profile_bridge(n: int) -> list[str]:
+    tb = gr.top_block()
+    src = TimedSource("tcp://127.0.0.1:*")
+    snk = TimedSink("tcp://127.0.0.1:*", send_timeout_ms=1000)
+    tb.msg_connect((src, "tensors"), (snk, "frames"))
+    tb.start()
+    x = np.random.default_rng(3).standard_normal((5, 256)).astype(np.float32)
+    stages: dict[str, list[float]] = collections.defaultdict(list)
+    try:
+        with LinkClient(src.endpoint(), snk.endpoint(), timeout_s=5.0) as link:
+            for i in range(n + 50):
+                t0 = time.perf_counter()
+                link.send(x)
+                t1 = time.perf_counter()
+                assert link.receive(timeout_s=5.0) is not None
+                t2 = time.perf_counter()
+                if i < 50:  # warm-up
+                    continue
+                s = STAMPS
+                for name, value in (
+                        ("host: encode + send", t1 - t0),
+                        ("ZeroMQ to the source's thread (wake-up)", s["source_in"] - t1),
+                        ("tensor_source: wire decode + PMT build + post", s["source_out"] - s["source_in"]),
+                        ("GNU Radio message hop to the sink's thread", s["sink_in"] - s["source_out"]),
+                        ("tensor_sink: PMT read + wire encode + send", s["sink_out"] - s["sink_in"]),
+                        ("ZeroMQ to the host + receive + decode", t2 - s["sink_out"]),
+                        ("**round trip**", t2 - t0)):
+                    stages[name].append(value)
+    finally:
+        tb.stop()
+        tb.wait()
+    # The hop starts when the source's handler returns; the sink may already run then (then < 0).
+    return [f"| {k} | {statistics.median(v) * 1e6:.0f} |" for k, v in stages.items()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=positive_int, default=600)
+    parser.add_argument("--round-trips", type=positive_int, default=1000)
+    args = parser.parse_args()
+    lines = ["| ofat_tx step (wifi64, 5x256 tensors) | CPU us per frame |", "| --- | --- |"]
+    for n_tx, batch in ((1, None), (2, None), (2, 1)):
+        lines += profile_tx(n_tx, args.frames, batch)
+    lines += ["", "| bridge stage (5x256 float32, one in flight) | median us |", "| --- | --- |"]
+    lines += profile_bridge(args.round_trips)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
