@@ -67,6 +67,7 @@ CASES = {
     # non-circular preamble and training then rotate and bias the blind IQ correction less.
     "none, CFO 0.3 subcarrier": {"cfo": CFO},
     f"{ALL}, CFO 0.3 subcarrier": {**CASES_ALL, "cfo": CFO},
+    f"{ALL}, TX IQ, CFO 0.3 subcarrier": {**CASES_ALL, **TX_IQ, "cfo": CFO},
     # A transmit IQ imbalance alone, with the receiver's corrections (its blind IQ correction included)
     # and without: what iq_correction does with an image that the channel has mixed.
     "TX IQ 0.5 dB / 3 deg": TX_IQ,
@@ -323,13 +324,17 @@ def tx_iq_against_theory(n_frames: int, seeds: list[int], quick: bool) -> list[d
     return rows
 
 
+DELIVERY_CASES = {ALL: CASES_ALL, f"{ALL}, TX IQ, CFO 0.3 subcarrier": {**CASES_ALL, **TX_IQ, "cfo": CFO}}
+
+
 def delivery_at_5db(n_frames: int, seeds: list[int]) -> list[dict]:
+    """Frames delivered at 5 dB with the "all" impairments, and with a TX IQ imbalance and a CFO on top."""
     rows = []
-    for seed in progress_bar(seeds, desc="delivery at 5 dB"):
+    for (case, imp), seed in progress_bar([(c, s) for c in DELIVERY_CASES.items() for s in seeds],
+                                          desc="delivery at 5 dB"):
         sent = seeded_payloads(n_frames, 1280, seed=200 + seed)
-        frames = run_burst(LAYOUT, sent, rx_options=RX_TRACKING, snr_db=5.0, seed=seed, n_taps=3,
-                           **CASES[ALL])
-        rows.append({"seed": seed, "snr_db": 5.0, "sent": n_frames, "delivered": len(frames),
+        frames = run_burst(LAYOUT, sent, rx_options=RX_TRACKING, snr_db=5.0, seed=seed, n_taps=3, **imp)
+        rows.append({"case": case, "seed": seed, "snr_db": 5.0, "sent": n_frames, "delivered": len(frames),
                      "delivered_share": len(frames) / n_frames})
     return rows
 

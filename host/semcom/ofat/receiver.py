@@ -14,10 +14,11 @@ Before anything (step 0, per antenna, one-pole running averages over FRONT_END_S
   leaves no image (to first order). A transmit imbalance mixed by the channel is not undone. The
   frame's own preamble and training symbols are not circular and bias beta; the bias averages out
   over FRONT_END_SPAN only when the channel changes from frame to frame (on a static channel the
-  correction gains little: calibrate the radio instead). Without any carrier offset (one LO) that part
-  does not rotate away: the bias costs 0.12 dB at 20 dB and floors the NMSE near -33 dB at 40 dB (2x4);
-  with a CFO of 0.3 subcarrier 0.00 and 0.4 dB. A transmit imbalance's image is left whole (it reaches
-  subcarrier k through the channel from -k of each transmit antenna: tests/test_impairments_theory.py).
+  correction gains little: calibrate the radio instead). Without any carrier offset (TX and RX on one
+  reference and frequency) that part does not rotate away: the bias costs 0.12 dB at 20 dB and floors
+  the NMSE near -33 dB at 40 dB (2x4); with a CFO of 0.3 subcarrier 0.00 and 0.4 dB. A transmit
+  imbalance's image is left whole (it reaches subcarrier k through the channel from -k of each
+  transmit antenna: tests/test_impairments_theory.py).
 
 Per frame:
 1. Detection and timing: Schmidl & Cox metric M(d) = |P(d)|^2 / R(d)^2 summed over the Nr antennas
