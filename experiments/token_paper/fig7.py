@@ -5,12 +5,16 @@ object tokens of each scene).
 For every K a transmitter (raw tokens, stage ``tokens``) and its JTCC link (stage ``jtcc``, m = 16 real
 values per token) are trained against the shipped frozen receiver, on the shipped pre-trained vision
 backbone, at a **reduced budget that is the same for every K** (``--align-epochs`` / ``--token-epochs``
-/ ``--link-epochs`` / ``--jtcc-epochs``; the shipped K = 5 run used 8 / 8 / 5 / 5). The shipped K = 5
-checkpoints (full budget) are evaluated beside them, so the cost of the reduced budget is measured at
-one K. Accuracy is also split by the number of objects in the scene (3-6), which is where the
-threshold comes from: a scene holds at most 6 objects, and one token carries one object.
+/ ``--link-epochs`` / ``--jtcc-epochs``, default 1 / 1 / 1 / 1, each epoch over the first
+``--train-questions`` = 12 600 of the 25 200 training questions; the shipped K = 5 run used 8 / 8 / 5 / 5
+epochs over all of them). The shipped K = 5 checkpoints (full budget) are evaluated beside them, so the
+cost of the reduced budget is measured at one K. Accuracy is also split by the number of objects in
+the scene (3-6), which is where the threshold comes from: a scene holds at most 6 objects, and one
+token carries one object.
 
     python experiments/token_paper/fig7.py                       # K = 5 1 8 3 2 6 4, resumable
+    python experiments/token_paper/fig7.py --k 3 6 2 --out /tmp/b  # a second process: its own Ks
+                                                                 # (each K's evaluation is cached)
     python experiments/token_paper/fig7.py --k 1 2 3 5 8         # a subset
     python experiments/token_paper/fig7.py --eval-only           # evaluate what is trained
     python experiments/token_paper/fig7.py --quick --out /tmp/f7 # smoke: tiny data, 1 epoch, K = 1, 2
@@ -134,6 +138,23 @@ def pipeline_rows(ckdir: Path, test: VQATensors, n_obj: np.ndarray, snrs: list[f
     return rows
 
 
+def cached_pipeline_rows(ckdir: Path, cache_dir: Path, test: VQATensors, n_obj: np.ndarray,
+                         snrs: list[float], budget: str, seed: int) -> list[dict[str, Any]]:
+    """``pipeline_rows``, kept in ``cache_dir`` (a JSON per test size and SNRs) while it is newer than
+    the checkpoints: processes that train different Ks evaluate their own, and one ``--eval-only`` run
+    assembles the figure without evaluating them again."""
+    cache = cache_dir / f"fig7_eval_{len(test)}q_{'_'.join(f'{s:g}' for s in snrs)}dB_seed{seed}.json"
+    weights = [checkpoint_paths(checkpoint_path(ckdir, st))[0] for st in ("tokens", "jtcc")]
+    newest = max((w.stat().st_mtime for w in weights if w.is_file()), default=None)
+    if newest is not None and cache.is_file() and cache.stat().st_mtime > newest:
+        return [r | {"budget": budget} for r in json.loads(cache.read_text())]
+    rows = pipeline_rows(ckdir, test, n_obj, snrs, budget, seed)
+    if rows:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(rows, default=float) + "\n")
+    return rows
+
+
 def train_k(args: argparse.Namespace, k: int, data: ExperimentData) -> Path:
     ckdir = Path(args.checkpoints) / f"k{k}"
     share_pretrained(Path(args.shared), ckdir)
@@ -202,13 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Fig. 7: accuracy vs number of tokens K")
     p.add_argument("--k", type=positive_int, nargs="+", default=list(DEFAULT_K), help="token counts" + d)
     p.add_argument("--snrs", type=finite_float, nargs="+", default=[0.0, 15.0], help="AWGN SNRs (dB)" + d)
-    p.add_argument("--align-epochs", type=nonnegative_int, default=2,
+    p.add_argument("--align-epochs", type=nonnegative_int, default=1,
                    help="alignment-only epochs of each fresh transmitter (shipped: 8)" + d)
-    p.add_argument("--token-epochs", type=positive_int, default=2,
+    p.add_argument("--token-epochs", type=positive_int, default=1,
                    help="task epochs of the raw-token stage (shipped: 8)" + d)
     p.add_argument("--link-epochs", type=nonnegative_int, default=1,
                    help="JTCC link-only epochs (shipped: 5)" + d)
     p.add_argument("--jtcc-epochs", type=positive_int, default=1, help="JTCC joint epochs (shipped: 5)" + d)
+    p.add_argument("--train-questions", type=positive_int, default=12600,
+                   help="training questions each epoch reads (the first of the 25 200: half the training "
+                   "scenes; part of the reduced budget)" + d)
     p.add_argument("--train-seed", type=nonnegative_int, default=None, help="training seed (default: 0)")
     p.add_argument("--shared", default=str(AGENTS),
                    help="checkpoints of the shared vision backbone and frozen receiver (and the full-budget "
@@ -219,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-only", action="store_true", help="evaluate the Ks already trained, train nothing")
     p.add_argument("--train-only", action="store_true",
                    help="train the Ks, evaluate nothing (e.g. other training seeds for seeds.py)")
-    p.add_argument("--threads", type=positive_int, default=2, help="torch threads" + d)
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch threads (1: on an oversubscribed CPU two were 10x slower per step)" + d)
     p.add_argument("--out", default=str(ROOT / "experiments" / "token_paper" / "output"),
                    help="output dir" + d)
     p.add_argument("--quick", action="store_true",
@@ -234,8 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     t0 = time.perf_counter()
     budget = (f"reduced: {args.align_epochs} align + {args.token_epochs} task epochs (tokens), "
-              f"{args.link_epochs} link + {args.jtcc_epochs} joint epochs (JTCC)")
+              f"{args.link_epochs} link + {args.jtcc_epochs} joint epochs (JTCC), each epoch over the "
+              f"first {args.train_questions} training questions")
     data = make_data(budget_experiment(args, args.k[0]), progress=False, pretrain=False)
+    data = dataclasses.replace(data, train=data.train.subset(args.train_questions))
     if args.train_only:
         for k in args.k:
             train_k(args, k, data)
@@ -246,13 +273,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = ceiling_rows(receiver, test, n_obj, range(1, max(max(args.k), 6) + 1))
     eval_seed = 1  # the channel seed of every evaluation (as semcom eval agents: data seed + 1)
     if not args.quick:
-        rows += pipeline_rows(Path(args.shared), test, n_obj, args.snrs, "full", eval_seed)
+        rows += cached_pipeline_rows(Path(args.shared), Path(args.checkpoints) / "shipped", test, n_obj,
+                                     args.snrs, "full", eval_seed)
     out = Path(args.out)
     for k in args.k:
         ckdir = Path(args.checkpoints) / f"k{k}"
         if not args.eval_only:
             train_k(args, k, data)
-        rows += pipeline_rows(ckdir, test, n_obj, args.snrs, "reduced", eval_seed)
+        rows += cached_pipeline_rows(ckdir, ckdir, test, n_obj, args.snrs, "reduced", eval_seed)
         write_csv(out / "fig7.csv", uniform_rows(rows))  # after every K: a partial run still leaves a table
     plot(out / "fig7.png", rows, args.snrs, "reduced")
     summary = {"command": "python experiments/token_paper/fig7.py " + shlex.join(argv),

@@ -29,19 +29,30 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from semcom.agents.experiment import AgentsExperiment, deepjscc_correct, load_models, make_data, uniform_rows
+from semcom.agents.experiment import (
+    AgentsExperiment,
+    checkpoint_path,
+    deepjscc_correct,
+    load_models,
+    make_data,
+    uniform_rows,
+)
 from semcom.agents.train import VQATensors, pipeline_correct, predictions
 from semcom.channels import named_channel
+from semcom.checkpoint import checkpoint_paths
 from semcom.digital import PerTable
 from semcom.digital.messages import packets_per_message
 from semcom.digital.ofdm import DigitalConfig
@@ -85,30 +96,67 @@ def parse_runs(specs: list[str]) -> dict[int, Path]:
     return runs
 
 
-def seed_correctness(models: dict[str, Any], codec: Any, test: VQATensors, low: VQATensors,
-                     snrs_low: list[float], jpegs: list[bytes], n_packets: dict[str, np.ndarray],
-                     per_table: PerTable, rng: np.random.Generator) -> Correctness:
-    """Per question correctness of every system of one seed: {(system, channel, snr): (N,) bool}
-    (the headline on ``test``, the low-SNR comparison on ``low``)."""
+def token_correctness(models: dict[str, Any], test: VQATensors, low: VQATensors, snrs_low: list[float]
+                      ) -> Correctness:
+    """Per question correctness of one run's token systems: {(system, channel, snr): (N,) bool}
+    (the headline on ``test``, the low SNRs on ``low``)."""
     out: Correctness = {}
-    raw = models["raw_vqa"]
-    out[("raw_image_vqa", "clean image", "")] = predictions(lambda b: raw(b["image"], b["question"]), test)[0]
     for ch_name in ("awgn", "ofat_2x4_zf_ls"):
         ch = named_channel(ch_name, seed=CHANNEL_SEED)
         out[("tokens_jtcc", ch_name, 15.0)] = pipeline_correct(models["jtcc"], test, ch, 15.0,
                                                                CHANNEL_SEED)[0]
     awgn = named_channel("awgn", seed=CHANNEL_SEED)
     out[("tokens_raw", "awgn", 15.0)] = pipeline_correct(models["tokens"], test, awgn, 15.0, CHANNEL_SEED)[0]
-    receivers = DigitalReceivers(models, low, jpegs)  # this seed's raw-image VQA on the decoded JPEGs
     for snr in snrs_low:
         for stage, system in (("jtcc", "tokens_jtcc"), ("tokens", "tokens_raw")):
             out[(system, "awgn", snr)] = pipeline_correct(models[stage], low, awgn, snr, CHANNEL_SEED)[0]
+    return out
+
+
+def image_correctness(models: dict[str, Any], codec: Any, test: VQATensors, low: VQATensors,
+                      snrs_low: list[float], jpegs: list[bytes], n_packets: dict[str, np.ndarray],
+                      per_table: PerTable) -> Correctness:
+    """Per question correctness of the systems that read the image or the summary (raw-image VQA on the
+    clean image, on DeepJSCC's reconstructions and on the JPEG over the digital link; the summary over
+    the digital link). Packet losses are drawn with one fixed seed, so runs that share a raw-image VQA
+    model share these answers."""
+    out: Correctness = {}
+    raw = models["raw_vqa"]
+    out[("raw_image_vqa", "clean image", "")] = predictions(lambda b: raw(b["image"], b["question"]), test)[0]
+    awgn = named_channel("awgn", seed=CHANNEL_SEED)
+    receivers = DigitalReceivers(models, low, jpegs)  # this raw-image VQA on the decoded JPEGs
+    rng = np.random.default_rng(0)
+    for snr in snrs_low:
         out[("deepjscc_scenes", "awgn", snr)] = deepjscc_correct(raw, codec, low, awgn, snr, CHANNEL_SEED)[0]
         for system, per_question in n_packets.items():
             delivered = per_table.delivered(per_question, "awgn", snr, rng)
             ok, lost = receivers.answers[system]
             out[(system, "digital SISO awgn", snr)] = np.where(delivered, ok, lost)
     return out
+
+
+def cached(cache_dir: Path, name: str, sources: list[Path], compute: Callable[[], Correctness]
+           ) -> Correctness:
+    """``compute()``, kept in ``cache_dir/name.npz`` while that is newer than every file of ``sources``:
+    runs evaluated in an earlier call (or sharing a model) are not evaluated again."""
+    path = cache_dir / f"{name}.npz"
+    newest = max(f.stat().st_mtime for f in sources)
+    if path.is_file() and path.stat().st_mtime > newest:
+        with np.load(path) as z:
+            return {_key(k): z[k] for k in z.files}
+    out = compute()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{"|".join(str(x) for x in k): v for k, v in out.items()})
+    return out
+
+
+def _key(name: str) -> tuple[str, str, float | str]:
+    system, channel, snr = name.split("|")
+    return system, channel, float(snr) if snr else ""
+
+
+def _tag(path: Path) -> str:
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
 
 
 HEADLINE = (("tokens_jtcc", "awgn", 15.0), ("raw_image_vqa", "clean image", ""))
@@ -204,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                    "none" + d)
     p.add_argument("--reference", default=str(AGENTS),
                    help="a run evaluated beside the seeds, out of their statistics ('none': none)" + d)
+    p.add_argument("--cache", default=str(RESULTS / "seeds_cache"),
+                   help="per-question answers of the runs already evaluated (not committed)" + d)
     p.add_argument("--per-table", default=str(ROOT / "host" / "semcom" / "digital" / "per_table.csv"),
                    help="measured PER table" + d)
     p.add_argument("--threads", type=positive_int, default=2, help="torch threads" + d)
@@ -235,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     n_packets = {system: np.array([packets_per_message(len(m), cfg) for m in msgs])[q_image]
                  for system, msgs in messages.items()}
     shared = load_models(args.shared, data)
+    cache = Path(args.out) / "cache" if args.quick else Path(args.cache)
     rows: list[dict[str, Any]] = []
     paired: list[dict[str, Any]] = []
     missing: dict[int | str, str] = {}
@@ -250,8 +301,15 @@ def main(argv: list[str] | None = None) -> int:
         raw_from = ckdir if "raw_vqa" in models else Path(args.shared)
         for name in ("raw_vqa", "text"):
             models.setdefault(name, shared[name])
-        rng = np.random.default_rng(seed if isinstance(seed, int) else 0)  # the digital packet-loss draws
-        correct = seed_correctness(models, codec, test, low, args.snrs_low, jpegs, n_packets, per_table, rng)
+        sizes = f"{len(test)}q_{len(low)}q_{'_'.join(f'{x:g}' for x in args.snrs_low)}dB"
+        weights = [checkpoint_paths(checkpoint_path(ckdir, st))[0] for st in ("tokens", "jtcc")]
+        correct = cached(cache, f"tokens_{_tag(ckdir)}_{sizes}", weights,
+                         partial(token_correctness, models, test, low, args.snrs_low))
+        image_sources = [checkpoint_paths(checkpoint_path(raw_from, "raw_vqa"))[0], Path(args.per_table),
+                         checkpoint_paths(args.codec)[0]]
+        correct |= cached(cache, f"images_{_tag(raw_from)}_{sizes}", image_sources,
+                          partial(image_correctness, models, codec, test, low, args.snrs_low, jpegs,
+                                  n_packets, per_table))
         for (system, channel, snr), ok in correct.items():
             rows.append({"seed": seed, "checkpoints": str(ckdir), "raw_vqa_from": str(raw_from),
                          "system": system, "channel": channel,
