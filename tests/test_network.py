@@ -211,11 +211,32 @@ def test_flowgraph_gains_reproduce_the_model_sinr() -> None:
     np.testing.assert_allclose(10 * np.log10(1.0 / (interf + noise)), m["sinr_db"][0], atol=1e-4)
 
 
+def test_sampled_qoe_is_the_binomial_mean_of_the_per_frame_qoe() -> None:
+    """The live run scores a frame by the fraction right of its q questions: one question gives
+    p QoE(1) + (1 - p) QoE(0); many questions give the QoE of the expected accuracy; a few give less than
+    it where the accuracy sigmoid is concave (accuracy above the requirement)."""
+    from semcom.network.live import sampled_qoe
+
+    core = NetworkCore(NetworkConfig(n_cells=3), 1)
+    core.reset(2)
+    level, acc = np.array([0, 3, 5]), np.array([0.92, 0.95, 0.3])  # link 0: 0.88 required, weight 0.4
+    _, q_exp = core.qoe_from_accuracy(level[None], acc[None])
+    _, q_one = core.qoe_from_accuracy(level[None], np.ones((1, 3)))
+    _, q_zero = core.qoe_from_accuracy(level[None], np.zeros((1, 3)))
+    np.testing.assert_allclose(sampled_qoe(core, level, acc, np.ones(3, int)),
+                               acc * q_one[0] + (1 - acc) * q_zero[0], rtol=1e-9)
+    np.testing.assert_allclose(sampled_qoe(core, level, acc, np.full(3, 20000)), q_exp[0], atol=2e-3)
+    few = sampled_qoe(core, level, acc, np.full(3, 30))
+    assert few[0] < q_exp[0, 0] - 0.03  # 0.30 against 0.35
+
+
 @pytest.mark.slow
 def test_network_flowgraph_shares_the_air_and_counts_every_frame() -> None:
-    """network_loopback_3: three links at once; a clean link comes back at its SNR, a link drowned by a
-    stronger interferer is counted lost (or captured by the other transmitter: never delivered as its own),
-    and the channel's counters show the applied power and compression."""
+    """network_loopback_3: three links at once, each on its own sequence_id; a clean link comes back at
+    its SNR, a link with interference 25 dB down reports its SINR (the fit-residual noise estimate), a
+    link drowned by a 10 dB stronger interferer is counted lost and the foreign frame it synchronised to
+    is rejected (its header fails under the own scrambler, booked as a sequence mismatch), never
+    delivered; the channel's counters show the applied power and compression."""
     import pmt
     from gnuradio.semcom.messages import tensor_message
 
@@ -264,7 +285,12 @@ def test_network_flowgraph_shares_the_air_and_counts_every_frame() -> None:
             nmse = float(np.mean((est - x[k]) ** 2) / np.mean(x[k] ** 2))
             assert nmse < 0.05
         assert got[0].meta["snr_db"] < got[2].meta["snr_db"] - 3  # receiver 0's estimate hears interferer 1
+        sinr0 = -10 * np.log10(abs(g[0, 1]) ** 2 + 1e-3)  # 23.8 dB
+        assert abs(got[0].meta["snr_db"] - sinr0) < 1.5
         assert 1 not in got
+        rx1 = tb.ofat_rx_1.counters()
+        # the foreign frame and any detection the interferer's idle fill trips: none has the own training
+        assert rx1["frames"] == 0 and rx1["sequence_mismatch"] >= 1
         c = ch.counters()
         assert (c["power_dbm"], c["level"], c["updates"]) == ([38.0, 33.0, 28.0], [5, 6, 0], 1)
     finally:
@@ -275,7 +301,7 @@ def test_network_flowgraph_shares_the_air_and_counts_every_frame() -> None:
         tb.wait()
     assert [b["sent"] for b in books] == [1, 1, 1]
     assert all(b["delivered"] + b["lost"] == b["sent"] for b in books)
-    assert books[1]["lost"] == 1
+    assert books[1]["lost"] == 1 and books[1]["unexpected"] == 0  # no foreign frame came back as its own
 
 
 def test_hindsight_targets_are_the_realised_own_qoe() -> None:

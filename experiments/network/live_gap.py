@@ -4,10 +4,12 @@ and of the live accuracy of the delivered frames against the AWGN table at the m
 simulation of a live scenario with such a table as its link model (a frame is delivered with the bin's
 probability, its accuracy scaled by the bin's live / table ratio; a lost frame scores accuracy 0).
 
-    # the table of one run (the first live run, first-design policies; committed as link_table_run1.csv)
-    .venv/bin/python experiments/network/live_gap.py table LIVE_CSV output/live/link_table_run1.csv
-    # predict another run's live QoE from that table, and compare (writes output/live/gap.json)
-    .venv/bin/python experiments/network/live_gap.py predict output/live/link_table_run1.csv
+    # the table of one run or several pooled (the first live run, first-design policies; committed as
+    # link_table_run1.csv)
+    .venv/bin/python experiments/network/live_gap.py table LIVE_CSV [LIVE_CSV ...] OUT_CSV
+    # predict another run's live QoE from that table, and compare (writes gap.json beside the run's
+    # live.json; default the run in output/live)
+    .venv/bin/python experiments/network/live_gap.py predict output/live/link_table_run1.csv [LIVE_JSON]
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ def _bins(sinr: np.ndarray) -> np.ndarray:
     return np.digitize(sinr, EDGES[1:-1])
 
 
-def table(live_csv: Path, out: Path) -> list[dict[str, float]]:
-    """live.csv -> per-bin delivery probability and live / table accuracy ratio (written to ``out``)."""
+def table(live_csvs: list[Path], out: Path) -> list[dict[str, float]]:
+    """live.csv of one or more runs -> per-bin delivery probability and live / table accuracy ratio
+    (written to ``out``)."""
     core = NetworkCore(NetworkConfig(n_cells=3), 1)
-    with live_csv.open() as f:
-        rows = list(csv.DictReader(f))
+    rows = []
+    for live_csv in live_csvs:
+        with live_csv.open() as f:
+            rows += list(csv.DictReader(f))
     sinr = np.array([float(r["sinr_sim_db"]) for r in rows])
     deliv = np.array([r["delivered"] == "True" for r in rows])
     level = np.array([core.table.names.index(r["level"]) for r in rows])
@@ -69,15 +74,15 @@ def predict(table_csv: Path, live_json: Path = LIVE / "live.json") -> dict[str, 
            "qoe_sim_scenario_with_link_table": float(np.mean(linked))}
     out["gap_awgn"] = out["qoe_live"] - out["qoe_sim_scenario_awgn_table"]
     out["gap_with_link_table"] = out["qoe_live"] - out["qoe_sim_scenario_with_link_table"]
-    (LIVE / "gap.json").write_text(json.dumps(out, indent=2) + "\n")
+    (live_json.parent / "gap.json").write_text(json.dumps(out, indent=2) + "\n")
     return out
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "table":
-        for r in table(Path(sys.argv[2]), Path(sys.argv[3])):
+    if len(sys.argv) >= 4 and sys.argv[1] == "table":
+        for r in table([Path(a) for a in sys.argv[2:-1]], Path(sys.argv[-1])):
             print({k: round(v, 3) for k, v in r.items()})
-    elif len(sys.argv) == 3 and sys.argv[1] == "predict":
-        print(json.dumps(predict(Path(sys.argv[2])), indent=2))
+    elif len(sys.argv) in (3, 4) and sys.argv[1] == "predict":
+        print(json.dumps(predict(Path(sys.argv[2]), *map(Path, sys.argv[3:])), indent=2))
     else:
         raise SystemExit(__doc__)

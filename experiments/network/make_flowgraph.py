@@ -22,7 +22,9 @@ def flowgraph(n: int) -> str:
     fid = f"network_loopback_{n}"
     desc = (f"{n} OFAT links sharing the air: per link tensors in over ZeroMQ -> ofat_tx (burst) -> a "
             f"stagger delay -> interference_channel (gains and noise set per frame on its control port by "
-            f"semcom network live) -> ofat_rx -> frames out over ZeroMQ.")
+            f"semcom network live) -> ofat_rx -> frames out over ZeroMQ. The layout of link k has "
+            f"sequence_id k (link_sequences = 1); the receivers estimate noise plus interference "
+            f"(fit_residual).")
     out = ["options:\n  parameters: {author: gr-semcom, category: '[SemCom]', cmake_opt: '', comment: '', "
            f"copyright: GPL-3.0-or-later, description: '{desc}', gen_cmake: 'Off', gen_linking: dynamic, "
            f"generate_options: no_gui, hier_block_src_path: '.:', id: {fid}, max_nouts: '0', "
@@ -36,7 +38,10 @@ def flowgraph(n: int) -> str:
               ("gap_samples", "Gap after each frame (samples)", "intx", "160"),
               ("fill_power", "Idle interferer fill power", "eng_float", "0.8125"),
               ("interferer_cfo", "Interferer CFO max (cycles/sample)", "eng_float", "0.5 / 64"),
-              ("seed", "Noise seed", "intx", "0")]
+              ("seed", "Noise seed", "intx", "0"),
+              # 1: link k's frames use sequence_id k (a receiver never takes another link's frame for its
+              # own); 0: every link on the original sequences (the first live runs)
+              ("link_sequences", "Link-specific sequences (1/0)", "intx", "1")]
     params += [(f"tx_address_{k}", f"Link {k} tensor input (bind)", "str",
                 f"'tcp://127.0.0.1:{5600 + 2 * k}'") for k in range(n)]
     params += [(f"rx_address_{k}", f"Link {k} frame output (bind)", "str",
@@ -45,21 +50,25 @@ def flowgraph(n: int) -> str:
         fields = {"label": f"'{label}'", "short_id": "''", "type": typ, "value": val, "hide": "none"}
         out.append(block(pid, "parameter", fields, 16 + 180 * (i % 6), 120 + 100 * (i // 6)))
     y0 = 140 + 100 * ((len(params) + 5) // 6)
-    out.append(block("ofat_layout", "semcom_ofat_layout", {
-        "preset": "preset", "n_tx": "'1'", "n_rx": "'1'", "mode": "mode", "train_reps": "train_reps",
-        "header_reps": "'3'", "max_data_symbols": "'64'"}, 1100, 120))
+    for k in range(n):
+        out.append(block(f"ofat_layout_{k}", "semcom_ofat_layout", {
+            "preset": "preset", "n_tx": "'1'", "n_rx": "'1'", "mode": "mode", "train_reps": "train_reps",
+            "header_reps": "'3'", "max_data_symbols": "'64'", "clip_ratio_db": "'0'",
+            "sequence_id": f"{k} * link_sequences"}, 1100, 120 + 100 * k))
     for k in range(n):
         y = y0 + 120 * k
         out.append(block(f"tensor_source_{k}", "semcom_tensor_source", {
             "address": f"tx_address_{k}", "max_message_bytes": "64 * 1024 * 1024", "hwm": "'16'"}, 16, y))
         out.append(block(f"ofat_tx_{k}", "semcom_ofat_tx", {
-            "layout": "ofat_layout", "gap_samples": "gap_samples", "idle_fill": "'False'",
+            "layout": f"ofat_layout_{k}", "gap_samples": "gap_samples", "idle_fill": "'False'",
             "idle_chunk": "'1024'", "idle_sleep_s": "'0.002'", "max_queue": "'64'"}, 220, y))
         out.append(block(f"delay_{k}", "blocks_delay", {
             "type": "complex", "delay": f"{k} * stagger", "num_ports": "'1'", "vlen": "'1'",
             "affinity": "''", "maxoutbuf": "'0'", "minoutbuf": "'0'", "showports": "'False'"}, 440, y))
         out.append(block(f"ofat_rx_{k}", "semcom_ofat_rx", {
-            "layout": "ofat_layout", "threshold": "'0.2'", "phase_tracking": "'''linear'''"}, 900, y))
+            "layout": f"ofat_layout_{k}", "threshold": "'0.2'", "phase_tracking": "'''linear'''",
+            # the receiver's SNR estimate is then its SINR: what the BS observes (semcom.ofat.receiver)
+            "noise_estimate": "'''fit_residual'''"}, 900, y))
         out.append(block(f"tensor_sink_{k}", "semcom_tensor_sink", {
             "address": f"rx_address_{k}", "hwm": "'64'", "send_timeout_ms": "'100'"}, 1100, y))
     out.append(block("semcom_interference_channel_0", "semcom_interference_channel", {
