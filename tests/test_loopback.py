@@ -69,13 +69,16 @@ def bursts_2x4() -> dict[float, tuple[OfatLayout, SnrResult, list[int]]]:
 
 @pytest.mark.parametrize("snr", [10.0, 20.0, 30.0])
 def test_zf_nmse_within_1db_of_genie_bound(bursts_2x4, snr):
+    """+0.13 / +0.20 / +0.20 dB (sd 0.14 dB) at 10 / 20 / 30 dB over 100 channel and payload seeds."""
     _, res, _ = bursts_2x4[snr]
     assert res.delivered >= 199
     mean_zf = np.mean(res.nmse["zf"])
     excess_db = 10 * np.log10(mean_zf / zf_nmse_bound(snr, 2, 4))
     assert abs(excess_db) <= 1.0, f"ZF NMSE {excess_db:+.2f} dB off the bound"
-    # MMSE is never worse than ZF (mean squared error, same frames).
-    assert np.mean(res.nmse["mmse"]) <= mean_zf
+    # MMSE is never worse than ZF (mean squared error, same frames): 16 % / 2.3 % lower at 10 / 20 dB;
+    # at 30 dB the two differ by 0.24 +- 0.12 % (100 channel and payload seeds, one at +0.002 %), so
+    # 0.5 % is allowed there rather than a coin flip on the estimation noise.
+    assert np.mean(res.nmse["mmse"]) <= 1.005 * mean_zf
 
 
 def test_delivery_at_5db(bursts_2x4):
@@ -113,7 +116,8 @@ def test_nr_equals_nt_reports_mmse_and_median_zf():
     assert res.delivered == 80
     # The ZF mean has no finite expectation for Nr = Nt: the median and MMSE are the figures. The median
     # sits above the genie-CSI median (-11.8 dB here) by the LS estimate's error, which ZF amplifies
-    # where H is near singular (1.5 +- 0.3 dB over repeated 80-frame runs), and never far below it.
+    # where H is near singular: +0.5 +- 0.7 dB over 100 channel and payload seeds (-0.9 ... +2.1),
+    # +1.8 dB on the flowgraphs' channel seed used here.
     genie_db = genie_zf_median_db(layout, 20.0)
     assert np.isfinite(row["nmse_zf_median_db"])
     assert genie_db - 1.5 < row["nmse_zf_median_db"] < genie_db + 2.5, (row["nmse_zf_median_db"], genie_db)
