@@ -6,18 +6,14 @@ and iqbal_gen's receive model are cross-checked in tests/test_loopback.py."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 from gnuradio import analog, blocks, channels, gr, semcom
 
-from semcom.loopback import burst_nmse, run_burst, seeded_payloads
-from semcom.ofat.channel_model import (
-    ChannelSpec,
-    ar1_phase_structure,
-    image_rejection_db,
-    phase_noise_gen_magnitude,
-)
-from semcom.ofat.frame import make_layout
+from semcom.ofat.channel_model import ar1_phase_structure, image_rejection_db, phase_noise_gen_magnitude
 
 LINEWIDTH = 1e-5  # cycles/sample: the experiment's phase noise (experiments/phy/impairments.py)
 ALPHA = 1e-4  # phase_noise_gen's IIR pole: 1 / alpha = 10 000 samples, six frames, so a frame sees a walk
@@ -59,48 +55,34 @@ def test_phase_noise_gen_is_the_ar1_phase_of_its_parameters_and_walks_like_mimo_
     assert _structure(theirs, 100_000) < 0.5 * _structure(ours, 100_000)
 
 
-LAYOUT = make_layout("wifi64", n_tx=2, n_rx=4)
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "phy" / "impairments.py"
 
 
-def _loss_db(seed: int, gr_impairment: dict, mimo_impairment: dict, rx: dict | None = None
-             ) -> dict[str, float]:
-    """NMSE cost (dB, ZF from each frame's Y and H, 2x4 at 20 dB, 60 frames) of an impairment through GNU
-    Radio's blocks (channel_model holding mimo_channel's first draw, reproduced from its seed, then the
-    impairment block) and of the same impairment in mimo_channel, each against its own run without."""
-    sent = seeded_payloads(60, 1280, seed=seed)
-    spec = ChannelSpec(n_rx=4, n_tx=2, n_taps=3)  # mimo_channel's defaults: 3 taps + fractional delay
-    taps = spec.draw(np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[0])).full_taps
-
-    def nmse_db(path: str, on: bool) -> float:
-        if path == "gr":
-            frames = run_burst(LAYOUT, sent, rx_options=rx, gr_channel=dict(
-                taps=taps, noise_var=0.01, seed=seed, **(gr_impairment if on else {})))
-        else:
-            frames = run_burst(LAYOUT, sent, rx_options=rx, fading="held", snr_db=20.0, seed=seed,
-                               **(mimo_impairment if on else {}))
-        assert len(frames) == len(sent)
-        return 10 * np.log10(np.mean(burst_nmse(LAYOUT, frames, sent, "zf")))
-
-    return {path: nmse_db(path, True) - nmse_db(path, False) for path in ("gr", "mimo_channel")}
+@pytest.fixture(scope="module")
+def imp():
+    """experiments/phy/impairments.py: gr_block_loss, the one definition of the link-level cross-check."""
+    spec = importlib.util.spec_from_file_location("phy_impairments", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_phase_noise_through_gnu_radio_phase_noise_gen_costs_what_mimo_channels_does():
+def test_phase_noise_through_gnu_radio_phase_noise_gen_costs_what_mimo_channels_does(imp):
     """ofat_tx -> channel_model -> phase_noise_gen on every receive antenna (its noise source's seed is
     fixed, so all four get one phase: one oscillator, as mimo_channel models it) -> ofat_rx with the
     per-symbol common phase, against mimo_channel's Wiener phase noise of the matched linewidth 1e-5.
     Measured (seeds 8 / 9): 0.38 / 0.37 dB through GNU Radio, 0.38 / 0.41 through mimo_channel."""
-    loss = _loss_db(8, {"phase_noise": (phase_noise_gen_magnitude(LINEWIDTH, ALPHA), ALPHA)},
-                    {"phase_noise_linewidth": LINEWIDTH}, rx={"phase_tracking": "per_symbol"})
+    loss = imp.gr_block_loss(8, 60, *imp.GR_CROSS_CHECKS["phase noise 1e-5, phase_noise_gen"])
     assert 0.15 < loss["gr"] < 1.0
     assert loss["gr"] == pytest.approx(loss["mimo_channel"], abs=0.15)
 
 
-def test_tx_iq_imbalance_through_gnu_radio_iqbal_gen_costs_what_mimo_channels_does():
+def test_tx_iq_imbalance_through_gnu_radio_iqbal_gen_costs_what_mimo_channels_does(imp):
     """iqbal_gen's transmit model (mode 0, 0.5 dB / 3 degrees: image -28.2 dB) on both transmit antennas
     before channel_model, against mimo_channel's TX imbalance (the same coefficients, qa_mimo_channel):
     the same cost to the link, which the receiver does not undo. Measured (seeds 8 / 9): 0.27 / 0.42 dB
     through GNU Radio, 0.29 / 0.45 through mimo_channel."""
     assert image_rejection_db(0.5, 3.0) == pytest.approx(28.2, abs=0.05)
-    loss = _loss_db(8, {"tx_iq": (0.5, 3.0)}, {"tx_iq_gain_db": 0.5, "tx_iq_phase_deg": 3.0})
+    loss = imp.gr_block_loss(8, 60, *imp.GR_CROSS_CHECKS["TX IQ 0.5 dB / 3 deg, iqbal_gen mode 0"])
     assert 0.1 < loss["gr"] < 1.0
     assert loss["gr"] == pytest.approx(loss["mimo_channel"], abs=0.1)

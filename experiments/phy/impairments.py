@@ -11,8 +11,10 @@ channel -> ofat_rx in one flowgraph, no sockets):
 * Each impairment alone and all together in `mimo_channel` at 20 dB against the genie ZF bound
   (phase noise of a stated linewidth, IQ imbalance 0.5 dB / 3 degrees, DC -20 dBc, 20 ppm), a transmit
   IQ imbalance against its theory at 20-40 dB, and frame delivery at 5 dB with all of them on.
+* GNU Radio's own impairment blocks (phase_noise_gen, iqbal_gen's TX and RX models) between ofat_tx
+  and ofat_rx against the same impairments in mimo_channel, over the seeds.
 
-    .venv/bin/python experiments/phy/impairments.py                # ~5 min here; experiments/phy/output/
+    .venv/bin/python experiments/phy/impairments.py                # ~7 min here; experiments/phy/output/
     .venv/bin/python experiments/phy/impairments.py --quick --frames 10 --out /tmp/imp   # smoke (tests)
 """
 
@@ -32,6 +34,7 @@ from semcom.ofat.channel_model import (
     convolve_taps,
     image_rejection_db,
     kaiser_sinc,
+    phase_noise_gen_magnitude,
 )
 from semcom.ofat.equalize import zf, zf_nmse_bound
 from semcom.ofat.frame import make_layout, map_values
@@ -327,6 +330,53 @@ def tx_iq_against_theory(n_frames: int, seeds: list[int], quick: bool) -> list[d
 DELIVERY_CASES = {ALL: CASES_ALL, f"{ALL}, TX IQ, CFO 0.3 subcarrier": {**CASES_ALL, **TX_IQ, "cfo": CFO}}
 
 
+PN_ALPHA = 1e-4  # phase_noise_gen's IIR pole: 1 / alpha = 10 000 samples, six frames walk like Wiener
+GR_CROSS_CHECKS = {  # name: (gr_channel_models arguments, the same in mimo_channel, receiver options)
+    "phase noise 1e-5, phase_noise_gen": (
+        {"phase_noise": (phase_noise_gen_magnitude(PHASE_NOISE_LINEWIDTH, PN_ALPHA), PN_ALPHA)},
+        {"phase_noise_linewidth": PHASE_NOISE_LINEWIDTH}, {"phase_tracking": "per_symbol"}),
+    "TX IQ 0.5 dB / 3 deg, iqbal_gen mode 0": ({"tx_iq": (0.5, 3.0)}, TX_IQ, None),
+    "RX IQ 0.5 dB / 3 deg, iqbal_gen mode 1": ({"rx_iq": (0.5, 3.0)}, IQ, None),
+}
+
+
+def gr_block_loss(seed: int, n_frames: int, gr_impairment: dict, mimo_impairment: dict,
+                  rx: dict | None = None) -> dict[str, float]:
+    """NMSE cost (dB, ZF, 2x4 at 20 dB) of an impairment through GNU Radio's own blocks (channel_model
+    holding mimo_channel's first draw, reproduced from its seed, then the impairment block: see
+    `semcom.loopback.gr_channel_models`) and of the same impairment in mimo_channel, each against its
+    own run without it."""
+    sent = seeded_payloads(n_frames, 1280, seed=seed)
+    spec = ChannelSpec(n_rx=4, n_tx=2, n_taps=3)  # mimo_channel's defaults: 3 taps + fractional delay
+    taps = spec.draw(np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[0])).full_taps
+
+    def nmse_db(path: str, on: bool) -> float:
+        if path == "gr":
+            frames = run_burst(LAYOUT, sent, rx_options=rx, gr_channel=dict(
+                taps=taps, noise_var=0.01, seed=seed, **(gr_impairment if on else {})))
+        else:
+            frames = run_burst(LAYOUT, sent, rx_options=rx, fading="held", snr_db=20.0, seed=seed,
+                               **(mimo_impairment if on else {}))
+        if len(frames) != n_frames:
+            raise RuntimeError(f"{path}: {len(frames)} of {n_frames} frames delivered at 20 dB")
+        return _db(burst_nmse(LAYOUT, frames, sent, "zf"))
+
+    return {path: nmse_db(path, True) - nmse_db(path, False) for path in ("gr", "mimo_channel")}
+
+
+def gr_cross_checks(n_frames: int, seeds: list[int], quick: bool) -> list[dict]:
+    """GR_CROSS_CHECKS over the seeds: each impairment's cost through GNU Radio's block and mimo_channel."""
+    checks = dict(list(GR_CROSS_CHECKS.items())[:1]) if quick else GR_CROSS_CHECKS
+    rows = []
+    for (name, (gr_imp, mimo_imp, rx)), seed in progress_bar(
+            [(c, s) for c in checks.items() for s in seeds], desc="GNU Radio blocks"):
+        loss = gr_block_loss(seed, n_frames, gr_imp, mimo_imp, rx)
+        rows.append({"impairment": name, "seed": seed, "snr_db": 20.0, "frames": n_frames,
+                     "loss_gnuradio_db": loss["gr"], "loss_mimo_channel_db": loss["mimo_channel"],
+                     "difference_db": loss["gr"] - loss["mimo_channel"]})
+    return rows
+
+
 def delivery_at_5db(n_frames: int, seeds: list[int]) -> list[dict]:
     """Frames delivered at 5 dB with the "all" impairments, and with a TX IQ imbalance and a CFO on top."""
     rows = []
@@ -400,7 +450,7 @@ def plot(out: Path, losses: list[dict], timing: list[dict], cases: list[dict]) -
     return path
 
 
-PARTS = ("sfo", "impairments", "delivery")
+PARTS = ("sfo", "impairments", "crosscheck", "delivery")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -449,6 +499,15 @@ def main(argv: list[str] | None = None) -> int:
                                                                 float(np.std(all_case))],
                     "all_impairments_cfo_0.3_excess_over_zf_bound_db":
                         [float(np.mean(all_cfo)), float(np.std(all_cfo))] if all_cfo else None}
+    if "crosscheck" in args.parts:
+        tables["gnuradio_blocks"] = cross = gr_cross_checks(args.frames, seeds, args.quick)
+        summary["gnuradio_blocks_loss_db"] = {}
+        for name in dict.fromkeys(r["impairment"] for r in cross):
+            runs = [r for r in cross if r["impairment"] == name]
+            values = {key: [r[key] for r in runs] for key in ("loss_gnuradio_db", "loss_mimo_channel_db",
+                                                               "difference_db")}
+            summary["gnuradio_blocks_loss_db"][name] = {
+                key: [round(float(np.mean(v)), 3), round(float(np.std(v)), 3)] for key, v in values.items()}
     if "delivery" in args.parts:
         tables["delivery_5db"] = delivery = delivery_at_5db(2 * args.frames, seeds)
         summary["delivery_5db_all_impairments"] = (sum(r["delivered"] for r in delivery)
