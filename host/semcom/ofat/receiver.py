@@ -18,7 +18,7 @@ Before anything (step 0, per antenna, one-pole running averages over FRONT_END_S
   reference and frequency) that part does not rotate away: the bias costs 0.12 dB at 20 dB and floors
   the NMSE near -33 dB at 40 dB (2x4); with a CFO of 0.3 subcarrier 0.00 and 0.4 dB. A transmit
   imbalance's image is left whole (it reaches subcarrier k through the channel from -k of each
-  transmit antenna: tests/test_impairments_theory.py).
+  transmit antenna: tests/test_impairments.py).
 
 Per frame:
 1. Detection and timing: Schmidl & Cox metric M(d) = |P(d)|^2 / R(d)^2 summed over the Nr antennas
