@@ -4,10 +4,11 @@ the rest of work()) and the ZeroMQ bridge per round trip (each stage's wall time
 
     .venv/bin/python benchmarks/profile_tx.py [--frames 600] [--round-trips 1000]
 
-ofat_tx: `--frames` 5x256 float32 tensors posted before the flowgraph starts (as benchmarks/run.py
-does), streamed into null sinks; each step's CPU time is the thread CPU time (time.thread_time) inside
-the block's own methods, so other processes on this shared machine do not count. Bridge: one tensor in
-flight, timestamps (time.perf_counter, one process) where each stage starts and ends.
+ofat_tx: `--frames` and 3x as many 5x256 float32 tensors posted before the flowgraph starts (as
+benchmarks/run.py does), streamed into null sinks; each step's CPU time is the thread CPU time
+(time.thread_time) inside the block's own methods, so other processes on this shared machine do not
+count, per frame from the difference of the two runs (the flowgraph's start and stop cancel).
+Bridge: one tensor in flight, timestamps (time.perf_counter, one process) where each stage starts and ends.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class TimedTx(semcom.ofat_tx):
         return n
 
 
-def profile_tx(n_tx: int, n_frames: int, batch: int | None) -> list[str]:
+def tx_cpu(n_tx: int, n_frames: int, batch: int | None) -> dict[str, float]:
+    """CPU seconds of one ofat_tx run of n_frames: its handler, modulation, rest of work(), the process."""
     layout = make_layout("wifi64", n_tx=n_tx)
     tensors = [np.random.default_rng(i).standard_normal((5, 256)).astype(np.float32) for i in range(8)]
     tb = gr.top_block()
@@ -67,16 +69,26 @@ def profile_tx(n_tx: int, n_frames: int, batch: int | None) -> list[str]:
     for msg in messages:
         tx._post(pmt.intern("tensors"), msg)
     tb.run()
-    process = time.process_time() - c0
     cpu = dict(tx.cpu)
     cpu["work"] -= cpu.get("modulate_frames (in work)", 0.0)
     cpu["work: copies, tags, bookkeeping"] = cpu.pop("work")
-    outside = "outside the block's Python (scheduler, message queue, head, sinks, flowgraph start/stop)"
-    cpu[outside] = process - sum(cpu.values())
-    label = f"Nt = {n_tx}, {'up to ' + str(tx.MAX_BATCH) if batch is None else batch} frames per modulation"
-    return [f"| {label}: {k} | {v / n_frames * 1e6:.1f} |" for k, v in cpu.items()] + \
-        [f"| {label}: **all, per frame** ({layout.frame_len(1280) + 160} samples per stream) | "
-         f"**{process / n_frames * 1e6:.1f}** |"]
+    cpu["process"] = time.process_time() - c0
+    return cpu
+
+
+def profile_tx(n_tx: int, n_frames: int, batch: int | None) -> list[str]:
+    """Per frame at steady state: the CPU of a run of 3n frames less that of n (start/stop cancels)."""
+    tx_cpu(n_tx, n_frames, batch)  # warm-up
+    small, large = tx_cpu(n_tx, n_frames, batch), tx_cpu(n_tx, 3 * n_frames, batch)
+    per_frame = {k: (large[k] - small[k]) / (2 * n_frames) for k in large}
+    process = per_frame.pop("process")
+    outside = "outside the block's Python (scheduler, message queue, head, sinks)"
+    per_frame[outside] = process - sum(per_frame.values())
+    frames = f"up to {semcom.ofat_tx.MAX_BATCH}" if batch is None else str(batch)
+    label = f"Nt = {n_tx}, {frames} per modulation"
+    samples = make_layout("wifi64", n_tx=n_tx).frame_len(1280) + 160
+    return [f"| {label}: {k} | {v * 1e6:.1f} |" for k, v in per_frame.items()] + \
+        [f"| {label}: **all, per frame** ({samples} samples per stream) | **{process * 1e6:.1f}** |"]
 
 
 class TimedSource(semcom.tensor_source):

@@ -19,10 +19,12 @@ import csv
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -198,28 +200,26 @@ def gr_ofdm_tx_run(n_symbols: int, clock: Callable[[], float] = time.perf_counte
 def cpu_steady_rates(runs: dict[str, tuple[Callable[..., tuple[int, float]], int]],
                      rounds: int = 3) -> dict[str, float]:
     """Samples per CPU second (the process's, every flowgraph thread) of each run at steady state:
-    extra samples / extra CPU seconds between a run of size n and one of 3n, so start-up cancels; the
-    best of `rounds` rounds that interleave the runs (this machine is shared: CPU time per sample
-    moves far less than wall time, and the least disturbed round is the closest to the code's cost).
-    runs: name -> (run(n, clock=...), n)."""
-    best: dict[str, float] = dict.fromkeys(runs, 0.0)
+    extra samples / extra CPU seconds between a run of size n and one of 3n, so start-up cancels. Each
+    size's CPU time is its least over `rounds` rounds that interleave the runs (this machine is shared:
+    CPU time per sample moves far less than wall time, and the least disturbed run is the closest to
+    the code's own cost; the least of each size, not the best of the differences, which an outlier in
+    one run would make absurd). NaN if the larger run did not take longer. runs: name -> (run(n,
+    clock=...), n)."""
+    least: dict[tuple[str, int], tuple[int, float]] = {}
     for run, n in runs.values():  # warm-up
         run(n, clock=time.process_time)
     for _ in range(rounds):
         for name, (run, n) in runs.items():
-            small_n, small_t = run(n, clock=time.process_time)
-            large_n, large_t = run(3 * n, clock=time.process_time)
-            best[name] = max(best[name], (large_n - small_n) / max(large_t - small_t, 1e-9))
-    return best
-
-
-def steady_rate(run: Callable[[int], tuple[int, float]], n: int, repeats: int = 5) -> float:
-    """Steady-state rate of a flowgraph run: extra samples / extra seconds between runs of size n and
-    3n (medians of `repeats`), so the flowgraph's start-up (large for hier blocks) cancels out."""
-    small = [run(n) for _ in range(repeats + 1)][1:]  # first run: warm-up
-    large = [run(3 * n) for _ in range(repeats)]
-    extra_t = statistics.median(t for _, t in large) - statistics.median(t for _, t in small)
-    return (large[0][0] - small[0][0]) / max(extra_t, 1e-9)
+            for size in (n, 3 * n):
+                samples, cpu = run(size, clock=time.process_time)
+                if (name, size) not in least or cpu < least[name, size][1]:
+                    least[name, size] = (samples, cpu)
+    rates = {}
+    for name, (_, n) in runs.items():
+        (small_n, small_t), (large_n, large_t) = least[name, n], least[name, 3 * n]
+        rates[name] = (large_n - small_n) / (large_t - small_t) if large_t > small_t else float("nan")
+    return rates
 
 
 # ------------------------------------------------------------------------- 1b. channel
@@ -236,7 +236,8 @@ class ShiftedFirChannel(semcom.mimo_channel):
             out += term
 
 
-def mimo_channel_run(n: int, n_tx: int, n_rx: int, shifted: bool = False) -> tuple[int, float]:
+def mimo_channel_run(n: int, n_tx: int, n_rx: int, shifted: bool = False,
+                     clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
     """(samples per stream, seconds) of mimo_channel (3 paths + fractional delay, 20 dB, held)."""
     cls = ShiftedFirChannel if shifted else semcom.mimo_channel
     x = (np.random.default_rng(6).standard_normal(4096) * (1 + 1j)).astype(np.complex64)
@@ -246,12 +247,13 @@ def mimo_channel_run(n: int, n_tx: int, n_rx: int, shifted: bool = False) -> tup
         tb.connect(blocks.vector_source_c(x.tolist(), True), blocks.head(gr.sizeof_gr_complex, n), (chan, a))
     for r in range(n_rx):
         tb.connect((chan, r), blocks.null_sink(gr.sizeof_gr_complex))
-    t0 = time.perf_counter()
+    t0 = clock()
     tb.run()
-    return n, time.perf_counter() - t0
+    return n, clock() - t0
 
 
-def gr_channel_model_run(n: int, n_taps: int) -> tuple[int, float]:
+def gr_channel_model_run(n: int, n_taps: int, clock: Callable[[], float] = time.perf_counter
+                         ) -> tuple[int, float]:
     """(samples, seconds) of GNU Radio's C++ channels.channel_model: one antenna pair, n_taps FIR + AWGN."""
     taps = (np.random.default_rng(7).standard_normal(n_taps) * (1 + 1j) / np.sqrt(2 * n_taps)).tolist()
     x = (np.random.default_rng(6).standard_normal(4096) * (1 + 1j)).astype(np.complex64)
@@ -260,29 +262,43 @@ def gr_channel_model_run(n: int, n_taps: int) -> tuple[int, float]:
                                    noise_seed=1)
     tb.connect(blocks.vector_source_c(x.tolist(), True), blocks.head(gr.sizeof_gr_complex, n), model,
                blocks.null_sink(gr.sizeof_gr_complex))
-    t0 = time.perf_counter()
+    t0 = clock()
     tb.run()
-    return n, time.perf_counter() - t0
+    return n, clock() - t0
+
+
+def _whole(rate: float) -> int | float:
+    """A rate for a CSV: rounded, or NaN where cpu_steady_rates could not measure it."""
+    return round(rate) if np.isfinite(rate) else rate
 
 
 def channel_part(n: int) -> list[str]:
-    """mimo_channel (window product vs shifted products) and channels.channel_model, steady-state rates."""
+    """mimo_channel (window product vs shifted products) and channels.channel_model, samples per CPU
+    second at steady state, interleaved rounds (cpu_steady_rates)."""
     n_taps = semcom.mimo_channel(1, 1)._fir_len  # the FIR length mimo_channel runs (paths + FD filter)
-    gr_rate = steady_rate(lambda k: gr_channel_model_run(k, n_taps), n)
+    mimos = ((1, 1), (2, 2), (2, 4), (4, 4))
+    runs: dict[str, tuple[Callable[..., tuple[int, float]], int]] = {
+        "gr": (partial(gr_channel_model_run, n_taps=n_taps), n)}
+    for n_tx, n_rx in mimos:
+        runs[f"window {n_tx}x{n_rx}"] = (partial(mimo_channel_run, n_tx=n_tx, n_rx=n_rx), n)
+        runs[f"shifted {n_tx}x{n_rx}"] = (partial(mimo_channel_run, n_tx=n_tx, n_rx=n_rx, shifted=True), n)
+    rates = cpu_steady_rates(runs)
+    gr_rate = rates["gr"]
     rows, table = [], []
-    for n_tx, n_rx in ((1, 1), (2, 2), (2, 4), (4, 4)):
-        new = steady_rate(lambda k, a=n_tx, b=n_rx: mimo_channel_run(k, a, b), n)
-        alt = steady_rate(lambda k, a=n_tx, b=n_rx: mimo_channel_run(k, a, b, shifted=True), n)
+    for n_tx, n_rx in mimos:
+        new, alt = rates[f"window {n_tx}x{n_rx}"], rates[f"shifted {n_tx}x{n_rx}"]
         pairs = n_tx * n_rx
-        rows.append({"nt_x_nr": f"{n_tx}x{n_rx}", "window_product_samples_per_s": round(new),
-                     "shifted_products_samples_per_s": round(alt),
-                     "gr_channel_model_samples_per_s": round(gr_rate)})
+        rows.append({"nt_x_nr": f"{n_tx}x{n_rx}", "window_product_samples_per_cpu_s": _whole(new),
+                     "shifted_products_samples_per_cpu_s": _whole(alt),
+                     "gr_channel_model_samples_per_cpu_s": _whole(gr_rate)})
         table.append(f"| {n_tx}x{n_rx} | {new / 1e6:.2f} M | {alt / 1e6:.2f} M | {alt / new:.2f} | "
                      f"{new * pairs / gr_rate:.2f} |")
     write_csv("channel_throughput", rows)
-    return ["## MIMO channel, samples/s per stream", "",
-            f"FIR of {n_taps} taps per antenna pair, AWGN, held fading. GR C++ `channels.channel_model` "
-            f"(one pair, same taps): {gr_rate / 1e6:.2f} M samples/s.", "",
+    return ["## MIMO channel, samples per CPU second per stream", "",
+            f"FIR of {n_taps} taps per antenna pair, AWGN, held fading; steady state (runs of n and 3n "
+            "samples, the least CPU time of each over 3 interleaved rounds). GR C++ `channels.channel_model` "
+            "(one pair, same taps): "
+            f"{gr_rate / 1e6:.2f} M samples per CPU s.", "",
             "| Nt x Nr | mimo_channel (window product) | shifted products (no copy) | shifted / window | "
             "mimo_channel per antenna pair vs channel_model |", "| --- | --- | --- | --- | --- |", *table, ""]
 
@@ -432,25 +448,28 @@ def reconstruction_rates(n_frames: int) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------- 4. latency
-def bridge_and_bare_round_trips(n: int, block: int = 50) -> tuple[list[float], list[float]]:
-    """Seconds per round trip of a 5x256 float32 tensor, (bridge, bare), interleaved in blocks of
-    `block` so that both see the same machine load (this box is shared; a separate run of each moved
-    the ratio by 2x):
-
-    bridge: LinkClient -> tensor_source -> (GNU Radio message) -> tensor_sink -> LinkClient;
-    bare: the same encode/decode through a bare pyzmq PUSH/PULL echo thread (tcp, same context)."""
+@contextmanager
+def bridge_peer() -> Iterator[tuple[str, str]]:
+    """A running flowgraph tensor_source -> tensor_sink; yields (tensor endpoint, frame endpoint)."""
     tb = gr.top_block()
     src = semcom.tensor_source("tcp://127.0.0.1:*")
     snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=1000)
     tb.msg_connect((src, "tensors"), (snk, "frames"))
     tb.start()
+    try:
+        yield src.endpoint(), snk.endpoint()
+    finally:
+        tb.stop()
+        tb.wait()
+
+
+@contextmanager
+def echo_peer() -> Iterator[tuple[str, str]]:
+    """A bare pyzmq PULL -> PUSH echo thread; yields (its PULL endpoint, its PUSH endpoint)."""
     ctx = zmq.Context.instance()
-    a_out, b_in = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
-    b_out, a_in = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
-    port1 = b_in.bind_to_random_port("tcp://127.0.0.1")
-    port2 = a_in.bind_to_random_port("tcp://127.0.0.1")
-    a_out.connect(f"tcp://127.0.0.1:{port1}")
-    b_out.connect(f"tcp://127.0.0.1:{port2}")
+    b_in, b_out = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    endpoints = (f"tcp://127.0.0.1:{b_in.bind_to_random_port('tcp://127.0.0.1')}",
+                 f"tcp://127.0.0.1:{b_out.bind_to_random_port('tcp://127.0.0.1')}")
     stop = threading.Event()
 
     def echo() -> None:
@@ -460,33 +479,81 @@ def bridge_and_bare_round_trips(n: int, block: int = 50) -> tuple[list[float], l
 
     thread = threading.Thread(target=echo, daemon=True)
     thread.start()
-    x = np.random.default_rng(3).standard_normal((5, 256)).astype(np.float32)
-    bridge: list[float] = []
-    bare: list[float] = []
-    seq = 0
     try:
-        with LinkClient(src.endpoint(), snk.endpoint(), timeout_s=5.0) as link:
-            for round_ in range(-(-n // block) + 1):  # round 0 warms both up
-                for _ in range(block):
-                    t0 = time.perf_counter()
-                    link.send(x)
-                    assert link.receive(timeout_s=5.0) is not None
-                    if round_:
-                        bridge.append(time.perf_counter() - t0)
-                for _ in range(block):
-                    t0 = time.perf_counter()
-                    a_out.send_multipart(encode(Kind.TENSOR, seq, {"x": x}))
-                    decode(a_in.recv_multipart())
-                    seq += 1
-                    if round_:
-                        bare.append(time.perf_counter() - t0)
+        yield endpoints
     finally:
         stop.set()
         thread.join()
-        for s in (a_out, b_in, b_out, a_in):
-            s.close(linger=0)
-        tb.stop()
-        tb.wait()
+        b_in.close(linger=0)
+        b_out.close(linger=0)
+
+
+PEERS = {"bridge": bridge_peer, "echo": echo_peer}
+
+
+def serve_peer(name: str) -> None:
+    """Run one peer in this process (a separate interpreter), print its endpoints, stop on stdin."""
+    with PEERS[name]() as endpoints:
+        print(*endpoints, flush=True)
+        sys.stdin.readline()
+
+
+@contextmanager
+def peer(name: str, separate: bool) -> Iterator[tuple[str, str]]:
+    """PEERS[name] in this process, or in its own interpreter (as deployed: the host is another
+    process than the flowgraph, so the two do not share one GIL)."""
+    if not separate:
+        with PEERS[name]() as endpoints:
+            yield endpoints
+        return
+    here = str(Path(__file__).parent)
+    code = f"import sys; sys.path.insert(0, {here!r}); import run; run.serve_peer({name!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        tx_endpoint, rx_endpoint = proc.stdout.readline().split()
+        yield tx_endpoint, rx_endpoint
+    finally:
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        proc.wait(timeout=30)
+
+
+def bridge_and_bare_round_trips(n: int, block: int = 50, separate: bool = False
+                                ) -> tuple[list[float], list[float]]:
+    """Seconds per round trip of a 5x256 float32 tensor, (bridge, bare), interleaved in blocks of
+    `block` so that both see the same machine load (this box is shared; a separate run of each moved
+    the ratio by 2x):
+
+    bridge: LinkClient -> tensor_source -> (GNU Radio message) -> tensor_sink -> LinkClient;
+    bare: the same encode/decode through a bare pyzmq PUSH/PULL echo thread (tcp).
+    separate: each peer (the flowgraph, the echo) in its own interpreter instead of this one."""
+    x = np.random.default_rng(3).standard_normal((5, 256)).astype(np.float32)
+    bridge: list[float] = []
+    bare: list[float] = []
+    ctx = zmq.Context.instance()
+    a_out, a_in = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+    with peer("bridge", separate) as bridge_endpoints, peer("echo", separate) as echo_endpoints:
+        a_out.connect(echo_endpoints[0])
+        a_in.connect(echo_endpoints[1])
+        try:
+            with LinkClient(*bridge_endpoints, timeout_s=5.0) as link:
+                for round_ in range(-(-n // block) + 1):  # round 0 warms both up
+                    for _ in range(block):
+                        t0 = time.perf_counter()
+                        link.send(x)
+                        assert link.receive(timeout_s=5.0) is not None
+                        if round_:
+                            bridge.append(time.perf_counter() - t0)
+                    for i in range(block):
+                        t0 = time.perf_counter()
+                        a_out.send_multipart(encode(Kind.TENSOR, i, {"x": x}))
+                        decode(a_in.recv_multipart())
+                        if round_:
+                            bare.append(time.perf_counter() - t0)
+        finally:
+            a_out.close(linger=0)
+            a_in.close(linger=0)
     return bridge, bare
 
 
@@ -880,7 +947,7 @@ def main() -> int:
         return soak(args.soak, args.soak_batch, n_tx, n_rx)
     if not args.rx_only:
         lines += transmit_part(n_frames)
-        lines += channel_part(int(200_000 * scale))
+        lines += channel_part(int(1_000_000 * scale))
     steps.update()
     if args.tx_only:
         return finish(lines, steps, "summary_tx.md")
@@ -899,19 +966,27 @@ def main() -> int:
     steps.update()
 
     n_rt = max(100, int(500 * scale))
-    bridge, bare = bridge_and_bare_round_trips(n_rt)
+    trips = {separate: bridge_and_bare_round_trips(n_rt, separate=separate) for separate in (False, True)}
 
     def pct(v: list[float], q: float) -> float:
         return float(np.percentile(v, q) * 1e6)
 
-    write_csv("latency", [{"path": "bridge (LinkClient->tensor_source->tensor_sink->host)",
-                           "median_us": round(pct(bridge, 50)), "p99_us": round(pct(bridge, 99))},
-                          {"path": "bare pyzmq PUSH/PULL echo", "median_us": round(pct(bare, 50)),
-                           "p99_us": round(pct(bare, 99))}])
+    where = {False: "one process (host, flowgraph, echo)", True: "separate processes (as deployed)"}
+    rows, table = [], []
+    for separate, (bridge, bare) in trips.items():
+        for path, times in (("bridge (LinkClient->tensor_source->tensor_sink->host)", bridge),
+                            ("bare pyzmq PUSH/PULL echo", bare)):
+            rows.append({"arrangement": where[separate], "path": path, "median_us": round(pct(times, 50)),
+                         "p99_us": round(pct(times, 99))})
+        ratio = pct(bridge, 50) / pct(bare, 50)
+        table.append(f"| {where[separate]} | {pct(bridge, 50):.0f} | {pct(bridge, 99):.0f} | "
+                     f"{pct(bare, 50):.0f} | {pct(bare, 99):.0f} | **{ratio:.2f}** |")
+    write_csv("latency", rows)
     lines += ["## ZeroMQ round trip of a 5x256 float32 tensor, microseconds", "",
-              "| path | median | p99 |", "| --- | --- | --- |",
-              f"| through the GNU Radio bridge | {pct(bridge, 50):.0f} | {pct(bridge, 99):.0f} |",
-              f"| bare pyzmq echo (same encode/decode) | {pct(bare, 50):.0f} | {pct(bare, 99):.0f} |", ""]
+              "The bridge (host -> tensor_source -> GNU Radio message -> tensor_sink -> host) and a bare "
+              "pyzmq echo thread (same encode/decode on the host), interleaved in blocks of 50.", "",
+              "| arrangement | bridge median | bridge p99 | bare median | bare p99 | bridge / bare |",
+              "| --- | --- | --- | --- | --- | --- |", *table, ""]
     steps.update()
 
     lat = loopback_latencies(max(50, n_frames))
@@ -948,24 +1023,25 @@ def transmit_part(n_frames: int) -> list[str]:
     for nt, lay in layouts.items():
         runs[f"batched {nt}"] = (partial(ofat_tx_run, layout=lay), n_frames)
         runs[f"single {nt}"] = (partial(ofat_tx_run, layout=lay, batch=1), n_frames)
-    rates = cpu_steady_rates(runs)
+    rates = cpu_steady_rates(runs, rounds=5)  # GR's multi-threaded chain moves most between rounds
     tx_gr, tx_hier = rates["gr"], rates["gr_hier"]
     ours = {nt: rates[f"batched {nt}"] * nt for nt in layouts}  # per stream: Nt streams per CPU second
     single = {nt: rates[f"single {nt}"] * nt for nt in layouts}
     batch = semcom.ofat_tx.MAX_BATCH
-    rows = [*[{"chain": f"{k}, frames per CPU s", "rate": round(v)} for k, v in mod.items()],
+    rows = [*[{"chain": f"{k}, frames per CPU s", "rate": _whole(v)} for k, v in mod.items()],
             *[{"chain": f"ofat_tx Nt={nt} (batched, up to {batch} frames per call), samples per CPU s "
-                        "per stream", "rate": round(ours[nt])} for nt in ours],
+                        "per stream", "rate": _whole(ours[nt])} for nt in ours],
             *[{"chain": f"ofat_tx Nt={nt} (one frame per call), samples per CPU s per stream",
-               "rate": round(single[nt])} for nt in single],
-            {"chain": "GR C++ allocator+FFT+CP, samples per CPU s", "rate": round(tx_gr)},
+               "rate": _whole(single[nt])} for nt in single],
+            {"chain": "GR C++ allocator+FFT+CP, samples per CPU s", "rate": _whole(tx_gr)},
             {"chain": "GR digital.ofdm_tx (hier, 96-byte BPSK packets), samples per CPU s",
-             "rate": round(tx_hier)}]
+             "rate": _whole(tx_hier)}]
     write_csv("tx_throughput", rows)
     names = list(mod)
     return ["## Transmit chain", "",
             "Samples (or frames) per CPU second of the process, every flowgraph thread counted, at steady "
-            "state (runs of n and 3n frames), best of 3 rounds that interleave the chains.", "",
+            "state (runs of n and 3n frames, the least CPU time of each over 5 rounds that interleave the "
+            "chains).", "",
             f"TX construction (wifi64, Nt = 2, 5x256 payload, 160-sample gap): {mod[names[0]]:,.0f} frames "
             f"per CPU s with `{names[0]}` vs {mod[names[1]]:,.0f} with `{names[1]}` "
             f"(**{mod[names[0]] / mod[names[1]]:.2f}x**) and {mod[names[2]]:,.0f} with the reference "
