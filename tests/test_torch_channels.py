@@ -342,3 +342,20 @@ def test_impairment_loss_torch_vs_flowgraph(name: str, imp: dict, rx: dict, tol:
     (gr0, t0), (gr1, t1) = losses({}), losses(imp)
     print(f"{name}: torch {t1 - t0:.3f} dB, flowgraph {gr1 - gr0:.3f} dB")
     assert (t1 - t0) == pytest.approx(gr1 - gr0, abs=tol), name
+
+
+def test_iq_sides_follow_iqbal_gen_conventions() -> None:
+    """The torch channel's TX imbalance is GNU Radio's transmit model (k1 conjugated, as mimo_channel
+    applies it), its RX imbalance the receive model: same image power, opposite image phase."""
+    imp = Impairments(tx_iq_gain_db=0.5, tx_iq_phase_deg=3.0, rx_iq_gain_db=0.5, rx_iq_phase_deg=3.0)
+    chan = OfatChannel(20.0, impairments=imp)
+    like = torch.zeros(1, dtype=torch.complex128)
+    for side, n_ant, transmit in (("tx", 2, True), ("rx", 4, False)):
+        k1, k2 = chan._iq(side, n_ant, like)
+        want1, want2 = iq_coefficients(0.5, 3.0, n_ant, transmit=transmit)
+        np.testing.assert_allclose(k1.numpy(), want1, atol=1e-15)
+        np.testing.assert_allclose(k2.numpy(), want2, atol=1e-15)
+    tx_k1, _ = chan._iq("tx", 2, like)
+    rx_k1, _ = chan._iq("rx", 2, like)
+    np.testing.assert_allclose(tx_k1.numpy(), np.conj(rx_k1.numpy()), atol=1e-15)
+    assert abs(tx_k1[0].imag.item()) > 1e-3  # the two models differ for a 3-degree error

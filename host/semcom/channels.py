@@ -400,8 +400,10 @@ class OfatChannel(_SeededChannel):
         from semcom.ofat import channel_model
 
         imp = self.impairments
+        # GNU Radio's iqbal_gen conventions, as mimo_channel: the transmit model's k1 is the conjugate.
         k1, k2 = channel_model.iq_coefficients(getattr(imp, f"{side}_iq_gain_db"),
-                                               getattr(imp, f"{side}_iq_phase_deg"), n_ant)
+                                               getattr(imp, f"{side}_iq_phase_deg"), n_ant,
+                                               transmit=side == "tx")
         return (torch.as_tensor(k1).to(device=like.device, dtype=like.dtype),
                 torch.as_tensor(k2).to(device=like.device, dtype=like.dtype))
 
