@@ -685,8 +685,9 @@ def modulate_frames(layout: OfatLayout, payloads: Sequence[np.ndarray], headers:
         raise FrameError(f"{len(payloads)} payloads but {len(headers)} headers")
     payloads = [np.asarray(v, np.float64) for v in payloads]
     n_data = [layout.n_data_symbols(v.size) for v in payloads]
-    lengths = np.array([layout.frame_len(v.size) + pad for v in payloads], np.int64)
-    total = int(lengths.sum())
+    n_sync = layout.n_sync_symbols
+    lengths = [(n_sync + n) * layout.symbol_len + pad for n in n_data]  # frame_len + pad
+    total = sum(lengths)
     if out is None:
         out = np.empty((layout.n_tx, total), np.complex64)
     elif out.dtype != np.complex64 or out.ndim != 2 or out.shape[0] != layout.n_tx or out.shape[1] < total:
@@ -697,22 +698,25 @@ def modulate_frames(layout: OfatLayout, payloads: Sequence[np.ndarray], headers:
         groups.setdefault(n, []).append(i)
     if len(groups) > 1:
         out[:] = 0  # the gaps
-    starts = np.cumsum(lengths) - lengths
+        starts = np.cumsum(lengths) - lengths
     for n, members in groups.items():
-        frame_len = layout.frame_len(layout.values_per_symbol * n)
+        frame_len = (n_sync + n) * layout.symbol_len
         if len(groups) == 1:  # the usual case: all frames alike, written in place through a view
             frames = out.reshape(layout.n_tx, len(members), frame_len + pad)
             frames[:, :, frame_len:] = 0
             dest = frames[:, :, :frame_len]
         else:
             dest = np.empty((layout.n_tx, len(members), frame_len), np.complex64)
-        # A few frames at a time: numpy's temporaries stay below glibc's mmap threshold (128 KiB), so
-        # they come from the heap instead of fresh pages that fault on every call (2-3x slower here).
-        step = max(1, _CHUNK_BYTES // (layout.n_tx * (layout.n_header_symbols + n) * layout.fft_len * 16))
-        for first in range(0, len(members), step):
-            chunk = members[first: first + step]
-            _modulate_chunk(layout, [payloads[i] for i in chunk], [headers[i] for i in chunk], n,
-                            dest[:, first: first + len(chunk)])
+        if len(members) == 1:
+            _modulate_chunk(layout, [payloads[members[0]]], [headers[members[0]]], n, dest)
+        else:
+            # A few frames at a time: numpy's temporaries stay below glibc's mmap threshold (128 KiB),
+            # so they come from the heap instead of fresh pages that fault on every call (2-3x slower).
+            step = max(1, _CHUNK_BYTES // (layout.n_tx * (layout.n_header_symbols + n) * layout.fft_len * 16))
+            for first in range(0, len(members), step):
+                chunk = members[first: first + step]
+                _modulate_chunk(layout, [payloads[i] for i in chunk], [headers[i] for i in chunk], n,
+                                dest[:, first: first + len(chunk)])
         if len(groups) > 1:
             out[:, starts[members][:, None] + np.arange(frame_len)] = dest
     return out
