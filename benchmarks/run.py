@@ -750,8 +750,8 @@ def realtime_run(arrangement: str, n_tx: int, n_rx: int, rate: float, duration: 
             while (now := time.monotonic() - t0) < duration:
                 while len(sent_at) < int(now / period) + 1:  # every frame due by now, on the schedule
                     sent_at[link.send(pool[len(sent_at) % len(pool)])] = time.monotonic() - t0
-                # ofat_tx's queue (private: the block counts drops, not its depth) and the host backlog
-                max_queue = max(max_queue, len(nodes["ofat_tx"]._queue))
+                # ofat_tx's queue (frames accepted, not yet started) and the host backlog
+                max_queue = max(max_queue, nodes["ofat_tx"].queued())
                 max_in_flight = max(max_in_flight, link.in_flight())
                 if max_in_flight > backlog_limit:
                     stopped = f"{max_in_flight} frames in flight after {now:.1f} s"

@@ -86,8 +86,8 @@ class ofat_tx(gr.sync_block):
         self._counters[f"rejected_{reason}"] += 1
         self.logger.error(f"tensor rejected ({reason}): {detail}")
 
-    def _waiting(self) -> int:
-        """Frames accepted whose first sample has not been written yet."""
+    def queued(self) -> int:
+        """Frames accepted whose first sample has not been written yet (what `max_queue` bounds)."""
         return len(self._pending) + len(self._seqs) - self._next_sob
 
     def _on_tensor(self, msg) -> None:
@@ -121,7 +121,7 @@ class ofat_tx(gr.sync_block):
             else:
                 self._reject("frame", f"seq {seq}: {err}")
             return
-        if self._waiting() >= self.max_queue:
+        if self.queued() >= self.max_queue:
             self._counters["dropped_backpressure"] += 1
             self.logger.warn(f"seq {seq} dropped: {self.max_queue} frames already queued")
             return

@@ -170,6 +170,14 @@ class qa_ofat_tx(gr_unittest.TestCase):
         expected, _ = modulate_frame(self.layout, good, seq=5)
         np.testing.assert_allclose(streams[0][:frame_len], expected[0], atol=1e-6)
 
+    def test_queued_counts_accepted_frames_until_they_start(self):
+        tx = semcom.ofat_tx(self.layout, max_queue=3)
+        for i in range(5):  # the handler alone, as the scheduler calls it between work() calls
+            tx._on_tensor(tensor_message({"seq": i}, {"x": np.ones(8, np.float32)}))
+        self.assertEqual(tx.queued(), 3)
+        self.assertEqual(tx.counters()["dropped_backpressure"], 2)
+        self.assertEqual(tx.counters()["frames_queued"], 3)
+
     def test_queue_full_is_counted_as_backpressure(self):
         msgs = [tensor_message({"seq": i}, {"x": np.ones(8, np.float32)}) for i in range(5)]
         tx, _, _ = run_tx(self.layout, msgs, 10, max_queue=2)
