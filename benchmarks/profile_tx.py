@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Where the transmit side's CPU time goes: ofat_tx per frame (message handler, batched modulation,
-the rest of work()) and the ZeroMQ bridge per round trip (each stage's wall time). See PROFILE.md.
+the rest of work()) against the floor of any Python block (one that ignores the messages and writes
+zeros), and the ZeroMQ bridge per round trip (each stage's wall time). See PROFILE.md.
 
     .venv/bin/python benchmarks/profile_tx.py [--frames 600] [--round-trips 1000]
 
@@ -91,6 +92,46 @@ def profile_tx(n_tx: int, n_frames: int, batch: int | None) -> list[str]:
         [f"| {label}: **all, per frame** ({samples} samples per stream) | **{process * 1e6:.1f}** |"]
 
 
+class NullTx(gr.sync_block):
+    """The floor of any Python TX block: takes the same messages and ignores them, writes zeros."""
+
+    def __init__(self, n_tx: int):
+        gr.sync_block.__init__(self, name="null_tx", in_sig=None, out_sig=[np.complex64] * n_tx)
+        self.message_port_register_in(pmt.intern("tensors"))
+        self.set_msg_handler(pmt.intern("tensors"), self._on_tensor)
+
+    def _on_tensor(self, msg) -> None:
+        pass
+
+    def work(self, input_items, output_items):
+        for out in output_items:
+            out[:] = 0
+        return len(output_items[0])
+
+
+def null_cpu(n_tx: int, n_frames: int) -> float:
+    """CPU seconds of NullTx over the samples and messages of n_frames 5x256 frames."""
+    tb = gr.top_block()
+    tx = NullTx(n_tx)
+    n_samples = n_frames * (make_layout("wifi64", n_tx=n_tx).frame_len(1280) + 160)
+    for port in range(n_tx):
+        tb.connect((tx, port), blocks.head(gr.sizeof_gr_complex, n_samples),
+                   blocks.null_sink(gr.sizeof_gr_complex))
+    msg = tensor_message({"seq": 0}, {"x": np.zeros((5, 256), np.float32)})
+    c0 = time.process_time()
+    for _ in range(n_frames):
+        tx._post(pmt.intern("tensors"), msg)
+    tb.run()
+    return time.process_time() - c0
+
+
+def profile_null(n_tx: int, n_frames: int) -> str:
+    null_cpu(n_tx, n_frames)  # warm-up
+    per_frame = (null_cpu(n_tx, 3 * n_frames) - null_cpu(n_tx, n_frames)) / (2 * n_frames)
+    return (f"| Nt = {n_tx}, floor: a Python block that ignores the messages and writes zeros, **all, per "
+            f"frame** | **{per_frame * 1e6:.1f}** |")
+
+
 class TimedSource(semcom.tensor_source):
     def _handle(self, parts) -> None:
         STAMPS["source_in"] = time.perf_counter()
@@ -151,6 +192,7 @@ def main() -> int:
     lines = ["| ofat_tx step (wifi64, 5x256 tensors) | CPU us per frame |", "| --- | --- |"]
     for n_tx, batch in ((1, None), (2, None), (2, 1)):
         lines += profile_tx(n_tx, args.frames, batch)
+    lines += [profile_null(n_tx, args.frames) for n_tx in (1, 2)]
     lines += ["", "| bridge stage (5x256 float32, one in flight) | median us |", "| --- | --- |"]
     lines += profile_bridge(args.round_trips)
     print("\n".join(lines))
