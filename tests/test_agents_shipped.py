@@ -59,11 +59,13 @@ def test_shipped_receiver_answers_95_percent_from_ground_truth(data) -> None:
 def test_shipped_jtcc_pipeline_matches_the_recorded_accuracy(data, jtcc_at_15db) -> None:
     pipeline, at15 = jtcc_at_15db
     assert pipeline.link.m * pipeline.sensor.cfg.k_tokens == 80
-    test = data.test.subset(2000)
     recorded = json.loads(SUMMARY.read_text())["acceptance"]["tokens_jtcc_awgn_15db"]
     assert at15 == pytest.approx(recorded, abs=0.03)  # 2000 of the questions, other noise draws
-    drowned = evaluate_pipeline(pipeline, test, named_channel("awgn", seed=1), -15.0, seed=1)["all"]
-    assert drowned < at15 - 0.15  # the answers come from the tokens
+    # The answers come from the tokens: drowned at -15 dB the pipeline answers 0.39 of 500 questions
+    # (0.37 ... 0.41 over 5 noise seeds; 0.41 of 2000), 0.39 below the bound, 18 standard errors.
+    drowned = evaluate_pipeline(pipeline, data.test.subset(500), named_channel("awgn", seed=1), -15.0,
+                                seed=1)["all"]
+    assert drowned < at15 - 0.15
 
 
 def test_shipped_jtcc_tokens_are_at_least_as_accurate_as_raw_image_vqa(data, jtcc_at_15db) -> None:
