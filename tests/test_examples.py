@@ -34,9 +34,8 @@ def test_example_grc_runs_without_a_host() -> None:
     tb.start()
     try:
         time.sleep(2.5)
-        tb.semcom_link_probe_0.stop()  # no new frames; the ones in flight come back
-        time.sleep(0.5)
-        stats = tb.semcom_link_probe_0.stats()
+        tb.semcom_link_probe_0.stop()  # no new frames
+        stats = tb.semcom_link_probe_0.settle()  # the ones in flight back (or timed out as lost)
     finally:
         tb.stop()
         tb.wait()

@@ -56,9 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     tb = OfatChain(snr_db=args.snr, seed=args.seed)
     tb.start()
     time.sleep(args.seconds)
-    tb.probe.stop()  # no new frames; give the ones in flight a moment to come back
-    time.sleep(0.5)
-    stats = tb.probe.stats()
+    tb.probe.stop()  # no new frames
+    stats = tb.probe.settle()  # the ones in flight back (or timed out as lost)
     tb.stop()
     tb.wait()
     print(f"{tb.probe.status()} | NMSE {stats['nmse_db']:.2f} dB | SNR estimate "

@@ -69,6 +69,17 @@ class link_probe(gr.basic_block):
             self._thread.join()
         return True
 
+    def settle(self) -> dict[str, float]:
+        """After stop(): wait until no frame is in flight (each comes back or times out as lost within
+        timeout_s), then the stats. A fixed sleep instead would leave slow frames in flight on a
+        loaded machine."""
+        end = time.monotonic() + self.timeout_s + 0.1
+        while True:
+            stats = self.stats()
+            if stats["in_flight"] == 0 or time.monotonic() > end:
+                return stats
+            time.sleep(0.02)
+
     def _send_loop(self) -> None:
         while not self._stop.wait(self.period_s):
             self.send_one()
