@@ -440,3 +440,20 @@ def test_fig7_headroom_summary(tmp_path) -> None:
     assert hr["gain_ge_20pct_reachable"] == (hr["ceiling_mean"] >= 1.2 * np.mean(fin[best]))
     assert s["network"]["n_beams"] == 2 and (tmp_path / "headroom.csv").exists()
     assert "gain_over_single_layer_plain_pct" in s["acceptance"]
+
+
+def test_live_cli_passes_the_sequence_choice(monkeypatch, tmp_path) -> None:
+    """`semcom network live` runs link-specific sequences by default, one shared with --shared-sequence."""
+    import semcom.network.live as live
+    from semcom.cli import main
+
+    seen = []
+
+    def fake_run_live(policies, out, **kw):
+        seen.append(kw["link_sequences"])
+        return {"summary": {"within_margin": True}}
+
+    monkeypatch.setattr(live, "run_live", fake_run_live)
+    assert main(["network", "live", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert main(["network", "live", "--shared-sequence", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert seen == [True, False]

@@ -77,7 +77,7 @@ def _live(args: argparse.Namespace) -> int:
 
     _threads(args)
     res = run_live(args.policies, args.out, n_frames=args.frames, seed=args.seed, scheme=args.scheme,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, link_sequences=not args.shared_sequence)
     print(json.dumps(res["summary"], indent=1, default=float))
     return 0 if res["summary"].get("within_margin", False) else 1
 
@@ -155,5 +155,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--frames", type=int, default=200,
                    help="slots, one frame per link each (default: %(default)s)")
     v.add_argument("--seed", type=int, default=100, help="scenario seed (default: %(default)s)")
+    v.add_argument("--shared-sequence", action="store_true",
+                   help="every link on sequence_id 0, the ablation of link-specific sequences "
+                        "(default: off, link k on sequence_id k)")
     common(v, DEFAULT_OUT / "live")
     v.set_defaults(func=_live)
