@@ -49,7 +49,7 @@ from semcom.agents.train import VQATensors, pipeline_correct, predictions
 from semcom.channels import named_channel
 from semcom.checkpoint import checkpoint_paths
 from semcom.errors import finite_float, nonnegative_int, positive_int
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS = ROOT / "host" / "semcom" / "agents" / "checkpoints"
@@ -211,10 +211,7 @@ def plot(path: Path, rows: list[dict[str, Any]], snrs: list[float], budget: str)
     ax.set_title(f"JTCC at {snrs[-1]:g} dB by objects in the scene", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,7 +59,7 @@ from semcom.digital.ofdm import DigitalConfig
 from semcom.errors import UsageError, finite_float, positive_int
 from semcom.jscc.checkpoint import load_checkpoint
 from semcom.jscc.scenes import SCENE_CHECKPOINT
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fig6 import DigitalReceivers, digital_messages  # noqa: E402  (the sibling script: one definition)
@@ -230,10 +230,7 @@ def plot(path: Path, rows: list[dict[str, Any]], snrs_low: list[float]) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     axes[0].set_ylim(80, 96)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

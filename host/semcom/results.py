@@ -1,4 +1,4 @@
-"""Writing experiment results: one CSV helper so every command's tables look alike."""
+"""Writing experiment results: one CSV helper so every command's tables look alike, one figure saver."""
 
 from __future__ import annotations
 
@@ -18,4 +18,16 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    return path
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+    """A matplotlib figure -> PNG at ``path`` (tight layout, parent directory created), then closed."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
     return path

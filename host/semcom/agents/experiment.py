@@ -46,7 +46,7 @@ import torch
 from semcom.channels import NAMED_CHANNELS, named_channel
 from semcom.checkpoint import CheckpointError, checkpoint_paths, load_train_state, train_state_path
 from semcom.data.datasets import make_vqa_dataset
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 from .checkpoint import (
     check_vocab,
@@ -575,10 +575,7 @@ def plot(path: Path, rows: list[dict[str, Any]], exp: AgentsExperiment) -> None:
         ax.set_title(f"{ch}: K = {exp.k_tokens} tokens, d = {exp.d}, JTCC m = {exp.jtcc_m}", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_tokens(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -603,9 +600,7 @@ def plot_tokens(path: Path, rows: list[dict[str, Any]]) -> None:
     ax.set_title("accuracy vs number of tokens", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def per_family_table(rows: list[dict[str, Any]]) -> str:
