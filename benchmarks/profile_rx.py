@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """cProfile of the OFAT receive path per frame: FrameReceiver.process on back-to-back 2x4 frames at
-20 dB (multipath, CFO), chunks of 4096 samples, then the PMT message each frame becomes in ofat_rx.
+20 dB (multipath, CFO), chunks of 4096 samples, then the message each frame becomes in ofat_rx and
+what tensor_sink makes of it.
 
     .venv/bin/python benchmarks/profile_rx.py [--frames 300] [--top 25]
 
-Prints the top functions by own time and a per-step table (ms per frame). See benchmarks/PROFILE.md.
+Prints the top functions by own time, both receivers' time per frame without the profiler, and the
+FRAME message hop per frame both ways, timed in the same run: the PMT dict form (tensor_message in
+ofat_rx, parse_tensor_message + wire encode in tensor_sink, as before) and the wire form
+(wire_message, then wire_parts). See benchmarks/PROFILE.md.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import pstats
 import time
 
 import numpy as np
-from gnuradio.semcom.messages import parse_tensor_message, tensor_message
+from gnuradio.semcom.messages import parse_tensor_message, serialize, tensor_message, wire_message, wire_parts
 
 from semcom.ofat.channel_model import ChannelSpec
 from semcom.ofat.frame import make_layout, modulate_frame
-from semcom.ofat.receiver import FrameReceiver, ReferenceFrameReceiver
+from semcom.ofat.receiver import FrameReceiver, ReceivedFrame, ReferenceFrameReceiver, RxCounters
+from semcom.wire import Kind, encode
 
 
 def recorded_burst(n_frames: int, n_tx: int = 2, n_rx: int = 4, snr_db: float = 20.0, seed: int = 0,
@@ -50,11 +55,41 @@ def receive_all(layout, y: np.ndarray, chunk: int, publish: bool, receiver: type
     for i in range(0, y.shape[1], chunk):
         for frame in rx.process(y[:, i: i + chunk]):
             n += 1
-            if publish:
+            if publish:  # what ofat_rx and tensor_sink do with it
                 meta = frame.meta()
-                meta["rx_counters"] = rx.counters.as_dict()
-                parse_tensor_message(tensor_message(meta, {"Y": frame.y, "H": frame.h}))
+                meta["rx_counters"] = vars(rx.counters).copy()
+                wire_parts(serialize(wire_message(meta["seq"], meta, {"Y": frame.y, "H": frame.h})))
     return n
+
+
+def hop_costs(frames: list[ReceivedFrame], counters: RxCounters, repeats: int = 5) -> dict[str, float]:
+    """Microseconds per frame of each step of the FRAME hop, both forms, the best of `repeats` passes
+    over `frames` (interleaved, so both see the same machine)."""
+    metas = [{**f.meta(), "rx_counters": counters.as_dict()} for f in frames]
+    tensors = [{"Y": f.y, "H": f.h} for f in frames]
+    dict_msgs = [tensor_message(m, t) for m, t in zip(metas, tensors, strict=True)]
+    wire_msgs = [wire_message(m["seq"], m, t) for m, t in zip(metas, tensors, strict=True)]
+    steps = {
+        "PMT dict form: ofat_rx builds (tensor_message)":
+            lambda i: tensor_message(metas[i], tensors[i]),
+        "PMT dict form: tensor_sink reads + encodes (parse_tensor_message, wire.encode)":
+            lambda i: encode(Kind.FRAME, metas[i]["seq"], *reversed(parse_tensor_message(dict_msgs[i]))),
+        "wire form: ofat_rx builds (wire_message)":
+            lambda i: wire_message(metas[i]["seq"], metas[i], tensors[i]),
+        "wire form: tensor_sink reads (serialize, wire_parts)": lambda i: wire_parts(serialize(wire_msgs[i])),
+        "wire form: another block reads it (parse_tensor_message)":
+            lambda i: parse_tensor_message(wire_msgs[i]),
+        "rx_counters in ofat_rx: dataclasses.asdict (before)": lambda i: counters.as_dict(),
+        "rx_counters in ofat_rx: vars(...).copy() (now)": lambda i: vars(counters).copy(),
+    }
+    best = dict.fromkeys(steps, float("inf"))
+    for _ in range(repeats):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            for i in range(len(frames)):
+                step(i)
+            best[name] = min(best[name], (time.perf_counter() - t0) / len(frames) * 1e6)
+    return best
 
 
 def main() -> None:
@@ -86,6 +121,13 @@ def main() -> None:
         dt = sorted(ts)[1]
         print(f"{name}: {dt / n * 1e3:.3f} ms per frame, {y.shape[1] / dt / 1e6:.2f} MS/s per stream "
               f"(process() only, no messages)")
+    rx = FrameReceiver(layout)
+    frames = rx.process(y)
+    print(f"\nThe FRAME message hop, us per frame (2x4, Y {frames[0].y.shape}, H {frames[0].h.shape}; "
+          f"{len(frames)} frames, best of 5 interleaved passes):")
+    print("| step | us per frame |\n| --- | --- |")
+    for name, us in hop_costs(frames, rx.counters).items():
+        print(f"| {name} | {us:.1f} |")
     stats = pstats.Stats(prof)
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(args.top)

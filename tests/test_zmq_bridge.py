@@ -12,10 +12,19 @@ import pmt
 import pytest
 import zmq
 from gnuradio import blocks, gr, semcom
-from gnuradio.semcom.messages import SUPPORTED_DTYPES, MessageError, parse_tensor_message, tensor_message
+from gnuradio.semcom.messages import (
+    SUPPORTED_DTYPES,
+    MessageError,
+    parse_tensor_message,
+    serialize,
+    tensor_message,
+    wire_message,
+    wire_parts,
+)
 
 from semcom.link import LinkClient, LossAccounting
-from semcom.ofat.frame import make_layout
+from semcom.ofat.frame import make_layout, modulate_frame
+from semcom.ofat.receiver import FrameReceiver
 from semcom.wire import DTYPES, HEADER, Kind, bind_random, decode, encode
 
 LAYOUT = make_layout("wifi64", n_tx=2, n_rx=2, max_data_symbols=8)
@@ -260,6 +269,114 @@ def test_tensor_message_refuses_what_pmt_cannot_hold():
     assert issubclass(MessageError, ValueError)
 
 
+# ------------------------------------------------------------------ the wire form (messages.wire_message)
+# What ofat_rx publishes is the wire FRAME itself: parse_tensor_message reads it as the same (meta,
+# tensors) the PMT dict form gives, tensor_sink sends its bytes unchanged, and whatever the wire cannot
+# carry still travels (and is counted at the sink) as before.
+WF_RNG = np.random.default_rng(5)
+Y = (WF_RNG.standard_normal((48, 4, 7)) + 1j * WF_RNG.standard_normal((48, 4, 7))).astype(np.complex64)
+H = (WF_RNG.standard_normal((48, 4, 2)) + 1j * WF_RNG.standard_normal((48, 4, 2))).astype(np.complex64)
+# The keys and types of a receiver's meta (ints near the int32/int64 edge included).
+RX_META = {"seq": 2**32 - 1, "shape": [5, 256], "n_values": 1280, "scale": 0.5088776114160352, "flags": 0,
+        "noise_var": 0.009526728461128644, "err_var": 1e-300, "snr_db": -3.25, "cfo": -0.0029977554,
+        "timing": 2**40 + 3, "sync_metric": 0.979, "sfo_ppm": 12.5,
+        "rx_counters": {"samples": 2**31, "detections": 20, "frames": 19, "header_crc_fail": 1}}
+
+
+def wire_form_bytes(parts: list[bytes], announced: int | None = None) -> bytes:
+    """Serialized PMT of a message in the wire form holding `parts` (announcing `announced` bytes)."""
+    from gnuradio.semcom import messages
+
+    body = b"".join(messages._PART_LEN.pack(len(p)) + p for p in parts)
+    size = len(body) if announced is None else announced
+    return messages._WIRE_PREFIX + messages._U32.pack(size) + b"\x01\x00" + body
+
+
+def test_wire_form_reads_back_as_the_pmt_dict_form_does():
+    meta, tensors = parse_tensor_message(wire_message(RX_META["seq"], RX_META, {"Y": Y, "H": H}))
+    ref_meta, ref_tensors = parse_tensor_message(tensor_message(RX_META, {"Y": Y, "H": H}))
+    assert meta == ref_meta == RX_META and list(meta) == list(RX_META)
+    assert type(meta["timing"]) is int and type(meta["scale"]) is float
+    for name, ref in ref_tensors.items():
+        assert tensors[name].dtype == ref.dtype == np.complex64 and tensors[name].shape == ref.shape
+        np.testing.assert_array_equal(tensors[name], ref)
+        assert tensors[name].flags.writeable and tensors[name].flags.owndata
+
+
+def test_wire_parts_are_the_wire_encoding_byte_for_byte():
+    msg = wire_message(7, RX_META, {"Y": Y, "H": H})
+    seq, parts = wire_parts(serialize(msg))
+    assert seq == 7
+    assert [bytes(p) for p in parts] == encode(Kind.FRAME, 7, {"Y": Y, "H": H}, RX_META)
+    assert wire_parts(serialize(tensor_message(RX_META, {"Y": Y}))) is None  # the dict form: parse it
+    # A GNU Radio PDU: car the dict {"semcom_wire": 1}, cdr a u8vector.
+    assert pmt.is_pair(msg) and pmt.is_u8vector(pmt.cdr(msg))
+    assert pmt.to_python(pmt.car(msg)) == {"semcom_wire": 1}
+
+
+@pytest.mark.parametrize("meta, tensors", [
+    ({"seq": 3, "c": 1 - 2j}, {"Y": Y}),  # JSON has no complex numbers
+    ({"seq": 3, "snr_db": float("inf")}, {"Y": Y}),  # nor infinities
+    ({"seq": 3}, {"x": np.ones(3, np.int16)}),  # int16 is not a wire dtype
+])
+def test_what_the_wire_cannot_carry_falls_back_to_the_pmt_dict_form(meta, tensors):
+    msg = wire_message(3, meta, tensors)
+    assert pmt.is_dict(msg) and wire_parts(serialize(msg)) is None
+    back_meta, back = parse_tensor_message(msg)
+    assert back_meta == meta
+    for name, t in tensors.items():
+        np.testing.assert_array_equal(back[name], t)
+
+
+@pytest.mark.parametrize("raw", [
+    wire_form_bytes(encode(Kind.FRAME, 1, {"Y": Y}, {"seq": 1}))[:-3],  # cut short
+    wire_form_bytes(encode(Kind.FRAME, 1, {"Y": Y}, {"seq": 1}), announced=10),  # length lies
+    wire_form_bytes(encode(Kind.FRAME, 1, {"Y": Y}, {"seq": 1})[:2]),  # a tensor part missing
+    wire_form_bytes(encode(Kind.TENSOR, 1, {"Y": Y}, {"seq": 1})),  # not a FRAME
+    wire_form_bytes([b"\x00" * 16, b"{}"]),  # no magic
+])
+def test_malformed_wire_form_raises_message_error(raw):
+    with pytest.raises(MessageError):
+        wire_parts(raw)
+
+
+def test_malformed_wire_form_payload_is_a_message_error_for_readers():
+    parts = encode(Kind.FRAME, 1, {"Y": Y}, {"seq": 1})
+    bad = pmt.deserialize_str(wire_form_bytes([*parts[:2], parts[2][:-8]]))  # shape_mismatch
+    with pytest.raises(MessageError, match="shape_mismatch"):
+        parse_tensor_message(bad)
+
+
+def test_ofat_rx_publishes_what_the_receiver_decodes():
+    """The messages ofat_rx publishes carry exactly the receiver's frames: meta() plus the counters
+    at that frame, Y and H bit for bit (the same FrameReceiver run offline on the same samples)."""
+    layout = make_layout("wifi64", n_tx=2, n_rx=2)
+    rng = np.random.default_rng(8)
+    x = np.concatenate([np.zeros((2, 300), np.complex64)]
+                       + [modulate_frame(layout, rng.standard_normal(200), seq=s, pad=200)[0]
+                          for s in range(3)], axis=1)
+    y = (x + 0.02 * (rng.standard_normal(x.shape) + 1j * rng.standard_normal(x.shape))).astype(np.complex64)
+    tb = gr.top_block()
+    rx = semcom.ofat_rx(layout)
+    dbg = blocks.message_debug()
+    for r in range(2):
+        tb.connect(blocks.vector_source_c(y[r].tolist()), (rx, r))
+    tb.msg_connect((rx, "frames"), (dbg, "store"))
+    tb.run()
+    published = [parse_tensor_message(dbg.get_message(i)) for i in range(dbg.num_messages())]
+    offline = FrameReceiver(layout)
+    expected = []
+    for frame in offline.process(y):  # one chunk: the counters after the last frame
+        expected.append(frame)
+    assert [m["seq"] for m, _ in published] == [f.header.seq for f in expected] == [0, 1, 2]
+    for (meta, tensors), frame in zip(published, expected, strict=True):
+        assert {k: v for k, v in meta.items() if k != "rx_counters"} == frame.meta()
+        assert set(meta["rx_counters"]) == set(offline.counters.as_dict())
+        np.testing.assert_array_equal(tensors["Y"], frame.y)
+        np.testing.assert_array_equal(tensors["H"], frame.h)
+    assert published[-1][0]["rx_counters"]["frames"] == 3
+
+
 # ------------------------------------------------------------------ tensor_source -> message_debug
 @pytest.fixture
 def source_to_debug():
@@ -330,14 +447,21 @@ def test_source_stop_returns_promptly_with_a_peer_still_sending():
 
 
 # ------------------------------------------------------------------ tensor_sink -> host
-def test_sink_sends_frames_with_complex_tensors_and_counts_what_it_cannot_send():
+def sink_with_host() -> tuple[gr.top_block, semcom.tensor_sink, zmq.Socket]:
+    """A tensor_sink in a flowgraph not yet started, and a host PULL socket connected to it."""
     tb = gr.top_block()
     src = semcom.tensor_source("tcp://127.0.0.1:*")  # idle: only gives the sink a flowgraph to live in
     snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=2000)
     tb.msg_connect((src, "tensors"), (snk, "frames"))
+    tb.idle_source = src  # a Python block must live as long as its flowgraph (GNU Radio keeps no ref)
     pull = zmq.Context.instance().socket(zmq.PULL)
     pull.setsockopt(zmq.LINGER, 0)
     pull.connect(snk.endpoint())
+    return tb, snk, pull
+
+
+def test_sink_sends_frames_with_complex_tensors_and_counts_what_it_cannot_send():
+    tb, snk, pull = sink_with_host()
     rng = np.random.default_rng(2)
     y = (rng.standard_normal((6, 4, 3)) + 1j * rng.standard_normal((6, 4, 3))).astype(np.complex64)
     h = (rng.standard_normal((6, 4, 2)) + 1j * rng.standard_normal((6, 4, 2))).astype(np.complex64)
@@ -361,6 +485,31 @@ def test_sink_sends_frames_with_complex_tensors_and_counts_what_it_cannot_send()
     np.testing.assert_array_equal(got[0].tensors["H"], h)
     assert got[0].tensors["Y"].dtype == np.complex64 and got[1].tensors["values"].shape == (2, 3)
     assert snk.counters() == {"sent": 2, "error_malformed": 1, "error_bad_dtype": 1, "error_bad_meta": 1}
+
+
+def test_sink_forwards_wire_form_unchanged_and_counts_a_broken_one():
+    tb, snk, pull = sink_with_host()
+    rng = np.random.default_rng(3)
+    y = (rng.standard_normal((6, 4, 3)) + 1j * rng.standard_normal((6, 4, 3))).astype(np.complex64)
+    h = (rng.standard_normal((6, 4, 2)) + 1j * rng.standard_normal((6, 4, 2))).astype(np.complex64)
+    meta = {"seq": 11, "shape": [5, 7], "noise_var": 0.01, "rx_counters": {"frames": 3}}
+    port = pmt.intern("frames")
+    snk._post(port, wire_message(11, meta, {"Y": y, "H": h}))
+    parts = encode(Kind.FRAME, 12, {"Y": y}, {"seq": 12})
+    snk._post(port, pmt.deserialize_str(wire_form_bytes(parts[:2])))  # malformed: a part missing
+    snk._post(port, wire_message(13, {"seq": 13, "c": 1j}, {"Y": y}))  # fell back: bad_meta at the sink
+    snk._post(port, wire_message(14, {"seq": 14}, {"Y": y}))
+    tb.start()
+    got = []
+    for _ in range(2):
+        assert pull.poll(5000)
+        got.append(pull.recv_multipart())
+    tb.stop()
+    tb.wait()
+    pull.close()
+    assert got[0] == encode(Kind.FRAME, 11, {"Y": y, "H": h}, meta)
+    assert decode(got[1]).seq == 14
+    assert snk.counters() == {"sent": 2, "error_malformed": 1, "error_bad_meta": 1}
 
 
 # ------------------------------------------------------------------ LinkClient against a scripted peer

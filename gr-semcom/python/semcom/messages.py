@@ -30,6 +30,18 @@ Meta values may be None, bool, int (-2^63 .. 2^64-1), float, complex, str, list,
 and numpy scalars/arrays (numpy arrays become lists). Two PMT quirks remain: an empty dict is PMT_NIL,
 so an empty dict nested inside meta comes back as None (the top-level meta comes back as {}); and PMT
 cannot deserialize an empty tuple, so () is refused (MessageError).
+
+The wire form (`wire_message`, what ofat_rx publishes): a received frame is bound for the host, which
+parses the wire protocol anyway, so the receiver encodes the wire FRAME itself (semcom.wire.encode)
+and the message carries those bytes, a GNU Radio PDU:
+
+    (("semcom_wire" . 1) . u8vector)   car: the dict {"semcom_wire": 1} (1 = this layout), cdr: the
+                                        wire parts, each as a u32 little-endian length, then its bytes
+
+tensor_sink sends the parts as they are (`wire_parts`: no PMT walk, no re-encoding) and
+parse_tensor_message reads both forms, so every other block sees the same (meta, tensors).
+Why: building and reading the PMT dict of a frame's meta (about 20 nodes, each a symbol or a number
+the C++ side allocates and the Python side walks) cost more than the wire encoding of the whole frame.
 """
 
 from __future__ import annotations
@@ -41,6 +53,8 @@ from typing import Any
 
 import numpy as np
 import pmt
+
+from semcom.wire import HEADER, MAGIC, VERSION, Kind, WireError, decode, encode
 
 
 class MessageError(ValueError):
@@ -252,8 +266,16 @@ def _decode_pmt(p: pmt.pmt_base) -> Any:
     """PMT -> Python through its serialized bytes (one C++ call, then _decode)."""
     try:
         raw = pmt.serialize_str(p)
+    except RuntimeError as err:
+        raise MessageError(f"PMT not convertible: {err!r}") from err
+    return _decode_raw(raw)
+
+
+def _decode_raw(raw: bytes) -> Any:
+    """The Python value of a whole serialized PMT (see _decode)."""
+    try:
         value, end = _decode(raw, 0)
-    except (RuntimeError, IndexError, struct.error, UnicodeDecodeError, RecursionError) as err:
+    except (IndexError, struct.error, UnicodeDecodeError, RecursionError) as err:
         raise MessageError(f"PMT not convertible: {err!r}") from err
     if end != len(raw):
         raise MessageError(f"PMT bytes not all read ({end} of {len(raw)})")
@@ -289,12 +311,36 @@ def tensor_message(meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> pmt.
 
 
 def parse_tensor_message(msg: pmt.pmt_base) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Inverse of tensor_message: (meta, tensors) with each tensor's dtype and shape restored.
-    Raises MessageError for anything that is not a well-formed tensor message."""
-    if not isinstance(msg, pmt.pmt_base) or pmt.is_null(msg) or not pmt.is_dict(msg):
-        raise MessageError(f"a tensor message is a PMT dict with keys meta, tensors, shapes; got {msg}")
+    """Inverse of tensor_message (and of wire_message): (meta, tensors) with each tensor's dtype and
+    shape restored. Raises MessageError for anything that is not a well-formed tensor message."""
+    return parse_serialized(serialize(msg))
+
+
+def serialize(msg: pmt.pmt_base) -> bytes:
+    """PMT's serialized bytes of a message (one C++ call), for parse_serialized and wire_parts."""
+    if not isinstance(msg, pmt.pmt_base):
+        raise MessageError(f"a tensor message is a PMT; got {msg!r}")
     try:
-        return _parse(_decode_pmt(msg))
+        return pmt.serialize_str(msg)
+    except (RuntimeError, TypeError) as err:
+        raise MessageError(f"PMT not serializable: {err!r}") from err
+
+
+def parse_serialized(raw: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """parse_tensor_message of a message's serialized bytes (see serialize)."""
+    parts = _split_wire_form(raw)
+    if parts is not None:
+        try:
+            wire = decode(parts)
+        except WireError as err:
+            raise MessageError(f"wire-form message: {err}") from err
+        # Writable arrays that own their data, as the PMT form gives.
+        return wire.meta, {name: np.array(t) for name, t in wire.tensors.items()}
+    if raw[:1] != bytes((_PST_DICT,)):  # PMT_NIL (the empty dict) included
+        raise MessageError("a tensor message is a PMT dict with keys meta, tensors, shapes (or the wire "
+                           f"form); got a PMT of serial tag {raw[:1].hex() or 'none'}")
+    try:
+        return _parse(_decode_raw(raw))
     except (TypeError, AttributeError) as err:  # e.g. an unhashable dtype or a dict key that is a list
         raise MessageError(f"tensor message not convertible: {err}") from err
 
@@ -324,3 +370,77 @@ def _parse(body: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]
             raise MessageError(f"tensor {name!r}: shape {list(shape)} does not match {flat.size} values")
         tensors[name] = flat.reshape(shape)
     return meta, tensors
+
+
+# The wire form (see the module docstring): a PDU whose car is {"semcom_wire": 1}, cdr a u8vector.
+WIRE_FORM_KEY = "semcom_wire"
+_WIRE_FORM_VERSION = 1
+_PART_LEN = struct.Struct("<I")
+_car: list[bytes] = [bytes((_PST_PAIR,))]
+_meta_bytes({WIRE_FORM_KEY: _WIRE_FORM_VERSION}, _car)
+_WIRE_PREFIX = b"".join(_car) + bytes((_PST_UNIFORM_VECTOR, _UVI_CODES["uint8"]))
+del _car
+
+
+def wire_message(seq: int, meta: dict[str, Any], tensors: dict[str, np.ndarray],
+                 kind: Kind = Kind.FRAME) -> pmt.pmt_base:
+    """A message in the wire form: the wire message (kind, seq, tensors, meta) encoded once, here.
+
+    What the wire cannot carry (meta JSON cannot hold, e.g. complex or NaN; a dtype outside the wire's
+    list; a seq beyond u64) goes out as a tensor_message(meta, tensors) instead, so every block still
+    gets it and tensor_sink counts why it cannot send it, as before."""
+    try:
+        parts = encode(kind, seq, tensors, meta)
+    except (WireError, TypeError, ValueError, OverflowError):
+        return tensor_message(meta, tensors)
+    body = [_WIRE_PREFIX, b""]
+    size = 0
+    for part in parts:
+        body += (_PART_LEN.pack(len(part)), part)
+        size += _PART_LEN.size + len(part)
+    body[1] = _U32.pack(size) + bytes((1, 0))  # the u8vector's length and its one pad byte
+    return pmt.deserialize_str(b"".join(body))
+
+
+def _split_wire_form(raw: bytes) -> list[memoryview] | None:
+    """The wire parts of a serialized PMT in the wire form; None for any other PMT. Raises MessageError
+    when the bytes start as the wire form but do not hold a whole FRAME's parts."""
+    if not raw.startswith(_WIRE_PREFIX):
+        return None
+    start = len(_WIRE_PREFIX)
+    try:
+        size = _U32.unpack_from(raw, start)[0]
+        pos = start + 5 + raw[start + 4]  # after the length and the pad bytes
+    except (struct.error, IndexError):
+        raise MessageError("wire-form message cut short") from None
+    if pos + size != len(raw):
+        raise MessageError(f"wire-form message holds {len(raw) - pos} bytes, announces {size}")
+    view = memoryview(raw)
+    parts = []
+    while pos < len(raw):
+        if pos + _PART_LEN.size > len(raw):
+            raise MessageError("wire-form message: a part length runs past the end")
+        n = _PART_LEN.unpack_from(raw, pos)[0]
+        pos += _PART_LEN.size
+        if pos + n > len(raw):
+            raise MessageError("wire-form message: a part runs past the end")
+        parts.append(view[pos: pos + n])
+        pos += n
+    return parts
+
+
+def wire_parts(raw: bytes) -> tuple[int, list[memoryview]] | None:
+    """(seq, the wire parts ready to send) of a FRAME in the wire form, from its serialized bytes (see
+    serialize); None for a message in the PMT dict form (parse_serialized reads it). Checks what
+    sending needs without decoding the JSON: the parts' framing, a version-1 FRAME header,
+    2 + n_tensors parts. Raises MessageError."""
+    parts = _split_wire_form(raw)
+    if parts is None:
+        return None
+    head = bytes(parts[0]) if parts else b""
+    if len(head) != HEADER.size:
+        raise MessageError(f"wire-form message: header of {len(head)} bytes")
+    magic, version, kind, n_tensors, seq = HEADER.unpack(head)
+    if (magic, version, kind) != (MAGIC, VERSION, Kind.FRAME) or len(parts) != 2 + n_tensors:
+        raise MessageError(f"wire-form message is not a version {VERSION} FRAME of 2 + n_tensors parts")
+    return seq, parts

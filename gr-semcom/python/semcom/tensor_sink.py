@@ -13,16 +13,17 @@ import pmt
 import zmq
 from gnuradio import gr
 
-from semcom.wire import DEFAULT_FRAME_ENDPOINT, Kind, WireError, encode
+from semcom.wire import DEFAULT_FRAME_ENDPOINT, HEADER, Kind, WireError, encode
 
 from .bridge_socket import BoundSocket
-from .messages import MessageError, parse_tensor_message
+from .messages import MessageError, parse_serialized, serialize, wire_parts
 
 
 class tensor_sink(BoundSocket, gr.basic_block):
     """Binds a ZeroMQ PUSH socket at `address`; each tensor message on port "frames" (from ofat_rx
     or ofat_equalizer) goes out as one wire FRAME with seq = meta["seq"], the message's tensors
-    (dtype and shape kept) and its meta as the JSON meta.
+    (dtype and shape kept) and its meta as the JSON meta. A message in the wire form (ofat_rx's,
+    messages.wire_message) is that FRAME already: its parts are sent as they are.
 
     Never blocks the flowgraph for long: when the host does not take a frame within
     `send_timeout_ms` (no peer connected, or its queue of `hwm` messages is full), the frame is
@@ -60,21 +61,18 @@ class tensor_sink(BoundSocket, gr.basic_block):
 
     def _on_frame(self, msg: pmt.pmt_base) -> None:
         try:
-            meta, tensors = parse_tensor_message(msg)
-            seq = meta.get("seq")
-            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**64:
-                raise MessageError(f"meta['seq'] must be an integer in [0, 2^64), got {seq!r}")
+            raw = serialize(msg)
+            encoded = wire_parts(raw)  # a FRAME already in wire form (ofat_rx): sent as it is
         except MessageError as err:
             self._fail("error_malformed", f"frame not sent: {err}")
             return
-        try:
-            parts = encode(Kind.FRAME, seq, tensors, meta)
-        except WireError as err:
-            self._fail(f"error_{err.reason}", f"frame seq {seq} not sent ({err.reason}): {err.detail}")
-            return
-        except (TypeError, ValueError) as err:  # meta that JSON cannot hold
-            self._fail("error_bad_meta", f"frame seq {seq} not sent (bad_meta): {err}")
-            return
+        if encoded is not None:
+            seq, parts = encoded
+        else:
+            parts = self._encode(raw)
+            if parts is None:
+                return
+            seq = HEADER.unpack_from(parts[0])[4]
         with self._lock:  # stop() must not close the socket in the middle of a send
             if self._sock is None:
                 self._counters["dropped_stopped"] += 1
@@ -88,6 +86,25 @@ class tensor_sink(BoundSocket, gr.basic_block):
                 self._counters["dropped_backpressure"] += 1
         self.logger.warn(f"frame seq {seq} dropped (dropped_backpressure): host did not take it within "
                          f"{self.send_timeout_ms} ms")
+
+    def _encode(self, raw: bytes) -> list[bytes] | None:
+        """The wire FRAME of a message in the PMT dict form (its serialized bytes); None (counted,
+        logged) when it has none."""
+        try:
+            meta, tensors = parse_serialized(raw)
+            seq = meta.get("seq")
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**64:
+                raise MessageError(f"meta['seq'] must be an integer in [0, 2^64), got {seq!r}")
+        except MessageError as err:
+            self._fail("error_malformed", f"frame not sent: {err}")
+            return None
+        try:
+            return encode(Kind.FRAME, seq, tensors, meta)
+        except WireError as err:
+            self._fail(f"error_{err.reason}", f"frame seq {seq} not sent ({err.reason}): {err.detail}")
+        except (TypeError, ValueError) as err:  # meta that JSON cannot hold
+            self._fail("error_bad_meta", f"frame seq {seq} not sent (bad_meta): {err}")
+        return None
 
     def _fail(self, key: str, text: str) -> None:
         self._count(key)
