@@ -18,6 +18,7 @@ from semcom.wire import (
     decode,
     encode,
     make_socket,
+    send_parts,
 )
 
 
@@ -225,5 +226,23 @@ def test_sockets_push_pull_only_with_finite_linger_and_a_random_port():
     # A second bind on the same port fails cleanly (and does not leak the socket).
     with pytest.raises(zmq.ZMQError):
         make_socket(ctx, zmq.PULL, endpoint, bind=True)
+    push.close()
+    pull.close()
+
+
+def test_send_parts_delivers_small_and_large_messages_and_memoryview_parts():
+    """send_parts copies small messages into ZeroMQ and sends large ones zero-copy: both arrive whole."""
+    ctx = zmq.Context.instance()
+    pull, endpoint = bind_random(ctx, zmq.PULL)
+    push = make_socket(ctx, zmq.PUSH, endpoint, bind=False, send_timeout_ms=2000)
+    small = np.arange(12, dtype=np.float32)
+    large = np.arange(zmq.COPY_THRESHOLD // 4 + 1, dtype=np.float32)  # one part above the threshold
+    for seq, x in enumerate((small, large)):
+        parts = encode(Kind.FRAME, seq, {"x": x})
+        send_parts(push, [memoryview(p) for p in parts])
+        assert pull.poll(5000)
+        msg = decode(pull.recv_multipart())
+        assert msg.seq == seq
+        np.testing.assert_array_equal(msg.tensors["x"], x)
     push.close()
     pull.close()

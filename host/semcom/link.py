@@ -18,7 +18,16 @@ from typing import Any
 import numpy as np
 import zmq
 
-from semcom.wire import DEFAULT_MAX_MESSAGE_BYTES, Kind, WireError, WireMessage, decode, encode, make_socket
+from semcom.wire import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Kind,
+    WireError,
+    WireMessage,
+    decode,
+    encode,
+    make_socket,
+    send_parts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +158,7 @@ class LinkClient:
         seq = self._next_seq
         parts = encode(Kind.TENSOR, seq, {name: np.asarray(array)}, meta)
         try:
-            self._push.send_multipart(parts, copy=False)
+            send_parts(self._push, parts)
         except zmq.Again:
             raise TimeoutError(f"flowgraph did not accept seq {seq} (is it running?)") from None
         self._next_seq += 1

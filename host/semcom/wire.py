@@ -184,6 +184,13 @@ def decode(parts: list[bytes], *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_B
     return WireMessage(kind=kind, seq=seq, tensors=tensors, meta=meta)
 
 
+def send_parts(sock: zmq.Socket, parts: list[bytes] | list[memoryview]) -> None:
+    """Send a multipart message, copying it into ZeroMQ unless a part is large. Why: pyzmq's zero-copy
+    send builds a zmq.Frame per part and still copies parts below zmq.COPY_THRESHOLD (64 KiB); for a
+    5x256 float32 tensor it took 20 us against 9 us for the plain copying send (one run here)."""
+    sock.send_multipart(parts, copy=max(len(p) for p in parts) < zmq.COPY_THRESHOLD)
+
+
 def make_socket(context: zmq.Context, socket_type: int, endpoint: str, *, bind: bool,
                 hwm: int = DEFAULT_HWM, linger_ms: int = DEFAULT_LINGER_MS,
                 send_timeout_ms: int | None = None) -> zmq.Socket:

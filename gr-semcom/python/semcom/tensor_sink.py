@@ -13,7 +13,7 @@ import pmt
 import zmq
 from gnuradio import gr
 
-from semcom.wire import DEFAULT_FRAME_ENDPOINT, HEADER, Kind, WireError, encode
+from semcom.wire import DEFAULT_FRAME_ENDPOINT, HEADER, Kind, WireError, encode, send_parts
 
 from .bridge_socket import BoundSocket
 from .messages import MessageError, parse_serialized, serialize, wire_parts
@@ -79,7 +79,7 @@ class tensor_sink(BoundSocket, gr.basic_block):
                 self.logger.warn(f"frame seq {seq} dropped: sink is stopped")
                 return
             try:
-                self._sock.send_multipart(parts, copy=False)
+                send_parts(self._sock, parts)
                 self._counters["sent"] += 1
                 return
             except zmq.Again:

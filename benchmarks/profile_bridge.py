@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Where the ZeroMQ bridge's round trip goes, and the bridge before and after a change, in one run.
+
+    .venv/bin/python benchmarks/profile_bridge.py [--round-trips 1000] [--before REV]
+
+1. Stages (wall time, medians): one 5x256 float32 tensor in flight, LinkClient -> tensor_source ->
+   (GNU Radio message) -> tensor_sink -> LinkClient, each block's handler time-stamped.
+2. With --before REV: the bridge blocks and the host client as they were at git revision REV
+   (tensor_source, tensor_sink, bridge_socket, messages, wire, link, loaded from `git show` into a
+   temporary package) against the working tree's and a bare pyzmq echo thread, interleaved in blocks
+   of 50 round trips in this one process, so all three see the same machine load.
+See benchmarks/PROFILE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+from gnuradio import gr, semcom
+
+from semcom.link import LinkClient
+
+ROOT = Path(__file__).resolve().parent.parent
+# What a round trip through the bridge runs, by path in the repository.
+BRIDGE_FILES = {"messages": "gr-semcom/python/semcom/messages.py",
+                "bridge_socket": "gr-semcom/python/semcom/bridge_socket.py",
+                "tensor_source": "gr-semcom/python/semcom/tensor_source.py",
+                "tensor_sink": "gr-semcom/python/semcom/tensor_sink.py",
+                "wire": "host/semcom/wire.py", "link": "host/semcom/link.py"}
+STAMPS: dict[str, float] = {}
+
+
+class TimedSource(semcom.tensor_source):
+    def _handle(self, parts) -> None:
+        STAMPS["source_in"] = time.perf_counter()
+        super()._handle(parts)
+        STAMPS["source_out"] = time.perf_counter()
+
+
+class TimedSink(semcom.tensor_sink):
+    def _on_frame(self, msg) -> None:
+        STAMPS["sink_in"] = time.perf_counter()
+        super()._on_frame(msg)
+        STAMPS["sink_out"] = time.perf_counter()
+
+
+def tensor() -> np.ndarray:
+    return np.random.default_rng(3).standard_normal((5, 256)).astype(np.float32)
+
+
+def stages(n: int) -> dict[str, float]:
+    """Median microseconds of each stage of a bridge round trip (the working tree's blocks)."""
+    tb = gr.top_block()
+    src = TimedSource("tcp://127.0.0.1:*")
+    snk = TimedSink("tcp://127.0.0.1:*", send_timeout_ms=1000)
+    tb.msg_connect((src, "tensors"), (snk, "frames"))
+    tb.start()
+    x = tensor()
+    out: dict[str, list[float]] = collections.defaultdict(list)
+    try:
+        with LinkClient(src.endpoint(), snk.endpoint(), timeout_s=5.0) as link:
+            for i in range(n + 50):
+                t0 = time.perf_counter()
+                link.send(x)
+                t1 = time.perf_counter()
+                assert link.receive(timeout_s=5.0) is not None
+                t2 = time.perf_counter()
+                if i < 50:  # warm-up
+                    continue
+                s = STAMPS
+                for name, value in (
+                        ("host: encode + send", t1 - t0),
+                        ("ZeroMQ to the source's thread (wake-up)", s["source_in"] - t1),
+                        ("tensor_source: wire decode + PMT build + post", s["source_out"] - s["source_in"]),
+                        ("GNU Radio message hop to the sink's thread", s["sink_in"] - s["source_out"]),
+                        ("tensor_sink: PMT read + wire encode + send", s["sink_out"] - s["sink_in"]),
+                        ("ZeroMQ to the host + receive + decode", t2 - s["sink_out"]),
+                        ("**round trip**", t2 - t0)):
+                    out[name].append(value)
+    finally:
+        tb.stop()
+        tb.wait()
+    return {k: statistics.median(v) * 1e6 for k, v in out.items()}
+
+
+def load_revision(rev: str, into: Path) -> dict[str, ModuleType]:
+    """The bridge modules as they were at `rev`, imported as the package `bridge_at_rev` (their imports
+    of each other rewritten to stay inside it)."""
+    package = into / "bridge_at_rev"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name, path in BRIDGE_FILES.items():
+        text = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True,
+                              text=True).stdout
+        (package / f"{name}.py").write_text(text.replace("from semcom.wire import", "from .wire import"))
+    sys.path.insert(0, str(into))
+    return {name: importlib.import_module(f"bridge_at_rev.{name}") for name in BRIDGE_FILES}
+
+
+class Bridge:
+    """A running tensor_source -> tensor_sink flowgraph and its LinkClient, from one set of modules."""
+
+    def __init__(self, source_cls: type, sink_cls: type, client_cls: type):
+        self.tb = gr.top_block()
+        self.src = source_cls("tcp://127.0.0.1:*")
+        self.snk = sink_cls("tcp://127.0.0.1:*", send_timeout_ms=1000)
+        self.tb.msg_connect((self.src, "tensors"), (self.snk, "frames"))
+        self.tb.start()
+        self.link = client_cls(self.src.endpoint(), self.snk.endpoint(), timeout_s=5.0)
+
+    def round_trip(self, x: np.ndarray) -> float:
+        t0 = time.perf_counter()
+        self.link.send(x)
+        assert self.link.receive(timeout_s=5.0) is not None
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.link.close()
+        self.tb.stop()
+        self.tb.wait()
+
+
+def before_and_after(rev: str, n: int, block: int = 50) -> dict[str, list[float]]:
+    """Seconds per round trip: the bridge at `rev`, the working tree's, a bare pyzmq echo; interleaved."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import run  # the bare echo of the benchmarks (same encode/decode on the host)
+
+    from semcom.wire import Kind, decode, encode
+
+    x = tensor()
+    times: dict[str, list[float]] = {f"bridge at {rev}": [], "bridge now": [], "bare pyzmq echo": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        old = load_revision(rev, Path(tmp))
+        bridges = {f"bridge at {rev}": Bridge(old["tensor_source"].tensor_source,
+                                              old["tensor_sink"].tensor_sink, old["link"].LinkClient),
+                   "bridge now": Bridge(semcom.tensor_source, semcom.tensor_sink, LinkClient)}
+        import zmq
+
+        ctx = zmq.Context.instance()
+        a_out, a_in = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+        try:
+            with run.echo_peer() as (echo_in, echo_out):
+                a_out.connect(echo_in)
+                a_in.connect(echo_out)
+                for round_ in range(-(-n // block) + 1):  # round 0 warms everything up
+                    for name, bridge in bridges.items():
+                        for _ in range(block):
+                            t = bridge.round_trip(x)
+                            if round_:
+                                times[name].append(t)
+                    for i in range(block):
+                        t0 = time.perf_counter()
+                        a_out.send_multipart(encode(Kind.TENSOR, i, {"x": x}))
+                        decode(a_in.recv_multipart())
+                        if round_:
+                            times["bare pyzmq echo"].append(time.perf_counter() - t0)
+        finally:
+            a_out.close(linger=0)
+            a_in.close(linger=0)
+            for bridge in bridges.values():
+                bridge.close()
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--round-trips", type=int, default=1000)
+    parser.add_argument("--before", metavar="REV", help="also compare with the bridge at this git revision")
+    args = parser.parse_args()
+    print("| bridge stage (5x256 float32, one in flight) | median us |\n| --- | --- |")
+    for name, us in stages(args.round_trips).items():
+        print(f"| {name} | {us:.0f} |")
+    if args.before:
+        times = before_and_after(args.before, args.round_trips)
+        bare = statistics.median(times["bare pyzmq echo"])
+        print("\n| round trip, one process, interleaved | median us | p99 us | / bare |")
+        print("| --- | --- | --- | --- |")
+        for name, values in times.items():
+            med = statistics.median(values)
+            print(f"| {name} | {med * 1e6:.0f} | {np.percentile(values, 99) * 1e6:.0f} | {med / bare:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
