@@ -36,6 +36,15 @@ Per frame:
 3. Channel estimation: LS from the orthogonal training, averaged over repetitions, then denoised by
    projecting onto the few delay taps that carry energy (selected against the noise floor, at most
    the cyclic prefix plus margins): the estimate's noise drops by about (taps kept)/(used subcarriers).
+   The taps sit on a grid shifted by a common fractional delay f (align_fraction, on by default): a
+   channel whose delays are all off the sample grid by f (a fractional timing: every frame of a
+   sampling-clock offset, every real channel) spreads over many integer taps (8-12 for three paths at
+   half a sample, 30 dB) and the greedy selection keeps either too few (model error) or many (noise);
+   on the shifted grid it keeps three again. f: the peak of the delay profile's concentration over 16
+   candidate shifts, refined where the chosen taps capture the most energy; the shifted fit replaces
+   the unshifted one only where it has the lower Mallows' Cp (residual + 2 x the noise of each tap),
+   so a channel that is no delay-shifted set of taps (GNU Radio's MMSE interpolator, mimo_channel's
+   8-tap fractional-delay filter) keeps the integer grid's estimate (experiments/phy/README.md).
 4. Noise variance: from the difference of repeated training symbols (independent of any channel
    model); from the projection residual when there is one repetition. With
    noise_estimate="fit_residual": noise plus interference, from what each training repetition leaves
@@ -60,14 +69,15 @@ Per frame:
    removed from every subcarrier of every symbol. Within a frame the drift is a fraction of a sample
    (0.03 at 20 ppm and 1 600 samples), so the timing itself stays put; S&C re-times each frame.
    Against the same frames at 0 ppm it leaves 0.01-0.23 dB at 4-20 ppm (experiments/phy/README.md);
-   that an offset moves every frame to another fractional timing costs step 3 0.2-0.8 dB, as any
-   channel whose delays are off the sample grid does.
+   that an offset moves every frame to another fractional timing is step 3's shifted delay grid's
+   job (the integer grid alone lost 0.2-0.8 dB there).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -88,11 +98,49 @@ with probability about 24 e^-10 = 1e-3 (one receive pair); the own training at a
 puts about Nu T s / Nt there (the matched filter's gain), found down to s ~ -10 dB for wifi64, T = 2."""
 
 
+FRACTION_GRID = 16
+"""Candidate fractional delays over one sample for the coarse search of step 3 (then refined)."""
+NEWTON_STEPS = 3
+"""Newton steps refining step 3's fractional delay on one set of taps."""
+ALIGN_ROUNDS = 3
+"""Rounds of (tap selection on the shifted grid, Newton refinement) until the taps stay the same."""
+
 INTERFERENCE_RATIO = 2.0
 """noise_estimate="fit_residual": when the fit's residual holds this many times the repetitions' noise
 estimate, interference is present that the repetitions missed, and the delay taps are chosen again
 against the residual's floor. Without interference the two agree within ~10 % (tested), so the taps
 and the estimate stay those of the default receiver."""
+
+
+def _fit_energy(gram: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """sum over columns of c^H gram^-1 c for a batch: gram (B, K, K) Hermitian positive definite, c (B, K, P)
+    -> (B,): the energy a least-squares fit captures from correlations c with its basis. Gaussian
+    elimination (gram = L D L^H, energy = sum_j |(L^-1 c)_j|^2 / D_j) vectorised over the batch: a few
+    numpy calls per tap instead of a batched LAPACK solve, whose threads cost more than the work."""
+    a = np.array(gram, complex)
+    r = np.array(c, complex)
+    energy = np.zeros(a.shape[0])
+    for j in range(a.shape[1]):
+        pivot = a[:, j, j].real
+        energy += np.sum(r[:, j].real**2 + r[:, j].imag**2, axis=1) / pivot
+        factor = a[:, j + 1:, j] / pivot[:, None]
+        a[:, j + 1:, j + 1:] -= factor[:, :, None] * a[:, j, None, j + 1:]
+        r[:, j + 1:] -= factor[:, :, None] * r[:, j, None, :]
+    return energy
+
+
+def _parabola_peak(x: np.ndarray, y: np.ndarray, cyclic: bool = False) -> float:
+    """Abscissa of the vertex of the parabola through the largest of y (at evenly spaced x) and its two
+    neighbours (cyclic: x spans one period, so the ends are neighbours); the grid point itself when
+    the three are not concave or the largest is at an end."""
+    k = int(np.argmax(y))
+    n = len(y)
+    if not cyclic and not 0 < k < n - 1:
+        return float(x[k])
+    a, b, c = y[(k - 1) % n], y[k], y[(k + 1) % n]
+    curvature = a - 2 * b + c
+    offset = 0.5 * (a - c) / curvature if curvature < 0 else 0.0
+    return float(x[k] + offset * (x[1] - x[0]))
 
 @dataclass
 class ReceivedFrame:
@@ -168,6 +216,9 @@ class ReferenceFrameReceiver:
     iq_correction: bool = False  # undo a receive IQ imbalance blindly (step 0: circularity)
     noise_estimate: str = "repetitions"  # or "fit_residual": noise plus interference (step 4)
     counters: RxCounters = field(default_factory=RxCounters)
+    # Step 3's delay taps on a grid shifted by the channel's fractional delay (False: the integer grid
+    # only, the estimator before; experiments/phy/channel_estimate.py compares the two). Not a field.
+    align_fraction: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.phase_tracking not in ("linear", "per_symbol"):
@@ -196,7 +247,13 @@ class ReferenceFrameReceiver:
         self._far_taps = far if far.size >= 4 else np.arange(lay.cp_len, lay.fft_len)
         self._basis = np.exp(-2j * np.pi * np.outer(signed, self._candidate_taps) / lay.fft_len)
         self._far_basis = np.exp(-2j * np.pi * np.outer(signed, self._far_taps) / lay.fft_len)
+        # basis^H after a delay shift by each coarse candidate fraction: (FRACTION_GRID, taps, Nu).
+        coarse = np.arange(FRACTION_GRID) / FRACTION_GRID - 0.5
+        self._coarse_fractions = coarse
+        self._gram = self._basis.conj().T @ self._basis
+        self._coarse_basis_h = self._basis.conj().T[None] * self._delay_ramps(coarse)[:, None, :]
         self.last_taps = np.array([], int)  # delay taps kept for the last frame (diagnostics)
+        self.last_fraction = 0.0  # the fractional delay of their grid (diagnostics)
         self._front_state: dict[str, np.ndarray] = {}  # running means per antenna (step 0)
 
     # ------------------------------------------------------------------ streaming
@@ -384,9 +441,9 @@ class ReferenceFrameReceiver:
         noise_var = max(noise_var, 1e-12)
         ls_noise = noise_var * lay.n_tx / n_train  # per-element noise of h_ls
         threshold = 3.0 * ls_noise / lay.n_used  # matched-filter tap power noise alone rarely exceeds
-        chosen, fitted = self._select_taps(pairs, threshold)
+        chosen, fitted, fraction = self._fit_taps(pairs, threshold)
         if self.noise_estimate == "fit_residual":
-            residual_var = self._fit_residual_noise(yt, chosen)
+            residual_var = self._fit_residual_noise(yt, chosen, fraction)
             if residual_var > INTERFERENCE_RATIO * noise_var:
                 # Interference the repetitions' difference missed (an interferer whose CFO barely
                 # rotates it between repetitions): the taps chosen against the smaller floor chase it,
@@ -394,15 +451,16 @@ class ReferenceFrameReceiver:
                 # channel reaches (the interference does not average out over coherent repetitions).
                 far_ls_noise = float(np.mean(far_power)) / lay.n_used
                 threshold = 3.0 * max(far_ls_noise, residual_var * lay.n_tx / n_train) / lay.n_used
-                chosen, fitted = self._select_taps(pairs, threshold)
-                residual_var = self._fit_residual_noise(yt, chosen)
+                chosen, fitted, fraction = self._fit_taps(pairs, threshold)
+                residual_var = self._fit_residual_noise(yt, chosen, fraction)
             noise_var = residual_var
             ls_noise = noise_var * lay.n_tx / n_train
         self.last_taps = np.sort(self._candidate_taps[chosen])
+        self.last_fraction = fraction
         err_var = ls_noise * len(chosen) / lay.n_used
         return fitted.T.reshape(lay.n_rx, lay.n_tx, lay.n_used), noise_var, err_var, own_training
 
-    def _fit_residual_noise(self, yt: np.ndarray, chosen: list[int]) -> float:
+    def _fit_residual_noise(self, yt: np.ndarray, chosen: list[int], fraction: float) -> float:
         """Noise plus interference per element: each repetition's LS estimate (Nt symbols, Nr*Nt pairs)
         less its own least-squares fit on the chosen delay taps, whose Nu - taps residual degrees of
         freedom per pair hold white noise of the per-element variance (an LS estimate from Nt symbols
@@ -412,11 +470,100 @@ class ReferenceFrameReceiver:
         h_rep = np.einsum("rqpu,pa->uqra", reps, np.conj(lay.training_cover[: lay.n_tx]))
         h_rep *= 1.0 / np.sqrt(lay.n_tx) / lay.training_sequence[:, None, None, None]
         per_rep = h_rep.reshape(lay.n_used, -1)  # (Nu, reps * Nr * Nt)
-        sub = self._basis[:, chosen]
+        sub = self._basis[:, chosen] * np.conj(self._delay_ramps(fraction))[:, None]
         coef, *_ = np.linalg.lstsq(sub, per_rep, rcond=None)
         residual = per_rep - sub @ coef
         dof = max(lay.n_used - len(chosen), 1)
         return max(float(np.sum(np.abs(residual) ** 2) / (dof * per_rep.shape[1])), 1e-12)
+
+    def _delay_ramps(self, fractions: np.ndarray | float) -> np.ndarray:
+        """exp(+2 pi j k f / fft) on the used subcarriers, (Nu,) or (len(f), Nu): multiplying a channel by
+        it moves every delay f samples earlier (a path at d + f onto the integer tap d)."""
+        f = np.asarray(fractions, float)
+        return np.exp(2j * np.pi * np.multiply.outer(f, self._signed_used) / self.layout.fft_len)
+
+    def _fit_taps(self, pairs: np.ndarray, threshold: float) -> tuple[list[int], np.ndarray, float]:
+        """Step 3's denoiser on pairs (Nu, Nr*Nt): (chosen candidate taps, the fit (Nu, Nr*Nt), the
+        fractional delay f of their grid; the taps sit at candidate + f samples).
+
+        The integer grid's greedy fit, then the same on the grid shifted by f: f from the coarse
+        candidate (`_coarse_fraction`), then rounds of tap selection on the shifted grid and Newton
+        steps on the energy those taps capture (`_refine_fraction`) until the taps stay the same.
+        Within half a coarse step of 0 the integer fit stays (on-grid channels keep their estimate). The
+        shifted fit is kept when its Mallows' Cp (residual energy + 2 x one tap's noise energy x taps)
+        is the lower: the better estimate in mean squared error, as far as the residual tells.
+        """
+        chosen, fitted = self._select_taps(pairs, threshold)
+        if not self.align_fraction:
+            return chosen, fitted, 0.0
+        # threshold = 3 x the LS noise per element / Nu: one tap's noise energy over all pairs, times 2.
+        tap_penalty = 2.0 / 3.0 * threshold * self.layout.n_used * pairs.shape[1]
+
+        def cp_cost(fit: np.ndarray, n_taps: int) -> float:
+            r = pairs - fit
+            return float(np.sum(r.real**2 + r.imag**2)) + tap_penalty * n_taps
+
+        fraction = self._coarse_fraction(pairs, max(1, (len(chosen) + 1) // 2))
+        if abs(fraction) < 0.5 / FRACTION_GRID:
+            return chosen, fitted, 0.0  # on the sample grid already (to a coarse step): the integer fit
+        previous: list[int] = []
+        for _ in range(ALIGN_ROUNDS):
+            ramp = self._delay_ramps(fraction)
+            shifted, fit = self._select_taps(pairs * ramp[:, None], threshold)
+            if sorted(shifted) == previous:
+                break  # the taps the fraction was refined on: done
+            previous = sorted(shifted)
+            fraction = self._refine_fraction(pairs, shifted, fraction)
+        else:
+            ramp = self._delay_ramps(fraction)
+            fit = self._fit_on(pairs * ramp[:, None], shifted)
+        fit = fit * np.conj(ramp)[:, None]
+        if cp_cost(fit, len(shifted)) < cp_cost(fitted, len(chosen)):
+            return shifted, fit, fraction
+        return chosen, fitted, 0.0
+
+    def _coarse_fraction(self, pairs: np.ndarray, n_strongest: int) -> float:
+        """The candidate shift (of FRACTION_GRID over a sample, parabola through the best and its
+        neighbours) at which the `n_strongest` taps of the shifted delay profile capture the most energy of
+        pairs (Nu, P) in a least-squares fit: largest when each path sits on one tap, as long as there
+        are at least as many taps as paths (half the integer grid's taps: it keeps 2-4 per path off the
+        grid). Coarse error 0.005-0.01 sample rms for 1-5 paths at 30 dB (experiments/phy/README.md)."""
+        c = self._coarse_basis_h @ pairs  # (G, taps, P)
+        profile = np.sum(c.real**2 + c.imag**2, axis=2)
+        strongest = np.argsort(profile, axis=1)[:, -n_strongest:]  # (G, K)
+        gram = self._gram[strongest[:, :, None], strongest[:, None, :]]
+        c = np.take_along_axis(c, strongest[:, :, None], axis=1)
+        return _parabola_peak(self._coarse_fractions, _fit_energy(gram, c), cyclic=True)
+
+    def _refine_fraction(self, pairs: np.ndarray, chosen: list[int], fraction: float) -> float:
+        """Newton steps (NEWTON_STEPS) towards the fractional delay f at which the candidate taps `chosen`,
+        shifted by f, capture the most energy of pairs (Nu, P) in a least-squares fit:
+        E(f) = sum over pairs of c^H G^-1 c, c = basis[:, chosen]^H (ramp(f) pairs), G their Gram matrix."""
+        sub_h = self._basis[:, chosen].conj().T
+        gram_inv = self._chosen_gram_inv(chosen)
+        omega = 2 * np.pi * self._signed_used / self.layout.fft_len
+        weights = np.stack([np.ones_like(omega), omega, omega**2])  # d/df of ramp(f) = i omega ramp(f)
+        for _ in range(NEWTON_STEPS):
+            x = pairs * self._delay_ramps(fraction)[:, None]
+            c, d1, d2 = sub_h @ (weights[:, :, None] * x[None]) * np.array([1, 1j, -1])[:, None, None]
+            g = gram_inv @ c
+            slope = 2 * float(np.sum((d1.conj() * g).real))
+            curvature = 2 * float(np.sum((d2.conj() * g).real) + np.sum((d1.conj() * (gram_inv @ d1)).real))
+            if curvature >= 0:
+                break  # not near a maximum: keep the coarse estimate
+            fraction -= float(np.clip(slope / curvature, -0.25, 0.25))
+        return fraction
+
+    def _fit_on(self, pairs: np.ndarray, chosen: list[int]) -> np.ndarray:
+        """Least-squares fit of pairs (Nu, P) on the candidate taps `chosen`: (Nu, P)."""
+        sub = self._basis[:, chosen]
+        coef, *_ = np.linalg.lstsq(sub, pairs, rcond=None)
+        return sub @ coef
+
+    def _chosen_gram_inv(self, chosen: list[int]) -> np.ndarray:
+        """(basis[:, chosen]^H basis[:, chosen])^-1."""
+        sub = self._basis[:, chosen]
+        return np.linalg.inv(sub.conj().T @ sub)
 
     def _select_taps(self, pairs: np.ndarray, threshold: float) -> tuple[list[int], np.ndarray]:
         """Greedy tap selection (see _estimate_channel): pairs (Nu, Nr*Nt) -> (chosen candidate indices,
@@ -576,7 +723,8 @@ class FrameReceiver(ReferenceFrameReceiver):
       header symbols are not FFT'd again with the data. The CFO ramp is complex64 and covers the FFT
       windows only.
     * Tap selection solves the normal equations on the precomputed Gram matrix of the tap basis, so a
-      greedy step costs (taps x taps) instead of a least-squares fit over every subcarrier.
+      greedy step costs (taps x taps) instead of a least-squares fit over every subcarrier; the
+      fractional delay's Newton refinement reuses the inverse the selection grew.
     """
 
     def __post_init__(self) -> None:
@@ -588,7 +736,7 @@ class FrameReceiver(ReferenceFrameReceiver):
         self._p = np.zeros(0, complex)
         self._metric_start = 0  # absolute index of _metric[0]
         self._pending: tuple[int, _Front] | None = None  # (absolute body index, its front)
-        self._gram = self._basis.conj().T @ self._basis
+        self._chosen_inv: tuple[list[int], np.ndarray] = ([], np.zeros((0, 0), complex))
         self._window_ramp = np.arange(lay.fft_len)  # sample index inside an FFT window
         used = np.sort(np.array(lay.used_carriers))
         self._adjacent = np.flatnonzero(np.diff(used) == 1)
@@ -732,4 +880,14 @@ class FrameReceiver(ReferenceFrameReceiver):
             grown[k, k] = 1.0 / schur
             inv = grown
             chosen.append(best)
+        self._chosen_inv = (list(chosen), inv)  # for _refine_fraction on the same taps
         return chosen, self._basis[:, chosen] @ (inv @ c[chosen])
+
+    def _fit_on(self, pairs: np.ndarray, chosen: list[int]) -> np.ndarray:
+        sub = self._basis[:, chosen]
+        return sub @ (self._chosen_gram_inv(chosen) @ (sub.conj().T @ pairs))
+
+    def _chosen_gram_inv(self, chosen: list[int]) -> np.ndarray:
+        # The inverse the greedy selection of these taps has just grown (no LAPACK call).
+        last, inv = self._chosen_inv
+        return inv if last == list(chosen) else np.linalg.inv(self._gram[np.ix_(chosen, chosen)])
