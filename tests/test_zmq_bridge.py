@@ -185,6 +185,15 @@ def test_pmt_meta_types_survive():
     assert back == expected and type(back["np_i"]) is int and type(back["b"]) is bool
 
 
+def test_repeated_names_with_new_shapes_and_dtypes_come_back_right():
+    """tensor_message keeps each (name, shape, dtype)'s serialized entries for the next message: a name
+    seen before with another shape or dtype must not get the kept ones."""
+    for a in (np.ones((2, 3), np.float32), np.ones((3, 2), np.float32), np.ones((2, 3), np.int32),
+              np.ones((2, 3), np.float32), np.ones(6, np.float32)):
+        meta, tensors = parse_tensor_message(tensor_message({"seq": 1}, {"x": a}))
+        assert tensors["x"].shape == a.shape and tensors["x"].dtype == a.dtype
+
+
 def _reference_pmt(value):
     """Meta -> PMT node by node with PMT's own constructors (what messages.py did before it built the
     serialized bytes in one go)."""
@@ -643,6 +652,19 @@ def test_loss_accounting_invariant_under_random_events():
     assert acct.duplicates + acct.late + acct.unexpected > 0
     with pytest.raises(ValueError):
         acct.on_send(5, now)  # a seq is never reused
+
+
+def test_expiry_follows_send_order_even_for_an_earlier_clock_reading():
+    """expire() walks the pending seqs in send order and stops at the first that has not expired; a
+    send booked with an earlier time than the one before it counts from that one's time."""
+    acct = LossAccounting()
+    acct.on_send(0, 10.0)
+    acct.on_send(1, 5.0)  # earlier than seq 0: taken as 10.0
+    acct.on_send(2, 10.3)
+    assert acct.on_receive(0)
+    assert acct.expire(10.45, timeout_s=0.5) == []
+    assert acct.expire(10.6, timeout_s=0.5) == [1]
+    assert acct.expire(10.9, timeout_s=0.5) == [2] and acct.in_flight == 0
 
 
 def test_the_documented_minimal_client_works_against_a_real_bridge():

@@ -51,11 +51,15 @@ class LossAccounting:
     _lost_set: set[int] = field(default_factory=set, repr=False)
     _delivered_set: set[int] = field(default_factory=set, repr=False)
     _last_delivered: int = -1
+    _last_send: float = float("-inf")
 
     def on_send(self, seq: int, now: float) -> None:
+        """Book a send at time `now` (the client's monotonic clock; an earlier `now` than the last
+        send's is taken as that one's, so the pending seqs stay in order of send time)."""
         if seq in self._pending or seq in self._delivered_set or seq in self._lost_set:
             raise ValueError(f"seq {seq} was already sent: sequence numbers must not repeat")
-        self._pending[seq] = now
+        self._last_send = max(self._last_send, now)
+        self._pending[seq] = self._last_send
         self.sent += 1
 
     def on_receive(self, seq: int) -> bool:
@@ -78,7 +82,13 @@ class LossAccounting:
 
     def expire(self, now: float, timeout_s: float) -> list[int]:
         """Count as lost every pending seq sent more than `timeout_s` before `now`."""
-        gone = [s for s, t in self._pending.items() if now - t > timeout_s]
+        # The pending seqs are in order of send time: stop at the first that has not expired (the
+        # client calls this on every receive; a scan of all of them cost O(window) each time).
+        gone = []
+        for s, t in self._pending.items():
+            if now - t <= timeout_s:
+                break
+            gone.append(s)
         for s in gone:
             self._mark_lost(s)
         return gone
