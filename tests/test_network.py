@@ -4,6 +4,7 @@ table, the schemes, the policy checkpoints."""
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -212,22 +213,29 @@ def test_flowgraph_gains_reproduce_the_model_sinr() -> None:
 
 
 def test_sampled_qoe_is_the_binomial_mean_of_the_per_frame_qoe() -> None:
-    """The live run scores a frame by the fraction right of its q questions: one question gives
+    """A slot scored per frame (the fraction right of its q questions): one question gives
     p QoE(1) + (1 - p) QoE(0); many questions give the QoE of the expected accuracy; a few give less than
     it where the accuracy sigmoid is concave (accuracy above the requirement)."""
-    from semcom.network.live import sampled_qoe
-
     core = NetworkCore(NetworkConfig(n_cells=3), 1)
     core.reset(2)
-    level, acc = np.array([0, 3, 5]), np.array([0.92, 0.95, 0.3])  # link 0: 0.88 required, weight 0.4
-    _, q_exp = core.qoe_from_accuracy(level[None], acc[None])
-    _, q_one = core.qoe_from_accuracy(level[None], np.ones((1, 3)))
-    _, q_zero = core.qoe_from_accuracy(level[None], np.zeros((1, 3)))
-    np.testing.assert_allclose(sampled_qoe(core, level, acc, np.ones(3, int)),
-                               acc * q_one[0] + (1 - acc) * q_zero[0], rtol=1e-9)
-    np.testing.assert_allclose(sampled_qoe(core, level, acc, np.full(3, 20000)), q_exp[0], atol=2e-3)
-    few = sampled_qoe(core, level, acc, np.full(3, 30))
-    assert few[0] < q_exp[0, 0] - 0.03  # 0.30 against 0.35
+    level, acc = np.array([[0, 3, 5]]), np.array([[0.92, 0.95, 0.3]])  # link 0: 0.88 required, weight 0.4
+    _, q_exp = core.qoe_from_accuracy(level, acc)
+    _, q_one = core.qoe_from_accuracy(level, np.ones((1, 3)))
+    _, q_zero = core.qoe_from_accuracy(level, np.zeros((1, 3)))
+    np.testing.assert_allclose(core.sampled_qoe(level, acc, np.ones((1, 3), int)),
+                               acc * q_one + (1 - acc) * q_zero, rtol=1e-9)
+    np.testing.assert_allclose(core.sampled_qoe(level, acc, np.full((1, 3), 20000)), q_exp, atol=2e-3)
+    few = core.sampled_qoe(level, acc, np.full((1, 3), 30))
+    assert few[0, 0] < q_exp[0, 0] - 0.03  # 0.30 against 0.35
+    # mixed question counts in one call: each link its own binomial (the sum written out for link 1)
+    q = np.array([[4, 7, 160]])
+    got = core.sampled_qoe(level, acc, q)
+    x = np.arange(8)
+    pmf = np.array([math.comb(7, int(i)) * 0.95 ** i * 0.05 ** (7 - i) for i in x])
+    grid = np.repeat(acc, 8, axis=0)
+    grid[:, 1] = x / 7
+    want = float(pmf @ core.qoe_from_accuracy(np.repeat(level, 8, axis=0), grid)[1][:, 1])
+    assert got[0, 1] == pytest.approx(want, rel=1e-9)
 
 
 @pytest.mark.slow
@@ -327,26 +335,68 @@ def test_hindsight_targets_are_the_realised_own_qoe() -> None:
 
 
 def test_link_table_drops_frames_and_scales_accuracy(tmp_path) -> None:
-    """With a link table the QoE is the expectation over delivery: p QoE(ratio x acc) + (1 - p) QoE(0); a bin
-    with p = 1, ratio = 1 leaves the AWGN table's numbers unchanged; a malformed table is refused."""
+    """With a link table the QoE is the expectation over delivery: p QoE(ratio x acc) + (1 - p) QoE(lost);
+    a table without ``accuracy_lost`` (the first, live-read ones) scores a lost frame 0, one with it answers
+    a lost frame's questions at that accuracy; a bin with p = 1, ratio = 1 leaves the AWGN table's numbers
+    unchanged; a malformed table is refused."""
     t = tmp_path / "link.csv"
     t.write_text("sinr_lo_db,sinr_hi_db,delivered,accuracy_ratio\n-60,0,0.0,1.0\n0,10,0.5,0.8\n10,80,1.0,1.0\n")
+    t2 = tmp_path / "link_lost.csv"
+    t2.write_text("sinr_lo_db,sinr_hi_db,delivered,accuracy_ratio,accuracy_lost\n"
+                  "-60,0,0.0,1.0,0.25\n0,10,0.5,0.8,0.25\n10,80,1.0,1.0,0.25\n")
     cfg = NetworkConfig(n_cells=3)
     plain, linked = NetworkCore(cfg, 1), NetworkCore(replace(cfg, link_table=str(t)), 1)
-    plain.reset(3), linked.reset(3)
+    answered = NetworkCore(replace(cfg, link_table=str(t2)), 1)
+    plain.reset(3), linked.reset(3), answered.reset(3)
     rng = np.random.default_rng(1)
     for _ in range(20):
         a = tuple(rng.integers(0, n, (1, 3)) for n in (8, 5, plain.C))
-        mp, ml = plain.step(*a), linked.step(*a)
+        mp, ml, ma = plain.step(*a), linked.step(*a), answered.step(*a)
         s = mp["sinr_db"]
-        _, q_lost = plain.qoe_from_accuracy(a[2], np.zeros((1, 3)))
-        _, q_mid = plain.qoe_from_accuracy(a[2], 0.8 * mp["accuracy"])
-        want = np.where(s < 0, q_lost, np.where(s < 10, 0.5 * q_mid + 0.5 * q_lost, mp["qoe"]))
-        assert np.allclose(ml["qoe"], want)
+        p = np.where(s < 0, 0.0, np.where(s < 10, 0.5, 1.0))
+        ratio = np.where((s >= 0) & (s < 10), 0.8, 1.0)
+        for lost_acc, m in ((0.0, ml), (0.25, ma)):
+            _, q_lost = plain.qoe_from_accuracy(a[2], np.full((1, 3), lost_acc))
+            _, q_ok = plain.qoe_from_accuracy(a[2], ratio * mp["accuracy"])
+            np.testing.assert_allclose(m["qoe"], p * q_ok + (1 - p) * q_lost)
+            np.testing.assert_allclose(m["accuracy"], p * ratio * mp["accuracy"] + (1 - p) * lost_acc)
+            np.testing.assert_allclose(m["delivered"], p)
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a link table"):
         NetworkCore(replace(cfg, link_table=str(bad)), 1)
+
+
+def test_env_with_the_measured_link_table_equals_the_table() -> None:
+    """The env's expected accuracy, delivery and per-frame QoE at a given SINR and compression are the
+    shipped link table's (``semcom network linktable``, read here with the csv module) applied to the AWGN
+    table: accuracy = p ratio xi(SINR) + (1 - p) xi_lost, QoE = p E[QoE(Bin(q, ratio xi) / q)] +
+    (1 - p) E[QoE(Bin(q, xi_lost) / q)] with q = 2560 // values questions per frame."""
+    from semcom.network.linktable import DEFAULT_LINK_TABLE
+
+    with DEFAULT_LINK_TABLE.open() as f:
+        rows = list(csv.DictReader(f))
+    cfg = NetworkConfig(n_cells=3, link_table=str(DEFAULT_LINK_TABLE), frame_values=2560)
+    core, plain = NetworkCore(cfg, 1), NetworkCore(NetworkConfig(n_cells=3), 1)
+    core.reset(7), plain.reset(7)
+    lost = float(rows[0]["accuracy_lost"])
+    assert 0.0 < lost < 0.6  # the receiver's no-token answers: above chance, far below the tokens'
+    for r in rows:
+        sinr = np.full((1, 3), 0.5 * (float(r["sinr_lo_db"]) + float(r["sinr_hi_db"])))
+        p, ratio = float(r["delivered"]), float(r["accuracy_ratio"])
+        for level in ([[0, 4, 9]], [[2, 5, 7]]):
+            level = np.array(level)
+            xi = plain.table.accuracy(level, sinr)
+            m = core.link_metrics(level, sinr)
+            np.testing.assert_allclose(m["delivered"], p)
+            np.testing.assert_allclose(m["accuracy"], p * np.minimum(1, ratio * xi) + (1 - p) * lost,
+                                       rtol=1e-12)
+            q = 2560 // plain.table.values[level].astype(int)
+            want = (p * plain.sampled_qoe(level, np.minimum(1, ratio * xi), q)
+                    + (1 - p) * plain.sampled_qoe(level, np.full((1, 3), lost), q))
+            np.testing.assert_allclose(m["qoe"], want, rtol=1e-12)
+    # the PHY loses every frame at the sweep's lowest SINRs and none at its highest
+    assert float(rows[0]["delivered"]) < 0.1 and float(rows[-1]["delivered"]) == 1.0
 
 
 def test_oracle_sees_the_slot_it_acts_in_and_is_bounded_by_the_ceiling() -> None:
@@ -446,14 +496,135 @@ def test_live_cli_passes_the_sequence_choice(monkeypatch, tmp_path) -> None:
     """`semcom network live` runs link-specific sequences by default, one shared with --shared-sequence."""
     import semcom.network.live as live
     from semcom.cli import main
+    from semcom.network.linktable import DEFAULT_LINK_TABLE
 
     seen = []
 
     def fake_run_live(policies, out, **kw):
-        seen.append(kw["link_sequences"])
+        seen.append((kw["link_sequences"], kw["link_table"]))
         return {"summary": {"within_margin": True}}
 
+    def fake_compare(out, table):
+        seen.append((out, table))
+        return {"within_margin": False}
+
     monkeypatch.setattr(live, "run_live", fake_run_live)
+    monkeypatch.setattr(live, "compare", fake_compare)
     assert main(["network", "live", "--no-progress", "--out", str(tmp_path)]) == 0
-    assert main(["network", "live", "--shared-sequence", "--no-progress", "--out", str(tmp_path)]) == 0
-    assert seen == [True, False]
+    assert main(["network", "live", "--shared-sequence", "--no-progress", "--out", str(tmp_path),
+                 "--link-table", "t.csv"]) == 0
+    # --compare-only runs nothing; outside the margin -> exit status 1
+    assert main(["network", "live", "--compare-only", "--out", str(tmp_path)]) == 1
+    table = str(DEFAULT_LINK_TABLE)
+    assert seen == [(True, table), (False, "t.csv"), (str(tmp_path), table)]
+
+
+@pytest.mark.slow
+def test_linktable_quick_sweeps_the_live_link(tmp_path) -> None:
+    """`semcom network linktable --quick --no-answers`: the live flowgraph's links at controlled SINRs;
+    every frame delivered or counted lost; at 20-25 dB every frame comes back with the receiver's SNR
+    estimate and the payload's SNR at the set SINR, at -8 to -6 dB none does; the table the env reads."""
+    import json
+
+    from semcom.cli import main
+    from semcom.network.env import load_link_table
+
+    table = tmp_path / "t.csv"
+    assert main(["network", "linktable", "--quick", "--no-answers", "--no-progress", "--out", str(tmp_path),
+                 "--table", str(table)]) == 0
+    doc = json.loads((tmp_path / "link_table.json").read_text())
+    assert doc["frames_sent"] == 9 and doc["frames_delivered"] + doc["frames_lost"] == 9
+    assert doc["foreign_frames_delivered"] == 0
+    with (tmp_path / "link_table_frames.csv").open() as f:
+        frames = list(csv.DictReader(f))
+    high = [r for r in frames if float(r["sinr_db"]) >= 20]
+    low = [r for r in frames if float(r["sinr_db"]) < -6]
+    assert len(high) == len(low) == 3  # one per mix (interference, half, noise)
+    assert all(r["delivered"] == "True" for r in high) and not any(r["delivered"] == "True" for r in low)
+    for r in high:
+        assert abs(float(r["snr_measured_db"]) - float(r["sinr_db"])) < 1.5
+        assert abs(float(r["payload_snr_db"]) - float(r["sinr_db"])) < 2.0
+    lt = load_link_table(str(table))
+    assert lt.delivered[0] == 0.0 and lt.delivered[-1] == 1.0
+    assert (tmp_path / "link_table.png").stat().st_size > 0
+
+
+def test_live_comparison_of_a_run_that_follows_the_model(tmp_path) -> None:
+    """`compare` on a run whose per-frame QoE is exactly the expected simulation's (its own slots and
+    link-model QoE written as a live.csv): live = the expected simulation = the link model at the live
+    slots, both parts of the gap 0; the frame-by-frame simulation's draws spread around it."""
+    import json
+
+    from semcom.network.agents import run_scheme
+    from semcom.network.experiment import load_policy
+    from semcom.network.linktable import DEFAULT_LINK_TABLE
+    from semcom.network.live import compare
+    from semcom.results import write_csv
+
+    policies = "experiments/network/output/live_train/policies/hierarchical"
+    seed, slots = 101, 12
+    core = NetworkCore(NetworkConfig(n_cells=3, n_slots=slots, link_table=str(DEFAULT_LINK_TABLE),
+                                     frame_values=2560), 1)
+    rows: list[dict] = []
+    step = core.step
+
+    def recorded(beam, power, level):
+        m = step(beam, power, level)
+        q = m["qoe"][0]
+        rows.extend({"slot": core.t - 1, "link": k, "level": core.table.names[level[0, k]],
+                     "sinr_sim_db": float(m["sinr_db"][0, k]), "qoe_live_lost_answered": float(q[k]),
+                     "qoe_live": float(q[k]) - 0.1} for k in range(3))
+        return m
+
+    core.step = recorded
+    run_scheme(load_policy(policies, core, seed), seed, slots)
+    write_csv(tmp_path / "live.csv", rows)
+    (tmp_path / "live.json").write_text(json.dumps({"summary": {
+        "policies": policies, "seed": seed, "slots": slots, "n_links": 3, "scheme": "hierarchical",
+        "frames_sent": 36, "frames_delivered": 36, "frames_lost": 0}}))
+    out = compare(tmp_path, DEFAULT_LINK_TABLE)
+    want = float(np.mean([r["qoe_live_lost_answered"] for r in rows]))
+    assert out["qoe_live"] == pytest.approx(want) and out["qoe_sim_expected"] == pytest.approx(want, abs=1e-9)
+    assert out["qoe_model_at_live_slots"] == pytest.approx(want, abs=1e-9)
+    assert out["gap_expected"] == pytest.approx(0.0, abs=1e-9)
+    assert out["gap_phy_model"] == pytest.approx(0.0, abs=1e-9)
+    assert out["gap_trajectory"] == pytest.approx(0.0, abs=1e-9)
+    # the frame-by-frame simulation: 20 realisations around it (12 slots: a wide spread)
+    assert 0 < out["qoe_sim_sd_draws"] < 0.1 and abs(out["qoe_sim"] - want) < 0.1
+    assert out["gap"] == pytest.approx(out["qoe_live"] - out["qoe_sim"])
+    assert out["within_margin"] == (abs(out["gap"]) <= 0.05)
+    assert out["qoe_live_lost_zero"] == pytest.approx(want - 0.1)
+    doc = json.loads((tmp_path / "live.json").read_text())["summary"]
+    assert doc["gap"] == out["gap"] and (tmp_path / "gap.json").exists() and (tmp_path / "live.png").exists()
+
+
+def test_sampled_frames_are_one_realisation_of_the_link_model() -> None:
+    """``sample_frames``: each frame delivered with the link table's probability and its q questions
+    answered right at random; over many networks the realised QoE, accuracy and delivery average to the
+    expectations (within 4 standard errors); a lost frame is observed at LOST_SINR_DB; the channel does not
+    depend on the frame draws; an env without frame_values refuses it."""
+    from semcom.network.env import LOST_SINR_DB
+    from semcom.network.linktable import DEFAULT_LINK_TABLE
+
+    base = NetworkConfig(n_cells=3, link_table=str(DEFAULT_LINK_TABLE), frame_values=2560)
+    E = 3000
+    exp_core = NetworkCore(base, E)
+    cores = [NetworkCore(replace(base, sample_frames=True, frame_seed=f), E) for f in (0, 1)]
+    rng = np.random.default_rng(4)
+    a = tuple(rng.integers(0, n, (E, 3)) for n in (8, 5, exp_core.C))
+    for c in (exp_core, *cores):
+        c.reset(11)
+    me, m0, m1 = (c.step(*a) for c in (exp_core, *cores))
+    np.testing.assert_array_equal(m0["sinr_db"], m1["sinr_db"])   # same channel for every frame seed
+    assert not np.array_equal(m0["delivered"], m1["delivered"])
+    for key in ("delivered", "accuracy", "qoe"):
+        d = m0[key] - me[key]
+        assert abs(d.mean()) < 4 * d.std() / np.sqrt(d.size), key
+    assert 0.05 < me["delivered"].mean() < 0.95  # the draws matter: the SINRs span the table's transition
+    q = cores[0].questions(a[2])
+    np.testing.assert_allclose(np.round(m0["accuracy"] * q), m0["accuracy"] * q, atol=1e-9)
+    lost = m0["delivered"] == 0
+    np.testing.assert_array_equal(cores[0].last["sinr_db"][lost], LOST_SINR_DB)
+    np.testing.assert_array_equal(cores[0].last["sinr_db"][~lost], m0["sinr_db"][~lost])
+    with pytest.raises(ValueError, match="frame_values"):
+        NetworkConfig(sample_frames=True)

@@ -4,6 +4,8 @@
     semcom network train [--quick]   # Fig. 7: every scheme learns online over the slots, several seeds
     semcom network eval              # trained policies (frozen) vs the baselines on fresh seeds
     semcom network live              # trained policies driving OFAT links in one loopback flowgraph
+    semcom network linktable [--quick]  # the live flowgraph's OFAT link over a controlled SINR sweep:
+                                        # the env's link model (delivery, accuracy ratio per SINR bin)
 """
 
 from __future__ import annotations
@@ -73,13 +75,36 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace) -> int:
-    from .live import run_live
+    from . import live
 
     _threads(args)
-    res = run_live(args.policies, args.out, n_frames=args.frames, seed=args.seed, scheme=args.scheme,
-                   progress=not args.no_progress, link_sequences=not args.shared_sequence)
-    print(json.dumps(res["summary"], indent=1, default=float))
-    return 0 if res["summary"].get("within_margin", False) else 1
+    if args.compare_only:  # the simulated side of a finished run again (e.g. with another link table)
+        summary = live.compare(args.out, args.link_table)
+    else:
+        res = live.run_live(args.policies, args.out, n_frames=args.frames, seed=args.seed, scheme=args.scheme,
+                            progress=not args.no_progress, link_sequences=not args.shared_sequence,
+                            link_table=args.link_table)
+        summary = res["summary"]
+    print(json.dumps(summary, indent=1, default=float))
+    return 0 if summary.get("within_margin", False) else 1
+
+
+def _linktable(args: argparse.Namespace) -> int:
+    from .linktable import BIN_EDGES, QUICK_EDGES, run_link_table
+
+    _threads(args)
+    seeds = tuple(args.seeds) if args.seeds else ((0,) if args.quick else (0, 1, 2))
+    frames = args.frames or (1 if args.quick else 12)
+    ref = args.reference_frames or (1 if args.quick else 4)
+    res = run_link_table(args.out, args.table, seeds, frames, ref, QUICK_EDGES if args.quick else BIN_EDGES,
+                         answers=not args.no_answers, command=" ".join(["semcom", *sys.argv[1:]]),
+                         progress=not args.no_progress)
+    print(f"{res['frames_sent']} frames sent, {res['frames_delivered']} delivered, {res['frames_lost']} lost "
+          f"-> {args.table}")
+    for r in res["table_rows"]:
+        print(f"{r['sinr_lo_db']:6.1f} .. {r['sinr_hi_db']:5.1f} dB: delivered {r['delivered']:.2f}, "
+              f"accuracy ratio {r['accuracy_ratio']:.3f}, SNR estimate {r['snr_estimate_bias_db']:+.2f} dB")
+    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -158,5 +183,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--shared-sequence", action="store_true",
                    help="every link on sequence_id 0, the ablation of link-specific sequences "
                         "(default: off, link k on sequence_id k)")
+    from .linktable import DEFAULT_LINK_TABLE
+
+    v.add_argument("--link-table", default=str(DEFAULT_LINK_TABLE),
+                   help="the simulation's link model, from `semcom network linktable` (default: %(default)s)")
+    v.add_argument("--compare-only", action="store_true",
+                   help="run nothing: compare the finished run in --out with the simulation again "
+                        "(writes gap.json, updates live.json and live.png) (default: off)")
     common(v, DEFAULT_OUT / "live")
     v.set_defaults(func=_live)
+
+    lt = sub.add_parser("linktable", help="the live flowgraph's OFAT link over a controlled SINR sweep -> "
+                                          "the env's link table (delivery, accuracy ratio per SINR bin)")
+    lt.add_argument("--quick", action="store_true",
+                    help="one seed, 3 SINR bins, one frame per bin and mix: the tests' size (default: off)")
+    lt.add_argument("--seeds", type=int, nargs="+", help="flowgraph seeds (default: 0 1 2; --quick: 0)")
+    lt.add_argument("--frames", type=int,
+                    help="frames per SINR bin in the interference mix, per seed (default: 12; --quick: 1)")
+    lt.add_argument("--reference-frames", type=int,
+                    help="frames per SINR bin in each other mix, per seed (default: 4; --quick: 1)")
+    lt.add_argument("--no-answers", action="store_true",
+                    help="PHY only: no questions answered, accuracy columns empty (default: answers on)")
+    lt.add_argument("--table", default=str(DEFAULT_LINK_TABLE),
+                    help="the link table written, which the live comparison reads (default: %(default)s)")
+    common(lt, DEFAULT_OUT / "link_table")
+    lt.set_defaults(func=_linktable)

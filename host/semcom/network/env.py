@@ -34,6 +34,7 @@ import numpy as np
 from .curves import DEFAULT_TABLE, SemanticTable
 
 N_NEIGHBOURS = 2  # neighbours an agent hears from: the ones its own beam interferes with most
+LOST_SINR_DB = -10.0  # what a BS records as the SINR of a slot whose frame was lost (the table's floor)
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,20 @@ class NetworkConfig:
     rate_req: tuple[float, float] = (50.0, 70.0)
     neighbour_weight: float = 0.5       # reward = (1 - k) own QoE + k mean QoE of the N_NEIGHBOURS
     table: str = str(DEFAULT_TABLE)
-    # optional PHY link table (experiments/network/live_gap.py): per SINR bin the frame-delivery
-    # probability and the accuracy ratio measured live; "" = the AWGN table alone (Fig. 7)
+    # optional PHY link table (``semcom network linktable``, semcom.network.linktable): per SINR bin the
+    # OFAT frame-delivery probability, the delivered frames' accuracy ratio to the AWGN table and the
+    # accuracy of a lost frame's questions answered without tokens; "" = the AWGN table alone (Fig. 7)
     link_table: str = ""
+    # > 0: every slot a link carries one frame of this many real values, q = frame_values // n_c questions,
+    # and its accuracy is the fraction of them answered right (as the live run scores it): the QoE is the
+    # expectation over Binomial(q, accuracy); 0 = the QoE of the expected accuracy (Fig. 7)
+    frame_values: int = 0
+    # True (needs frame_values): every slot one realisation of each link's frame instead of expectations:
+    # delivered with the link table's probability, each question answered right at random, and the BS then
+    # observes what a live receiver reports (LOST_SINR_DB for a lost frame); drawn from ``frame_seed`` and
+    # the episode's seed, apart from the channel's draws (the fading is the same for every frame_seed)
+    sample_frames: bool = False
+    frame_seed: int = 0
     # action components an agent may change only every ``period`` slots (its large timescale), enforced
     # by ``step``: () = any schedule; ("beam", "power") = the hierarchical scheme here; ("beam",) = the
     # reference design's split (DHDRL: beam high, power x compression low)
@@ -80,6 +92,10 @@ class NetworkConfig:
             raise ValueError(f"ue_min_frac must be in [0, 1), got {self.ue_min_frac}")
         if not 0.0 <= self.rho <= 1.0:
             raise ValueError(f"rho must be in [0, 1], got {self.rho}")
+        if self.frame_values < 0:
+            raise ValueError(f"frame_values must be >= 0, got {self.frame_values}")
+        if self.sample_frames and not self.frame_values:
+            raise ValueError("sample_frames draws each frame's questions: it needs frame_values > 0")
         if not set(self.large_timescale) <= {"beam", "power", "compression"}:
             raise ValueError(f"large_timescale: components of beam, power, compression; got "
                              f"{self.large_timescale}")
@@ -93,18 +109,35 @@ def load_table(path: str) -> SemanticTable:
     return SemanticTable.from_csv(path)
 
 
+@dataclass(frozen=True)
+class LinkTable:
+    """The PHY as the env's link model, per SINR bin: ``edges`` (n-1,) inner bin edges in dB, ``delivered``
+    (n,) frame-delivery probability, ``accuracy_ratio`` (n,) a delivered frame's accuracy over the AWGN
+    table's, and ``accuracy_lost`` the accuracy of a lost frame's questions answered without any token."""
+
+    edges: np.ndarray
+    delivered: np.ndarray
+    accuracy_ratio: np.ndarray
+    accuracy_lost: float
+
+    def bin(self, sinr_db: np.ndarray) -> np.ndarray:
+        return np.digitize(sinr_db, self.edges)
+
+
 @functools.lru_cache(maxsize=8)
-def load_link_table(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A link table CSV -> (inner bin edges (n-1,) dB, delivery probability (n,), accuracy ratio (n,))."""
+def load_link_table(path: str) -> LinkTable:
+    """A link table CSV (rows: sinr_lo_db, sinr_hi_db, delivered, accuracy_ratio[, accuracy_lost]) ->
+    LinkTable; a table without ``accuracy_lost`` (the first, live-read ones) scores a lost frame 0."""
     import csv
 
     with open(path) as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"sinr_lo_db", "delivered", "accuracy_ratio"} <= set(rows[0]):
         raise ValueError(f"{path}: not a link table (sinr_lo_db, sinr_hi_db, delivered, accuracy_ratio)")
-    return (np.array([float(r["sinr_lo_db"]) for r in rows[1:]]),
-            np.array([float(r["delivered"]) for r in rows]),
-            np.array([float(r["accuracy_ratio"]) for r in rows]))
+    return LinkTable(np.array([float(r["sinr_lo_db"]) for r in rows[1:]]),
+                     np.array([float(r["delivered"]) for r in rows]),
+                     np.array([float(r["accuracy_ratio"]) for r in rows]),
+                     float(rows[0].get("accuracy_lost") or 0.0))
 
 
 def hex_positions(n: int, spacing: float) -> np.ndarray:
@@ -156,6 +189,7 @@ class NetworkCore:
         cfg, E, N = self.cfg, self.E, self.N
         self.rng = np.random.default_rng(seed)
         rng = self.rng
+        self.frame_rng = np.random.default_rng((cfg.frame_seed, 0 if seed is None else seed))
         # terminal k area-uniform in the disc of radius R around BS k (or the annulus from ue_min_frac R)
         r0 = max(cfg.min_distance_m / cfg.cell_radius_m, cfg.ue_min_frac) ** 2
         rad = np.sqrt(rng.uniform(r0, 1.0, (E, N))) * cfg.cell_radius_m
@@ -250,6 +284,49 @@ class NetworkCore:
              + (1.0 - self.w) * sigmoid(cfg.lam * (acc - self.acc_req)))
         return rate, q
 
+    def questions(self, level: np.ndarray) -> np.ndarray:
+        """Questions one frame of ``cfg.frame_values`` values carries at compression ``level``."""
+        return self.cfg.frame_values // self.table.values[np.asarray(level)].astype(int)
+
+    def sampled_qoe(self, level: np.ndarray, acc: np.ndarray, questions: np.ndarray) -> np.ndarray:
+        """(E, N) expected QoE when a link's accuracy is the fraction right of its ``questions`` (E, N)
+        independent answers, each right with probability ``acc`` (E, N): sum over x of Binomial(q, acc)(x)
+        QoE(x / q). The accuracy sigmoid is steep (lambda), so a frame of few questions scores less than the
+        QoE of its expected accuracy where that accuracy is above the requirement."""
+        from scipy.stats import binom
+
+        q = np.maximum(np.asarray(questions, dtype=np.int64), 1)
+        x = np.arange(int(q.max()) + 1).reshape((-1,) + (1,) * q.ndim)              # (X, 1, 1)
+        with np.errstate(divide="ignore"):  # scipy's pmf at p = 0 or 1 (exact zeros, harmless)
+            pmf = binom.pmf(x, q, np.clip(acc, 0.0, 1.0))                            # (X, E, N), 0 past q
+        _, qoe = self.qoe_from_accuracy(np.asarray(level), np.minimum(x / q, 1.0))
+        return (pmf * qoe).sum(axis=0)
+
+    def link_metrics(self, level: np.ndarray, sinr_db: np.ndarray) -> dict[str, np.ndarray]:
+        """(E, N) accuracy, rate, QoE and frame-delivery probability of links at compression ``level`` and
+        ``sinr_db``: the AWGN table, then the link table's delivery and accuracy ratio (a lost frame's
+        questions answered without tokens), scored per frame when ``cfg.frame_values`` > 0. The expected
+        accuracy is p ratio xi(SINR) + (1 - p) xi_lost; the QoE is p QoE(delivered) + (1 - p) QoE(lost)."""
+        acc = self.table.accuracy(level, sinr_db)
+        deliver = np.ones_like(acc)
+        acc_lost = np.zeros_like(acc)
+        if self.link is not None:
+            b = self.link.bin(sinr_db)
+            acc = np.minimum(1.0, acc * self.link.accuracy_ratio[b])
+            deliver = self.link.delivered[b]
+            acc_lost = np.full_like(acc, self.link.accuracy_lost)
+
+        def score(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            rate, q = self.qoe_from_accuracy(level, a)
+            return rate, (self.sampled_qoe(level, a, self.questions(level)) if self.cfg.frame_values else q)
+
+        rate_ok, q_ok = score(acc)
+        rate_lost, q_lost = score(acc_lost)
+        return {"accuracy": deliver * acc + (1 - deliver) * acc_lost,
+                "rate": deliver * rate_ok + (1 - deliver) * rate_lost,
+                "qoe": deliver * q_ok + (1 - deliver) * q_lost, "delivered": deliver,
+                "accuracy_delivered": acc, "accuracy_lost": acc_lost}
+
     def check_actions(self, beam: np.ndarray, power: np.ndarray, level: np.ndarray) -> None:
         for name, a, n in (("beam", beam, self.cfg.n_beams), ("power", power, len(self.cfg.power_dbm)),
                            ("compression", level, self.C)):
@@ -277,23 +354,31 @@ class NetworkCore:
         self._innovation = self._cn(self.alpha.shape)
         self._measure(beam, power)
         sinr = self.metrics_sinr_db
-        acc, rate, q = self.qoe(level, sinr)
-        if self.link is not None:  # the PHY's link table: expected QoE over delivery (lost: accuracy 0)
-            edges, p_del, ratio = self.link
-            b = np.digitize(sinr, edges)
-            acc_ok = np.minimum(1.0, acc * ratio[b])
-            rate_ok, q_ok = self.qoe_from_accuracy(level, acc_ok)
-            _, q_lost = self.qoe_from_accuracy(level, np.zeros_like(acc))
-            acc, rate = p_del[b] * acc_ok, p_del[b] * rate_ok
-            q = p_del[b] * q_ok + (1.0 - p_del[b]) * q_lost
+        if self.link is None and not cfg.frame_values:
+            acc, rate, q = self.qoe(level, sinr)
+            deliver = np.ones_like(acc)
+        else:  # the PHY's link table and / or the per-frame scoring
+            lm = self.link_metrics(level, sinr)
+            acc, rate, q, deliver = lm["accuracy"], lm["rate"], lm["qoe"], lm["delivered"]
+        observed = sinr
+        if cfg.sample_frames:  # one realisation of every frame, observed as a live receiver reports it
+            got = self.frame_rng.random(sinr.shape) < deliver
+            n_q = self.questions(level)
+            p_right = np.where(got, lm["accuracy_delivered"], lm["accuracy_lost"])
+            acc = self.frame_rng.binomial(n_q, p_right) / n_q
+            rate, q = self.qoe_from_accuracy(level, acc)
+            deliver = got.astype(float)
+            observed = np.where(got, sinr, LOST_SINR_DB)
+            idx = np.arange(self.N)
+            self.interference_w = self.rx[:, idx, idx] / 10.0 ** (observed / 10.0)
         self.t += 1
         self.last = {"beam": beam.copy(), "power": power.copy(), "level": level.copy(), "qoe": q, "acc": acc,
-                     "rate": rate, "sinr_db": sinr}
+                     "rate": rate, "sinr_db": observed}
         nb = self.neighbours()
         reward = (1 - cfg.neighbour_weight) * q + cfg.neighbour_weight * np.take_along_axis(
             q[:, None, :].repeat(self.N, 1), nb, axis=2).mean(axis=2)
         return {"sinr_db": sinr, "accuracy": acc, "rate": rate, "qoe": q, "reward": reward,
-                "truncated": np.full((self.E,), self.t >= cfg.n_slots)}
+                "delivered": deliver, "truncated": np.full((self.E,), self.t >= cfg.n_slots)}
 
     def neighbours(self) -> np.ndarray:
         """(E, N, M) the M terminals each BS interfered with most in the last slot (measured, local)."""

@@ -25,19 +25,23 @@ Link k's frames use the layout's sequence_id k (``link_sequences``), so a receiv
 stronger foreign frame fails its header CRC (counted ``sequence_mismatch``) instead of delivering it, and
 its SNR estimate is noise plus interference from the training's fit residual (its SINR).
 
-Besides the live QoE (a lost frame scores accuracy 0), every row also has the QoE when the receiver
-answers a lost frame's questions without any token (``qoe_live_lost_answered``: what it does in service,
-and the counterpart of the AWGN table's floor, where the tokens carry nothing), and the model's QoE at
-the same slot averaged over the frame's question sampling (``qoe_sim_same_slot_sampled``: the live
-accuracy is the fraction of the frame's q questions answered right, whose spread the steep accuracy
-sigmoid turns into a lower mean QoE; the model's QoE is that of the expected accuracy). The summary
-compares the live QoE with the simulation both as the environment scores it (``within_margin``) and with
-both sides scored per frame (``within_margin_per_frame_scoring``: lost frames answered without tokens
-live, the simulation's accuracy sampled over each frame's questions, ``qoe_sim_scenario_sampled``).
+The live QoE and the simulated QoE are scored the same way, as a slot is served: the accuracy of a slot
+is the fraction of its frame's q questions answered right, and a lost frame's questions are answered
+without any token (what the receiver does in service; it is also what the AWGN table's floor measures,
+the tokens carrying nothing). The simulation of the scenario (same seed, frozen policy, model
+observations) runs the environment with ``frame_values`` = FRAME_VALUES (the QoE is the expectation over
+the frame's Binomial question sampling) and with the PHY's link table as its link model (``semcom network
+linktable``: delivery probability and the delivered frames' accuracy ratio per SINR bin, measured in a
+controlled sweep of the same flowgraph, not on any live run). ``compare`` puts the two side by side
+(``gap.json``) with two references: the environment as Fig. 7 scores it (AWGN table, expected accuracy)
+and the link model at the live run's own slots (the live trajectory's actions and model SINRs), which
+splits the gap into what the PHY model misses and what the different trajectory costs. Every row also
+keeps the QoE with a lost frame scored accuracy 0 (``qoe_live``, the first runs' scoring).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
@@ -45,72 +49,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from semcom.progress import progress_bar
 from semcom.results import write_csv
 
-from .env import NetworkConfig, NetworkCore
+from .air import FRAME_VALUES, INTERFERER_CFO, SharedAir, TokenPool, level_parts
+from .env import LOST_SINR_DB, NetworkConfig, NetworkCore
+from .linktable import DEFAULT_LINK_TABLE
 
 log = logging.getLogger(__name__)
-FRAME_VALUES = 2560
 QOE_MARGIN = 0.05  # stated margin: |live QoE - simulated QoE| of the same scenario, mean over links and slots
-INTERFERER_CFO = 0.5  # max |offset| of a foreign transmitter's oscillator, in subcarriers
-LOST_SINR_DB = -10.0  # what a BS records as the SINR of a slot whose frame was lost (the table's floor)
-
-
-class TokenPool:
-    """Test questions with their sensor tokens, encoded once per link type (JTCC codes, raw tokens)."""
-
-    def __init__(self, n_questions: int = 1500, progress: bool = False) -> None:
-        from semcom.agents.commands import SHIPPED_CHECKPOINTS
-        from semcom.agents.experiment import AgentsExperiment, load_models, make_data
-
-        models = load_models(SHIPPED_CHECKPOINTS)
-        doc = json.loads((SHIPPED_CHECKPOINTS / "receiver.json").read_text())
-        exp = AgentsExperiment.from_dict(doc["meta"]["experiment"])
-        test = make_data(exp, progress=progress, pretrain=False).test.subset(n_questions)
-        self.jtcc, self.raw = models["jtcc"].eval(), models["tokens"].eval()
-        self.receiver = self.jtcc.receiver
-        b = test.batch(torch.arange(len(test)))
-        self.question, self.answer = b["question"], b["answer"]
-        with torch.no_grad():
-            tok_j = self.jtcc.sensor(b["image"], b["vague"])
-            tok_r = self.raw.sensor(b["image"], b["vague"])
-            self.codes = {"jtcc": self.jtcc.link.encode(tok_j)}                      # (Q, K, 16)
-            scale = torch.sqrt(tok_r.pow(2).sum(-1, keepdim=True) / (tok_r.shape[-1] / 2) + 1e-8)
-            self.codes["raw"] = tok_r / scale                                        # (Q, K, 128)
-            self.raw_scale = scale                                                   # side information
-        self.n = len(test)
-        self.next = 0
-
-    def no_frame_correct(self, link: str, idx: np.ndarray) -> np.ndarray:
-        """(q,) bool: the receiver's answers to the questions ``idx`` without any token (a lost frame)."""
-        return self.answers(link, 0, idx, np.zeros(0, np.float32))
-
-    def take(self, q: int) -> np.ndarray:
-        idx = (self.next + np.arange(q)) % self.n
-        self.next = int((self.next + q) % self.n)
-        return idx
-
-    def frame(self, link: str, k: int, idx: np.ndarray, rng: np.random.Generator, n_values: int
-              ) -> np.ndarray:
-        """(n_values,) float32: the first k tokens of each question, then Gaussian filler of equal power."""
-        z = self.codes[link][idx, :k].reshape(-1).numpy()
-        fill = rng.standard_normal(n_values - z.size) * np.sqrt(0.5)
-        return np.concatenate([z, fill]).astype(np.float32)
-
-    def answers(self, link: str, k: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Received values (n_values,) -> correct (q,) bool for the questions ``idx``."""
-        m = self.codes[link].shape[-1]
-        K = self.codes[link].shape[1]
-        y = torch.zeros(len(idx), K, m)
-        y[:, :k] = torch.as_tensor(values[:len(idx) * k * m], dtype=torch.float32).reshape(len(idx), k, m)
-        with torch.no_grad():
-            dec = self.jtcc.link.decode(y) if link == "jtcc" else y * self.raw_scale[idx]
-            dec[:, k:] = 0.0  # tokens not sent: the receiver's "no object" token
-            pred = self.receiver(dec, None, self.question[idx]).argmax(-1)
-        return (pred == self.answer[idx]).numpy()
+# what compare() adds to a live run's summary
+COMPARISON_KEYS = ("link_table", "qoe_live", "qoe_sim", "qoe_sim_sd_draws", "qoe_sim_expected",
+                   "qoe_model_at_live_slots", "qoe_live_lost_zero", "qoe_sim_awgn_expected_accuracy", "gap",
+                   "gap_expected", "margin", "within_margin")
+FRAME_DRAWS = 20  # realisations of the frame-by-frame simulation of a live scenario
 
 
 def flowgraph_gains(core: NetworkCore, beam: np.ndarray, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,139 +79,139 @@ def flowgraph_gains(core: NetworkCore, beam: np.ndarray, power: np.ndarray) -> t
     return gains.astype(np.complex64), noise
 
 
-def sampled_qoe(core: NetworkCore, level: np.ndarray, acc: np.ndarray, questions: np.ndarray) -> np.ndarray:
-    """(N,) expected QoE of network 0's links when the accuracy is the fraction right of ``questions``
-    (N,) independent answers, each right with probability ``acc`` (N,): sum over x of Binomial(q, acc)(x)
-    QoE(x / q)."""
-    from scipy.stats import binom
+def _policy_doc(policies: Path, scheme: str) -> dict[str, Any]:
+    return json.loads(policies.with_name(policies.name + ("_high.json" if scheme == "hierarchical"
+                                                          else "_joint.json")).read_text())
 
-    out = np.zeros(len(level))
-    for k, (p, q) in enumerate(zip(acc, questions, strict=True)):
-        x = np.arange(q + 1)
-        grid = np.repeat(np.asarray(acc, float)[None, None, :], q + 1, axis=0)   # (q + 1, 1, N)
-        grid[:, 0, k] = x / q
-        _, qoe = core.qoe_from_accuracy(np.asarray(level)[None], grid)
-        with np.errstate(divide="ignore"):  # scipy's pmf at p = 0 or 1 (exact zeros, harmless)
-            out[k] = float(np.dot(binom.pmf(x, q, p), qoe[:, 0, k]))
+
+def simulate_scenario(policies: str | Path, seed: int, n_slots: int, link_table: str | Path | None = None,
+                      per_frame: bool = True, frame_seed: int | None = None) -> np.ndarray:
+    """(n_slots,) network QoE (mean over links) of the simulation of a live scenario: same seed, the
+    policies frozen; with ``link_table`` as the env's link model and, ``per_frame``, each slot scored over
+    its frame's question sampling (``NetworkConfig.frame_values``). ``frame_seed`` None: expectations (the
+    BSs observe the model's SINR and expected QoE); an int: one realisation of every frame (delivered or
+    not, its questions right or wrong), observed as the live receivers report it (``sample_frames``)."""
+    from .agents import run_scheme
+    from .experiment import load_policy
+
+    policies = Path(policies)
+    net = _policy_doc(policies, policies.name)["config"]["network"]
+    cfg = NetworkConfig(n_cells=int(net["n_cells"]), period=int(net["period"]), n_slots=n_slots,
+                        link_table=str(link_table or ""), frame_values=FRAME_VALUES if per_frame else 0,
+                        sample_frames=frame_seed is not None, frame_seed=frame_seed or 0)
+    core = NetworkCore(cfg, 1)
+    return run_scheme(load_policy(policies, core, seed), seed, n_slots)["qoe"]
+
+
+def compare(live_dir: str | Path, link_table: str | Path = DEFAULT_LINK_TABLE) -> dict[str, Any]:
+    """The live run in ``live_dir`` (live.json + live.csv) against the simulation of its scenario with the
+    link table, both scored per frame with a lost frame's questions answered without tokens -> gap.json.
+
+    Also: the environment as Fig. 7 scores it (AWGN table, QoE of the expected accuracy), and the link model
+    at the live run's own slots (its actions and model SINRs, each frame's questions): live - that is what
+    the PHY model misses; that - the scenario's simulation is what the live trajectory's other actions do."""
+    live_dir = Path(live_dir)
+    s = json.loads((live_dir / "live.json").read_text())["summary"]
+    with (live_dir / "live.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    n = int(s["n_links"])
+    # the headline simulation: the live loop simulated, frame by frame (delivery drawn from the link table,
+    # questions answered at random, the BSs observing what the receivers report), FRAME_DRAWS
+    # realisations; its mean is the simulated QoE, its spread what one 100-slot run varies by alone
+    draws = np.array([simulate_scenario(s["policies"], s["seed"], s["slots"], link_table, frame_seed=d).mean()
+                      for d in range(FRAME_DRAWS)])
+    sim = simulate_scenario(s["policies"], s["seed"], s["slots"], link_table)  # expectations (mean field)
+    awgn = simulate_scenario(s["policies"], s["seed"], s["slots"], None, per_frame=False)
+    core = NetworkCore(NetworkConfig(n_cells=n, link_table=str(link_table), frame_values=FRAME_VALUES), 1)
+    core.reset(s["seed"])  # the scenario's requirements and weights
+    grid = {k: np.array([float(r[k]) for r in rows]).reshape(-1, n)
+            for k in ("sinr_sim_db", "qoe_live_lost_answered", "qoe_live")}
+    level = np.array([core.table.names.index(r["level"]) for r in rows]).reshape(-1, n)
+    same = core.link_metrics(level, grid["sinr_sim_db"])
+    out = {"live_run": str(live_dir), "link_table": str(link_table), "seed": s["seed"], "slots": s["slots"],
+           "frames_sent": s["frames_sent"], "frames_delivered": s["frames_delivered"],
+           "frames_lost": s["frames_lost"],
+           "qoe_live": float(grid["qoe_live_lost_answered"].mean()),
+           "qoe_sim": float(draws.mean()), "qoe_sim_sd_draws": float(draws.std(ddof=1)),
+           "frame_draws": FRAME_DRAWS,
+           "live_percentile_in_draws": float(100.0 * np.mean(draws < grid["qoe_live_lost_answered"].mean())),
+           "qoe_sim_expected": float(sim.mean()),
+           "qoe_model_at_live_slots": float(same["qoe"].mean()),
+           "delivered_model_at_live_slots": float(same["delivered"].mean()),
+           "qoe_live_lost_zero": float(grid["qoe_live"].mean()),
+           "qoe_sim_awgn_expected_accuracy": float(awgn.mean())}
+    out["gap"] = out["qoe_live"] - out["qoe_sim"]
+    out["gap_expected"] = out["qoe_live"] - out["qoe_sim_expected"]
+    # live - model at the live slots: what the link model misses; model at the live slots - expected
+    # simulation: what the live trajectory's other actions do
+    out["gap_phy_model"] = out["qoe_live"] - out["qoe_model_at_live_slots"]
+    out["gap_trajectory"] = out["qoe_model_at_live_slots"] - out["qoe_sim_expected"]
+    out["gap_awgn_env"] = out["qoe_live_lost_zero"] - out["qoe_sim_awgn_expected_accuracy"]
+    out["margin"] = QOE_MARGIN
+    out["within_margin"] = bool(abs(out["gap"]) <= QOE_MARGIN)
+    (live_dir / "gap.json").write_text(json.dumps(out, indent=2) + "\n")
+    # live.json's summary gets the comparison (replacing the keys the first runs' scoring wrote)
+    doc = json.loads((live_dir / "live.json").read_text())
+    for stale in ("qoe_live_table_at_measured_snr", "qoe_sim_same_slots", "qoe_live_lost_answered",
+                  "qoe_sim_same_slots_sampled", "qoe_sim_scenario", "qoe_sim_scenario_sampled",
+                  "within_margin_per_frame_scoring"):
+        doc["summary"].pop(stale, None)
+    doc["summary"].update({k: out[k] for k in COMPARISON_KEYS})
+    (live_dir / "live.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
+    plot_live(live_dir / "live.png", grid["qoe_live_lost_answered"].mean(axis=1),
+              grid["qoe_live"].mean(axis=1), sim, {**doc["summary"], **out})
     return out
-
-
-def _level_parts(name: str) -> tuple[str, int]:
-    link, k = name.split("_k")
-    return link, int(k)
 
 
 def run_live(policies: str | Path, out_dir: str | Path, n_frames: int = 200, seed: int = 100,
              scheme: str = "hierarchical", timeout_s: float = 4.0, progress: bool = True,
-             link_sequences: bool = True) -> dict[str, Any]:
-    """Run ``n_frames`` slots live; write live.csv (per slot and link), live.png and live.json.
-    ``link_sequences=False``: every link on sequence_id 0 (the first live runs, for comparison)."""
-    import pmt
-    from gnuradio.semcom.messages import tensor_message
-
-    from semcom.flowgraphs import top_block_class
-    from semcom.link import LinkClient
-    from semcom.loopback import free_tcp_port
-    from semcom.ofat.equalize import reconstruct_payload
-    from semcom.ofat.frame import make_layout
-
-    from .agents import run_scheme
+             link_sequences: bool = True, link_table: str | Path = DEFAULT_LINK_TABLE) -> dict[str, Any]:
+    """Run ``n_frames`` slots live; write live.csv (per slot and link), live.png, live.json and gap.json
+    (``compare`` with ``link_table``). ``link_sequences=False``: every link on sequence_id 0 (the first
+    live runs, for comparison)."""
     from .experiment import load_policy
 
     policies = Path(policies) / scheme
-    doc = json.loads(policies.with_name(policies.name + ("_high.json" if scheme == "hierarchical"
-                                                            else "_joint.json")).read_text())
+    doc = _policy_doc(policies, scheme)
     n = int(doc["config"]["network"]["n_cells"])
     net = NetworkConfig(n_cells=n, period=int(doc["config"]["network"]["period"]), n_slots=n_frames)
-    layout = make_layout("wifi64", n_tx=1, n_rx=1, mode="complex", train_reps=2, header_reps=3,
-                         max_data_symbols=64)
-    # the simulation of the same scenario (same seed, frozen policy), for the comparison
-    sim_core = NetworkCore(net, 1)
-    sim_slots: list[tuple[np.ndarray, np.ndarray]] = []  # the simulation's (level, accuracy) per slot
-    plain_step = sim_core.step
-
-    def recorded_step(beam: np.ndarray, power: np.ndarray, level: np.ndarray) -> dict[str, np.ndarray]:
-        m = plain_step(beam, power, level)
-        sim_slots.append((np.array(level[0]), np.array(m["accuracy"][0])))
-        return m
-
-    sim_core.step = recorded_step  # type: ignore[method-assign]
-    sim = run_scheme(load_policy(policies, sim_core, seed), seed, n_frames)
-    # the same simulation scored as the live run scores a frame: the fraction right of its q questions
-    sim_sampled = float(np.mean([
-        sampled_qoe(sim_core, lv, a, (FRAME_VALUES // sim_core.table.values[lv]).astype(int))
-        for lv, a in sim_slots]))
     core = NetworkCore(net, 1)
     policy = load_policy(policies, core, seed)
     pool = TokenPool(progress=progress)
     rng = np.random.default_rng(seed)
-    tx = [f"tcp://127.0.0.1:{free_tcp_port()}" for _ in range(n)]
-    rx = [f"tcp://127.0.0.1:{free_tcp_port()}" for _ in range(n)]
-    cls = top_block_class(f"network_loopback_{n}")
-    addr = {**{f"tx_address_{k}": a for k, a in enumerate(tx)},
-            **{f"rx_address_{k}": a for k, a in enumerate(rx)}}
-    fill = layout.n_used / layout.fft_len  # mean sample power of an OFAT frame (unitary IFFT)
-    tb = cls(stagger=0, gap_samples=160, fill_power=fill, interferer_cfo=INTERFERER_CFO / layout.fft_len,
-             seed=seed, link_sequences=int(link_sequences), **addr)
-    tb.start()
-    ch = tb.semcom_interference_channel_0
-    # one seq space per link: a receiver that captures another link's (stronger) frame delivers a seq its
-    # host does not wait for, and its own frame is counted lost
-    links = [LinkClient(tx[k], rx[k], window=1, timeout_s=timeout_s, first_seq=1_000_000 * k)
-             for k in range(n)]
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    try:
-        time.sleep(0.5)  # ZeroMQ connect before the first frame (slow joiner)
+    with SharedAir(n, seed, link_sequences=link_sequences, timeout_s=timeout_s) as air:
         obs = core.reset(seed)
         for s in progress_bar(range(n_frames), progress=progress, desc="live slots"):
             beam, power, level = policy.act(obs)
             m = core.step(beam, power, level)                      # the slot's channel + simulated metrics
             gains, noise = flowgraph_gains(core, beam, power)
             p_dbm = np.asarray(net.power_dbm)[power[0]]
-            ch._post(pmt.intern("control"), tensor_message(
-                {"slot": s, "power_dbm": p_dbm.tolist(), "level": level[0].tolist()},
-                {"gains": gains, "noise_var": noise.astype(np.float64)}))
-            while ch.counters()["slot"] != s:  # applied before any sample of this slot's frames moves
-                time.sleep(0.001)
+            air.set_channel(s, gains, noise, p_dbm.tolist(), level[0].tolist())
             sent = []
             for k in range(n):
-                link_name, kk = _level_parts(core.table.names[level[0, k]])
+                link_name, kk = level_parts(core.table.names[level[0, k]])
                 n_c = int(core.table.values[level[0, k]])
                 idx = pool.take(FRAME_VALUES // n_c)
-                seq = links[k].send(pool.frame(link_name, kk, idx, rng, FRAME_VALUES), {"slot": s})
-                sent.append((seq, link_name, kk, idx))
+                sent.append((pool.frame(link_name, kk, idx, rng, FRAME_VALUES), link_name, kk, idx))
+            back = air.exchange([x[0] for x in sent], {"slot": s})
             acc = np.zeros(n)
             acc_no_frame = np.zeros(n)  # what a lost frame's questions get answered without tokens
             sinr = np.full(n, LOST_SINR_DB)
-            delivered = np.zeros(n, bool)
-            got: dict[int, Any] = {}
-            deadline = time.monotonic() + timeout_s
-            while len(got) < n and time.monotonic() < deadline:  # every receiver at once
-                for k in set(range(n)) - set(got):
-                    msg = links[k].receive(timeout_s=0.02)
-                    if msg is not None and msg.seq == sent[k][0]:
-                        got[k] = msg
-            for k in range(n):
-                links[k].expire()  # a frame not back by the deadline is counted lost (timeout_s)
-                if k not in got:
-                    acc_no_frame[k] = pool.no_frame_correct(sent[k][1], sent[k][3]).mean()
-                    continue
-                msg = got[k]
-                meta = msg.meta
-                h = torch.from_numpy(np.array(msg.tensors["H"], np.complex128))
-                y = torch.from_numpy(np.array(msg.tensors["Y"], np.complex128))
-                vals = reconstruct_payload(layout, h, y, shape=meta["shape"], scale=meta["scale"],
-                                           noise_var=meta["noise_var"], method="zf").numpy()
+            delivered = np.array([b is not None for b in back])
+            for k, got in enumerate(back):
                 _, link_name, kk, idx = sent[k]
-                acc[k] = pool.answers(link_name, kk, idx, vals).mean()
-                sinr[k] = float(meta["snr_db"])
-                delivered[k] = True
+                if got is None:
+                    acc_no_frame[k] = pool.no_frame_correct(link_name, idx).mean()
+                    continue
+                acc[k] = pool.answers(link_name, kk, idx, got.values).mean()
+                sinr[k] = got.snr_db
             lvl = level[0]
             _, q = core.qoe_from_accuracy(lvl[None], acc[None])
             acc_answered = np.where(delivered, acc, acc_no_frame)
             rate_answered, q_answered = core.qoe_from_accuracy(lvl[None], acc_answered[None])
-            q_sampled = sampled_qoe(core, lvl, m["accuracy"][0], np.array([len(x[3]) for x in sent]))
+            q_sampled = core.sampled_qoe(lvl[None], m["accuracy"], np.array([[len(x[3]) for x in sent]]))[0]
             acc_t, _, q_table = core.qoe(lvl[None], sinr[None])
             for k in range(n):
                 rows.append({"slot": s, "link": k, "beam": int(beam[0, k]), "power_dbm": float(p_dbm[k]),
@@ -279,73 +232,51 @@ def run_live(policies: str | Path, out_dir: str | Path, n_frames: int = 200, see
             core.last.update({"sinr_db": sinr[None], "acc": acc_answered[None], "rate": rate_answered,
                               "qoe": q_answered})
             obs = core.observe()
-    finally:
-        counters = {"channel": ch.counters(),
-                    "links": [lk.finish(drain_s=0.5) for lk in links],
-                    "rx": [getattr(tb, f"ofat_rx_{k}").counters() for k in range(n)]}
-        for lk in links:
-            lk.close()
-        tb.stop()
-        tb.wait()
+    counters = air.counters
     out = Path(out_dir)
     write_csv(out / "live.csv", rows)
-    live_q = float(np.mean([r["qoe_live"] for r in rows]))
-    sim_q = float(sim["qoe"].mean())
-    answered_q = float(np.mean([r["qoe_live_lost_answered"] for r in rows]))
     summary = {"scheme": scheme, "policies": str(policies), "n_links": n, "slots": n_frames, "seed": seed,
                "frame_values": FRAME_VALUES, "interferer_cfo_subcarriers": INTERFERER_CFO,
                "frames_sent": sum(c["sent"] for c in counters["links"]),
                "frames_delivered": sum(c["delivered"] for c in counters["links"]),
                "frames_lost": sum(c["lost"] for c in counters["links"]),
+               "frames_late": sum(c["late"] for c in counters["links"]),
                "foreign_frames_delivered": sum(c["unexpected"] for c in counters["links"]),
                "sequence_mismatch": sum(c.get("sequence_mismatch", 0) for c in counters["rx"]),
                "header_crc_fail": sum(c["header_crc_fail"] for c in counters["rx"]),
                "link_sequences": bool(link_sequences),
-               "qoe_live": live_q, "qoe_live_table_at_measured_snr": float(np.mean(
-                   [r["qoe_table_at_measured"] for r in rows])),
-               "qoe_sim_same_slots": float(np.mean([r["qoe_sim_same_slot"] for r in rows])),
-               "qoe_live_lost_answered": answered_q,
-               "qoe_sim_same_slots_sampled": float(np.mean([r["qoe_sim_same_slot_sampled"] for r in rows])),
-               "qoe_sim_scenario": sim_q, "qoe_sim_scenario_sampled": sim_sampled,
                "accuracy_live": float(np.mean([r["accuracy_live"] for r in rows])),
-               "margin": QOE_MARGIN, "within_margin": abs(live_q - sim_q) <= QOE_MARGIN,
-               # both sides scored per frame (a lost frame's questions answered without tokens, the accuracy
-               # the fraction right of the frame's questions)
-               "within_margin_per_frame_scoring": abs(answered_q - sim_sampled) <= QOE_MARGIN,
                "mean_power_dbm": float(np.mean([r["power_dbm"] for r in rows])),
                "seconds": time.perf_counter() - t0}
     (out / "live.json").write_text(json.dumps({"summary": summary, "counters": counters}, indent=2,
                                               default=float) + "\n")
-    plot_live(out / "live.png", rows, sim["qoe"], summary)
-    return {"summary": summary, "counters": counters, "rows": rows}
+    res = {"summary": summary, "counters": counters, "rows": rows}
+    res["summary"].update({k: v for k, v in compare(out, link_table).items() if k in COMPARISON_KEYS})
+    return res
 
 
-def plot_live(path: Path, rows: list[dict[str, Any]], sim_qoe: np.ndarray, summary: dict[str, Any]) -> None:
+def plot_live(path: Path, live: np.ndarray, live_lost_zero: np.ndarray, sim: np.ndarray,
+              summary: dict[str, Any]) -> None:
+    """Network QoE per slot: live (per frame, lost frames answered), live with a lost frame scored 0, and
+    the simulation of the scenario with the link table."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    slots = sorted({r["slot"] for r in rows})
+    from semcom.results import save_figure
 
-    def per_slot(key: str) -> np.ndarray:  # network mean per slot
-        return np.array([np.mean([r[key] for r in rows if r["slot"] == s]) for s in slots])
-
-    live, same, answered = (per_slot(k) for k in ("qoe_live", "qoe_sim_same_slot", "qoe_live_lost_answered"))
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    ax.plot(slots, live, label=f"live flowgraph (answers), mean {summary['qoe_live']:.3f}")
-    ax.plot(slots, answered, alpha=0.7, label=f"live, lost frames answered without tokens, mean "
-            f"{summary['qoe_live_lost_answered']:.3f}")
-    ax.plot(slots, same, "--", label=f"model SINR, same slots, mean {summary['qoe_sim_same_slots']:.3f}")
-    ax.plot(np.arange(len(sim_qoe)), sim_qoe, ":", label=f"simulation of the scenario, mean "
-            f"{summary['qoe_sim_scenario']:.3f} (scored per frame "
-            f"{summary['qoe_sim_scenario_sampled']:.3f})")
+    ax.plot(live, label=f"live flowgraph, mean {summary['qoe_live']:.3f}")
+    ax.plot(live_lost_zero, alpha=0.5, label=f"live, a lost frame scored 0, mean "
+            f"{summary['qoe_live_lost_zero']:.3f}")
+    ax.plot(sim, ":", label=f"simulation with the link table (expectations), mean "
+            f"{summary['qoe_sim_expected']:.3f}; frame by frame {summary['qoe_sim']:.3f}")
     ax.set_xlabel("slot (one frame per link)")
-    ax.set_ylabel("network QoE")
+    ax.set_ylabel("network QoE per frame")
     ax.set_title(f"{summary['scheme']} policies on {summary['n_links']} live OFAT links: "
-                 f"{summary['frames_delivered']}/{summary['frames_sent']} frames delivered", fontsize=9)
+                 f"{summary['frames_delivered']}/{summary['frames_sent']} frames delivered, gap "
+                 f"{summary['gap']:+.3f}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
