@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Where the 2x4 loopback's CPU and latency go: CPU per delivered frame of each thread (GNU Radio names
+a block's thread after the block), and the one-in-flight latency split at the blocks.
+
+    .venv/bin/python benchmarks/profile_loopback.py [--frames 300] [--window 8]
+
+1. CPU per frame of each thread while `--frames` 5x256 tensors go through the loopback flowgraph at
+   20 dB with the host reconstructing (as benchmarks/run.py's end-to-end part), twice, interleaved:
+   numpy's BLAS with its default threads, and limited to one (threadpoolctl); two rounds alternating,
+   the run with less process CPU per frame kept for each. Thread CPU times come from /proc (10 ms
+   ticks: read figures below ~30 us a frame as noise).
+2. Latency of one tensor in flight, split at time stamps taken in tensor_source, in ofat_rx around the
+   receiver call that completes the frame, and in tensor_sink.
+See benchmarks/PROFILE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from semcom.link import LinkClient
+from semcom.loopback import start_loopback_flowgraph, stream
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run import LAYOUT  # noqa: E402  (the benchmarks' 2x4 wifi64 layout)
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def block_thread_names(tb) -> dict[str, str]:
+    """The OS name of each block's scheduler thread -> "<blocks> (GNU Radio thread)". GNU Radio names it
+    after the block and its unique id, cut to Linux's 15 characters (the id kept at the end, or cut
+    off), so two blocks may share a name: both are given (tensor_source's own thread stays idle)."""
+    names: dict[str, list[str]] = {}
+    for attr in sorted(dir(tb)):
+        block = getattr(tb, attr)
+        if attr.startswith("semcom_") and hasattr(block, "unique_id"):
+            ident, name = str(block.unique_id()), block.name()
+            for os_name in {(name + ident)[:15], name[: 15 - len(ident)] + ident}:
+                names.setdefault(os_name, []).append(attr)
+    return {k: " / ".join(v) + " (GNU Radio thread)" for k, v in names.items()}
+
+
+def thread_cpu(block_names: dict[str, str]) -> dict[tuple[str, str], float]:
+    """CPU seconds so far of each thread of this process, keyed by (tid, label)."""
+    names = {str(t.native_id): f"{t.name} (Python thread)" for t in threading.enumerate()}
+    names[str(os.getpid())] = "host (main thread)"
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            comm = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        label = names.get(tid) or block_names.get(comm) or (
+            "python (other: BLAS, torch, ...)" if comm == "python" else comm)
+        out[(tid, label)] = (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
+def cpu_per_frame(n_frames: int, window: int) -> tuple[float, float, dict[str, float]]:
+    """(frames/s, CPU ms per frame of the process, {thread: CPU us per frame}) of one loopback run."""
+    tb, tx, rx = start_loopback_flowgraph(2, 4, preset="wifi64", snr_db=20.0, seed=1)
+    rng = np.random.default_rng(4)
+    tensors = [rng.standard_normal((5, 256)).astype(np.float32) for _ in range(n_frames)]
+    try:
+        with LinkClient(tx, rx, window=window, timeout_s=5.0) as link:
+            stream(link, LAYOUT, tensors[:20], 20.0, window, 5.0, progress=False)  # warm-up
+            blocks = block_thread_names(tb)
+            before, cpu0, t0 = thread_cpu(blocks), time.process_time(), time.perf_counter()
+            res = stream(link, LAYOUT, tensors, 20.0, window, 5.0, progress=False)
+            after, cpu1, t1 = thread_cpu(blocks), time.process_time(), time.perf_counter()
+    finally:
+        tb.stop()
+        tb.wait()
+    assert res.delivered == res.sent, f"{res.sent - res.delivered} frames lost"
+    per_thread: dict[str, float] = {}
+    for key, cpu in after.items():
+        label = key[1]
+        per_thread[label] = per_thread.get(label, 0.0) + (cpu - before.get(key, 0.0)) / res.delivered * 1e6
+    return res.delivered / (t1 - t0), (cpu1 - cpu0) / res.delivered * 1e3, per_thread
+
+
+def latency_split(n_frames: int) -> dict[str, float]:
+    """Median milliseconds of each leg of a one-in-flight round trip through the loopback."""
+    tb, tx, rx = start_loopback_flowgraph(2, 4, preset="wifi64", snr_db=20.0, seed=1)
+    stamps: dict[str, float] = {}
+    source, receiver, sink = tb.semcom_tensor_source_0, tb.semcom_ofat_rx_0.receiver, tb.semcom_tensor_sink_0
+    handle, process, on_frame = source._handle, receiver.process, sink._on_frame
+
+    def timed_handle(parts):
+        stamps["source"] = time.perf_counter()
+        handle(parts)
+
+    def timed_process(samples):
+        start = time.perf_counter()
+        frames = process(samples)
+        if frames:
+            stamps.update(rx_call=start, rx_done=time.perf_counter(), rx_chunk=len(samples[0]))
+        return frames
+
+    def timed_on_frame(msg):
+        stamps["sink"] = time.perf_counter()
+        on_frame(msg)
+
+    source._handle, receiver.process, sink._on_frame = timed_handle, timed_process, timed_on_frame
+    x = np.random.default_rng(4).standard_normal((5, 256)).astype(np.float32)
+    legs: dict[str, list[float]] = {}
+    try:
+        with LinkClient(tx, rx, window=1, timeout_s=5.0) as link:
+            for i in range(n_frames + 20):
+                t0 = time.perf_counter()
+                link.send(x)
+                msg = link.receive(timeout_s=5.0)
+                t1 = time.perf_counter()
+                if msg is None or i < 20:  # the first 20 warm up
+                    continue
+                s = stamps
+                for name, ms in (("host -> tensor_source", s["source"] - t0),
+                                 ("tensor_source -> the ofat_rx call that completes the frame "
+                                  "(ofat_tx, mimo_channel, buffers)", s["rx_call"] - s["source"]),
+                                 ("that receiver call (FrameReceiver.process)", s["rx_done"] - s["rx_call"]),
+                                 ("ofat_rx -> tensor_sink", s["sink"] - s["rx_done"]),
+                                 ("tensor_sink -> host (send, receive, decode)", t1 - s["sink"]),
+                                 ("**round trip**", t1 - t0)):
+                    legs.setdefault(name, []).append(ms * 1e3)
+                legs.setdefault("samples per stream in that receiver call", []).append(s["rx_chunk"])
+    finally:
+        tb.stop()
+        tb.wait()
+    return {k: statistics.median(v) for k, v in legs.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--window", type=int, default=8)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    runs: dict[str, tuple[float, float, dict[str, float]]] = {}
+    for _ in range(2):  # two rounds, alternating, so both settings see the same machine; the leaner run kept
+        for blas in ("default", "1"):
+            limit = threadpool_limits(1, user_api="blas") if blas == "1" else contextlib.nullcontext()
+            with limit:
+                run = cpu_per_frame(args.frames, args.window)
+            name = f"BLAS threads {blas}"
+            if name not in runs or run[1] < runs[name][1]:
+                runs[name] = run
+    first = next(iter(runs.values()))[2]
+    labels = sorted({k for _, _, t in runs.values() for k in t}, key=lambda k: -first.get(k, 0.0))
+    print(f"CPU per delivered frame, 2x4 loopback, window {args.window}, {args.frames} frames "
+          f"(load average {os.getloadavg()[0]:.1f})\n")
+    print("| thread | " + " | ".join(f"{name}: us per frame" for name in runs) + " |")
+    print("| --- |" + " --- |" * len(runs))
+    for label in labels:
+        cells = [f"{t.get(label, 0.0):.0f}" for _, _, t in runs.values()]
+        if any(c != "0" for c in cells):
+            print(f"| {label} | " + " | ".join(cells) + " |")
+    print("| **process, ms per frame** | " + " | ".join(f"**{c:.2f}**" for _, c, _ in runs.values()) + " |")
+    print("| frames/s | " + " | ".join(f"{f:.0f}" for f, _, _ in runs.values()) + " |")
+    print("\n| one tensor in flight (2x4, 20 dB) | median ms |\n| --- | --- |")
+    for name, ms in latency_split(max(50, args.frames // 3)).items():
+        print(f"| {name} | {ms:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
