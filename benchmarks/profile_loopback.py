@@ -39,16 +39,14 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def block_thread_names(tb) -> dict[str, str]:
-    """The OS name of each block's scheduler thread -> "<blocks> (GNU Radio thread)". GNU Radio names it
-    after the block and its unique id, cut to Linux's 15 characters (the id kept at the end, or cut
-    off), so two blocks may share a name: both are given (tensor_source's own thread stays idle)."""
+    """The first 13 characters of each block's scheduler thread name -> "<blocks> (GNU Radio thread)".
+    GNU Radio names the thread after the block and a number, cut to Linux's 15 characters, so only the
+    start is sure and two blocks may share it: both are given (tensor_source's own thread is idle)."""
     names: dict[str, list[str]] = {}
     for attr in sorted(dir(tb)):
         block = getattr(tb, attr)
         if attr.startswith("semcom_") and hasattr(block, "unique_id"):
-            ident, name = str(block.unique_id()), block.name()
-            for os_name in {(name + ident)[:15], name[: 15 - len(ident)] + ident}:
-                names.setdefault(os_name, []).append(attr)
+            names.setdefault(block.name()[:13], []).append(attr)
     return {k: " / ".join(v) + " (GNU Radio thread)" for k, v in names.items()}
 
 
@@ -63,7 +61,7 @@ def thread_cpu(block_names: dict[str, str]) -> dict[tuple[str, str], float]:
             fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:  # the thread ended meanwhile
             continue
-        label = names.get(tid) or block_names.get(comm) or (
+        label = names.get(tid) or block_names.get(comm[:13]) or (
             "python (other: BLAS, torch, ...)" if comm == "python" else comm)
         out[(tid, label)] = (int(fields[11]) + int(fields[12])) / TICK
     return out
