@@ -55,9 +55,23 @@ for old in "$SYS_SITE/gr-semcom-checkout.pth" /etc/gnuradio/conf.d/semcom.conf; 
   fi
 done
 
+# The compiled blocks (ofat_tx_fast, gr-semcom/lib + python/semcom/bindings): a CMake build inside this
+# checkout ($SEMCOM_BUILD_DIR, default build/, git-ignored; the tree scripts/test.sh runs ctest in), rebuilt
+# by cmake --build when a source changed (a no-op otherwise). `from gnuradio import semcom` loads it from
+# there (gr-semcom/python/semcom/ofat_tx.py); nothing is installed. Quiet: the log stays in the build dir.
+BUILD=${SEMCOM_BUILD_DIR:-build}
+mkdir -p "$BUILD"
+if ! { { [ -f "$BUILD/CMakeCache.txt" ] || cmake -S . -B "$BUILD" -DPYTHON_EXECUTABLE="$PWD/$PY"; } &&
+       cmake --build "$BUILD" --parallel 2; } > "$BUILD/setup-build.log" 2>&1; then
+  tail -n 30 "$BUILD/setup-build.log"
+  echo "[setup] building the compiled blocks failed (log: $BUILD/setup-build.log)" >&2
+  exit 1
+fi
+
 $PY - <<'PYCHECK'
 import numpy, torch
 from gnuradio import gr, semcom as gr_semcom  # noqa: F401
+assert gr_semcom.semcom_python is not None, "the compiled blocks (build/) do not load"
 import semcom  # noqa: F401
 import tempfile
 from semcom.flowgraphs import compile_flowgraph

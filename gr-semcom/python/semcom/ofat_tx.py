@@ -8,15 +8,61 @@
 from __future__ import annotations
 
 import collections
+import importlib.util
+import os
+import sys
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
-from semcom.ofat.frame import FrameError, FrameHeader, OfatLayout, frame_header, modulate_frames
+from semcom.ofat.frame import FrameError, FrameHeader, OfatLayout, _tx_template, frame_header, modulate_frames
 
 from .messages import parse_tensor_message
+
+
+def _checkout_build_dir() -> Path:
+    """Where scripts/setup.sh builds the compiled blocks in this file's own checkout (<checkout>/build,
+    or $SEMCOM_BUILD_DIR relative to it, as scripts/test.sh names it)."""
+    parents = Path(__file__).resolve().parents  # <checkout>/gr-semcom/python/semcom/ofat_tx.py
+    root = parents[min(3, len(parents) - 1)]
+    return root / os.environ.get("SEMCOM_BUILD_DIR", "build") / "gr-semcom" / "python" / "semcom" / "bindings"
+
+
+def _load_compiled():
+    """The compiled blocks' module (semcom_python): beside this file when installed (cmake --install,
+    ctest's package copy), else from this checkout's build tree; None when neither has it (a wheel, a
+    checkout never built: the Python ofat_tx alone) or when it does not load (warned, never raised, so
+    `from gnuradio import semcom` keeps working)."""
+    try:
+        from . import semcom_python
+        return semcom_python
+    except ImportError:
+        pass
+    build = _checkout_build_dir()
+    found = sorted(build.glob("semcom_python*.so")) if build.is_dir() else []
+    if not found:
+        return None
+    for module in list(sys.modules.values()):  # loaded already (the package imported under two names,
+        if getattr(module, "__file__", None) == str(found[0]):  # as pytest's importlib mode does)
+            return module
+    name = f"{__package__}.semcom_python"
+    try:
+        spec = importlib.util.spec_from_file_location(name, found[0])
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except ImportError as err:
+        warnings.warn(f"gnuradio.semcom: the compiled blocks in {found[0]} do not load ({err}); "
+                      "rebuild them (scripts/setup.sh). Using the Python ofat_tx.", stacklevel=2)
+        return None
+    sys.modules[name] = module
+    return module
+
+
+semcom_python = _load_compiled()
 
 TX_SOB = pmt.intern("tx_sob")
 TX_EOB = pmt.intern("tx_eob")
@@ -101,7 +147,7 @@ class ofat_tx(gr.sync_block):
             return
         (name, tensor), = tensors.items()
         seq = meta.get("seq")
-        if not isinstance(seq, int) or not 0 <= seq <= 0xFFFFFFFF:
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= 0xFFFFFFFF:
             self._reject("bad_seq", f"meta['seq'] must be an integer in [0, 2^32), got {seq!r}")
             return
         if tensor.dtype.kind not in "fiu":  # floats and integers (bool and complex are not real values)
@@ -183,3 +229,63 @@ class ofat_tx(gr.sync_block):
     def _tag_all(self, offset: int, key, value) -> None:
         for port in range(self.layout.n_tx):
             self.add_item_tag(port, offset, key, value)
+
+
+def ofat_tx_fast(layout: OfatLayout, gap_samples: int = 160, idle_fill: bool = True, idle_chunk: int = 1024,
+                 idle_sleep_s: float = 0.002, max_queue: int = 64):
+    """ofat_tx's compiled core (C++, gr-semcom/lib/ofat_tx_fast_impl.cc): the same message port, samples,
+    tags, counters() and queued(), at GNU Radio C++ speed. Its arithmetic is modulate_frames' in float64
+    (an FFTW double-precision IFFT for numpy's), each sample rounded to complex64 once: the samples
+    equal ofat_tx's except where the two float64 IFFTs' last-bit differences cross a float32 rounding
+    boundary (1 float32 ulp, a few samples in a billion; tests/test_ofat_tx_fast.py).
+
+    Everything the layout defines is computed here, by semcom.ofat.frame, and handed to the C++
+    constructor as arrays (the sync samples, the pilot grid, the data bins and CDD phases, the header
+    scrambler and filler, the clip level): the C++ side computes only what changes per frame (power
+    scale, header bits and CRC, grid, IFFT, cyclic prefix, clipping). Raises RuntimeError when the
+    compiled module was not built (scripts/setup.sh builds it; a wheel has the Python ofat_tx alone).
+    """
+    if semcom_python is None:
+        raise RuntimeError("gnuradio.semcom was not built with its compiled blocks (run scripts/setup.sh, "
+                           "or cmake --build build): use ofat_tx")
+    if int(gap_samples) < 0:
+        raise ValueError(f"gap_samples must be >= 0, got {gap_samples}")
+    tpl = _tx_template(layout)
+    clip_level = 0.0
+    if layout.clip_ratio_db:
+        from semcom.ofat.papr import clip_level as level_of
+        from semcom.ofat.papr import layout_rms
+
+        clip_level = level_of(layout.clip_ratio_db, layout_rms(layout))
+    return semcom_python.ofat_tx_fast(
+        n_tx=layout.n_tx, fft_len=layout.fft_len, cp_len=layout.cp_len,
+        values_per_element=layout.values_per_element, n_header_symbols=layout.n_header_symbols,
+        header_reps=layout.header_reps, max_data_symbols=layout.max_data_symbols,
+        data_bins=layout.data_bins.tolist(),
+        sync_samples=tpl.sync_samples.astype(np.complex64).ravel().tolist(),
+        pilot_grid=tpl.grid.ravel().tolist(), cdd_data=tpl.cdd_data.ravel().tolist(),
+        header_scrambler=layout.header_scrambler.tolist(), header_filler=layout.header_filler.tolist(),
+        clip_level=float(clip_level), gap_samples=int(gap_samples), idle_fill=bool(idle_fill),
+        idle_chunk=int(idle_chunk), idle_sleep_s=float(idle_sleep_s), max_queue=int(max_queue))
+
+
+IMPLEMENTATIONS = ("auto", "cxx", "python")
+
+
+def make_ofat_tx(layout: OfatLayout, gap_samples: int = 160, idle_fill: bool = True, idle_chunk: int = 1024,
+                 idle_sleep_s: float = 0.002, max_queue: int = 64, implementation: str = "auto"):
+    """The OFAT Transmitter as GRC makes it (semcom_ofat_tx.block.yml): `ofat_tx_fast`, the compiled core,
+    where it was built, else the Python `ofat_tx` ("auto", the default: the same samples, tags and
+    counters, 1.4-1.8x GNU Radio's C++ OFDM TX chain per stream against 0.2-0.4x, benchmarks/results/
+    summary.md). "cxx" requires the compiled core, "python" always takes the Python block. The
+    environment variable SEMCOM_OFAT_TX (auto / cxx / python) overrides "auto", e.g. to run a whole
+    flowgraph or test suite through the Python block for comparison."""
+    if implementation == "auto":
+        implementation = os.environ.get("SEMCOM_OFAT_TX", "auto")
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+    options = dict(gap_samples=gap_samples, idle_fill=idle_fill, idle_chunk=idle_chunk,
+                   idle_sleep_s=idle_sleep_s, max_queue=max_queue)
+    if implementation == "cxx" or (implementation == "auto" and semcom_python is not None):
+        return ofat_tx_fast(layout, **options)
+    return ofat_tx(layout, **options)

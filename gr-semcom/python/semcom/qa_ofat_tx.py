@@ -5,9 +5,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 """QA for ofat_tx: frames on the streams equal GNU Radio's own OFDM modulator (fft_vcc + cyclic prefixer)
-applied to the frame module's reference resource grid, burst tags, rejections."""
+applied to the frame module's reference resource grid, burst tags, rejections. And for ofat_tx_fast, its
+compiled core (qa_ofat_tx_fast below; tests/test_ofat_tx_fast.py compares the two at length)."""
 
 import time
+import unittest
 
 import numpy as np
 import pmt
@@ -17,10 +19,10 @@ from gnuradio.semcom.messages import tensor_message
 from semcom.ofat.frame import frame_grid_reference, make_layout, modulate_frame
 
 
-def run_tx(layout, messages, n_samples, **kwargs):
-    """Post messages to a fresh ofat_tx, collect n_samples per antenna and the tags."""
+def run_tx(layout, messages, n_samples, make=semcom.ofat_tx, **kwargs):
+    """Post messages to a fresh ofat_tx (or `make`'s block), collect n_samples per antenna and the tags."""
     tb = gr.top_block()
-    tx = semcom.ofat_tx(layout, **kwargs)
+    tx = make(layout, **kwargs)
     sinks = [blocks.vector_sink_c() for _ in range(layout.n_tx)]
     for port, sink in enumerate(sinks):
         tb.connect((tx, port), blocks.head(gr.sizeof_gr_complex, n_samples), sink)
@@ -187,5 +189,52 @@ class qa_ofat_tx(gr_unittest.TestCase):
         self.assertEqual(c["frames_queued"], 2)
 
 
+@unittest.skipIf(semcom.semcom_python is None, "compiled blocks not built")
+class qa_ofat_tx_fast(gr_unittest.TestCase):
+    def setUp(self):
+        self.layout = make_layout("wifi64", n_tx=2, n_rx=4)
+
+    def test_frames_equal_modulate_frame_in_closed_bursts(self):
+        rng = np.random.default_rng(3)
+        sizes, gap = [320, 40, 1280], 100
+        tensors = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+        msgs = [tensor_message({"seq": 20 + i}, {"x": t}) for i, t in enumerate(tensors)]
+        lengths = [self.layout.frame_len(n) + gap for n in sizes]
+        tx, streams, tags = run_tx(self.layout, msgs, sum(lengths), make=semcom.ofat_tx_fast, gap_samples=gap,
+                                   idle_fill=False)
+        start = 0
+        for i, t in enumerate(tensors):
+            expected, _ = modulate_frame(self.layout, t, seq=20 + i, pad=gap)
+            for a in range(self.layout.n_tx):
+                np.testing.assert_allclose(streams[a][start: start + lengths[i]], expected[a], rtol=0,
+                                           atol=1e-6)
+            start += lengths[i]
+        sob = [t.offset for t in tags if pmt.symbol_to_string(t.key) == "tx_sob"]
+        eob = [t.offset for t in tags if pmt.symbol_to_string(t.key) == "tx_eob"]
+        seqs = [pmt.to_python(t.value) for t in tags if pmt.symbol_to_string(t.key) == "semcom_seq"]
+        self.assertEqual(sob, list(np.cumsum(lengths) - lengths))
+        self.assertEqual(eob, list(np.cumsum(lengths) - 1))  # every sample inside a burst
+        self.assertEqual(seqs, [20, 21, 22])
+        self.assertEqual(tx.counters(), {"frames_queued": 3, "frames_sent": 3})
+
+    def test_bad_tensors_are_counted_and_the_next_frame_still_goes_out(self):
+        good = np.ones((4, 4), np.float32)
+        msgs = [tensor_message({"seq": 1}, {"x": np.zeros(self.layout.capacity + 1, np.float32)}),
+                tensor_message({"seq": 2}, {"x": np.array([1.0, np.nan], np.float32)}),
+                tensor_message({"seq": 3}, {"a": good, "b": good}),
+                tensor_message({"seq": -5}, {"x": good}),
+                tensor_message({"seq": 4}, {"x": np.zeros((2, 2, 2, 2), np.float32)}),
+                pmt.from_long(7),
+                tensor_message({"seq": 5}, {"x": good})]
+        frame_len = self.layout.frame_len(16)
+        tx, streams, _ = run_tx(self.layout, msgs, frame_len + 200, make=semcom.ofat_tx_fast, gap_samples=200)
+        self.assertEqual(tx.counters(), {"rejected_oversize": 1, "rejected_nonfinite": 1,
+                                         "rejected_tensor_count": 1, "rejected_bad_seq": 1,
+                                         "rejected_frame": 1, "rejected_malformed": 1,
+                                         "frames_queued": 1, "frames_sent": 1})
+        expected, _ = modulate_frame(self.layout, good, seq=5)
+        np.testing.assert_allclose(streams[0][:frame_len], expected[0], rtol=0, atol=1e-6)
+
+
 if __name__ == "__main__":
-    gr_unittest.run(qa_ofat_tx)
+    gr_unittest.run(qa_ofat_tx)  # every TestCase of this file (gr_unittest.main)
