@@ -80,9 +80,8 @@ const dtype_info* default_dtype(storage s)
 {
     static const char* names[] = { "uint8", "int8",  "uint16",  "int16",     "uint32",    "int32",
                                    "uint64", "int64", "float32", "float64", "complex64", "complex128" };
-    const std::string name = names[static_cast<int>(s)];
     for (const auto& d : DTYPES)
-        if (name == d.name) return &d;
+        if (std::strcmp(names[static_cast<int>(s)], d.name) == 0) return &d;
     return nullptr;
 }
 
@@ -359,10 +358,11 @@ void ofat_tx_fast_impl::reject(const std::string& reason, const std::string& det
 void ofat_tx_fast_impl::on_tensor(const pmt::pmt_t& msg)
 {
     // messages.parse_tensor_message's checks, in its order; nothing here may throw out of the handler.
-    pmt::pmt_t meta, vector;
+    // No allocation on the good path: names are formatted only for the log of a refused message.
+    pmt::pmt_t meta, vector, name_key;
     const dtype_info* dtype = nullptr;
-    std::vector<uint16_t> shape;
-    std::string name;
+    std::array<uint16_t, 3> shape{ 0, 0, 0 };
+    bool shape_fits = true; // at most 3 dims, each 1..65535 (the header's), else refused: "frame"
     size_t n_tensors = 0;
     try {
         if (pmt::is_null(msg) || !pmt::is_dict(msg))
@@ -384,31 +384,27 @@ void ofat_tx_fast_impl::on_tensor(const pmt::pmt_t& msg)
             if (!pmt::is_pair(cell) || !pmt::is_pair(pmt::car(cell)))
                 throw malformed("'tensors' must be a dict name -> uniform vector");
             const pmt::pmt_t key = pmt::caar(cell), vec = pmt::cdar(cell);
-            const std::string key_text = pmt::write_string(key);
+            auto tensor = [&key]() { return "tensor " + pmt::write_string(key); };
             const storage store = storage_of(vec);
-            if (store == storage::none)
-                throw malformed("tensor " + key_text + " is not a uniform vector");
+            if (store == storage::none) throw malformed(tensor() + " is not a uniform vector");
             bool found;
             const pmt::pmt_t dname = dict_get(dtypes, key, found);
             const dtype_info* d = default_dtype(store);
             if (found && !pmt::is_null(dname)) {
-                if (!pmt::is_symbol(dname))
-                    throw malformed("tensor " + key_text + ": dtype is not a name");
+                if (!pmt::is_symbol(dname)) throw malformed(tensor() + ": dtype is not a name");
                 const std::string text = pmt::symbol_to_string(dname);
                 if (!text.empty()) d = dtype_named(text);
-                if (!d) throw malformed("tensor " + key_text + ": unknown dtype " + text);
+                if (!d) throw malformed(tensor() + ": unknown dtype " + text);
             }
             if (d->store != store)
-                throw malformed("tensor " + key_text + ": PMT vector does not hold " + d->name +
-                                " data");
+                throw malformed(tensor() + ": PMT vector does not hold " + d->name + " data");
             const pmt::pmt_t dims = dict_get(shapes, key, found);
-            const bool seq_type = pmt::is_vector(dims) || pmt::is_tuple(dims);
-            if (!seq_type)
-                throw malformed("tensor " + key_text + ": missing or invalid shape");
+            if (!pmt::is_vector(dims) && !pmt::is_tuple(dims))
+                throw malformed(tensor() + ": missing or invalid shape");
             const size_t ndim = pmt::length(dims);
-            std::vector<uint16_t> this_shape;
+            std::array<uint16_t, 3> this_shape{ 0, 0, 0 };
+            bool fits = ndim <= 3;
             uint64_t n = 1;
-            bool fits = true; // every dim fits the header's 1..65535 (checked again below)
             for (size_t i = 0; i < ndim; i++) {
                 const pmt::pmt_t dim = pmt::is_vector(dims) ? pmt::vector_ref(dims, i)
                                                             : pmt::tuple_ref(dims, i);
@@ -418,18 +414,19 @@ void ofat_tx_fast_impl::on_tensor(const pmt::pmt_t& msg)
                 else if (pmt::is_integer(dim) && pmt::to_long(dim) >= 0)
                     value = static_cast<uint64_t>(pmt::to_long(dim));
                 else
-                    throw malformed("tensor " + key_text + ": missing or invalid shape");
-                fits = fits && value >= 1 && value <= 0xFFFF; // else refused below (frame)
-                this_shape.push_back(static_cast<uint16_t>(fits ? value : 0));
+                    throw malformed(tensor() + ": missing or invalid shape");
+                fits = fits && value >= 1 && value <= 0xFFFF;
+                if (fits) this_shape[i] = static_cast<uint16_t>(value);
                 n = (value && n > UINT64_MAX / value) ? UINT64_MAX : n * value;
             }
             if (n != pmt::length(vec))
-                throw malformed("tensor " + key_text + ": shape does not match its values");
+                throw malformed(tensor() + ": shape does not match its values");
             if (n_tensors++ == 0) {
-                name = key_text;
+                name_key = key;
                 vector = vec;
                 dtype = d;
-                shape = std::move(this_shape);
+                shape = this_shape;
+                shape_fits = fits;
             }
         }
     } catch (const malformed& err) {
@@ -439,6 +436,7 @@ void ofat_tx_fast_impl::on_tensor(const pmt::pmt_t& msg)
         reject("malformed", std::string("PMT not convertible: ") + err.what());
         return;
     }
+    auto name = [&name_key]() { return pmt::write_string(name_key); };
     if (n_tensors != 1) {
         reject("tensor_count", "one tensor per frame, got " + std::to_string(n_tensors));
         return;
@@ -459,13 +457,13 @@ void ofat_tx_fast_impl::on_tensor(const pmt::pmt_t& msg)
     }
     if (!dtype->real) {
         reject("bad_dtype",
-               "tensor " + name + " has dtype " + dtype->name + "; OFAT carries real values");
+               "tensor " + name() + " has dtype " + dtype->name + "; OFAT carries real values");
         return;
     }
     const size_t n_values = pmt::length(vector);
     if (n_values > static_cast<size_t>(d_capacity)) {
         reject("oversize",
-               "seq " + std::to_string(seq) + ": tensor " + name + " has " +
+               "seq " + std::to_string(seq) + ": tensor " + name() + " has " +
                    std::to_string(n_values) + " values, one frame carries at most " +
                    std::to_string(d_capacity));
         return;
@@ -497,15 +495,14 @@ void ofat_tx_fast_impl::on_tensor(const pmt::pmt_t& msg)
             finite = std::isfinite(f.values[i]);
         if (!finite)
             reject("nonfinite",
-                   "seq " + std::to_string(seq) + ": tensor " + name + " contains NaN or Inf");
+                   "seq " + std::to_string(seq) + ": tensor " + name() + " contains NaN or Inf");
         else
             reject("frame",
                    "seq " + std::to_string(seq) +
                        ": payload power out of the header's scale range 2^+-32");
         return;
     }
-    if (shape.size() > 3 ||
-        std::any_of(shape.begin(), shape.end(), [](uint16_t d) { return d == 0; })) {
+    if (!shape_fits) {
         reject("frame",
                "seq " + std::to_string(seq) + ": payload shape not representable: at most 3 dims, "
                                               "each 1..65535 (reshape the tensor before sending)");
@@ -517,8 +514,7 @@ void ofat_tx_fast_impl::on_tensor(const pmt::pmt_t& msg)
         return;
     }
     f.seq = static_cast<uint32_t>(seq);
-    f.dims = { 0, 0, 0 };
-    std::copy(shape.begin(), shape.end(), f.dims.begin());
+    f.dims = shape;
     f.scale_code = static_cast<uint16_t>(code);
     f.scale = std::pow(2.0, static_cast<double>(code - SCALE_CODE_ZERO) / SCALE_CODE_STEPS);
     f.n_values = n_values;
