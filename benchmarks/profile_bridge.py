@@ -7,8 +7,10 @@
    (GNU Radio message) -> tensor_sink -> LinkClient, each block's handler time-stamped.
 2. With --before REV: the bridge blocks and the host client as they were at git revision REV
    (tensor_source, tensor_sink, bridge_socket, messages, wire, link, loaded from `git show` into a
-   temporary package) against the working tree's and a bare pyzmq echo thread, interleaved in blocks
-   of 50 round trips in this one process, so all three see the same machine load.
+   temporary package) against the working tree's, a floor bridge (the same blocks and host client
+   with no conversions: the source posts the seq as a PMT integer, the sink sends a FRAME encoded
+   beforehand) and a bare pyzmq echo thread, interleaved in blocks of 50 round trips in this one
+   process, so all of them see the same machine load.
 See benchmarks/PROFILE.md.
 """
 
@@ -26,9 +28,11 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pmt
 from gnuradio import gr, semcom
 
 from semcom.link import LinkClient
+from semcom.wire import HEADER, MAGIC, VERSION, Kind, decode, encode, send_parts
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a round trip through the bridge runs, by path in the repository.
@@ -52,6 +56,26 @@ class TimedSink(semcom.tensor_sink):
         STAMPS["sink_in"] = time.perf_counter()
         super()._on_frame(msg)
         STAMPS["sink_out"] = time.perf_counter()
+
+
+class FloorSource(semcom.tensor_source):
+    """tensor_source without conversions: posts the wire header's seq as a PMT integer."""
+
+    def _handle(self, parts) -> None:
+        self.message_port_pub(self._port, pmt.from_uint64(HEADER.unpack(bytes(parts[0]))[4]))
+
+
+class FloorSink(semcom.tensor_sink):
+    """tensor_sink without conversions: sends a FRAME encoded beforehand, with the posted seq."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._frame = encode(Kind.FRAME, 0, {"x": tensor()}, {"seq": 0})
+
+    def _on_frame(self, msg) -> None:
+        head = HEADER.pack(MAGIC, VERSION, Kind.FRAME, 1, pmt.to_uint64(msg))
+        with self._lock:
+            send_parts(self._sock, [head, *self._frame[1:]])
 
 
 def tensor() -> np.ndarray:
@@ -135,15 +159,15 @@ def before_and_after(rev: str, n: int, block: int = 50) -> dict[str, list[float]
     sys.path.insert(0, str(Path(__file__).parent))
     import run  # the bare echo of the benchmarks (same encode/decode on the host)
 
-    from semcom.wire import Kind, decode, encode
-
     x = tensor()
-    times: dict[str, list[float]] = {f"bridge at {rev}": [], "bridge now": [], "bare pyzmq echo": []}
+    times: dict[str, list[float]] = {f"bridge at {rev}": [], "bridge now": [],
+                                     "bridge floor (no conversions)": [], "bare pyzmq echo": []}
     with tempfile.TemporaryDirectory() as tmp:
         old = load_revision(rev, Path(tmp))
         bridges = {f"bridge at {rev}": Bridge(old["tensor_source"].tensor_source,
                                               old["tensor_sink"].tensor_sink, old["link"].LinkClient),
-                   "bridge now": Bridge(semcom.tensor_source, semcom.tensor_sink, LinkClient)}
+                   "bridge now": Bridge(semcom.tensor_source, semcom.tensor_sink, LinkClient),
+                   "bridge floor (no conversions)": Bridge(FloorSource, FloorSink, LinkClient)}
         import zmq
 
         ctx = zmq.Context.instance()
