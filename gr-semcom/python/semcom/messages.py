@@ -104,6 +104,11 @@ _U16, _U32 = struct.Struct(">H"), struct.Struct(">I")
 _UVI_CODES = {"uint8": 0, "int8": 1, "uint16": 2, "int16": 3, "uint32": 4, "int32": 5, "uint64": 6,
               "int64": 7, "float32": 8, "float64": 9, "complex64": 10, "complex128": 11}
 _UVI_STORAGE = {code: np.dtype(name).newbyteorder(">") for name, code in _UVI_CODES.items()}
+# Per uniform-vector code, the native dtype its elements are read into (numpy builds a dtype per
+# newbyteorder() call); per tensor dtype, its storage's code and big-endian dtype.
+_UVI_NATIVE = {code: storage.newbyteorder("=") for code, storage in _UVI_STORAGE.items()}
+_STORAGE_OUT = {name: (_UVI_CODES[codec[3].name], codec[3].newbyteorder(">"))
+                for name, codec in _CODECS.items()}
 _UV_HEADER_LEN = 8
 _NULL, _DICT_ENTRY = bytes((_PST_NULL,)), bytes((_PST_DICT, _PST_PAIR))  # a dict cell: (key . value)
 
@@ -125,12 +130,12 @@ def _tensor_bytes(name: str, array: np.ndarray, dtype_name: str | None = None) -
     if codec is None:
         raise MessageError(f"tensor {name!r}: dtype {array.dtype} has no PMT form "
                            f"(supported: {', '.join(SUPPORTED_DTYPES)})")
-    storage = codec[3]
+    code, big_endian = _STORAGE_OUT[dtype_name]
     flat = np.ascontiguousarray(array).reshape(-1)
     if dtype_name == "float16":
         flat = flat.view(np.uint16)
-    header = bytes((_PST_UNIFORM_VECTOR, _UVI_CODES[storage.name], *_U32.pack(flat.size), 1, 0))
-    return header + flat.astype(storage.newbyteorder(">"), copy=False).tobytes()
+    header = bytes((_PST_UNIFORM_VECTOR, code, *_U32.pack(flat.size), 1, 0))
+    return header + flat.astype(big_endian, copy=False).tobytes()
 
 
 def _tensor_to_pmt(name: str, array: np.ndarray) -> pmt.pmt_base:
@@ -238,7 +243,7 @@ def _decode(buf: bytes, pos: int) -> tuple[Any, int]:
         end = start + n * storage.itemsize
         if end > len(buf):
             raise MessageError("PMT uniform vector runs past the end of its bytes")
-        return np.frombuffer(buf, storage, count=n, offset=start).astype(storage.newbyteorder("=")), end
+        return np.frombuffer(buf, storage, count=n, offset=start).astype(_UVI_NATIVE[buf[pos]]), end
     if tag in (_PST_VECTOR, _PST_TUPLE):
         items = []
         n, pos = _U32.unpack_from(buf, pos)[0], pos + 4
