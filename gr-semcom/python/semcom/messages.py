@@ -409,7 +409,8 @@ def wire_message(seq: int, meta: dict[str, Any], tensors: dict[str, np.ndarray],
 
     What the wire cannot carry (meta JSON cannot hold, e.g. complex or NaN; a dtype outside the wire's
     list; a seq beyond u64) goes out as a tensor_message(meta, tensors) instead, so every block still
-    gets it and tensor_sink counts why it cannot send it, as before."""
+    gets it and tensor_sink counts why it cannot send it, as before. Meta reads back as JSON gives it,
+    which is what the host gets either way: tuples as lists, non-string dict keys as strings."""
     try:
         parts = encode(kind, seq, tensors, meta)
     except (WireError, TypeError, ValueError, OverflowError):
