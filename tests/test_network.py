@@ -547,6 +547,11 @@ def test_linktable_quick_sweeps_the_live_link(tmp_path) -> None:
     lt = load_link_table(str(table))
     assert lt.delivered[0] == 0.0 and lt.delivered[-1] == 1.0
     assert (tmp_path / "link_table.png").stat().st_size > 0
+    # --aggregate: the same table again from the seed's frames, nothing measured
+    again = tmp_path / "again.csv"
+    assert main(["network", "linktable", "--quick", "--aggregate", "--out", str(tmp_path),
+                 "--table", str(again)]) == 0
+    assert again.read_text() == table.read_text()
 
 
 def test_live_comparison_of_a_run_that_follows_the_model(tmp_path) -> None:

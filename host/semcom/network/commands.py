@@ -68,7 +68,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     _threads(args)
     res = evaluate_policies(args.policies, args.out, tuple(args.seeds), args.slots, args.cells,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, link_table=args.link_table,
+                            frame_values=args.frame_values)
     for name, (m, s) in res["final_qoe"].items():
         print(f"{name:14s} QoE {m:.4f} ± {s:.4f}")
     return 0
@@ -90,15 +91,18 @@ def _live(args: argparse.Namespace) -> int:
 
 
 def _linktable(args: argparse.Namespace) -> int:
-    from .linktable import BIN_EDGES, QUICK_EDGES, run_link_table
+    from .linktable import BIN_EDGES, QUICK_EDGES, aggregate, run_link_table
 
     _threads(args)
     seeds = tuple(args.seeds) if args.seeds else ((0,) if args.quick else (0, 1, 2))
     frames = args.frames or (1 if args.quick else 12)
     ref = args.reference_frames or (1 if args.quick else 4)
-    res = run_link_table(args.out, args.table, seeds, frames, ref, QUICK_EDGES if args.quick else BIN_EDGES,
-                         answers=not args.no_answers, command=" ".join(["semcom", *sys.argv[1:]]),
-                         progress=not args.no_progress)
+    edges, command = QUICK_EDGES if args.quick else BIN_EDGES, " ".join(["semcom", *sys.argv[1:]])
+    if args.aggregate:
+        res = aggregate(args.out, args.table, seeds, frames, ref, edges, command)
+    else:
+        res = run_link_table(args.out, args.table, seeds, frames, ref, edges, answers=not args.no_answers,
+                             command=command, progress=not args.no_progress)
     print(f"{res['frames_sent']} frames sent, {res['frames_delivered']} delivered, {res['frames_lost']} lost "
           f"-> {args.table}")
     for r in res["table_rows"]:
@@ -170,6 +174,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--slots", type=int, default=1000, help="slots per seed (default: %(default)s)")
     e.add_argument("--cells", type=int, default=7,
                    help="cells, as the policies were trained (default: %(default)s)")
+    e.add_argument("--link-table", default="",
+                   help="the env's link model, e.g. the shipped one of `semcom network linktable` "
+                        "(default: none, the AWGN table alone)")
+    e.add_argument("--frame-values", type=int, default=0,
+                   help="score every slot per frame of this many values, 2560 as live (default: 0, the "
+                        "QoE of the expected accuracy)")
     common(e, DEFAULT_OUT / "eval")
     e.set_defaults(func=_eval)
 
@@ -204,6 +214,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="frames per SINR bin in each other mix, per seed (default: 4; --quick: 1)")
     lt.add_argument("--no-answers", action="store_true",
                     help="PHY only: no questions answered, accuracy columns empty (default: answers on)")
+    lt.add_argument("--aggregate", action="store_true",
+                    help="measure nothing: the table again from the seeds' frames_seed_N.csv already in "
+                         "--out (default: off)")
     lt.add_argument("--table", default=str(DEFAULT_LINK_TABLE),
                     help="the link table written, which the live comparison reads (default: %(default)s)")
     common(lt, DEFAULT_OUT / "link_table")

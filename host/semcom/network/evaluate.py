@@ -21,10 +21,12 @@ BASELINES = ("random", "greedy", "fixed", "fp")
 
 
 def evaluate_policies(policies: str | Path, out_dir: str | Path, seeds: tuple[int, ...], n_slots: int,
-                      n_cells: int = 7, progress: bool = True) -> dict[str, Any]:
-    """Mean network QoE over ``n_slots`` per scheme and seed -> eval.csv + eval.json in ``out_dir``."""
+                      n_cells: int = 7, progress: bool = True, link_table: str = "",
+                      frame_values: int = 0) -> dict[str, Any]:
+    """Mean network QoE over ``n_slots`` per scheme and seed -> eval.csv + eval.json in ``out_dir``;
+    ``link_table`` / ``frame_values``: the env's link model and per-frame scoring (``NetworkConfig``)."""
     policies = Path(policies)
-    net = NetworkConfig(n_cells=n_cells, n_slots=n_slots)
+    net = NetworkConfig(n_cells=n_cells, n_slots=n_slots, link_table=link_table, frame_values=frame_values)
     per: dict[str, list[float]] = {}
     jobs = [(n, s) for n in (*LEARNERS, *BASELINES) for s in seeds]
     for name, seed in progress_bar(jobs, progress=progress, desc="eval"):
@@ -37,6 +39,6 @@ def evaluate_policies(policies: str | Path, out_dir: str | Path, seeds: tuple[in
     out = Path(out_dir)
     write_csv(out / "eval.csv", rows)
     res = {"final_qoe": {r["scheme"]: (r["qoe_mean"], r["qoe_std"]) for r in rows}, "per_seed": per,
-           "policies": str(policies)}
+           "policies": str(policies), "link_table": link_table, "frame_values": frame_values}
     (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n")
     return res

@@ -21,6 +21,7 @@ This is a PHY measurement independent of any live run: no policy, no scenario.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
@@ -48,6 +49,8 @@ QUICK_EDGES: tuple[float, ...] = (-8.0, -6.0, 20.0, 25.0)
 MIXES: dict[str, float] = {"interference": 0.99, "half": 0.5, "noise": 0.0}
 TABLE_MIX = "interference"
 N_LINKS = 3
+FLOAT_COLUMNS = ("interference_share", "sinr_db", "snr_measured_db", "payload_snr_db", "accuracy",
+                 "accuracy_table", "accuracy_no_tokens")
 
 
 def sweep_points(edges: tuple[float, ...], frames: int, reference_frames: int,
@@ -206,14 +209,30 @@ def run_link_table(out_dir: str | Path, table_path: str | Path, seeds: tuple[int
     link_table.json in ``out_dir`` and the env's link table at ``table_path``."""
     t0 = time.perf_counter()
     pool = TokenPool(progress=progress) if answers else None
+    out = Path(out_dir)
+    for seed in seeds:  # each seed's frames and books kept as soon as it is done
+        r, c = measure(seed, edges, frames, reference_frames, pool, progress)
+        write_csv(out / f"frames_seed_{seed}.csv", r)
+        (out / f"books_seed_{seed}.json").write_text(json.dumps(c, default=float) + "\n")
+        log.info("seed %d: %d link-frames, %d delivered", seed, len(r), sum(x["delivered"] for x in r))
+    return aggregate(out, table_path, seeds, frames, reference_frames, edges, command,
+                     time.perf_counter() - t0)
+
+
+def aggregate(out_dir: str | Path, table_path: str | Path, seeds: tuple[int, ...], frames: int,
+              reference_frames: int, edges: tuple[float, ...] = BIN_EDGES, command: str = "",
+              seconds: float = float("nan")) -> dict[str, Any]:
+    """The seeds' frames_seed_N.csv / books_seed_N.json in ``out_dir`` -> link_table_frames.csv,
+    link_table_by_mix.csv, link_table.png, link_table.json and the env's link table at ``table_path``."""
+    out = Path(out_dir)
     rows: list[dict[str, Any]] = []
     books = {}
     for seed in seeds:
-        r, c = measure(seed, edges, frames, reference_frames, pool, progress)
-        rows += r
-        books[seed] = c
-        log.info("seed %d: %d link-frames, %d delivered", seed, len(r), sum(x["delivered"] for x in r))
-    out = Path(out_dir)
+        with (out / f"frames_seed_{seed}.csv").open() as f:
+            for r in csv.DictReader(f):
+                rows.append({**r, **{k: float(r[k]) for k in FLOAT_COLUMNS}, "bin": int(r["bin"]),
+                             "seed": int(r["seed"]), "delivered": r["delivered"] == "True"})
+        books[seed] = json.loads((out / f"books_seed_{seed}.json").read_text())
     write_csv(out / "link_table_frames.csv", rows)
     tab = summarise(rows, edges)
     write_csv(table_path, tab)
@@ -231,6 +250,6 @@ def run_link_table(out_dir: str | Path, table_path: str | Path, seeds: tuple[int
                "foreign_frames_delivered": sum(b["unexpected"] for c in books.values() for b in c["links"]),
                "late_frames": sum(b["late"] for c in books.values() for b in c["links"]),
                "accuracy_lost": tab[0]["accuracy_lost"], "table_rows": tab, "books": books,
-               "seconds": time.perf_counter() - t0}
+               "seconds": seconds}
     (out / "link_table.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return summary
