@@ -38,13 +38,13 @@ Per frame:
    the cyclic prefix plus margins): the estimate's noise drops by about (taps kept)/(used subcarriers).
    The taps sit on a grid shifted by a common fractional delay f (align_fraction, on by default): a
    channel whose delays are all off the sample grid by f (a fractional timing: every frame of a
-   sampling-clock offset, every real channel) spreads over many integer taps (8-12 for three paths at
-   half a sample, 30 dB) and the greedy selection keeps either too few (model error) or many (noise);
-   on the shifted grid it keeps three again. f: the peak of the delay profile's concentration over 16
-   candidate shifts, refined where the chosen taps capture the most energy; the shifted fit replaces
-   the unshifted one only where it has the lower Mallows' Cp (residual + 2 x the noise of each tap),
-   so a channel that is no delay-shifted set of taps (GNU Radio's MMSE interpolator, mimo_channel's
-   8-tap fractional-delay filter) keeps the integer grid's estimate (experiments/phy/README.md).
+   sampling-clock offset, every real channel) spreads over many integer taps (9-12 for three paths at
+   half a sample, 30 dB: estimate -37 dB) and the selection keeps either too few (model error) or
+   many (noise); on the shifted grid it keeps three again (-45 dB, as on the grid). f: of 16 shifts
+   over a sample (0 included), the one whose fit on its strongest taps has the lowest Mallows' Cp
+   (residual + 2 x the noise of each tap), refined by Newton steps on the energy the taps capture.
+   A response that is no delay-shifted set of taps (GNU Radio's MMSE interpolator, mimo_channel's
+   8-tap fractional-delay filter) gains little (experiments/phy/README.md).
 4. Noise variance: from the difference of repeated training symbols (independent of any channel
    model); from the projection residual when there is one repetition. With
    noise_estimate="fit_residual": noise plus interference, from what each training repetition leaves
@@ -100,10 +100,10 @@ puts about Nu T s / Nt there (the matched filter's gain), found down to s ~ -10 
 
 FRACTION_GRID = 16
 """Candidate fractional delays over one sample for the coarse search of step 3 (then refined)."""
-NEWTON_STEPS = 3
+COARSE_TAPS = 8
+"""Most taps the coarse search of step 3 scores per shift (strongest first)."""
+NEWTON_STEPS = 2
 """Newton steps refining step 3's fractional delay on one set of taps."""
-ALIGN_ROUNDS = 3
-"""Rounds of (tap selection on the shifted grid, Newton refinement) until the taps stay the same."""
 
 INTERFERENCE_RATIO = 2.0
 """noise_estimate="fit_residual": when the fit's residual holds this many times the repetitions' noise
@@ -112,21 +112,26 @@ against the residual's floor. Without interference the two agree within ~10 % (t
 and the estimate stay those of the default receiver."""
 
 
-def _fit_energy(gram: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """sum over columns of c^H gram^-1 c for a batch: gram (B, K, K) Hermitian positive definite, c (B, K, P)
-    -> (B,): the energy a least-squares fit captures from correlations c with its basis. Gaussian
-    elimination (gram = L D L^H, energy = sum_j |(L^-1 c)_j|^2 / D_j) vectorised over the batch: a few
-    numpy calls per tap instead of a batched LAPACK solve, whose threads cost more than the work."""
+def _eliminate(gram: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward Gaussian elimination (no pivoting) of a batch of small Hermitian positive definite systems
+    gram (B, K, K) x = rhs (B, K, P): the upper-triangular system (B, K, K) and its right-hand side,
+    vectorised over the batch (a few numpy calls per unknown instead of a LAPACK call, whose threads
+    cost more than these tiny solves)."""
     a = np.array(gram, complex)
-    r = np.array(c, complex)
-    energy = np.zeros(a.shape[0])
+    x = np.array(rhs, complex)
     for j in range(a.shape[1]):
-        pivot = a[:, j, j].real
-        energy += np.sum(r[:, j].real**2 + r[:, j].imag**2, axis=1) / pivot
-        factor = a[:, j + 1:, j] / pivot[:, None]
-        a[:, j + 1:, j + 1:] -= factor[:, :, None] * a[:, j, None, j + 1:]
-        r[:, j + 1:] -= factor[:, :, None] * r[:, j, None, :]
-    return energy
+        factor = a[:, j + 1:, j] / a[:, j, None, j]
+        a[:, j + 1:, j:] -= factor[:, :, None] * a[:, j, None, j:]
+        x[:, j + 1:] -= factor[:, :, None] * x[:, j, None, :]
+    return a, x
+
+
+def _hpd_solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """gram^-1 rhs for a batch (see `_eliminate`): (B, K, P)."""
+    a, x = _eliminate(gram, rhs)
+    for j in range(a.shape[1] - 1, -1, -1):
+        x[:, j] = (x[:, j] - np.einsum("bk,bkp->bp", a[:, j, j + 1:], x[:, j + 1:])) / a[:, j, j, None]
+    return x
 
 
 def _parabola_peak(x: np.ndarray, y: np.ndarray, cyclic: bool = False) -> float:
@@ -250,7 +255,12 @@ class ReferenceFrameReceiver:
         # basis^H after a delay shift by each coarse candidate fraction: (FRACTION_GRID, taps, Nu).
         coarse = np.arange(FRACTION_GRID) / FRACTION_GRID - 0.5
         self._coarse_fractions = coarse
+        self._grid_shift = int(np.flatnonzero(coarse == 0.0)[0])  # the unshifted grid's index
         self._gram = self._basis.conj().T @ self._basis
+        # basis^H weighted by 1, i omega, -omega^2: c, dc/df, d2c/df2 of c = basis^H (ramp(f) pairs).
+        omega = 2 * np.pi * signed / lay.fft_len
+        weights = np.stack([np.ones_like(omega), 1j * omega, -(omega**2)])  # (3, Nu)
+        self._derivative_basis_h = self._basis.conj().T[None] * weights[:, None, :]
         self._coarse_basis_h = self._basis.conj().T[None] * self._delay_ramps(coarse)[:, None, :]
         self.last_taps = np.array([], int)  # delay taps kept for the last frame (diagnostics)
         self.last_fraction = 0.0  # the fractional delay of their grid (diagnostics)
@@ -486,66 +496,79 @@ class ReferenceFrameReceiver:
         """Step 3's denoiser on pairs (Nu, Nr*Nt): (chosen candidate taps, the fit (Nu, Nr*Nt), the
         fractional delay f of their grid; the taps sit at candidate + f samples).
 
-        The integer grid's greedy fit, then the same on the grid shifted by f: f from the coarse
-        candidate (`_coarse_fraction`), then rounds of tap selection on the shifted grid and Newton
-        steps on the energy those taps capture (`_refine_fraction`) until the taps stay the same.
-        Within half a coarse step of 0 the integer fit stays (on-grid channels keep their estimate). The
-        shifted fit is kept when its Mallows' Cp (residual energy + 2 x one tap's noise energy x taps)
-        is the lower: the better estimate in mean squared error, as far as the residual tells.
+        `_coarse_fraction` picks, among FRACTION_GRID shifts of the grid (0 included), the one whose
+        fit has the lowest Mallows' Cp. Unless that is within half a coarse step of 0 (then the integer
+        grid's greedy fit, as before), f is refined by Newton steps on the energy its taps capture
+        (`_refine_fraction`) and the greedy selection runs on the grid shifted by f; where it keeps
+        other taps, f is refined once more on them and they are fitted at it. Where the coarse Cp
+        needed all COARSE_TAPS taps, the shifted fit is checked against the integer grid's by their
+        Cp (residual energy + 2 x one tap's noise energy per tap).
         """
-        chosen, fitted = self._select_taps(pairs, threshold)
         if not self.align_fraction:
-            return chosen, fitted, 0.0
+            return (*self._select_taps(pairs, threshold), 0.0)
         # threshold = 3 x the LS noise per element / Nu: one tap's noise energy over all pairs, times 2.
         tap_penalty = 2.0 / 3.0 * threshold * self.layout.n_used * pairs.shape[1]
-
-        def cp_cost(fit: np.ndarray, n_taps: int) -> float:
-            r = pairs - fit
-            return float(np.sum(r.real**2 + r.imag**2)) + tap_penalty * n_taps
-
-        fraction = self._coarse_fraction(pairs, max(1, (len(chosen) + 1) // 2))
+        fraction, strongest = self._coarse_fraction(pairs, tap_penalty)
         if abs(fraction) < 0.5 / FRACTION_GRID:
-            return chosen, fitted, 0.0  # on the sample grid already (to a coarse step): the integer fit
-        previous: list[int] = []
-        for _ in range(ALIGN_ROUNDS):
-            ramp = self._delay_ramps(fraction)
-            shifted, fit = self._select_taps(pairs * ramp[:, None], threshold)
-            if sorted(shifted) == previous:
-                break  # the taps the fraction was refined on: done
-            previous = sorted(shifted)
+            return (*self._select_taps(pairs, threshold), 0.0)  # on the sample grid: the integer fit
+        fraction = self._refine_fraction(pairs, strongest, fraction)
+        ramp = self._delay_ramps(fraction)
+        shifted, fit = self._select_taps(pairs * ramp[:, None], threshold)
+        if sorted(shifted) != strongest:
+            # Refined on other taps than the shifted grid keeps: once more on these, then their fit.
             fraction = self._refine_fraction(pairs, shifted, fraction)
-        else:
             ramp = self._delay_ramps(fraction)
             fit = self._fit_on(pairs * ramp[:, None], shifted)
         fit = fit * np.conj(ramp)[:, None]
+        if len(strongest) < COARSE_TAPS:
+            return shifted, fit, fraction
+        # The coarse Cp ran out of taps (a dense response, or one that is no shifted set of taps): it
+        # told the shifts apart on equal numbers of taps only, so compare with the integer fit here.
+        chosen, fitted = self._select_taps(pairs, threshold)
+
+        def cp_cost(estimate: np.ndarray, n_taps: int) -> float:
+            r = pairs - estimate
+            return float(np.sum(r.real**2 + r.imag**2)) + tap_penalty * n_taps
+
         if cp_cost(fit, len(shifted)) < cp_cost(fitted, len(chosen)):
             return shifted, fit, fraction
         return chosen, fitted, 0.0
 
-    def _coarse_fraction(self, pairs: np.ndarray, n_strongest: int) -> float:
-        """The candidate shift (of FRACTION_GRID over a sample, parabola through the best and its
-        neighbours) at which the `n_strongest` taps of the shifted delay profile capture the most energy of
-        pairs (Nu, P) in a least-squares fit: largest when each path sits on one tap, as long as there
-        are at least as many taps as paths (half the integer grid's taps: it keeps 2-4 per path off the
-        grid). Coarse error 0.005-0.01 sample rms for 1-5 paths at 30 dB (experiments/phy/README.md)."""
+    def _coarse_fraction(self, pairs: np.ndarray, tap_penalty: float) -> tuple[float, list[int]]:
+        """The shift of the delay grid (one of FRACTION_GRID over a sample) whose fit of pairs (Nu, P)
+        has the lowest Mallows' Cp: residual energy + tap_penalty (2 x one tap's noise energy) per tap,
+        the taps taken strongest first in the shifted delay profile (up to COARSE_TAPS; each one's
+        energy gain from one vectorised elimination over all shifts). A path sits on one tap of the
+        right shift and spreads over several of the others, so sparse channels whose delays share a
+        fraction pick it; a response that is no shifted set of taps keeps the integer grid (shift 0)
+        unless another fits it better. Returns the shift, refined by a parabola through the energy the
+        best shift's number of taps captures at it and its neighbours (0.0 when shift 0 wins), and the
+        best shift's taps.
+        """
         c = self._coarse_basis_h @ pairs  # (G, taps, P)
         profile = np.sum(c.real**2 + c.imag**2, axis=2)
-        strongest = np.argsort(profile, axis=1)[:, -n_strongest:]  # (G, K)
-        gram = self._gram[strongest[:, :, None], strongest[:, None, :]]
-        c = np.take_along_axis(c, strongest[:, :, None], axis=1)
-        return _parabola_peak(self._coarse_fractions, _fit_energy(gram, c), cyclic=True)
+        order = np.argsort(-profile, axis=1, kind="stable")[:, :COARSE_TAPS]  # (G, K) strongest first
+        upper, x = _eliminate(self._gram[order[:, :, None], order[:, None, :]],
+                              np.take_along_axis(c, order[:, :, None], axis=1))
+        gains = np.sum(x.real**2 + x.imag**2, axis=2) / np.diagonal(upper, axis1=1, axis2=2).real
+        captured = np.cumsum(gains, axis=1)  # (G, K): energy of the fit on the k + 1 strongest taps
+        cp = -captured + tap_penalty * np.arange(1, captured.shape[1] + 1)  # Cp less the total energy
+        n_taps = np.argmin(cp, axis=1)  # (G,) index of the best number of taps (minus one)
+        cp_min = cp[np.arange(cp.shape[0]), n_taps]
+        best = int(np.argmin(cp_min))
+        if cp_min[self._grid_shift] <= cp_min[best]:
+            return 0.0, []  # the integer grid fits as well (ties included)
+        fraction = _parabola_peak(self._coarse_fractions, captured[:, n_taps[best]], cyclic=True)
+        return fraction, sorted(int(t) for t in order[best, : n_taps[best] + 1])
 
     def _refine_fraction(self, pairs: np.ndarray, chosen: list[int], fraction: float) -> float:
         """Newton steps (NEWTON_STEPS) towards the fractional delay f at which the candidate taps `chosen`,
         shifted by f, capture the most energy of pairs (Nu, P) in a least-squares fit:
         E(f) = sum over pairs of c^H G^-1 c, c = basis[:, chosen]^H (ramp(f) pairs), G their Gram matrix."""
-        sub_h = self._basis[:, chosen].conj().T
+        sub_h = self._derivative_basis_h[:, chosen]  # (3, taps, Nu)
         gram_inv = self._chosen_gram_inv(chosen)
-        omega = 2 * np.pi * self._signed_used / self.layout.fft_len
-        weights = np.stack([np.ones_like(omega), omega, omega**2])  # d/df of ramp(f) = i omega ramp(f)
         for _ in range(NEWTON_STEPS):
-            x = pairs * self._delay_ramps(fraction)[:, None]
-            c, d1, d2 = sub_h @ (weights[:, :, None] * x[None]) * np.array([1, 1j, -1])[:, None, None]
+            c, d1, d2 = sub_h @ (pairs * self._delay_ramps(fraction)[:, None])
             g = gram_inv @ c
             slope = 2 * float(np.sum((d1.conj() * g).real))
             curvature = 2 * float(np.sum((d2.conj() * g).real) + np.sum((d1.conj() * (gram_inv @ d1)).real))
@@ -888,6 +911,8 @@ class FrameReceiver(ReferenceFrameReceiver):
         return sub @ (self._chosen_gram_inv(chosen) @ (sub.conj().T @ pairs))
 
     def _chosen_gram_inv(self, chosen: list[int]) -> np.ndarray:
-        # The inverse the greedy selection of these taps has just grown (no LAPACK call).
+        # The inverse the greedy selection of these taps has just grown; else by elimination (no LAPACK).
         last, inv = self._chosen_inv
-        return inv if last == list(chosen) else np.linalg.inv(self._gram[np.ix_(chosen, chosen)])
+        if last == list(chosen):
+            return inv
+        return _hpd_solve(self._gram[np.ix_(chosen, chosen)][None], np.eye(len(chosen))[None])[0]
