@@ -8,7 +8,8 @@ what tensor_sink makes of it.
 Prints the top functions by own time, both receivers' time per frame without the profiler, and the
 FRAME message hop per frame both ways, timed in the same run: the PMT dict form (tensor_message in
 ofat_rx, parse_tensor_message + wire encode in tensor_sink, as before) and the wire form
-(wire_message, then wire_parts). See benchmarks/PROFILE.md.
+(wire_message, then wire_parts); and ofat_rx in a flowgraph publishing either form (samples per CPU
+second, interleaved rounds). See benchmarks/PROFILE.md.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import sys
 import time
+from pathlib import Path
+from unittest import mock
 
 import numpy as np
+from gnuradio import semcom
 from gnuradio.semcom.messages import parse_tensor_message, serialize, tensor_message, wire_message, wire_parts
 
 from semcom.ofat.channel_model import ChannelSpec
@@ -92,6 +97,36 @@ def hop_costs(frames: list[ReceivedFrame], counters: RxCounters, repeats: int = 
     return best
 
 
+class DictFormRx(semcom.ofat_rx):
+    """ofat_rx publishing its frames in the PMT dict form, as it did before the wire form (the baseline
+    of ofat_rx_forms)."""
+
+    def work(self, input_items, output_items):
+        for frame in self.receiver.process(input_items):
+            meta = {**frame.meta(), "rx_counters": self.receiver.counters.as_dict()}
+            self.message_port_pub(self._port, tensor_message(meta, {"Y": frame.y, "H": frame.h}))
+        return len(input_items[0])
+
+
+def ofat_rx_forms(rounds: int = 3) -> dict[str, float]:
+    """ofat_rx samples per CPU second per stream (2x4, frames back to back; benchmarks/run.py's
+    ofat_rx_run and samples) publishing the wire form (now) and the PMT dict form (before), the best of
+    `rounds` interleaved rounds."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import run  # benchmarks/run.py, beside this file
+
+    layout = make_layout("wifi64", n_tx=2, n_rx=4)
+    samples = run.received_samples(16, layout=layout)
+    n = 20 * samples.shape[1]
+    best = {"wire form (now)": 0.0, "PMT dict form (before)": 0.0}
+    for _ in range(rounds + 1):  # the first round warms up
+        for name, block in (("wire form (now)", semcom.ofat_rx), ("PMT dict form (before)", DictFormRx)):
+            with mock.patch.object(run.semcom, "ofat_rx", block):
+                k, cpu = run.ofat_rx_run(n, layout, samples)
+            best[name] = max(best[name], k / cpu)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=300)
@@ -128,6 +163,11 @@ def main() -> None:
     print("| step | us per frame |\n| --- | --- |")
     for name, us in hop_costs(frames, rx.counters).items():
         print(f"| {name} | {us:.1f} |")
+    print("\nofat_rx in a flowgraph (2x4, back to back, message port unconnected), samples per CPU second "
+          "per stream, best of 3 interleaved rounds:")
+    print("| ofat_rx publishing | M samples per CPU s per stream |\n| --- | --- |")
+    for name, rate in ofat_rx_forms().items():
+        print(f"| {name} | {rate / 1e6:.3f} |")
     stats = pstats.Stats(prof)
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(args.top)
