@@ -357,8 +357,9 @@ def test_malformed_wire_form_payload_is_a_message_error_for_readers():
 
 
 def test_ofat_rx_publishes_what_the_receiver_decodes():
-    """The messages ofat_rx publishes carry exactly the receiver's frames: meta() plus the counters
-    at that frame, Y and H bit for bit (the same FrameReceiver run offline on the same samples)."""
+    """The messages ofat_rx publishes are in the wire form and carry exactly the receiver's frames:
+    meta() plus the counters at that frame, Y and H bit for bit (the same FrameReceiver run offline on
+    the same samples)."""
     layout = make_layout("wifi64", n_tx=2, n_rx=2)
     rng = np.random.default_rng(8)
     x = np.concatenate([np.zeros((2, 300), np.complex64)]
@@ -372,6 +373,7 @@ def test_ofat_rx_publishes_what_the_receiver_decodes():
         tb.connect(blocks.vector_source_c(y[r].tolist()), (rx, r))
     tb.msg_connect((rx, "frames"), (dbg, "store"))
     tb.run()
+    assert all(wire_parts(serialize(dbg.get_message(i))) is not None for i in range(dbg.num_messages()))
     published = [parse_tensor_message(dbg.get_message(i)) for i in range(dbg.num_messages())]
     offline = FrameReceiver(layout)
     expected = []
