@@ -131,27 +131,30 @@ def tx_breakdown() -> list[tuple[str, float]]:
              us(lambda: modulate_reference(LAYOUT, v, seq=1, pad=160)))]
 
 
-def ofat_tx_run(n_frames: int, layout: OfatLayout = LAYOUT, batch: int | None = None,
+def ofat_tx_run(n_frames: int, layout: OfatLayout = LAYOUT, batch: int | None = None, compiled: bool = False,
                 clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
     """(samples per antenna stream, seconds) of ofat_tx, modulation included (queue pre-filled, no ZeroMQ).
 
     batch: frames modulated per call (the block's MAX_BATCH by default; 1 = one frame at a time, the
-    block before batching).
+    block before batching). compiled: the C++ core (semcom.ofat_tx_fast) instead of the Python block.
+    The messages are built and posted before the clock starts: that is the sender's work (posting from
+    Python into a C++ block costs ~100 us a call in GNU Radio's bindings, a test-harness cost that a
+    flowgraph's msg_connect does not have).
     """
     tensors = [np.random.default_rng(i).standard_normal((5, 256)).astype(np.float32) for i in range(8)]
     tb = gr.top_block()
-    tx = semcom.ofat_tx(layout, max_queue=n_frames + 1, idle_sleep_s=0.0)
+    make = semcom.ofat_tx_fast if compiled else semcom.ofat_tx
+    tx = make(layout, max_queue=n_frames + 1, idle_sleep_s=0.0)
     if batch is not None:
         tx.MAX_BATCH = batch
     n_samples = n_frames * (layout.frame_len(1280) + 160)
     for a in range(layout.n_tx):
         sink = blocks.null_sink(gr.sizeof_gr_complex)
         tb.connect((tx, a), blocks.head(gr.sizeof_gr_complex, n_samples), sink)
-    # Messages are built before the clock starts (that is the sender's work, not the block's).
-    messages = [tensor_message({"seq": i}, {"x": tensors[i % 8]}) for i in range(n_frames)]
+    port = pmt.intern("tensors")
+    for i in range(n_frames):
+        tx._post(port, tensor_message({"seq": i}, {"x": tensors[i % 8]}))
     t0 = clock()
-    for msg in messages:
-        tx._post(pmt.intern("tensors"), msg)
     tb.run()
     return n_samples, clock() - t0
 
@@ -1014,8 +1017,8 @@ def finish(lines: list[str], steps, name: str) -> int:
 
 
 def transmit_part(n_frames: int) -> list[str]:
-    """Part 1: TX construction (batched, one per call, reference), ofat_tx for Nt = 1, 2, 4 (batched and
-    one frame per call), GR's C++ TX chains; CPU time, interleaved rounds."""
+    """Part 1: TX construction (batched, one per call, reference), ofat_tx for Nt = 1, 2, 4 (compiled,
+    Python batched and one frame per call), GR's C++ TX chains; CPU time, interleaved rounds."""
     mod = modulate_rates(LAYOUT, n_frames, 5)
     layouts = {nt: make_layout("wifi64", n_tx=nt) for nt in (1, 2, 4)}
     runs: dict[str, tuple[Callable[..., tuple[int, float]], int]] = {
@@ -1023,16 +1026,21 @@ def transmit_part(n_frames: int) -> list[str]:
     for nt, lay in layouts.items():
         runs[f"batched {nt}"] = (partial(ofat_tx_run, layout=lay), n_frames)
         runs[f"single {nt}"] = (partial(ofat_tx_run, layout=lay, batch=1), n_frames)
+        if semcom.semcom_python is not None:
+            runs[f"compiled {nt}"] = (partial(ofat_tx_run, layout=lay, compiled=True), n_frames)
     rates = cpu_steady_rates(runs, rounds=5)  # GR's multi-threaded chain moves most between rounds
     tx_gr, tx_hier = rates["gr"], rates["gr_hier"]
     ours = {nt: rates[f"batched {nt}"] * nt for nt in layouts}  # per stream: Nt streams per CPU second
     single = {nt: rates[f"single {nt}"] * nt for nt in layouts}
+    compiled = {nt: rates.get(f"compiled {nt}", float("nan")) * nt for nt in layouts}
     batch = semcom.ofat_tx.MAX_BATCH
     rows = [*[{"chain": f"{k}, frames per CPU s", "rate": _whole(v)} for k, v in mod.items()],
             *[{"chain": f"ofat_tx Nt={nt} (batched, up to {batch} frames per call), samples per CPU s "
                         "per stream", "rate": _whole(ours[nt])} for nt in ours],
             *[{"chain": f"ofat_tx Nt={nt} (one frame per call), samples per CPU s per stream",
                "rate": _whole(single[nt])} for nt in single],
+            *[{"chain": f"ofat_tx_fast Nt={nt} (compiled), samples per CPU s per stream",
+               "rate": _whole(compiled[nt])} for nt in compiled],
             {"chain": "GR C++ allocator+FFT+CP, samples per CPU s", "rate": _whole(tx_gr)},
             {"chain": "GR digital.ofdm_tx (hier, 96-byte BPSK packets), samples per CPU s",
              "rate": _whole(tx_hier)}]
@@ -1046,13 +1054,16 @@ def transmit_part(n_frames: int) -> list[str]:
             f"per CPU s with `{names[0]}` vs {mod[names[1]]:,.0f} with `{names[1]}` "
             f"(**{mod[names[0]] / mod[names[1]]:.2f}x**) and {mod[names[2]]:,.0f} with the reference "
             "construction.", "",
-            "`ofat_tx` samples per CPU second per antenna stream (message parse + checks + modulation + "
-            "streaming and tags; messages built before the clock starts; Nt streams per CPU second "
-            "count Nt times):", "",
-            "| Nt | batched | one frame per call | batched / one | vs GR C++ allocator+FFT+CP | "
-            "vs GR `digital.ofdm_tx` |", "| --- | --- | --- | --- | --- | --- |",
-            *[f"| {nt} | {ours[nt] / 1e6:.2f} M | {single[nt] / 1e6:.2f} M | {ours[nt] / single[nt]:.2f} | "
-              f"**{ours[nt] / tx_gr:.2f}** | {ours[nt] / tx_hier:.2f} |" for nt in ours], "",
+            "Samples per CPU second per antenna stream (message parse + checks + modulation + streaming "
+            "and tags; messages built and posted before the clock starts; Nt streams per CPU second "
+            "count Nt times) of `ofat_tx_fast` (the compiled core, C++) and `ofat_tx` (Python, batched "
+            "and one frame per call):", "",
+            "| Nt | ofat_tx_fast (C++) | **C++ vs GR C++ allocator+FFT+CP** | ofat_tx batched | "
+            "one frame per call | batched vs GR C++ | C++ / Python batched | C++ vs GR `digital.ofdm_tx` |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            *[f"| {nt} | {compiled[nt] / 1e6:.2f} M | **{compiled[nt] / tx_gr:.2f}** | "
+              f"{ours[nt] / 1e6:.2f} M | {single[nt] / 1e6:.2f} M | {ours[nt] / tx_gr:.2f} | "
+              f"{compiled[nt] / ours[nt]:.2f} | {compiled[nt] / tx_hier:.2f} |" for nt in ours], "",
             f"GR C++ allocator+FFT+CP: {tx_gr / 1e6:.2f} M samples per CPU s; GR `digital.ofdm_tx`: "
             f"{tx_hier / 1e6:.2f} M (one stream each).", "",
             f"Where a frame's CPU time goes (microseconds per frame, wifi64, Nt = 2, 5x256 tensor; one frame "
