@@ -535,7 +535,7 @@ def test_linktable_quick_sweeps_the_live_link(tmp_path) -> None:
     doc = json.loads((tmp_path / "link_table.json").read_text())
     assert doc["frames_sent"] == 9 and doc["frames_delivered"] + doc["frames_lost"] == 9
     assert doc["foreign_frames_delivered"] == 0
-    with (tmp_path / "link_table_frames.csv").open() as f:
+    with (tmp_path / "frames_seed_0.csv").open() as f:
         frames = list(csv.DictReader(f))
     high = [r for r in frames if float(r["sinr_db"]) >= 20]
     low = [r for r in frames if float(r["sinr_db"]) < -6]
@@ -633,3 +633,23 @@ def test_sampled_frames_are_one_realisation_of_the_link_model() -> None:
     np.testing.assert_array_equal(cores[0].last["sinr_db"][~lost], m0["sinr_db"][~lost])
     with pytest.raises(ValueError, match="frame_values"):
         NetworkConfig(sample_frames=True)
+
+
+def test_linktable_channel_gives_the_set_sinr_and_mix() -> None:
+    """The sweep's channel: receiver k's interference + noise over its own unit-gain signal is exactly the
+    set SINR, the interference share is the mix's, and a one-interferer mix puts it all on one transmitter."""
+    from semcom.network.linktable import channel_for
+
+    rng = np.random.default_rng(0)
+    sinr, share = np.array([-5.0, 3.0, 20.0]), np.array([0.99, 0.5, 0.0])
+    for one in (None, np.array([True, True, False])):
+        g, noise = channel_for(sinr, share, rng, one)
+        np.testing.assert_allclose(np.diag(g), 1.0)
+        interf = (np.abs(g) ** 2).sum(axis=1) - 1.0
+        np.testing.assert_allclose(10 * np.log10(1.0 / (interf + noise)), sinr, atol=1e-9)
+        np.testing.assert_allclose(interf / (interf + noise), share, atol=1e-12)
+        off = np.abs(g - np.diag(np.diag(g))) > 0
+        if one is not None:
+            assert off[:2].sum(axis=1).tolist() == [1, 1]
+        else:
+            assert off[:2].sum(axis=1).tolist() == [2, 2]

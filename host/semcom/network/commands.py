@@ -98,11 +98,12 @@ def _linktable(args: argparse.Namespace) -> int:
     frames = args.frames or (1 if args.quick else 12)
     ref = args.reference_frames or (1 if args.quick else 4)
     edges, command = QUICK_EDGES if args.quick else BIN_EDGES, " ".join(["semcom", *sys.argv[1:]])
+    mixes = tuple(args.mixes)
     if args.aggregate:
-        res = aggregate(args.out, args.table, seeds, frames, ref, edges, command)
+        res = aggregate(args.out, args.table, seeds, frames, ref, edges, command, mixes=mixes)
     else:
         res = run_link_table(args.out, args.table, seeds, frames, ref, edges, answers=not args.no_answers,
-                             command=command, progress=not args.no_progress)
+                             command=command, progress=not args.no_progress, mixes=mixes)
     print(f"{res['frames_sent']} frames sent, {res['frames_delivered']} delivered, {res['frames_lost']} lost "
           f"-> {args.table}")
     for r in res["table_rows"]:
@@ -193,7 +194,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--shared-sequence", action="store_true",
                    help="every link on sequence_id 0, the ablation of link-specific sequences "
                         "(default: off, link k on sequence_id k)")
-    from .linktable import DEFAULT_LINK_TABLE
+    from .linktable import DEFAULT_LINK_TABLE, DEFAULT_MIXES, MIXES
 
     v.add_argument("--link-table", default=str(DEFAULT_LINK_TABLE),
                    help="the simulation's link model, from `semcom network linktable` (default: %(default)s)")
@@ -214,6 +215,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="frames per SINR bin in each other mix, per seed (default: 4; --quick: 1)")
     lt.add_argument("--no-answers", action="store_true",
                     help="PHY only: no questions answered, accuracy columns empty (default: answers on)")
+    lt.add_argument("--mixes", nargs="+", default=list(DEFAULT_MIXES), choices=list(MIXES),
+                    help="interference / noise mixes swept; the first makes the table (default: %(default)s)")
     lt.add_argument("--aggregate", action="store_true",
                     help="measure nothing: the table again from the seeds' frames_seed_N.csv already in "
                          "--out (default: off)")

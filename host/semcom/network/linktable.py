@@ -12,8 +12,8 @@ SNR estimate, the payload's SNR (the reconstructed values against the sent ones)
 frame's questions answered right, the AWGN table's accuracy at the set SINR, and the fraction right
 without any token (what a lost frame's questions get).
 
-The link table (one row per SINR bin, pooled over seeds, from the ``interference`` mix: the live scenarios
-are interference-limited, I / (I + N) >= 0.995 in 95 % of their link-slots): delivery probability, the
+The link table (one row per SINR bin, pooled over seeds, from the first mix swept: the live scenarios are
+interference-limited, I / (I + N) >= 0.995 in 95 % of their link-slots): delivery probability, the
 delivered frames' accuracy over the table's (ratio of the means over frames), the receiver's SNR-estimate
 bias, and the accuracy of a lost frame's questions answered without tokens; with the spread over seeds.
 This is a PHY measurement independent of any live run: no policy, no scenario.
@@ -45,33 +45,38 @@ DEFAULT_LINK_TABLE = Path(__file__).resolve().parent / "link_table.csv"
 BIN_EDGES: tuple[float, ...] = (-8.0, -6.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0,
                                 12.5, 15.0, 20.0, 25.0)
 QUICK_EDGES: tuple[float, ...] = (-8.0, -6.0, 20.0, 25.0)
-# interference share I / (I + N) of each mix; TABLE_MIX is the env's link table
-MIXES: dict[str, float] = {"interference": 0.99, "half": 0.5, "noise": 0.0}
-TABLE_MIX = "interference"
+# each mix: the interference share I / (I + N) and how I splits between the two other transmitters
+# ("random": uniformly, "one": all of it from one of them, as from a dominant neighbour cell)
+MIXES: dict[str, tuple[float, str]] = {"interference": (0.99, "random"), "half": (0.5, "random"),
+                                       "noise": (0.0, "random"), "one_interferer": (0.99, "one")}
+DEFAULT_MIXES = ("interference", "half", "noise")  # the first one's rows make the env's link table
 N_LINKS = 3
 FLOAT_COLUMNS = ("interference_share", "sinr_db", "snr_measured_db", "payload_snr_db", "accuracy",
                  "accuracy_table", "accuracy_no_tokens")
 
 
 def sweep_points(edges: tuple[float, ...], frames: int, reference_frames: int,
-                 rng: np.random.Generator) -> list[tuple[int, str]]:
-    """(bin, mix) of every link-frame, shuffled: ``frames`` per bin for TABLE_MIX, ``reference_frames``
-    per bin for each other mix; padded to a whole number of slots with TABLE_MIX frames."""
-    pts = [(b, mix) for b in range(len(edges) - 1) for mix in MIXES
-           for _ in range(frames if mix == TABLE_MIX else reference_frames)]
+                 rng: np.random.Generator, mixes: tuple[str, ...] = DEFAULT_MIXES) -> list[tuple[int, str]]:
+    """(bin, mix) of every link-frame, shuffled: ``frames`` per bin for the table's mix (the first),
+    ``reference_frames`` per bin for each other mix; padded to a whole number of slots with the first."""
+    pts = [(b, mix) for b in range(len(edges) - 1) for mix in mixes
+           for _ in range(frames if mix == mixes[0] else reference_frames)]
     while len(pts) % N_LINKS:
-        pts.append((int(rng.integers(len(edges) - 1)), TABLE_MIX))
+        pts.append((int(rng.integers(len(edges) - 1)), mixes[0]))
     return [pts[i] for i in rng.permutation(len(pts))]
 
 
-def channel_for(sinr_db: np.ndarray, share: np.ndarray, rng: np.random.Generator
-                ) -> tuple[np.ndarray, np.ndarray]:
+def channel_for(sinr_db: np.ndarray, share: np.ndarray, rng: np.random.Generator,
+                one: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Gains (N, N) [receiver, transmitter] and noise variances (N,) giving receiver k the SINR
     ``sinr_db[k]`` (own transmitter at unit gain) with interference share ``share[k]`` of I + N, split at
-    random between the other transmitters."""
+    random between the other transmitters (``one[k]``: all of it from one of them, drawn at random)."""
     n = len(sinr_db)
     total = 10.0 ** (-np.asarray(sinr_db) / 10.0)                    # I + N relative to the own signal
     split = rng.dirichlet(np.ones(n - 1), size=n)                     # (n, n-1)
+    if one is not None and np.any(one):
+        single = np.eye(n - 1)[rng.integers(n - 1, size=n)]
+        split = np.where(np.asarray(one)[:, None], single, split)
     gains = np.eye(n, dtype=np.complex128)
     for k in range(n):
         others = [j for j in range(n) if j != k]
@@ -81,12 +86,13 @@ def channel_for(sinr_db: np.ndarray, share: np.ndarray, rng: np.random.Generator
 
 
 def measure(seed: int, edges: tuple[float, ...], frames: int, reference_frames: int,
-            pool: TokenPool | None, progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            pool: TokenPool | None, progress: bool = True, mixes: tuple[str, ...] = DEFAULT_MIXES
+            ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One seed of the sweep (its own flowgraph: noise, oscillator offsets, draws) -> link-frame rows and
     the books (every frame delivered or counted lost). ``pool`` None: PHY only (no questions)."""
     table = load_table(str(DEFAULT_TABLE))
     rng = np.random.default_rng(seed)
-    pts = sweep_points(edges, frames, reference_frames, rng)
+    pts = sweep_points(edges, frames, reference_frames, rng, mixes)
     rows: list[dict[str, Any]] = []
     with SharedAir(N_LINKS, seed) as air:
         slots = range(len(pts) // N_LINKS)
@@ -95,8 +101,8 @@ def measure(seed: int, edges: tuple[float, ...], frames: int, reference_frames: 
             lo = np.array([edges[b] for b, _ in now])
             hi = np.array([edges[b + 1] for b, _ in now])
             sinr = rng.uniform(lo, hi)
-            share = np.array([MIXES[m] for _, m in now])
-            gains, noise = channel_for(sinr, share, rng)
+            share = np.array([MIXES[m][0] for _, m in now])
+            gains, noise = channel_for(sinr, share, rng, np.array([MIXES[m][1] == "one" for _, m in now]))
             level = rng.integers(table.n_levels, size=N_LINKS)
             air.set_channel(s, gains, noise, level=level.tolist())
             sent, frames_out = [], []
@@ -133,7 +139,7 @@ def _mean(x: np.ndarray) -> float:
     return float(np.mean(x)) if x.size else float("nan")
 
 
-def summarise(rows: list[dict[str, Any]], edges: tuple[float, ...], mix: str | None = TABLE_MIX
+def summarise(rows: list[dict[str, Any]], edges: tuple[float, ...], mix: str | None
               ) -> list[dict[str, Any]]:
     """Link-frame rows -> one row per SINR bin (pooled over seeds; ``mix`` None: every mix): the link
     table's columns plus counts, the seeds' spread and the SNR-estimate bias."""
@@ -170,7 +176,8 @@ def summarise(rows: list[dict[str, Any]], edges: tuple[float, ...], mix: str | N
     return out
 
 
-def plot_link_table(path: Path, rows: list[dict[str, Any]], edges: tuple[float, ...]) -> None:
+def plot_link_table(path: Path, rows: list[dict[str, Any]], edges: tuple[float, ...],
+                    mixes: tuple[str, ...] = DEFAULT_MIXES) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,11 +185,11 @@ def plot_link_table(path: Path, rows: list[dict[str, Any]], edges: tuple[float, 
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     mids = 0.5 * (np.array(edges[:-1]) + np.array(edges[1:]))
-    for mix in MIXES:
+    for mix in mixes:
         t = summarise(rows, edges, mix)
         err = {k: np.nan_to_num([r[k] for r in t]) for k in ("delivered_sd_seeds", "accuracy_ratio_sd_seeds")}
-        style = "-o" if mix == TABLE_MIX else "--."
-        lab = f"{mix} (I/(I+N) = {MIXES[mix]:g})"
+        style = "-o" if mix == mixes[0] else "--."
+        lab = f"{mix} (I/(I+N) = {MIXES[mix][0]:g}, {MIXES[mix][1]})"
         axes[0].errorbar(mids, [r["delivered"] for r in t], err["delivered_sd_seeds"], fmt=style, ms=3,
                          label=lab)
         axes[1].errorbar(mids, [r["accuracy_ratio"] if r["delivered"] > 0 else np.nan for r in t],
@@ -204,26 +211,28 @@ def plot_link_table(path: Path, rows: list[dict[str, Any]], edges: tuple[float, 
 
 def run_link_table(out_dir: str | Path, table_path: str | Path, seeds: tuple[int, ...], frames: int,
                    reference_frames: int, edges: tuple[float, ...] = BIN_EDGES, answers: bool = True,
-                   command: str = "", progress: bool = True) -> dict[str, Any]:
-    """The sweep over ``seeds`` -> link_table_frames.csv, link_table_by_mix.csv, link_table.png,
-    link_table.json in ``out_dir`` and the env's link table at ``table_path``."""
+                   command: str = "", progress: bool = True, mixes: tuple[str, ...] = DEFAULT_MIXES
+                   ) -> dict[str, Any]:
+    """The sweep over ``seeds`` -> frames_seed_N.csv (one row per link-frame), books_seed_N.json,
+    link_table_by_mix.csv, link_table.png, link_table.json in ``out_dir`` and the env's link table (from
+    ``mixes[0]``) at ``table_path``."""
     t0 = time.perf_counter()
     pool = TokenPool(progress=progress) if answers else None
     out = Path(out_dir)
     for seed in seeds:  # each seed's frames and books kept as soon as it is done
-        r, c = measure(seed, edges, frames, reference_frames, pool, progress)
+        r, c = measure(seed, edges, frames, reference_frames, pool, progress, mixes)
         write_csv(out / f"frames_seed_{seed}.csv", r)
         (out / f"books_seed_{seed}.json").write_text(json.dumps(c, default=float) + "\n")
         log.info("seed %d: %d link-frames, %d delivered", seed, len(r), sum(x["delivered"] for x in r))
     return aggregate(out, table_path, seeds, frames, reference_frames, edges, command,
-                     time.perf_counter() - t0)
+                     time.perf_counter() - t0, mixes)
 
 
 def aggregate(out_dir: str | Path, table_path: str | Path, seeds: tuple[int, ...], frames: int,
               reference_frames: int, edges: tuple[float, ...] = BIN_EDGES, command: str = "",
-              seconds: float = float("nan")) -> dict[str, Any]:
-    """The seeds' frames_seed_N.csv / books_seed_N.json in ``out_dir`` -> link_table_frames.csv,
-    link_table_by_mix.csv, link_table.png, link_table.json and the env's link table at ``table_path``."""
+              seconds: float = float("nan"), mixes: tuple[str, ...] = DEFAULT_MIXES) -> dict[str, Any]:
+    """The seeds' frames_seed_N.csv / books_seed_N.json in ``out_dir`` -> link_table_by_mix.csv,
+    link_table.png, link_table.json and the env's link table at ``table_path``."""
     out = Path(out_dir)
     rows: list[dict[str, Any]] = []
     books = {}
@@ -233,18 +242,17 @@ def aggregate(out_dir: str | Path, table_path: str | Path, seeds: tuple[int, ...
                 rows.append({**r, **{k: float(r[k]) for k in FLOAT_COLUMNS}, "bin": int(r["bin"]),
                              "seed": int(r["seed"]), "delivered": r["delivered"] == "True"})
         books[seed] = json.loads((out / f"books_seed_{seed}.json").read_text())
-    write_csv(out / "link_table_frames.csv", rows)
-    tab = summarise(rows, edges)
+    tab = summarise(rows, edges, mixes[0])
     write_csv(table_path, tab)
     write_csv(out / "link_table_by_mix.csv",
-              [{"mix": m, **r} for m in MIXES for r in summarise(rows, edges, m)])
-    plot_link_table(out / "link_table.png", rows, edges)
+              [{"mix": m, **r} for m in mixes for r in summarise(rows, edges, m)])
+    plot_link_table(out / "link_table.png", rows, edges, mixes)
     sent = sum(b["sent"] for c in books.values() for b in c["links"])
     delivered = sum(b["delivered"] for c in books.values() for b in c["links"])
     lost = sum(b["lost"] for c in books.values() for b in c["links"])
     summary = {"command": command, "table": str(table_path), "seeds": list(seeds),
-               "bin_edges_db": list(edges),
-               "mixes": MIXES, "table_mix": TABLE_MIX, "frames_per_bin_table_mix": frames,
+               "bin_edges_db": list(edges), "mixes": {m: MIXES[m] for m in mixes}, "table_mix": mixes[0],
+               "frames_per_bin_table_mix": frames,
                "frames_per_bin_other_mixes": reference_frames, "frame_values": FRAME_VALUES,
                "frames_sent": sent, "frames_delivered": delivered, "frames_lost": lost,
                "foreign_frames_delivered": sum(b["unexpected"] for c in books.values() for b in c["links"]),
