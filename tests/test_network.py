@@ -395,8 +395,8 @@ def test_env_with_the_measured_link_table_equals_the_table() -> None:
             want = (p * plain.sampled_qoe(level, np.minimum(1, ratio * xi), q)
                     + (1 - p) * plain.sampled_qoe(level, np.full((1, 3), lost), q))
             np.testing.assert_allclose(m["qoe"], want, rtol=1e-12)
-    # the PHY loses every frame at the sweep's lowest SINRs and none at its highest
-    assert float(rows[0]["delivered"]) < 0.1 and float(rows[-1]["delivered"]) == 1.0
+    # the PHY loses every frame at the sweep's lowest SINRs and (almost) none at its highest
+    assert float(rows[0]["delivered"]) < 0.1 and float(rows[-1]["delivered"]) > 0.95
 
 
 def test_oracle_sees_the_slot_it_acts_in_and_is_bounded_by_the_ceiling() -> None:
