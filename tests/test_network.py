@@ -549,9 +549,11 @@ def test_linktable_quick_sweeps_the_live_link(tmp_path) -> None:
     assert (tmp_path / "link_table.png").stat().st_size > 0
     # --aggregate: the same table again from the seed's frames, nothing measured
     again = tmp_path / "again.csv"
-    assert main(["network", "linktable", "--quick", "--aggregate", "--out", str(tmp_path),
+    assert main(["network", "linktable", "--quick", "--aggregate", "--per-link", "--out", str(tmp_path),
                  "--table", str(again)]) == 0
     assert again.read_text() == table.read_text()
+    per_link = load_link_table(str(tmp_path / "again_per_link.csv"))  # one table per link
+    assert per_link.delivered.shape == (3, 3)
 
 
 def test_live_comparison_of_a_run_that_follows_the_model(tmp_path) -> None:
@@ -653,3 +655,22 @@ def test_linktable_channel_gives_the_set_sinr_and_mix() -> None:
             assert off[:2].sum(axis=1).tolist() == [1, 1]
         else:
             assert off[:2].sum(axis=1).tolist() == [2, 2]
+
+
+def test_per_link_table_is_read_per_link(tmp_path) -> None:
+    """A link table with a ``link`` column gives each link its own delivery and ratio (the links' own
+    radios); one for another number of links is refused."""
+    t = tmp_path / "per_link.csv"
+    lines = ["link,sinr_lo_db,sinr_hi_db,delivered,accuracy_ratio,accuracy_lost"]
+    for k, p in enumerate((0.1, 0.5, 0.9)):
+        lines += [f"{k},-60,0,{p},0.8,0.25", f"{k},0,80,1.0,1.0,0.25"]
+    t.write_text("\n".join(lines) + "\n")
+    core = NetworkCore(NetworkConfig(n_cells=3, link_table=str(t)), 1)
+    core.reset(0)
+    m = core.link_metrics(np.zeros((2, 3), int), np.array([[-3.0, -3.0, -3.0], [5.0, -1.0, 2.0]]))
+    np.testing.assert_allclose(m["delivered"], [[0.1, 0.5, 0.9], [1.0, 0.5, 1.0]])
+    xi = core.table.accuracy(np.zeros(3, int), np.full(3, -3.0))
+    np.testing.assert_allclose(m["accuracy"][0], np.array([0.1, 0.5, 0.9]) * 0.8 * xi
+                               + (1 - np.array([0.1, 0.5, 0.9])) * 0.25)
+    with pytest.raises(ValueError, match="a table for 3 links"):
+        NetworkCore(NetworkConfig(n_cells=7, link_table=str(t)), 1)

@@ -100,7 +100,8 @@ def _linktable(args: argparse.Namespace) -> int:
     edges, command = QUICK_EDGES if args.quick else BIN_EDGES, " ".join(["semcom", *sys.argv[1:]])
     mixes = tuple(args.mixes)
     if args.aggregate:
-        res = aggregate(args.out, args.table, seeds, frames, ref, edges, command, mixes=mixes)
+        res = aggregate(args.out, args.table, seeds, frames, ref, edges, command, mixes=mixes,
+                        per_link=args.per_link)
     else:
         res = run_link_table(args.out, args.table, seeds, frames, ref, edges, answers=not args.no_answers,
                              command=command, progress=not args.no_progress, mixes=mixes)
@@ -220,6 +221,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lt.add_argument("--aggregate", action="store_true",
                     help="measure nothing: the table again from the seeds' frames_seed_N.csv already in "
                          "--out (default: off)")
+    lt.add_argument("--per-link", action="store_true",
+                    help="with --aggregate: also one table per link, <table>_per_link.csv (default: off)")
     lt.add_argument("--table", default=str(DEFAULT_LINK_TABLE),
                     help="the link table written, which the live comparison reads (default: %(default)s)")
     common(lt, DEFAULT_OUT / "link_table")

@@ -123,20 +123,35 @@ class LinkTable:
     def bin(self, sinr_db: np.ndarray) -> np.ndarray:
         return np.digitize(sinr_db, self.edges)
 
+    def lookup(self, sinr_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(delivery probability, accuracy ratio) at ``sinr_db`` (..., N); a per-link table (rows (N, n):
+        each link's own radios, e.g. its interferers' oscillator offsets) is read along the last axis."""
+        b = self.bin(sinr_db)
+        if self.delivered.ndim == 1:
+            return self.delivered[b], self.accuracy_ratio[b]
+        k = np.broadcast_to(np.arange(b.shape[-1]), b.shape)
+        return self.delivered[k, b], self.accuracy_ratio[k, b]
+
 
 @functools.lru_cache(maxsize=8)
 def load_link_table(path: str) -> LinkTable:
-    """A link table CSV (rows: sinr_lo_db, sinr_hi_db, delivered, accuracy_ratio[, accuracy_lost]) ->
-    LinkTable; a table without ``accuracy_lost`` (the first, live-read ones) scores a lost frame 0."""
+    """A link table CSV (rows: sinr_lo_db, sinr_hi_db, delivered, accuracy_ratio[, accuracy_lost][, link])
+    -> LinkTable; a table without ``accuracy_lost`` (the first, live-read ones) scores a lost frame 0; one
+    with a ``link`` column holds one table per link (the same bins for each)."""
     import csv
 
     with open(path) as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"sinr_lo_db", "delivered", "accuracy_ratio"} <= set(rows[0]):
         raise ValueError(f"{path}: not a link table (sinr_lo_db, sinr_hi_db, delivered, accuracy_ratio)")
-    return LinkTable(np.array([float(r["sinr_lo_db"]) for r in rows[1:]]),
-                     np.array([float(r["delivered"]) for r in rows]),
-                     np.array([float(r["accuracy_ratio"]) for r in rows]),
+    links = sorted({int(r["link"]) for r in rows}) if "link" in rows[0] else [None]
+    per = [[r for r in rows if links == [None] or int(r["link"]) == k] for k in links]
+    if any([r["sinr_lo_db"] for r in t] != [r["sinr_lo_db"] for r in per[0]] for t in per):
+        raise ValueError(f"{path}: every link's table needs the same SINR bins")
+    delivered = np.array([[float(r["delivered"]) for r in t] for t in per])
+    ratio = np.array([[float(r["accuracy_ratio"]) for r in t] for t in per])
+    return LinkTable(np.array([float(r["sinr_lo_db"]) for r in per[0][1:]]),
+                     delivered[0] if links == [None] else delivered, ratio[0] if links == [None] else ratio,
                      float(rows[0].get("accuracy_lost") or 0.0))
 
 
@@ -174,6 +189,9 @@ class NetworkCore:
         self.cfg, self.E, self.N = cfg, n_envs, cfg.n_cells
         self.table = load_table(cfg.table)
         self.link = load_link_table(cfg.link_table) if cfg.link_table else None
+        n_tables = len(self.link.delivered) if self.link is not None and self.link.delivered.ndim == 2 else 0
+        if n_tables and n_tables != cfg.n_cells:
+            raise ValueError(f"{cfg.link_table}: a table for {n_tables} links, the network has {cfg.n_cells}")
         self.C = self.table.n_levels
         self.codebook = dft_codebook(cfg.n_antennas, cfg.n_beams)            # (B, Nt)
         self.power_w = 10.0 ** ((np.asarray(cfg.power_dbm) - 30.0) / 10.0)   # (L,)
@@ -311,9 +329,8 @@ class NetworkCore:
         deliver = np.ones_like(acc)
         acc_lost = np.zeros_like(acc)
         if self.link is not None:
-            b = self.link.bin(sinr_db)
-            acc = np.minimum(1.0, acc * self.link.accuracy_ratio[b])
-            deliver = self.link.delivered[b]
+            deliver, ratio = self.link.lookup(sinr_db)
+            acc = np.minimum(1.0, acc * ratio)
             acc_lost = np.full_like(acc, self.link.accuracy_lost)
 
         def score(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -139,11 +139,11 @@ def _mean(x: np.ndarray) -> float:
     return float(np.mean(x)) if x.size else float("nan")
 
 
-def summarise(rows: list[dict[str, Any]], edges: tuple[float, ...], mix: str | None
+def summarise(rows: list[dict[str, Any]], edges: tuple[float, ...], mix: str | None, link: int | None = None
               ) -> list[dict[str, Any]]:
     """Link-frame rows -> one row per SINR bin (pooled over seeds; ``mix`` None: every mix): the link
     table's columns plus counts, the seeds' spread and the SNR-estimate bias."""
-    sel = [r for r in rows if mix is None or r["mix"] == mix]
+    sel = [r for r in rows if (mix is None or r["mix"] == mix) and (link is None or int(r["link"]) == link)]
     keys = ("bin", "seed", "delivered", "accuracy", "accuracy_table", "snr_measured_db", "sinr_db",
             "payload_snr_db", "accuracy_no_tokens")
     col = {k: np.array([r[k] for r in sel]) for k in keys}
@@ -230,9 +230,11 @@ def run_link_table(out_dir: str | Path, table_path: str | Path, seeds: tuple[int
 
 def aggregate(out_dir: str | Path, table_path: str | Path, seeds: tuple[int, ...], frames: int,
               reference_frames: int, edges: tuple[float, ...] = BIN_EDGES, command: str = "",
-              seconds: float = float("nan"), mixes: tuple[str, ...] = DEFAULT_MIXES) -> dict[str, Any]:
+              seconds: float = float("nan"), mixes: tuple[str, ...] = DEFAULT_MIXES,
+              per_link: bool = False) -> dict[str, Any]:
     """The seeds' frames_seed_N.csv / books_seed_N.json in ``out_dir`` -> link_table_by_mix.csv,
-    link_table.png, link_table.json and the env's link table at ``table_path``."""
+    link_table.png, link_table.json and the env's link table at ``table_path`` (``per_link``: also one
+    table per link beside it, ``<table>_per_link.csv``)."""
     out = Path(out_dir)
     rows: list[dict[str, Any]] = []
     books = {}
@@ -244,6 +246,10 @@ def aggregate(out_dir: str | Path, table_path: str | Path, seeds: tuple[int, ...
         books[seed] = json.loads((out / f"books_seed_{seed}.json").read_text())
     tab = summarise(rows, edges, mixes[0])
     write_csv(table_path, tab)
+    if per_link:  # one table per link: its own transmitter and its interferers' oscillator offsets
+        links = sorted({int(r["link"]) for r in rows})
+        write_csv(Path(table_path).with_name(Path(table_path).stem + "_per_link.csv"),
+                  [{"link": k, **r} for k in links for r in summarise(rows, edges, mixes[0], k)])
     write_csv(out / "link_table_by_mix.csv",
               [{"mix": m, **r} for m in mixes for r in summarise(rows, edges, m)])
     plot_link_table(out / "link_table.png", rows, edges, mixes)
