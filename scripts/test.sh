@@ -35,7 +35,7 @@ test -f "$STAGE"/share/gnuradio/grc/blocks/semcom_ofat_tx.block.yml
 # Only what the blocks import goes into GNU Radio's prefix: no QA files, models or checkpoints.
 test ! -e "$SITE"/gnuradio/semcom/qa_ofat_tx.py
 test ! -e "$SITE"/semcom/agents
-# The staged blocks import from the staged host package alone (the venv only lends numpy/pyzmq/sigmf).
+# The staged blocks import from the staged host package alone (the venv only lends numpy/pyzmq/sigmf/threadpoolctl).
 (cd "$STAGE" && PYTHONPATH="$SITE" "$OLDPWD/$PY" -I -c "import sys; sys.path[:0] = ['$SITE']
 import gnuradio.semcom, semcom.wire
 assert gnuradio.semcom.__file__.startswith('$STAGE') and semcom.wire.__file__.startswith('$STAGE')")

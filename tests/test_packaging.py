@@ -153,7 +153,7 @@ def test_wheel_carries_grc_files_and_needs_no_torch(wheel: Path) -> None:
     assert not [n for n in names if "/qa_" in n or n == "gnuradio/__init__.py"]
     requires = meta.get_all("Requires-Dist")
     base = sorted(re.split(r"[<>=!~ ;]", r)[0] for r in requires if "extra ==" not in r)
-    assert base == ["numpy", "pyzmq", "sigmf"]
+    assert base == ["numpy", "pyzmq", "sigmf", "threadpoolctl"]
     torch = [r for r in requires if r.startswith("torch")]
     assert torch and all('extra == "host"' in r for r in torch) and "==" not in torch[0].split(";")[0]
     # What a plain `pip install` resolves, from the installed packages' own metadata (offline): no torch.

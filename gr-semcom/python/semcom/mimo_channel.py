@@ -15,6 +15,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import threadpool_limits
 
 from semcom.ofat.channel_model import (
     ChannelSpec,
@@ -35,6 +36,19 @@ def _per_antenna(value: float | list[float] | tuple[float, ...]) -> float | tupl
     """A float for every antenna, or a tuple of one value per antenna (GRC passes lists)."""
     return tuple(float(v) for v in value) if isinstance(value, (list, tuple, np.ndarray)) else float(value)
 TWO_PI = 2.0 * math.pi
+
+
+def _blas_on_one_thread() -> None:
+    """numpy's BLAS on one thread in this process (what a GNU Radio flowgraph wants).
+
+    The FIR product is one (Nr, Nt*L) @ (Nt*L, m) matmul per chunk; with OpenBLAS's default threads a
+    second BLAS thread wakes for every chunk and spins beside the flowgraph's own threads (measured: 719
+    vs 204 us CPU per 4x20 @ 20x8192 product on this 2-core machine; the 2x4 loopback 21-59 % more CPU per
+    frame, benchmarks/profile_loopback.py). The limit is process-wide and set when a channel block is
+    made, in the thread that builds the flowgraph (OpenBLAS's thread count cannot be scoped to one
+    block's work() reliably while other threads use BLAS). torch's own thread pool is not affected.
+    """
+    threadpool_limits(limits=1, user_api="blas")
 
 
 class mimo_channel(gr.sync_block):
@@ -112,6 +126,7 @@ class mimo_channel(gr.sync_block):
         n_tx, n_rx = int(n_tx), int(n_rx)
         gr.sync_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
                                out_sig=[np.complex64] * n_rx)
+        _blas_on_one_thread()
         if fading not in FADING_MODES:
             raise ValueError(f"fading must be one of {FADING_MODES}, got {fading!r}")
         if int(block_len) < 1:

@@ -406,6 +406,15 @@ class qa_mimo_channel(gr_unittest.TestCase):
         with self.assertRaises(ValueError):
             ch.set_rx_iq([0.5, 0.5, 0.5], 0.0)  # three values for two antennas
 
+    def test_making_a_channel_block_puts_numpy_blas_on_one_thread(self):
+        from threadpoolctl import ThreadpoolController, threadpool_limits
+
+        blas = ThreadpoolController().select(user_api="blas")
+        with threadpool_limits(limits=2, user_api="blas"):
+            before = max(i["num_threads"] for i in blas.info())
+            semcom.mimo_channel(2, 2, seed=1)
+            after = max(i["num_threads"] for i in blas.info())
+        self.assertEqual((before, after), (2, 1))
 
 if __name__ == "__main__":
     gr_unittest.run(qa_mimo_channel)
