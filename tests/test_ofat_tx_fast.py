@@ -262,8 +262,10 @@ def test_loopback_through_the_compiled_tx_receives_what_the_python_tx_gives(
     layout = make_layout("wifi64", n_tx=2, n_rx=4)
     sent = seeded_payloads(12, 5 * 256, seed=3)
     channel = dict(fading="per_frame", snr_db=20.0, seed=4, cfo_jitter=0.1 / layout.fft_len)
+    # run_burst makes its transmitter with make_ofat_tx: SEMCOM_OFAT_TX picks the implementation.
+    monkeypatch.setenv("SEMCOM_OFAT_TX", "python")
     python = run_burst(layout, sent, **channel)
-    monkeypatch.setattr(semcom, "ofat_tx", semcom.ofat_tx_fast)
+    monkeypatch.setenv("SEMCOM_OFAT_TX", "cxx")
     compiled = run_burst(layout, sent, **channel)
     assert [m["seq"] for m, _ in compiled] == [m["seq"] for m, _ in python] == list(range(12))
     for (meta_c, tensors_c), (meta_p, tensors_p) in zip(compiled, python, strict=True):

@@ -231,7 +231,8 @@ def run_burst(layout: OfatLayout, tensors: dict[int, np.ndarray], *, gap: int = 
     n_values = max(int(np.prod(t.shape)) for t in tensors.values())
     total = len(tensors) * (layout.frame_len(n_values) + gap) + 1000
     tb = gr.top_block()
-    tx = semcom.ofat_tx(layout, gap_samples=gap, max_queue=len(tensors), idle_sleep_s=0.0)
+    # The OFAT Transmitter as GRC makes it: the compiled core where built (the same samples, tested).
+    tx = semcom.make_ofat_tx(layout, gap_samples=gap, max_queue=len(tensors), idle_sleep_s=0.0)
     if gr_channel is not None:
         ch_in, ch_out = gr_channel_models(tb, **gr_channel)
     else:
