@@ -255,8 +255,8 @@ def test_grc_make_picks_the_compiled_core_unless_told(monkeypatch: pytest.Monkey
 def test_loopback_through_the_compiled_tx_receives_what_the_python_tx_gives(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """run_burst (ofat_tx -> mimo_channel -> ofat_rx, 2x4, 20 dB, multipath, CFO) with the compiled core
-    in ofat_tx's place: the receiver delivers the same frames with the same estimates (the transmit
-    samples differ only by float64 residuals near zero)."""
+    in ofat_tx's place: the receiver delivers the same frames with the same estimates within float32
+    rounding (the transmit samples differ only by float64 residuals near zero)."""
     from semcom.loopback import run_burst, seeded_payloads
 
     layout = make_layout("wifi64", n_tx=2, n_rx=4)
@@ -269,7 +269,9 @@ def test_loopback_through_the_compiled_tx_receives_what_the_python_tx_gives(
     compiled = run_burst(layout, sent, **channel)
     assert [m["seq"] for m, _ in compiled] == [m["seq"] for m, _ in python] == list(range(12))
     for (meta_c, tensors_c), (meta_p, tensors_p) in zip(compiled, python, strict=True):
-        assert meta_c["snr_db"] == pytest.approx(meta_p["snr_db"], abs=1e-9)
+        # Within float32 rounding: the receiver works in complex64, so a transmit residual of ~1e-16 can
+        # move a received value by one float32 ulp (1.5e-8 at unit power seen in CI, 1 of 1344 values).
+        assert meta_c["snr_db"] == pytest.approx(meta_p["snr_db"], abs=1e-5)
         assert sorted(tensors_c) == sorted(tensors_p)
         for name, value in tensors_p.items():
-            np.testing.assert_allclose(tensors_c[name], value, rtol=0, atol=1e-9)
+            np.testing.assert_allclose(tensors_c[name], value, rtol=0, atol=1e-6)
