@@ -817,9 +817,15 @@ def make_scheme(name: str, core: NetworkCore, seed: int, dqn: DQNConfig = DQNCon
 
 
 def run_scheme(scheme: Scheme, seed: int, n_slots: int | None = None, progress: bool = False,
-               desc: str = "") -> dict[str, np.ndarray]:
+               desc: str = "", measured: Callable[[int, Actions, dict[str, np.ndarray]], None] | None = None
+               ) -> dict[str, np.ndarray]:
     """One online run on ``scheme.core`` reset with ``seed`` -> per-slot network means (n_slots,) of
-    qoe, accuracy, rate, sinr_db, and the per-link qoe (n_slots, E, N)."""
+    qoe, accuracy, rate, sinr_db, and the per-link qoe (n_slots, E, N).
+
+    ``measured(t, actions, metrics)`` runs after each slot's step and before the agents observe it: the
+    live run (``semcom.network.live``) serves the slot on the flowgraph there and puts what its receivers
+    measured into ``core.last``. The schedule (the scheme's slot clock, its large timescale) is this loop's
+    alone, for the simulation and the live run alike."""
     from semcom.progress import progress_bar
 
     core = scheme.core
@@ -830,8 +836,10 @@ def run_scheme(scheme: Scheme, seed: int, n_slots: int | None = None, progress: 
     for t in progress_bar(range(n), progress=progress, desc=desc or scheme.name, leave=False):
         actions = scheme.act(obs)
         m = core.step(*actions)
+        if measured is not None:
+            measured(t, actions, m)
         nxt = core.observe()
-        scheme.update(obs, actions, m, nxt)
+        scheme.update(obs, actions, m, nxt)   # a frozen scheme only advances its slot clock here
         obs = nxt
         for k in ("qoe", "accuracy", "rate", "sinr_db"):
             out[k][t] = m[k].mean()

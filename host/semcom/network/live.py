@@ -50,7 +50,6 @@ from typing import Any
 
 import numpy as np
 
-from semcom.progress import progress_bar
 from semcom.results import write_csv
 
 from .air import FRAME_VALUES, INTERFERER_CFO, SharedAir, TokenPool, level_parts
@@ -169,6 +168,7 @@ def run_live(policies: str | Path, out_dir: str | Path, n_frames: int = 200, see
     """Run ``n_frames`` slots live; write live.csv (per slot and link), live.png, live.json and gap.json
     (``compare`` with ``link_table``). ``link_sequences=False``: every link on sequence_id 0 (the first
     live runs, for comparison)."""
+    from .agents import run_scheme
     from .experiment import load_policy
 
     policies = Path(policies) / scheme
@@ -182,10 +182,12 @@ def run_live(policies: str | Path, out_dir: str | Path, n_frames: int = 200, see
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     with SharedAir(n, seed, link_sequences=link_sequences, timeout_s=timeout_s) as air:
-        obs = core.reset(seed)
-        for s in progress_bar(range(n_frames), progress=progress, desc="live slots"):
-            beam, power, level = policy.act(obs)
-            m = core.step(beam, power, level)                      # the slot's channel + simulated metrics
+
+        def serve(s: int, actions: tuple[np.ndarray, np.ndarray, np.ndarray], m: dict[str, np.ndarray]
+                  ) -> None:
+            """Slot ``s`` on the air under the model's channel and the policies' ``actions``; what the
+            receivers measured replaces the model's metrics in ``core.last`` (what the BSs observe next)."""
+            beam, power, level = actions
             gains, noise = flowgraph_gains(core, beam, power)
             p_dbm = np.asarray(net.power_dbm)[power[0]]
             air.set_channel(s, gains, noise, p_dbm.tolist(), level[0].tolist())
@@ -231,7 +233,10 @@ def run_live(policies: str | Path, out_dir: str | Path, n_frames: int = 200, see
             core.interference_w = (own / 10 ** (sinr / 10))[None]
             core.last.update({"sinr_db": sinr[None], "acc": acc_answered[None], "rate": rate_answered,
                               "qoe": q_answered})
-            obs = core.observe()
+
+        # the simulation's own loop (agents.run_scheme): the policies keep their slot clock, so the high
+        # level re-decides beam and power every T slots live as in the simulation
+        run_scheme(policy, seed, n_frames, progress=progress, desc="live slots", measured=serve)
     counters = air.counters
     out = Path(out_dir)
     write_csv(out / "live.csv", rows)
