@@ -120,9 +120,11 @@ def test_captures_from_receiver_frames_match_the_flowgraph_path():
 
 
 def test_captures_from_the_shipped_recording_replay_every_frame():
-    """The shipped SigMF fixture (12 frames, 2x2 loopback at 20 dB) replayed into captures: every frame
-    delivered, the values agree with the seeded payload, the side information is the receiver's."""
+    """The shipped SigMF fixture (12 frames, 2x2 loopback at 20 dB, `semcom record-loopback`) replayed
+    into captures: every frame delivered, each frame's values as far from the seeded payload as the
+    receiver decoded them live, the side information is the receiver's."""
     from semcom.adapt.captures import captures_from_recording
+    from semcom.capture import LIVE_TOLERANCE_DB, load_recording
 
     fixture = Path(__file__).parent / "fixtures" / "loopback_2x2"
     cap = captures_from_recording(fixture, 20.0)
@@ -130,6 +132,9 @@ def test_captures_from_the_shipped_recording_replay_every_frame():
     assert cap.delivered.all()
     nmse_db = 10 * np.log10(np.sum((cap.y - cap.x) ** 2) / np.sum(cap.x**2))
     assert nmse_db < -10  # 2x2 MMSE at 20 dB with LS CSI
+    per_frame = 10 * np.log10(np.sum((cap.y - cap.x) ** 2, axis=1) / np.sum(cap.x**2, axis=1))
+    live = [r["nmse_db"] for r in load_recording(fixture).meta["semcom:live_results"]]
+    np.testing.assert_allclose(per_frame, live, atol=LIVE_TOLERANCE_DB)
     assert abs(np.median(cap.snr_est_db) - 20.0) < 2  # per frame it follows the Rayleigh draw
     fewer = captures_from_recording(fixture, 20.0, n_sent=5)
     np.testing.assert_array_equal(fewer.x, cap.x[:5])

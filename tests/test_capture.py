@@ -1,7 +1,7 @@
 """SigMF capture and replay: metadata through the `sigmf` package (schema-valid, start time, chunked
 sha512 equal to hashlib's), streamed replay equal to a whole-file replay wherever the chunks are cut, the
-shipped hand-written recording still replaying like live, and a one-line error (exit 2) for every bad
-recording."""
+shipped regression recording replaying like live, the hand-written SigMF 1.0.0 recording still loading,
+`semcom replay`'s exit status, and a one-line error (exit 2) for every bad recording."""
 
 import hashlib
 import json
@@ -18,6 +18,7 @@ from sigmf.utils import parse_iso8601_datetime
 from sigmf.validate import validate
 
 from semcom.capture import (
+    LIVE_TOLERANCE_DB,
     RecordingError,
     RecordingWriter,
     _PayloadTruths,
@@ -34,7 +35,13 @@ from semcom.errors import UsageError
 from semcom.ofat.frame import make_layout
 from semcom.ofat.receiver import FrameReceiver
 
+# The regression fixture: `semcom record-loopback tests/fixtures/loopback_2x2` (12 frames, 2x2, 20 dB).
 FIXTURE = Path(__file__).parent / "fixtures" / "loopback_2x2"
+# Hand-written SigMF 1.0.0 metadata from before the sigmf package wrote it (recorded 2026-11-23 with the
+# receiver of then): kept only to prove old metadata still loads; not a regression fixture.
+LEGACY = Path(__file__).parent / "fixtures" / "legacy_sigmf_1_0_0"
+RERECORD = ("the receiver no longer decodes the regression fixture as it was decoded live when recorded; if "
+            "the change is intended, record it again: semcom record-loopback tests/fixtures/loopback_2x2")
 
 
 def _noise(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
@@ -42,23 +49,31 @@ def _noise(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
     return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
 
 
-def test_shipped_recording_replays_like_live(monkeypatch):
-    # Hand-written SigMF 1.0.0 metadata from before the sigmf package wrote it: still loads and replays.
+def test_shipped_recording_replays_like_live():
+    # The regression check: the receiver of today decodes the shipped recording as the receiver that
+    # recorded it decoded it live (same seqs, NMSE within the replay's tolerance).
     rec = load_recording(FIXTURE)
-    assert json.loads(FIXTURE.with_suffix(".sigmf-meta").read_text())["global"]["core:version"] == "1.0.0"
     live = rec.meta["semcom:live_results"]
-    assert len(live) == 12
-    # The receiver now (step 3's delay taps on a grid shifted by the channel's fractional delay, issue
-    # 14) decodes the recording 0.13 dB better on average than it was decoded live; not worse here.
-    now = replay(rec)
-    assert [r["seq"] for r in now] == [r["seq"] for r in live]
-    assert np.mean([r["nmse_db"] for r in now]) <= np.mean([r["nmse_db"] for r in live])
-    # The live results were decoded with the integer delay grid: with it the replay is the live decode.
-    monkeypatch.setattr(FrameReceiver, "align_fraction", False)
+    assert [r["seq"] for r in live] == list(range(12))
     rows = replay(rec)
-    assert [r["seq"] for r in rows] == [r["seq"] for r in live]
+    assert [r["seq"] for r in rows] == [r["seq"] for r in live], RERECORD
     for got, was in zip(rows, live, strict=True):
-        assert abs(got["nmse_db"] - was["nmse_db"]) <= 0.1
+        assert abs(got["nmse_db"] - was["nmse_db"]) <= LIVE_TOLERANCE_DB, RERECORD
+    assert max(r["nmse_db"] for r in rows) < -9  # 20 dB, 2x2 MMSE: the payloads really came through
+
+
+def test_legacy_sigmf_1_0_0_metadata_still_loads():
+    # What this checks is the reader, not the receiver: metadata written by hand as SigMF 1.0.0 (before
+    # the sigmf package wrote ours) passes validation and its sha512, and the 12 frames it holds decode.
+    # Its live NMSEs came from the receiver of 2026-11-23 (integer delay grid); today's decodes it
+    # differently (up to 0.49 dB), so they are not compared here: FIXTURE is the regression check.
+    assert json.loads(LEGACY.with_suffix(".sigmf-meta").read_text())["global"]["core:version"] == "1.0.0"
+    rec = load_recording(LEGACY)
+    assert rec.n_samples == 16360 and rec.layout.n_tx == rec.layout.n_rx == 2
+    assert rec.start_time == "2026-11-23T15:17:01.448505Z"
+    rows = replay(rec)
+    assert [r["seq"] for r in rows] == [r["seq"] for r in rec.meta["semcom:live_results"]] == list(range(12))
+    assert all("nmse_db" in r for r in rows)  # semcom:payload read: every frame scored
 
 
 def test_record_then_replay_round_trip(tmp_path):
@@ -256,12 +271,42 @@ def test_semcom_replay_bad_recording_one_line_exit_2(tmp_path, capsys, damage):
     assert "Traceback" not in err
 
 
-def test_semcom_replay_of_the_fixture_matches_live(capsys, monkeypatch):
-    # With the receiver that decoded it live (the integer delay grid, before issue 14's shifted grid).
-    monkeypatch.setattr(FrameReceiver, "align_fraction", False)
-    assert cli_main(["replay", str(FIXTURE), "--chunk", "1000"]) == 0
+def test_semcom_replay_of_the_fixture_matches_live(capsys):
+    # The README's example: exit 0.
+    assert cli_main(["replay", str(FIXTURE), "--chunk", "1000", "--no-progress"]) == 0, RERECORD
     out = capsys.readouterr().out
     assert "12 frames decoded" in out and "same sequence numbers: True" in out
+
+
+def _shift_live(base: Path, seq: int, by_db: float) -> None:
+    def edit(doc):
+        doc["global"]["semcom:live_results"][seq]["nmse_db"] += by_db
+    _edit_meta(base, edit)
+
+
+def test_semcom_replay_exit_status_against_live(tmp_path, capsys):
+    # Exit 1 when one frame's NMSE is further from live than the tolerance, 0 just inside it.
+    base = _copy(tmp_path)
+    _shift_live(base, 5, 0.8 * LIVE_TOLERANCE_DB)
+    assert cli_main(["replay", str(base), "--no-progress"]) == 0
+    _shift_live(base, 5, 0.4 * LIVE_TOLERANCE_DB)  # now 1.2x the tolerance away
+    assert cli_main(["replay", str(base), "--no-progress"]) == 1
+    assert "largest NMSE difference 0.120 dB" in capsys.readouterr().out
+    # A frame live decoded that the replay does not: other sequence numbers, exit 1.
+    base = _copy(tmp_path)
+    _edit_meta(base, lambda doc: doc["global"]["semcom:live_results"].append({"seq": 12, "nmse_db": -15.0}))
+    assert cli_main(["replay", str(base), "--no-progress"]) == 1
+    assert "same sequence numbers: False" in capsys.readouterr().out
+
+
+def test_semcom_replay_compares_nmse_only_with_the_live_method(capsys):
+    # The live results are MMSE decodes; a ZF replay of the same frames is several dB off (7.2 dB here)
+    # and is not a regression: the seqs are still compared, the NMSE is not.
+    rows = {r["seq"]: r["nmse_db"] for r in replay(load_recording(FIXTURE), method="zf")}
+    live = {r["seq"]: r["nmse_db"] for r in load_recording(FIXTURE).meta["semcom:live_results"]}
+    assert max(abs(rows[s] - live[s]) for s in live) > LIVE_TOLERANCE_DB
+    assert cli_main(["replay", str(FIXTURE), "--method", "zf", "--no-progress"]) == 0
+    assert "NMSE not compared" in capsys.readouterr().out
 
 
 def test_base_install_replays_without_tqdm_and_refuses_record_without_torch(monkeypatch, capsys):
