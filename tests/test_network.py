@@ -608,8 +608,9 @@ def test_live_comparison_of_a_run_that_follows_the_model(tmp_path) -> None:
 def test_sampled_frames_are_one_realisation_of_the_link_model() -> None:
     """``sample_frames``: each frame delivered with the link table's probability and its q questions
     answered right at random; over many networks the realised QoE, accuracy and delivery average to the
-    expectations (within 4 standard errors); a lost frame is observed at LOST_SINR_DB; the channel does not
-    depend on the frame draws; an env without frame_values refuses it."""
+    expectations (within 4 standard errors); a lost frame is observed at LOST_SINR_DB, a delivered one at
+    the SNR the table's measurement model draws; the channel does not depend on the frame draws; an env
+    without frame_values refuses it."""
     from semcom.network.env import LOST_SINR_DB
     from semcom.network.linktable import DEFAULT_LINK_TABLE
 
@@ -632,7 +633,10 @@ def test_sampled_frames_are_one_realisation_of_the_link_model() -> None:
     np.testing.assert_allclose(np.round(m0["accuracy"] * q), m0["accuracy"] * q, atol=1e-9)
     lost = m0["delivered"] == 0
     np.testing.assert_array_equal(cores[0].last["sinr_db"][lost], LOST_SINR_DB)
-    np.testing.assert_array_equal(cores[0].last["sinr_db"][~lost], m0["sinr_db"][~lost])
+    # a delivered frame is observed as the table's measurement model reports it, drawn from the env's own
+    # stream for the receivers' estimates (frame seed 0, episode seed 11)
+    seen = cores[0].link.measured_snr_db(m0["sinr_db"], np.random.default_rng((0, 11, 1)))
+    np.testing.assert_array_equal(cores[0].last["sinr_db"][~lost], seen[~lost])
     with pytest.raises(ValueError, match="frame_values"):
         NetworkConfig(sample_frames=True)
 

@@ -88,3 +88,81 @@ def test_live_loop_keeps_the_large_timescale(monkeypatch, tmp_path) -> None:
     assert delivered.any() and (~delivered).any()   # seed 102 has a link below 0 dB
     assert np.all(seen[~delivered] == LOST_SINR_DB)
     assert seen[delivered] == pytest.approx(model[delivered] + 0.5, abs=1e-3)
+
+
+def _shipped_rows() -> list[dict[str, str]]:
+    from semcom.network.linktable import DEFAULT_LINK_TABLE
+
+    with DEFAULT_LINK_TABLE.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_measurement_model_draws_the_tables_bias_and_spread() -> None:
+    """`LinkTable.measured_snr_db` at each bin's centre: the mean and sd of 20 000 draws are the shipped
+    table's SNR-estimate bias and sd (read with the csv module), within 4 standard errors; a bin without a
+    measured spread reports the true SINR; a table without the columns reports it everywhere."""
+    from semcom.network.env import LinkTable, load_link_table
+    from semcom.network.linktable import DEFAULT_LINK_TABLE
+
+    rows = _shipped_rows()
+    lt = load_link_table(str(DEFAULT_LINK_TABLE))
+    rng = np.random.default_rng(0)
+    n = 20000
+    checked = 0
+    for r in rows:
+        centre = 0.5 * (float(r["sinr_lo_db"]) + float(r["sinr_hi_db"]))
+        err = lt.measured_snr_db(np.full(n, centre), rng) - centre
+        bias, sd = float(r["snr_estimate_bias_db"]), float(r["snr_estimate_sd_db"])
+        if not (np.isfinite(bias) and np.isfinite(sd)):
+            assert np.all(err == 0.0)
+            continue
+        assert err.mean() == pytest.approx(bias, abs=4 * sd / np.sqrt(n) + 1e-12)
+        assert err.std() == pytest.approx(sd, rel=4 / np.sqrt(2 * n))
+        checked += 1
+    sd_top, sd_low = float(rows[-1]["snr_estimate_sd_db"]), float(rows[3]["snr_estimate_sd_db"])
+    assert checked >= 15 and 0.2 < sd_top < sd_low   # the estimate spreads more near the header's threshold
+    plain = LinkTable(lt.edges, lt.delivered, lt.accuracy_ratio, lt.accuracy_lost)
+    assert np.array_equal(plain.measured_snr_db(np.array([-3.0, 5.0, 30.0]), rng), [-3.0, 5.0, 30.0])
+
+
+def _sampled_run(seed: int, frame_seed: int, table: str, slots: int = 60) -> dict[str, np.ndarray]:
+    """Fixed actions (beam 0, max power, jtcc k5) on a 3-cell network, frame by frame: per slot the true
+    SINR, whether the frame came back and what the BS observes."""
+    from semcom.network.env import NetworkConfig, NetworkCore
+
+    core = NetworkCore(NetworkConfig(n_cells=3, n_antennas=2, n_beams=2, link_table=table, frame_values=2560,
+                                     sample_frames=True, frame_seed=frame_seed), 1)
+    core.reset(seed)
+    a = np.zeros((1, 3), np.int64)
+    out: dict[str, list] = {"sinr": [], "got": [], "seen": []}
+    for _ in range(slots):
+        m = core.step(a, a + 4, a + core.table.names.index("jtcc_k5"))
+        out["sinr"].append(m["sinr_db"][0])
+        out["got"].append(m["delivered"][0] > 0)
+        out["seen"].append(core.observe()[0, :, core.obs_slices()["sinr"]][:, 0] * 20.0)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def test_simulated_observation_draws_from_the_measurement_model(tmp_path) -> None:
+    """In the frame-by-frame simulation a BS observes its delivered frame's SNR as the measurement model
+    draws it (bias + spread around the true SINR), a lost one at LOST_SINR_DB; reproducible by seed and
+    frame seed; the measurement's draws do not move the frames' deliveries (their own stream): with the
+    columns removed from the table the same frames come back and the observation is the true SINR."""
+    from semcom.network.linktable import DEFAULT_LINK_TABLE
+    from semcom.results import write_csv
+
+    table = str(DEFAULT_LINK_TABLE)
+    a, b = _sampled_run(5, 1, table), _sampled_run(5, 1, table)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["seen"], _sampled_run(5, 2, table)["seen"])
+    got = a["got"]
+    assert got.any() and (~got).any()
+    assert np.allclose(a["seen"][~got], LOST_SINR_DB, atol=1e-4)
+    err = (a["seen"] - a["sinr"])[got]
+    assert 0.1 < err.std() < 1.5 and abs(err.mean()) < 0.5    # the table's 0.3-1.0 dB spread, ~0.1 dB bias
+    rows = [{k: v for k, v in r.items() if k not in ("snr_estimate_bias_db", "snr_estimate_sd_db")}
+            for r in _shipped_rows()]
+    write_csv(tmp_path / "no_model.csv", rows)
+    exact = _sampled_run(5, 1, str(tmp_path / "no_model.csv"))
+    assert np.array_equal(exact["got"], got)
+    assert np.allclose(exact["seen"][got], a["sinr"][got], atol=1e-4)

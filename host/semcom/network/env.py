@@ -72,7 +72,8 @@ class NetworkConfig:
     frame_values: int = 0
     # True (needs frame_values): every slot one realisation of each link's frame instead of expectations:
     # delivered with the link table's probability, each question answered right at random, and the BS then
-    # observes what a live receiver reports (LOST_SINR_DB for a lost frame); drawn from ``frame_seed`` and
+    # observes what a live receiver reports (LOST_SINR_DB for a lost frame, a delivered frame's SNR drawn
+    # from the table's measurement model: ``LinkTable.measured_snr_db``); drawn from ``frame_seed`` and
     # the episode's seed, apart from the channel's draws (the fading is the same for every frame_seed)
     sample_frames: bool = False
     frame_seed: int = 0
@@ -113,12 +114,16 @@ def load_table(path: str) -> SemanticTable:
 class LinkTable:
     """The PHY as the env's link model, per SINR bin: ``edges`` (n-1,) inner bin edges in dB, ``delivered``
     (n,) frame-delivery probability, ``accuracy_ratio`` (n,) a delivered frame's accuracy over the AWGN
-    table's, and ``accuracy_lost`` the accuracy of a lost frame's questions answered without any token."""
+    table's, ``accuracy_lost`` the accuracy of a lost frame's questions answered without any token, and
+    the receiver's SNR estimate of a delivered frame: ``snr_bias_db`` (n,) its mean and ``snr_sd_db`` (n,)
+    its sd around the true SINR (zeros: a table without them, or a bin without two delivered frames)."""
 
     edges: np.ndarray
     delivered: np.ndarray
     accuracy_ratio: np.ndarray
     accuracy_lost: float
+    snr_bias_db: np.ndarray | None = None
+    snr_sd_db: np.ndarray | None = None
 
     def bin(self, sinr_db: np.ndarray) -> np.ndarray:
         return np.digitize(sinr_db, self.edges)
@@ -131,6 +136,19 @@ class LinkTable:
             return self.delivered[b], self.accuracy_ratio[b]
         k = np.broadcast_to(np.arange(b.shape[-1]), b.shape)
         return self.delivered[k, b], self.accuracy_ratio[k, b]
+
+    def measured_snr_db(self, sinr_db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The measurement model: what the receiver reports as a delivered frame's SNR when the true SINR is
+        ``sinr_db`` (..., N): sinr + bias + sd x N(0, 1) with the bin's bias and sd (one normal drawn per
+        link-slot whatever the table holds, so the draws stay aligned)."""
+        z = rng.standard_normal(np.shape(sinr_db))
+        if self.snr_bias_db is None or self.snr_sd_db is None:
+            return np.asarray(sinr_db, dtype=float)
+        b = self.bin(sinr_db)
+        if self.snr_bias_db.ndim == 1:
+            return sinr_db + self.snr_bias_db[b] + self.snr_sd_db[b] * z
+        k = np.broadcast_to(np.arange(b.shape[-1]), b.shape)
+        return sinr_db + self.snr_bias_db[k, b] + self.snr_sd_db[k, b] * z
 
 
 @functools.lru_cache(maxsize=8)
@@ -148,11 +166,20 @@ def load_link_table(path: str) -> LinkTable:
     per = [[r for r in rows if links == [None] or int(r["link"]) == k] for k in links]
     if any([r["sinr_lo_db"] for r in t] != [r["sinr_lo_db"] for r in per[0]] for t in per):
         raise ValueError(f"{path}: every link's table needs the same SINR bins")
-    delivered = np.array([[float(r["delivered"]) for r in t] for t in per])
-    ratio = np.array([[float(r["accuracy_ratio"]) for r in t] for t in per])
-    return LinkTable(np.array([float(r["sinr_lo_db"]) for r in per[0][1:]]),
-                     delivered[0] if links == [None] else delivered, ratio[0] if links == [None] else ratio,
-                     float(rows[0].get("accuracy_lost") or 0.0))
+    def column(name: str) -> np.ndarray:
+        a = np.array([[float(r[name]) for r in t] for t in per])
+        return a[0] if links == [None] else a
+
+    # the receiver's SNR estimate (tables measured before it was recorded have no sd: no model, observed
+    # exact); a bin without two delivered frames has no measured spread: read as exact (bias 0, sd 0)
+    snr = None
+    if {"snr_estimate_bias_db", "snr_estimate_sd_db"} <= set(rows[0]):
+        bias, sd = column("snr_estimate_bias_db"), column("snr_estimate_sd_db")
+        known = np.isfinite(bias) & np.isfinite(sd)
+        snr = np.where(known, bias, 0.0), np.where(known, sd, 0.0)
+    return LinkTable(np.array([float(r["sinr_lo_db"]) for r in per[0][1:]]), column("delivered"),
+                     column("accuracy_ratio"), float(rows[0].get("accuracy_lost") or 0.0),
+                     *(snr or (None, None)))
 
 
 def hex_positions(n: int, spacing: float) -> np.ndarray:
@@ -208,6 +235,8 @@ class NetworkCore:
         self.rng = np.random.default_rng(seed)
         rng = self.rng
         self.frame_rng = np.random.default_rng((cfg.frame_seed, 0 if seed is None else seed))
+        # the receivers' SNR-estimate errors: their own stream, so the frames' draws do not depend on them
+        self.snr_rng = np.random.default_rng((cfg.frame_seed, 0 if seed is None else seed, 1))
         # terminal k area-uniform in the disc of radius R around BS k (or the annulus from ue_min_frac R)
         r0 = max(cfg.min_distance_m / cfg.cell_radius_m, cfg.ue_min_frac) ** 2
         rad = np.sqrt(rng.uniform(r0, 1.0, (E, N))) * cfg.cell_radius_m
@@ -385,7 +414,10 @@ class NetworkCore:
             acc = self.frame_rng.binomial(n_q, p_right) / n_q
             rate, q = self.qoe_from_accuracy(level, acc)
             deliver = got.astype(float)
-            observed = np.where(got, sinr, LOST_SINR_DB)
+            # a delivered frame: the SNR its receiver reports (the link table's measurement model, the true
+            # SINR without one); a lost frame: LOST_SINR_DB, as live
+            seen = self.link.measured_snr_db(sinr, self.snr_rng) if self.link is not None else sinr
+            observed = np.where(got, seen, LOST_SINR_DB)
             idx = np.arange(self.N)
             self.interference_w = self.rx[:, idx, idx] / 10.0 ** (observed / 10.0)
         self.t += 1

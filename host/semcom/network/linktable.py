@@ -15,7 +15,8 @@ without any token (what a lost frame's questions get).
 The link table (one row per SINR bin, pooled over seeds, from the first mix swept: the live scenarios are
 interference-limited, I / (I + N) >= 0.995 in 95 % of their link-slots): delivery probability, the
 delivered frames' accuracy over the table's (ratio of the means over frames), the receiver's SNR-estimate
-bias, and the accuracy of a lost frame's questions answered without tokens; with the spread over seeds.
+bias and spread (sd over the delivered frames; the simulation's measurement model), and the accuracy of
+a lost frame's questions answered without tokens; with the spread over seeds.
 This is a PHY measurement independent of any live run: no policy, no scenario.
 """
 
@@ -149,6 +150,7 @@ def summarise(rows: list[dict[str, Any]], edges: tuple[float, ...], mix: str | N
     col = {k: np.array([r[k] for r in sel]) for k in keys}
     deliv = col["delivered"].astype(bool)
     acc_lost = _mean(col["accuracy_no_tokens"][~np.isnan(col["accuracy_no_tokens"])])
+    err = col["snr_measured_db"] - col["sinr_db"]   # the receiver's SNR estimate above the set SINR
     out = []
     for b in range(len(edges) - 1):
         m = col["bin"] == b
@@ -170,7 +172,10 @@ def summarise(rows: list[dict[str, Any]], edges: tuple[float, ...], mix: str | N
                     "accuracy_ratio_sd_seeds": float(np.std(rt)) if rt.size > 1 else float("nan"),
                     "accuracy_delivered": _mean(col["accuracy"][d]),
                     "accuracy_table_at_sinr": _mean(col["accuracy_table"][d]),
-                    "snr_estimate_bias_db": _mean(col["snr_measured_db"][d] - col["sinr_db"][d]),
+                    "snr_estimate_bias_db": _mean(err[d]),
+                    # the spread of the receiver's estimate around the set SINR: with the bias, the
+                    # simulation's model of what a BS observes (LinkTable.measured_snr_db)
+                    "snr_estimate_sd_db": (float(np.std(err[d], ddof=1)) if d.sum() > 1 else float("nan")),
                     "payload_snr_minus_sinr_db": _mean(col["payload_snr_db"][d] - col["sinr_db"][d]),
                     "accuracy_lost": acc_lost})
     return out
