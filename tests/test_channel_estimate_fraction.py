@@ -10,7 +10,6 @@ the paths' fractional delay. The integer grid before spread a path half a sample
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +21,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "phy" / "channel_
 
 
 @pytest.fixture(scope="module")
-def ce():
-    spec = importlib.util.spec_from_file_location("phy_channel_estimate", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ce(load_script):
+    return load_script(SCRIPT)
 
 
 def _estimate_nmse_db(ce, rx, frac: float, snr_db: float, n: int = 30, seed: int = 7) -> tuple[float, float]:

@@ -12,7 +12,6 @@ chain (ofat_tx -> channel -> ofat_rx, `run_burst`), with the functions of experi
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +25,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "phy" / "impairme
 
 
 @pytest.fixture(scope="module")
-def imp():
+def imp(load_script):
     """experiments/phy/impairments.py (a script, loaded as a module): the one definition of the runs."""
-    spec = importlib.util.spec_from_file_location("phy_impairments", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 LINEWIDTH = 1e-5  # cycles/sample: the experiment's phase noise (experiments/phy/impairments.py)

@@ -83,13 +83,12 @@ def second_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_second_clone_compiles_and_runs_its_own_code(second_clone: Path, tmp_path: Path) -> None:
     py = second_clone / ".venv" / "bin" / "python"
     script = f"""
-import sys, importlib.util
+import runpy, sys
 from semcom.flowgraphs import compile_flowgraph
 out = compile_flowgraph("loopback", out_dir=sys.argv[1])
 print(out.read_text().count({MARK!r}))
-spec = importlib.util.spec_from_file_location("generated", out)
-module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
-print(module.semcom.__file__, getattr(module.semcom, "CLONE", None))
+semcom = runpy.run_path(str(out), run_name="generated")["semcom"]  # its imports, not its main()
+print(semcom.__file__, getattr(semcom, "CLONE", None))
 """
     lines = run([str(py), "-c", script, str(tmp_path / "clone")], cwd=tmp_path).stdout.splitlines()
     assert lines[-2] == "1"  # the clone's .block.yml

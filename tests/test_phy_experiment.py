@@ -5,22 +5,14 @@ unbiased)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "phy" / "run.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("phy_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_quick_run_writes_tables_that_agree_with_theory(tmp_path: Path) -> None:
-    assert _load().main(["--quick", "--frames", "12", "--out", str(tmp_path)]) == 0
+def test_quick_run_writes_tables_that_agree_with_theory(load_script, tmp_path: Path) -> None:
+    assert load_script(SCRIPT).main(["--quick", "--frames", "12", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["cfo_min_delivered_share"] == 1.0
     assert summary["real_mode_max_excess_db"] < 1.5   # 12 frames: wider than the 1 dB of the full run
@@ -31,24 +23,22 @@ def test_quick_run_writes_tables_that_agree_with_theory(tmp_path: Path) -> None:
     assert rows["mmse"] < rows["lmmse"]              # the biased MMSE shrinks, the LMMSE does not
 
 
-def test_frames_must_be_positive(tmp_path: Path) -> None:
+def test_frames_must_be_positive(load_script, tmp_path: Path) -> None:
     import pytest
 
     with pytest.raises(SystemExit) as err:
-        _load().main(["--frames", "0", "--out", str(tmp_path)])
+        load_script(SCRIPT).main(["--frames", "0", "--out", str(tmp_path)])
     assert err.value.code == 2
 
 
 IMPAIRMENTS = SCRIPT.parent / "impairments.py"
 
 
-def test_impairments_quick_run_tracks_sfo_and_delivers_with_every_impairment(tmp_path: Path) -> None:
+def test_impairments_quick_run_tracks_sfo_and_delivers_with_every_impairment(load_script,
+                                                                             tmp_path: Path) -> None:
     """experiments/phy/impairments.py --quick: 20 ppm through GNU Radio's channels.channel_model is
     estimated and tracked, and with every impairment on all frames come back at 5 dB."""
-    spec = importlib.util.spec_from_file_location("phy_impairments", IMPAIRMENTS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--quick", "--frames", "10", "--out", str(tmp_path)]) == 0
+    assert load_script(IMPAIRMENTS).main(["--quick", "--frames", "10", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "impairments_summary.json").read_text())
     assert summary["delivery_5db_all_impairments"] == 1.0
     with (tmp_path / "impairments_sfo.csv").open() as f:

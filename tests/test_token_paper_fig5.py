@@ -4,9 +4,7 @@ sizes measured on the scenes, the 480x320 rendering, and the --quick run the REA
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +13,9 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "token_paper" / "fig5.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("fig5", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def fig5(load_script):
+    return load_script(SCRIPT)
 
 
 def _rows(out: Path) -> dict[tuple[str, str], dict[str, float]]:
@@ -30,8 +25,7 @@ def _rows(out: Path) -> dict[tuple[str, str], dict[str, float]]:
                 for r in csv.DictReader(f)}
 
 
-def test_quick_run_counts_every_method_in_the_stated_units(tmp_path: Path) -> None:
-    fig5 = _load()
+def test_quick_run_counts_every_method_in_the_stated_units(fig5, tmp_path: Path) -> None:
     assert fig5.main(["--quick", "--no-progress", "--out", str(tmp_path)]) == 0
     rows = _rows(tmp_path)
     summary = json.loads((tmp_path / "fig5.json").read_text())
@@ -72,8 +66,7 @@ def test_quick_run_counts_every_method_in_the_stated_units(tmp_path: Path) -> No
     assert acc["jtcc_fewest_channel_uses"]
 
 
-def test_summary_bits_are_the_utf8_size_of_the_scenes_summaries() -> None:
-    fig5 = _load()
+def test_summary_bits_are_the_utf8_size_of_the_scenes_summaries(fig5) -> None:
     from semcom.data.questions import natural_language_summary
     from semcom.data.scenes import generate_scenes
 
@@ -87,13 +80,12 @@ def test_summary_bits_are_the_utf8_size_of_the_scenes_summaries() -> None:
     assert (fig5.measure_scenes(6, quality=20, seed=3, progress=False)[0].jpeg_bits < small.jpeg_bits).all()
 
 
-def _write_clevr(root: Path, scenes: list) -> None:
+def _write_clevr(fig5, root: Path, scenes: list) -> None:
     """A CLEVR v1.0 layout (val split): one PNG per scene at 480x320, two questions each, scene file."""
     from PIL import Image
 
     from semcom.data.scenes import Scene, render_scene
 
-    fig5 = _load()
     background = render_scene(Scene([]), 320)[:, :1]
     for sub in ("questions", "images/val", "scenes"):
         (root / sub).mkdir(parents=True)
@@ -110,13 +102,12 @@ def _write_clevr(root: Path, scenes: list) -> None:
     (root / "scenes" / "CLEVR_val_scenes.json").write_text(json.dumps({"scenes": records}))
 
 
-def test_a_local_clevr_copy_is_measured_from_its_own_files(tmp_path: Path) -> None:
-    fig5 = _load()
+def test_a_local_clevr_copy_is_measured_from_its_own_files(fig5, tmp_path: Path) -> None:
     from semcom.data.questions import natural_language_summary
     from semcom.data.scenes import generate_scenes
 
     scenes = generate_scenes(3, 4)
-    _write_clevr(tmp_path / "clevr", scenes)
+    _write_clevr(fig5, tmp_path / "clevr", scenes)
     out = tmp_path / "out"
     assert fig5.main(["--quick", "--precision-questions", "0", "--no-progress", "--clevr",
                       str(tmp_path / "clevr"), "--n-images", "2", "--out", str(out)]) == 0
@@ -133,22 +124,21 @@ def test_a_local_clevr_copy_is_measured_from_its_own_files(tmp_path: Path) -> No
     assert "at_least_100x_fewer_bits_than_jpeg" in summary["acceptance"]["clevr val"]
 
 
-def test_a_local_copy_without_scene_files_is_a_usage_error(tmp_path: Path) -> None:
+def test_a_local_copy_without_scene_files_is_a_usage_error(fig5, tmp_path: Path) -> None:
     from semcom.data.scenes import generate_scenes
     from semcom.errors import UsageError
 
-    _write_clevr(tmp_path / "clevr", generate_scenes(1, 4))
+    _write_clevr(fig5, tmp_path / "clevr", generate_scenes(1, 4))
     (tmp_path / "clevr" / "scenes" / "CLEVR_val_scenes.json").unlink()
     with pytest.raises(UsageError, match="scene files"):  # one line and exit 2 from the command line
-        _load().main(["--quick", "--precision-questions", "0", "--clevr", str(tmp_path / "clevr"),
-                      "--out", str(tmp_path / "out")])
+        fig5.main(["--quick", "--precision-questions", "0", "--clevr", str(tmp_path / "clevr"),
+                   "--out", str(tmp_path / "out")])
     with pytest.raises(UsageError, match="--clevr"):
-        _load().main(["--quick", "--precision-questions", "0", "--clevr", str(tmp_path / "missing"),
-                      "--out", str(tmp_path / "out")])
+        fig5.main(["--quick", "--precision-questions", "0", "--clevr", str(tmp_path / "missing"),
+                   "--out", str(tmp_path / "out")])
 
 
-def test_clevr_size_rendering_is_the_square_scene_with_the_floor_extended() -> None:
-    fig5 = _load()
+def test_clevr_size_rendering_is_the_square_scene_with_the_floor_extended(fig5) -> None:
     from semcom.data.scenes import Scene, generate_scenes, render_scene
 
     scene = generate_scenes(1, 0)[0]
@@ -160,10 +150,9 @@ def test_clevr_size_rendering_is_the_square_scene_with_the_floor_extended() -> N
     np.testing.assert_array_equal(img[:, 400:], np.broadcast_to(background, (320, 80, 3)))
 
 
-def test_quantiser_has_2_to_the_b_levels_and_its_error_halves_per_bit() -> None:
+def test_quantiser_has_2_to_the_b_levels_and_its_error_halves_per_bit(fig5) -> None:
     import torch
 
-    fig5 = _load()
     z = torch.randn(4, 5, 16, generator=torch.Generator().manual_seed(0))
     errors = []
     for bits in (3, 4, 5, 6):
@@ -176,8 +165,7 @@ def test_quantiser_has_2_to_the_b_levels_and_its_error_halves_per_bit() -> None:
     torch.testing.assert_close(fig5.Quantizer(16)(z), z, atol=1e-3, rtol=0)
 
 
-def test_sufficient_bits_is_the_fewest_within_the_tolerance() -> None:
-    fig5 = _load()
+def test_sufficient_bits_is_the_fewest_within_the_tolerance(fig5) -> None:
     rows = [{"bits_per_value": "float32", "accuracy": 0.9, "difference": 0.0},
             {"bits_per_value": 2, "accuracy": 0.8, "difference": -0.1},
             {"bits_per_value": 4, "accuracy": 0.898, "difference": -0.002},
@@ -190,15 +178,15 @@ def test_sufficient_bits_is_the_fewest_within_the_tolerance() -> None:
     assert fig5.sufficient_bits(lucky) == 8
 
 
-def test_units_scale_the_counts() -> None:
-    units = _load().Units(bits_per_value=8, digital_bits_per_use=2)
+def test_units_scale_the_counts(fig5) -> None:
+    units = fig5.Units(bits_per_value=8, digital_bits_per_use=2)
     assert units.analog(80) == (640, 40)
     assert units.digital(1000) == (1000, 500)
 
 
 @pytest.mark.parametrize("bad", [["--quality", "0"], ["--bits-per-value", "0"], ["--n-scenes", "0"],
                                  ["--precision-questions", "2"]])
-def test_bad_options_exit_2(bad: list[str], tmp_path: Path) -> None:
+def test_bad_options_exit_2(fig5, bad: list[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as err:
-        _load().main([*bad, "--out", str(tmp_path)])
+        fig5.main([*bad, "--out", str(tmp_path)])
     assert err.value.code == 2

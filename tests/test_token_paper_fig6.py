@@ -5,7 +5,6 @@ flowgraph with every packet counted."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,15 +15,12 @@ pytest.importorskip("gnuradio.digital")
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "token_paper" / "fig6.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("fig6_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def fig6(load_script):
+    return load_script(SCRIPT)
 
 
-def test_quick_run_covers_every_system_over_its_channel(tmp_path: Path) -> None:
-    fig6 = _load()
+def test_quick_run_covers_every_system_over_its_channel(fig6, tmp_path: Path) -> None:
     assert fig6.main(["--quick", "--out", str(tmp_path)]) == 0
     with (tmp_path / "fig6.csv").open() as f:
         rows = list(csv.DictReader(f))

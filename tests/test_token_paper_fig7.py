@@ -4,9 +4,7 @@ training seeds, with paired tests): their --quick runs and the statistics they r
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +13,14 @@ import pytest
 HERE = Path(__file__).resolve().parents[1] / "experiments" / "token_paper"
 
 
-def _load(name: str):
-    sys.path.insert(0, str(HERE))  # seeds.py reads fig6.py beside it
-    try:
-        spec = importlib.util.spec_from_file_location(f"{name}_run", HERE / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(HERE))
-    return module
-
-
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open() as f:
         return list(csv.DictReader(f))
 
 
-def test_fig7_quick_trains_each_k_and_puts_it_beside_the_receiver_ceiling(tmp_path: Path) -> None:
-    fig7 = _load("fig7")
+def test_fig7_quick_trains_each_k_and_puts_it_beside_the_receiver_ceiling(load_script,
+                                                                           tmp_path: Path) -> None:
+    fig7 = load_script(HERE / "fig7.py")
     assert fig7.main(["--quick", "--threads", "1", "--out", str(tmp_path)]) == 0
     rows = _rows(tmp_path / "fig7.csv")
     assert (tmp_path / "fig7.png").stat().st_size > 1000
@@ -61,8 +49,8 @@ def test_fig7_quick_trains_each_k_and_puts_it_beside_the_receiver_ceiling(tmp_pa
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]
 
 
-def test_fig7_plateau_is_the_first_k_no_later_k_beats_by_a_point() -> None:
-    fig7 = _load("fig7")
+def test_fig7_plateau_is_the_first_k_no_later_k_beats_by_a_point(load_script) -> None:
+    fig7 = load_script(HERE / "fig7.py")
     rows = [{"method": "tokens_jtcc", "budget": "reduced", "snr_db": "15.0", "k_tokens": k, "accuracy": a}
             for k, a in ((1, 0.5), (2, 0.7), (3, 0.85), (5, 0.92), (6, 0.925), (8, 0.915))]
     checks = fig7.checks(rows, [15.0])
@@ -70,8 +58,8 @@ def test_fig7_plateau_is_the_first_k_no_later_k_beats_by_a_point() -> None:
     assert checks["ceiling_flat_from_k"] is None  # no ceiling rows
 
 
-def test_mcnemar_is_the_exact_binomial_test_of_the_discordant_questions() -> None:
-    seeds = _load("seeds")
+def test_mcnemar_is_the_exact_binomial_test_of_the_discordant_questions(load_script) -> None:
+    seeds = load_script(HERE / "seeds.py")
     a = np.array([True] * 10 + [False] * 2 + [True] * 30 + [False] * 8)
     b = np.array([False] * 10 + [True] * 2 + [True] * 30 + [False] * 8)
     out = seeds.mcnemar(a, b)
@@ -82,9 +70,9 @@ def test_mcnemar_is_the_exact_binomial_test_of_the_discordant_questions() -> Non
     assert seeds.mcnemar(a, a)["p_value"] == 1.0
 
 
-def test_seeds_quick_evaluates_every_run_and_summarises_over_seeds(tmp_path: Path) -> None:
+def test_seeds_quick_evaluates_every_run_and_summarises_over_seeds(load_script, tmp_path: Path) -> None:
     pytest.importorskip("gnuradio.digital")
-    seeds = _load("seeds")
+    seeds = load_script(HERE / "seeds.py")
     assert seeds.main(["--quick", "--threads", "1", "--out", str(tmp_path)]) == 0
     rows = _rows(tmp_path / "seeds.csv")
     assert {r["seed"] for r in rows} == {"0", "1"}
