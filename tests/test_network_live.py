@@ -166,3 +166,42 @@ def test_simulated_observation_draws_from_the_measurement_model(tmp_path) -> Non
     exact = _sampled_run(5, 1, str(tmp_path / "no_model.csv"))
     assert np.array_equal(exact["got"], got)
     assert np.allclose(exact["seen"][got], a["sinr"][got], atol=1e-4)
+
+
+def test_observations_of_a_run_that_is_a_simulation_draw(load_script, tmp_path) -> None:
+    """`live_gap.py observations` on a "live" run that is the frame-by-frame simulation's draw 0 written as
+    a live.csv: the simulated side (one draw, frame seed 0) has the live side's statistics exactly
+    (reproducible by seed); the policies hold beam and power inside every period; a lost frame is observed
+    at LOST_SINR_DB, a delivered one through the measurement model (about 0.1 dB above, spread)."""
+    import json
+
+    from semcom.network.curves import DEFAULT_TABLE
+    from semcom.network.env import load_table
+    from semcom.network.linktable import DEFAULT_LINK_TABLE
+    from semcom.network.live import simulate_scenario
+    from semcom.results import write_csv
+
+    gap = load_script("experiments/network/live_gap.py")
+    policies, seed, slots = f"{POLICIES}/hierarchical", 102, 45
+    tr: dict[str, list[np.ndarray]] = {}
+    qoe = simulate_scenario(policies, seed, slots, DEFAULT_LINK_TABLE, frame_seed=0, trace=tr)
+    t = {k: np.array(v) for k, v in tr.items()}
+    assert t["beam"].shape == (slots, 3) and qoe == pytest.approx(t["qoe_live_lost_answered"].mean(axis=1))
+    names = load_table(str(DEFAULT_TABLE)).names
+    write_csv(tmp_path / "live.csv", [{**{k: t[k][s, n].item() for k in t if k != "level"},
+                                       "level": names[t["level"][s, n]], "slot": s, "link": n}
+                                      for s in range(slots) for n in range(3)])
+    (tmp_path / "live.json").write_text(json.dumps({"summary": {
+        "policies": policies, "scheme": "hierarchical", "seed": seed, "slots": slots, "n_links": 3}}))
+    out = gap.observations(tmp_path, draws=1)
+    assert json.loads((tmp_path / "observations.json").read_text())["draws"] == 1
+    for link, live in out["live"].items():
+        sim = out["simulated"][link]
+        assert live["changed_in_period"] == sim["changed_in_period"]["mean"] == 0.0
+        for key in ("delivered", "snr_error_mean_db", "sinr_model_db", "power_dbm", "qoe"):
+            assert live[key] == pytest.approx(sim[key]["mean"], nan_ok=True), (link, key)
+        assert live["levels"] == pytest.approx(sim["levels"])
+    lost = ~t["delivered"]
+    assert lost.any() and np.all(t["snr_measured_db"][lost] == LOST_SINR_DB)
+    err = (t["snr_measured_db"] - t["sinr_sim_db"])[~lost]
+    assert 0.05 < err.std() < 1.5 and abs(err.mean()) < 0.5

@@ -10,6 +10,9 @@ probability, its accuracy scaled by the bin's live / table ratio; a lost frame s
     # predict another run's live QoE from that table, and compare (writes gap.json beside the run's
     # live.json; default the run in output/live)
     .venv/bin/python experiments/network/live_gap.py predict output/live/link_table_run1.csv [LIVE_JSON]
+    # what the BSs did and observed, live against the frame-by-frame simulation of the same scenario
+    # (DRAWS realisations, default 10; TABLE default the shipped link table) -> observations.json beside it
+    .venv/bin/python experiments/network/live_gap.py observations LIVE_DIR [DRAWS] [TABLE]
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from semcom.network.env import NetworkConfig, NetworkCore
-from semcom.network.live import simulate_scenario
+from semcom.network.live import policy_doc, simulate_scenario
 from semcom.results import write_csv
 
 LIVE = Path(__file__).resolve().parent / "output" / "live"
@@ -77,11 +80,84 @@ def predict(table_csv: Path, live_json: Path = LIVE / "live.json") -> dict[str, 
     return out
 
 
+def observation_stats(tr: dict[str, np.ndarray], period: int, names: list[str]) -> dict[str, dict]:
+    """Per link (and "network": pooled over links) of one run's (slots, N) arrays: the share of the slots
+    inside a large-timescale period in which beam or power changed, frames delivered, the observed SNR of a
+    delivered frame minus the model SINR (mean, sd), model SINR, power, QoE, and each level's share."""
+    slots, n = tr["beam"].shape
+    changed = (np.diff(tr["beam"], axis=0) != 0) | (np.diff(tr["power_dbm"], axis=0) != 0)
+    inside = (np.arange(1, slots) % period) != 0
+    err = np.where(tr["delivered"], tr["snr_measured_db"] - tr["sinr_sim_db"], np.nan)
+    out = {}
+    for k, sel in [*((str(k), np.s_[:, k]) for k in range(n)), ("network", np.s_[:, :])]:
+        e = err[sel]
+        e = e[np.isfinite(e)]
+        lv = tr["level"][sel]
+        out[k] = {"changed_in_period": float(changed[inside][sel].mean()),
+                  "delivered": float(tr["delivered"][sel].mean()),
+                  "snr_error_mean_db": float(e.mean()) if e.size else float("nan"),
+                  "snr_error_sd_db": float(e.std(ddof=1)) if e.size > 1 else float("nan"),
+                  "sinr_model_db": float(tr["sinr_sim_db"][sel].mean()),
+                  "power_dbm": float(tr["power_dbm"][sel].mean()),
+                  "qoe": float(tr["qoe_live_lost_answered"][sel].mean()),
+                  "levels": {names[c]: float(np.mean(lv == c)) for c in np.unique(lv)}}
+    return out
+
+
+def observations(live_dir: Path, draws: int = 10, link_table: Path | None = None) -> dict:
+    """A live run's per-slot actions and observations against ``draws`` frame-by-frame simulations of its
+    scenario (same seed, frozen policies, the link table's model of delivery and of the receiver's SNR
+    estimate) -> observations.json in ``live_dir``: the live run's statistics and the draws' mean and sd."""
+    from semcom.network.linktable import DEFAULT_LINK_TABLE
+
+    link_table = link_table or DEFAULT_LINK_TABLE
+    s = json.loads((live_dir / "live.json").read_text())["summary"]
+    core = NetworkCore(NetworkConfig(n_cells=int(s["n_links"])), 1)
+    names = list(core.table.names)
+    period = int(policy_doc(Path(s["policies"]), s["scheme"])["config"]["network"]["period"])
+    with (live_dir / "live.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    n = int(s["n_links"])
+    live = {k: np.array([float(r[k]) for r in rows]).reshape(-1, n)
+            for k in ("beam", "power_dbm", "sinr_sim_db", "snr_measured_db", "qoe_live_lost_answered")}
+    live["level"] = np.array([names.index(r["level"]) for r in rows]).reshape(-1, n)
+    live["delivered"] = np.array([r["delivered"] == "True" for r in rows]).reshape(-1, n)
+    sims = []
+    for d in range(draws):
+        tr: dict[str, list[np.ndarray]] = {}
+        simulate_scenario(s["policies"], s["seed"], s["slots"], link_table, frame_seed=d, trace=tr)
+        sims.append(observation_stats({k: np.array(v) for k, v in tr.items()}, period, names))
+
+    def spread(key: str, link: str) -> dict[str, float]:
+        v = np.array([x[link][key] for x in sims])
+        v = v[np.isfinite(v)]  # a draw without two delivered frames on the link has no SNR-error sd
+        return {"mean": float(v.mean()) if v.size else float("nan"),
+                "sd": float(v.std(ddof=1)) if v.size > 1 else float("nan")}
+
+    live_stats = observation_stats(live, period, names)
+    sim_stats = {link: {**{key: spread(key, link) for key in live_stats[link] if key != "levels"},
+                        "levels": {name: float(np.mean([x[link]["levels"].get(name, 0.0) for x in sims]))
+                                   for name in names if any(name in x[link]["levels"] for x in sims)}}
+                 for link in live_stats}
+    out = {"live_run": str(live_dir), "link_table": str(link_table), "draws": draws, "period": period,
+           "live": live_stats, "simulated": sim_stats}
+    (live_dir / "observations.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "table":
         for r in table([Path(a) for a in sys.argv[2:-1]], Path(sys.argv[-1])):
             print({k: round(v, 3) for k, v in r.items()})
     elif len(sys.argv) in (3, 4) and sys.argv[1] == "predict":
         print(json.dumps(predict(Path(sys.argv[2]), *map(Path, sys.argv[3:])), indent=2))
+    elif len(sys.argv) in (3, 4, 5) and sys.argv[1] == "observations":
+        o = observations(Path(sys.argv[2]), *(int(a) for a in sys.argv[3:4]), *map(Path, sys.argv[4:5]))
+        for link, st in o["live"].items():
+            sim = o["simulated"][link]
+            print(f"link {link}: " + ", ".join(f"{k} {v:.3f} / {sim[k]['mean']:.3f} +- {sim[k]['sd']:.3f}"
+                                               for k, v in st.items() if k != "levels"))
+            print("   levels live " + " ".join(f"{k} {v:.2f}" for k, v in st["levels"].items())
+                  + " | sim " + " ".join(f"{k} {v:.2f}" for k, v in sim["levels"].items() if v > 0.005))
     else:
         raise SystemExit(__doc__)

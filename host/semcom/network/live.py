@@ -78,28 +78,43 @@ def flowgraph_gains(core: NetworkCore, beam: np.ndarray, power: np.ndarray) -> t
     return gains.astype(np.complex64), noise
 
 
-def _policy_doc(policies: Path, scheme: str) -> dict[str, Any]:
+def policy_doc(policies: Path, scheme: str) -> dict[str, Any]:
     return json.loads(policies.with_name(policies.name + ("_high.json" if scheme == "hierarchical"
                                                           else "_joint.json")).read_text())
 
 
 def simulate_scenario(policies: str | Path, seed: int, n_slots: int, link_table: str | Path | None = None,
-                      per_frame: bool = True, frame_seed: int | None = None) -> np.ndarray:
+                      per_frame: bool = True, frame_seed: int | None = None,
+                      trace: dict[str, list[np.ndarray]] | None = None) -> np.ndarray:
     """(n_slots,) network QoE (mean over links) of the simulation of a live scenario: same seed, the
     policies frozen; with ``link_table`` as the env's link model and, ``per_frame``, each slot scored over
     its frame's question sampling (``NetworkConfig.frame_values``). ``frame_seed`` None: expectations (the
     BSs observe the model's SINR and expected QoE); an int: one realisation of every frame (delivered or
-    not, its questions right or wrong), observed as the live receivers report it (``sample_frames``)."""
+    not, its questions right or wrong), observed as the live receivers report it (``sample_frames``).
+    ``trace``: gets per slot one (N,) array per live.csv column of what the BSs did and observed (beam,
+    power_dbm, level as an index, delivered, sinr_sim_db, snr_measured_db: the SNR the BS observes,
+    qoe_live_lost_answered: the slot's QoE), to set beside a live run's (``live_gap.py observations``)."""
     from .agents import run_scheme
     from .experiment import load_policy
 
     policies = Path(policies)
-    net = _policy_doc(policies, policies.name)["config"]["network"]
+    net = policy_doc(policies, policies.name)["config"]["network"]
     cfg = NetworkConfig(n_cells=int(net["n_cells"]), period=int(net["period"]), n_slots=n_slots,
                         link_table=str(link_table or ""), frame_values=FRAME_VALUES if per_frame else 0,
                         sample_frames=frame_seed is not None, frame_seed=frame_seed or 0)
     core = NetworkCore(cfg, 1)
-    return run_scheme(load_policy(policies, core, seed), seed, n_slots)["qoe"]
+
+    def record(t: int, actions: tuple[np.ndarray, np.ndarray, np.ndarray], m: dict[str, np.ndarray]) -> None:
+        beam, power, level = actions
+        now = {"beam": beam[0], "power_dbm": np.asarray(cfg.power_dbm)[power[0]], "level": level[0],
+               "delivered": m["delivered"][0] > 0, "sinr_sim_db": m["sinr_db"][0],
+               "snr_measured_db": core.last["sinr_db"][0],
+               "qoe_live_lost_answered": m["qoe"][0]}
+        for k, v in now.items():
+            trace.setdefault(k, []).append(np.array(v))  # type: ignore[union-attr]
+
+    return run_scheme(load_policy(policies, core, seed), seed, n_slots,
+                      measured=record if trace is not None else None)["qoe"]
 
 
 def compare(live_dir: str | Path, link_table: str | Path = DEFAULT_LINK_TABLE) -> dict[str, Any]:
@@ -172,7 +187,7 @@ def run_live(policies: str | Path, out_dir: str | Path, n_frames: int = 200, see
     from .experiment import load_policy
 
     policies = Path(policies) / scheme
-    doc = _policy_doc(policies, scheme)
+    doc = policy_doc(policies, scheme)
     n = int(doc["config"]["network"]["n_cells"])
     net = NetworkConfig(n_cells=n, period=int(doc["config"]["network"]["period"]), n_slots=n_frames)
     core = NetworkCore(net, 1)
