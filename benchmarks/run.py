@@ -51,7 +51,6 @@ from semcom.ofat.frame import (
     ofdm_modulate,
 )
 from semcom.ofat.papr import clip_frame
-from semcom.ofat.receiver import ReferenceFrameReceiver
 from semcom.progress import progress_bar
 from semcom.wire import Kind, decode, encode
 
@@ -326,15 +325,13 @@ def received_samples(n_frames: int, snr_db: float = 20.0, layout: OfatLayout = L
     return y.astype(np.complex64)
 
 
-def ofat_rx_run(n: int, layout: OfatLayout, samples: np.ndarray, reference: bool = False
+def ofat_rx_run(n: int, layout: OfatLayout, samples: np.ndarray, implementation: str = "auto"
                 ) -> tuple[int, float]:
     """(samples per stream, CPU seconds of this process, all threads) of ofat_rx on Nr looping vector
-    sources (a head of n samples);
-    reference=True swaps in ReferenceFrameReceiver (the plain definition) for the fast FrameReceiver."""
+    sources (a head of n samples); implementation "numpy" runs the numpy FrameReceiver in place of the
+    compiled one (ofat_rx's receiver_class)."""
     tb = gr.top_block()
-    rx = semcom.ofat_rx(layout)
-    if reference:
-        rx.receiver = ReferenceFrameReceiver(layout)
+    rx = semcom.ofat_rx(layout, implementation=implementation)
     for r in range(layout.n_rx):
         tb.connect(blocks.vector_source_c(samples[r].tolist(), True), blocks.head(gr.sizeof_gr_complex, n),
                    (rx, r))
@@ -377,7 +374,7 @@ def best_rates(runs: dict[str, Callable[[], tuple[int, float]]], repeats: int = 
 
 
 def receive_part(n_frames: int) -> list[str]:
-    """ofat_rx (fast and reference receiver) for 1x1 ... 4x4, frames back to back and at 10 % duty
+    """ofat_rx (compiled and numpy receiver) for 1x1 ... 4x4, frames back to back and at 10 % duty
     cycle, against GR's C++ S&C sync + FFT per stream, in samples per CPU second (see best_rates; GR's
     chain runs 10x the samples so its start-up is as small a part)."""
     rows, table = [], []
@@ -387,14 +384,14 @@ def receive_part(n_frames: int) -> list[str]:
             layout = make_layout("wifi64", n_tx=n_tx, n_rx=n_rx)
             samples = received_samples(16, layout=layout, gap=gap)
             n = max(n_frames // 16, 1) * samples.shape[1]
-            rates = best_rates({"fast": partial(ofat_rx_run, n, layout, samples),
-                                "reference": partial(ofat_rx_run, n, layout, samples, True),
+            rates = best_rates({"compiled": partial(ofat_rx_run, n, layout, samples, "cxx"),
+                                "numpy": partial(ofat_rx_run, n, layout, samples, "numpy"),
                                 "gr": partial(gr_sync_fft_run, 10 * n, samples)})
-            fast, ref, gr_rate = rates["fast"], rates["reference"], rates["gr"]
+            fast, ref, gr_rate = rates["compiled"], rates["numpy"], rates["gr"]
             fps = fast * 16 / samples.shape[1]
             rows.append({"duty": duty, "nt_x_nr": f"{n_tx}x{n_rx}",
                          "ofat_rx_samples_per_s_per_stream": round(fast),
-                         "reference_receiver_samples_per_s_per_stream": round(ref),
+                         "numpy_receiver_samples_per_s_per_stream": round(ref),
                          "gr_sync_fft_samples_per_s_per_stream": round(gr_rate), "frames_per_s": round(fps)})
             table.append(f"| {duty} | {n_tx}x{n_rx} | {fast / 1e6:.2f} M | {ref / 1e6:.2f} M | "
                          f"{fast / ref:.2f} | {gr_rate / 1e6:.2f} M | **{fast / gr_rate:.3f}** | {fps:,.0f} |"
@@ -402,12 +399,13 @@ def receive_part(n_frames: int) -> list[str]:
     write_csv("rx_throughput", rows)
     return ["## Receive chain, samples per CPU second per antenna stream", "",
             "`ofat_rx` (all DSP: sync, CFO, channel estimation, header, phase tracking, message) with the "
-            "fast `FrameReceiver` and with `ReferenceFrameReceiver` swapped in; GR C++ `ofdm_sync_sc_cfb` + "
+            "compiled receiver (`CompiledFrameReceiver`, its default where built) and with the numpy "
+            "`FrameReceiver` (implementation=\"numpy\"); GR C++ `ofdm_sync_sc_cfb` + "
             "`fft_vcc` on one stream (sync and FFT only, no channel estimation). 5x256 frames "
             f"({frame} samples) through one multipath realisation each at 20 dB; at 10 % duty a frame is "
             "followed by 9 frame lengths of noise. CPU time of the process (all flowgraph threads), best of "
             "3 interleaved rounds: the machine is shared, so wall-clock rates are not repeatable.", "",
-            "| load | Nt x Nr | ofat_rx | reference receiver | fast / reference | GR S&C + FFT | "
+            "| load | Nt x Nr | ofat_rx (compiled) | numpy receiver | compiled / numpy | GR S&C + FFT | "
             "ofat_rx / GR per stream | frames/s |", "| --- | --- | --- | --- | --- | --- | --- | --- |",
             *table, ""]
 

@@ -433,6 +433,16 @@ def _recorded_stream(layout, rng, n_frames, snr_db, cfo, corrupt_seq=None):
     return through_channel(rng, x, spec, snr_db, lead=0, tail=0).astype(np.complex64)
 
 
+def _noisy_recording(layout, cfo, seed):
+    """12 frames (the header of seq 5 corrupted) at 15 dB after 3 000 samples of noise, and 40 random
+    cut points: ((Nr, n) complex64, cuts)."""
+    rng = np.random.default_rng(seed)
+    y = _recorded_stream(layout, rng, n_frames=12, snr_db=15, cfo=cfo, corrupt_seq=5)
+    noise = (rng.standard_normal((layout.n_rx, 3000)) + 1j * rng.standard_normal((layout.n_rx, 3000))) * 0.1
+    y = np.concatenate([noise.astype(np.complex64), y], axis=1)
+    return y, np.sort(rng.integers(0, y.shape[1], 40))
+
+
 def _receive(receiver, y, cuts):
     return [f for part in np.split(y, cuts, axis=1) for f in receiver.process(part)]
 
@@ -449,11 +459,7 @@ def test_fast_receiver_equals_the_reference_within_float32_rounding(preset, n_tx
     random (so frames and S&C windows straddle calls): the same frames, counters and taps, values
     equal within float32 rounding."""
     layout = make_layout(preset, n_tx=n_tx, n_rx=n_rx, **overrides)
-    rng = np.random.default_rng(11)
-    y = _recorded_stream(layout, rng, n_frames=12, snr_db=15, cfo=cfo, corrupt_seq=5)
-    noise = (rng.standard_normal((n_rx, 3000)) + 1j * rng.standard_normal((n_rx, 3000))) * 0.1
-    y = np.concatenate([noise.astype(np.complex64), y], axis=1)
-    cuts = np.sort(rng.integers(0, y.shape[1], 40))
+    y, cuts = _noisy_recording(layout, cfo, seed=11)
     fast, ref = FrameReceiver(layout), ReferenceFrameReceiver(layout)
     got, want = _receive(fast, y, cuts), _receive(ref, y, cuts)
     assert [f.header.seq for f in got] == [f.header.seq for f in want] == [s for s in range(12) if s != 5]
@@ -576,3 +582,112 @@ def test_iq_correction_restores_the_image_rejection_of_a_circular_signal():
     assert image_db(y) == pytest.approx(-image_rejection_db(0.5, 3.0), abs=0.1)
     assert image_db(z) < -45
     np.testing.assert_array_equal(FrameReceiver(layout)._front_end(y), y)  # off by default
+
+
+# ------------------------------------------------------------------ the compiled receiver (gr-semcom)
+def _compiled():
+    """gnuradio.semcom.compiled_receiver, skipped where the C++ was not built (never in CI)."""
+    import os
+
+    compiled = pytest.importorskip("gnuradio.semcom.compiled_receiver")
+    if not compiled.compiled_receiver_available():
+        if os.environ.get("CI"):
+            pytest.fail("the compiled receiver was not built")
+        pytest.skip("compiled blocks not built (scripts/setup.sh builds them)")
+    return compiled
+
+
+def _assert_same_frames(got, want, got_rx, want_rx):
+    """The same frames, counters and taps; values equal within float32 rounding."""
+    assert [f.header.seq for f in got] == [f.header.seq for f in want]
+    assert got_rx.counters == want_rx.counters
+    for a, b in zip(got, want, strict=True):
+        assert a.header == b.header and a.start == b.start
+        np.testing.assert_allclose(a.y, b.y, rtol=0, atol=2e-5 * np.abs(b.y).max())
+        np.testing.assert_allclose(a.h, b.h, rtol=0, atol=2e-5 * np.abs(b.h).max())
+        np.testing.assert_allclose([a.noise_var, a.err_var, a.metric], [b.noise_var, b.err_var, b.metric],
+                                   rtol=1e-5)
+        assert a.cfo == pytest.approx(b.cfo, abs=1e-9)
+        assert (a.sfo_ppm is None) == (b.sfo_ppm is None)
+        if a.sfo_ppm is not None:
+            assert a.sfo_ppm == pytest.approx(b.sfo_ppm, abs=1e-3)
+
+
+@pytest.mark.parametrize("preset, n_tx, n_rx, overrides, cfo, options", [
+    ("wifi64", 2, 4, {}, 0.3 / 64, {}),
+    ("wifi64", 1, 1, {"train_reps": 1}, -2.4 / 64, {}),
+    ("ofat128", 2, 2, {"mode": "real"}, 4.1 / 128, {}),
+    ("wifi64", 4, 4, {}, 0.0, {}),
+    ("wifi64", 2, 2, {}, 1.2 / 64, {"sfo_tracking": True, "phase_tracking": "per_symbol", "dc_removal": True,
+                                     "iq_correction": True, "noise_estimate": "fit_residual"}),
+])
+def test_compiled_receiver_equals_the_numpy_receiver_within_float32_rounding(preset, n_tx, n_rx, overrides,
+                                                                             cfo, options):
+    """CompiledFrameReceiver (S&C metric, FFT windows and tap fit in C++) against FrameReceiver on the
+    same seeded recording cut into random chunks: the same frames (a corrupted header counted in both),
+    counters and delay taps; Y, H, noise, error variance, metric, CFO equal within float32 rounding."""
+    compiled = _compiled()
+    layout = make_layout(preset, n_tx=n_tx, n_rx=n_rx, **overrides)
+    y, cuts = _noisy_recording(layout, cfo, seed=21)
+    fast, numpy_rx = compiled.CompiledFrameReceiver(layout, **options), FrameReceiver(layout, **options)
+    got, want = [], []
+    for part in np.split(y, cuts, axis=1):
+        got += fast.process(part)
+        want += numpy_rx.process(part)
+        np.testing.assert_array_equal(fast.last_taps, numpy_rx.last_taps)
+        assert fast.last_fraction == pytest.approx(numpy_rx.last_fraction, abs=1e-5)
+    assert [f.header.seq for f in want] == [s for s in range(12) if s != 5]
+    assert numpy_rx.counters.header_crc_fail >= 1
+    _assert_same_frames(got, want, fast, numpy_rx)
+
+
+def _pairs(rng, receiver, delays, n_pairs, noise):
+    """Per-pair channel responses (Nu, P) on the used subcarriers: unit paths at `delays` (samples,
+    fractional allowed) with random gains, plus white noise of the given per-element variance."""
+    k = receiver._signed_used
+    gains = rng.standard_normal((len(delays), n_pairs)) + 1j * rng.standard_normal((len(delays), n_pairs))
+    h = np.exp(-2j * np.pi * np.outer(k, delays) / receiver.layout.fft_len) @ gains
+    return h + np.sqrt(noise / 2) * (rng.standard_normal(h.shape) + 1j * rng.standard_normal(h.shape))
+
+
+@pytest.mark.parametrize("delays", [[0.0], [0.0, 1.0, 3.0], [0.5, 2.5, 5.5], [0.3, 1.3, 4.3, 7.3],
+                                    list(np.arange(12) * 1.37), []])
+@pytest.mark.parametrize("n_pairs", [1, 8, 16])
+def test_compiled_tap_fit_equals_the_numpy_method(delays, n_pairs):
+    """ofat_rx_kernels.fit_taps against FrameReceiver._fit_taps: on-grid, half-sample and 0.3-sample
+    shifted sparse channels, a dense response (the coarse Cp runs out of taps: the integer-grid check),
+    noise alone; the same taps, fraction and fit (double precision)."""
+    compiled = _compiled()
+    layout = make_layout("wifi64", n_tx=2, n_rx=4)
+    fast, numpy_rx = compiled.CompiledFrameReceiver(layout), FrameReceiver(layout)
+    rng = np.random.default_rng(len(delays) * 100 + n_pairs)
+    for noise in (1e-4, 1e-2):
+        pairs = _pairs(rng, numpy_rx, delays, n_pairs, noise)
+        threshold = 3.0 * noise / layout.n_used
+        chosen, fit, fraction = fast._fit_taps(pairs, threshold)
+        want_chosen, want_fit, want_fraction = numpy_rx._fit_taps(pairs, threshold)
+        assert sorted(chosen) == sorted(want_chosen)
+        assert fraction == pytest.approx(want_fraction, abs=1e-9)
+        np.testing.assert_allclose(fit, want_fit, rtol=0, atol=1e-9 * max(np.abs(want_fit).max(), 1.0))
+
+
+def test_compiled_metric_and_fft_windows_equal_the_numpy_methods():
+    """The S&C metric and P, and the CFO-removed FFT windows, on a strided view of a sample store (as
+    FrameReceiver keeps its buffer): equal within float32 rounding."""
+    compiled = _compiled()
+    layout = make_layout("wifi64", n_tx=2, n_rx=4)
+    fast, numpy_rx = compiled.CompiledFrameReceiver(layout), FrameReceiver(layout)
+    rng = np.random.default_rng(5)
+    store = (rng.standard_normal((4, 6000)) + 1j * rng.standard_normal((4, 6000))).astype(np.complex64)
+    store[:, 1000:1100] = 0  # idle zeros: no energy, no metric
+    view = store[:, 123:5123]
+    (metric, p), (want_metric, want_p) = fast._schmidl_cox(view), numpy_rx._schmidl_cox(view)
+    assert metric.shape == want_metric.shape == (5000 - 63,)
+    assert np.all(metric[1000 - 123 + 1: 1100 - 123 - 63] == 0)
+    np.testing.assert_allclose(metric, want_metric, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(p, want_p, rtol=0, atol=1e-5 * np.abs(want_p).max())
+    fast._buf = numpy_rx._buf = view
+    for first_sym, n_sym, cfo in ((1, 4, 0.0), (5, 12, 0.0031), (9, 30, -0.02)):
+        got = fast._windows_fft(200, first_sym, n_sym, cfo)
+        want = numpy_rx._windows_fft(200, first_sym, n_sym, cfo)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())

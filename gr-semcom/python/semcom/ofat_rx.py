@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pmt
 from gnuradio import gr
@@ -14,7 +16,27 @@ from gnuradio import gr
 from semcom.ofat.frame import OfatLayout
 from semcom.ofat.receiver import FrameReceiver
 
+from .compiled_receiver import CompiledFrameReceiver, compiled_receiver_available
 from .messages import wire_message
+
+IMPLEMENTATIONS = ("auto", "cxx", "numpy")
+
+
+def receiver_class(implementation: str = "auto") -> type[FrameReceiver]:
+    """The receiver ofat_rx runs: "auto" (the default) the compiled CompiledFrameReceiver where
+    gr-semcom's C++ was built, else the numpy FrameReceiver (the same frames, values equal within
+    float32 rounding, tested); "cxx" requires the compiled one, "numpy" always takes FrameReceiver.
+    The environment variable SEMCOM_OFAT_RX (auto / cxx / numpy) overrides "auto"."""
+    if implementation == "auto":
+        implementation = os.environ.get("SEMCOM_OFAT_RX", "auto")
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+    if implementation == "cxx" and not compiled_receiver_available():
+        raise RuntimeError("gnuradio.semcom was not built with its compiled receiver (run scripts/setup.sh, "
+                           "or cmake --build build): use implementation='numpy'")
+    if implementation == "numpy" or not compiled_receiver_available():
+        return FrameReceiver
+    return CompiledFrameReceiver
 
 
 class ofat_rx(gr.sync_block):
@@ -28,14 +50,16 @@ class ofat_rx(gr.sync_block):
     frame start), sync_metric, sfo_ppm (the sampling-clock offset estimate, with sfo_tracking) and
     rx_counters (detections, frames, header_crc_fail, header_invalid, sequence_mismatch,
     samples so far). See semcom.ofat.receiver for the DSP (FrameReceiver, the fast path of
-    ReferenceFrameReceiver).
+    ReferenceFrameReceiver). implementation (`receiver_class`): "auto" runs CompiledFrameReceiver
+    (gnuradio.semcom.compiled_receiver: FrameReceiver with its per-sample and hot per-frame methods in
+    C++, every option covered) where the C++ was built, else FrameReceiver; "numpy" forces FrameReceiver.
 
     Frames split across work() calls are kept; a frame whose header fails its CRC is counted, not sent.
     """
 
     def __init__(self, layout: OfatLayout, threshold: float = 0.2, phase_tracking: str = "linear",
                  sfo_tracking: bool = False, dc_removal: bool = False, iq_correction: bool = False,
-                 noise_estimate: str = "repetitions"):
+                 noise_estimate: str = "repetitions", implementation: str = "auto"):
         # sfo_tracking: estimate a sampling-clock offset from the pilots and remove its phase ramp;
         # dc_removal: subtract a running mean per antenna first (a DC spur would trip detection);
         # iq_correction: undo a receive IQ imbalance blindly (semcom.ofat.receiver, step 0);
@@ -43,9 +67,9 @@ class ofat_rx(gr.sync_block):
         gr.sync_block.__init__(self, name="semcom_ofat_rx", in_sig=[np.complex64] * layout.n_rx,
                                out_sig=None)
         self.layout = layout
-        self.receiver = FrameReceiver(layout, threshold=threshold, phase_tracking=phase_tracking,
-                                      sfo_tracking=bool(sfo_tracking), dc_removal=bool(dc_removal),
-                                      iq_correction=bool(iq_correction), noise_estimate=noise_estimate)
+        self.receiver = receiver_class(implementation)(
+            layout, threshold=threshold, phase_tracking=phase_tracking, sfo_tracking=bool(sfo_tracking),
+            dc_removal=bool(dc_removal), iq_correction=bool(iq_correction), noise_estimate=noise_estimate)
         self._port = pmt.intern("frames")
         self.message_port_register_out(self._port)
 

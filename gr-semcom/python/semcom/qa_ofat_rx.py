@@ -28,9 +28,9 @@ def received_streams(layout, tensors, snr_db, seed, gap=300):
     return (h @ x + 10 ** (-snr_db / 20) * noise).astype(np.complex64)
 
 
-def run_rx(layout, streams, method=None):
+def run_rx(layout, streams, method=None, implementation="auto"):
     tb = gr.top_block()
-    rx = semcom.ofat_rx(layout)
+    rx = semcom.ofat_rx(layout, implementation=implementation)
     for r in range(layout.n_rx):
         tb.connect(blocks.vector_source_c(streams[r].tolist(), False), (rx, r))
     frames_dbg = blocks.message_debug()
@@ -93,6 +93,27 @@ class qa_ofat_rx(gr_unittest.TestCase):
         tb.run()
         self.assertEqual(dbg.num_messages(), 0)
         self.assertEqual(rx.counters()["samples"], 10**5)
+
+    def test_implementation_choice(self):
+        # "auto" runs the compiled receiver where the C++ was built; "numpy" forces FrameReceiver.
+        from gnuradio.semcom.compiled_receiver import CompiledFrameReceiver, compiled_receiver_available
+
+        from semcom.ofat.receiver import FrameReceiver
+
+        layout = make_layout("wifi64", n_tx=2, n_rx=2)
+        auto = semcom.ofat_rx(layout).receiver
+        self.assertIs(type(auto), CompiledFrameReceiver if compiled_receiver_available() else FrameReceiver)
+        self.assertIs(type(semcom.ofat_rx(layout, implementation="numpy").receiver), FrameReceiver)
+        with self.assertRaises(ValueError):
+            semcom.ofat_rx(layout, implementation="fortran")
+        if compiled_receiver_available():  # the same frames from both through a flowgraph
+            tensors = [np.random.default_rng(s).standard_normal((5, 64)).astype(np.float32) for s in range(4)]
+            streams = received_streams(layout, tensors, snr_db=25, seed=3)
+            got = [run_rx(layout, streams, implementation=i)[1] for i in ("cxx", "numpy")]
+            self.assertEqual([m[0]["seq"] for m in got[0]], [0, 1, 2, 3])
+            for (meta_c, t_c), (meta_n, t_n) in zip(*got, strict=True):
+                self.assertEqual(meta_c["seq"], meta_n["seq"])
+                np.testing.assert_allclose(t_c["Y"], t_n["Y"], rtol=0, atol=2e-5 * np.abs(t_n["Y"]).max())
 
 
 if __name__ == "__main__":

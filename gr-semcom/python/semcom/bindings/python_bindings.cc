@@ -12,6 +12,7 @@
 namespace py = pybind11;
 
 void bind_ofat_tx_fast(py::module& m);
+void bind_ofat_rx_kernels(py::module& m);
 
 PYBIND11_MODULE(semcom_python, m)
 {
@@ -19,4 +20,5 @@ PYBIND11_MODULE(semcom_python, m)
     py::module::import("gnuradio.gr");
 
     bind_ofat_tx_fast(m);
+    bind_ofat_rx_kernels(m);
 }

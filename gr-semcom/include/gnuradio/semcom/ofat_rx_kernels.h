@@ -1,0 +1,133 @@
+/* -*- c++ -*- */
+/*
+ * Copyright 2026 gr-semcom authors.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
+#ifndef INCLUDED_SEMCOM_OFAT_RX_KERNELS_H
+#define INCLUDED_SEMCOM_OFAT_RX_KERNELS_H
+
+#include <gnuradio/semcom/api.h>
+#include <complex>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace gr {
+namespace semcom {
+
+/*!
+ * \brief The hot methods of semcom.ofat.receiver.FrameReceiver, compiled (not a block).
+ * \ingroup semcom
+ *
+ * gnuradio.semcom.compiled_receiver.CompiledFrameReceiver calls these in place of the numpy methods
+ * of the same names; each computes what its numpy method computes (tested against it within float32
+ * rounding on recorded inputs). Layout-derived arrays (the delay-tap basis, its Gram matrix, the
+ * shifted and derivative bases) are computed by the receiver in Python and passed in: the layout has
+ * one source (semcom.ofat.frame).
+ *
+ * * schmidl_cox: the Schmidl & Cox metric M(d) = |P(d)|^2 / R(d)^2 and P(d) over the Nr antennas,
+ *   from running sums in double precision of the complex64 products (as the numpy method's cumsums).
+ * * windows_fft: the CFO-removed FFT windows of a run of OFDM symbols (FFTW, double precision, the
+ *   ramp rounded to complex64 first, as numpy does).
+ * * fit_taps: step 3's delay-tap denoiser: the coarse Mallows'-Cp search over the shifted grids, the
+ *   Newton refinement of the fractional delay, the greedy selection on the Gram matrix, the fit.
+ *
+ * One object serves one receiver (one thread): the FFT's buffers and plan are its own.
+ */
+class SEMCOM_API ofat_rx_kernels
+{
+public:
+    using cd = std::complex<double>;
+    using cf = std::complex<float>;
+
+    struct fit_result {
+        std::vector<int> chosen; // candidate tap indices in the order chosen
+        std::vector<cd> fit;     // (Nu, P) row-major
+        double fraction = 0.0;   // fractional delay of their grid (samples)
+    };
+
+    /*!
+     * \param n_rx receive antennas
+     * \param fft_len FFT length
+     * \param symbol_len CP + FFT length
+     * \param signed_used (Nu) signed subcarrier index of each used bin, in used-bin order
+     * \param candidate_taps (C) the integer delays of the basis' columns
+     * \param basis (Nu, C) row-major: exp(-2 pi j k t / fft) of the candidate taps t
+     * \param coarse_basis_h (G, C, Nu): basis^H times the delay ramp of each coarse fraction
+     * \param derivative_basis_h (3, C, Nu): basis^H times 1, j omega, -omega^2
+     * \param coarse_fractions (G) the coarse shifts, one of them 0.0 (the integer grid)
+     * \param coarse_taps most taps the coarse search scores per shift
+     * \param newton_steps Newton steps of the fraction's refinement
+     */
+    ofat_rx_kernels(int n_rx,
+                    int fft_len,
+                    int symbol_len,
+                    const std::vector<int>& signed_used,
+                    const std::vector<int>& candidate_taps,
+                    const std::vector<cd>& basis,
+                    const std::vector<cd>& coarse_basis_h,
+                    const std::vector<cd>& derivative_basis_h,
+                    const std::vector<double>& coarse_fractions,
+                    int coarse_taps,
+                    int newton_steps);
+    ~ofat_rx_kernels();
+    ofat_rx_kernels(const ofat_rx_kernels&) = delete;
+    ofat_rx_kernels& operator=(const ofat_rx_kernels&) = delete;
+
+    //! x: Nr rows of n samples, row r at x + r * row_stride; metric, p: n - fft_len + 1 values.
+    void schmidl_cox(const cf* x, std::ptrdiff_t row_stride, std::size_t n, double* metric, cd* p) const;
+
+    //! Symbols [first_sym, first_sym + n_sym) whose first sample is column `start` of the buffer
+    //! (Nr rows at row_stride): out (Nr, n_sym, fft_len), the CFO ramp referenced to the preamble.
+    void windows_fft(const cf* buf,
+                     std::ptrdiff_t row_stride,
+                     std::size_t start,
+                     int first_sym,
+                     int n_sym,
+                     double cfo,
+                     cd* out);
+
+    //! Step 3 on pairs (Nu, P) row-major with the tap threshold (see FrameReceiver._fit_taps).
+    fit_result fit_taps(const cd* pairs, int n_pairs, double threshold);
+
+private:
+    const int d_n_rx, d_fft_len, d_symbol_len, d_nu, d_c, d_g, d_coarse_taps, d_newton_steps;
+    std::vector<double> d_signed_used;
+    std::vector<cd> d_basis, d_basis_h, d_gram, d_coarse_basis_h, d_derivative_basis_h;
+    std::vector<double> d_coarse_fractions;
+    int d_grid_shift = 0;
+    std::vector<cf> d_ramp; // the CFO ramp of one windows_fft call
+    cd* d_fft_in = nullptr;
+    cd* d_fft_out = nullptr;
+    void* d_plan = nullptr; // fftw_plan (fftw3.h stays out of the public header)
+    // The coarse search's G shifted correlations of one pair are one inverse DFT of length G * fft
+    // (taps t + g / G - 1/2 = (G t + g - G/2) / G samples): used when coarse_basis_h has that form
+    // (checked on construction), else the direct products.
+    std::vector<int> d_coarse_index; // (G, C): the DFT output index of shift g, tap c
+    int d_zoom_len = 0;              // G * fft, 0: direct products
+    cd* d_zoom = nullptr;            // (P, zoom_len), grown on demand
+    int d_zoom_rows = 0;
+    void* d_zoom_plan = nullptr;
+
+    std::vector<cd> delay_ramp(double fraction) const;
+    std::vector<cd> gram_inverse(const std::vector<int>& chosen) const;
+    std::vector<int> select_taps(const std::vector<cd>& pairs,
+                                 int n_pairs,
+                                 double threshold,
+                                 std::vector<cd>& fit) const;
+    std::vector<cd> fit_from(const std::vector<cd>& inv,
+                             const std::vector<cd>& c_chosen,
+                             const std::vector<int>& chosen,
+                             int n_pairs) const;
+    std::vector<cd> fit_on(const std::vector<cd>& pairs, int n_pairs, const std::vector<int>& chosen) const;
+    double coarse_fraction(const cd* pairs, int n_pairs, double tap_penalty, std::vector<int>& strongest);
+    void coarse_correlations(const cd* pairs, int n_pairs, int g, std::vector<cd>& c);
+    double refine_fraction(const cd* pairs, int n_pairs, const std::vector<int>& chosen, double fraction) const;
+};
+
+} // namespace semcom
+} // namespace gr
+
+#endif /* INCLUDED_SEMCOM_OFAT_RX_KERNELS_H */

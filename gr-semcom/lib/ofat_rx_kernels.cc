@@ -1,0 +1,608 @@
+/* -*- c++ -*- */
+/*
+ * Copyright 2026 gr-semcom authors.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
+// FrameReceiver's hot methods compiled: each follows its numpy method in semcom/ofat/receiver.py step
+// by step (same order of decisions, same tie-breaking), so that the taps chosen and the fits agree.
+
+#include <fftw3.h>
+#include <gnuradio/fft/fft.h>
+#include <gnuradio/semcom/ofat_rx_kernels.h>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <numeric>
+#include <stdexcept>
+
+namespace gr {
+namespace semcom {
+
+namespace {
+using cd = std::complex<double>;
+
+double norm2(cd z) { return z.real() * z.real() + z.imag() * z.imag(); }
+
+// out (rows, P) = mat (rows, Nu) @ x (Nu, P), all row-major (real arithmetic on split parts: the
+// compiler vectorises it, which it does not do for std::complex).
+void product(const cd* __restrict__ mat, int rows, int nu, const cd* __restrict__ x, int p, cd* __restrict__ out)
+{
+    constexpr int max_p = 64;
+    double re[max_p], im[max_p];
+    for (int r = 0; r < rows; ++r) {
+        const cd* m = mat + static_cast<std::size_t>(r) * nu;
+        for (int q0 = 0; q0 < p; q0 += max_p) {
+            const int n = std::min(max_p, p - q0);
+            std::fill(re, re + n, 0.0);
+            std::fill(im, im + n, 0.0);
+            for (int u = 0; u < nu; ++u) {
+                const double ar = m[u].real(), ai = m[u].imag();
+                const double* xu = reinterpret_cast<const double*>(x + static_cast<std::size_t>(u) * p + q0);
+                for (int q = 0; q < n; ++q) {
+                    re[q] += ar * xu[2 * q] - ai * xu[2 * q + 1];
+                    im[q] += ar * xu[2 * q + 1] + ai * xu[2 * q];
+                }
+            }
+            cd* o = out + static_cast<std::size_t>(r) * p + q0;
+            for (int q = 0; q < n; ++q)
+                o[q] = cd(re[q], im[q]);
+        }
+    }
+}
+
+// Forward elimination without pivoting of a (k, k) x = x (k, p), in place (receiver._eliminate).
+void eliminate(std::vector<cd>& a, std::vector<cd>& x, int k, int p)
+{
+    for (int j = 0; j < k; ++j) {
+        const cd pivot = a[j * k + j];
+        for (int i = j + 1; i < k; ++i) {
+            const cd factor = a[i * k + j] / pivot;
+            for (int l = j; l < k; ++l)
+                a[i * k + l] -= factor * a[j * k + l];
+            for (int q = 0; q < p; ++q)
+                x[i * p + q] -= factor * x[j * p + q];
+        }
+    }
+}
+
+// a^-1 x after eliminate(a, x): back substitution (receiver._hpd_solve).
+void back_substitute(const std::vector<cd>& a, std::vector<cd>& x, int k, int p)
+{
+    for (int j = k - 1; j >= 0; --j) {
+        for (int q = 0; q < p; ++q) {
+            cd s(0.0, 0.0);
+            for (int l = j + 1; l < k; ++l)
+                s += a[j * k + l] * x[l * p + q];
+            x[j * p + q] = (x[j * p + q] - s) / a[j * k + j];
+        }
+    }
+}
+
+// receiver._parabola_peak with cyclic=True.
+double parabola_peak_cyclic(const std::vector<double>& x, const std::vector<double>& y)
+{
+    const int n = static_cast<int>(y.size());
+    const int k = static_cast<int>(std::max_element(y.begin(), y.end()) - y.begin());
+    const double a = y[(k - 1 + n) % n], b = y[k], c = y[(k + 1) % n];
+    const double curvature = a - 2 * b + c;
+    const double offset = curvature < 0 ? 0.5 * (a - c) / curvature : 0.0;
+    return x[k] + offset * (x[1] - x[0]);
+}
+} // namespace
+
+ofat_rx_kernels::ofat_rx_kernels(int n_rx,
+                                 int fft_len,
+                                 int symbol_len,
+                                 const std::vector<int>& signed_used,
+                                 const std::vector<int>& candidate_taps,
+                                 const std::vector<cd>& basis,
+                                 const std::vector<cd>& coarse_basis_h,
+                                 const std::vector<cd>& derivative_basis_h,
+                                 const std::vector<double>& coarse_fractions,
+                                 int coarse_taps,
+                                 int newton_steps)
+    : d_n_rx(n_rx),
+      d_fft_len(fft_len),
+      d_symbol_len(symbol_len),
+      d_nu(static_cast<int>(signed_used.size())),
+      d_c(signed_used.empty() ? 0 : static_cast<int>(basis.size() / signed_used.size())),
+      d_g(static_cast<int>(coarse_fractions.size())),
+      d_coarse_taps(coarse_taps),
+      d_newton_steps(newton_steps),
+      d_signed_used(signed_used.begin(), signed_used.end()),
+      d_basis(basis),
+      d_coarse_basis_h(coarse_basis_h),
+      d_derivative_basis_h(derivative_basis_h),
+      d_coarse_fractions(coarse_fractions)
+{
+    if (n_rx < 1 || fft_len < 2 || symbol_len < fft_len || d_nu < 1 || d_c < 1 ||
+        basis.size() != static_cast<std::size_t>(d_nu) * d_c ||
+        coarse_basis_h.size() != static_cast<std::size_t>(d_g) * d_c * d_nu ||
+        derivative_basis_h.size() != static_cast<std::size_t>(3) * d_c * d_nu || d_g < 2 ||
+        coarse_taps < 1 || candidate_taps.size() != static_cast<std::size_t>(d_c))
+        throw std::invalid_argument("ofat_rx_kernels: inconsistent layout arrays");
+    auto zero = std::find(coarse_fractions.begin(), coarse_fractions.end(), 0.0);
+    if (zero == coarse_fractions.end())
+        throw std::invalid_argument("ofat_rx_kernels: the coarse fractions must include 0.0");
+    d_grid_shift = static_cast<int>(zero - coarse_fractions.begin());
+    d_basis_h.resize(d_basis.size());
+    for (int u = 0; u < d_nu; ++u)
+        for (int c = 0; c < d_c; ++c)
+            d_basis_h[c * d_nu + u] = std::conj(d_basis[u * d_c + c]);
+    d_gram.resize(static_cast<std::size_t>(d_c) * d_c);
+    for (int a = 0; a < d_c; ++a)
+        for (int b = 0; b < d_c; ++b) {
+            cd s(0.0, 0.0);
+            for (int u = 0; u < d_nu; ++u)
+                s += d_basis_h[a * d_nu + u] * d_basis[u * d_c + b];
+            d_gram[a * d_c + b] = s;
+        }
+    // Is coarse_basis_h[g, c, u] = exp(2 pi j k_u (G t_c + G f_g) / (G fft)) with G f_g integer? Then
+    // one inverse DFT of length G fft per pair gives every shift's correlations (coarse_correlations).
+    const int zoom_len = d_g * fft_len;
+    d_coarse_index.resize(static_cast<std::size_t>(d_g) * d_c);
+    bool zoom = true;
+    for (int g = 0; g < d_g && zoom; ++g) {
+        const double shift = d_g * coarse_fractions[g];
+        const long rounded = std::lround(shift);
+        zoom = std::abs(shift - rounded) < 1e-9;
+        for (int c = 0; c < d_c && zoom; ++c) {
+            const long m = static_cast<long>(d_g) * candidate_taps[c] + rounded;
+            d_coarse_index[g * d_c + c] = static_cast<int>(((m % zoom_len) + zoom_len) % zoom_len);
+            for (int u = 0; u < d_nu && zoom; ++u) {
+                const double angle = 2 * M_PI * static_cast<double>(signed_used[u]) * m / zoom_len;
+                const cd expected(std::cos(angle), std::sin(angle));
+                zoom = std::abs(coarse_basis_h[(static_cast<std::size_t>(g) * d_c + c) * d_nu + u] -
+                                expected) < 1e-9;
+            }
+        }
+    }
+    std::lock_guard<std::mutex> lock(gr::fft::planner::mutex()); // FFTW's planner is not thread safe
+    if (zoom) {
+        d_zoom_len = zoom_len;
+        d_zoom_rows = 1;
+        d_zoom = static_cast<cd*>(fftw_malloc(sizeof(fftw_complex) * zoom_len));
+        d_zoom_plan = fftw_plan_dft_1d(zoom_len,
+                                       reinterpret_cast<fftw_complex*>(d_zoom),
+                                       reinterpret_cast<fftw_complex*>(d_zoom),
+                                       FFTW_BACKWARD,
+                                       FFTW_ESTIMATE);
+    }
+    d_fft_in = static_cast<cd*>(fftw_malloc(sizeof(fftw_complex) * fft_len));
+    d_fft_out = static_cast<cd*>(fftw_malloc(sizeof(fftw_complex) * fft_len));
+    d_plan = fftw_plan_dft_1d(fft_len,
+                              reinterpret_cast<fftw_complex*>(d_fft_in),
+                              reinterpret_cast<fftw_complex*>(d_fft_out),
+                              FFTW_FORWARD,
+                              FFTW_ESTIMATE);
+}
+
+ofat_rx_kernels::~ofat_rx_kernels()
+{
+    std::lock_guard<std::mutex> lock(gr::fft::planner::mutex());
+    fftw_destroy_plan(static_cast<fftw_plan>(d_plan));
+    if (d_zoom_plan)
+        fftw_destroy_plan(static_cast<fftw_plan>(d_zoom_plan));
+    fftw_free(d_zoom);
+    fftw_free(d_fft_in);
+    fftw_free(d_fft_out);
+}
+
+void ofat_rx_kernels::schmidl_cox(
+    const cf* x, std::ptrdiff_t row_stride, std::size_t n, double* metric, cd* p) const
+{
+    const std::size_t half = d_fft_len / 2;
+    if (n < static_cast<std::size_t>(d_fft_len))
+        return;
+    const std::size_t n_out = n - 2 * half + 1;
+    // Cumulative sums in double of the per-position complex64 sums over antennas, differenced: the
+    // numpy method's arithmetic (cumsum of prod and energy), so the metric agrees to float rounding.
+    std::vector<cd> cp(n - half + 1);
+    std::vector<double> ce(n + 1);
+    cp[0] = 0.0;
+    ce[0] = 0.0;
+    for (std::size_t d = 0; d < n; ++d) {
+        float er = 0.0f;
+        float pr = 0.0f, pi = 0.0f;
+        const bool has_prod = d + half < n;
+        for (int r = 0; r < d_n_rx; ++r) {
+            const cf* row = x + r * row_stride;
+            const cf a = row[d];
+            er += a.real() * a.real() + a.imag() * a.imag();
+            if (has_prod) {
+                const cf b = row[d + half];
+                pr += a.real() * b.real() + a.imag() * b.imag(); // conj(a) b
+                pi += a.real() * b.imag() - a.imag() * b.real();
+            }
+        }
+        ce[d + 1] = ce[d] + er;
+        if (has_prod)
+            cp[d + 1] = cp[d] + cd(pr, pi);
+    }
+    for (std::size_t d = 0; d < n_out; ++d) {
+        const cd pd = cp[d + half] - cp[d];
+        const double r = 0.5 * (ce[d + 2 * half] - ce[d]);
+        p[d] = pd;
+        // Noise-free idle zeros have no energy and no metric (avoids 0/0).
+        const double rr = std::max(r, 1e-20);
+        metric[d] = r < 1e-12 ? 0.0 : norm2(pd) / (rr * rr);
+    }
+}
+
+void ofat_rx_kernels::windows_fft(const cf* buf,
+                                  std::ptrdiff_t row_stride,
+                                  std::size_t start,
+                                  int first_sym,
+                                  int n_sym,
+                                  double cfo,
+                                  cd* out)
+{
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d_fft_len)); // norm="ortho"
+    const double step = -2.0 * M_PI * cfo;
+    // The ramp exp(-2 pi j cfo n), rounded to complex64 (as the numpy method's): exact at each symbol's
+    // first sample, then by a double-precision recurrence (64 steps drift ~1e-14, far below float32).
+    d_ramp.resize(static_cast<std::size_t>(n_sym) * d_fft_len);
+    const cd rot(std::cos(step), std::sin(step));
+    for (int s = 0; s < n_sym; ++s) {
+        const double angle = step * (static_cast<double>(first_sym + s) * d_symbol_len);
+        cd phasor(std::cos(angle), std::sin(angle));
+        for (int i = 0; i < d_fft_len; ++i) {
+            d_ramp[static_cast<std::size_t>(s) * d_fft_len + i] =
+                cf(static_cast<float>(phasor.real()), static_cast<float>(phasor.imag()));
+            phasor *= rot;
+        }
+    }
+    for (int r = 0; r < d_n_rx; ++r) {
+        for (int s = 0; s < n_sym; ++s) {
+            const cf* win = buf + r * row_stride + start + static_cast<std::size_t>(s) * d_symbol_len;
+            const cf* ramps = d_ramp.data() + static_cast<std::size_t>(s) * d_fft_len;
+            for (int i = 0; i < d_fft_len; ++i) {
+                const cf ramp = ramps[i]; // applied in complex64, as the numpy method does
+                const cf a = win[i];
+                const cf v(a.real() * ramp.real() - a.imag() * ramp.imag(),
+                           a.real() * ramp.imag() + a.imag() * ramp.real());
+                d_fft_in[i] = cd(v.real(), v.imag());
+            }
+            fftw_execute(static_cast<fftw_plan>(d_plan));
+            cd* o = out + (static_cast<std::size_t>(r) * n_sym + s) * d_fft_len;
+            for (int i = 0; i < d_fft_len; ++i)
+                o[i] = d_fft_out[i] * scale;
+        }
+    }
+}
+
+std::vector<cd> ofat_rx_kernels::delay_ramp(double fraction) const
+{
+    std::vector<cd> ramp(d_nu);
+    for (int u = 0; u < d_nu; ++u) {
+        const double angle = 2 * M_PI * (fraction * d_signed_used[u]) / d_fft_len;
+        ramp[u] = cd(std::cos(angle), std::sin(angle));
+    }
+    return ramp;
+}
+
+std::vector<cd> ofat_rx_kernels::gram_inverse(const std::vector<int>& chosen) const
+{
+    const int k = static_cast<int>(chosen.size());
+    std::vector<cd> a(static_cast<std::size_t>(k) * k), x(static_cast<std::size_t>(k) * k, 0.0);
+    for (int i = 0; i < k; ++i) {
+        x[i * k + i] = 1.0;
+        for (int j = 0; j < k; ++j)
+            a[i * k + j] = d_gram[chosen[i] * d_c + chosen[j]];
+    }
+    eliminate(a, x, k, k);
+    back_substitute(a, x, k, k);
+    return x;
+}
+
+std::vector<int> ofat_rx_kernels::select_taps(const std::vector<cd>& pairs,
+                                              int n_pairs,
+                                              double threshold,
+                                              std::vector<cd>& fit) const
+{
+    // FrameReceiver._select_taps: the greedy steps on c = basis^H pairs and the Gram matrix, the
+    // inverse of G[S, S] grown by one row and column per step through the Schur complement.
+    const int P = n_pairs, C = d_c;
+    std::vector<cd> c(static_cast<std::size_t>(C) * P);
+    product(d_basis_h.data(), C, d_nu, pairs.data(), P, c.data());
+    const double limit = threshold * P * static_cast<double>(d_nu) * d_nu;
+    std::vector<cd> corr = c, inv, row(P), u, q(C);
+    std::vector<int> chosen;
+    std::vector<char> taken(C, 0);
+    for (int step = 0; step < C; ++step) {
+        int best = -1;
+        double best_score = -std::numeric_limits<double>::infinity();
+        for (int i = 0; i < C; ++i) {
+            if (taken[i])
+                continue;
+            double s = 0.0;
+            for (int p = 0; p < P; ++p)
+                s += norm2(corr[i * P + p]);
+            if (s > best_score) {
+                best_score = s;
+                best = i;
+            }
+        }
+        if (best < 0 || (best_score <= limit && !chosen.empty()))
+            break;
+        const int k = static_cast<int>(chosen.size());
+        u.assign(k, 0.0);
+        for (int a = 0; a < k; ++a)
+            for (int b = 0; b < k; ++b)
+                u[a] += inv[a * k + b] * d_gram[chosen[b] * C + best];
+        cd gu(0.0, 0.0);
+        for (int a = 0; a < k; ++a)
+            gu += std::conj(d_gram[chosen[a] * C + best]) * u[a];
+        const double schur = (d_gram[best * C + best] - gu).real();
+        for (int i = 0; i < C; ++i) {
+            cd s(0.0, 0.0);
+            for (int a = 0; a < k; ++a)
+                s += d_gram[i * C + chosen[a]] * u[a];
+            q[i] = (d_gram[i * C + best] - s) / schur;
+        }
+        std::copy(corr.begin() + best * P, corr.begin() + (best + 1) * P, row.begin());
+        for (int i = 0; i < C; ++i)
+            for (int p = 0; p < P; ++p)
+                corr[i * P + p] -= q[i] * row[p];
+        std::vector<cd> grown(static_cast<std::size_t>(k + 1) * (k + 1));
+        for (int a = 0; a < k; ++a) {
+            for (int b = 0; b < k; ++b)
+                grown[a * (k + 1) + b] = inv[a * k + b] + u[a] * std::conj(u[b]) / schur;
+            grown[a * (k + 1) + k] = -u[a] / schur;
+            grown[k * (k + 1) + a] = -std::conj(u[a]) / schur;
+        }
+        grown[k * (k + 1) + k] = 1.0 / schur;
+        inv.swap(grown);
+        chosen.push_back(best);
+        taken[best] = 1;
+    }
+    std::vector<cd> c_chosen;
+    for (int a : chosen)
+        c_chosen.insert(c_chosen.end(), c.begin() + a * P, c.begin() + (a + 1) * P);
+    fit = fit_from(inv, c_chosen, chosen, P);
+    return chosen;
+}
+
+std::vector<cd> ofat_rx_kernels::fit_from(const std::vector<cd>& inv,
+                                          const std::vector<cd>& c_chosen,
+                                          const std::vector<int>& chosen,
+                                          int n_pairs) const
+{
+    // basis[:, chosen] @ (inv @ c_chosen): the least-squares fit from the taps' correlations (k, P).
+    const int k = static_cast<int>(chosen.size()), P = n_pairs;
+    std::vector<cd> coef(static_cast<std::size_t>(k) * P, 0.0);
+    for (int a = 0; a < k; ++a)
+        for (int b = 0; b < k; ++b)
+            for (int p = 0; p < P; ++p)
+                coef[a * P + p] += inv[a * k + b] * c_chosen[b * P + p];
+    std::vector<cd> fit(static_cast<std::size_t>(d_nu) * P, 0.0);
+    for (int uu = 0; uu < d_nu; ++uu)
+        for (int a = 0; a < k; ++a) {
+            const cd bval = d_basis[uu * d_c + chosen[a]];
+            for (int p = 0; p < P; ++p)
+                fit[uu * P + p] += bval * coef[a * P + p];
+        }
+    return fit;
+}
+
+std::vector<cd> ofat_rx_kernels::fit_on(const std::vector<cd>& pairs,
+                                        int n_pairs,
+                                        const std::vector<int>& chosen) const
+{
+    const int k = static_cast<int>(chosen.size()), P = n_pairs;
+    std::vector<cd> c(static_cast<std::size_t>(k) * P, 0.0);
+    for (int a = 0; a < k; ++a)
+        for (int uu = 0; uu < d_nu; ++uu) {
+            const cd bh = d_basis_h[chosen[a] * d_nu + uu];
+            for (int p = 0; p < P; ++p)
+                c[a * P + p] += bh * pairs[uu * P + p];
+        }
+    return fit_from(gram_inverse(chosen), c, chosen, P);
+}
+
+void ofat_rx_kernels::coarse_correlations(const cd* pairs, int n_pairs, int g, std::vector<cd>& c)
+{
+    // c (C, P) = coarse_basis_h[g] @ pairs: from the pairs' inverse DFTs (computed at g = 0), or directly.
+    const int P = n_pairs;
+    if (!d_zoom_len) {
+        product(d_coarse_basis_h.data() + static_cast<std::size_t>(g) * d_c * d_nu, d_c, d_nu, pairs, P, c.data());
+        return;
+    }
+    if (g == 0) {
+        if (d_zoom_rows < P) { // new-array execution: every row stays as aligned as the planned one
+            fftw_free(d_zoom);
+            d_zoom = static_cast<cd*>(fftw_malloc(sizeof(fftw_complex) * d_zoom_len * P));
+            d_zoom_rows = P;
+        }
+        std::fill(d_zoom, d_zoom + static_cast<std::size_t>(d_zoom_len) * P, cd(0.0, 0.0));
+        for (int p = 0; p < P; ++p) {
+            cd* row = d_zoom + static_cast<std::size_t>(p) * d_zoom_len;
+            for (int u = 0; u < d_nu; ++u) {
+                const int k = static_cast<int>(d_signed_used[u]);
+                row[((k % d_zoom_len) + d_zoom_len) % d_zoom_len] = pairs[u * P + p];
+            }
+            fftw_execute_dft(static_cast<fftw_plan>(d_zoom_plan),
+                             reinterpret_cast<fftw_complex*>(row),
+                             reinterpret_cast<fftw_complex*>(row));
+        }
+    }
+    const int* index = d_coarse_index.data() + static_cast<std::size_t>(g) * d_c;
+    for (int i = 0; i < d_c; ++i)
+        for (int p = 0; p < P; ++p)
+            c[i * P + p] = d_zoom[static_cast<std::size_t>(p) * d_zoom_len + index[i]];
+}
+
+double ofat_rx_kernels::coarse_fraction(const cd* pairs,
+                                        int n_pairs,
+                                        double tap_penalty,
+                                        std::vector<int>& strongest)
+{
+    // FrameReceiver._coarse_fraction: per shift, the fit on its strongest taps scored by Mallows' Cp.
+    const int P = n_pairs, C = d_c, K = std::min(d_coarse_taps, d_c);
+    std::vector<cd> c(static_cast<std::size_t>(C) * P);
+    std::vector<double> profile(C);
+    std::vector<int> idx(C);
+    std::vector<std::vector<int>> order(d_g);
+    std::vector<std::vector<double>> captured(d_g, std::vector<double>(K));
+    std::vector<int> n_taps(d_g);
+    std::vector<double> cp_min(d_g);
+    std::vector<cd> a(static_cast<std::size_t>(K) * K), x(static_cast<std::size_t>(K) * P);
+    for (int g = 0; g < d_g; ++g) {
+        coarse_correlations(pairs, P, g, c);
+        for (int i = 0; i < C; ++i) {
+            double s = 0.0;
+            for (int p = 0; p < P; ++p)
+                s += norm2(c[i * P + p]);
+            profile[i] = s;
+        }
+        std::iota(idx.begin(), idx.end(), 0);
+        std::stable_sort(idx.begin(), idx.end(), [&](int l, int r) { return profile[l] > profile[r]; });
+        order[g].assign(idx.begin(), idx.begin() + K);
+        const std::vector<int>& o = order[g];
+        for (int i = 0; i < K; ++i) {
+            for (int j = 0; j < K; ++j)
+                a[i * K + j] = d_gram[o[i] * C + o[j]];
+            for (int p = 0; p < P; ++p)
+                x[i * P + p] = c[o[i] * P + p];
+        }
+        eliminate(a, x, K, P);
+        double total = 0.0;
+        int best_k = 0;
+        double best_cp = std::numeric_limits<double>::infinity();
+        for (int i = 0; i < K; ++i) {
+            double s = 0.0;
+            for (int p = 0; p < P; ++p)
+                s += norm2(x[i * P + p]);
+            total += s / a[i * K + i].real();
+            captured[g][i] = total;
+            const double cp = -total + tap_penalty * (i + 1);
+            if (cp < best_cp) {
+                best_cp = cp;
+                best_k = i;
+            }
+        }
+        n_taps[g] = best_k;
+        cp_min[g] = best_cp;
+    }
+    const int best = static_cast<int>(std::min_element(cp_min.begin(), cp_min.end()) - cp_min.begin());
+    strongest.clear();
+    if (cp_min[d_grid_shift] <= cp_min[best])
+        return 0.0; // the integer grid fits as well (ties included)
+    std::vector<double> y(d_g);
+    for (int g = 0; g < d_g; ++g)
+        y[g] = captured[g][n_taps[best]];
+    strongest.assign(order[best].begin(), order[best].begin() + n_taps[best] + 1);
+    std::sort(strongest.begin(), strongest.end());
+    return parabola_peak_cyclic(d_coarse_fractions, y);
+}
+
+double ofat_rx_kernels::refine_fraction(const cd* pairs,
+                                        int n_pairs,
+                                        const std::vector<int>& chosen,
+                                        double fraction) const
+{
+    // FrameReceiver._refine_fraction: Newton steps on E(f) = sum c^H G^-1 c over the pairs.
+    const int k = static_cast<int>(chosen.size()), P = n_pairs;
+    const std::vector<cd> inv = gram_inverse(chosen);
+    std::vector<cd> pr(static_cast<std::size_t>(d_nu) * P), cdd(3 * static_cast<std::size_t>(k) * P);
+    for (int step = 0; step < d_newton_steps; ++step) {
+        const std::vector<cd> ramp = delay_ramp(fraction);
+        for (int uu = 0; uu < d_nu; ++uu)
+            for (int p = 0; p < P; ++p)
+                pr[uu * P + p] = pairs[uu * P + p] * ramp[uu];
+        for (int m = 0; m < 3; ++m)
+            for (int a = 0; a < k; ++a)
+                product(d_derivative_basis_h.data() + (static_cast<std::size_t>(m) * d_c + chosen[a]) * d_nu,
+                        1, d_nu, pr.data(), P, cdd.data() + (static_cast<std::size_t>(m) * k + a) * P);
+        const cd* c0 = cdd.data();
+        const cd* d1 = c0 + static_cast<std::size_t>(k) * P;
+        const cd* d2 = d1 + static_cast<std::size_t>(k) * P;
+        double slope = 0.0, curv_a = 0.0, curv_b = 0.0;
+        for (int a = 0; a < k; ++a)
+            for (int p = 0; p < P; ++p) {
+                cd g(0.0, 0.0), h(0.0, 0.0);
+                for (int b = 0; b < k; ++b) {
+                    g += inv[a * k + b] * c0[b * P + p];
+                    h += inv[a * k + b] * d1[b * P + p];
+                }
+                slope += (std::conj(d1[a * P + p]) * g).real();
+                curv_a += (std::conj(d2[a * P + p]) * g).real();
+                curv_b += (std::conj(d1[a * P + p]) * h).real();
+            }
+        slope *= 2;
+        const double curvature = 2 * (curv_a + curv_b);
+        if (curvature >= 0)
+            break; // not near a maximum: keep the coarse estimate
+        fraction -= std::clamp(slope / curvature, -0.25, 0.25);
+    }
+    return fraction;
+}
+
+ofat_rx_kernels::fit_result
+ofat_rx_kernels::fit_taps(const cd* pairs_in, int n_pairs, double threshold)
+{
+    // FrameReceiver._fit_taps with align_fraction (the receiver's default).
+    const int P = n_pairs;
+    const std::size_t n = static_cast<std::size_t>(d_nu) * P;
+    const std::vector<cd> pairs(pairs_in, pairs_in + n);
+    fit_result out;
+    const double tap_penalty = 2.0 / 3.0 * threshold * d_nu * P;
+    std::vector<int> strongest;
+    double fraction = coarse_fraction(pairs.data(), P, tap_penalty, strongest);
+    if (std::abs(fraction) < 0.5 / d_g) {
+        out.chosen = select_taps(pairs, P, threshold, out.fit); // on the sample grid: the integer fit
+        return out;
+    }
+    auto shifted_pairs = [&](double f) {
+        const std::vector<cd> ramp = delay_ramp(f);
+        std::vector<cd> s(n);
+        for (int uu = 0; uu < d_nu; ++uu)
+            for (int p = 0; p < P; ++p)
+                s[uu * P + p] = pairs[uu * P + p] * ramp[uu];
+        return s;
+    };
+    fraction = refine_fraction(pairs.data(), P, strongest, fraction);
+    std::vector<cd> fit;
+    std::vector<int> shifted = select_taps(shifted_pairs(fraction), P, threshold, fit);
+    std::vector<int> shifted_sorted = shifted;
+    std::sort(shifted_sorted.begin(), shifted_sorted.end());
+    if (shifted_sorted != strongest) {
+        // Refined on other taps than the shifted grid keeps: once more on these, then their fit.
+        fraction = refine_fraction(pairs.data(), P, shifted, fraction);
+        fit = fit_on(shifted_pairs(fraction), P, shifted);
+    }
+    const std::vector<cd> ramp = delay_ramp(fraction);
+    for (int uu = 0; uu < d_nu; ++uu)
+        for (int p = 0; p < P; ++p)
+            fit[uu * P + p] *= std::conj(ramp[uu]);
+    if (static_cast<int>(strongest.size()) < d_coarse_taps) {
+        out.chosen = shifted;
+        out.fit = std::move(fit);
+        out.fraction = fraction;
+        return out;
+    }
+    // The coarse Cp ran out of taps: compare the shifted fit with the integer grid's by their Cp.
+    std::vector<cd> fitted;
+    std::vector<int> chosen = select_taps(pairs, P, threshold, fitted);
+    auto cp_cost = [&](const std::vector<cd>& estimate, std::size_t n_taps) {
+        double s = 0.0;
+        for (std::size_t i = 0; i < n; ++i)
+            s += norm2(pairs[i] - estimate[i]);
+        return s + tap_penalty * static_cast<double>(n_taps);
+    };
+    if (cp_cost(fit, shifted.size()) < cp_cost(fitted, chosen.size())) {
+        out.chosen = shifted;
+        out.fit = std::move(fit);
+        out.fraction = fraction;
+    } else {
+        out.chosen = chosen;
+        out.fit = std::move(fitted);
+    }
+    return out;
+}
+
+} // namespace semcom
+} // namespace gr
