@@ -168,13 +168,15 @@ def test_simulated_observation_draws_from_the_measurement_model(tmp_path) -> Non
     assert np.allclose(exact["seen"][got], a["sinr"][got], atol=1e-4)
 
 
-def test_observations_of_a_run_that_is_a_simulation_draw(load_script, tmp_path) -> None:
+def test_observations_of_a_run_that_is_a_simulation_draw(load_script, monkeypatch, tmp_path) -> None:
     """`live_gap.py observations` on a "live" run that is the frame-by-frame simulation's draw 0 written as
     a live.csv: the simulated side (one draw, frame seed 0) has the live side's statistics exactly
     (reproducible by seed); the policies hold beam and power inside every period; a lost frame is observed
-    at LOST_SINR_DB, a delivered one through the measurement model (about 0.1 dB above, spread)."""
+    at LOST_SINR_DB, a delivered one through the measurement model (about 0.1 dB above, spread).
+    `live_gap.py gaps` on it: the comparison on a copy (the run's folder untouched), live = draw 0."""
     import json
 
+    import semcom.network.live as live_module
     from semcom.network.curves import DEFAULT_TABLE
     from semcom.network.env import load_table
     from semcom.network.linktable import DEFAULT_LINK_TABLE
@@ -189,10 +191,13 @@ def test_observations_of_a_run_that_is_a_simulation_draw(load_script, tmp_path) 
     assert t["beam"].shape == (slots, 3) and qoe == pytest.approx(t["qoe_live_lost_answered"].mean(axis=1))
     names = load_table(str(DEFAULT_TABLE)).names
     write_csv(tmp_path / "live.csv", [{**{k: t[k][s, n].item() for k in t if k != "level"},
-                                       "level": names[t["level"][s, n]], "slot": s, "link": n}
+                                       "level": names[t["level"][s, n]], "slot": s, "link": n,
+                                       "qoe_live": t["qoe_live_lost_answered"][s, n].item()}
                                       for s in range(slots) for n in range(3)])
     (tmp_path / "live.json").write_text(json.dumps({"summary": {
-        "policies": policies, "scheme": "hierarchical", "seed": seed, "slots": slots, "n_links": 3}}))
+        "policies": policies, "scheme": "hierarchical", "seed": seed, "slots": slots, "n_links": 3,
+        "frames_sent": 3 * slots, "frames_delivered": int(t["delivered"].sum()),
+        "frames_lost": int((~t["delivered"]).sum())}}))
     out = gap.observations(tmp_path, draws=1)
     assert json.loads((tmp_path / "observations.json").read_text())["draws"] == 1
     for link, live in out["live"].items():
@@ -205,3 +210,10 @@ def test_observations_of_a_run_that_is_a_simulation_draw(load_script, tmp_path) 
     assert lost.any() and np.all(t["snr_measured_db"][lost] == LOST_SINR_DB)
     err = (t["snr_measured_db"] - t["sinr_sim_db"])[~lost]
     assert 0.05 < err.std() < 1.5 and abs(err.mean()) < 0.5
+    monkeypatch.setattr(live_module, "FRAME_DRAWS", 3)
+    g = gap.gaps([tmp_path], DEFAULT_LINK_TABLE, tmp_path / "gaps.json")
+    assert not (tmp_path / "gap.json").exists() and g["n_runs"] == 1
+    r = g["runs"][0]
+    assert r["qoe_live"] == pytest.approx(qoe.mean())
+    assert r["gap"] == pytest.approx(r["qoe_live"] - r["qoe_sim"])
+    assert abs(r["gap"]) < 3 * r["qoe_sim_sd_draws"] and g["gap_mean"] == r["gap"]

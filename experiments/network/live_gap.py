@@ -13,6 +13,9 @@ probability, its accuracy scaled by the bin's live / table ratio; a lost frame s
     # what the BSs did and observed, live against the frame-by-frame simulation of the same scenario
     # (DRAWS realisations, default 10; TABLE default the shipped link table) -> observations.json beside it
     .venv/bin/python experiments/network/live_gap.py observations LIVE_DIR [DRAWS] [TABLE]
+    # live.compare of several runs against one link table, on copies (the runs' own gap.json untouched)
+    # -> per seed live, simulated (mean +- sd of the draws), gap, and the mean +- sd over the runs
+    .venv/bin/python experiments/network/live_gap.py gaps OUT_JSON TABLE LIVE_DIR [LIVE_DIR ...]
 """
 
 from __future__ import annotations
@@ -145,12 +148,46 @@ def observations(live_dir: Path, draws: int = 10, link_table: Path | None = None
     return out
 
 
+def gaps(live_dirs: list[Path], link_table: Path, out: Path) -> dict:
+    """``live.compare`` of every run in ``live_dirs`` against ``link_table``, each on a temporary copy of
+    its live.json / live.csv -> ``out``: per run the live QoE, the simulated one (mean and sd of the
+    frame-by-frame draws) and the gap; over the runs the gap's mean and sd and how many are within the
+    margin."""
+    import shutil
+    import tempfile
+
+    from semcom.network.live import QOE_MARGIN, compare
+
+    runs = []
+    for d in live_dirs:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in ("live.json", "live.csv"):
+                shutil.copy(d / name, Path(tmp) / name)
+            g = compare(tmp, link_table)
+        runs.append({"live_run": str(d), **{k: g[k] for k in (
+            "seed", "qoe_live", "qoe_sim", "qoe_sim_sd_draws", "gap", "live_percentile_in_draws",
+            "within_margin")}})
+    gap = np.array([r["gap"] for r in runs])
+    doc = {"link_table": str(link_table), "margin": QOE_MARGIN, "runs": runs,
+           "gap_mean": float(gap.mean()), "gap_sd": float(gap.std(ddof=1)) if gap.size > 1 else float("nan"),
+           "within_margin": int(sum(r["within_margin"] for r in runs)), "n_runs": len(runs)}
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "table":
         for r in table([Path(a) for a in sys.argv[2:-1]], Path(sys.argv[-1])):
             print({k: round(v, 3) for k, v in r.items()})
     elif len(sys.argv) in (3, 4) and sys.argv[1] == "predict":
         print(json.dumps(predict(Path(sys.argv[2]), *map(Path, sys.argv[3:])), indent=2))
+    elif len(sys.argv) >= 5 and sys.argv[1] == "gaps":
+        g = gaps([Path(a) for a in sys.argv[4:]], Path(sys.argv[3]), Path(sys.argv[2]))
+        for r in g["runs"]:
+            print(f"seed {r['seed']}: live {r['qoe_live']:.3f}, simulated {r['qoe_sim']:.3f} +- "
+                  f"{r['qoe_sim_sd_draws']:.3f}, gap {r['gap']:+.3f}")
+        print(f"gap {g['gap_mean']:+.3f} +- {g['gap_sd']:.3f}, within {g['margin']} on {g['within_margin']} "
+              f"of {g['n_runs']}")
     elif len(sys.argv) in (3, 4, 5) and sys.argv[1] == "observations":
         o = observations(Path(sys.argv[2]), *(int(a) for a in sys.argv[3:4]), *map(Path, sys.argv[4:5]))
         for link, st in o["live"].items():
