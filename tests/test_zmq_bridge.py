@@ -24,7 +24,6 @@ from gnuradio.semcom.messages import (
 
 from semcom.link import LinkClient, LossAccounting
 from semcom.ofat.frame import make_layout, modulate_frame
-from semcom.ofat.receiver import FrameReceiver
 from semcom.wire import DTYPES, HEADER, Kind, bind_random, decode, encode
 
 LAYOUT = make_layout("wifi64", n_tx=2, n_rx=2, max_data_symbols=8)
@@ -358,8 +357,8 @@ def test_malformed_wire_form_payload_is_a_message_error_for_readers():
 
 def test_ofat_rx_publishes_what_the_receiver_decodes():
     """The messages ofat_rx publishes are in the wire form and carry exactly the receiver's frames:
-    meta() plus the counters at that frame, Y and H bit for bit (the same FrameReceiver run offline on
-    the same samples)."""
+    meta() plus the counters at that frame, Y and H bit for bit (the receiver ofat_rx runs, the compiled
+    one where built, run offline on the same samples)."""
     layout = make_layout("wifi64", n_tx=2, n_rx=2)
     rng = np.random.default_rng(8)
     x = np.concatenate([np.zeros((2, 300), np.complex64)]
@@ -375,7 +374,7 @@ def test_ofat_rx_publishes_what_the_receiver_decodes():
     tb.run()
     assert all(wire_parts(serialize(dbg.get_message(i))) is not None for i in range(dbg.num_messages()))
     published = [parse_tensor_message(dbg.get_message(i)) for i in range(dbg.num_messages())]
-    offline = FrameReceiver(layout)
+    offline = type(rx.receiver)(layout)
     expected = []
     for frame in offline.process(y):  # one chunk: the counters after the last frame
         expected.append(frame)

@@ -604,5 +604,298 @@ ofat_rx_kernels::fit_taps(const cd* pairs_in, int n_pairs, double threshold)
     return out;
 }
 
+void ofat_rx_kernels::set_frame(int n_tx,
+                                int n_preamble_symbols,
+                                int n_train_symbols,
+                                int n_header_symbols,
+                                const std::vector<int>& used_bins,
+                                const std::vector<int>& int_shifts,
+                                const std::vector<int>& shift_bins,
+                                const std::vector<int>& adjacent,
+                                const std::vector<cd>& train_conj,
+                                const std::vector<cd>& cover_conj,
+                                const std::vector<cd>& training_sequence,
+                                const std::vector<cd>& far_basis_h,
+                                const std::vector<cd>& cdd,
+                                const std::vector<int>& pilot_index,
+                                const std::vector<int>& data_index,
+                                const std::vector<double>& pilot_table,
+                                bool linear_phase)
+{
+    const std::size_t nu = d_nu;
+    if (n_tx < 1 || n_train_symbols < 2 * n_tx || n_header_symbols < 1 || used_bins.size() != nu ||
+        int_shifts.empty() || shift_bins.size() != int_shifts.size() * nu || train_conj.size() != nu ||
+        cover_conj.size() != static_cast<std::size_t>(n_train_symbols) * n_tx ||
+        training_sequence.size() != nu || far_basis_h.empty() || far_basis_h.size() % nu ||
+        cdd.size() != static_cast<std::size_t>(n_tx) * nu || pilot_index.empty() ||
+        pilot_table.size() % pilot_index.size() ||
+        pilot_table.size() / pilot_index.size() < static_cast<std::size_t>(n_header_symbols))
+        throw std::invalid_argument("ofat_rx_kernels::set_frame: inconsistent frame layout arrays");
+    for (int a : adjacent)
+        if (a < 0 || a + 1 >= d_nu)
+            throw std::invalid_argument("ofat_rx_kernels::set_frame: adjacent pair outside the used bins");
+    for (const auto* idx : { &used_bins, &shift_bins })
+        for (int b : *idx)
+            if (b < 0 || b >= d_fft_len)
+                throw std::invalid_argument("ofat_rx_kernels::set_frame: bin outside the FFT");
+    for (const auto* idx : { &pilot_index, &data_index })
+        for (int i : *idx)
+            if (i < 0 || i >= d_nu)
+                throw std::invalid_argument("ofat_rx_kernels::set_frame: index outside the used bins");
+    d_n_tx = n_tx;
+    d_t0 = n_preamble_symbols;
+    d_n_train = n_train_symbols;
+    d_n_head = n_header_symbols;
+    d_used_bins = used_bins;
+    d_int_shifts = int_shifts;
+    d_shift_bins = shift_bins;
+    d_adjacent = adjacent;
+    d_train_conj = train_conj;
+    d_cover_conj = cover_conj;
+    d_training_sequence = training_sequence;
+    d_far_basis_h = far_basis_h;
+    d_cdd = cdd;
+    d_pilot_index = pilot_index;
+    d_data_index = data_index;
+    d_pilot_table = pilot_table;
+    d_pilot_rows = static_cast<int>(pilot_table.size() / pilot_index.size());
+    d_linear_phase = linear_phase;
+}
+
+std::vector<double> ofat_rx_kernels::phases(const cd* y, int n_sym, const cd* g) const
+{
+    // FrameReceiver._phases(y, g, 0) on y (Nr, n_sym, Nu): the pilots' common phase per symbol.
+    const int n_pilots = static_cast<int>(d_pilot_index.size());
+    std::vector<cd> z(n_sym, cd(0.0, 0.0));
+    for (int r = 0; r < d_n_rx; ++r)
+        for (int m = 0; m < n_sym; ++m) {
+            const cd* row = y + (static_cast<std::size_t>(r) * n_sym + m) * d_nu;
+            const double* pv = d_pilot_table.data() + static_cast<std::size_t>(m) * n_pilots;
+            for (int p = 0; p < n_pilots; ++p) {
+                const int u = d_pilot_index[p];
+                z[m] += std::conj(g[r * d_nu + u] * pv[p]) * row[u];
+            }
+        }
+    std::vector<double> out(n_sym);
+    if (!d_linear_phase || n_sym < 2) {
+        for (int m = 0; m < n_sym; ++m)
+            out[m] = std::arg(z[m]);
+        return out;
+    }
+    cd step(0.0, 0.0);
+    for (int m = 0; m + 1 < n_sym; ++m)
+        step += std::conj(z[m]) * z[m + 1];
+    const double slope = std::arg(step);
+    cd start(0.0, 0.0);
+    for (int m = 0; m < n_sym; ++m) {
+        const double angle = -slope * m;
+        start += z[m] * cd(std::cos(angle), std::sin(angle));
+    }
+    const double phase0 = std::arg(start);
+    for (int m = 0; m < n_sym; ++m)
+        out[m] = phase0 + slope * m;
+    return out;
+}
+
+ofat_rx_kernels::front_result ofat_rx_kernels::front(
+    const cf* buf, std::ptrdiff_t row_stride, std::size_t n_cols, std::size_t body, double cfo)
+{
+    if (!frame_configured())
+        throw std::logic_error("ofat_rx_kernels::front: set_frame first");
+    const int T = d_n_train, Hs = d_n_head, Nt = d_n_tx, Nr = d_n_rx, Nu = d_nu, F = d_fft_len;
+    if (body + static_cast<std::size_t>(d_t0 + T + Hs) * d_symbol_len > n_cols)
+        throw std::invalid_argument("ofat_rx_kernels::front: the header is not in the buffer");
+    front_result out;
+    // Integer CFO: the even bin shift whose descrambled training bins are smoothest (_integer_shift).
+    d_full.resize(static_cast<std::size_t>(Nr) * (T + Hs) * F);
+    const std::size_t t_start = body + static_cast<std::size_t>(d_t0) * d_symbol_len;
+    windows_fft(buf, row_stride, t_start, d_t0, T, cfo, d_full.data());
+    const int n_shifts = static_cast<int>(d_int_shifts.size());
+    int best_shift = 0;
+    double best_score = -1.0;
+    for (int s = 0; s < n_shifts; ++s) {
+        const int* bins = d_shift_bins.data() + static_cast<std::size_t>(s) * Nu;
+        double score = 0.0;
+        for (int r = 0; r < Nr; ++r)
+            for (int t = 0; t < T; ++t) {
+                const cd* w = d_full.data() + (static_cast<std::size_t>(r) * T + t) * F;
+                cd sum(0.0, 0.0);
+                for (int a : d_adjacent) {
+                    const cd z0 = w[bins[a]] * d_train_conj[a];
+                    const cd z1 = w[bins[a + 1]] * d_train_conj[a + 1];
+                    sum += std::conj(z0) * z1;
+                }
+                score += std::abs(sum);
+            }
+        if (score > best_score) {
+            best_score = score;
+            best_shift = s;
+        }
+    }
+    const int shift = d_int_shifts[best_shift];
+    // An integer bin shift of the ramp is a bin shift of the FFT and a phase per symbol.
+    std::vector<cd> yt(static_cast<std::size_t>(Nr) * T * Nu);
+    for (int t = 0; t < T; ++t) {
+        const double sym_start = static_cast<double>(d_t0 + t) * d_symbol_len;
+        const double angle = -2 * M_PI * shift * sym_start / F;
+        const cd rot = shift ? cd(std::cos(angle), std::sin(angle)) : cd(1.0, 0.0);
+        for (int r = 0; r < Nr; ++r) {
+            const cd* w = d_full.data() + (static_cast<std::size_t>(r) * T + t) * F;
+            cd* o = yt.data() + (static_cast<std::size_t>(r) * T + t) * Nu;
+            for (int u = 0; u < Nu; ++u)
+                o[u] = shift ? w[((d_used_bins[u] + shift) % F + F) % F] * rot : w[d_used_bins[u]];
+        }
+    }
+    cfo += static_cast<double>(shift) / F;
+    // Repeated training symbols are identical: their phase step is the residual CFO (_refined_cfo).
+    cd c(0.0, 0.0);
+    for (int r = 0; r < Nr; ++r)
+        for (int t = 0; t + Nt < T; ++t) {
+            const cd* a = yt.data() + (static_cast<std::size_t>(r) * T + t) * Nu;
+            const cd* b = a + static_cast<std::size_t>(Nt) * Nu;
+            for (int u = 0; u < Nu; ++u)
+                c += std::conj(a[u]) * b[u];
+        }
+    cfo += std::arg(c) / (2 * M_PI * Nt * d_symbol_len);
+    out.cfo = cfo;
+    windows_fft(buf, row_stride, t_start, d_t0, T + Hs, cfo, d_full.data());
+    out.yh.resize(static_cast<std::size_t>(Nr) * Hs * Nu);
+    for (int r = 0; r < Nr; ++r)
+        for (int m = 0; m < T + Hs; ++m) {
+            const cd* w = d_full.data() + (static_cast<std::size_t>(r) * (T + Hs) + m) * F;
+            cd* o = m < T ? yt.data() + (static_cast<std::size_t>(r) * T + m) * Nu
+                          : out.yh.data() + (static_cast<std::size_t>(r) * Hs + m - T) * Nu;
+            for (int u = 0; u < Nu; ++u)
+                o[u] = w[d_used_bins[u]];
+        }
+    // Channel estimate (_estimate_channel, the repetitions' noise): LS, own-training check, noise, taps.
+    const int P = Nr * Nt;
+    std::vector<cd> pairs(static_cast<std::size_t>(Nu) * P, cd(0.0, 0.0));
+    for (int r = 0; r < Nr; ++r)
+        for (int a = 0; a < Nt; ++a)
+            for (int u = 0; u < Nu; ++u) {
+                cd s(0.0, 0.0);
+                for (int t = 0; t < T; ++t)
+                    s += yt[(static_cast<std::size_t>(r) * T + t) * Nu + u] * d_cover_conj[t * Nt + a];
+                pairs[static_cast<std::size_t>(u) * P + r * Nt + a] =
+                    s * (std::sqrt(static_cast<double>(Nt)) / T / d_training_sequence[u]);
+            }
+    const int n_far = static_cast<int>(d_far_basis_h.size() / Nu);
+    std::vector<cd> proj(static_cast<std::size_t>(std::max(n_far, d_c)) * P);
+    product(d_far_basis_h.data(), n_far, Nu, pairs.data(), P, proj.data());
+    double far_total = 0.0;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n_far) * P; ++i)
+        far_total += norm2(proj[i]);
+    product(d_basis_h.data(), d_c, Nu, pairs.data(), P, proj.data());
+    double near_max = 0.0;
+    for (int i = 0; i < d_c; ++i) {
+        double s = 0.0;
+        for (int p = 0; p < P; ++p)
+            s += norm2(proj[i * P + p]);
+        near_max = std::max(near_max, s);
+    }
+    out.own_training = near_max > 10.0 * std::max(far_total / n_far, 1e-30); // OWN_TRAINING_RATIO
+    double diff = 0.0;
+    for (int r = 0; r < Nr; ++r)
+        for (int t = 0; t + Nt < T; ++t) {
+            const cd* a = yt.data() + (static_cast<std::size_t>(r) * T + t) * Nu;
+            const cd* b = a + static_cast<std::size_t>(Nt) * Nu;
+            for (int u = 0; u < Nu; ++u)
+                diff += norm2(b[u] - a[u]);
+        }
+    out.noise_var = std::max(diff / (static_cast<double>(Nr) * (T - Nt) * Nu) / 2, 1e-12);
+    const double ls_noise = out.noise_var * Nt / T;
+    fit_result fit = fit_taps(pairs.data(), P, 3.0 * ls_noise / Nu);
+    out.err_var = ls_noise * fit.chosen.size() / Nu;
+    out.chosen = std::move(fit.chosen);
+    out.fraction = fit.fraction;
+    out.h.resize(static_cast<std::size_t>(Nr) * Nt * Nu);
+    out.g.assign(static_cast<std::size_t>(Nr) * Nu, cd(0.0, 0.0));
+    for (int r = 0; r < Nr; ++r)
+        for (int a = 0; a < Nt; ++a)
+            for (int u = 0; u < Nu; ++u) {
+                const cd hv = fit.fit[static_cast<std::size_t>(u) * P + r * Nt + a];
+                out.h[(static_cast<std::size_t>(r) * Nt + a) * Nu + u] = hv;
+                out.g[static_cast<std::size_t>(r) * Nu + u] += hv * d_cdd[a * Nu + u];
+            }
+    // Header: common phase from the pilots, then the maximum-ratio combined LLRs (_channel_and_header).
+    const std::vector<double> ph = phases(out.yh.data(), Hs, out.g.data());
+    const int K = static_cast<int>(d_data_index.size());
+    out.llr.assign(static_cast<std::size_t>(Hs) * K, 0.0);
+    for (int m = 0; m < Hs; ++m) {
+        const cd derot(std::cos(-ph[m]), std::sin(-ph[m]));
+        for (int k = 0; k < K; ++k) {
+            const int u = d_data_index[k];
+            cd s(0.0, 0.0);
+            for (int r = 0; r < Nr; ++r)
+                s += std::conj(out.g[static_cast<std::size_t>(r) * Nu + u]) *
+                     (out.yh[(static_cast<std::size_t>(r) * Hs + m) * Nu + u] * derot);
+            out.llr[static_cast<std::size_t>(m) * K + k] = 4.0 * s.real() / out.noise_var;
+        }
+    }
+    return out;
+}
+
+double ofat_rx_kernels::data(const cf* buf,
+                             std::ptrdiff_t row_stride,
+                             std::size_t n_cols,
+                             std::size_t body,
+                             double cfo,
+                             const cd* g,
+                             const cd* yh,
+                             const cd* h,
+                             int n_data,
+                             cf* y_out,
+                             cf* h_out)
+{
+    if (!frame_configured())
+        throw std::logic_error("ofat_rx_kernels::data: set_frame first");
+    const int Hs = d_n_head, Nt = d_n_tx, Nr = d_n_rx, Nu = d_nu, F = d_fft_len;
+    const int d0 = d_t0 + d_n_train + Hs, n_sym = Hs + n_data;
+    if (n_data < 0 || n_sym > d_pilot_rows ||
+        body + static_cast<std::size_t>(d0 + n_data) * d_symbol_len > n_cols)
+        throw std::invalid_argument("ofat_rx_kernels::data: the data symbols are not in the buffer");
+    // Header and data symbols (Nr, Hs + n_data, Nu): the front's header, then the data's FFT windows.
+    d_full.resize(static_cast<std::size_t>(Nr) * std::max(n_data, 1) * F);
+    windows_fft(buf, row_stride, body + static_cast<std::size_t>(d0) * d_symbol_len, d0, n_data, cfo, d_full.data());
+    std::vector<cd> yd(static_cast<std::size_t>(Nr) * n_sym * Nu);
+    for (int r = 0; r < Nr; ++r) {
+        std::copy(yh + static_cast<std::size_t>(r) * Hs * Nu, yh + static_cast<std::size_t>(r + 1) * Hs * Nu,
+                  yd.begin() + static_cast<std::size_t>(r) * n_sym * Nu);
+        for (int m = 0; m < n_data; ++m) {
+            const cd* w = d_full.data() + (static_cast<std::size_t>(r) * n_data + m) * F;
+            cd* o = yd.data() + (static_cast<std::size_t>(r) * n_sym + Hs + m) * Nu;
+            for (int u = 0; u < Nu; ++u)
+                o[u] = w[d_used_bins[u]];
+        }
+    }
+    const std::vector<double> ph = phases(yd.data(), n_sym, g);
+    const int K = static_cast<int>(d_data_index.size());
+    for (int m = 0; m < n_data; ++m) {
+        const cd derot(std::cos(-ph[Hs + m]), std::sin(-ph[Hs + m]));
+        for (int r = 0; r < Nr; ++r) {
+            const cd* row = yd.data() + (static_cast<std::size_t>(r) * n_sym + Hs + m) * Nu;
+            for (int k = 0; k < K; ++k) {
+                const cd v = row[d_data_index[k]] * derot;
+                y_out[(static_cast<std::size_t>(k) * Nr + r) * n_data + m] =
+                    cf(static_cast<float>(v.real()), static_cast<float>(v.imag()));
+            }
+        }
+    }
+    double power = 0.0;
+    for (int r = 0; r < Nr; ++r)
+        for (int a = 0; a < Nt; ++a) {
+            const cd* hr = h + (static_cast<std::size_t>(r) * Nt + a) * Nu;
+            for (int u = 0; u < Nu; ++u)
+                power += norm2(hr[u]);
+            for (int k = 0; k < K; ++k) {
+                const cd v = hr[d_data_index[k]];
+                h_out[(static_cast<std::size_t>(k) * Nr + r) * Nt + a] =
+                    cf(static_cast<float>(v.real()), static_cast<float>(v.imag()));
+            }
+        }
+    return power / (static_cast<double>(Nr) * Nu) / Nt;
+}
+
 } // namespace semcom
 } // namespace gr

@@ -3,28 +3,35 @@
 #
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-"""CompiledFrameReceiver: semcom.ofat.receiver.FrameReceiver with its hot methods in C++.
+"""CompiledFrameReceiver: semcom.ofat.receiver.FrameReceiver with its per-sample and per-frame work in C++.
 
 The numpy receiver stays the definition: this class overrides only methods whose compiled version
 (`ofat_rx_kernels` in gr-semcom/lib, bound in `semcom_python`) computes what the numpy method does,
-tested equal within float32 rounding on recorded inputs (tests/test_compiled_receiver.py):
+tested equal within float32 rounding on recorded inputs (tests/test_ofat_receiver.py, "compiled"):
 
 * `_schmidl_cox` (per sample: the S&C metric and P over the Nr antennas),
-* `_windows_fft` (per frame: the CFO-removed FFT of the training, header and data windows, FFTW),
-* `_fit_taps` (per frame: step 3's delay-tap denoiser with the shifted grid: coarse Mallows' Cp,
-  Newton refinement, greedy selection on the Gram matrix).
+* `_windows_fft` (the CFO-removed FFT of training, header and data windows, FFTW),
+* `_fit_taps` (step 3's delay-tap denoiser with the shifted grid: coarse Mallows' Cp, Newton
+  refinement, greedy selection on the Gram matrix),
+* `_new_front` (everything before the data in one call: integer CFO search, refined CFO, training and
+  header FFTs, LS channel, own-training check, noise from the repetitions, tap fit, CDD channel,
+  header phase and LLRs; the header's CRC check stays frame.decode_header) and `_frame_data` (data
+  FFTs, common phase, Y and H), where the configuration is the default one: repeated training
+  (train_reps >= 2), noise_estimate="repetitions", align_fraction; `_frame_data` also without
+  sfo_tracking. Anything else runs those two through the numpy methods (with the three kernels
+  above), so every option is covered.
 
-Every receiver option is covered: the front end (dc_removal, iq_correction), the CFO search, the
-noise estimate, the header, phase and SFO tracking stay the numpy methods; with align_fraction off
-`_fit_taps` is the numpy one. The layout-derived arrays (tap basis, shifted and derivative bases) are
-the receiver's own, computed in Python from semcom.ofat.frame and handed to C++.
+The detection loop (threshold crossing, plateau), the front end (dc_removal, iq_correction) and the
+frame bookkeeping stay the numpy receiver's. The layout-derived arrays (tap bases, training, pilots,
+CDD, bins) are the receiver's own, computed in Python from semcom.ofat.frame and handed to C++.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from semcom.ofat.receiver import COARSE_TAPS, NEWTON_STEPS, FrameReceiver
+from semcom.ofat.frame import combine_header_llrs, decode_header
+from semcom.ofat.receiver import COARSE_TAPS, NEWTON_STEPS, FrameReceiver, _Front
 
 from .ofat_tx import semcom_python
 
@@ -48,6 +55,19 @@ class CompiledFrameReceiver(FrameReceiver):
             [int(t) for t in self._candidate_taps], self._basis,
             self._coarse_basis_h, self._derivative_basis_h, [float(f) for f in self._coarse_fractions],
             COARSE_TAPS, NEWTON_STEPS)
+        # The whole front and data in C++: the default configuration (see the module docstring).
+        self._fused = lay.train_reps >= 2 and self.noise_estimate == "repetitions"
+        if self._fused:
+            self._kernels.set_frame(
+                n_tx=lay.n_tx, n_preamble_symbols=lay.n_preamble_symbols, n_train_symbols=lay.n_train_symbols,
+                n_header_symbols=lay.n_header_symbols, used_bins=lay.used_bins.tolist(),
+                int_shifts=self._int_shifts.tolist(), shift_bins=self._shift_bins.ravel().tolist(),
+                adjacent=self._adjacent.tolist(), train_conj=self._train_conj,
+                cover_conj=np.conj(lay.training_cover), training_sequence=lay.training_sequence,
+                far_basis_h=self._far_basis.conj().T, cdd=lay.cdd_phases(lay.used_bins),
+                pilot_index=lay.pilot_index_in_used.tolist(), data_index=lay.data_index_in_used.tolist(),
+                pilot_table=lay.pilot_values(lay.n_header_symbols + lay.max_data_symbols).ravel().tolist(),
+                linear_phase=self.phase_tracking == "linear")
 
     def _schmidl_cox(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if x.dtype != np.complex64 or (x.shape[1] > 1 and x.strides[1] != x.itemsize):
@@ -64,3 +84,23 @@ class CompiledFrameReceiver(FrameReceiver):
             return super()._fit_taps(pairs, threshold)
         chosen, fit, fraction = self._kernels.fit_taps(pairs, threshold)
         return list(chosen), fit, fraction
+
+    def _new_front(self, body: int, cfo: float) -> _Front:
+        if not (self._fused and self.align_fraction):
+            return super()._new_front(body, cfo)
+        lay = self.layout
+        cfo, h, noise_var, err_var, own_training, g, yh, llr, chosen, fraction = self._kernels.front(
+            self._buf, lay.n_rx, body, cfo, lay.n_tx, lay.n_header_symbols)
+        self.last_taps = np.sort(self._candidate_taps[chosen])
+        self.last_fraction = fraction
+        header = decode_header(combine_header_llrs(lay, llr))
+        return _Front(cfo, h, noise_var, err_var, g, yh, header, own_training)
+
+    def _frame_data(self, body: int, front: _Front, n_data: int
+                    ) -> tuple[np.ndarray, np.ndarray, float, float | None]:
+        if not self._fused or self.sfo_tracking:
+            return super()._frame_data(body, front, n_data)
+        self._pending = None  # as FrameReceiver._header_and_data: this frame's front is used up
+        y, h, signal_power = self._kernels.data(self._buf, self.layout.n_rx, body, front.cfo, front.g,
+                                                front.yh, front.h, n_data)
+        return y, h, signal_power, None

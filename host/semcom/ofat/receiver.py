@@ -679,6 +679,25 @@ class ReferenceFrameReceiver:
         h0 = self.layout.n_preamble_symbols + self.layout.n_train_symbols
         return self._symbols(body, h0, self.layout.n_header_symbols + n_data, front.cfo)
 
+    def _frame_data(self, body: int, front: _Front, n_data: int
+                    ) -> tuple[np.ndarray, np.ndarray, float, float | None]:
+        """The data of a frame whose symbols have all arrived: (Y (K, Nr, S) complex64 after the CFO,
+        SFO (sfo_tracking) and common phase, H (K, Nr, Nt) complex64, the signal power per element, the
+        SFO estimate in ppm or None)."""
+        lay = self.layout
+        yd = self._header_and_data(body, front, n_data)
+        sfo_ppm = None
+        if self.sfo_tracking:
+            yd, sfo_ppm = self._remove_sfo(yd, front.g)
+        phases = self._phases(yd, front.g, 0)[lay.n_header_symbols:]
+        didx = lay.data_index_in_used
+        y_data = yd[:, lay.n_header_symbols:, :][:, :, didx] * np.exp(-1j * phases)[None, :, None]
+        h = front.h
+        signal_power = float(np.mean(np.sum(np.abs(h) ** 2, axis=1)) / lay.n_tx)
+        return (np.ascontiguousarray(y_data.transpose(2, 0, 1)).astype(np.complex64),
+                np.ascontiguousarray(h[:, :, didx].transpose(2, 0, 1)).astype(np.complex64),
+                signal_power, sfo_ppm)
+
     def _decode_at(self, first: int, body: int, cfo: float, peak: float
                    ) -> tuple[str, ReceivedFrame | None]:
         lay = self.layout
@@ -705,19 +724,11 @@ class ReferenceFrameReceiver:
         if end > n:
             return self._wait_from(first)
         self.counters.detections += 1
-        yd = self._header_and_data(body, front, n_data)
-        sfo_ppm = None
-        if self.sfo_tracking:
-            yd, sfo_ppm = self._remove_sfo(yd, front.g)
-        phases = self._phases(yd, front.g, 0)[lay.n_header_symbols:]
-        didx = lay.data_index_in_used
-        y_data = yd[:, lay.n_header_symbols:, :][:, :, didx] * np.exp(-1j * phases)[None, :, None]
-        h = front.h
-        signal_power = float(np.mean(np.sum(np.abs(h) ** 2, axis=1)) / lay.n_tx)
+        y, h, signal_power, sfo_ppm = self._frame_data(body, front, n_data)
         frame = ReceivedFrame(
             header=header,
-            y=np.ascontiguousarray(y_data.transpose(2, 0, 1)).astype(np.complex64),
-            h=np.ascontiguousarray(h[:, :, didx].transpose(2, 0, 1)).astype(np.complex64),
+            y=y,
+            h=h,
             noise_var=front.noise_var,
             snr_db=float(10 * np.log10(max(signal_power, 1e-20) / front.noise_var)),
             cfo=front.cfo,
@@ -836,6 +847,12 @@ class FrameReceiver(ReferenceFrameReceiver):
         body_abs = self._buf_start + body
         if self._pending is not None and self._pending[0] == body_abs:
             return self._pending[1]
+        front = self._new_front(body, cfo)
+        self._pending = (body_abs, front)
+        return front
+
+    def _new_front(self, body: int, cfo: float) -> _Front:
+        """The front of a frame not seen before (`_front` keeps it while its data arrive)."""
         lay = self.layout
         t0 = lay.n_preamble_symbols
         n_train, n_head = lay.n_train_symbols, lay.n_header_symbols
@@ -854,9 +871,7 @@ class FrameReceiver(ReferenceFrameReceiver):
             yt, yh = both[:, :n_train], both[:, n_train:]
         else:
             yh = self._windows_fft(body, t0 + n_train, n_head, cfo)[:, :, used]
-        front = self._channel_and_header(yt, yh, cfo)
-        self._pending = (body_abs, front)
-        return front
+        return self._channel_and_header(yt, yh, cfo)
 
     def _header_and_data(self, body: int, front: _Front, n_data: int) -> np.ndarray:
         lay = self.layout

@@ -48,6 +48,19 @@ public:
         double fraction = 0.0;   // fractional delay of their grid (samples)
     };
 
+    //! What FrameReceiver._front computes for one frame (the default configuration: see set_frame).
+    struct front_result {
+        double cfo = 0.0;                // final CFO, cycles per sample
+        std::vector<cd> h;               // (Nr, Nt, Nu) denoised channel estimate
+        double noise_var = 0.0, err_var = 0.0;
+        bool own_training = true;
+        std::vector<cd> g;               // (Nr, Nu) effective channel of the CDD header / pilots
+        std::vector<cd> yh;              // (Nr, Hs, Nu) header symbols, CFO removed
+        std::vector<double> llr;         // (Hs, K) header LLRs (positive = bit 0)
+        std::vector<int> chosen;         // delay taps kept (candidate indices)
+        double fraction = 0.0;           // their grid's fractional delay
+    };
+
     /*!
      * \param n_rx receive antennas
      * \param fft_len FFT length
@@ -92,6 +105,54 @@ public:
     //! Step 3 on pairs (Nu, P) row-major with the tap threshold (see FrameReceiver._fit_taps).
     fit_result fit_taps(const cd* pairs, int n_pairs, double threshold);
 
+    /*!
+     * \brief The frame layout for front() and data(), every array computed by the receiver in Python
+     * from semcom.ofat.frame: used_bins (Nu); the integer CFO candidates int_shifts (S) with their
+     * bins shift_bins (S, Nu), the adjacent used pairs (A) and conj(training sequence) (Nu); the
+     * training cover conj(cover) (T, Nt) and sequence (Nu); far_basis_h (F, Nu); cdd (Nt, Nu); the
+     * pilot and data positions in the used bins; pilot_table (n_max, n_pilots) = pilot_values(n_max, 0).
+     * Covers train_reps >= 2 with the repetitions' noise estimate (front() requires it).
+     */
+    void set_frame(int n_tx,
+                   int n_preamble_symbols,
+                   int n_train_symbols,
+                   int n_header_symbols,
+                   const std::vector<int>& used_bins,
+                   const std::vector<int>& int_shifts,
+                   const std::vector<int>& shift_bins,
+                   const std::vector<int>& adjacent,
+                   const std::vector<cd>& train_conj,
+                   const std::vector<cd>& cover_conj,
+                   const std::vector<cd>& training_sequence,
+                   const std::vector<cd>& far_basis_h,
+                   const std::vector<cd>& cdd,
+                   const std::vector<int>& pilot_index,
+                   const std::vector<int>& data_index,
+                   const std::vector<double>& pilot_table,
+                   bool linear_phase);
+
+    //! FrameReceiver._front from the fractional CFO: the frame's preamble body at column `body` of
+    //! the buffer (n_cols columns; its training and header symbols must be in it).
+    front_result
+    front(const cf* buf, std::ptrdiff_t row_stride, std::size_t n_cols, std::size_t body, double cfo);
+
+    //! The data part of FrameReceiver._decode_at (no SFO tracking): y_out (K, Nr, n_data) and
+    //! h_out (K, Nr, Nt) complex64 from the front's g, yh, h; returns the signal power per element.
+    double data(const cf* buf,
+                std::ptrdiff_t row_stride,
+                std::size_t n_cols,
+                std::size_t body,
+                double cfo,
+                const cd* g,
+                const cd* yh,
+                const cd* h,
+                int n_data,
+                cf* y_out,
+                cf* h_out);
+
+    bool frame_configured() const { return d_n_tx > 0; }
+    int data_carriers() const { return static_cast<int>(d_data_index.size()); }
+
 private:
     const int d_n_rx, d_fft_len, d_symbol_len, d_nu, d_c, d_g, d_coarse_taps, d_newton_steps;
     std::vector<double> d_signed_used;
@@ -111,6 +172,16 @@ private:
     int d_zoom_rows = 0;
     void* d_zoom_plan = nullptr;
 
+    // set_frame's layout
+    int d_n_tx = 0, d_t0 = 0, d_n_train = 0, d_n_head = 0;
+    bool d_linear_phase = true;
+    std::vector<int> d_used_bins, d_int_shifts, d_shift_bins, d_adjacent, d_pilot_index, d_data_index;
+    std::vector<cd> d_train_conj, d_cover_conj, d_training_sequence, d_far_basis_h, d_cdd;
+    std::vector<double> d_pilot_table;
+    int d_pilot_rows = 0;
+    std::vector<cd> d_full; // windows_fft scratch
+
+    std::vector<double> phases(const cd* y, int n_sym, const cd* g) const;
     std::vector<cd> delay_ramp(double fraction) const;
     std::vector<cd> gram_inverse(const std::vector<int>& chosen) const;
     std::vector<int> select_taps(const std::vector<cd>& pairs,

@@ -31,6 +31,13 @@ using cd_array = py::array_t<cd, py::array::c_style | py::array::forcecast>;
 
 std::vector<cd> flat(const cd_array& a) { return std::vector<cd>(a.data(), a.data() + a.size()); }
 
+py::array_t<cd> array_of(const std::vector<cd>& v, std::vector<py::ssize_t> shape)
+{
+    py::array_t<cd> a(shape);
+    std::copy(v.begin(), v.end(), a.mutable_data());
+    return a;
+}
+
 // A (Nr, n) complex64 buffer whose rows are contiguous (a view of FrameReceiver's store is).
 std::ptrdiff_t row_stride(const samples_t& x, int n_rx)
 {
@@ -145,5 +152,80 @@ void bind_ofat_rx_kernels(py::module& m)
             },
             py::arg("pairs"),
             py::arg("threshold"),
-            "(chosen taps, fit (Nu, P) complex128, fraction): FrameReceiver._fit_taps");
+            "(chosen taps, fit (Nu, P) complex128, fraction): FrameReceiver._fit_taps")
+        .def(
+            "set_frame",
+            [](kernels& k, int n_tx, int n_preamble_symbols, int n_train_symbols, int n_header_symbols,
+               std::vector<int> used_bins, std::vector<int> int_shifts, std::vector<int> shift_bins,
+               std::vector<int> adjacent, const cd_array& train_conj, const cd_array& cover_conj,
+               const cd_array& training_sequence, const cd_array& far_basis_h, const cd_array& cdd,
+               std::vector<int> pilot_index, std::vector<int> data_index, std::vector<double> pilot_table,
+               bool linear_phase) {
+                k.set_frame(n_tx, n_preamble_symbols, n_train_symbols, n_header_symbols, used_bins,
+                            int_shifts, shift_bins, adjacent, flat(train_conj), flat(cover_conj),
+                            flat(training_sequence), flat(far_basis_h), flat(cdd), pilot_index,
+                            data_index, pilot_table, linear_phase);
+            },
+            py::arg("n_tx"), py::arg("n_preamble_symbols"), py::arg("n_train_symbols"),
+            py::arg("n_header_symbols"), py::arg("used_bins"), py::arg("int_shifts"),
+            py::arg("shift_bins"), py::arg("adjacent"), py::arg("train_conj"), py::arg("cover_conj"),
+            py::arg("training_sequence"), py::arg("far_basis_h"), py::arg("cdd"), py::arg("pilot_index"),
+            py::arg("data_index"), py::arg("pilot_table"), py::arg("linear_phase"),
+            "the frame layout of front() and data() (see ofat_rx_kernels.h)")
+        .def(
+            "front",
+            [](kernels& k, const samples_t& buf, int n_rx, py::ssize_t body, double cfo,
+               int n_tx, int n_header_symbols) {
+                const std::ptrdiff_t stride = row_stride(buf, n_rx);
+                if (body < 0)
+                    throw std::invalid_argument("front: negative body index");
+                kernels::front_result r;
+                {
+                    py::gil_scoped_release release;
+                    r = k.front(buf.data(), stride, buf.shape(1), body, cfo);
+                }
+                const py::ssize_t nu = static_cast<py::ssize_t>(r.g.size()) / n_rx;
+                const py::ssize_t n_k = static_cast<py::ssize_t>(r.llr.size()) / n_header_symbols;
+                py::array_t<double> llr({ static_cast<py::ssize_t>(n_header_symbols), n_k });
+                std::copy(r.llr.begin(), r.llr.end(), llr.mutable_data());
+                return py::make_tuple(r.cfo,
+                                      array_of(r.h, { n_rx, n_tx, nu }),
+                                      r.noise_var,
+                                      r.err_var,
+                                      r.own_training,
+                                      array_of(r.g, { n_rx, nu }),
+                                      array_of(r.yh, { n_rx, n_header_symbols, nu }),
+                                      llr,
+                                      r.chosen,
+                                      r.fraction);
+            },
+            py::arg("buf"), py::arg("n_rx"), py::arg("body"), py::arg("cfo"), py::arg("n_tx"),
+            py::arg("n_header_symbols"),
+            "(cfo, h, noise_var, err_var, own_training, g, yh, llr, chosen taps, fraction): "
+            "FrameReceiver._front of the frame whose preamble body is at column body")
+        .def(
+            "data",
+            [](kernels& k, const samples_t& buf, int n_rx, py::ssize_t body, double cfo, const cd_array& g,
+               const cd_array& yh, const cd_array& h, int n_data) {
+                const std::ptrdiff_t stride = row_stride(buf, n_rx);
+                if (body < 0 || h.ndim() != 3 || h.shape(0) != n_rx || g.ndim() != 2 || g.shape(0) != n_rx ||
+                    yh.ndim() != 3 || yh.shape(0) != n_rx || g.shape(1) != h.shape(2) ||
+                    yh.shape(2) != h.shape(2))
+                    throw std::invalid_argument("data: inconsistent front arrays");
+                const py::ssize_t n_tx = h.shape(1);
+                const py::ssize_t n_k = k.data_carriers();
+                py::array_t<cf> y({ n_k, static_cast<py::ssize_t>(n_rx), static_cast<py::ssize_t>(n_data) });
+                py::array_t<cf> h_out({ n_k, static_cast<py::ssize_t>(n_rx), n_tx });
+                double power;
+                {
+                    py::gil_scoped_release release;
+                    power = k.data(buf.data(), stride, buf.shape(1), body, cfo, g.data(), yh.data(), h.data(),
+                                   n_data, y.mutable_data(), h_out.mutable_data());
+                }
+                return py::make_tuple(y, h_out, power);
+            },
+            py::arg("buf"), py::arg("n_rx"), py::arg("body"), py::arg("cfo"), py::arg("g"), py::arg("yh"),
+            py::arg("h"), py::arg("n_data"),
+            "(Y (K, Nr, S) complex64, H (K, Nr, Nt) complex64, signal power per element): the data part "
+            "of FrameReceiver._decode_at from the front's g, yh and h");
 }
