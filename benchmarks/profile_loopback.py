@@ -25,15 +25,13 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from semcom.link import LinkClient
-from semcom.loopback import start_loopback_flowgraph, stream
+from semcom.loopback import stream
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import LAYOUT  # noqa: E402  (the benchmarks' 2x4 wifi64 layout)
+from run import LAYOUT, bench_loopback  # noqa: E402  (the benchmarks' 2x4 wifi64 layout, loopback setup)
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -69,19 +67,11 @@ def thread_cpu(block_names: dict[str, str]) -> dict[tuple[str, str], float]:
 
 def cpu_per_frame(n_frames: int, window: int) -> tuple[float, float, dict[str, float]]:
     """(frames/s, CPU ms per frame of the process, {thread: CPU us per frame}) of one loopback run."""
-    tb, tx, rx = start_loopback_flowgraph(2, 4, preset="wifi64", snr_db=20.0, seed=1)
-    rng = np.random.default_rng(4)
-    tensors = [rng.standard_normal((5, 256)).astype(np.float32) for _ in range(n_frames)]
-    try:
-        with LinkClient(tx, rx, window=window, timeout_s=5.0) as link:
-            stream(link, LAYOUT, tensors[:20], 20.0, window, 5.0, progress=False)  # warm-up
-            blocks = block_thread_names(tb)
-            before, cpu0, t0 = thread_cpu(blocks), time.process_time(), time.perf_counter()
-            res = stream(link, LAYOUT, tensors, 20.0, window, 5.0, progress=False)
-            after, cpu1, t1 = thread_cpu(blocks), time.process_time(), time.perf_counter()
-    finally:
-        tb.stop()
-        tb.wait()
+    with bench_loopback(window, n_frames, warm_up=20) as (tb, link, tensors):
+        blocks = block_thread_names(tb)
+        before, cpu0, t0 = thread_cpu(blocks), time.process_time(), time.perf_counter()
+        res = stream(link, LAYOUT, tensors, 20.0, window, 5.0, progress=False)
+        after, cpu1, t1 = thread_cpu(blocks), time.process_time(), time.perf_counter()
     assert res.delivered == res.sent, f"{res.sent - res.delivered} frames lost"
     per_thread: dict[str, float] = {}
     for key, cpu in after.items():
@@ -92,51 +82,46 @@ def cpu_per_frame(n_frames: int, window: int) -> tuple[float, float, dict[str, f
 
 def latency_split(n_frames: int) -> dict[str, float]:
     """Median milliseconds of each leg of a one-in-flight round trip through the loopback."""
-    tb, tx, rx = start_loopback_flowgraph(2, 4, preset="wifi64", snr_db=20.0, seed=1)
     stamps: dict[str, float] = {}
-    source, receiver, sink = tb.semcom_tensor_source_0, tb.semcom_ofat_rx_0.receiver, tb.semcom_tensor_sink_0
-    handle, process, on_frame = source._handle, receiver.process, sink._on_frame
-
-    def timed_handle(parts):
-        stamps["source"] = time.perf_counter()
-        handle(parts)
-
-    def timed_process(samples):
-        start = time.perf_counter()
-        frames = process(samples)
-        if frames:
-            stamps.update(rx_call=start, rx_done=time.perf_counter(), rx_chunk=len(samples[0]))
-        return frames
-
-    def timed_on_frame(msg):
-        stamps["sink"] = time.perf_counter()
-        on_frame(msg)
-
-    source._handle, receiver.process, sink._on_frame = timed_handle, timed_process, timed_on_frame
-    x = np.random.default_rng(4).standard_normal((5, 256)).astype(np.float32)
     legs: dict[str, list[float]] = {}
-    try:
-        with LinkClient(tx, rx, window=1, timeout_s=5.0) as link:
-            for i in range(n_frames + 20):
-                t0 = time.perf_counter()
-                link.send(x)
-                msg = link.receive(timeout_s=5.0)
-                t1 = time.perf_counter()
-                if msg is None or i < 20:  # the first 20 warm up
-                    continue
-                s = stamps
-                for name, ms in (("host -> tensor_source", s["source"] - t0),
-                                 ("tensor_source -> the ofat_rx call that completes the frame "
-                                  "(ofat_tx, mimo_channel, buffers)", s["rx_call"] - s["source"]),
-                                 ("that receiver call (FrameReceiver.process)", s["rx_done"] - s["rx_call"]),
-                                 ("ofat_rx -> tensor_sink", s["sink"] - s["rx_done"]),
-                                 ("tensor_sink -> host (send, receive, decode)", t1 - s["sink"]),
-                                 ("**round trip**", t1 - t0)):
-                    legs.setdefault(name, []).append(ms * 1e3)
-                legs.setdefault("samples per stream in that receiver call", []).append(s["rx_chunk"])
-    finally:
-        tb.stop()
-        tb.wait()
+    with bench_loopback(1, 1) as (tb, link, (x,)):
+        source, sink = tb.semcom_tensor_source_0, tb.semcom_tensor_sink_0
+        receiver = tb.semcom_ofat_rx_0.receiver
+        handle, process, on_frame = source._handle, receiver.process, sink._on_frame
+
+        def timed_handle(parts):
+            stamps["source"] = time.perf_counter()
+            handle(parts)
+
+        def timed_process(samples):
+            start = time.perf_counter()
+            frames = process(samples)
+            if frames:
+                stamps.update(rx_call=start, rx_done=time.perf_counter(), rx_chunk=len(samples[0]))
+            return frames
+
+        def timed_on_frame(msg):
+            stamps["sink"] = time.perf_counter()
+            on_frame(msg)
+
+        source._handle, receiver.process, sink._on_frame = timed_handle, timed_process, timed_on_frame
+        for i in range(n_frames + 20):
+            t0 = time.perf_counter()
+            link.send(x)
+            msg = link.receive(timeout_s=5.0)
+            t1 = time.perf_counter()
+            if msg is None or i < 20:  # the first 20 warm up
+                continue
+            s = stamps
+            for name, ms in (("host -> tensor_source", s["source"] - t0),
+                             ("tensor_source -> the ofat_rx call that completes the frame "
+                              "(ofat_tx, mimo_channel, buffers)", s["rx_call"] - s["source"]),
+                             ("that receiver call (FrameReceiver.process)", s["rx_done"] - s["rx_call"]),
+                             ("ofat_rx -> tensor_sink", s["sink"] - s["rx_done"]),
+                             ("tensor_sink -> host (send, receive, decode)", t1 - s["sink"]),
+                             ("**round trip**", t1 - t0)):
+                legs.setdefault(name, []).append(ms * 1e3)
+            legs.setdefault("samples per stream in that receiver call", []).append(s["rx_chunk"])
     return {k: statistics.median(v) for k, v in legs.items()}
 
 

@@ -559,36 +559,41 @@ def bridge_and_bare_round_trips(n: int, block: int = 50, separate: bool = False
 
 
 # ------------------------------------------------------------------------- 5. end to end
-def loopback_rate(n_frames: int, window: int) -> tuple[float, float]:
+@contextmanager
+def bench_loopback(window: int, n_tensors: int, warm_up: int = 0
+                   ) -> Iterator[tuple[gr.top_block, LinkClient, list[np.ndarray]]]:
+    """The end-to-end benchmarks' setup (here and in profile_loopback.py): the 2x4 loopback flowgraph at
+    20 dB (channel seed 1) running, a LinkClient on it with `window` frames in flight, `n_tensors` seeded
+    5x256 tensors (seed 4), the first `warm_up` of them streamed through first. Stops the flowgraph."""
     tb, tx, rx = start_loopback_flowgraph(2, 4, preset="wifi64", snr_db=20.0, seed=1)
     rng = np.random.default_rng(4)
-    tensors = [rng.standard_normal((5, 256)).astype(np.float32) for _ in range(n_frames)]
+    tensors = [rng.standard_normal((5, 256)).astype(np.float32) for _ in range(n_tensors)]
     try:
         with LinkClient(tx, rx, window=window, timeout_s=5.0) as link:
-            stream(link, LAYOUT, tensors[:20], 20.0, window, 5.0, progress=False)  # warm-up
-            res = stream(link, LAYOUT, tensors, 20.0, window, 5.0, progress=False)
+            if warm_up:
+                stream(link, LAYOUT, tensors[:warm_up], 20.0, window, 5.0, progress=False)
+            yield tb, link, tensors
     finally:
         tb.stop()
         tb.wait()
+
+
+def loopback_rate(n_frames: int, window: int) -> tuple[float, float]:
+    with bench_loopback(window, n_frames, warm_up=20) as (_, link, tensors):
+        res = stream(link, LAYOUT, tensors, 20.0, window, 5.0, progress=False)
     return res.delivered / res.seconds, res.delivered / res.sent
 
 
 def loopback_latencies(n_frames: int) -> list[float]:
     """Seconds from a 5x256 tensor sent to its frame back at the host, one in flight (2x4, 20 dB)."""
-    tb, tx, rx = start_loopback_flowgraph(2, 4, preset="wifi64", snr_db=20.0, seed=1)
-    x = np.random.default_rng(4).standard_normal((5, 256)).astype(np.float32)
     times = []
-    try:
-        with LinkClient(tx, rx, window=1, timeout_s=5.0) as link:
-            for i in range(n_frames + 20):
-                t0 = time.perf_counter()
-                link.send(x)
-                msg = link.receive(timeout_s=5.0)
-                if msg is not None and i >= 20:  # the first 20 warm up
-                    times.append(time.perf_counter() - t0)
-    finally:
-        tb.stop()
-        tb.wait()
+    with bench_loopback(1, 1) as (_, link, (x,)):
+        for i in range(n_frames + 20):
+            t0 = time.perf_counter()
+            link.send(x)
+            msg = link.receive(timeout_s=5.0)
+            if msg is not None and i >= 20:  # the first 20 warm up
+                times.append(time.perf_counter() - t0)
     return times
 
 
