@@ -691,3 +691,26 @@ def test_compiled_metric_and_fft_windows_equal_the_numpy_methods():
         got = fast._windows_fft(200, first_sym, n_sym, cfo)
         want = numpy_rx._windows_fft(200, first_sym, n_sym, cfo)
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
+
+
+def test_compiled_tap_fit_by_direct_products_where_the_grid_is_no_zoom_transform():
+    """Coarse shifts that are not multiples of 1/16 sample (the zoom IDFT does not apply): the kernel's
+    direct products give the numpy method's taps, fraction and fit."""
+    compiled = _compiled()
+    layout = make_layout("wifi64", n_tx=2, n_rx=4)
+    numpy_rx = FrameReceiver(layout)
+    shifted = numpy_rx._coarse_fractions + np.where(numpy_rx._coarse_fractions == 0.0, 0.0, 0.013)
+    numpy_rx._coarse_fractions = shifted
+    numpy_rx._coarse_basis_h = numpy_rx._basis.conj().T[None] * numpy_rx._delay_ramps(shifted)[:, None, :]
+    kernels = compiled.semcom_python.ofat_rx_kernels(
+        layout.n_rx, layout.fft_len, layout.symbol_len, numpy_rx._signed_used.tolist(),
+        numpy_rx._candidate_taps.tolist(), numpy_rx._basis, numpy_rx._coarse_basis_h,
+        numpy_rx._derivative_basis_h, shifted.tolist(), 8, 2)
+    rng = np.random.default_rng(3)
+    for delays in ([0.4, 2.4], [0.0, 3.0], list(np.arange(12) * 1.37)):
+        pairs = _pairs(rng, numpy_rx, delays, 8, 1e-3)
+        chosen, fit, fraction = kernels.fit_taps(pairs, 3e-3 / layout.n_used)
+        want_chosen, want_fit, want_fraction = numpy_rx._fit_taps(pairs, 3e-3 / layout.n_used)
+        assert sorted(chosen) == sorted(want_chosen)
+        assert fraction == pytest.approx(want_fraction, abs=1e-9)
+        np.testing.assert_allclose(fit, want_fit, rtol=0, atol=1e-9 * np.abs(want_fit).max())

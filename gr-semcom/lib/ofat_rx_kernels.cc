@@ -28,7 +28,8 @@ double norm2(cd z) { return z.real() * z.real() + z.imag() * z.imag(); }
 
 // out (rows, P) = mat (rows, Nu) @ x (Nu, P), all row-major (real arithmetic on split parts: the
 // compiler vectorises it, which it does not do for std::complex).
-void product(const cd* __restrict__ mat, int rows, int nu, const cd* __restrict__ x, int p, cd* __restrict__ out)
+// Built for AVX2 as well (picked at load time where the CPU has it): 2-3x on these products.
+__attribute__((target_clones("avx2", "default"))) void product(const cd* __restrict__ mat, int rows, int nu, const cd* __restrict__ x, int p, cd* __restrict__ out)
 {
     constexpr int max_p = 64;
     double re[max_p], im[max_p];
@@ -50,6 +51,57 @@ void product(const cd* __restrict__ mat, int rows, int nu, const cd* __restrict_
             for (int q = 0; q < n; ++q)
                 o[q] = cd(re[q], im[q]);
         }
+    }
+}
+
+// The Schmidl & Cox sums of one antenna added to the running per-position sums (energy |x|^2 at every
+// position, conj(x[d]) x[d + half] as (re, im) pairs): float, in the numpy method's antenna order.
+__attribute__((target_clones("avx2", "default"))) void
+antenna_sums(const float* __restrict__ x, std::size_t n, std::size_t half, float* __restrict__ energy,
+             float* __restrict__ prod)
+{
+    for (std::size_t d = 0; d < n; ++d)
+        energy[d] += x[2 * d] * x[2 * d] + x[2 * d + 1] * x[2 * d + 1];
+    const float* y = x + 2 * half;
+    for (std::size_t d = 0; d + half < n; ++d) {
+        prod[2 * d] += x[2 * d] * y[2 * d] + x[2 * d + 1] * y[2 * d + 1];
+        prod[2 * d + 1] += x[2 * d] * y[2 * d + 1] - x[2 * d + 1] * y[2 * d];
+    }
+}
+
+// Cumulative sums in double (ce: n + 1 values, cp: n - half + 1), each starting at 0.
+void cumulative_sums(const float* energy, const float* prod, std::size_t n, std::size_t half, double* ce,
+                     std::complex<double>* cp)
+{
+    double e = 0.0, pr = 0.0, pi = 0.0;
+    ce[0] = 0.0;
+    cp[0] = 0.0;
+    for (std::size_t d = 0; d < n; ++d) {
+        e += energy[d];
+        ce[d + 1] = e;
+    }
+    for (std::size_t d = 0; d + half < n; ++d) {
+        pr += prod[2 * d];
+        pi += prod[2 * d + 1];
+        cp[d + 1] = std::complex<double>(pr, pi);
+    }
+}
+
+// M(d) = |P(d)|^2 / R(d)^2 with P, R from the differenced cumulative sums; 0 where R < 1e-12 (idle zeros).
+__attribute__((target_clones("avx2", "default"))) void
+sc_metric(const double* __restrict__ ce, const std::complex<double>* __restrict__ cp, std::size_t n_out,
+          std::size_t half, double* __restrict__ metric, std::complex<double>* __restrict__ p)
+{
+    const double* c = reinterpret_cast<const double*>(cp);
+    double* po = reinterpret_cast<double*>(p);
+    for (std::size_t d = 0; d < n_out; ++d) {
+        const double pr = c[2 * (d + half)] - c[2 * d];
+        const double pi = c[2 * (d + half) + 1] - c[2 * d + 1];
+        const double r = 0.5 * (ce[d + 2 * half] - ce[d]);
+        po[2 * d] = pr;
+        po[2 * d + 1] = pi;
+        const double rr = r > 1e-20 ? r : 1e-20;
+        metric[d] = r < 1e-12 ? 0.0 : (pr * pr + pi * pi) / (rr * rr);
     }
 }
 
@@ -165,8 +217,11 @@ ofat_rx_kernels::ofat_rx_kernels(int n_rx,
         d_zoom_len = zoom_len;
         d_zoom_rows = 1;
         d_zoom = static_cast<cd*>(fftw_malloc(sizeof(fftw_complex) * zoom_len));
+        // Out of place from a row that stays zero outside the used bins (no clearing per transform).
+        d_zoom_in = static_cast<cd*>(fftw_malloc(sizeof(fftw_complex) * zoom_len));
+        std::fill(d_zoom_in, d_zoom_in + zoom_len, cd(0.0, 0.0));
         d_zoom_plan = fftw_plan_dft_1d(zoom_len,
-                                       reinterpret_cast<fftw_complex*>(d_zoom),
+                                       reinterpret_cast<fftw_complex*>(d_zoom_in),
                                        reinterpret_cast<fftw_complex*>(d_zoom),
                                        FFTW_BACKWARD,
                                        FFTW_ESTIMATE);
@@ -187,6 +242,7 @@ ofat_rx_kernels::~ofat_rx_kernels()
     if (d_zoom_plan)
         fftw_destroy_plan(static_cast<fftw_plan>(d_zoom_plan));
     fftw_free(d_zoom);
+    fftw_free(d_zoom_in);
     fftw_free(d_fft_in);
     fftw_free(d_fft_out);
 }
@@ -198,38 +254,17 @@ void ofat_rx_kernels::schmidl_cox(
     if (n < static_cast<std::size_t>(d_fft_len))
         return;
     const std::size_t n_out = n - 2 * half + 1;
-    // Cumulative sums in double of the per-position complex64 sums over antennas, differenced: the
-    // numpy method's arithmetic (cumsum of prod and energy), so the metric agrees to float rounding.
-    std::vector<cd> cp(n - half + 1);
-    std::vector<double> ce(n + 1);
-    cp[0] = 0.0;
-    ce[0] = 0.0;
-    for (std::size_t d = 0; d < n; ++d) {
-        float er = 0.0f;
-        float pr = 0.0f, pi = 0.0f;
-        const bool has_prod = d + half < n;
-        for (int r = 0; r < d_n_rx; ++r) {
-            const cf* row = x + r * row_stride;
-            const cf a = row[d];
-            er += a.real() * a.real() + a.imag() * a.imag();
-            if (has_prod) {
-                const cf b = row[d + half];
-                pr += a.real() * b.real() + a.imag() * b.imag(); // conj(a) b
-                pi += a.real() * b.imag() - a.imag() * b.real();
-            }
-        }
-        ce[d + 1] = ce[d] + er;
-        if (has_prod)
-            cp[d + 1] = cp[d] + cd(pr, pi);
-    }
-    for (std::size_t d = 0; d < n_out; ++d) {
-        const cd pd = cp[d + half] - cp[d];
-        const double r = 0.5 * (ce[d + 2 * half] - ce[d]);
-        p[d] = pd;
-        // Noise-free idle zeros have no energy and no metric (avoids 0/0).
-        const double rr = std::max(r, 1e-20);
-        metric[d] = r < 1e-12 ? 0.0 : norm2(pd) / (rr * rr);
-    }
+    // Per position the complex64 sums over antennas (vectorised over positions), then cumulative sums
+    // in double, differenced: the numpy method's arithmetic, so the metric agrees to float rounding.
+    d_sc_energy.assign(n, 0.0f);
+    d_sc_prod.assign(2 * (n - half), 0.0f);
+    for (int r = 0; r < d_n_rx; ++r)
+        antenna_sums(reinterpret_cast<const float*>(x + r * row_stride), n, half, d_sc_energy.data(),
+                     d_sc_prod.data());
+    d_sc_cp.resize(n - half + 1);
+    d_sc_ce.resize(n + 1);
+    cumulative_sums(d_sc_energy.data(), d_sc_prod.data(), n, half, d_sc_ce.data(), d_sc_cp.data());
+    sc_metric(d_sc_ce.data(), d_sc_cp.data(), n_out, half, metric, p);
 }
 
 void ofat_rx_kernels::windows_fft(const cf* buf,
@@ -301,13 +336,18 @@ std::vector<cd> ofat_rx_kernels::gram_inverse(const std::vector<int>& chosen) co
 std::vector<int> ofat_rx_kernels::select_taps(const std::vector<cd>& pairs,
                                               int n_pairs,
                                               double threshold,
-                                              std::vector<cd>& fit) const
+                                              std::vector<cd>& fit,
+                                              bool zoomed) const
 {
     // FrameReceiver._select_taps: the greedy steps on c = basis^H pairs and the Gram matrix, the
     // inverse of G[S, S] grown by one row and column per step through the Schur complement.
+    // zoomed: pairs are those of the last zoom_transform, whose integer grid gives c.
     const int P = n_pairs, C = d_c;
     std::vector<cd> c(static_cast<std::size_t>(C) * P);
-    product(d_basis_h.data(), C, d_nu, pairs.data(), P, c.data());
+    if (zoomed && d_zoom_len)
+        coarse_correlations(pairs.data(), P, d_grid_shift, c);
+    else
+        product(d_basis_h.data(), C, d_nu, pairs.data(), P, c.data());
     const double limit = threshold * P * static_cast<double>(d_nu) * d_nu;
     std::vector<cd> corr = c, inv, row(P), u, q(C);
     std::vector<int> chosen;
@@ -403,31 +443,36 @@ std::vector<cd> ofat_rx_kernels::fit_on(const std::vector<cd>& pairs,
     return fit_from(gram_inverse(chosen), c, chosen, P);
 }
 
-void ofat_rx_kernels::coarse_correlations(const cd* pairs, int n_pairs, int g, std::vector<cd>& c)
+void ofat_rx_kernels::zoom_transform(const cd* pairs, int n_pairs)
 {
-    // c (C, P) = coarse_basis_h[g] @ pairs: from the pairs' inverse DFTs (computed at g = 0), or directly.
+    // Each pair's inverse DFT of length G fft (the pairs at their signed bins): every shifted grid's
+    // tap correlations at once (coarse_correlations), the integer grid's at G t.
     const int P = n_pairs;
-    if (!d_zoom_len) {
-        product(d_coarse_basis_h.data() + static_cast<std::size_t>(g) * d_c * d_nu, d_c, d_nu, pairs, P, c.data());
-        return;
-    }
-    if (g == 0) {
+    {
         if (d_zoom_rows < P) { // new-array execution: every row stays as aligned as the planned one
             fftw_free(d_zoom);
             d_zoom = static_cast<cd*>(fftw_malloc(sizeof(fftw_complex) * d_zoom_len * P));
             d_zoom_rows = P;
         }
-        std::fill(d_zoom, d_zoom + static_cast<std::size_t>(d_zoom_len) * P, cd(0.0, 0.0));
         for (int p = 0; p < P; ++p) {
-            cd* row = d_zoom + static_cast<std::size_t>(p) * d_zoom_len;
             for (int u = 0; u < d_nu; ++u) {
                 const int k = static_cast<int>(d_signed_used[u]);
-                row[((k % d_zoom_len) + d_zoom_len) % d_zoom_len] = pairs[u * P + p];
+                d_zoom_in[((k % d_zoom_len) + d_zoom_len) % d_zoom_len] = pairs[u * P + p];
             }
             fftw_execute_dft(static_cast<fftw_plan>(d_zoom_plan),
-                             reinterpret_cast<fftw_complex*>(row),
-                             reinterpret_cast<fftw_complex*>(row));
+                             reinterpret_cast<fftw_complex*>(d_zoom_in),
+                             reinterpret_cast<fftw_complex*>(d_zoom + static_cast<std::size_t>(p) * d_zoom_len));
         }
+    }
+}
+
+void ofat_rx_kernels::coarse_correlations(const cd* pairs, int n_pairs, int g, std::vector<cd>& c) const
+{
+    // c (C, P) = coarse_basis_h[g] @ pairs: read from the pairs' zoom_transform, or computed directly.
+    const int P = n_pairs;
+    if (!d_zoom_len) {
+        product(d_coarse_basis_h.data() + static_cast<std::size_t>(g) * d_c * d_nu, d_c, d_nu, pairs, P, c.data());
+        return;
     }
     const int* index = d_coarse_index.data() + static_cast<std::size_t>(g) * d_c;
     for (int i = 0; i < d_c; ++i)
@@ -438,13 +483,13 @@ void ofat_rx_kernels::coarse_correlations(const cd* pairs, int n_pairs, int g, s
 double ofat_rx_kernels::coarse_fraction(const cd* pairs,
                                         int n_pairs,
                                         double tap_penalty,
-                                        std::vector<int>& strongest)
+                                        std::vector<int>& strongest) const
 {
     // FrameReceiver._coarse_fraction: per shift, the fit on its strongest taps scored by Mallows' Cp.
     const int P = n_pairs, C = d_c, K = std::min(d_coarse_taps, d_c);
     std::vector<cd> c(static_cast<std::size_t>(C) * P);
     std::vector<double> profile(C);
-    std::vector<int> idx(C);
+    std::vector<char> taken(C);
     std::vector<std::vector<int>> order(d_g);
     std::vector<std::vector<double>> captured(d_g, std::vector<double>(K));
     std::vector<int> n_taps(d_g);
@@ -458,9 +503,17 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
                 s += norm2(c[i * P + p]);
             profile[i] = s;
         }
-        std::iota(idx.begin(), idx.end(), 0);
-        std::stable_sort(idx.begin(), idx.end(), [&](int l, int r) { return profile[l] > profile[r]; });
-        order[g].assign(idx.begin(), idx.begin() + K);
+        // The K strongest, ties in index order (numpy's stable argsort of -profile, first K).
+        std::fill(taken.begin(), taken.end(), 0);
+        order[g].resize(K);
+        for (int j = 0; j < K; ++j) {
+            int best_i = -1;
+            for (int i = 0; i < C; ++i)
+                if (!taken[i] && (best_i < 0 || profile[i] > profile[best_i]))
+                    best_i = i;
+            order[g][j] = best_i;
+            taken[best_i] = 1;
+        }
         const std::vector<int>& o = order[g];
         for (int i = 0; i < K; ++i) {
             for (int j = 0; j < K; ++j)
@@ -542,7 +595,7 @@ double ofat_rx_kernels::refine_fraction(const cd* pairs,
 }
 
 ofat_rx_kernels::fit_result
-ofat_rx_kernels::fit_taps(const cd* pairs_in, int n_pairs, double threshold)
+ofat_rx_kernels::fit_taps(const cd* pairs_in, int n_pairs, double threshold, bool zoomed)
 {
     // FrameReceiver._fit_taps with align_fraction (the receiver's default).
     const int P = n_pairs;
@@ -551,9 +604,11 @@ ofat_rx_kernels::fit_taps(const cd* pairs_in, int n_pairs, double threshold)
     fit_result out;
     const double tap_penalty = 2.0 / 3.0 * threshold * d_nu * P;
     std::vector<int> strongest;
+    if (d_zoom_len && !zoomed)
+        zoom_transform(pairs.data(), P);
     double fraction = coarse_fraction(pairs.data(), P, tap_penalty, strongest);
     if (std::abs(fraction) < 0.5 / d_g) {
-        out.chosen = select_taps(pairs, P, threshold, out.fit); // on the sample grid: the integer fit
+        out.chosen = select_taps(pairs, P, threshold, out.fit, true); // on the sample grid: the integer fit
         return out;
     }
     auto shifted_pairs = [&](double f) {
@@ -586,7 +641,7 @@ ofat_rx_kernels::fit_taps(const cd* pairs_in, int n_pairs, double threshold)
     }
     // The coarse Cp ran out of taps: compare the shifted fit with the integer grid's by their Cp.
     std::vector<cd> fitted;
-    std::vector<int> chosen = select_taps(pairs, P, threshold, fitted);
+    std::vector<int> chosen = select_taps(pairs, P, threshold, fitted, true);
     auto cp_cost = [&](const std::vector<cd>& estimate, std::size_t n_taps) {
         double s = 0.0;
         for (std::size_t i = 0; i < n; ++i)
@@ -616,6 +671,7 @@ void ofat_rx_kernels::set_frame(int n_tx,
                                 const std::vector<cd>& cover_conj,
                                 const std::vector<cd>& training_sequence,
                                 const std::vector<cd>& far_basis_h,
+                                const std::vector<int>& far_taps,
                                 const std::vector<cd>& cdd,
                                 const std::vector<int>& pilot_index,
                                 const std::vector<int>& data_index,
@@ -634,6 +690,10 @@ void ofat_rx_kernels::set_frame(int n_tx,
     for (int a : adjacent)
         if (a < 0 || a + 1 >= d_nu)
             throw std::invalid_argument("ofat_rx_kernels::set_frame: adjacent pair outside the used bins");
+    for (std::size_t s = 0; s < int_shifts.size(); ++s) // adjacent used bins stay adjacent when shifted
+        for (int a : adjacent)
+            if (shift_bins[s * nu + a + 1] != (shift_bins[s * nu + a] + 1) % d_fft_len)
+                throw std::invalid_argument("ofat_rx_kernels::set_frame: shifted adjacent bins not adjacent");
     for (const auto* idx : { &used_bins, &shift_bins })
         for (int b : *idx)
             if (b < 0 || b >= d_fft_len)
@@ -651,9 +711,33 @@ void ofat_rx_kernels::set_frame(int n_tx,
     d_shift_bins = shift_bins;
     d_adjacent = adjacent;
     d_train_conj = train_conj;
+    d_adjacent_code.clear();
+    for (int a : adjacent)
+        d_adjacent_code.push_back(std::conj(train_conj[a]) * train_conj[a + 1]);
     d_cover_conj = cover_conj;
     d_training_sequence = training_sequence;
     d_far_basis_h = far_basis_h;
+    // Far taps read from the zoom transform at G t where far_basis_h is exp(2 pi j k t / fft), t integer.
+    d_far_index.clear();
+    if (d_zoom_len) {
+        const int n_far = static_cast<int>(far_basis_h.size() / nu);
+        if (far_taps.size() != static_cast<std::size_t>(n_far))
+            throw std::invalid_argument("ofat_rx_kernels::set_frame: far_taps and far_basis_h differ in size");
+        for (int f = 0; f < n_far; ++f) {
+            const long tap = far_taps[f];
+            bool same = true;
+            for (int u = 0; u < d_nu && same; ++u) {
+                const double angle = 2 * M_PI * d_signed_used[u] * static_cast<double>(tap) / d_fft_len;
+                same = std::abs(far_basis_h[static_cast<std::size_t>(f) * nu + u] -
+                                cd(std::cos(angle), std::sin(angle))) < 1e-9;
+            }
+            if (!same) {
+                d_far_index.clear();
+                break;
+            }
+            d_far_index.push_back(static_cast<int>(((d_g * tap) % d_zoom_len + d_zoom_len) % d_zoom_len));
+        }
+    }
     d_cdd = cdd;
     d_pilot_index = pilot_index;
     d_data_index = data_index;
@@ -710,28 +794,28 @@ ofat_rx_kernels::front_result ofat_rx_kernels::front(
     d_full.resize(static_cast<std::size_t>(Nr) * (T + Hs) * F);
     const std::size_t t_start = body + static_cast<std::size_t>(d_t0) * d_symbol_len;
     windows_fft(buf, row_stride, t_start, d_t0, T, cfo, d_full.data());
+    // conj(w_b c_a) w_b' c_a+1 = (conj(w_b) w_b') (conj(c_a) c_a+1): the bins' adjacent products once per
+    // window, the sequence's (d_adjacent_code) once per layout.
     const int n_shifts = static_cast<int>(d_int_shifts.size());
-    int best_shift = 0;
-    double best_score = -1.0;
-    for (int s = 0; s < n_shifts; ++s) {
-        const int* bins = d_shift_bins.data() + static_cast<std::size_t>(s) * Nu;
-        double score = 0.0;
-        for (int r = 0; r < Nr; ++r)
-            for (int t = 0; t < T; ++t) {
-                const cd* w = d_full.data() + (static_cast<std::size_t>(r) * T + t) * F;
+    std::vector<double> scores(n_shifts, 0.0);
+    std::vector<cd> adjacent_products(F);
+    for (int r = 0; r < Nr; ++r)
+        for (int t = 0; t < T; ++t) {
+            const cd* w = d_full.data() + (static_cast<std::size_t>(r) * T + t) * F;
+            for (int b = 0; b < F; ++b)
+                adjacent_products[b] = std::conj(w[b]) * w[(b + 1) % F];
+            for (int s = 0; s < n_shifts; ++s) {
+                const int* bins = d_shift_bins.data() + static_cast<std::size_t>(s) * Nu;
                 cd sum(0.0, 0.0);
-                for (int a : d_adjacent) {
-                    const cd z0 = w[bins[a]] * d_train_conj[a];
-                    const cd z1 = w[bins[a + 1]] * d_train_conj[a + 1];
-                    sum += std::conj(z0) * z1;
-                }
-                score += std::abs(sum);
+                for (std::size_t j = 0; j < d_adjacent.size(); ++j)
+                    sum += adjacent_products[bins[d_adjacent[j]]] * d_adjacent_code[j];
+                scores[s] += std::abs(sum);
             }
-        if (score > best_score) {
-            best_score = score;
-            best_shift = s;
         }
-    }
+    int best_shift = 0;
+    for (int s = 1; s < n_shifts; ++s)
+        if (scores[s] > scores[best_shift])
+            best_shift = s;
     const int shift = d_int_shifts[best_shift];
     // An integer bin shift of the ramp is a bin shift of the FFT and a phase per symbol.
     std::vector<cd> yt(static_cast<std::size_t>(Nr) * T * Nu);
@@ -780,13 +864,26 @@ ofat_rx_kernels::front_result ofat_rx_kernels::front(
                 pairs[static_cast<std::size_t>(u) * P + r * Nt + a] =
                     s * (std::sqrt(static_cast<double>(Nt)) / T / d_training_sequence[u]);
             }
+    // The pairs' tap correlations near (the candidate taps) and far: from their zoom transform (also
+    // fit_taps'), or directly.
     const int n_far = static_cast<int>(d_far_basis_h.size() / Nu);
     std::vector<cd> proj(static_cast<std::size_t>(std::max(n_far, d_c)) * P);
-    product(d_far_basis_h.data(), n_far, Nu, pairs.data(), P, proj.data());
+    if (d_zoom_len && !d_far_index.empty()) {
+        zoom_transform(pairs.data(), P);
+        for (int f = 0; f < n_far; ++f)
+            for (int p = 0; p < P; ++p)
+                proj[f * P + p] = d_zoom[static_cast<std::size_t>(p) * d_zoom_len + d_far_index[f]];
+    } else {
+        product(d_far_basis_h.data(), n_far, Nu, pairs.data(), P, proj.data());
+    }
     double far_total = 0.0;
     for (std::size_t i = 0; i < static_cast<std::size_t>(n_far) * P; ++i)
         far_total += norm2(proj[i]);
-    product(d_basis_h.data(), d_c, Nu, pairs.data(), P, proj.data());
+    const bool zoomed = d_zoom_len && !d_far_index.empty();
+    if (zoomed)
+        coarse_correlations(pairs.data(), P, d_grid_shift, proj);
+    else
+        product(d_basis_h.data(), d_c, Nu, pairs.data(), P, proj.data());
     double near_max = 0.0;
     for (int i = 0; i < d_c; ++i) {
         double s = 0.0;
@@ -805,7 +902,7 @@ ofat_rx_kernels::front_result ofat_rx_kernels::front(
         }
     out.noise_var = std::max(diff / (static_cast<double>(Nr) * (T - Nt) * Nu) / 2, 1e-12);
     const double ls_noise = out.noise_var * Nt / T;
-    fit_result fit = fit_taps(pairs.data(), P, 3.0 * ls_noise / Nu);
+    fit_result fit = fit_taps(pairs.data(), P, 3.0 * ls_noise / Nu, zoomed);
     out.err_var = ls_noise * fit.chosen.size() / Nu;
     out.chosen = std::move(fit.chosen);
     out.fraction = fit.fraction;

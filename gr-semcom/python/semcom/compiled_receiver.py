@@ -64,7 +64,8 @@ class CompiledFrameReceiver(FrameReceiver):
                 int_shifts=self._int_shifts.tolist(), shift_bins=self._shift_bins.ravel().tolist(),
                 adjacent=self._adjacent.tolist(), train_conj=self._train_conj,
                 cover_conj=np.conj(lay.training_cover), training_sequence=lay.training_sequence,
-                far_basis_h=self._far_basis.conj().T, cdd=lay.cdd_phases(lay.used_bins),
+                far_basis_h=self._far_basis.conj().T, far_taps=self._far_taps.tolist(),
+                cdd=lay.cdd_phases(lay.used_bins),
                 pilot_index=lay.pilot_index_in_used.tolist(), data_index=lay.data_index_in_used.tolist(),
                 pilot_table=lay.pilot_values(lay.n_header_symbols + lay.max_data_symbols).ravel().tolist(),
                 linear_phase=self.phase_tracking == "linear")

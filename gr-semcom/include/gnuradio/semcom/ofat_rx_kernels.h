@@ -103,13 +103,14 @@ public:
                      cd* out);
 
     //! Step 3 on pairs (Nu, P) row-major with the tap threshold (see FrameReceiver._fit_taps).
-    fit_result fit_taps(const cd* pairs, int n_pairs, double threshold);
+    //! zoomed: the pairs' zoom_transform is already done (front() does it for the far taps).
+    fit_result fit_taps(const cd* pairs, int n_pairs, double threshold, bool zoomed = false);
 
     /*!
      * \brief The frame layout for front() and data(), every array computed by the receiver in Python
      * from semcom.ofat.frame: used_bins (Nu); the integer CFO candidates int_shifts (S) with their
      * bins shift_bins (S, Nu), the adjacent used pairs (A) and conj(training sequence) (Nu); the
-     * training cover conj(cover) (T, Nt) and sequence (Nu); far_basis_h (F, Nu); cdd (Nt, Nu); the
+     * training cover conj(cover) (T, Nt) and sequence (Nu); far_basis_h (F, Nu) of the far_taps (F); cdd (Nt, Nu); the
      * pilot and data positions in the used bins; pilot_table (n_max, n_pilots) = pilot_values(n_max, 0).
      * Covers train_reps >= 2 with the repetitions' noise estimate (front() requires it).
      */
@@ -125,6 +126,7 @@ public:
                    const std::vector<cd>& cover_conj,
                    const std::vector<cd>& training_sequence,
                    const std::vector<cd>& far_basis_h,
+                   const std::vector<int>& far_taps,
                    const std::vector<cd>& cdd,
                    const std::vector<int>& pilot_index,
                    const std::vector<int>& data_index,
@@ -160,6 +162,10 @@ private:
     std::vector<double> d_coarse_fractions;
     int d_grid_shift = 0;
     std::vector<cf> d_ramp; // the CFO ramp of one windows_fft call
+    // schmidl_cox's scratch (reused: no allocation per call)
+    mutable std::vector<float> d_sc_energy, d_sc_prod;
+    mutable std::vector<double> d_sc_ce;
+    mutable std::vector<cd> d_sc_cp;
     cd* d_fft_in = nullptr;
     cd* d_fft_out = nullptr;
     void* d_plan = nullptr; // fftw_plan (fftw3.h stays out of the public header)
@@ -168,7 +174,8 @@ private:
     // (checked on construction), else the direct products.
     std::vector<int> d_coarse_index; // (G, C): the DFT output index of shift g, tap c
     int d_zoom_len = 0;              // G * fft, 0: direct products
-    cd* d_zoom = nullptr;            // (P, zoom_len), grown on demand
+    cd* d_zoom = nullptr;            // (P, zoom_len) transforms, grown on demand
+    cd* d_zoom_in = nullptr;         // (zoom_len) input, zero outside the used bins
     int d_zoom_rows = 0;
     void* d_zoom_plan = nullptr;
 
@@ -176,6 +183,8 @@ private:
     int d_n_tx = 0, d_t0 = 0, d_n_train = 0, d_n_head = 0;
     bool d_linear_phase = true;
     std::vector<int> d_used_bins, d_int_shifts, d_shift_bins, d_adjacent, d_pilot_index, d_data_index;
+    std::vector<cd> d_adjacent_code; // conj(c_a) c_a+1 of the training sequence on each adjacent pair
+    std::vector<int> d_far_index;    // the far taps' zoom_transform indices (empty: direct products)
     std::vector<cd> d_train_conj, d_cover_conj, d_training_sequence, d_far_basis_h, d_cdd;
     std::vector<double> d_pilot_table;
     int d_pilot_rows = 0;
@@ -187,14 +196,16 @@ private:
     std::vector<int> select_taps(const std::vector<cd>& pairs,
                                  int n_pairs,
                                  double threshold,
-                                 std::vector<cd>& fit) const;
+                                 std::vector<cd>& fit,
+                                 bool zoomed = false) const;
     std::vector<cd> fit_from(const std::vector<cd>& inv,
                              const std::vector<cd>& c_chosen,
                              const std::vector<int>& chosen,
                              int n_pairs) const;
     std::vector<cd> fit_on(const std::vector<cd>& pairs, int n_pairs, const std::vector<int>& chosen) const;
-    double coarse_fraction(const cd* pairs, int n_pairs, double tap_penalty, std::vector<int>& strongest);
-    void coarse_correlations(const cd* pairs, int n_pairs, int g, std::vector<cd>& c);
+    double coarse_fraction(const cd* pairs, int n_pairs, double tap_penalty, std::vector<int>& strongest) const;
+    void zoom_transform(const cd* pairs, int n_pairs);
+    void coarse_correlations(const cd* pairs, int n_pairs, int g, std::vector<cd>& c) const;
     double refine_fraction(const cd* pairs, int n_pairs, const std::vector<int>& chosen, double fraction) const;
 };
 

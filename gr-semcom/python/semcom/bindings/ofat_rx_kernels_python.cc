@@ -158,18 +158,20 @@ void bind_ofat_rx_kernels(py::module& m)
             [](kernels& k, int n_tx, int n_preamble_symbols, int n_train_symbols, int n_header_symbols,
                std::vector<int> used_bins, std::vector<int> int_shifts, std::vector<int> shift_bins,
                std::vector<int> adjacent, const cd_array& train_conj, const cd_array& cover_conj,
-               const cd_array& training_sequence, const cd_array& far_basis_h, const cd_array& cdd,
+               const cd_array& training_sequence, const cd_array& far_basis_h, std::vector<int> far_taps,
+               const cd_array& cdd,
                std::vector<int> pilot_index, std::vector<int> data_index, std::vector<double> pilot_table,
                bool linear_phase) {
                 k.set_frame(n_tx, n_preamble_symbols, n_train_symbols, n_header_symbols, used_bins,
                             int_shifts, shift_bins, adjacent, flat(train_conj), flat(cover_conj),
-                            flat(training_sequence), flat(far_basis_h), flat(cdd), pilot_index,
+                            flat(training_sequence), flat(far_basis_h), far_taps, flat(cdd), pilot_index,
                             data_index, pilot_table, linear_phase);
             },
             py::arg("n_tx"), py::arg("n_preamble_symbols"), py::arg("n_train_symbols"),
             py::arg("n_header_symbols"), py::arg("used_bins"), py::arg("int_shifts"),
             py::arg("shift_bins"), py::arg("adjacent"), py::arg("train_conj"), py::arg("cover_conj"),
-            py::arg("training_sequence"), py::arg("far_basis_h"), py::arg("cdd"), py::arg("pilot_index"),
+            py::arg("training_sequence"), py::arg("far_basis_h"), py::arg("far_taps"), py::arg("cdd"),
+            py::arg("pilot_index"),
             py::arg("data_index"), py::arg("pilot_table"), py::arg("linear_phase"),
             "the frame layout of front() and data() (see ofat_rx_kernels.h)")
         .def(
