@@ -302,6 +302,15 @@ def test_semcom_replay_exit_status_against_live(tmp_path, capsys):
     assert "same sequence numbers: False" in capsys.readouterr().out
 
 
+def test_semcom_replay_of_a_recording_with_no_frame_exits_1(tmp_path, capsys):
+    # Noise only, no live results: nothing to compare against and nothing decoded is a failed replay
+    # (e.g. a capture with the wrong layout), not exit 0.
+    layout = make_layout("wifi64", n_tx=2, n_rx=2)
+    write_recording(tmp_path / "noise", _noise((2, 20_000), seed=3), layout=layout, sample_rate=1e6)
+    assert cli_main(["replay", str(tmp_path / "noise"), "--no-progress"]) == 1
+    assert "no frame decoded" in capsys.readouterr().out
+
+
 def test_semcom_replay_compares_nmse_only_with_the_live_method(capsys):
     # The live results are MMSE decodes; a ZF replay of the same frames is several dB off (7.2 dB here)
     # and is not a regression: the seqs are still compared, the NMSE is not.

@@ -416,6 +416,9 @@ def _cmd_replay(args: Any) -> int:
             line += f"  (live {live[row['seq']]:7.2f} dB)"
         print(line)
     print(f"{len(seqs)} frames decoded")
+    if not seqs:  # nothing to regress against and nothing received: a failed replay, not a pass
+        print("no frame decoded: wrong layout, wrong sample format, or no OFAT frame in the recording")
+        return 1
     if not live:
         return 0
     same = sorted(live) == seqs
@@ -443,10 +446,10 @@ def register(subparsers: Any) -> None:
         description="Replay a SigMF recording through the OFAT receiver, chunk by chunk, and print each "
                     "decoded frame (seq, SNR estimate, NMSE when the recording has semcom:payload). A "
                     "recording with semcom:live_results (semcom record-loopback) is compared with them.",
-        epilog=f"Exit status: 0 decoded (and, with live results, the same sequence numbers as live and each "
-               f"frame's NMSE within {LIVE_TOLERANCE_DB} dB of live; NMSE is compared only with --method "
-               f"{LIVE_METHOD}, the live decode's); 1 the replay differs from live; 2 a missing, cut, "
-               f"altered or mislabelled recording (one line).")
+        epilog=f"Exit status: 0 at least one frame decoded (and, with live results, the same sequence "
+               f"numbers as live and each frame's NMSE within {LIVE_TOLERANCE_DB} dB of live; NMSE is "
+               f"compared only with --method {LIVE_METHOD}, the live decode's); 1 no frame decoded, or the "
+               f"replay differs from live; 2 a missing, cut, altered or mislabelled recording (one line).")
     p.add_argument("recording", help="path of the .sigmf-meta (or the base name)")
     p.add_argument("--method", default="mmse", choices=["zf", "mmse", "sparse"],
                    help="reconstruction (default: %(default)s)")
