@@ -212,7 +212,7 @@ def test_observations_of_a_run_that_is_a_simulation_draw(load_script, monkeypatc
     assert 0.05 < err.std() < 1.5 and abs(err.mean()) < 0.5
     monkeypatch.setattr(live_module, "FRAME_DRAWS", 3)
     g = gap.gaps([tmp_path], DEFAULT_LINK_TABLE, tmp_path / "gaps.json")
-    assert not (tmp_path / "gap.json").exists() and g["n_runs"] == 1
+    assert not (tmp_path / "gap.json").exists() and g["n_runs"] == 1 and (tmp_path / "gaps.png").exists()
     r = g["runs"][0]
     assert r["qoe_live"] == pytest.approx(qoe.mean())
     assert r["gap"] == pytest.approx(r["qoe_live"] - r["qoe_sim"])

@@ -172,7 +172,36 @@ def gaps(live_dirs: list[Path], link_table: Path, out: Path) -> dict:
            "gap_mean": float(gap.mean()), "gap_sd": float(gap.std(ddof=1)) if gap.size > 1 else float("nan"),
            "within_margin": int(sum(r["within_margin"] for r in runs)), "n_runs": len(runs)}
     out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_csv(out.with_suffix(".csv"), runs)
+    plot_gaps(out.with_suffix(".png"), doc)
     return doc
+
+
+def plot_gaps(path: Path, doc: dict) -> None:
+    """Live QoE against the simulated one (mean +- sd of the draws) per run, the margin as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from semcom.results import save_figure
+
+    runs = doc["runs"]
+    x = np.arange(len(runs))
+    sim = np.array([r["qoe_sim"] for r in runs])
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.bar(x, 2 * doc["margin"], bottom=sim - doc["margin"], width=0.5, color="0.88",
+           label=f"simulated +- the margin {doc['margin']}")
+    ax.errorbar(x, sim, [r["qoe_sim_sd_draws"] for r in runs], fmt="o", capsize=4,
+                label="simulated (mean +- sd of the frame-by-frame draws)")
+    ax.plot(x, [r["qoe_live"] for r in runs], "s", color="C3", label="live flowgraph")
+    ax.set_xticks(x, [f"seed {r['seed']}" for r in runs])
+    ax.set_ylabel("network QoE (mean over links and slots)")
+    ax.set_title(f"live - simulated: {doc['gap_mean']:+.3f} +- {doc['gap_sd']:.3f}, within the margin on "
+                 f"{doc['within_margin']} of {doc['n_runs']}\n({Path(doc['link_table']).name})", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":
