@@ -2,7 +2,9 @@
 flowgraph (flowgraphs/network_loopback_<N>.grc), and the QoE they reach is compared with the simulation
 of the same scenario.
 
-Per slot:
+The slots run through the simulation's own loop (``agents.run_scheme`` with the live slot as its
+``measured`` hook), so the policies keep the simulation's schedule: the hierarchical high level re-decides
+beam and power every T slots, live as simulated. Per slot:
 
 1. every BS's policy acts on its local observation, whose link measurements (SINR, interference, last
    accuracy / rate / QoE) are what its receiver MEASURED in the last slot: the ofat_rx SNR estimate (noise
