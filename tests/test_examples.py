@@ -58,7 +58,8 @@ def test_example_grc_runs_without_a_host() -> None:
 
 @pytest.mark.slow
 def test_example_script_runs_and_reports(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(EXAMPLES / "ofat_chain.py"), "--seconds", "2.5", "--snr", "20"]
+    cmd = [sys.executable, str(EXAMPLES / "ofat_chain.py"), "--seconds", "2.5", "--snr", "20",
+           "--loss-timeout", str(ARRIVAL_TIMEOUT_S)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     m = re.search(r"sent (\d+) \| delivered (\d+) \| lost 0 \| in flight 0 \| NMSE (-?[\d.]+) dB \| "

@@ -52,8 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snr", type=float, default=20.0, help="channel SNR in dB (default: 20)")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to run (default: 5)")
     parser.add_argument("--seed", type=int, default=0, help="tensor and channel seed (default: 0)")
+    parser.add_argument("--loss-timeout", type=float, default=None, metavar="S",
+                        help="seconds before a frame not back counts as lost (default: the probe's)")
     args = parser.parse_args(argv)
     tb = OfatChain(snr_db=args.snr, seed=args.seed)
+    if args.loss_timeout is not None:
+        tb.probe.timeout_s = args.loss_timeout
     tb.start()
     time.sleep(args.seconds)
     tb.probe.stop()  # no new frames
