@@ -3,9 +3,11 @@
 20 dB (multipath, CFO), chunks of 4096 samples, then the message each frame becomes in ofat_rx and
 what tensor_sink makes of it.
 
-    .venv/bin/python benchmarks/profile_rx.py [--frames 300] [--top 25]
+    .venv/bin/python benchmarks/profile_rx.py [--frames 300] [--top 25] [--receiver compiled|numpy|reference]
 
-Prints the top functions by own time, both receivers' time per frame without the profiler, and the
+Prints the top functions by own time (of the receiver ofat_rx runs, CompiledFrameReceiver where the
+C++ is built, unless --receiver names another), the receivers' time per frame without the profiler
+(compiled, numpy FrameReceiver, ReferenceFrameReceiver, interleaved), and the
 FRAME message hop per frame both ways, timed in the same run: the PMT dict form (tensor_message in
 ofat_rx, parse_tensor_message + wire encode in tensor_sink, as before) and the wire form
 (wire_message, then wire_parts); and ofat_rx in a flowgraph publishing either form (samples per CPU
@@ -24,6 +26,7 @@ from unittest import mock
 
 import numpy as np
 from gnuradio import semcom
+from gnuradio.semcom.compiled_receiver import CompiledFrameReceiver, compiled_receiver_available
 from gnuradio.semcom.messages import parse_tensor_message, serialize, tensor_message, wire_message, wire_parts
 
 from semcom.ofat.channel_model import ChannelSpec
@@ -132,10 +135,15 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--top", type=int, default=25)
-    ap.add_argument("--reference", action="store_true", help="profile ReferenceFrameReceiver instead")
+    ap.add_argument("--receiver", choices=("compiled", "numpy", "reference"),
+                    default="compiled" if compiled_receiver_available() else "numpy",
+                    help="the receiver profiled (default: the compiled one where built)")
+    ap.add_argument("--reference", action="store_true", help="the same as --receiver reference")
     args = ap.parse_args()
     y, layout = recorded_burst(args.frames)
-    profiled = ReferenceFrameReceiver if args.reference else FrameReceiver
+    receivers = {"compiled": CompiledFrameReceiver, "numpy": FrameReceiver,
+                 "reference": ReferenceFrameReceiver}
+    profiled = receivers["reference" if args.reference else args.receiver]
     receive_all(layout, y[:, :20000], args.chunk, True, profiled)  # warm-up
     prof = cProfile.Profile()
     t0 = time.perf_counter()
@@ -145,10 +153,11 @@ def main() -> None:
     dt = time.perf_counter() - t0
     print(f"{profiled.__name__}: {n} frames of {args.frames}, {dt / n * 1e3:.3f} ms per frame under "
           f"cProfile, {y.shape[1] / dt / 1e6:.2f} MS/s per stream")
-    # Without the profiler: the fast and the reference receiver, interleaved, medians of 3.
-    times: dict[str, list[float]] = {"FrameReceiver": [], "ReferenceFrameReceiver": []}
+    # Without the profiler: every receiver built here, interleaved, medians of 3.
+    timed = [cls for name, cls in receivers.items() if name != "compiled" or compiled_receiver_available()]
+    times: dict[str, list[float]] = {cls.__name__: [] for cls in timed}
     for _ in range(3):
-        for cls in (FrameReceiver, ReferenceFrameReceiver):
+        for cls in timed:
             t0 = time.perf_counter()
             receive_all(layout, y, args.chunk, False, cls)
             times[cls.__name__].append(time.perf_counter() - t0)

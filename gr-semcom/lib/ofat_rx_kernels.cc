@@ -26,11 +26,20 @@ using cd = std::complex<double>;
 
 double norm2(cd z) { return z.real() * z.real() + z.imag() * z.imag(); }
 
-// out (rows, P) = mat (rows, Nu) @ x (Nu, P), all row-major (real arithmetic on split parts: the
-// compiler vectorises it, which it does not do for std::complex).
-// Built for AVX2 as well (picked at load time where the CPU has it): 2-3x on these products.
-__attribute__((target_clones("avx2", "default"))) void product(const cd* __restrict__ mat, int rows, int nu, const cd* __restrict__ x, int p, cd* __restrict__ out)
+// out (rows, P) = mat (rows, Nu) @ x (Nu, P), all row-major: x split into real and imaginary parts
+// first, then real arithmetic on contiguous runs (vectorised; std::complex loops are not), built for
+// AVX2 as well (picked at load time where the CPU has it).
+__attribute__((target_clones("avx2", "default"))) void
+product(const cd* __restrict__ mat, int rows, int nu, const cd* __restrict__ x, int p, cd* __restrict__ out)
 {
+    thread_local std::vector<double> split;
+    split.resize(2 * static_cast<std::size_t>(nu) * p);
+    double* __restrict__ xre = split.data();
+    double* __restrict__ xim = xre + static_cast<std::size_t>(nu) * p;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(nu) * p; ++i) {
+        xre[i] = x[i].real();
+        xim[i] = x[i].imag();
+    }
     constexpr int max_p = 64;
     double re[max_p], im[max_p];
     for (int r = 0; r < rows; ++r) {
@@ -41,10 +50,11 @@ __attribute__((target_clones("avx2", "default"))) void product(const cd* __restr
             std::fill(im, im + n, 0.0);
             for (int u = 0; u < nu; ++u) {
                 const double ar = m[u].real(), ai = m[u].imag();
-                const double* xu = reinterpret_cast<const double*>(x + static_cast<std::size_t>(u) * p + q0);
+                const double* ur = xre + static_cast<std::size_t>(u) * p + q0;
+                const double* ui = xim + static_cast<std::size_t>(u) * p + q0;
                 for (int q = 0; q < n; ++q) {
-                    re[q] += ar * xu[2 * q] - ai * xu[2 * q + 1];
-                    im[q] += ar * xu[2 * q + 1] + ai * xu[2 * q];
+                    re[q] += ar * ur[q] - ai * ui[q];
+                    im[q] += ar * ui[q] + ai * ur[q];
                 }
             }
             cd* o = out + static_cast<std::size_t>(r) * p + q0;
@@ -561,15 +571,18 @@ double ofat_rx_kernels::refine_fraction(const cd* pairs,
     const int k = static_cast<int>(chosen.size()), P = n_pairs;
     const std::vector<cd> inv = gram_inverse(chosen);
     std::vector<cd> pr(static_cast<std::size_t>(d_nu) * P), cdd(3 * static_cast<std::size_t>(k) * P);
+    // The chosen taps' rows of basis^H weighted by 1, j omega, -omega^2: (3 k, Nu), one product per step.
+    std::vector<cd> rows(3 * static_cast<std::size_t>(k) * d_nu);
+    for (int m = 0; m < 3; ++m)
+        for (int a = 0; a < k; ++a)
+            std::copy_n(d_derivative_basis_h.data() + (static_cast<std::size_t>(m) * d_c + chosen[a]) * d_nu, d_nu,
+                        rows.data() + (static_cast<std::size_t>(m) * k + a) * d_nu);
     for (int step = 0; step < d_newton_steps; ++step) {
         const std::vector<cd> ramp = delay_ramp(fraction);
         for (int uu = 0; uu < d_nu; ++uu)
             for (int p = 0; p < P; ++p)
                 pr[uu * P + p] = pairs[uu * P + p] * ramp[uu];
-        for (int m = 0; m < 3; ++m)
-            for (int a = 0; a < k; ++a)
-                product(d_derivative_basis_h.data() + (static_cast<std::size_t>(m) * d_c + chosen[a]) * d_nu,
-                        1, d_nu, pr.data(), P, cdd.data() + (static_cast<std::size_t>(m) * k + a) * P);
+        product(rows.data(), 3 * k, d_nu, pr.data(), P, cdd.data());
         const cd* c0 = cdd.data();
         const cd* d1 = c0 + static_cast<std::size_t>(k) * P;
         const cd* d2 = d1 + static_cast<std::size_t>(k) * P;
@@ -716,6 +729,10 @@ void ofat_rx_kernels::set_frame(int n_tx,
         d_adjacent_code.push_back(std::conj(train_conj[a]) * train_conj[a + 1]);
     d_cover_conj = cover_conj;
     d_training_sequence = training_sequence;
+    // sqrt(Nt) / T / c_u, once (the numpy method's factor array, the same arithmetic)
+    d_ls_scale.resize(nu);
+    for (std::size_t u = 0; u < nu; ++u)
+        d_ls_scale[u] = std::sqrt(static_cast<double>(n_tx)) / n_train_symbols / training_sequence[u];
     d_far_basis_h = far_basis_h;
     // Far taps read from the zoom transform at G t where far_basis_h is exp(2 pi j k t / fft), t integer.
     d_far_index.clear();
@@ -779,6 +796,31 @@ std::vector<double> ofat_rx_kernels::phases(const cd* y, int n_sym, const cd* g)
     for (int m = 0; m < n_sym; ++m)
         out[m] = phase0 + slope * m;
     return out;
+}
+
+std::ptrdiff_t ofat_rx_kernels::first_above(const double* metric, std::size_t n, double threshold)
+{
+    for (std::size_t i = 0; i < n; ++i)
+        if (metric[i] > threshold)
+            return static_cast<std::ptrdiff_t>(i);
+    return -1;
+}
+
+std::tuple<double, std::size_t, ofat_rx_kernels::cd>
+ofat_rx_kernels::plateau(const double* metric, const cd* p, std::size_t n)
+{
+    if (n == 0)
+        throw std::invalid_argument("ofat_rx_kernels::plateau: empty window");
+    const double peak = *std::max_element(metric, metric + n);
+    std::size_t lo = n, hi = 0;
+    cd sum(0.0, 0.0);
+    for (std::size_t i = 0; i < n; ++i)
+        if (metric[i] >= 0.9 * peak) {
+            lo = std::min(lo, i);
+            hi = i;
+            sum += p[i];
+        }
+    return { peak, (lo + hi) / 2, sum };
 }
 
 ofat_rx_kernels::front_result ofat_rx_kernels::front(
@@ -861,8 +903,7 @@ ofat_rx_kernels::front_result ofat_rx_kernels::front(
                 cd s(0.0, 0.0);
                 for (int t = 0; t < T; ++t)
                     s += yt[(static_cast<std::size_t>(r) * T + t) * Nu + u] * d_cover_conj[t * Nt + a];
-                pairs[static_cast<std::size_t>(u) * P + r * Nt + a] =
-                    s * (std::sqrt(static_cast<double>(Nt)) / T / d_training_sequence[u]);
+                pairs[static_cast<std::size_t>(u) * P + r * Nt + a] = s * d_ls_scale[u];
             }
     // The pairs' tap correlations near (the candidate taps) and far: from their zoom transform (also
     // fit_taps'), or directly.

@@ -9,7 +9,8 @@ The numpy receiver stays the definition: this class overrides only methods whose
 (`ofat_rx_kernels` in gr-semcom/lib, bound in `semcom_python`) computes what the numpy method does,
 tested equal within float32 rounding on recorded inputs (tests/test_ofat_receiver.py, "compiled"):
 
-* `_schmidl_cox` (per sample: the S&C metric and P over the Nr antennas),
+* `_schmidl_cox` (per sample: the S&C metric and P over the Nr antennas), `_first_above` and
+  `_plateau` (the threshold crossing, the plateau's peak, middle and P sum),
 * `_windows_fft` (the CFO-removed FFT of training, header and data windows, FFTW),
 * `_fit_taps` (step 3's delay-tap denoiser with the shifted grid: coarse Mallows' Cp, Newton
   refinement, greedy selection on the Gram matrix),
@@ -74,6 +75,16 @@ class CompiledFrameReceiver(FrameReceiver):
         if x.dtype != np.complex64 or (x.shape[1] > 1 and x.strides[1] != x.itemsize):
             return super()._schmidl_cox(x)
         return self._kernels.schmidl_cox(x, self.layout.n_rx, self.layout.fft_len)
+
+    def _first_above(self, metric: np.ndarray) -> int:
+        if metric.dtype != np.float64 or not metric.flags.c_contiguous:
+            return super()._first_above(metric)
+        return self._kernels.first_above(metric, self.threshold)
+
+    def _plateau(self, seg_m: np.ndarray, seg_p: np.ndarray) -> tuple[float, int, complex]:
+        if seg_m.size == 0 or not (seg_m.flags.c_contiguous and seg_p.flags.c_contiguous):
+            return super()._plateau(seg_m, seg_p)
+        return self._kernels.plateau(seg_m, seg_p)
 
     def _windows_fft(self, body: int, first_sym: int, n_sym: int, cfo: float) -> np.ndarray:
         lay = self.layout

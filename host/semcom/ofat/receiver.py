@@ -340,22 +340,32 @@ class ReferenceFrameReceiver:
                 ) -> tuple[str, ReceivedFrame | None]:
         """Threshold crossing and plateau in the metric from buffer index rel0 (n_metric positions)."""
         lay = self.layout
-        above = np.flatnonzero(metric > self.threshold)
-        if above.size == 0:
+        first = self._first_above(metric)  # relative to rel0
+        if first < 0:
             # Nothing here; the last fft_len - 1 samples stay, a window may straddle the next chunk.
             self._search_from = self._buf_start + rel0 + n_metric
             self._trim(self._search_from)
             return "wait", None
-        first = int(above[0])  # relative to rel0
         if first + self._plateau_window > n_metric:
             return self._wait_from(rel0 + first)
-        seg_m = metric[first: first + self._plateau_window]
-        seg_p = p[first: first + self._plateau_window]
+        window = slice(first, first + self._plateau_window)
+        peak, middle, p_sum = self._plateau(metric[window], p[window])
+        body = rel0 + first + middle  # preamble body start (buf)
+        cfo = float(np.angle(p_sum)) / (np.pi * lay.fft_len)
+        return self._decode_at(rel0 + first, body, cfo, peak)
+
+    def _first_above(self, metric: np.ndarray) -> int:
+        """Index of the first metric value above the threshold; -1 when there is none."""
+        above = np.flatnonzero(metric > self.threshold)
+        return int(above[0]) if above.size else -1
+
+    @staticmethod
+    def _plateau(seg_m: np.ndarray, seg_p: np.ndarray) -> tuple[float, int, complex]:
+        """The metric's peak in a plateau window, the middle of its 90 % plateau (index into the window)
+        and P summed over that plateau."""
         peak = float(seg_m.max())
         plateau = np.flatnonzero(seg_m >= 0.9 * peak)
-        body = rel0 + first + (int(plateau[0]) + int(plateau[-1])) // 2  # preamble body start (buf)
-        cfo = float(np.angle(seg_p[plateau].sum())) / (np.pi * lay.fft_len)
-        return self._decode_at(rel0 + first, body, cfo, peak)
+        return peak, (int(plateau[0]) + int(plateau[-1])) // 2, complex(seg_p[plateau].sum())
 
     def _wait_from(self, rel: int) -> tuple[str, None]:
         self._search_from = self._buf_start + rel

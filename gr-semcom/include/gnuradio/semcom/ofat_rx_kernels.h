@@ -12,6 +12,7 @@
 #include <complex>
 #include <cstddef>
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
 namespace gr {
@@ -152,6 +153,13 @@ public:
                 cf* y_out,
                 cf* h_out);
 
+    //! FrameReceiver._first_above: index of the first metric value above threshold, -1 if none.
+    static std::ptrdiff_t first_above(const double* metric, std::size_t n, double threshold);
+
+    //! FrameReceiver._plateau on a window of n metric values and P: the peak, the middle of the
+    //! 90 % plateau (its first and last position averaged, rounded down) and P summed over the plateau.
+    static std::tuple<double, std::size_t, cd> plateau(const double* metric, const cd* p, std::size_t n);
+
     bool frame_configured() const { return d_n_tx > 0; }
     int data_carriers() const { return static_cast<int>(d_data_index.size()); }
 
@@ -183,6 +191,7 @@ private:
     int d_n_tx = 0, d_t0 = 0, d_n_train = 0, d_n_head = 0;
     bool d_linear_phase = true;
     std::vector<int> d_used_bins, d_int_shifts, d_shift_bins, d_adjacent, d_pilot_index, d_data_index;
+    std::vector<cd> d_ls_scale;      // sqrt(Nt) / T / training_sequence: the LS estimate's factor
     std::vector<cd> d_adjacent_code; // conj(c_a) c_a+1 of the training sequence on each adjacent pair
     std::vector<int> d_far_index;    // the far taps' zoom_transform indices (empty: direct products)
     std::vector<cd> d_train_conj, d_cover_conj, d_training_sequence, d_far_basis_h, d_cdd;

@@ -16,6 +16,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <tuple>
 
 namespace py = pybind11;
 
@@ -153,6 +154,27 @@ void bind_ofat_rx_kernels(py::module& m)
             py::arg("pairs"),
             py::arg("threshold"),
             "(chosen taps, fit (Nu, P) complex128, fraction): FrameReceiver._fit_taps")
+        .def_static(
+            "first_above",
+            [](const py::array_t<double, 0>& metric, double threshold) {
+                if (metric.ndim() != 1 || (metric.size() > 1 && metric.strides(0) != sizeof(double)))
+                    throw std::invalid_argument("first_above: a contiguous 1-d float64 metric");
+                return kernels::first_above(metric.data(), metric.size(), threshold);
+            },
+            py::arg("metric"),
+            py::arg("threshold"),
+            "index of the first metric value above threshold, -1 if none")
+        .def_static(
+            "plateau",
+            [](const py::array_t<double, 0>& metric, const py::array_t<cd, 0>& p) {
+                if (metric.ndim() != 1 || p.ndim() != 1 || p.size() != metric.size() ||
+                    (metric.size() > 1 && (metric.strides(0) != sizeof(double) || p.strides(0) != sizeof(cd))))
+                    throw std::invalid_argument("plateau: contiguous 1-d metric and P of one length");
+                return kernels::plateau(metric.data(), p.data(), metric.size());
+            },
+            py::arg("metric"),
+            py::arg("p"),
+            "(peak, middle of the 90 % plateau, P summed over it) of a plateau window")
         .def(
             "set_frame",
             [](kernels& k, int n_tx, int n_preamble_symbols, int n_train_symbols, int n_header_symbols,
