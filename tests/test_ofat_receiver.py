@@ -714,3 +714,22 @@ def test_compiled_tap_fit_by_direct_products_where_the_grid_is_no_zoom_transform
         assert sorted(chosen) == sorted(want_chosen)
         assert fraction == pytest.approx(want_fraction, abs=1e-9)
         np.testing.assert_allclose(fit, want_fit, rtol=0, atol=1e-9 * np.abs(want_fit).max())
+
+
+def test_compiled_threshold_crossing_and_plateau_equal_the_numpy_methods():
+    """The first crossing (-1 without one) and the plateau's peak, middle and P sum on metric windows
+    with one, several and no crossings."""
+    compiled = _compiled()
+    layout = make_layout("wifi64", n_tx=2, n_rx=2)
+    fast, numpy_rx = compiled.CompiledFrameReceiver(layout), FrameReceiver(layout)
+    rng = np.random.default_rng(9)
+    for _ in range(20):
+        metric = rng.uniform(0, 0.3, 500) ** 2
+        metric[rng.integers(0, 500, rng.integers(0, 3))] = rng.uniform(0.2, 1.0)
+        assert fast._first_above(metric) == numpy_rx._first_above(metric)
+        p = rng.standard_normal(500) + 1j * rng.standard_normal(500)
+        peak, middle, p_sum = fast._plateau(metric[100:180], p[100:180])
+        want_peak, want_middle, want_sum = numpy_rx._plateau(metric[100:180], p[100:180])
+        assert (peak, middle) == (want_peak, want_middle)
+        assert p_sum == pytest.approx(want_sum, rel=1e-12)
+    assert fast._first_above(np.zeros(64)) == -1
