@@ -834,7 +834,9 @@ class FrameReceiver(ReferenceFrameReceiver):
         if have < n_valid:
             new_from = max(have, self._buf_start + rel0)
             m, p = self._schmidl_cox(self._buf[:, new_from - self._buf_start:])
-            if new_from > have:  # nothing kept before new_from (only at a fresh search position)
+            if new_from > have or not self._metric.size:
+                # Nothing kept before new_from (a fresh search position, or all of it searched):
+                # taken as it is, not copied by a concatenate (the idle stretches' common case).
                 self._metric, self._p, self._metric_start = m, p, new_from
             else:
                 self._metric = np.concatenate([self._metric, m])
