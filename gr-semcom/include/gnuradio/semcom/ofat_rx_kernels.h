@@ -34,8 +34,12 @@ namespace semcom {
  *   ramp rounded to complex64 first, as numpy does).
  * * fit_taps: step 3's delay-tap denoiser: the coarse Mallows'-Cp search over the shifted grids, the
  *   Newton refinement of the fractional delay, the greedy selection on the Gram matrix, the fit.
+ * * first_above, plateau: the search's threshold crossing and the plateau (_first_above, _plateau).
+ * * front, data (after set_frame): the default configuration's whole decode of a frame in two calls,
+ *   FrameReceiver._new_front (all of the above per frame plus the LS channel, noise, CDD channel and
+ *   header LLRs) and _frame_data (data symbols, common phase, Y and H).
  *
- * One object serves one receiver (one thread): the FFT's buffers and plan are its own.
+ * One object serves one receiver (one thread): the FFT's buffers, plans and scratch are its own.
  */
 class SEMCOM_API ofat_rx_kernels
 {
