@@ -34,7 +34,9 @@ def run_tx(layout, messages, n_samples, make=semcom.ofat_tx, **kwargs):
     else:
         # An idle burst-mode source waits for messages and never sees head finish: stop it.
         deadline = time.monotonic() + 30
-        while len(sinks[-1].data()) < n_samples and time.monotonic() < deadline:
+        # Every sink, not only the last: the antennas' heads finish in any order (a run stopped once
+        # the last one was full found antenna 0's sink still empty, once, in a loaded CI run).
+        while min(len(s.data()) for s in sinks) < n_samples and time.monotonic() < deadline:
             time.sleep(0.01)
         tb.stop()
         tb.wait()
