@@ -631,6 +631,9 @@ def soak(n_frames: int, batch: int, n_tx: int = 2, n_rx: int = 4) -> int:
                                methods=(), progress=False)
                 sent += k
                 delivered += sum(g is not None for g in got)
+                # The harness's own copy of the batch's tensors (k x 5 KB) is not the chain's memory: freed
+                # before RSS is read, or two batches of them would count as growth.
+                del got
                 rows.append({"frames_sent": sent, "frames_delivered": delivered,
                              "rss_mb": round(rss_bytes() / 2**20, 2),
                              "seconds": round(time.perf_counter() - t_start, 1)})
