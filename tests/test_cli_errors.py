@@ -139,6 +139,9 @@ def test_send_all_frames_lost_exits_1(tmp_path: Path, monkeypatch: pytest.Monkey
     (["--snr", "garbage"], "--snr"),
     (["--snr", "nan"], "--snr"),
     (["--max-loss", "1.5"], "--max-loss"),
+    (["--timeout", "-1"], "--timeout"),  # was accepted: every frame then timed out at once (exit 1)
+    (["--timeout", "0"], "--timeout"),
+    (["--max-int-delay", "-3"], "--max-int-delay"),
 ])
 def test_loopback_bad_option(argv: list[str], option: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert f"error: argument {option}" in argparse_error(capsys, ["loopback", *argv])
@@ -168,6 +171,22 @@ def test_bad_npy_exits_2(case: str, reason: str, tmp_path: Path, monkeypatch: py
     assert rc == 2
     err = one_line_error(capsys)
     assert str(path) in err and reason in err
+
+
+@pytest.mark.parametrize("source", ["npy", "shape"])
+def test_tensor_over_frame_capacity_exits_2(source: str, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A tensor no frame can carry is refused before any flowgraph starts (it used to be sent, rejected by
+    ofat_tx each time, and time out frame by frame). wifi64 2x4 complex carries 12 288 values."""
+    if source == "npy":
+        path = tmp_path / "big.npy"
+        np.save(path, np.zeros(12_289, np.float32))
+        argv, named = ["--npy", str(path)], str(path)
+    else:
+        argv, named = ["--shape", "3x4097"], "--shape 3x4097"
+    assert main(["loopback", *argv, "--connect", *DEAD, "--out", str(tmp_path)]) == 2
+    err = one_line_error(capsys)
+    assert named in err and "at most 12288" in err
 
 
 def test_npy_batched_needs_a_batch_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

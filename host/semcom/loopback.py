@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from semcom.errors import UsageError, check_loss, finite_float, fraction, load_npy, positive_int
+from semcom.errors import (UsageError, check_loss, finite_float, fraction, load_npy, nonnegative_int,
+                           positive_float, positive_int)
 from semcom.errors import shape as shape_arg
 from semcom.link import LinkClient
 from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
@@ -322,6 +323,15 @@ def load_tensors(args: argparse.Namespace, rng: np.random.Generator) -> list[np.
     return [rng.standard_normal(args.shape).astype(np.float32) for _ in range(args.frames)]
 
 
+def check_fits(tensors: list[np.ndarray], layout: OfatLayout, source: str) -> None:
+    """UsageError (exit 2) before any flowgraph starts when a tensor exceeds one frame's capacity: the
+    transmitter would reject every one of them and the run would only time out frame by frame."""
+    biggest = max(t.size for t in tensors)
+    if biggest > layout.capacity:
+        raise UsageError(f"{source}: a tensor of {biggest} values; one frame carries at most "
+                         f"{layout.capacity} ({layout.describe()})")
+
+
 def check_delivery(rows: list[dict[str, Any]], max_loss: float) -> None:
     """IncompleteRun (exit 1) when an SNR point delivered nothing or lost more than `max_loss` of it."""
     for row in rows:
@@ -334,6 +344,7 @@ def run(args: argparse.Namespace) -> int:
     layout = make_layout(args.preset, n_tx=args.n_tx, n_rx=args.n_rx, mode=args.mode,
                          train_reps=args.train_reps)
     tensors = load_tensors(args, rng)
+    check_fits(tensors, layout, args.npy or f"--shape {'x'.join(map(str, args.shape))}")
     tb = None
     if args.connect:
         tx, rx = args.connect
@@ -397,12 +408,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="training symbol repetitions (default: %(default)s)")
     p.add_argument("--cfo", type=finite_float, default=0.4,
                    help="max |CFO| in subcarrier spacings (random/frame) (default: %(default)s)")
-    p.add_argument("--max-int-delay", type=int, default=40,
+    p.add_argument("--max-int-delay", type=nonnegative_int, default=40,
                    help="max random timing offset (samples) (default: %(default)s)")
     p.add_argument("--n-taps", type=positive_int, default=3,
                    help="multipath taps (exponential PDP) (default: %(default)s)")
     p.add_argument("--window", type=positive_int, default=8, help="frames in flight (default: %(default)s)")
-    p.add_argument("--timeout", type=finite_float, default=5.0,
+    p.add_argument("--timeout", type=positive_float, default=5.0,
                    help="seconds before a frame counts as lost (default: %(default)s)")
     p.add_argument("--max-loss", type=fraction, default=0.05,
                    help="exit 1 when an SNR point loses more than this share of its frames or delivers "
