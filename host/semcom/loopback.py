@@ -21,8 +21,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from semcom.errors import (UsageError, check_loss, finite_float, fraction, load_npy, nonnegative_int,
-                           positive_float, positive_int)
+from semcom.errors import (
+    UsageError,
+    check_loss,
+    finite_float,
+    fraction,
+    load_npy,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 from semcom.errors import shape as shape_arg
 from semcom.link import LinkClient
 from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
