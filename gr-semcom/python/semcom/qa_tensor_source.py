@@ -6,6 +6,7 @@
 #
 """QA for tensor_source: wire messages in over a real socket, tensor messages out; bad input counted."""
 
+import threading
 import time
 import unittest
 
@@ -65,6 +66,26 @@ class qa_tensor_source(gr_unittest.TestCase):
         self.assertEqual((tensors["Y"].dtype, tensors["Y"].shape), (np.complex64, (2, 3, 4)))
         self.assertEqual((tensors["s"].dtype, tensors["s"].shape, int(tensors["s"])), (np.int64, (), 3))
         np.testing.assert_array_equal(tensors["Y"], y)
+
+    def test_no_second_receive_thread_after_a_stop_that_timed_out(self):
+        """stop() that cannot join its thread leaves it (and the socket) alone; a later start() must not
+        add a second thread on that socket (it used to), and starts cleanly once the first has ended."""
+        src = semcom.tensor_source("tcp://127.0.0.1:*")
+        release = threading.Event()
+        src._run = lambda: release.wait(10)  # a receive loop that does not see the stop flag
+        src.POLL_MS = 10
+        src.start()
+        first = src._thread
+        src.stop()
+        self.assertTrue(first.is_alive())
+        self.assertFalse(src.start())
+        self.assertIs(src._thread, first)
+        release.set()
+        first.join(5)
+        self.assertTrue(src.start())
+        self.assertIsNot(src._thread, first)
+        release.set()
+        src.stop()
 
     @unittest.skip("GNU Radio 3.10.5: top_block.start() after stop()/wait() hung in scheduler_tpb's "
                    "constructor in 6 of 160 runs here (and once in a CI run); re-enable once isolated")

@@ -54,6 +54,13 @@ class tensor_source(BoundSocket, gr.basic_block):
         self._thread: threading.Thread | None = None
 
     def start(self) -> bool:
+        if self._thread is not None:  # a stop() that timed out left its thread on the socket
+            self._thread.join(timeout=10 * self.POLL_MS / 1000)
+            if self._thread.is_alive():  # never a second thread on the same socket
+                self.logger.error("previous receive thread still running; not started again")
+                return False
+            self._thread = None
+            self._close()
         self._reopen()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="semcom_tensor_source", daemon=True)
