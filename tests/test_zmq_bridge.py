@@ -668,6 +668,26 @@ def test_expiry_follows_send_order_even_for_an_earlier_clock_reading():
     assert acct.expire(10.9, timeout_s=0.5) == [2] and acct.in_flight == 0
 
 
+def test_loss_accounting_memory_is_bounded_and_recent_fates_are_kept(monkeypatch):
+    """A long run keeps the fate of the last SETTLED_MEMORY seqs only (it kept one set entry per frame
+    forever); within that memory duplicates, late frames and reused seqs are still told apart."""
+    monkeypatch.setattr(LossAccounting, "SETTLED_MEMORY", 100)
+    acct = LossAccounting()
+    for seq in range(1000):
+        acct.on_send(seq, float(seq))
+        if seq % 10 == 3:
+            acct.expire(float(seq) + 2.0, timeout_s=1.0)  # seq is lost
+        else:
+            assert acct.on_receive(seq)
+    assert len(acct._settled) == 100
+    assert (acct.delivered, acct.lost, len(acct.lost_seqs)) == (900, 100, 100)  # every loss listed
+    assert not acct.on_receive(999) and acct.duplicates == 1
+    assert not acct.on_receive(993) and acct.late == 1
+    assert not acct.on_receive(5) and acct.unexpected == 1  # settled long ago: forgotten
+    with pytest.raises(ValueError, match="already sent"):
+        acct.on_send(950, 2000.0)
+
+
 def test_the_documented_minimal_client_works_against_a_real_bridge():
     """Runs the client snippet of docs/wire-protocol.md (ports swapped for free ones) against
     tensor_source -> tensor_sink, so that the document stays true."""

@@ -37,7 +37,14 @@ class LossAccounting:
     """Books per sequence number. Invariant: sent == delivered + lost + in_flight, and no seq is in
     two of those sets. `out_of_order` counts deliveries of a seq lower than one delivered before;
     `late` a FRAME for a seq already counted lost (it stays lost); `duplicates` a second FRAME for
-    a delivered seq; `unexpected` a FRAME for a seq this client never sent."""
+    a delivered seq; `unexpected` a FRAME for a seq this client never sent.
+
+    The fate of settled seqs is remembered for the last SETTLED_MEMORY of them only (a long run would
+    otherwise keep one set entry per frame forever): a FRAME for a seq settled before that counts as
+    `unexpected`, and only a seq reused within that memory is refused as a repeat. `lost_seqs` keeps
+    every lost seq (it grows with the losses, not with the frames)."""
+
+    SETTLED_MEMORY = 1 << 16  # 65 536 seqs, a few MB: far more than any window or timeout spans
 
     sent: int = 0
     delivered: int = 0
@@ -48,15 +55,15 @@ class LossAccounting:
     unexpected: int = 0
     lost_seqs: list[int] = field(default_factory=list)
     _pending: dict[int, float] = field(default_factory=dict, repr=False)  # seq -> send time
-    _lost_set: set[int] = field(default_factory=set, repr=False)
-    _delivered_set: set[int] = field(default_factory=set, repr=False)
+    # seq -> delivered (True) or lost (False), oldest settled first; trimmed to SETTLED_MEMORY
+    _settled: dict[int, bool] = field(default_factory=dict, repr=False)
     _last_delivered: int = -1
     _last_send: float = float("-inf")
 
     def on_send(self, seq: int, now: float) -> None:
         """Book a send at time `now` (the client's monotonic clock; an earlier `now` than the last
         send's is taken as that one's, so the pending seqs stay in order of send time)."""
-        if seq in self._pending or seq in self._delivered_set or seq in self._lost_set:
+        if seq in self._pending or seq in self._settled:
             raise ValueError(f"seq {seq} was already sent: sequence numbers must not repeat")
         self._last_send = max(self._last_send, now)
         self._pending[seq] = self._last_send
@@ -66,15 +73,16 @@ class LossAccounting:
         """Book one arriving FRAME; True if it delivers a pending seq."""
         if seq in self._pending:
             del self._pending[seq]
-            self._delivered_set.add(seq)
+            self._settle(seq, delivered=True)
             self.delivered += 1
             if seq < self._last_delivered:
                 self.out_of_order += 1
             self._last_delivered = max(self._last_delivered, seq)
             return True
-        if seq in self._delivered_set:
+        fate = self._settled.get(seq)
+        if fate is True:
             self.duplicates += 1
-        elif seq in self._lost_set:
+        elif fate is False:
             self.late += 1
         else:
             self.unexpected += 1
@@ -102,9 +110,14 @@ class LossAccounting:
 
     def _mark_lost(self, seq: int) -> None:
         del self._pending[seq]
-        self._lost_set.add(seq)
+        self._settle(seq, delivered=False)
         self.lost_seqs.append(seq)
         self.lost += 1
+
+    def _settle(self, seq: int, delivered: bool) -> None:
+        self._settled[seq] = delivered
+        if len(self._settled) > self.SETTLED_MEMORY:  # dicts keep insertion order: drop the oldest
+            del self._settled[next(iter(self._settled))]
 
     @property
     def in_flight(self) -> int:
