@@ -206,3 +206,17 @@ def test_wheel_install_runs_loopback_from_any_directory(wheel: Path, tmp_path: P
     proc = run([str(semcom), "loopback", "--frames", "20", "--snr", "20", "--out", str(work / "out")],
                cwd=work, env=env)
     assert "sent 20 delivered 20 lost 0" in proc.stdout + proc.stderr
+
+
+def test_host_core_imports_no_gnu_radio() -> None:
+    """docs/ARCHITECTURE.md: the host's core (wire, link, layout + receiver, channels, training, the
+    command modules that drive a flowgraph over ZeroMQ) imports no GNU Radio module; only starting a
+    flowgraph in the same process does (semcom.loopback's launcher, semcom.network.air, semcom.digital)."""
+    core = ["semcom.wire", "semcom.link", "semcom.ofat.frame", "semcom.ofat.receiver", "semcom.ofat.equalize",
+            "semcom.ofat.papr", "semcom.channels", "semcom.training", "semcom.loopback",
+            "semcom.flowgraph_channel", "semcom.capture", "semcom.send", "semcom.cli"]
+    code = (f"import importlib, sys\nfor m in {core!r}: importlib.import_module(m)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gnuradio', 'pmt')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
