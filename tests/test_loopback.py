@@ -201,6 +201,31 @@ def test_realtime_flowgraph_delivers_or_counts_every_frame(n_tx, n_rx, snrs, pay
     assert max(high.nmse[best]) < 0.5, high.nmse[best]
 
 
+def test_flowgraph_binds_its_own_ports_so_a_taken_port_cannot_break_the_start(monkeypatch):
+    """start_loopback_flowgraph used to probe two "free" ports and hand them to the flowgraph, a race:
+    here the probe returns a port another socket holds, which the flowgraph must not depend on."""
+    import socket
+
+    import semcom.loopback
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        monkeypatch.setattr(semcom.loopback, "free_tcp_port", lambda: taken)
+        tb, tx, rx = start_loopback_flowgraph(2, 2, preset="wifi64", snr_db=30.0, **CHANNEL)
+        try:
+            ports = {int(tx.rsplit(":", 1)[1]), int(rx.rsplit(":", 1)[1])}
+            assert taken not in ports and len(ports) == 2
+            with LinkClient(tx, rx, window=2, timeout_s=5.0) as link:
+                link.send(np.ones((2, 8), np.float32))
+                link.finish(drain_s=5.0)
+                assert link.accounting.delivered == 1
+        finally:
+            tb.stop()
+            tb.wait()
+
+
 def test_pure_noise_through_the_channel_yields_no_frame():
     layout = make_layout("wifi64", n_tx=2, n_rx=4)
     tb = gr.top_block()

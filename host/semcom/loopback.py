@@ -115,10 +115,11 @@ def start_loopback_flowgraph(n_tx: int, n_rx: int, **params: Any) -> tuple[Any, 
     """
     from semcom.flowgraphs import top_block_class
 
-    tx = f"tcp://127.0.0.1:{free_tcp_port()}"
-    rx = f"tcp://127.0.0.1:{free_tcp_port()}"
     cls = top_block_class(loopback_flowgraph_name(n_tx, n_rx))
-    tb = cls(tx_address=tx, rx_address=rx, **params)
+    # The bridge blocks bind port 0 ("*") themselves and report the port they got: a port probed free
+    # here first (free_tcp_port) could be taken by another process before the flowgraph binds it.
+    tb = cls(tx_address="tcp://127.0.0.1:*", rx_address="tcp://127.0.0.1:*", **params)
+    tx, rx = tb.semcom_tensor_source_0.endpoint(), tb.semcom_tensor_sink_0.endpoint()
     tb.start()
     return tb, tx, rx
 
