@@ -121,18 +121,17 @@ class SharedAir:
     def __enter__(self) -> SharedAir:
         from semcom.flowgraphs import top_block_class
         from semcom.link import LinkClient
-        from semcom.loopback import free_tcp_port
 
         n = self.n
-        tx = [f"tcp://127.0.0.1:{free_tcp_port()}" for _ in range(n)]
-        rx = [f"tcp://127.0.0.1:{free_tcp_port()}" for _ in range(n)]
-        addr = {**{f"tx_address_{k}": a for k, a in enumerate(tx)},
-                **{f"rx_address_{k}": a for k, a in enumerate(rx)}}
+        # The bridge blocks bind a port of their own ("*") and report it: no probed port to race for.
+        addr = {f"{side}_address_{k}": "tcp://127.0.0.1:*" for side in ("tx", "rx") for k in range(n)}
         fill = self.layout.n_used / self.layout.fft_len  # mean sample power of an OFAT frame (unitary IFFT)
         self.tb = top_block_class(f"network_loopback_{n}")(
             stagger=0, gap_samples=GAP_SAMPLES, fill_power=fill,
             interferer_cfo=INTERFERER_CFO / self.layout.fft_len, seed=self.seed,
             link_sequences=int(self.link_sequences), **addr)
+        tx = [getattr(self.tb, f"tensor_source_{k}").endpoint() for k in range(n)]
+        rx = [getattr(self.tb, f"tensor_sink_{k}").endpoint() for k in range(n)]
         self.tb.start()
         self.channel = self.tb.semcom_interference_channel_0
         self.receivers = [getattr(self.tb, f"ofat_rx_{k}") for k in range(n)]
