@@ -202,6 +202,16 @@ def test_eval_agents_missing_checkpoints(tmp_path: Path, capsys: pytest.CaptureF
     assert "no such directory" in one_line_error(capsys)
 
 
+@pytest.mark.parametrize("argv", [["eval", "jscc"], ["send", "jscc"], ["send", "tokens"]])
+def test_missing_checkpoint_is_one_line_on_stderr(argv: list[str], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """These commands printed "error: ..." on stdout themselves; now semcom.cli.main reports it as every
+    other bad input: one `semcom:` line on stderr, exit 2."""
+    missing = tmp_path / "nonexistent"
+    assert main([*argv, "--checkpoint", str(missing), "--out", str(tmp_path)]) == 2
+    assert str(missing) in one_line_error(capsys) and capsys.readouterr().out == ""
+
+
 def test_eval_agents_empty_checkpoint_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["eval", "agents", "--checkpoints", str(tmp_path), "--out", str(tmp_path)])
     assert rc == 2  # CheckpointError, through cli.main's handler

@@ -61,17 +61,13 @@ def _compare(args: argparse.Namespace, score: Callable[[Any], float], metric: st
 def _send_jscc(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from semcom.jscc.checkpoint import CheckpointError
     from semcom.jscc.experiment import load_images
     from semcom.jscc.train import evaluate_psnr
     from semcom.lightweight.checkpoint import load_codec
 
-    try:
-        # a plain DeepJSCC checkpoint or a compressed one (pruned / int8 / distilled encoder)
-        model, doc = load_codec(args.checkpoint)
-    except CheckpointError as err:
-        print(f"error: {err}")
-        return 2
+    # a plain DeepJSCC checkpoint or a compressed one (pruned / int8 / distilled encoder); a missing or
+    # corrupt one raises CheckpointError, which semcom.cli.main reports (stderr, exit 2)
+    model, doc = load_codec(args.checkpoint)
     if doc["kind"] != "semcom.deepjscc":
         print(f"compressed encoder: {doc['config']['weights']}, architecture {doc['config']['encoder']}")
     images = load_images(args.images, n=args.n, seed=args.seed, split="test")
@@ -81,15 +77,11 @@ def _send_jscc(args: argparse.Namespace) -> int:
 
 
 def _send_tokens(args: argparse.Namespace) -> int:
-    from semcom.agents.checkpoint import CheckpointError, load_pipeline
+    from semcom.agents.checkpoint import load_pipeline
     from semcom.agents.experiment import AgentsExperiment, make_data
     from semcom.agents.train import evaluate_pipeline
 
-    try:
-        pipeline, doc = load_pipeline(args.checkpoint)
-    except CheckpointError as err:
-        print(f"error: {err}")
-        return 2
+    pipeline, doc = load_pipeline(args.checkpoint)  # CheckpointError: reported by semcom.cli.main
     exp = AgentsExperiment.from_dict(doc["meta"]["experiment"])  # the test split it was not trained on
     test = make_data(exp, progress=False, pretrain=False).test.subset(args.n)
     print(f"{len(test)} test questions, {pipeline.link.m * pipeline.sensor.cfg.k_tokens} real channel "

@@ -98,15 +98,12 @@ def train_only(args: argparse.Namespace) -> int:
 
 def eval_only(args: argparse.Namespace) -> int:
     """``semcom eval jscc``: evaluate an existing checkpoint (never trains)."""
-    from .checkpoint import CheckpointError, load_checkpoint
+    from .checkpoint import load_checkpoint
 
     torch.set_num_threads(args.threads)
     exp = _experiment(args)
-    try:
-        model, doc = load_checkpoint(args.checkpoint, expect=exp.cfg)
-    except CheckpointError as err:
-        print(f"error: {err}")
-        return 2
+    # a missing / corrupt checkpoint raises CheckpointError: semcom.cli.main reports it (stderr, exit 2)
+    model, doc = load_checkpoint(args.checkpoint, expect=exp.cfg)
     rows = eval_jscc(model, exp, args.out, snrs=tuple(args.snrs), channels=tuple(args.channels),
                      train_info=doc.get("meta"))
     _print_table(rows, args.snrs)
