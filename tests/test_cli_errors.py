@@ -212,6 +212,15 @@ def test_missing_checkpoint_is_one_line_on_stderr(argv: list[str], tmp_path: Pat
     assert str(missing) in one_line_error(capsys) and capsys.readouterr().out == ""
 
 
+@pytest.mark.parametrize("argv, reason", [(["partial", "--agents", "1000"], "agents"),
+                                          (["adapt", "--snrs", "10"], "at least two SNRs")])
+def test_invalid_experiment_settings_are_one_line_on_stderr(argv: list[str], reason: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`semcom partial` / `semcom adapt` printed "error: ..." themselves; now the one `semcom:` form."""
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert reason in one_line_error(capsys)
+
+
 def test_eval_agents_empty_checkpoint_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["eval", "agents", "--checkpoints", str(tmp_path), "--out", str(tmp_path)])
     assert rc == 2  # CheckpointError, through cli.main's handler

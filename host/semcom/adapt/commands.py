@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from semcom.errors import finite_float, nonnegative_int, positive_int
+from semcom.errors import UsageError, finite_float, nonnegative_int, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             setattr(cfg, key, value)
     if len(cfg.snrs) < 2 or cfg.step_epochs < 1 or cfg.initial_epochs < 1:
-        print("error: need at least two SNRs and >= 1 epoch per phase", file=sys.stderr)
-        return 2
+        raise UsageError("need at least two SNRs and >= 1 epoch per phase")  # one "semcom:" line, exit 2
     t0 = time.perf_counter()
     summary = run_experiment(cfg, args.out, progress=not args.no_progress,
                              command="semcom " + shlex.join(sys.argv[1:]))

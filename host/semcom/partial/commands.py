@@ -18,6 +18,7 @@ import sys
 import torch
 
 from semcom.errors import (
+    UsageError,
     finite_float,
     fraction,
     nonnegative_float,
@@ -95,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
         exp = experiment_from_args(args)
         exp.validate()
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(str(e)) from None  # semcom.cli.main: one "semcom:" line, exit 2
     summary = run_experiment(exp, args.out, retrain=args.retrain, progress=not args.no_progress,
                              command="semcom " + shlex.join(sys.argv[1:]))
     print(json.dumps(summary["checks"], indent=1))
