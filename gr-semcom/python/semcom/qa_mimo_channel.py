@@ -110,6 +110,24 @@ class qa_mimo_channel(gr_unittest.TestCase):
         self.assertTrue(all(0 <= m["int_delay"] <= 9 and 0 <= m["frac_delay"] < 1 for m, _ in truth))
         np.testing.assert_allclose(y, reference_output(x, truth), atol=2e-4)
 
+    def test_bursts_between_zeros_are_the_truth_fir_including_their_tails(self):
+        """Frames between runs of zeros (ofat_tx's idle fill and gaps), cut by small and large work()
+        calls: the block filters only the outputs that read a nonzero input; the rest, and each frame's
+        tail of delay spread into the zeros, must still be the FIR's output."""
+        rng = np.random.default_rng(11)
+        n = 9000
+        x = np.zeros((2, n), np.complex64)
+        sob = (0, 1000, 4100, 4700)
+        for a, b in ((1000, 2500), (4100, 4600), (4700, 4701), (8990, 9000)):  # one burst of 1 sample
+            x[:, a:b] = white(rng, (2, b - a), 0.5)
+        for cap in (61, 4096):
+            y, _, truth, _ = run_channel(x, tags=sob, n_rx=4, snr_db=300, max_int_delay=9, cfo=0.3 / 64,
+                                         seed=12, max_noutput_items=cap)
+            np.testing.assert_allclose(y, reference_output(x, truth), atol=2e-4)
+            self.assertTrue(np.all(np.abs(y[:, :1000]) < 1e-6))  # the output before the first burst
+            tail = np.abs(y[:, 2500:2520]).max()  # the first frame's delay spread reaches past its end
+            self.assertGreater(tail, 1e-3)
+
     def test_per_block_redraws_at_multiples_of_block_len(self):
         x = np.ones((2, 2600), np.complex64)
         _, ch, truth, _ = run_channel(x, tags=(123,), n_rx=2, snr_db=300, fading="per_block",
