@@ -21,7 +21,9 @@ def test_same_checkpoint_over_torch_channel_and_flowgraph(tmp_path):
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["send", "jscc", "--checkpoint", str(tmp_path / "missing"), "--no-progress"]) == 2
-    assert "error:" in capsys.readouterr().out
+    out, err = capsys.readouterr()  # one `semcom:` line on stderr, as every command's usage error
+    assert out == "" and err.startswith("semcom: ") and err.count("\n") == 1
+    assert "missing.json not found" in err
 
 
 # `semcom send tokens` with the shipped pipeline over both channels: tests/test_agents_shipped.py, which
@@ -31,4 +33,5 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path, capsys):
 def test_bad_token_checkpoint_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "x.json").write_text("{}")
     assert main(["send", "tokens", "--checkpoint", str(tmp_path / "x"), "--no-progress"]) == 2
-    assert "error:" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("semcom: ") and "not a token-pipeline checkpoint" in err
