@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from typing import Any
 
 import zmq
@@ -25,6 +26,8 @@ class BoundSocket:
     already know. ``_lock`` guards the counters and the socket: the scheduler's threads, a receive
     thread and stop() may all touch them.
     """
+
+    REBIND_TIMEOUT_S = 2.0  # how long _reopen waits for the port a closed socket still holds
 
     def _init_socket(self, address: str, socket_type: int, hwm: int) -> None:
         self.address = address
@@ -50,7 +53,17 @@ class BoundSocket:
         """Bind again after a stop(): the real port, so a "*" address keeps the port peers know."""
         if self._sock is None:
             self.address = self._endpoint or self.address
-            self._open()
+            # ZeroMQ closes a socket in its I/O thread: the port can stay bound for a moment after
+            # close(), so binding it again right after a stop() may find it in use (seen in a CI run).
+            deadline = time.monotonic() + self.REBIND_TIMEOUT_S
+            while True:
+                try:
+                    self._open()
+                    return
+                except zmq.ZMQError as err:
+                    if err.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
 
     def _close(self) -> None:
         if self._sock is not None:

@@ -67,6 +67,31 @@ class qa_tensor_source(gr_unittest.TestCase):
         self.assertEqual((tensors["s"].dtype, tensors["s"].shape, int(tensors["s"])), (np.int64, (), 3))
         np.testing.assert_array_equal(tensors["Y"], y)
 
+    def test_start_after_stop_waits_for_the_port_a_closed_socket_still_holds(self):
+        """ZeroMQ releases a closed socket's port in its I/O thread, a moment later: start() after
+        stop() binds the same port once it is free instead of failing with 'Address already in use'."""
+        src = semcom.tensor_source("tcp://127.0.0.1:*")
+        endpoint = src.endpoint()
+        src.stop()
+        holder = zmq.Context.instance().socket(zmq.PULL)
+        deadline = time.monotonic() + 2.0
+        while True:  # the port still taken when start() comes (this bind meets the same delay first)
+            try:
+                holder.bind(endpoint)
+                break
+            except zmq.ZMQError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        release = threading.Timer(0.2, lambda: holder.close(linger=0))
+        release.start()
+        try:
+            self.assertTrue(src.start())
+            self.assertEqual(src.endpoint(), endpoint)
+        finally:
+            release.join()
+            src.stop()
+
     def test_no_second_receive_thread_after_a_stop_that_timed_out(self):
         """stop() that cannot join its thread leaves it (and the socket) alone; a later start() must not
         add a second thread on that socket (it used to), and starts cleanly once the first has ended."""
