@@ -5,14 +5,17 @@ import socket
 import subprocess
 import sys
 import time
+import typing
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from semcom.flowgraphs import compile_flowgraph, list_flowgraphs
 from semcom.link import LinkClient
 from semcom.ofat.equalize import reconstruct_payload
-from semcom.ofat.frame import make_layout
+from semcom.ofat.frame import PRESETS, Mode, make_layout
 
 GRC_FILES = list_flowgraphs()
 
@@ -21,6 +24,15 @@ def test_flowgraph_set_is_complete():
     names = {p.stem for p in GRC_FILES}
     assert {"loopback", "usrp_tx", "usrp_rx", "split_tx", "split_channel", "split_rx", "lab_b210_2x2",
             "lab_x310_2x2", "lab_dual_2x2", "lab_n2xx_1x1"} <= names
+
+
+def test_layout_block_offers_the_frame_modules_presets_and_modes():
+    # GRC's drop-downs for the layout block list what make_layout takes (frame.py is the source).
+    yml = Path(__file__).resolve().parents[1] / "gr-semcom" / "grc" / "semcom_ofat_layout.block.yml"
+    params = {p["id"]: p for p in yaml.safe_load(yml.read_text())["parameters"]}
+    assert params["preset"]["options"] == list(PRESETS)
+    assert params["mode"]["options"] == list(typing.get_args(Mode))
+    assert params["preset"]["dtype"] == params["mode"]["dtype"] == "string"  # still takes an expression
 
 
 @pytest.mark.parametrize("grc", GRC_FILES, ids=lambda p: p.stem)
