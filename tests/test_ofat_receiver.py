@@ -693,6 +693,26 @@ def test_compiled_metric_and_fft_windows_equal_the_numpy_methods():
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
 
 
+def test_compiled_kernels_check_arrays_against_their_own_dimensions():
+    """The kernels know Nr, Nt and the header length from their layout (nothing passed per call): a
+    buffer with other rows, or front arrays of another Nt or header length, is refused, never read past."""
+    compiled = _compiled()
+    layout = make_layout("wifi64", n_tx=2, n_rx=4)
+    kernels = compiled.CompiledFrameReceiver(layout)._kernels
+    rows3 = np.zeros((3, 4000), np.complex64)
+    with pytest.raises(ValueError, match="Nr, n"):
+        kernels.schmidl_cox(rows3)
+    with pytest.raises(ValueError, match="Nr, n"):
+        kernels.front(rows3, 0, 0.0)
+    buf = np.zeros((4, 4000), np.complex64)
+    nu, hs = layout.n_used, layout.n_header_symbols
+    g, yh = np.ones((4, nu), complex), np.ones((4, hs, nu), complex)
+    with pytest.raises(ValueError, match="inconsistent"):
+        kernels.data(buf, 0, 0.0, g, yh, np.ones((4, 1, nu), complex), 1)  # Nt = 1, kernels have 2
+    with pytest.raises(ValueError, match="inconsistent"):
+        kernels.data(buf, 0, 0.0, g, np.ones((4, hs + 1, nu), complex), np.ones((4, 2, nu), complex), 1)
+
+
 def test_compiled_tap_fit_by_direct_products_where_the_grid_is_no_zoom_transform():
     """Coarse shifts that are not multiples of 1/16 sample (the zoom IDFT does not apply): the kernel's
     direct products give the numpy method's taps, fraction and fit."""

@@ -74,7 +74,7 @@ class CompiledFrameReceiver(FrameReceiver):
     def _schmidl_cox(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if x.dtype != np.complex64 or (x.shape[1] > 1 and x.strides[1] != x.itemsize):
             return super()._schmidl_cox(x)
-        return self._kernels.schmidl_cox(x, self.layout.n_rx, self.layout.fft_len)
+        return self._kernels.schmidl_cox(x)
 
     def _first_above(self, metric: np.ndarray) -> int:
         if metric.dtype != np.float64 or not metric.flags.c_contiguous:
@@ -88,8 +88,7 @@ class CompiledFrameReceiver(FrameReceiver):
 
     def _windows_fft(self, body: int, first_sym: int, n_sym: int, cfo: float) -> np.ndarray:
         lay = self.layout
-        return self._kernels.windows_fft(self._buf, lay.n_rx, lay.fft_len, lay.symbol_len,
-                                         body + first_sym * lay.symbol_len, first_sym, n_sym, cfo)
+        return self._kernels.windows_fft(self._buf, body + first_sym * lay.symbol_len, first_sym, n_sym, cfo)
 
     def _fit_taps(self, pairs: np.ndarray, threshold: float) -> tuple[list[int], np.ndarray, float]:
         if not self.align_fraction:
@@ -102,7 +101,7 @@ class CompiledFrameReceiver(FrameReceiver):
             return super()._new_front(body, cfo)
         lay = self.layout
         cfo, h, noise_var, err_var, own_training, g, yh, llr, chosen, fraction = self._kernels.front(
-            self._buf, lay.n_rx, body, cfo, lay.n_tx, lay.n_header_symbols)
+            self._buf, body, cfo)
         self.last_taps = np.sort(self._candidate_taps[chosen])
         self.last_fraction = fraction
         header = decode_header(combine_header_llrs(lay, llr))
@@ -113,6 +112,6 @@ class CompiledFrameReceiver(FrameReceiver):
         if not self._fused or self.sfo_tracking:
             return super()._frame_data(body, front, n_data)
         self._pending = None  # as FrameReceiver._header_and_data: this frame's front is used up
-        y, h, signal_power = self._kernels.data(self._buf, self.layout.n_rx, body, front.cfo, front.g,
-                                                front.yh, front.h, n_data)
+        y, h, signal_power = self._kernels.data(self._buf, body, front.cfo, front.g, front.yh, front.h,
+                                                n_data)
         return y, h, signal_power, None

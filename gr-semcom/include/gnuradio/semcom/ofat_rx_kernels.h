@@ -166,6 +166,12 @@ public:
 
     bool frame_configured() const { return d_n_tx > 0; }
     int data_carriers() const { return static_cast<int>(d_data_index.size()); }
+    //! The dimensions the kernels were made with (the bindings shape and check arrays by them).
+    int n_rx() const { return d_n_rx; }
+    int fft_len() const { return d_fft_len; }
+    int symbol_len() const { return d_symbol_len; }
+    int n_tx() const { return d_n_tx; }                 // 0 before set_frame
+    int n_header_symbols() const { return d_n_head; }   // 0 before set_frame
 
 private:
     const int d_n_rx, d_fft_len, d_symbol_len, d_nu, d_c, d_g, d_coarse_taps, d_newton_steps;

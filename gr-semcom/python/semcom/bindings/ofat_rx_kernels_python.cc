@@ -93,10 +93,10 @@ void bind_ofat_rx_kernels(py::module& m)
              py::arg("newton_steps"))
         .def(
             "schmidl_cox",
-            [](const kernels& k, const samples_t& x, int n_rx, int fft_len) {
-                const std::ptrdiff_t stride = row_stride(x, n_rx);
+            [](const kernels& k, const samples_t& x) {
+                const std::ptrdiff_t stride = row_stride(x, k.n_rx());
                 const py::ssize_t n = x.shape(1);
-                const py::ssize_t n_out = std::max<py::ssize_t>(n - fft_len + 1, 0);
+                const py::ssize_t n_out = std::max<py::ssize_t>(n - k.fft_len() + 1, 0);
                 py::array_t<double> metric(n_out);
                 py::array_t<cd> p(n_out);
                 {
@@ -107,20 +107,17 @@ void bind_ofat_rx_kernels(py::module& m)
                 return py::make_tuple(metric, p);
             },
             py::arg("x"),
-            py::arg("n_rx"),
-            py::arg("fft_len"),
             "(metric float64, P complex128) at every position with a full window of x (Nr, n)")
         .def(
             "windows_fft",
-            [](kernels& k, const samples_t& buf, int n_rx, int fft_len, int symbol_len,
-               py::ssize_t start, int first_sym, int n_sym, double cfo) {
-                const std::ptrdiff_t stride = row_stride(buf, n_rx);
+            [](kernels& k, const samples_t& buf, py::ssize_t start, int first_sym, int n_sym, double cfo) {
+                const std::ptrdiff_t stride = row_stride(buf, k.n_rx());
                 if (start < 0 || n_sym < 0 ||
-                    start + static_cast<py::ssize_t>(n_sym) * symbol_len > buf.shape(1))
+                    start + static_cast<py::ssize_t>(n_sym) * k.symbol_len() > buf.shape(1))
                     throw std::invalid_argument("windows_fft: symbols outside the buffer");
-                py::array_t<cd> out({ static_cast<py::ssize_t>(n_rx),
+                py::array_t<cd> out({ static_cast<py::ssize_t>(k.n_rx()),
                                       static_cast<py::ssize_t>(n_sym),
-                                      static_cast<py::ssize_t>(fft_len) });
+                                      static_cast<py::ssize_t>(k.fft_len()) });
                 {
                     py::gil_scoped_release release;
                     k.windows_fft(buf.data(), stride, start, first_sym, n_sym, cfo, out.mutable_data());
@@ -128,9 +125,6 @@ void bind_ofat_rx_kernels(py::module& m)
                 return out;
             },
             py::arg("buf"),
-            py::arg("n_rx"),
-            py::arg("fft_len"),
-            py::arg("symbol_len"),
             py::arg("start"),
             py::arg("first_sym"),
             py::arg("n_sym"),
@@ -198,9 +192,11 @@ void bind_ofat_rx_kernels(py::module& m)
             "the frame layout of front() and data() (see ofat_rx_kernels.h)")
         .def(
             "front",
-            [](kernels& k, const samples_t& buf, int n_rx, py::ssize_t body, double cfo,
-               int n_tx, int n_header_symbols) {
-                const std::ptrdiff_t stride = row_stride(buf, n_rx);
+            [](kernels& k, const samples_t& buf, py::ssize_t body, double cfo) {
+                if (!k.frame_configured())
+                    throw std::logic_error("front: set_frame first");
+                const py::ssize_t n_rx = k.n_rx(), n_tx = k.n_tx(), n_header_symbols = k.n_header_symbols();
+                const std::ptrdiff_t stride = row_stride(buf, k.n_rx());
                 if (body < 0)
                     throw std::invalid_argument("front: negative body index");
                 kernels::front_result r;
@@ -210,7 +206,7 @@ void bind_ofat_rx_kernels(py::module& m)
                 }
                 const py::ssize_t nu = static_cast<py::ssize_t>(r.g.size()) / n_rx;
                 const py::ssize_t n_k = static_cast<py::ssize_t>(r.llr.size()) / n_header_symbols;
-                py::array_t<double> llr({ static_cast<py::ssize_t>(n_header_symbols), n_k });
+                py::array_t<double> llr({ n_header_symbols, n_k });
                 std::copy(r.llr.begin(), r.llr.end(), llr.mutable_data());
                 return py::make_tuple(r.cfo,
                                       array_of(r.h, { n_rx, n_tx, nu }),
@@ -223,23 +219,25 @@ void bind_ofat_rx_kernels(py::module& m)
                                       r.chosen,
                                       r.fraction);
             },
-            py::arg("buf"), py::arg("n_rx"), py::arg("body"), py::arg("cfo"), py::arg("n_tx"),
-            py::arg("n_header_symbols"),
+            py::arg("buf"), py::arg("body"), py::arg("cfo"),
             "(cfo, h, noise_var, err_var, own_training, g, yh, llr, chosen taps, fraction): "
             "FrameReceiver._front of the frame whose preamble body is at column body")
         .def(
             "data",
-            [](kernels& k, const samples_t& buf, int n_rx, py::ssize_t body, double cfo, const cd_array& g,
+            [](kernels& k, const samples_t& buf, py::ssize_t body, double cfo, const cd_array& g,
                const cd_array& yh, const cd_array& h, int n_data) {
-                const std::ptrdiff_t stride = row_stride(buf, n_rx);
-                if (body < 0 || h.ndim() != 3 || h.shape(0) != n_rx || g.ndim() != 2 || g.shape(0) != n_rx ||
-                    yh.ndim() != 3 || yh.shape(0) != n_rx || g.shape(1) != h.shape(2) ||
-                    yh.shape(2) != h.shape(2))
+                if (!k.frame_configured())
+                    throw std::logic_error("data: set_frame first");
+                const py::ssize_t n_rx = k.n_rx(), n_tx = k.n_tx();
+                const std::ptrdiff_t stride = row_stride(buf, k.n_rx());
+                // The front's arrays as front() shapes them (the kernel reads them by its own dims).
+                if (body < 0 || h.ndim() != 3 || h.shape(0) != n_rx || h.shape(1) != n_tx || g.ndim() != 2 ||
+                    g.shape(0) != n_rx || yh.ndim() != 3 || yh.shape(0) != n_rx ||
+                    yh.shape(1) != k.n_header_symbols() || g.shape(1) != h.shape(2) || yh.shape(2) != h.shape(2))
                     throw std::invalid_argument("data: inconsistent front arrays");
-                const py::ssize_t n_tx = h.shape(1);
                 const py::ssize_t n_k = k.data_carriers();
-                py::array_t<cf> y({ n_k, static_cast<py::ssize_t>(n_rx), static_cast<py::ssize_t>(n_data) });
-                py::array_t<cf> h_out({ n_k, static_cast<py::ssize_t>(n_rx), n_tx });
+                py::array_t<cf> y({ n_k, n_rx, static_cast<py::ssize_t>(n_data) });
+                py::array_t<cf> h_out({ n_k, n_rx, n_tx });
                 double power;
                 {
                     py::gil_scoped_release release;
@@ -248,7 +246,7 @@ void bind_ofat_rx_kernels(py::module& m)
                 }
                 return py::make_tuple(y, h_out, power);
             },
-            py::arg("buf"), py::arg("n_rx"), py::arg("body"), py::arg("cfo"), py::arg("g"), py::arg("yh"),
+            py::arg("buf"), py::arg("body"), py::arg("cfo"), py::arg("g"), py::arg("yh"),
             py::arg("h"), py::arg("n_data"),
             "(Y (K, Nr, S) complex64, H (K, Nr, Nt) complex64, signal power per element): the data part "
             "of FrameReceiver._decode_at from the front's g, yh and h");
