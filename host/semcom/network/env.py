@@ -128,14 +128,18 @@ class LinkTable:
     def bin(self, sinr_db: np.ndarray) -> np.ndarray:
         return np.digitize(sinr_db, self.edges)
 
+    @staticmethod
+    def _read(column: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``column`` at bins ``b`` (..., N): a per-link column (rows (N, n): each link's own radios, e.g. its
+        interferers' oscillator offsets) is read row k for link k, along the last axis."""
+        if column.ndim == 1:
+            return column[b]
+        return column[np.broadcast_to(np.arange(b.shape[-1]), b.shape), b]
+
     def lookup(self, sinr_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(delivery probability, accuracy ratio) at ``sinr_db`` (..., N); a per-link table (rows (N, n):
-        each link's own radios, e.g. its interferers' oscillator offsets) is read along the last axis."""
+        """(delivery probability, accuracy ratio) at ``sinr_db`` (..., N)."""
         b = self.bin(sinr_db)
-        if self.delivered.ndim == 1:
-            return self.delivered[b], self.accuracy_ratio[b]
-        k = np.broadcast_to(np.arange(b.shape[-1]), b.shape)
-        return self.delivered[k, b], self.accuracy_ratio[k, b]
+        return self._read(self.delivered, b), self._read(self.accuracy_ratio, b)
 
     def measured_snr_db(self, sinr_db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The measurement model: what the receiver reports as a delivered frame's SNR when the true SINR is
@@ -145,10 +149,7 @@ class LinkTable:
         if self.snr_bias_db is None or self.snr_sd_db is None:
             return np.asarray(sinr_db, dtype=float)
         b = self.bin(sinr_db)
-        if self.snr_bias_db.ndim == 1:
-            return sinr_db + self.snr_bias_db[b] + self.snr_sd_db[b] * z
-        k = np.broadcast_to(np.arange(b.shape[-1]), b.shape)
-        return sinr_db + self.snr_bias_db[k, b] + self.snr_sd_db[k, b] * z
+        return sinr_db + self._read(self.snr_bias_db, b) + self._read(self.snr_sd_db, b) * z
 
 
 @functools.lru_cache(maxsize=8)
