@@ -51,6 +51,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .clipping import clip_frame
+
 Mode = Literal["complex", "real"]
 
 HEADER_BYTES = 15
@@ -731,8 +733,6 @@ def _modulate_chunk(layout: OfatLayout, payloads: Sequence[np.ndarray], headers:
     sync = _tx_template(layout).sync_samples  # preamble + training never change: IFFT'd once
     grid = _variable_grid(layout, payloads, headers, n_data)
     if layout.clip_ratio_db:
-        from semcom.ofat.papr import clip_frame  # papr builds on this module
-
         body = ofdm_modulate(layout, grid)
         sync_all = np.broadcast_to(sync[:, None], (*body.shape[:2], sync.shape[1]))
         samples = np.concatenate([sync_all, body], axis=2)
