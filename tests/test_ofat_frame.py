@@ -6,6 +6,7 @@ import torch
 
 from semcom.ofat.frame import (
     HEADER_BITS,
+    PRESETS,
     FrameError,
     FrameHeader,
     OfatLayout,
@@ -22,6 +23,7 @@ from semcom.ofat.frame import (
     modulate_frames,
     ofdm_demodulate,
     ofdm_modulate,
+    signed_bins,
     unmap_values,
 )
 
@@ -262,3 +264,13 @@ def test_sequences_of_different_ids_are_nearly_orthogonal():
             assert cross.max() < 0.45, (a.sequence_id, b.sequence_id, cross.max())
             assert np.sum(a.header_scrambler != b.header_scrambler) >= HEADER_BITS // 4
             assert not np.array_equal(a.pilot_values(8), b.pilot_values(8))
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_signed_bins_invert_the_bin_numbering(preset: str) -> None:
+    """signed_bins is numpy's FFT frequency order, and the layout's signed used subcarriers are its own."""
+    layout = make_layout(preset, n_tx=2)
+    n = layout.fft_len
+    np.testing.assert_array_equal(signed_bins(np.arange(n), n), np.round(np.fft.fftfreq(n) * n).astype(int))
+    np.testing.assert_array_equal(layout.used_signed, sorted(layout.used_carriers))
+    np.testing.assert_array_equal(np.mod(layout.used_signed, n), layout.used_bins)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from semcom.ofat import equalize
+from semcom.ofat.frame import signed_bins
 
 if TYPE_CHECKING:
     from semcom.ofat.channel_model import Impairments
@@ -385,7 +386,7 @@ class OfatChannel(_SeededChannel):
             err = err + training_err
         if self.csi == "denoised":
             # Project the error over the used subcarriers onto the first `taps` delays (per frame).
-            signed = np.where(lay.used_bins >= lay.fft_len // 2, lay.used_bins - lay.fft_len, lay.used_bins)
+            signed = lay.used_signed
             projected = []
             for b, (_, fir_len) in enumerate(draws):
                 taps = self.denoise_taps or fir_len
@@ -432,7 +433,7 @@ class OfatChannel(_SeededChannel):
                 path = path - step[:, None] * np.arange(path.shape[1])[None, :]
             y = phase_noise_freq(y, torch.as_tensor(path[:, window], device=y.device))
         if imp.sfo_ppm != 0:
-            signed = np.where(np.arange(n) >= n // 2, np.arange(n) - n, np.arange(n))
+            signed = signed_bins(np.arange(n), n)
             since_train = symbols - (lay.n_preamble_symbols + (lay.n_train_symbols - 1) / 2)
             ramp = -2 * np.pi * np.outer(signed, since_train) * imp.sfo_ppm * 1e-6 * lay.symbol_len / n
             y = y * torch.as_tensor(np.exp(1j * ramp)).to(device=y.device, dtype=y.dtype)[None, :, None, :]

@@ -96,6 +96,12 @@ def _signed_range(lo: int, hi: int) -> tuple[int, ...]:
     return tuple(k for k in range(lo, hi + 1) if k != 0)
 
 
+def signed_bins(bins: np.ndarray, fft_len: int) -> np.ndarray:
+    """FFT bin numbers in [0, fft_len) -> signed subcarrier indices in [-fft_len/2, fft_len/2) (0 = DC)."""
+    bins = np.asarray(bins)
+    return np.where(bins >= fft_len // 2, bins - fft_len, bins)
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     # 802.11a/g-like numerology: 52 used subcarriers, 4 pilots, CP 1/4.
     "wifi64": dict(fft_len=64, cp_len=16, used_carriers=_signed_range(-26, 26),
@@ -168,6 +174,11 @@ class OfatLayout:
     def used_bins(self) -> np.ndarray:
         """FFT bins of the used subcarriers, in ascending signed-index order (Nu,)."""
         return np.mod(np.array(sorted(self.used_carriers)), self.fft_len)
+
+    @cached_property
+    def used_signed(self) -> np.ndarray:
+        """Signed indices of the used subcarriers (Nu,), ascending: `used_bins` in [-fft_len/2, fft_len/2)."""
+        return signed_bins(self.used_bins, self.fft_len)
 
     @cached_property
     def data_carriers(self) -> tuple[int, ...]:
@@ -272,7 +283,7 @@ class OfatLayout:
 
     def cdd_phases(self, bins: np.ndarray) -> np.ndarray:
         """Per-antenna cyclic-delay phases on the given FFT bins, scaled 1/sqrt(Nt): (Nt, len(bins))."""
-        signed = np.where(bins >= self.fft_len // 2, bins - self.fft_len, bins)
+        signed = signed_bins(bins, self.fft_len)
         shifts = np.arange(self.n_tx)[:, None] * self.cdd_shift
         return np.exp(-2j * np.pi * shifts * signed[None, :] / self.fft_len) / np.sqrt(self.n_tx)
 
@@ -280,7 +291,7 @@ class OfatLayout:
     def preamble_freq(self) -> np.ndarray:
         """Schmidl & Cox symbol per antenna, frequency domain (Nt, fft_len): even used bins only."""
         bins = self.used_bins
-        even = bins[(np.where(bins >= self.fft_len // 2, bins - self.fft_len, bins) % 2) == 0]
+        even = bins[self.used_signed % 2 == 0]
         grid = np.zeros((self.n_tx, self.fft_len), complex)
         # sqrt(2): half of the used subcarriers carry all the power.
         grid[:, even] = np.sqrt(2) * self._rng_sequences["preamble"][even] * self.cdd_phases(even)
