@@ -20,7 +20,7 @@ from semcom.errors import finite_float, positive_int
 from semcom.loopback import run_burst
 from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import OfatLayout, make_layout
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 
 def mean_nmse_db(layout: OfatLayout, n_frames: int = 30, seed: int = 0, snr_db: float = 25.0,
@@ -74,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
     ax.set_ylabel("NMSE (dB), MMSE, 2x4, 25 dB")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "channel_offsets.png", dpi=120)
+    save_figure(fig, out / "channel_offsets.png")
     for r in rows:
         print(f"{r['case']:34s} drift {r['drift_rad_per_sample']:8.1e}  NMSE {r['nmse_db']:7.2f} dB")
     print(f"wrote {out / 'channel_offsets.csv'} and .png")

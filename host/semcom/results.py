@@ -21,7 +21,11 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
     return path
 
 
-def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+FIGURE_DPI = 150
+"""Resolution of every figure the project writes (readable when a PNG is zoomed or printed)."""
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = FIGURE_DPI) -> Path:
     """A matplotlib figure -> PNG at ``path`` (tight layout, parent directory created), then closed."""
     import matplotlib.pyplot as plt
 

@@ -48,7 +48,7 @@ from semcom.adapt.fidelity import awgn_control, fidelity_rows, fisher_combined
 from semcom.jscc.model import DeepJSCC, JSCCConfig
 from semcom.jscc.train import TrainConfig, evaluate_psnr, psnr_per_image, train_step
 from semcom.progress import progress_bar
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 from semcom.training import fit
 
 log = logging.getLogger(__name__)
@@ -439,10 +439,7 @@ def plot_fig5(cfg: AdaptConfig, rows: list[dict], path: Path) -> Path:
     axes[2].set_title("zoom: the SNR steps (arms a-c)", fontsize=9)
     fig.suptitle(f"DeepJSCC fine-tuning over the {cfg.real} channel while the SNR drops "
                  f"(mean ± std over {len(cfg.seeds)} seeds; evaluated over the real channel)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def replot(out_dir: str | Path) -> Path:

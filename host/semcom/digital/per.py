@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from semcom.errors import finite_float, positive_int
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 from .ofdm import CHANNELS, DigitalConfig, DigitalLink, make_packets
 
@@ -108,9 +108,7 @@ def plot(path: Path, rows: list[dict[str, Any]], cfg: DigitalConfig) -> None:
                  fontsize=8)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from semcom.channels import AWGNChannel
 from semcom.checkpoint import CheckpointError
 from semcom.data.mnist import mnist_digits
 from semcom.progress import progress_bar
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 from .episode import run_episode
 from .feedback import MAX_AGENTS, MAX_ROUND, FeedbackLink, message_bytes
@@ -401,9 +401,7 @@ def plot(summary: list[dict], exp: PartialExperiment, out: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"accuracy (mean ± std, {len(exp.seeds)} seeds)")
     axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "fig6_accuracy_vs_source_size.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "fig6_accuracy_vs_source_size.png")
     channels = [c for c in ("awgn", "ofat_torch_2x4_zf", "ofat_flowgraph_2x4_zf")
                 if any(r["channel"] == c for r in summary)]
     if len(channels) > 1:
@@ -420,6 +418,4 @@ def plot(summary: list[dict], exp: PartialExperiment, out: Path) -> None:
         ax.set_xticks(sizes)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "ofat_loopback.png", dpi=120)
-        plt.close(fig)
+        save_figure(fig, out / "ofat_loopback.png")
