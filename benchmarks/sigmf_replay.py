@@ -46,7 +46,7 @@ from semcom.capture import (
 )
 from semcom.ofat.frame import OfatLayout, make_layout, modulate_frame
 from semcom.ofat.receiver import FrameReceiver
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 RESULTS = Path(__file__).parent / "results"
 BYTES_PER_SAMPLE = 8  # cf32
@@ -235,9 +235,7 @@ def write_results(rows: list[dict[str, Any]], traces: list[dict[str, Any]], args
     ax.set_title("SigMF 2-channel recording: RSS while writing and replaying")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(RESULTS / "sigmf_replay_rss.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, RESULTS / "sigmf_replay_rss.png")
     cols = ["size_gib", "frames_written", "frames_found", "same_seqs", "max_timing_error", "nmse_db_mean",
             "header_crc_fail", "write_s", "write_peak_rss_mb", "hash_s", "replay_s",
             "replay_msps_per_channel", "replay_rss_after_imports_mb", "replay_peak_rss_mb",

@@ -37,6 +37,7 @@ from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import OfatLayout, make_layout, modulate_frame, ofdm_demodulate
 from semcom.ofat.receiver import FrameReceiver
 from semcom.progress import progress_bar
+from semcom.results import save_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 RATIOS_DB = [math.inf, 12.0, 10.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0]
@@ -272,9 +273,7 @@ def plot(path: Path, ccdf_cols: dict, rows: list[dict], snrs: list[float], clip_
               title="NMSE cost of clipping")
     ax[2].invert_xaxis()
     ax[2].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

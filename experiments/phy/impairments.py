@@ -39,7 +39,7 @@ from semcom.ofat.channel_model import (
 from semcom.ofat.equalize import zf, zf_nmse_bound
 from semcom.ofat.frame import make_layout, map_values
 from semcom.progress import progress_bar
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 LAYOUT = make_layout("wifi64", n_tx=2, n_rx=4)
 CFO = 0.3 / 64  # 0.3 subcarrier
@@ -443,10 +443,8 @@ def plot(out: Path, losses: list[dict], timing: list[dict], cases: list[dict]) -
         if panel != "cases":
             ax.legend(fontsize=6)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     path = out / "impairments.png"
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

@@ -22,7 +22,7 @@ from semcom.loopback import burst_nmse, run_burst, seeded_payloads
 from semcom.ofat.equalize import mmse_nmse_bound, reconstruct_payload, zf_nmse_bound
 from semcom.ofat.frame import make_layout
 from semcom.progress import progress_bar
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 CHANNEL = dict(n_taps=3, max_int_delay=10)  # multipath + fractional and integer delay, as in the loopback
 CFOS = (0.0, 0.19, 0.21, 0.95, 1.05, 2.5, -2.5, 2.95, -3.05, 4.9, -4.9)  # subcarriers
@@ -122,10 +122,8 @@ def plot(out: Path, tables: dict[str, list[dict]]) -> Path:
     ax.axhline(1.0, color="k", ls=":")
     ax.set(xticks=x, xticklabels=labels, ylabel="gain sum(x_hat x) / sum(x^2)", title="MMSE bias at 10 dB")
     ax.legend(fontsize=7)
-    fig.tight_layout()
     path = out / "phy.png"
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

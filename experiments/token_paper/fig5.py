@@ -67,7 +67,7 @@ from semcom.jscc.checkpoint import read_config
 from semcom.jscc.jpeg import encode as jpeg_encode
 from semcom.jscc.model import channel_uses as jscc_channel_uses
 from semcom.progress import progress_bar
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_AGENTS = ROOT / "host" / "semcom" / "agents" / "checkpoints"
@@ -297,10 +297,7 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
         ax.legend(fontsize=8)
     fig.suptitle(f"Fig. 5: overhead per image and the JPEG file (quality {quality}) as a multiple of it",
                  fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 class Quantizer(nn.Module):

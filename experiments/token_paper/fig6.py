@@ -51,7 +51,7 @@ from semcom.digital.messages import packets_per_message
 from semcom.errors import finite_float, positive_int
 from semcom.jscc.checkpoint import load_checkpoint
 from semcom.jscc.scenes import SCENE_CHECKPOINT
-from semcom.results import write_csv
+from semcom.results import FIGURE_DPI, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS = ROOT / "host" / "semcom" / "agents" / "checkpoints"
@@ -379,7 +379,7 @@ def plot(path: Path, rows: list[dict[str, Any]], clean: dict[str, float], code_r
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=3, fontsize=7)
     fig.tight_layout(rect=(0, 0.17, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=FIGURE_DPI)
     plt.close(fig)
 
 

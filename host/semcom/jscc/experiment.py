@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from semcom.channels import NAMED_CHANNELS, make_channel
+from semcom.results import save_figure
 
 from . import jpeg
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -203,9 +204,7 @@ def _plot(path: Path, rows: list[dict], exp: JSCCExperiment) -> None:
         ax.set_title(f"{title}: k/n = {exp.ratio}, 32x32 {exp.source}", fontsize=10)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def replot(out_dir: str | Path, exp: JSCCExperiment | None = None) -> Path:

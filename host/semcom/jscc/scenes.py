@@ -31,7 +31,7 @@ import torch
 
 from semcom.channels import named_channel
 from semcom.errors import finite_float, positive_int
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .model import DeepJSCC, JSCCConfig
@@ -119,10 +119,7 @@ def plot(path: Path, rows: list[dict[str, Any]], photo_rows: list[dict[str, Any]
         ax.legend(fontsize=7)
     fig.suptitle("DeepJSCC k/n = 1/6 (2 048 complex channel uses per 64x64 scene) + raw-image VQA",
                  fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -35,7 +35,7 @@ from semcom.jscc.experiment import load_images
 from semcom.jscc.model import DeepJSCC, JSCCConfig, JSCCEncoder
 from semcom.jscc.train import evaluate_psnr
 from semcom.progress import progress_bar
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 from . import compress as C
 from .checkpoint import encoder_file_bytes, save_compressed
@@ -389,9 +389,7 @@ def plot(path: Path, summary_rows: list[dict[str, Any]], exp: LightweightExperim
     ax.set_yticks(y, labels, fontsize=5)
     ax.legend(fontsize=7)
     ax.set_title("encoder size on disk and MACs per image", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _point(rows: list[dict[str, Any]], key: tuple, snr: float) -> tuple[float, float]:

@@ -24,6 +24,7 @@ from torch.nn.utils import prune
 
 from semcom.channels import named_channel
 from semcom.progress import progress_bar
+from semcom.results import save_figure
 
 from . import compress as C
 
@@ -122,6 +123,4 @@ def plot_tokens(path: Path, rows: list[dict[str, Any]]) -> None:
     ax.set_title("JTCC token link: accuracy vs sparsity and bit width (± binomial s.e.)", fontsize=9)
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
