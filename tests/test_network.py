@@ -678,3 +678,53 @@ def test_per_link_table_is_read_per_link(tmp_path) -> None:
                                + (1 - np.array([0.1, 0.5, 0.9])) * 0.25)
     with pytest.raises(ValueError, match="a table for 3 links"):
         NetworkCore(NetworkConfig(n_cells=7, link_table=str(t)), 1)
+
+
+def test_counterfactual_neighbour_targets_are_the_env_stepped_with_that_action() -> None:
+    """From the cells' exchanged reports alone, the QoE every terminal would have had had BS j used any
+    (beam, power), the others held, is the QoE the env gives when that slot is stepped again with that
+    action (a copy of the network before the slot); the neighbour term is the env's reward's (its
+    neighbours follow the action too). The *_cf schemes store, for the action they took, exactly the
+    neighbour term of the env's reward."""
+    import copy
+
+    from semcom.network.agents import counterfactual_neighbour_term, counterfactual_qoe
+
+    cfg = NetworkConfig(n_cells=4, n_antennas=4, n_beams=4)
+    core = NetworkCore(cfg, 2)
+    core.reset(3)
+    rng = np.random.default_rng(1)
+    L, C, k = len(cfg.power_dbm), core.C, cfg.neighbour_weight
+    for _ in range(2):
+        a = [rng.integers(0, n, (2, 4)) for n in (cfg.n_beams, L, C)]
+        before = copy.deepcopy(core)
+        core.step(*a)
+        rep = core.exchanged_reports()
+        q, term = counterfactual_qoe(core, rep), counterfactual_neighbour_term(core, rep)
+        assert q.shape == (2, 4, cfg.n_beams, L, 4) and term.shape == (2, 4, cfg.n_beams, L)
+        for j in range(4):
+            for b in range(cfg.n_beams):
+                for p in range(L):
+                    beam, power = a[0].copy(), a[1].copy()
+                    beam[:, j], power[:, j] = b, p
+                    m = copy.deepcopy(before).step(beam, power, a[2])
+                    np.testing.assert_allclose(q[:, j, b, p], m["qoe"], atol=1e-12)
+                    reward_term = (m["reward"][:, j] - (1 - k) * m["qoe"][:, j]) / k
+                    np.testing.assert_allclose(term[:, j, b, p], reward_term, atol=1e-12)
+    small = NetworkConfig(n_cells=3, n_slots=40, period=5)
+    for name in ("hierarchical_cf", "single_layer_cf", "hierarchical_ref_cf"):
+        net = NetworkCore(replace(small, large_timescale=SCHEMES[name].large_timescale), 1)
+        scheme = make_scheme(name, net, 0)
+        seen: list[np.ndarray] = []
+
+        def record(t: int, a: tuple, m: dict, seen: list = seen) -> None:
+            seen.append((m["reward"] - (1 - k) * m["qoe"]) / k)    # the neighbour term of the env's reward
+
+        run_scheme(scheme, 3, 12, measured=record)
+        dqn = {"hierarchical_cf": "high", "single_layer_cf": "dqn", "hierarchical_ref_cf": "low"}[name]
+        dqn = getattr(scheme, dqn)
+        buf = dqn.buffer
+        got = np.take_along_axis(buf.nb[:12], dqn.nb_choice.numpy()[buf.act[:12]][..., None], -1)[..., 0]
+        np.testing.assert_allclose(got, np.concatenate(seen), atol=1e-6)
+    with pytest.raises(ValueError, match="need hindsight=True"):
+        make_scheme("single_layer_cf", net, 0, replace(scheme.high.cfg, hindsight=False))

@@ -203,10 +203,11 @@ class Replay:
     """Ring buffer of (obs, action, reward, next_obs) per slot, every agent's row together (numpy)."""
 
     def __init__(self, capacity: int, n_agents: int, obs_dim: int, rng: np.random.Generator,
-                 n_targets: int = 0) -> None:
+                 n_targets: int = 0, n_nb: int = 0) -> None:
         self.obs = np.zeros((capacity, n_agents, obs_dim), np.float32)
         self.own = np.zeros((capacity, n_agents, n_targets), np.float32)  # hindsight targets per action
-        self.nb = np.zeros((capacity, n_agents), np.float32)              # neighbours' QoE in the slot
+        # the neighbours' QoE in the slot; n_nb > 0: one per counterfactual own choice
+        self.nb = np.zeros((capacity, n_agents, n_nb) if n_nb else (capacity, n_agents), np.float32)
         self.next = np.zeros_like(self.obs)
         self.act = np.zeros((capacity, n_agents), np.int64)
         self.rew = np.zeros((capacity, n_agents), np.float32)
@@ -312,9 +313,14 @@ class HindsightDQN(IndependentDQN):
 
     def __init__(self, n_agents: int, obs_dim: int, n_actions: int, cfg: DQNConfig, n_slots: int, seed: int,
                  own: Callable[[np.ndarray], np.ndarray], nb: Callable[[np.ndarray], np.ndarray] | None,
-                 k: float, tie: np.ndarray | None = None) -> None:
+                 k: float, tie: np.ndarray | None = None, nb_choice: np.ndarray | None = None) -> None:
         super().__init__(n_agents, obs_dim, n_actions, 0.0, cfg, n_slots, seed, prior=None)
         self.own, self.nb, self.k = own, nb, (k if nb is not None else 0.0)
+        # the neighbour term's option: None = learnt from the taken action's reported neighbour QoE;
+        # (A,) = counterfactual targets, ``store`` gets one neighbour QoE per own choice (computed from the
+        # exchanged measurements) and action a learns from column nb_choice[a] (e.g. the (beam, power) of a
+        # joint action: the neighbours do not depend on the own compression)
+        self.nb_choice = None if nb_choice is None else torch.from_numpy(np.asarray(nb_choice, np.int64))
         self.tie = torch.from_numpy(np.zeros(n_actions) if tie is None else tie).float()
         torch.manual_seed(seed)
         self.net = BatchedMLP(n_agents, obs_dim, 2 * n_actions, cfg.hidden)
@@ -323,7 +329,8 @@ class HindsightDQN(IndependentDQN):
             self.net.biases[-1].zero_()
         self.target = copy.deepcopy(self.net).requires_grad_(False)  # unused (gamma = 0); kept for the API
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        self.buffer = Replay(cfg.buffer, n_agents, obs_dim, np.random.default_rng(seed + 11), n_actions)
+        n_nb = 0 if nb_choice is None else int(np.max(nb_choice)) + 1
+        self.buffer = Replay(cfg.buffer, n_agents, obs_dim, np.random.default_rng(seed + 11), n_actions, n_nb)
 
     def _parts(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """(own prediction + d_own, neighbours' reported QoE + d_nb), each (b, N, A)."""
@@ -341,9 +348,13 @@ class HindsightDQN(IndependentDQN):
 
     def store(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
               own: np.ndarray | None = None, nb: np.ndarray | None = None) -> None:
-        """``own`` (E, N, A): the own QoE every action had in the slot; ``nb`` (E, N): the neighbours' QoE."""
+        """``own`` (E, N, A): the own QoE every action had in the slot; ``nb`` (E, N): the neighbours' QoE,
+        or with counterfactual neighbour targets (E, N, n_nb): their QoE under each own choice."""
         if own is None or nb is None:
             raise ValueError("HindsightDQN.store needs the hindsight targets own (E, N, A) and nb (E, N)")
+        if nb.shape[2:] != self.buffer.nb.shape[2:]:
+            raise ValueError(f"neighbour targets of shape {nb.shape[2:]} per BS, this DQN stores "
+                             f"{self.buffer.nb.shape[2:]}")
         self.buffer.add(obs, action, reward, next_obs, own, nb)
 
     def learn(self) -> float | None:
@@ -352,7 +363,9 @@ class HindsightDQN(IndependentDQN):
         obs, act, _, _, own_t, nb_t = self.buffer.sample(self.cfg.batch_size)
         own, nb = self._parts(obs)
         loss = nn.functional.smooth_l1_loss(own, own_t)                            # every action
-        if self.k > 0:                                                             # the taken action
+        if self.k > 0 and self.nb_choice is not None:                              # every action
+            loss = loss + nn.functional.smooth_l1_loss(nb, nb_t[..., self.nb_choice])
+        elif self.k > 0:                                                           # the taken action
             loss = loss + nn.functional.smooth_l1_loss(nb.gather(-1, act[..., None])[..., 0], nb_t)
         self.opt.zero_grad()
         loss.backward()
@@ -460,14 +473,27 @@ def hindsight_high(core: NetworkCore, obs: np.ndarray, next_obs: np.ndarray, bea
     """(E, N, B*L) the own QoE every (rank, power) had in the slot, with the compression the greedy low
     level picks at its predicted SINR (not the best in hindsight: it is chosen before the slot).
     ``beam_only``: (E, N, B) every rank with the (power, compression) the greedy low level picks."""
-    pred = _qoe_levels(core, _view_sinr_db(core, agent_view(core, obs)))     # (C, E, B, L, N)
-    real = _qoe_levels(core, hindsight_sinr_db(core, obs, next_obs))
-    if beam_only:  # the low level's choice is (power, level): one axis of C*L per rank, ties to high power
-        L = pred.shape[3]
-        pred = pred + (1e-3 * np.arange(L) / L)[:, None]
-        pred, real = (np.moveaxis(x, 3, 1).reshape(-1, *x.shape[1:3], x.shape[-1]) for x in (pred, real))
-    q = np.take_along_axis(real, pred.argmax(axis=0)[None], axis=0)[0]       # (E, B, [L,] N)
+    real = _qoe_levels(core, hindsight_sinr_db(core, obs, next_obs))         # (C, E, B, L, N)
+    if beam_only:
+        real = _levels_by_power(real)
+    q = np.take_along_axis(real, greedy_low_pick(core, obs, beam_only)[None], axis=0)[0]  # (E, B, [L,] N)
     return np.moveaxis(q, -1, 1).reshape(q.shape[0], core.N, -1)
+
+
+def _levels_by_power(q: np.ndarray) -> np.ndarray:
+    """(C, E, B, L, N) -> (C*L, E, B, N): one axis of every (level c, power l) per rank, index c * L + l."""
+    return np.moveaxis(q, 3, 1).reshape(-1, *q.shape[1:3], q.shape[-1])
+
+
+def greedy_low_pick(core: NetworkCore, obs: np.ndarray, beam_only: bool = False) -> np.ndarray:
+    """What the greedy low level picks at its predicted SINR (before the slot): (E, B, L, N) the level per
+    (beam rank, power); ``beam_only``: (E, B, N) the index c * L + l of its (level, power) per rank (ties
+    to the higher power)."""
+    pred = _qoe_levels(core, _view_sinr_db(core, agent_view(core, obs)))     # (C, E, B, L, N)
+    if beam_only:
+        L = pred.shape[3]
+        pred = _levels_by_power(pred + (1e-3 * np.arange(L) / L)[:, None])
+    return pred.argmax(axis=0)
 
 
 def hindsight_joint(core: NetworkCore, obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
@@ -495,6 +521,44 @@ def power_level_qoe(core: NetworkCore, sinr_top_db: np.ndarray) -> np.ndarray:
     return np.moveaxis(q, 0, 2).reshape(*sinr_top_db.shape, -1)
 
 
+def counterfactual_qoe(core: NetworkCore, rep: dict[str, np.ndarray]) -> np.ndarray:
+    """(E, N_j, B, L, N_k) the QoE terminal k would have had in the last slot had BS j used codebook beam b
+    at power level l, every other BS's action and every link's compression held, from the exchanged
+    reports alone (``NetworkCore.exchanged_reports``): k's interference changes by BS j's new minus its
+    taken received power there (k = j: its signal does), the measured table gives the accuracy at the new
+    SINR and k's requirements the QoE (the env's expected QoE: AWGN table, no link table)."""
+    G, p = rep["beam_gain"], core.power_w                                        # (E, j, k, B), (L,)
+    taken = np.take_along_axis(G, rep["beam"][:, :, None, None].repeat(core.N, 2), axis=3)[..., 0] \
+        * p[rep["power"]][:, :, None]                                            # (E, j, k)
+    cand = np.moveaxis(G[..., None] * p, 2, -1)                                  # (E, j, B, L, k)
+    taken = taken[:, :, None, None, :]
+    own = np.eye(core.N, dtype=bool)[None, :, None, None, :]                     # k == j
+    signal = np.where(own, cand, rep["signal_w"][:, None, None, None, :])
+    interf = rep["interference_w"][:, None, None, None, :] + np.where(own, 0.0, cand - taken)
+    sinr_db = 10.0 * np.log10(signal / interf)
+    level = np.broadcast_to(rep["level"][:, None, None, None, :], sinr_db.shape)
+    req = [rep[k][:, None, None, None, :] for k in ("w", "acc_req", "rate_req")]
+    return core.qoe_for(level, core.table.accuracy(level, sinr_db), *req)[1]
+
+
+def counterfactual_neighbour_term(core: NetworkCore, rep: dict[str, np.ndarray]) -> np.ndarray:
+    """(E, N, B, L) the neighbour term of BS j's local reward (the mean QoE of the N_NEIGHBOURS terminals it
+    interferes with most, ``NetworkCore.neighbours``) had it used codebook beam b at power level l in the
+    last slot, the others held: which terminals those are also follows from (b, l)."""
+    q = counterfactual_qoe(core, rep)                                            # (E, j, B, L, k)
+    cross = np.moveaxis(rep["beam_gain"][..., None] * core.power_w, 2, -1).copy()  # (E, j, B, L, k)
+    idx = np.arange(core.N)
+    cross[:, idx, ..., idx] = -1.0
+    nb = np.argsort(-cross, axis=-1)[..., :N_NEIGHBOURS]
+    return np.take_along_axis(q, nb, axis=-1).mean(axis=-1)
+
+
+def by_rank(core: NetworkCore, obs: np.ndarray, per_beam: np.ndarray) -> np.ndarray:
+    """``per_beam`` (E, N, B, ...) indexed by codebook beam -> the same by each BS's beam rank at ``obs``."""
+    order = beam_order(core, obs).reshape(*per_beam.shape[:3], *(1,) * (per_beam.ndim - 3))
+    return np.take_along_axis(per_beam, order, axis=2)
+
+
 class HierarchicalDRL(Scheme):
     """Distributed multi-timescale hierarchical DRL (DHDRL-style), one high- and one low-level DQN per BS.
 
@@ -511,6 +575,9 @@ class HierarchicalDRL(Scheme):
     name = "hierarchical"
     split = "beam_power"                       # what the high level picks
     large_timescale: tuple[str, ...] = ("beam", "power")
+    # the neighbour term's targets: False = the taken action's (the neighbours' reported QoE), True =
+    # counterfactual, from the cells' exchanged measurements (``counterfactual_neighbour_term``)
+    counterfactual_nb = False
 
     def __init__(self, core: NetworkCore, seed: int, dqn: DQNConfig = DQNConfig(), period: int | None = None
                  ) -> None:
@@ -529,18 +596,26 @@ class HierarchicalDRL(Scheme):
         q0 = self.B + (3 if beam_only else self.L + 3)  # where the low view holds the QoE of its actions
         nb0 = q0 + n_low + (self.L if beam_only else 0) + self.C + 1
         self.hindsight = dqn.hindsight
+        cf = self.counterfactual_nb
         if dqn.hindsight:
+            # counterfactual neighbour targets: the high level's per action (a rank, or a rank x power); the
+            # reference split's low level's per power (its actions are power x level)
             self.high: IndependentDQN = HindsightDQN(
                 core.N, core.obs_dim - self.B, n_high, dqn, c.n_slots, seed,
                 own=lambda v: _own_high(core, v, beam_only), nb=lambda v: nb_reported(core, v),
-                k=c.neighbour_weight, tie=_tie_break(core, 1, n_powers=1 if beam_only else None))
+                k=c.neighbour_weight, tie=_tie_break(core, 1, n_powers=1 if beam_only else None),
+                nb_choice=np.arange(n_high) if cf else None)
             self.low: IndependentDQN = HindsightDQN(
                 core.N, self.low_dim, n_low, dqn, c.n_slots, seed + 1, own=lambda v: v[..., q0:q0 + n_low],
                 nb=(lambda v: v[..., nb0:nb0 + N_NEIGHBOURS].mean(axis=-1)) if beam_only else None,
                 k=c.neighbour_weight if beam_only else 0.0,
-                tie=_tie_break(core, self.C, n_beams=1) if beam_only else None)
+                tie=_tie_break(core, self.C, n_beams=1) if beam_only else None,
+                nb_choice=np.arange(n_low) // self.C if cf and beam_only else None)
         elif beam_only:
             raise ValueError("the reference split (beam high, power x compression low) needs hindsight=True")
+        elif cf:
+            raise ValueError("counterfactual neighbour targets are an option of the hindsight DQN: "
+                             "they need hindsight=True")
         else:
             self.high = IndependentDQN(core.N, core.obs_dim - self.B, n_high, dqn.gamma_high, dqn,
                                        c.n_slots, seed, prior=lambda v: prior_high(core, v))
@@ -600,14 +675,24 @@ class HierarchicalDRL(Scheme):
         if self.hindsight:
             s = self.core.obs_slices()
             nb = next_obs[..., s["nb_qoe"]].mean(axis=-1)                  # the neighbours' QoE in the slot
+            nb_high = nb_low = nb
+            if self.counterfactual_nb:
+                cf = counterfactual_neighbour_term(self.core, self.core.exchanged_reports())  # (E, N, B, L)
+                nb_high = by_rank(self.core, obs, cf)                            # (E, N, rank, L)
+                if beam_only:  # each rank at the power the greedy low level picks; the low level: the held
+                    # beam at every power
+                    pick = np.moveaxis(greedy_low_pick(self.core, obs, True), -1, 1) % self.L
+                    nb_high = np.take_along_axis(nb_high, pick[..., None], -1)[..., 0]
+                    nb_low = np.take_along_axis(cf, beam[..., None, None], 2)[:, :, 0]
+                nb_high = nb_high.reshape(*nb.shape, -1)
             self.high.store(view, hi, metrics["reward"], next_view,
-                            hindsight_high(self.core, obs, next_obs, beam_only), nb)
+                            hindsight_high(self.core, obs, next_obs, beam_only), nb_high)
             # every low action's own QoE at the SINR the link had in the slot (held beam [and power])
             sinr = next_obs[..., s["sinr"]][..., 0] * 20.0
             if beam_only:
                 top = sinr + self.core.cfg.power_dbm[-1] - np.asarray(self.core.cfg.power_dbm)[power]
                 own = power_level_qoe(self.core, top)
-                self.low.store(self._low_obs, lo, metrics["reward"], low_next, own, nb)
+                self.low.store(self._low_obs, lo, metrics["reward"], low_next, own, nb_low)
             else:
                 self.low.store(self._low_obs, lo, metrics["qoe"], low_next, level_qoe_at(self.core, sinr), nb)
         else:
@@ -631,6 +716,21 @@ class HierarchicalRefDRL(HierarchicalDRL):
     large_timescale = ("beam",)
 
 
+class HierarchicalCfDRL(HierarchicalDRL):
+    """``hierarchical`` with counterfactual neighbour targets (``counterfactual_neighbour_term``)."""
+
+    name = "hierarchical_cf"
+    counterfactual_nb = True
+
+
+class HierarchicalRefCfDRL(HierarchicalRefDRL):
+    """``hierarchical_ref`` with counterfactual neighbour targets at both levels (beam rank at the greedy
+    low level's power; power at the held beam)."""
+
+    name = "hierarchical_ref_cf"
+    counterfactual_nb = True
+
+
 class SingleLayerDRL(Scheme):
     """One DQN per BS choosing the joint (beam rank, power, compression) every slot. Its input: the agent
     view plus the QoE each level would give under the best beam at max power (it cannot condition on an
@@ -638,6 +738,7 @@ class SingleLayerDRL(Scheme):
 
     name = "single_layer"
     model_prior = True   # False: the plain DQN of the paper's single-layer baseline (``PlainSingleLayerDRL``)
+    counterfactual_nb = False   # as ``HierarchicalDRL.counterfactual_nb``
 
     def __init__(self, core: NetworkCore, seed: int, dqn: DQNConfig = DQNConfig()) -> None:
         super().__init__(core, seed)
@@ -653,7 +754,11 @@ class SingleLayerDRL(Scheme):
                 core.N, n_view + self.C, self.B * self.L * self.C, dqn, c.n_slots, seed,
                 own=lambda v: _own_joint(core, v[..., :n_view]),
                 nb=lambda v: nb_reported(core, v[..., :n_view]),
-                k=c.neighbour_weight, tie=_tie_break(core, self.C))
+                k=c.neighbour_weight, tie=_tie_break(core, self.C),
+                nb_choice=np.arange(self.B * self.L * self.C) // self.C if self.counterfactual_nb else None)
+        elif self.counterfactual_nb:
+            raise ValueError("counterfactual neighbour targets are an option of the hindsight DQN: "
+                             "they need hindsight=True")
         else:
             self.dqn = IndependentDQN(core.N, n_view + self.C, self.B * self.L * self.C, dqn.gamma_high, dqn,
                                       c.n_slots, seed, prior=lambda v: prior_joint(core, v[..., :n_view]))
@@ -680,6 +785,9 @@ class SingleLayerDRL(Scheme):
         a = (rank * self.L + power) * self.C + level
         if self.hindsight:
             nb = next_obs[..., self.core.obs_slices()["nb_qoe"]].mean(axis=-1)
+            if self.counterfactual_nb:   # per (rank, power): the neighbours do not see the compression
+                cf = counterfactual_neighbour_term(self.core, self.core.exchanged_reports())
+                nb = by_rank(self.core, obs, cf).reshape(*nb.shape, -1)
             self.dqn.store(self.view(obs), a, metrics["reward"], self.view(next_obs),
                            hindsight_joint(self.core, obs, next_obs), nb)
         else:
@@ -697,6 +805,13 @@ class PlainSingleLayerDRL(SingleLayerDRL):
 
     name = "single_layer_plain"
     model_prior = False
+
+
+class SingleLayerCfDRL(SingleLayerDRL):
+    """``single_layer`` (hindsight) with counterfactual neighbour targets, for a fair comparison."""
+
+    name = "single_layer_cf"
+    counterfactual_nb = True
 
 
 class OracleScheme(Scheme):
@@ -801,7 +916,8 @@ class StaleOracleScheme(OracleScheme):
 
 SCHEMES: dict[str, type[Scheme]] = {s.name: s for s in (
     HierarchicalDRL, SingleLayerDRL, RandomScheme, GreedyScheme, FixedScheme, FractionalProgramming,
-    HierarchicalRefDRL, PlainSingleLayerDRL, OracleScheme, StaleOracleScheme)}
+    HierarchicalRefDRL, PlainSingleLayerDRL, OracleScheme, StaleOracleScheme, HierarchicalCfDRL,
+    HierarchicalRefCfDRL, SingleLayerCfDRL)}
 
 
 def make_scheme(name: str, core: NetworkCore, seed: int, dqn: DQNConfig = DQNConfig(),

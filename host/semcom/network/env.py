@@ -326,10 +326,15 @@ class NetworkCore:
 
     def qoe_from_accuracy(self, level: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(semantic rate, QoE) per link from an accuracy (measured live, or from the table)."""
+        return self.qoe_for(level, acc, self.w, self.acc_req, self.rate_req)
+
+    def qoe_for(self, level: np.ndarray, acc: np.ndarray, w: np.ndarray, acc_req: np.ndarray,
+                rate_req: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(semantic rate, QoE) of links with the requirements ``w``, ``acc_req``, ``rate_req`` (broadcast
+        with ``acc``): the one QoE definition, for links laid out other than (E, N)."""
         cfg = self.cfg
         rate = cfg.values_per_second * acc / self.table.values[level]
-        q = (self.w * sigmoid(cfg.beta * (rate - self.rate_req))
-             + (1.0 - self.w) * sigmoid(cfg.lam * (acc - self.acc_req)))
+        q = w * sigmoid(cfg.beta * (rate - rate_req)) + (1.0 - w) * sigmoid(cfg.lam * (acc - acc_req))
         return rate, q
 
     def questions(self, level: np.ndarray) -> np.ndarray:
@@ -429,6 +434,23 @@ class NetworkCore:
             q[:, None, :].repeat(self.N, 1), nb, axis=2).mean(axis=2)
         return {"sinr_db": sinr, "accuracy": acc, "rate": rate, "qoe": q, "reward": reward,
                 "delivered": deliver, "truncated": np.full((self.E,), self.t >= cfg.n_slots)}
+
+    def exchanged_reports(self) -> dict[str, np.ndarray]:
+        """What the cells exchange after a slot (X2/Xn-style signalling; only the schemes with
+        counterfactual neighbour targets read it), each (E, N) per terminal k unless noted:
+
+        * ``signal_w``, ``interference_w``: the power terminal k received from its own BS, and its
+          interference plus noise, in the slot (what its receiver measures);
+        * ``level``, ``w``, ``acc_req``, ``rate_req``: its compression in the slot and its requirements;
+        * ``beam_gain`` (E, N_bs, N_ue, B): G[j, k, b], BS j's every codebook beam at terminal k as the
+          terminal measures it on the beams' reference signals (5G's neighbour-cell beam measurements),
+          reported to BS j; G[j, j, :] is BS j's own link (already in its observation);
+        * ``beam``, ``power`` (E, N): each BS's own last action (its own knowledge, not exchanged)."""
+        idx = np.arange(self.N)
+        signal = self.rx[:, idx, idx]
+        return {"signal_w": signal, "interference_w": self.rx.sum(axis=1) - signal + self.noise_w,
+                "level": self.last["level"], "w": self.w, "acc_req": self.acc_req, "rate_req": self.rate_req,
+                "beam_gain": self.G, "beam": self.last["beam"], "power": self.last["power"]}
 
     def neighbours(self) -> np.ndarray:
         """(E, N, M) the M terminals each BS interfered with most in the last slot (measured, local)."""

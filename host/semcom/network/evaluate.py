@@ -15,7 +15,7 @@ from semcom.results import write_csv
 
 from .agents import make_scheme, run_scheme
 from .env import NetworkConfig, NetworkCore
-from .experiment import LEARNERS, load_policy
+from .experiment import LEARNERS, has_policy, load_policy
 
 BASELINES = ("random", "greedy", "fixed", "fp")
 
@@ -28,10 +28,11 @@ def evaluate_policies(policies: str | Path, out_dir: str | Path, seeds: tuple[in
     policies = Path(policies)
     net = NetworkConfig(n_cells=n_cells, n_slots=n_slots, link_table=link_table, frame_values=frame_values)
     per: dict[str, list[float]] = {}
-    jobs = [(n, s) for n in (*LEARNERS, *BASELINES) for s in seeds]
+    learners = [n for n in LEARNERS if has_policy(policies / n)]   # the ones that run trained
+    jobs = [(n, s) for n in (*learners, *BASELINES) for s in seeds]
     for name, seed in progress_bar(jobs, progress=progress, desc="eval"):
         core = NetworkCore(net, 1)
-        learner = name in LEARNERS
+        learner = name in learners
         scheme = load_policy(policies / name, core, seed) if learner else make_scheme(name, core, seed)
         per.setdefault(name, []).append(float(run_scheme(scheme, seed, n_slots)["qoe"].mean()))
     rows = [{"scheme": n, "qoe_mean": float(np.mean(v)), "qoe_std": float(np.std(v)), "n_seeds": len(v),

@@ -22,9 +22,11 @@ from .env import NetworkConfig, NetworkCore
 
 log = logging.getLogger(__name__)
 POLICY_KIND = "semcom_network_dqn"
-LEARNERS = ("hierarchical", "single_layer", "hierarchical_ref", "single_layer_plain")
-HIERARCHICAL = ("hierarchical", "hierarchical_ref")
-SINGLE_LAYER = ("single_layer", "single_layer_plain")
+# the *_cf schemes: the same with counterfactual neighbour targets (semcom.network.agents)
+LEARNERS = ("hierarchical", "single_layer", "hierarchical_ref", "single_layer_plain", "hierarchical_cf",
+            "hierarchical_ref_cf", "single_layer_cf")
+HIERARCHICAL = ("hierarchical", "hierarchical_ref", "hierarchical_cf", "hierarchical_ref_cf")
+SINGLE_LAYER = ("single_layer", "single_layer_plain", "single_layer_cf")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,13 @@ def save_policy(path: Path, scheme: Scheme, net: NetworkConfig, dqn: DQNConfig, 
                   {"scheme": scheme.name, "level": level, "network": net.to_dict(), "dqn": dqn.to_dict(),
                    "obs_dim": int(module.n_in), "n_actions": int(module.n_out)},
                   meta=meta)
+
+
+def has_policy(path: str | Path) -> bool:
+    """Whether ``save_policy`` wrote a policy at ``path`` (a hierarchical or a single-layer one)."""
+    path = Path(path)
+    return any(ckpt.checkpoint_paths(path.with_name(f"{path.name}_{level}"))[1].exists()
+               for level in ("high", "joint"))
 
 
 def load_policy(path: str | Path, core: NetworkCore, seed: int = 0) -> Scheme:
