@@ -26,9 +26,46 @@ using cd = std::complex<double>;
 
 double norm2(cd z) { return z.real() * z.real() + z.imag() * z.imag(); }
 
+// R rows from r0 and Q columns from q0 of product(): the R x Q sums in registers over the whole of Nu
+// (each in Nu order, as a plain loop adds them).
+template <int R, int Q>
+__attribute__((always_inline)) inline void product_block(const cd* __restrict__ mat, int nu,
+                                                         const double* __restrict__ xre,
+                                                         const double* __restrict__ xim, int p, int r0, int q0,
+                                                         cd* __restrict__ out)
+{
+    double re[R][Q] = {}, im[R][Q] = {};
+    for (int u = 0; u < nu; ++u) {
+        const double* ur = xre + static_cast<std::size_t>(u) * p + q0;
+        const double* ui = xim + static_cast<std::size_t>(u) * p + q0;
+        for (int i = 0; i < R; ++i) {
+            const cd m = mat[static_cast<std::size_t>(r0 + i) * nu + u];
+            const double ar = m.real(), ai = m.imag();
+            for (int q = 0; q < Q; ++q) {
+                re[i][q] += ar * ur[q] - ai * ui[q];
+                im[i][q] += ar * ui[q] + ai * ur[q];
+            }
+        }
+    }
+    for (int i = 0; i < R; ++i)
+        for (int q = 0; q < Q; ++q)
+            out[static_cast<std::size_t>(r0 + i) * p + q0 + q] = cd(re[i][q], im[i][q]);
+}
+
+template <int Q>
+__attribute__((always_inline)) inline void product_columns(const cd* mat, int rows, int nu, const double* xre,
+                                                           const double* xim, int p, int q0, cd* out)
+{
+    int r = 0;
+    for (; r + 2 <= rows; r += 2)
+        product_block<2, Q>(mat, nu, xre, xim, p, r, q0, out);
+    for (; r < rows; ++r)
+        product_block<1, Q>(mat, nu, xre, xim, p, r, q0, out);
+}
+
 // out (rows, P) = mat (rows, Nu) @ x (Nu, P), all row-major: x split into real and imaginary parts
-// first, then real arithmetic on contiguous runs (vectorised; std::complex loops are not), built for
-// AVX2 as well (picked at load time where the CPU has it).
+// first, then real arithmetic with each block of outputs summed in registers (vectorised over the
+// columns; std::complex loops are not), built for AVX2 as well (picked at load time where the CPU has it).
 __attribute__((target_clones("avx2", "default"))) void
 product(const cd* __restrict__ mat, int rows, int nu, const cd* __restrict__ x, int p, cd* __restrict__ out)
 {
@@ -40,28 +77,13 @@ product(const cd* __restrict__ mat, int rows, int nu, const cd* __restrict__ x, 
         xre[i] = x[i].real();
         xim[i] = x[i].imag();
     }
-    constexpr int max_p = 64;
-    double re[max_p], im[max_p];
-    for (int r = 0; r < rows; ++r) {
-        const cd* m = mat + static_cast<std::size_t>(r) * nu;
-        for (int q0 = 0; q0 < p; q0 += max_p) {
-            const int n = std::min(max_p, p - q0);
-            std::fill(re, re + n, 0.0);
-            std::fill(im, im + n, 0.0);
-            for (int u = 0; u < nu; ++u) {
-                const double ar = m[u].real(), ai = m[u].imag();
-                const double* ur = xre + static_cast<std::size_t>(u) * p + q0;
-                const double* ui = xim + static_cast<std::size_t>(u) * p + q0;
-                for (int q = 0; q < n; ++q) {
-                    re[q] += ar * ur[q] - ai * ui[q];
-                    im[q] += ar * ui[q] + ai * ur[q];
-                }
-            }
-            cd* o = out + static_cast<std::size_t>(r) * p + q0;
-            for (int q = 0; q < n; ++q)
-                o[q] = cd(re[q], im[q]);
-        }
-    }
+    int q0 = 0;
+    for (; q0 + 8 <= p; q0 += 8)
+        product_columns<8>(mat, rows, nu, xre, xim, p, q0, out);
+    for (; q0 + 4 <= p; q0 += 4)
+        product_columns<4>(mat, rows, nu, xre, xim, p, q0, out);
+    for (; q0 < p; ++q0)
+        product_columns<1>(mat, rows, nu, xre, xim, p, q0, out);
 }
 
 // The Schmidl & Cox sums of one antenna added to the running per-position sums (energy |x|^2 at every
@@ -128,6 +150,146 @@ void eliminate(std::vector<cd>& a, std::vector<cd>& x, int k, int p)
                 x[i * p + q] -= factor * x[j * p + q];
         }
     }
+}
+
+// eliminate's steps on a (k, k) alone, in place: the factor of row i at step j (i > j) stored at
+// factors[i k + j] (real parts) and factors[k k + i k + j] (imaginary parts), for eliminate_split.
+void elimination_factors(std::vector<cd>& a, int k, double* factors)
+{
+    for (int j = 0; j < k; ++j) {
+        const cd pivot = a[j * k + j];
+        for (int i = j + 1; i < k; ++i) {
+            const cd factor = a[i * k + j] / pivot;
+            factors[i * k + j] = factor.real();
+            factors[k * k + i * k + j] = factor.imag();
+            for (int l = j; l < k; ++l)
+                a[i * k + l] -= factor * a[j * k + l];
+        }
+    }
+}
+
+// eliminate's steps on x (k, p) from elimination_factors, x split into real (xr) and imaginary (xi)
+// rows: the same products, on contiguous runs the compiler vectorises.
+__attribute__((target_clones("avx2", "default"))) void
+eliminate_split(const double* __restrict__ factors, int k, int p, double* __restrict__ xr, double* __restrict__ xi)
+{
+    for (int j = 0; j < k; ++j) {
+        const double* jr = xr + static_cast<std::size_t>(j) * p;
+        const double* ji = xi + static_cast<std::size_t>(j) * p;
+        for (int i = j + 1; i < k; ++i) {
+            const double fr = factors[i * k + j], fi = factors[k * k + i * k + j];
+            double* ir = xr + static_cast<std::size_t>(i) * p;
+            double* ii = xi + static_cast<std::size_t>(i) * p;
+            for (int q = 0; q < p; ++q) {
+                const double pr = fr * jr[q] - fi * ji[q], pi = fr * ji[q] + fi * jr[q];
+                ir[q] -= pr;
+                ii[q] -= pi;
+            }
+        }
+    }
+}
+
+// The integer CFO search's scores over n_windows training windows (w: each fft_len bins, in the
+// receiver's (antenna, symbol) order): for each candidate shift s, the sum over the windows of
+// |sum_j conj(w[b]) w[b + 1] code_j| over the adjacent pairs j, b = bins[s A + j] (_integer_shift:
+// conj(w_b c_a) w_b' c_a+1 = (conj(w_b) w_b') (conj(c_a) c_a+1)). The products are laid out bin-major,
+// so every step of the sum over j runs over all windows at once (the same order of additions per window).
+__attribute__((target_clones("avx2", "default"))) void
+adjacent_scores(const std::complex<double>* w, int n_windows, int fft_len, const int* bins, const double* code_re,
+                const double* code_im, int n_adjacent, int n_shifts, double* scores)
+{
+    const int W = n_windows;
+    thread_local std::vector<double> scratch;
+    scratch.resize(2 * static_cast<std::size_t>(fft_len) * W + 2 * static_cast<std::size_t>(W));
+    double* __restrict__ pr = scratch.data();
+    double* __restrict__ pi = pr + static_cast<std::size_t>(fft_len) * W;
+    double* __restrict__ sr = pi + static_cast<std::size_t>(fft_len) * W;
+    double* __restrict__ si = sr + W;
+    for (int k = 0; k < W; ++k) {
+        const double* x = reinterpret_cast<const double*>(w + static_cast<std::size_t>(k) * fft_len);
+        for (int b = 0; b < fft_len; ++b) {
+            const int n = b + 1 < fft_len ? b + 1 : 0;
+            pr[static_cast<std::size_t>(b) * W + k] = x[2 * b] * x[2 * n] + x[2 * b + 1] * x[2 * n + 1];
+            pi[static_cast<std::size_t>(b) * W + k] = x[2 * b] * x[2 * n + 1] - x[2 * b + 1] * x[2 * n];
+        }
+    }
+    for (int s = 0; s < n_shifts; ++s) {
+        const int* idx = bins + static_cast<std::size_t>(s) * n_adjacent;
+        std::fill(sr, sr + 2 * W, 0.0);
+        for (int j = 0; j < n_adjacent; ++j) {
+            const double* ar = pr + static_cast<std::size_t>(idx[j]) * W;
+            const double* ai = pi + static_cast<std::size_t>(idx[j]) * W;
+            const double cr = code_re[j], ci = code_im[j];
+            for (int k = 0; k < W; ++k) {
+                sr[k] += ar[k] * cr - ai[k] * ci;
+                si[k] += ar[k] * ci + ai[k] * cr;
+            }
+        }
+        for (int k = 0; k < W; ++k)
+            scores[s] += std::sqrt(sr[k] * sr[k] + si[k] * si[k]);
+    }
+}
+
+// acc (real parts acc_re, imaginary acc_im) += y c over n values (complex products, vectorised).
+__attribute__((target_clones("avx2", "default"))) void
+multiply_add(const std::complex<double>* y, std::complex<double> c, int n, double* __restrict__ acc_re,
+             double* __restrict__ acc_im)
+{
+    const double* x = reinterpret_cast<const double*>(y);
+    const double cr = c.real(), ci = c.imag();
+    for (int u = 0; u < n; ++u) {
+        acc_re[u] += x[2 * u] * cr - x[2 * u + 1] * ci;
+        acc_im[u] += x[2 * u] * ci + x[2 * u + 1] * cr;
+    }
+}
+
+// acc (real parts acc_re, imaginary acc_im) += x y elementwise over n values.
+__attribute__((target_clones("avx2", "default"))) void
+multiply_add_rows(const std::complex<double>* x, const std::complex<double>* y, int n, double* __restrict__ acc_re,
+                  double* __restrict__ acc_im)
+{
+    const double* a = reinterpret_cast<const double*>(x);
+    const double* b = reinterpret_cast<const double*>(y);
+    for (int u = 0; u < n; ++u) {
+        acc_re[u] += a[2 * u] * b[2 * u] - a[2 * u + 1] * b[2 * u + 1];
+        acc_im[u] += a[2 * u] * b[2 * u + 1] + a[2 * u + 1] * b[2 * u];
+    }
+}
+
+// One symbol's CFO ramp as complex64 (interleaved re, im): (c + j s) times the window's ramp (real
+// parts window[0, n), imaginary window[n, 2n)), rounded to float.
+__attribute__((target_clones("avx2", "default"))) void
+symbol_ramp(double c, double s, const double* __restrict__ window, int n, float* __restrict__ ramp)
+{
+    for (int i = 0; i < n; ++i) {
+        ramp[2 * i] = static_cast<float>(c * window[i] - s * window[n + i]);
+        ramp[2 * i + 1] = static_cast<float>(c * window[n + i] + s * window[i]);
+    }
+}
+
+// out = win * ramp in complex64 (the numpy method's product), widened to complex128 for the FFT.
+__attribute__((target_clones("avx2", "default"))) void
+derotate(const std::complex<float>* __restrict__ win, const float* __restrict__ ramp, int n,
+         std::complex<double>* __restrict__ out)
+{
+    const float* a = reinterpret_cast<const float*>(win);
+    double* o = reinterpret_cast<double*>(out);
+    for (int i = 0; i < n; ++i) {
+        const float re = a[2 * i] * ramp[2 * i] - a[2 * i + 1] * ramp[2 * i + 1];
+        const float im = a[2 * i] * ramp[2 * i + 1] + a[2 * i + 1] * ramp[2 * i];
+        o[2 * i] = re;
+        o[2 * i + 1] = im;
+    }
+}
+
+// out = in * scale over n complex values.
+__attribute__((target_clones("avx2", "default"))) void
+scale_copy(const std::complex<double>* __restrict__ in, double scale, int n, std::complex<double>* __restrict__ out)
+{
+    const double* x = reinterpret_cast<const double*>(in);
+    double* o = reinterpret_cast<double*>(out);
+    for (int i = 0; i < 2 * n; ++i)
+        o[i] = x[i] * scale;
 }
 
 // a^-1 x after eliminate(a, x): back substitution (receiver._hpd_solve).
@@ -288,33 +450,30 @@ void ofat_rx_kernels::windows_fft(const cf* buf,
     const double scale = 1.0 / std::sqrt(static_cast<double>(d_fft_len)); // norm="ortho"
     const double step = -2.0 * M_PI * cfo;
     // The ramp exp(-2 pi j cfo n), rounded to complex64 (as the numpy method's): exact at each symbol's
-    // first sample, then by a double-precision recurrence (64 steps drift ~1e-14, far below float32).
-    d_ramp.resize(static_cast<std::size_t>(n_sym) * d_fft_len);
+    // first sample times exp(-2 pi j cfo i) within the window (i < fft_len, a double-precision
+    // recurrence once per call: 64 steps drift ~1e-14, far below float32).
+    const std::size_t n_ramp = static_cast<std::size_t>(n_sym) * d_fft_len;
+    d_ramp.resize(2 * n_ramp);
+    d_window_ramp.resize(2 * static_cast<std::size_t>(d_fft_len));
     const cd rot(std::cos(step), std::sin(step));
+    cd phasor(1.0, 0.0);
+    for (int i = 0; i < d_fft_len; ++i) {
+        d_window_ramp[i] = phasor.real();
+        d_window_ramp[d_fft_len + i] = phasor.imag();
+        phasor *= rot;
+    }
     for (int s = 0; s < n_sym; ++s) {
         const double angle = step * (static_cast<double>(first_sym + s) * d_symbol_len);
-        cd phasor(std::cos(angle), std::sin(angle));
-        for (int i = 0; i < d_fft_len; ++i) {
-            d_ramp[static_cast<std::size_t>(s) * d_fft_len + i] =
-                cf(static_cast<float>(phasor.real()), static_cast<float>(phasor.imag()));
-            phasor *= rot;
-        }
+        symbol_ramp(std::cos(angle), std::sin(angle), d_window_ramp.data(), d_fft_len,
+                    d_ramp.data() + 2 * static_cast<std::size_t>(s) * d_fft_len);
     }
     for (int r = 0; r < d_n_rx; ++r) {
         for (int s = 0; s < n_sym; ++s) {
             const cf* win = buf + r * row_stride + start + static_cast<std::size_t>(s) * d_symbol_len;
-            const cf* ramps = d_ramp.data() + static_cast<std::size_t>(s) * d_fft_len;
-            for (int i = 0; i < d_fft_len; ++i) {
-                const cf ramp = ramps[i]; // applied in complex64, as the numpy method does
-                const cf a = win[i];
-                const cf v(a.real() * ramp.real() - a.imag() * ramp.imag(),
-                           a.real() * ramp.imag() + a.imag() * ramp.real());
-                d_fft_in[i] = cd(v.real(), v.imag());
-            }
+            // applied in complex64, as the numpy method does
+            derotate(win, d_ramp.data() + 2 * static_cast<std::size_t>(s) * d_fft_len, d_fft_len, d_fft_in);
             fftw_execute(static_cast<fftw_plan>(d_plan));
-            cd* o = out + (static_cast<std::size_t>(r) * n_sym + s) * d_fft_len;
-            for (int i = 0; i < d_fft_len; ++i)
-                o[i] = d_fft_out[i] * scale;
+            scale_copy(d_fft_out, scale, d_fft_len, out + (static_cast<std::size_t>(r) * n_sym + s) * d_fft_len);
         }
     }
 }
@@ -496,30 +655,51 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
                                         std::vector<int>& strongest) const
 {
     // FrameReceiver._coarse_fraction: per shift, the fit on its strongest taps scored by Mallows' Cp.
-    const int P = n_pairs, C = d_c, K = std::min(d_coarse_taps, d_c);
-    std::vector<cd> c(static_cast<std::size_t>(C) * P);
-    std::vector<double> profile(C);
-    std::vector<char> taken(C);
-    std::vector<std::vector<int>> order(d_g);
-    std::vector<std::vector<double>> captured(d_g, std::vector<double>(K));
-    std::vector<int> n_taps(d_g);
-    std::vector<double> cp_min(d_g);
-    std::vector<cd> a(static_cast<std::size_t>(K) * K), x(static_cast<std::size_t>(K) * P);
-    for (int g = 0; g < d_g; ++g) {
-        coarse_correlations(pairs, P, g, c);
-        for (int i = 0; i < C; ++i) {
-            double s = 0.0;
-            for (int p = 0; p < P; ++p)
-                s += norm2(c[i * P + p]);
-            profile[i] = s;
+    const int P = n_pairs, C = d_c, K = std::min(d_coarse_taps, d_c), G = d_g;
+    // Every shift's tap powers summed over the pairs, (G, C), in the pairs' order (numpy's sum). From the
+    // zoom transform the G shifts of one tap are adjacent outputs, so each pair's row is read in order.
+    std::vector<double> profile(static_cast<std::size_t>(G) * C, 0.0);
+    std::vector<cd> direct; // (G, C, P) without a zoom transform
+    if (d_zoom_len) {
+        for (int p = 0; p < P; ++p) {
+            const cd* z = d_zoom + static_cast<std::size_t>(p) * d_zoom_len;
+            for (int i = 0; i < C; ++i)
+                for (int g = 0; g < G; ++g)
+                    profile[g * C + i] += norm2(z[d_coarse_index[g * C + i]]);
         }
+    } else {
+        direct.resize(static_cast<std::size_t>(G) * C * P);
+        std::vector<cd> c(static_cast<std::size_t>(C) * P);
+        for (int g = 0; g < G; ++g) {
+            coarse_correlations(pairs, P, g, c);
+            std::copy(c.begin(), c.end(), direct.begin() + static_cast<std::size_t>(g) * C * P);
+            for (int i = 0; i < C; ++i)
+                for (int p = 0; p < P; ++p)
+                    profile[g * C + i] += norm2(c[i * P + p]);
+        }
+    }
+    auto correlation = [&](int g, int i, int p) {
+        return d_zoom_len ? d_zoom[static_cast<std::size_t>(p) * d_zoom_len + d_coarse_index[g * C + i]]
+                          : direct[(static_cast<std::size_t>(g) * C + i) * P + p];
+    };
+    std::vector<char> taken(C);
+    std::vector<std::vector<int>> order(G);
+    std::vector<std::vector<double>> captured(G, std::vector<double>(K));
+    std::vector<int> n_taps(G);
+    std::vector<double> cp_min(G);
+    std::vector<cd> a(static_cast<std::size_t>(K) * K);
+    std::vector<double> factors(2 * static_cast<std::size_t>(K) * K), xs(2 * static_cast<std::size_t>(K) * P);
+    double* xr = xs.data();
+    double* xi = xr + static_cast<std::size_t>(K) * P;
+    for (int g = 0; g < G; ++g) {
+        const double* prof = profile.data() + static_cast<std::size_t>(g) * C;
         // The K strongest, ties in index order (numpy's stable argsort of -profile, first K).
         std::fill(taken.begin(), taken.end(), 0);
         order[g].resize(K);
         for (int j = 0; j < K; ++j) {
             int best_i = -1;
             for (int i = 0; i < C; ++i)
-                if (!taken[i] && (best_i < 0 || profile[i] > profile[best_i]))
+                if (!taken[i] && (best_i < 0 || prof[i] > prof[best_i]))
                     best_i = i;
             order[g][j] = best_i;
             taken[best_i] = 1;
@@ -528,17 +708,21 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
         for (int i = 0; i < K; ++i) {
             for (int j = 0; j < K; ++j)
                 a[i * K + j] = d_gram[o[i] * C + o[j]];
-            for (int p = 0; p < P; ++p)
-                x[i * P + p] = c[o[i] * P + p];
+            for (int p = 0; p < P; ++p) {
+                const cd v = correlation(g, o[i], p);
+                xr[i * P + p] = v.real();
+                xi[i * P + p] = v.imag();
+            }
         }
-        eliminate(a, x, K, P);
+        elimination_factors(a, K, factors.data());
+        eliminate_split(factors.data(), K, P, xr, xi);
         double total = 0.0;
         int best_k = 0;
         double best_cp = std::numeric_limits<double>::infinity();
         for (int i = 0; i < K; ++i) {
             double s = 0.0;
             for (int p = 0; p < P; ++p)
-                s += norm2(x[i * P + p]);
+                s += xr[i * P + p] * xr[i * P + p] + xi[i * P + p] * xi[i * P + p];
             total += s / a[i * K + i].real();
             captured[g][i] = total;
             const double cp = -total + tap_penalty * (i + 1);
@@ -554,8 +738,8 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
     strongest.clear();
     if (cp_min[d_grid_shift] <= cp_min[best])
         return 0.0; // the integer grid fits as well (ties included)
-    std::vector<double> y(d_g);
-    for (int g = 0; g < d_g; ++g)
+    std::vector<double> y(G);
+    for (int g = 0; g < G; ++g)
         y[g] = captured[g][n_taps[best]];
     strongest.assign(order[best].begin(), order[best].begin() + n_taps[best] + 1);
     std::sort(strongest.begin(), strongest.end());
@@ -689,7 +873,9 @@ void ofat_rx_kernels::set_frame(int n_tx,
                                 const std::vector<int>& pilot_index,
                                 const std::vector<int>& data_index,
                                 const std::vector<double>& pilot_table,
-                                bool linear_phase)
+                                bool linear_phase,
+                                int header_reps,
+                                const std::vector<int>& header_scrambler)
 {
     const std::size_t nu = d_nu;
     if (n_tx < 1 || n_train_symbols < 2 * n_tx || n_header_symbols < 1 || used_bins.size() != nu ||
@@ -724,9 +910,17 @@ void ofat_rx_kernels::set_frame(int n_tx,
     d_shift_bins = shift_bins;
     d_adjacent = adjacent;
     d_train_conj = train_conj;
-    d_adjacent_code.clear();
-    for (int a : adjacent)
-        d_adjacent_code.push_back(std::conj(train_conj[a]) * train_conj[a + 1]);
+    d_adjacent_code_re.clear();
+    d_adjacent_code_im.clear();
+    for (int a : adjacent) {
+        const cd code = std::conj(train_conj[a]) * train_conj[a + 1];
+        d_adjacent_code_re.push_back(code.real());
+        d_adjacent_code_im.push_back(code.imag());
+    }
+    d_adjacent_bins.clear(); // (S, A): the first bin of each adjacent pair under each shift
+    for (std::size_t sh = 0; sh < int_shifts.size(); ++sh)
+        for (int a : adjacent)
+            d_adjacent_bins.push_back(shift_bins[sh * nu + a]);
     d_cover_conj = cover_conj;
     d_training_sequence = training_sequence;
     // sqrt(Nt) / T / c_u, once (the numpy method's factor array, the same arithmetic)
@@ -761,6 +955,11 @@ void ofat_rx_kernels::set_frame(int n_tx,
     d_pilot_table = pilot_table;
     d_pilot_rows = static_cast<int>(pilot_table.size() / pilot_index.size());
     d_linear_phase = linear_phase;
+    if (header_reps < 1 || header_scrambler.empty() ||
+        header_scrambler.size() * header_reps > static_cast<std::size_t>(n_header_symbols) * data_index.size())
+        throw std::invalid_argument("ofat_rx_kernels::set_frame: the header repetitions do not fit its symbols");
+    d_header_reps = header_reps;
+    d_header_scrambler = header_scrambler;
 }
 
 std::vector<double> ofat_rx_kernels::phases(const cd* y, int n_sym, const cd* g) const
@@ -837,23 +1036,12 @@ ofat_rx_kernels::front_result ofat_rx_kernels::front(
     const std::size_t t_start = body + static_cast<std::size_t>(d_t0) * d_symbol_len;
     windows_fft(buf, row_stride, t_start, d_t0, T, cfo, d_full.data());
     // conj(w_b c_a) w_b' c_a+1 = (conj(w_b) w_b') (conj(c_a) c_a+1): the bins' adjacent products once per
-    // window, the sequence's (d_adjacent_code) once per layout.
+    // window, the sequence's (d_adjacent_code_re/_im) once per layout (adjacent_scores).
     const int n_shifts = static_cast<int>(d_int_shifts.size());
+    const int A = static_cast<int>(d_adjacent.size());
     std::vector<double> scores(n_shifts, 0.0);
-    std::vector<cd> adjacent_products(F);
-    for (int r = 0; r < Nr; ++r)
-        for (int t = 0; t < T; ++t) {
-            const cd* w = d_full.data() + (static_cast<std::size_t>(r) * T + t) * F;
-            for (int b = 0; b < F; ++b)
-                adjacent_products[b] = std::conj(w[b]) * w[(b + 1) % F];
-            for (int s = 0; s < n_shifts; ++s) {
-                const int* bins = d_shift_bins.data() + static_cast<std::size_t>(s) * Nu;
-                cd sum(0.0, 0.0);
-                for (std::size_t j = 0; j < d_adjacent.size(); ++j)
-                    sum += adjacent_products[bins[d_adjacent[j]]] * d_adjacent_code[j];
-                scores[s] += std::abs(sum);
-            }
-        }
+    adjacent_scores(d_full.data(), Nr * T, F, d_adjacent_bins.data(), d_adjacent_code_re.data(),
+                    d_adjacent_code_im.data(), A, n_shifts, scores.data());
     int best_shift = 0;
     for (int s = 1; s < n_shifts; ++s)
         if (scores[s] > scores[best_shift])
@@ -896,15 +1084,18 @@ ofat_rx_kernels::front_result ofat_rx_kernels::front(
         }
     // Channel estimate (_estimate_channel, the repetitions' noise): LS, own-training check, noise, taps.
     const int P = Nr * Nt;
-    std::vector<cd> pairs(static_cast<std::size_t>(Nu) * P, cd(0.0, 0.0));
+    std::vector<cd> pairs(static_cast<std::size_t>(Nu) * P);
+    std::vector<double> acc(2 * static_cast<std::size_t>(Nu));
     for (int r = 0; r < Nr; ++r)
-        for (int a = 0; a < Nt; ++a)
-            for (int u = 0; u < Nu; ++u) {
-                cd s(0.0, 0.0);
-                for (int t = 0; t < T; ++t)
-                    s += yt[(static_cast<std::size_t>(r) * T + t) * Nu + u] * d_cover_conj[t * Nt + a];
-                pairs[static_cast<std::size_t>(u) * P + r * Nt + a] = s * d_ls_scale[u];
-            }
+        for (int a = 0; a < Nt; ++a) {
+            // sum over t of yt[r, t, :] conj(cover[t, a]), in t order, over all subcarriers at once
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (int t = 0; t < T; ++t)
+                multiply_add(yt.data() + (static_cast<std::size_t>(r) * T + t) * Nu, d_cover_conj[t * Nt + a], Nu,
+                             acc.data(), acc.data() + Nu);
+            for (int u = 0; u < Nu; ++u)
+                pairs[static_cast<std::size_t>(u) * P + r * Nt + a] = cd(acc[u], acc[Nu + u]) * d_ls_scale[u];
+        }
     // The pairs' tap correlations near (the candidate taps) and far: from their zoom transform (also
     // fit_taps'), or directly.
     const int n_far = static_cast<int>(d_far_basis_h.size() / Nu);
@@ -948,28 +1139,47 @@ ofat_rx_kernels::front_result ofat_rx_kernels::front(
     out.chosen = std::move(fit.chosen);
     out.fraction = fit.fraction;
     out.h.resize(static_cast<std::size_t>(Nr) * Nt * Nu);
-    out.g.assign(static_cast<std::size_t>(Nr) * Nu, cd(0.0, 0.0));
-    for (int r = 0; r < Nr; ++r)
-        for (int a = 0; a < Nt; ++a)
-            for (int u = 0; u < Nu; ++u) {
-                const cd hv = fit.fit[static_cast<std::size_t>(u) * P + r * Nt + a];
-                out.h[(static_cast<std::size_t>(r) * Nt + a) * Nu + u] = hv;
-                out.g[static_cast<std::size_t>(r) * Nu + u] += hv * d_cdd[a * Nu + u];
-            }
+    out.g.resize(static_cast<std::size_t>(Nr) * Nu);
+    for (int r = 0; r < Nr; ++r) {
+        // g[r] = sum over a of h[r, a] cdd[a], added in a's order
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int a = 0; a < Nt; ++a) {
+            cd* hr = out.h.data() + (static_cast<std::size_t>(r) * Nt + a) * Nu;
+            for (int u = 0; u < Nu; ++u)
+                hr[u] = fit.fit[static_cast<std::size_t>(u) * P + r * Nt + a];
+            multiply_add_rows(hr, d_cdd.data() + static_cast<std::size_t>(a) * Nu, Nu, acc.data(), acc.data() + Nu);
+        }
+        for (int u = 0; u < Nu; ++u)
+            out.g[static_cast<std::size_t>(r) * Nu + u] = cd(acc[u], acc[Nu + u]);
+    }
     // Header: common phase from the pilots, then the maximum-ratio combined LLRs (_channel_and_header).
     const std::vector<double> ph = phases(out.yh.data(), Hs, out.g.data());
     const int K = static_cast<int>(d_data_index.size());
-    out.llr.assign(static_cast<std::size_t>(Hs) * K, 0.0);
+    out.llr.resize(static_cast<std::size_t>(Hs) * K);
     for (int m = 0; m < Hs; ++m) {
-        const cd derot(std::cos(-ph[m]), std::sin(-ph[m]));
+        const double dr = std::cos(-ph[m]), di = std::sin(-ph[m]);
         for (int k = 0; k < K; ++k) {
             const int u = d_data_index[k];
-            cd s(0.0, 0.0);
-            for (int r = 0; r < Nr; ++r)
-                s += std::conj(out.g[static_cast<std::size_t>(r) * Nu + u]) *
-                     (out.yh[(static_cast<std::size_t>(r) * Hs + m) * Nu + u] * derot);
-            out.llr[static_cast<std::size_t>(m) * K + k] = 4.0 * s.real() / out.noise_var;
+            double sr = 0.0;
+            for (int r = 0; r < Nr; ++r) {
+                // real part of conj(g) (yh derot), as the numpy method's complex products
+                const cd gv = out.g[static_cast<std::size_t>(r) * Nu + u];
+                const cd yv = out.yh[(static_cast<std::size_t>(r) * Hs + m) * Nu + u];
+                const double tr = yv.real() * dr - yv.imag() * di, ti = yv.real() * di + yv.imag() * dr;
+                sr += gv.real() * tr + gv.imag() * ti;
+            }
+            out.llr[static_cast<std::size_t>(m) * K + k] = 4.0 * sr / out.noise_var;
         }
+    }
+    // frame.combine_header_llrs: the first header_reps x HEADER_BITS LLRs summed over the repetitions
+    // (in their order), then the descrambled hard bits (a negative sum is bit 1).
+    const int n_bits = static_cast<int>(d_header_scrambler.size());
+    out.header_bits.resize(n_bits);
+    for (int i = 0; i < n_bits; ++i) {
+        double sum = out.llr[i];
+        for (int q = 1; q < d_header_reps; ++q)
+            sum += out.llr[static_cast<std::size_t>(q) * n_bits + i];
+        out.header_bits[i] = static_cast<std::uint8_t>((sum < 0.0) ^ (d_header_scrambler[i] != 0));
     }
     return out;
 }

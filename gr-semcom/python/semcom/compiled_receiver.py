@@ -16,7 +16,8 @@ tested equal within float32 rounding on recorded inputs (tests/test_ofat_receive
   refinement, greedy selection on the Gram matrix),
 * `_new_front` (everything before the data in one call: integer CFO search, refined CFO, training and
   header FFTs, LS channel, own-training check, noise from the repetitions, tap fit, CDD channel,
-  header phase and LLRs; the header's CRC check stays frame.decode_header) and `_frame_data` (data
+  header phase, LLRs and their hard bits as frame.combine_header_llrs makes them; the header's CRC
+  check stays frame.decode_header) and `_frame_data` (data
   FFTs, common phase, Y and H), where the configuration is the default one: repeated training
   (train_reps >= 2), noise_estimate="repetitions", align_fraction; `_frame_data` also without
   sfo_tracking. Anything else runs those two through the numpy methods (with the three kernels
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from semcom.ofat.frame import combine_header_llrs, decode_header
+from semcom.ofat.frame import decode_header
 from semcom.ofat.receiver import COARSE_TAPS, NEWTON_STEPS, FrameReceiver, _Front
 
 from .ofat_tx import semcom_python
@@ -69,7 +70,8 @@ class CompiledFrameReceiver(FrameReceiver):
                 cdd=lay.cdd_phases(lay.used_bins),
                 pilot_index=lay.pilot_index_in_used.tolist(), data_index=lay.data_index_in_used.tolist(),
                 pilot_table=lay.pilot_values(lay.n_header_symbols + lay.max_data_symbols).ravel().tolist(),
-                linear_phase=self.phase_tracking == "linear")
+                linear_phase=self.phase_tracking == "linear", header_reps=lay.header_reps,
+                header_scrambler=lay.header_scrambler.tolist())
 
     def _schmidl_cox(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if x.dtype != np.complex64 or (x.shape[1] > 1 and x.strides[1] != x.itemsize):
@@ -99,12 +101,11 @@ class CompiledFrameReceiver(FrameReceiver):
     def _new_front(self, body: int, cfo: float) -> _Front:
         if not (self._fused and self.align_fraction):
             return super()._new_front(body, cfo)
-        lay = self.layout
-        cfo, h, noise_var, err_var, own_training, g, yh, llr, chosen, fraction = self._kernels.front(
+        cfo, h, noise_var, err_var, own_training, g, yh, bits, chosen, fraction = self._kernels.front(
             self._buf, body, cfo)
         self.last_taps = np.sort(self._candidate_taps[chosen])
         self.last_fraction = fraction
-        header = decode_header(combine_header_llrs(lay, llr))
+        header = decode_header(bits)
         return _Front(cfo, h, noise_var, err_var, g, yh, header, own_training)
 
     def _frame_data(self, body: int, front: _Front, n_data: int

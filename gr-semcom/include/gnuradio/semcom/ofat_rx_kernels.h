@@ -37,7 +37,7 @@ namespace semcom {
  * * first_above, plateau: the search's threshold crossing and the plateau (_first_above, _plateau).
  * * front, data (after set_frame): the default configuration's whole decode of a frame in two calls,
  *   FrameReceiver._new_front (all of the above per frame plus the LS channel, noise, CDD channel and
- *   header LLRs) and _frame_data (data symbols, common phase, Y and H).
+ *   header LLRs and their hard bits) and _frame_data (data symbols, common phase, Y and H).
  *
  * One object serves one receiver (one thread): the FFT's buffers, plans and scratch are its own.
  */
@@ -62,6 +62,7 @@ public:
         std::vector<cd> g;               // (Nr, Nu) effective channel of the CDD header / pilots
         std::vector<cd> yh;              // (Nr, Hs, Nu) header symbols, CFO removed
         std::vector<double> llr;         // (Hs, K) header LLRs (positive = bit 0)
+        std::vector<std::uint8_t> header_bits; // frame.combine_header_llrs of llr: the descrambled hard bits
         std::vector<int> chosen;         // delay taps kept (candidate indices)
         double fraction = 0.0;           // their grid's fractional delay
     };
@@ -116,7 +117,8 @@ public:
      * from semcom.ofat.frame: used_bins (Nu); the integer CFO candidates int_shifts (S) with their
      * bins shift_bins (S, Nu), the adjacent used pairs (A) and conj(training sequence) (Nu); the
      * training cover conj(cover) (T, Nt) and sequence (Nu); far_basis_h (F, Nu) of the far_taps (F); cdd (Nt, Nu); the
-     * pilot and data positions in the used bins; pilot_table (n_max, n_pilots) = pilot_values(n_max, 0).
+     * pilot and data positions in the used bins; pilot_table (n_max, n_pilots) = pilot_values(n_max, 0);
+     * header_reps and header_scrambler (HEADER_BITS) for the header's hard bits (combine_header_llrs).
      * Covers train_reps >= 2 with the repetitions' noise estimate (front() requires it).
      */
     void set_frame(int n_tx,
@@ -136,7 +138,9 @@ public:
                    const std::vector<int>& pilot_index,
                    const std::vector<int>& data_index,
                    const std::vector<double>& pilot_table,
-                   bool linear_phase);
+                   bool linear_phase,
+                   int header_reps,
+                   const std::vector<int>& header_scrambler);
 
     //! FrameReceiver._front from the fractional CFO: the frame's preamble body at column `body` of
     //! the buffer (n_cols columns; its training and header symbols must be in it).
@@ -179,7 +183,8 @@ private:
     std::vector<cd> d_basis, d_basis_h, d_gram, d_coarse_basis_h, d_derivative_basis_h;
     std::vector<double> d_coarse_fractions;
     int d_grid_shift = 0;
-    std::vector<cf> d_ramp; // the CFO ramp of one windows_fft call
+    std::vector<float> d_ramp;          // the CFO ramp of one windows_fft call, complex64 interleaved
+    std::vector<double> d_window_ramp;  // exp(-2 pi j cfo i), i < fft_len (real parts, then imaginary)
     // schmidl_cox's scratch (reused: no allocation per call)
     mutable std::vector<float> d_sc_energy, d_sc_prod;
     mutable std::vector<double> d_sc_ce;
@@ -202,10 +207,15 @@ private:
     bool d_linear_phase = true;
     std::vector<int> d_used_bins, d_int_shifts, d_shift_bins, d_adjacent, d_pilot_index, d_data_index;
     std::vector<cd> d_ls_scale;      // sqrt(Nt) / T / training_sequence: the LS estimate's factor
-    std::vector<cd> d_adjacent_code; // conj(c_a) c_a+1 of the training sequence on each adjacent pair
+    // conj(c_a) c_a+1 of the training sequence on each adjacent pair a (real, imaginary parts), and the
+    // first bin of each pair under each integer shift (S, A)
+    std::vector<double> d_adjacent_code_re, d_adjacent_code_im;
+    std::vector<int> d_adjacent_bins;
     std::vector<int> d_far_index;    // the far taps' zoom_transform indices (empty: direct products)
     std::vector<cd> d_train_conj, d_cover_conj, d_training_sequence, d_far_basis_h, d_cdd;
     std::vector<double> d_pilot_table;
+    int d_header_reps = 1;
+    std::vector<int> d_header_scrambler;
     int d_pilot_rows = 0;
     std::vector<cd> d_full; // windows_fft scratch
 

@@ -177,18 +177,19 @@ void bind_ofat_rx_kernels(py::module& m)
                const cd_array& training_sequence, const cd_array& far_basis_h, std::vector<int> far_taps,
                const cd_array& cdd,
                std::vector<int> pilot_index, std::vector<int> data_index, std::vector<double> pilot_table,
-               bool linear_phase) {
+               bool linear_phase, int header_reps, std::vector<int> header_scrambler) {
                 k.set_frame(n_tx, n_preamble_symbols, n_train_symbols, n_header_symbols, used_bins,
                             int_shifts, shift_bins, adjacent, flat(train_conj), flat(cover_conj),
                             flat(training_sequence), flat(far_basis_h), far_taps, flat(cdd), pilot_index,
-                            data_index, pilot_table, linear_phase);
+                            data_index, pilot_table, linear_phase, header_reps, header_scrambler);
             },
             py::arg("n_tx"), py::arg("n_preamble_symbols"), py::arg("n_train_symbols"),
             py::arg("n_header_symbols"), py::arg("used_bins"), py::arg("int_shifts"),
             py::arg("shift_bins"), py::arg("adjacent"), py::arg("train_conj"), py::arg("cover_conj"),
             py::arg("training_sequence"), py::arg("far_basis_h"), py::arg("far_taps"), py::arg("cdd"),
             py::arg("pilot_index"),
-            py::arg("data_index"), py::arg("pilot_table"), py::arg("linear_phase"),
+            py::arg("data_index"), py::arg("pilot_table"), py::arg("linear_phase"), py::arg("header_reps"),
+            py::arg("header_scrambler"),
             "the frame layout of front() and data() (see ofat_rx_kernels.h)")
         .def(
             "front",
@@ -205,9 +206,8 @@ void bind_ofat_rx_kernels(py::module& m)
                     r = k.front(buf.data(), stride, buf.shape(1), body, cfo);
                 }
                 const py::ssize_t nu = static_cast<py::ssize_t>(r.g.size()) / n_rx;
-                const py::ssize_t n_k = static_cast<py::ssize_t>(r.llr.size()) / n_header_symbols;
-                py::array_t<double> llr({ n_header_symbols, n_k });
-                std::copy(r.llr.begin(), r.llr.end(), llr.mutable_data());
+                py::array_t<std::uint8_t> bits(static_cast<py::ssize_t>(r.header_bits.size()));
+                std::copy(r.header_bits.begin(), r.header_bits.end(), bits.mutable_data());
                 return py::make_tuple(r.cfo,
                                       array_of(r.h, { n_rx, n_tx, nu }),
                                       r.noise_var,
@@ -215,12 +215,13 @@ void bind_ofat_rx_kernels(py::module& m)
                                       r.own_training,
                                       array_of(r.g, { n_rx, nu }),
                                       array_of(r.yh, { n_rx, n_header_symbols, nu }),
-                                      llr,
+                                      bits,
                                       r.chosen,
                                       r.fraction);
             },
             py::arg("buf"), py::arg("body"), py::arg("cfo"),
-            "(cfo, h, noise_var, err_var, own_training, g, yh, llr, chosen taps, fraction): "
+            "(cfo, h, noise_var, err_var, own_training, g, yh, header bits (frame.combine_header_llrs of "
+            "the header LLRs), chosen taps, fraction): "
             "FrameReceiver._front of the frame whose preamble body is at column body")
         .def(
             "data",
