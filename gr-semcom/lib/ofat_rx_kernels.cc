@@ -152,14 +152,14 @@ void eliminate(std::vector<cd>& a, std::vector<cd>& x, int k, int p)
     }
 }
 
-// eliminate's steps on a (k, k) alone, in place: the factor of row i at step j (i > j) stored at
+// eliminate's steps on a (k, k) alone, in place (the pivot's inverse times each row's entry): the factor of row i at step j (i > j) stored at
 // factors[i k + j] (real parts) and factors[k k + i k + j] (imaginary parts), for eliminate_split.
 void elimination_factors(std::vector<cd>& a, int k, double* factors)
 {
     for (int j = 0; j < k; ++j) {
-        const cd pivot = a[j * k + j];
+        const cd inverse = 1.0 / a[j * k + j]; // one division per step (a product per row)
         for (int i = j + 1; i < k; ++i) {
-            const cd factor = a[i * k + j] / pivot;
+            const cd factor = a[i * k + j] * inverse;
             factors[i * k + j] = factor.real();
             factors[k * k + i * k + j] = factor.imag();
             for (int l = j; l < k; ++l)
@@ -254,6 +254,15 @@ multiply_add_rows(const std::complex<double>* x, const std::complex<double>* y, 
         acc_re[u] += a[2 * u] * b[2 * u] - a[2 * u + 1] * b[2 * u + 1];
         acc_im[u] += a[2 * u] * b[2 * u + 1] + a[2 * u + 1] * b[2 * u];
     }
+}
+
+// power[i] += |z[i]|^2 over n values.
+__attribute__((target_clones("avx2", "default"))) void
+add_powers(const std::complex<double>* z, int n, double* __restrict__ power)
+{
+    const double* x = reinterpret_cast<const double*>(z);
+    for (int i = 0; i < n; ++i)
+        power[i] += x[2 * i] * x[2 * i] + x[2 * i + 1] * x[2 * i + 1];
 }
 
 // One symbol's CFO ramp as complex64 (interleaved re, im): (c + j s) times the window's ramp (real
@@ -369,12 +378,17 @@ ofat_rx_kernels::ofat_rx_kernels(int n_rx,
     const int zoom_len = d_g * fft_len;
     d_coarse_index.resize(static_cast<std::size_t>(d_g) * d_c);
     bool zoom = true;
+    // Where the outputs are G c + g from one start m0 (consecutive taps, shifts g - G/2 over G: the
+    // receiver's), coarse_fraction reads them as one run (d_coarse_run).
+    const long m0 = static_cast<long>(d_g) * candidate_taps[0] + std::lround(d_g * coarse_fractions[0]);
+    bool run = d_g * d_c <= zoom_len;
     for (int g = 0; g < d_g && zoom; ++g) {
         const double shift = d_g * coarse_fractions[g];
         const long rounded = std::lround(shift);
         zoom = std::abs(shift - rounded) < 1e-9;
         for (int c = 0; c < d_c && zoom; ++c) {
             const long m = static_cast<long>(d_g) * candidate_taps[c] + rounded;
+            run = run && m == m0 + static_cast<long>(d_g) * c + g;
             d_coarse_index[g * d_c + c] = static_cast<int>(((m % zoom_len) + zoom_len) % zoom_len);
             for (int u = 0; u < d_nu && zoom; ++u) {
                 const double angle = 2 * M_PI * static_cast<double>(signed_used[u]) * m / zoom_len;
@@ -387,6 +401,7 @@ ofat_rx_kernels::ofat_rx_kernels(int n_rx,
     std::lock_guard<std::mutex> lock(gr::fft::planner::mutex()); // FFTW's planner is not thread safe
     if (zoom) {
         d_zoom_len = zoom_len;
+        d_coarse_run = run ? static_cast<int>(((m0 % zoom_len) + zoom_len) % zoom_len) : -1;
         d_zoom_rows = 1;
         d_zoom = static_cast<cd*>(fftw_malloc(sizeof(fftw_complex) * zoom_len));
         // Out of place from a row that stays zero outside the used bins (no clearing per transform).
@@ -582,18 +597,13 @@ std::vector<cd> ofat_rx_kernels::fit_from(const std::vector<cd>& inv,
 {
     // basis[:, chosen] @ (inv @ c_chosen): the least-squares fit from the taps' correlations (k, P).
     const int k = static_cast<int>(chosen.size()), P = n_pairs;
-    std::vector<cd> coef(static_cast<std::size_t>(k) * P, 0.0);
-    for (int a = 0; a < k; ++a)
-        for (int b = 0; b < k; ++b)
-            for (int p = 0; p < P; ++p)
-                coef[a * P + p] += inv[a * k + b] * c_chosen[b * P + p];
-    std::vector<cd> fit(static_cast<std::size_t>(d_nu) * P, 0.0);
+    std::vector<cd> coef(static_cast<std::size_t>(k) * P), sub(static_cast<std::size_t>(d_nu) * k);
+    product(inv.data(), k, k, c_chosen.data(), P, coef.data());
     for (int uu = 0; uu < d_nu; ++uu)
-        for (int a = 0; a < k; ++a) {
-            const cd bval = d_basis[uu * d_c + chosen[a]];
-            for (int p = 0; p < P; ++p)
-                fit[uu * P + p] += bval * coef[a * P + p];
-        }
+        for (int a = 0; a < k; ++a)
+            sub[static_cast<std::size_t>(uu) * k + a] = d_basis[uu * d_c + chosen[a]];
+    std::vector<cd> fit(static_cast<std::size_t>(d_nu) * P);
+    product(sub.data(), d_nu, k, coef.data(), P, fit.data());
     return fit;
 }
 
@@ -602,13 +612,11 @@ std::vector<cd> ofat_rx_kernels::fit_on(const std::vector<cd>& pairs,
                                         const std::vector<int>& chosen) const
 {
     const int k = static_cast<int>(chosen.size()), P = n_pairs;
-    std::vector<cd> c(static_cast<std::size_t>(k) * P, 0.0);
+    std::vector<cd> rows(static_cast<std::size_t>(k) * d_nu), c(static_cast<std::size_t>(k) * P);
     for (int a = 0; a < k; ++a)
-        for (int uu = 0; uu < d_nu; ++uu) {
-            const cd bh = d_basis_h[chosen[a] * d_nu + uu];
-            for (int p = 0; p < P; ++p)
-                c[a * P + p] += bh * pairs[uu * P + p];
-        }
+        std::copy_n(d_basis_h.data() + static_cast<std::size_t>(chosen[a]) * d_nu, d_nu,
+                    rows.data() + static_cast<std::size_t>(a) * d_nu);
+    product(rows.data(), k, d_nu, pairs.data(), P, c.data());
     return fit_from(gram_inverse(chosen), c, chosen, P);
 }
 
@@ -660,7 +668,19 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
     // zoom transform the G shifts of one tap are adjacent outputs, so each pair's row is read in order.
     std::vector<double> profile(static_cast<std::size_t>(G) * C, 0.0);
     std::vector<cd> direct; // (G, C, P) without a zoom transform
-    if (d_zoom_len) {
+    if (d_zoom_len && d_coarse_run >= 0) {
+        // Outputs d_coarse_run + G c + g (cyclically): one run of G C powers per pair, then (G, C).
+        const int span = G * C, first = std::min(span, d_zoom_len - d_coarse_run);
+        std::vector<double> power(span, 0.0);
+        for (int p = 0; p < P; ++p) {
+            const cd* z = d_zoom + static_cast<std::size_t>(p) * d_zoom_len;
+            add_powers(z + d_coarse_run, first, power.data());
+            add_powers(z, span - first, power.data() + first);
+        }
+        for (int i = 0; i < C; ++i)
+            for (int g = 0; g < G; ++g)
+                profile[g * C + i] = power[i * G + g];
+    } else if (d_zoom_len) {
         for (int p = 0; p < P; ++p) {
             const cd* z = d_zoom + static_cast<std::size_t>(p) * d_zoom_len;
             for (int i = 0; i < C; ++i)
@@ -678,42 +698,67 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
                     profile[g * C + i] += norm2(c[i * P + p]);
         }
     }
-    auto correlation = [&](int g, int i, int p) {
-        return d_zoom_len ? d_zoom[static_cast<std::size_t>(p) * d_zoom_len + d_coarse_index[g * C + i]]
-                          : direct[(static_cast<std::size_t>(g) * C + i) * P + p];
-    };
-    std::vector<char> taken(C);
-    std::vector<std::vector<int>> order(G);
+    std::vector<std::vector<int>> order(G, std::vector<int>(K, -1));
     std::vector<std::vector<double>> captured(G, std::vector<double>(K));
     std::vector<int> n_taps(G);
     std::vector<double> cp_min(G);
     std::vector<cd> a(static_cast<std::size_t>(K) * K);
-    std::vector<double> factors(2 * static_cast<std::size_t>(K) * K), xs(2 * static_cast<std::size_t>(K) * P);
-    double* xr = xs.data();
-    double* xi = xr + static_cast<std::size_t>(K) * P;
+    std::vector<double> factors(2 * static_cast<std::size_t>(K) * K), xs(2 * static_cast<std::size_t>(G) * K * P);
     for (int g = 0; g < G; ++g) {
+        // The K strongest, ties in index order (numpy's stable argsort of -profile, first K): each tap's
+        // rank is the number of taps before it in that order (no branch per comparison).
         const double* prof = profile.data() + static_cast<std::size_t>(g) * C;
-        // The K strongest, ties in index order (numpy's stable argsort of -profile, first K).
-        std::fill(taken.begin(), taken.end(), 0);
-        order[g].resize(K);
-        for (int j = 0; j < K; ++j) {
-            int best_i = -1;
-            for (int i = 0; i < C; ++i)
-                if (!taken[i] && (best_i < 0 || prof[i] > prof[best_i]))
-                    best_i = i;
-            order[g][j] = best_i;
-            taken[best_i] = 1;
+        for (int i = 0; i < C; ++i) {
+            int rank = 0;
+            for (int j = 0; j < C; ++j)
+                rank += (prof[j] > prof[i]) | ((prof[j] == prof[i]) & (j < i));
+            if (rank < K)
+                order[g][rank] = i;
         }
-        const std::vector<int>& o = order[g];
-        for (int i = 0; i < K; ++i) {
-            for (int j = 0; j < K; ++j)
-                a[i * K + j] = d_gram[o[i] * C + o[j]];
-            for (int p = 0; p < P; ++p) {
-                const cd v = correlation(g, o[i], p);
-                xr[i * P + p] = v.real();
-                xi[i * P + p] = v.imag();
+        if (std::find(order[g].begin(), order[g].end(), -1) != order[g].end()) { // unordered (NaN) powers
+            std::vector<char> taken(C, 0);
+            for (int j = 0; j < K; ++j) {
+                int best_i = -1;
+                for (int i = 0; i < C; ++i)
+                    if (!taken[i] && (best_i < 0 || prof[i] > prof[best_i]))
+                        best_i = i;
+                order[g][j] = best_i;
+                taken[best_i] = 1;
             }
         }
+    }
+    // Every shift's K x P correlations of its strongest taps, split into real and imaginary rows; with
+    // the zoom transform read pair by pair (each pair's outputs together rather than 16 rows at once).
+    auto rows_of = [&](int g) { return xs.data() + 2 * static_cast<std::size_t>(g) * K * P; };
+    if (d_zoom_len) {
+        for (int p = 0; p < P; ++p) {
+            const cd* z = d_zoom + static_cast<std::size_t>(p) * d_zoom_len;
+            for (int g = 0; g < G; ++g) {
+                double* xr = rows_of(g);
+                const int* index = d_coarse_index.data() + static_cast<std::size_t>(g) * C;
+                for (int i = 0; i < K; ++i) {
+                    const cd v = z[index[order[g][i]]];
+                    xr[i * P + p] = v.real();
+                    xr[(K + i) * P + p] = v.imag();
+                }
+            }
+        }
+    } else {
+        for (int g = 0; g < G; ++g)
+            for (int i = 0; i < K; ++i)
+                for (int p = 0; p < P; ++p) {
+                    const cd v = direct[(static_cast<std::size_t>(g) * C + order[g][i]) * P + p];
+                    rows_of(g)[i * P + p] = v.real();
+                    rows_of(g)[(K + i) * P + p] = v.imag();
+                }
+    }
+    for (int g = 0; g < G; ++g) {
+        const std::vector<int>& o = order[g];
+        double* xr = rows_of(g);
+        double* xi = xr + static_cast<std::size_t>(K) * P;
+        for (int i = 0; i < K; ++i)
+            for (int j = 0; j < K; ++j)
+                a[i * K + j] = d_gram[o[i] * C + o[j]];
         elimination_factors(a, K, factors.data());
         eliminate_split(factors.data(), K, P, xr, xi);
         double total = 0.0;

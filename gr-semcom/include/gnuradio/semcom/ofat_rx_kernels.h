@@ -197,6 +197,7 @@ private:
     // (checked on construction), else the direct products.
     std::vector<int> d_coarse_index; // (G, C): the DFT output index of shift g, tap c
     int d_zoom_len = 0;              // G * fft, 0: direct products
+    int d_coarse_run = -1;           // output of shift 0, tap 0 where shift g, tap c is at it + G c + g
     cd* d_zoom = nullptr;            // (P, zoom_len) transforms, grown on demand
     cd* d_zoom_in = nullptr;         // (zoom_len) input, zero outside the used bins
     int d_zoom_rows = 0;
