@@ -28,7 +28,15 @@ from semcom.network.agents import (
 )
 from semcom.network.curves import DEFAULT_TABLE, SemanticTable
 from semcom.network.env import NetworkConfig, NetworkCore, dft_codebook, hex_positions, make_env
-from semcom.network.experiment import Fig7Config, fig7, load_policy, run_one, save_policy, tail_mean
+from semcom.network.experiment import (
+    Fig7Config,
+    fig7,
+    has_policy,
+    load_policy,
+    run_one,
+    save_policy,
+    tail_mean,
+)
 
 torch.set_num_threads(1)
 
@@ -478,7 +486,8 @@ def test_fig7_headroom_summary(tmp_path) -> None:
     """A tiny Fig. 7 with the oracle: the summary names the best single-layer scheme, the ceiling bounds
     every scheme per seed and the headroom numbers are consistent with the per-seed table."""
     fc = Fig7Config(seeds=(0, 1), n_slots=80, n_cells=3, period=10, n_antennas=2,
-                    schemes=("single_layer", "single_layer_plain", "hierarchical", "greedy", "oracle"),
+                    schemes=("single_layer", "single_layer_plain", "hierarchical", "hierarchical_cf",
+                             "greedy", "oracle"),
                     scaling_cells=(), scaling_periods=(), smooth=10)
     s = fig7(fc, tmp_path, progress=False)
     hr, fin = s["headroom"], s["final_qoe_per_seed"]
@@ -490,6 +499,13 @@ def test_fig7_headroom_summary(tmp_path) -> None:
     assert hr["gain_ge_20pct_reachable"] == (hr["ceiling_mean"] >= 1.2 * np.mean(fin[best]))
     assert s["network"]["n_beams"] == 2 and (tmp_path / "headroom.csv").exists()
     assert "gain_over_single_layer_plain_pct" in s["acceptance"]
+    top = s["acceptance"]["best_hierarchical"]
+    assert np.mean(fin[top]) == max(np.mean(fin["hierarchical"]), np.mean(fin["hierarchical_cf"]))
+    assert s["acceptance"]["best_hierarchical_gain_over_best_single_layer_pct"] == pytest.approx(
+        100 * (np.mean(fin[top]) / np.mean(fin[best]) - 1))
+    # the learners' policies are saved (eval runs those), the rules have none
+    policies = tmp_path / "policies"
+    assert has_policy(policies / "hierarchical_cf") and not has_policy(policies / "greedy")
 
 
 def test_live_cli_passes_the_sequence_choice(monkeypatch, tmp_path) -> None:
