@@ -265,6 +265,30 @@ add_powers(const std::complex<double>* z, int n, double* __restrict__ power)
         power[i] += x[2 * i] * x[2 * i] + x[2 * i + 1] * x[2 * i + 1];
 }
 
+// out[i] = sum over q of re[i, q]^2 + im[i, q]^2 for (rows, p) real and imaginary parts.
+__attribute__((target_clones("avx2", "default"))) void
+row_powers(const double* __restrict__ re, const double* __restrict__ im, int rows, int p, double* __restrict__ out)
+{
+    for (int i = 0; i < rows; ++i) {
+        double s = 0.0;
+        for (int q = 0; q < p; ++q)
+            s += re[i * p + q] * re[i * p + q] + im[i * p + q] * im[i * p + q];
+        out[i] = s;
+    }
+}
+
+// (re, im)[i, q] -= a[i] b[q] for complex a (rows) and b (p) given by real and imaginary parts.
+__attribute__((target_clones("avx2", "default"))) void
+subtract_outer(const double* ar, const double* ai, const double* br, const double* bi, int rows, int p,
+               double* __restrict__ re, double* __restrict__ im)
+{
+    for (int i = 0; i < rows; ++i)
+        for (int q = 0; q < p; ++q) {
+            re[i * p + q] -= ar[i] * br[q] - ai[i] * bi[q];
+            im[i * p + q] -= ar[i] * bi[q] + ai[i] * br[q];
+        }
+}
+
 // One symbol's CFO ramp as complex64 (interleaved re, im): (c + j s) times the window's ramp (real
 // parts window[0, n), imaginary window[n, 2n)), rounded to float.
 __attribute__((target_clones("avx2", "default"))) void
@@ -533,23 +557,27 @@ std::vector<int> ofat_rx_kernels::select_taps(const std::vector<cd>& pairs,
     else
         product(d_basis_h.data(), C, d_nu, pairs.data(), P, c.data());
     const double limit = threshold * P * static_cast<double>(d_nu) * d_nu;
-    std::vector<cd> corr = c, inv, row(P), u, q(C);
+    // corr (C, P) split into real and imaginary rows (the updates below vectorise), its row powers
+    std::vector<double> corr(2 * static_cast<std::size_t>(C) * P), powers(C), qs(2 * static_cast<std::size_t>(C)),
+        row(2 * static_cast<std::size_t>(P));
+    double* cr = corr.data();
+    double* ci = cr + static_cast<std::size_t>(C) * P;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(C) * P; ++i) {
+        cr[i] = c[i].real();
+        ci[i] = c[i].imag();
+    }
+    std::vector<cd> inv, u;
     std::vector<int> chosen;
     std::vector<char> taken(C, 0);
     for (int step = 0; step < C; ++step) {
         int best = -1;
         double best_score = -std::numeric_limits<double>::infinity();
-        for (int i = 0; i < C; ++i) {
-            if (taken[i])
-                continue;
-            double s = 0.0;
-            for (int p = 0; p < P; ++p)
-                s += norm2(corr[i * P + p]);
-            if (s > best_score) {
-                best_score = s;
+        row_powers(cr, ci, C, P, powers.data());
+        for (int i = 0; i < C; ++i)
+            if (!taken[i] && powers[i] > best_score) {
+                best_score = powers[i];
                 best = i;
             }
-        }
         if (best < 0 || (best_score <= limit && !chosen.empty()))
             break;
         const int k = static_cast<int>(chosen.size());
@@ -565,12 +593,13 @@ std::vector<int> ofat_rx_kernels::select_taps(const std::vector<cd>& pairs,
             cd s(0.0, 0.0);
             for (int a = 0; a < k; ++a)
                 s += d_gram[i * C + chosen[a]] * u[a];
-            q[i] = (d_gram[i * C + best] - s) / schur;
+            const cd qi = (d_gram[i * C + best] - s) / schur;
+            qs[i] = qi.real();
+            qs[C + i] = qi.imag();
         }
-        std::copy(corr.begin() + best * P, corr.begin() + (best + 1) * P, row.begin());
-        for (int i = 0; i < C; ++i)
-            for (int p = 0; p < P; ++p)
-                corr[i * P + p] -= q[i] * row[p];
+        std::copy_n(cr + static_cast<std::size_t>(best) * P, P, row.data());
+        std::copy_n(ci + static_cast<std::size_t>(best) * P, P, row.data() + P);
+        subtract_outer(qs.data(), qs.data() + C, row.data(), row.data() + P, C, P, cr, ci);
         std::vector<cd> grown(static_cast<std::size_t>(k + 1) * (k + 1));
         for (int a = 0; a < k; ++a) {
             for (int b = 0; b < k; ++b)

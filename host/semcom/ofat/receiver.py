@@ -76,6 +76,7 @@ Per frame:
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
@@ -351,7 +352,7 @@ class ReferenceFrameReceiver:
         window = slice(first, first + self._plateau_window)
         peak, middle, p_sum = self._plateau(metric[window], p[window])
         body = rel0 + first + middle  # preamble body start (buf)
-        cfo = float(np.angle(p_sum)) / (np.pi * lay.fft_len)
+        cfo = math.atan2(p_sum.imag, p_sum.real) / (np.pi * lay.fft_len)  # the angle of P
         return self._decode_at(rel0 + first, body, cfo, peak)
 
     def _first_above(self, metric: np.ndarray) -> int:
@@ -740,7 +741,7 @@ class ReferenceFrameReceiver:
             y=y,
             h=h,
             noise_var=front.noise_var,
-            snr_db=float(10 * np.log10(max(signal_power, 1e-20) / front.noise_var)),
+            snr_db=10 * math.log10(max(signal_power, 1e-20) / front.noise_var),
             cfo=front.cfo,
             start=int(frame_start_abs),
             metric=peak,
