@@ -225,6 +225,32 @@ def test_idle_fill_paces_zeros_between_frames() -> None:
     assert len(sink.data()) == 500 and not np.any(np.array(sink.data()))
 
 
+@pytest.mark.parametrize("make", [semcom.ofat_tx, semcom.ofat_tx_fast], ids=["python", "cxx"])
+def test_idle_fill_waits_for_a_message_instead_of_sleeping(make) -> None:
+    """While idle for less than idle_sleep_s the block emits nothing and handles a message at once: a
+    tensor posted 50 ms into a 0.5 s idle wait goes out first, at sample 0, followed by idle zeros only
+    once the queue has been dry for idle_sleep_s. (A sleep in work() held the message back for the whole
+    idle_sleep_s and put idle_chunk zeros before the frame.)"""
+    layout = make_layout("wifi64", n_tx=2)
+    frame = layout.frame_len(30) + GAP
+    tb = gr.top_block()
+    tx = make(layout, idle_chunk=100, idle_sleep_s=0.5)
+    sinks = [blocks.vector_sink_c() for _ in range(2)]
+    for port, sink in enumerate(sinks):
+        tb.connect((tx, port), blocks.head(gr.sizeof_gr_complex, frame + 100), sink)
+    tb.start()
+    time.sleep(0.05)
+    tx._post(PORT, tensor_message({"seq": 7}, {"x": np.ones(30, np.float32)}))
+    deadline = time.monotonic() + 30
+    while min(len(s.data()) for s in sinks) < frame + 100 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    tb.stop()  # not wait() alone: an idle source fills the buffer after head at 100 zeros per 0.5 s
+    tb.wait()
+    out = np.array(sinks[0].data())
+    sob = [t.offset for t in sinks[0].tags() if pmt.symbol_to_string(t.key) == "tx_sob"]
+    assert sob == [0] and np.any(out[:layout.frame_len(30)]) and not np.any(out[frame:])
+
+
 def test_bad_construction_is_a_clear_error() -> None:
     layout = make_layout("wifi64", n_tx=2)
     with pytest.raises(ValueError, match="gap_samples"):

@@ -13,7 +13,6 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
-#include <thread>
 
 namespace gr {
 namespace semcom {
@@ -301,6 +300,11 @@ ofat_tx_fast_impl::ofat_tx_fast_impl(int n_tx,
     if (gap_samples < 0) fail("gap_samples must be >= 0");
     if (!(clip_level >= 0.0)) fail("clip_level must be >= 0 (0: no clipping)");
     if (idle_chunk < 1) fail("idle_chunk must be >= 1");
+    // An idle work() returns 0 and the scheduler waits for a message or this timer (ms), whichever
+    // comes first; see work(). In burst mode GNU Radio's default (250 ms) stays.
+    if (idle_fill && idle_sleep_s > 0.0)
+        set_blkd_input_timer_value(
+            static_cast<unsigned int>(std::max(1.0, std::ceil(idle_sleep_s * 1e3))));
 
     d_stride = static_cast<size_t>(d_sync_len) + n_var * d_symbol_len + d_gap;
     d_frame.assign(d_stride * n_tx, gr_complex(0, 0));
@@ -649,14 +653,24 @@ int ofat_tx_fast_impl::work(int noutput_items,
             count("frames_sent");
         }
     }
-    if (written == 0) {
-        if (!d_idle_fill) return 0; // burst mode: the scheduler waits for the next message
-        if (d_idle_sleep_s > 0)
-            std::this_thread::sleep_for(std::chrono::duration<double>(d_idle_sleep_s));
-        written = std::min(n_out, static_cast<size_t>(d_idle_chunk));
-        for (int port = 0; port < d_n_tx; port++)
-            std::fill_n(static_cast<gr_complex*>(output_items[port]), written, gr_complex(0, 0));
+    if (written > 0) {
+        d_idle = false;
+        return static_cast<int>(written);
     }
+    if (!d_idle_fill) return 0; // burst mode: the scheduler waits for the next message
+    // Continuous mode: idle_chunk zeros once no frame came for idle_sleep_s, and again every
+    // idle_sleep_s while none comes. Until then return 0: the scheduler handles a message at once
+    // (a sleep here held it up to idle_sleep_s) or calls again when the input timer runs out.
+    const auto now = std::chrono::steady_clock::now();
+    if (!d_idle) {
+        d_idle = true;
+        d_idle_since = now;
+    }
+    if (now - d_idle_since < std::chrono::duration<double>(d_idle_sleep_s)) return 0;
+    d_idle_since = now;
+    written = std::min(n_out, static_cast<size_t>(d_idle_chunk));
+    for (int port = 0; port < d_n_tx; port++)
+        std::fill_n(static_cast<gr_complex*>(output_items[port]), written, gr_complex(0, 0));
     return static_cast<int>(written);
 }
 

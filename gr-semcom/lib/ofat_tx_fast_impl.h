@@ -11,6 +11,7 @@
 #include <fftw3.h>
 #include <gnuradio/semcom/ofat_tx_fast.h>
 #include <array>
+#include <chrono>
 #include <mutex>
 
 namespace gr {
@@ -44,6 +45,9 @@ private:
     const bool d_idle_fill;
     const double d_idle_sleep_s;
     const pmt::pmt_t d_port;
+    // Idle fill: when the queue ran dry (or the last idle chunk went out); see work().
+    bool d_idle = false;
+    std::chrono::steady_clock::time_point d_idle_since;
 
     // Accepted frames: a ring of reusable slots (grown by doubling, never per frame).
     std::vector<pending_frame> d_ring;

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import importlib.util
+import math
 import os
 import sys
 import time
@@ -79,10 +80,14 @@ class ofat_tx(gr.sync_block):
     as one closed burst: every sample this block emits in burst mode lies between a tx_sob and its
     tx_eob (zeros outside a burst would reach the radio as a stream with no burst to belong to).
 
-    idle_fill=True (loopback, continuous hardware): while no frame is queued, zeros are emitted at a
-    paced rate (`idle_chunk` samples every `idle_sleep_s`), so the channel and receiver keep running
-    and the last frame is flushed; these idle zeros are outside any burst by design (continuous
-    streaming). idle_fill=False (USRP bursts): nothing is produced while idle, and work() returns 0
+    idle_fill=True (loopback, continuous hardware): once no frame has been queued for `idle_sleep_s`,
+    `idle_chunk` zeros are emitted, and again every `idle_sleep_s` while none comes, so the channel and
+    receiver keep running and the last frame is flushed; these idle zeros are outside any burst by
+    design (continuous streaming). Meanwhile work() returns 0 and GNU Radio's scheduler waits for the
+    next message or its input timer (set to idle_sleep_s), so a tensor that arrives is modulated at
+    once (a sleep in work() held the message handler up to idle_sleep_s) and a loaded loopback, whose
+    queue runs dry for less than idle_sleep_s at a time, sends no idle zeros through the channel and
+    receiver. idle_fill=False (USRP bursts): nothing is produced while idle, and work() returns 0
     without sleeping: GNU Radio's scheduler then blocks the thread until the next message arrives.
 
     Rejected tensors (too many values for one frame, NaN/Inf, shape not representable, bad seq,
@@ -118,6 +123,9 @@ class ofat_tx(gr.sync_block):
         self._next_sob = 0  # the first frame whose start is not written yet
         self._next_eob = 0  # the first frame whose last sample is not written yet
         self._counters = collections.Counter()
+        self._idle_since: float | None = None  # when the queue ran dry, or the last idle chunk went out
+        if self.idle_fill and self.idle_sleep_s > 0:  # an idle work() returns 0: see work()
+            self.gateway.set_blkd_input_timer_value(max(1, math.ceil(self.idle_sleep_s * 1e3)))
         self.message_port_register_in(pmt.intern("tensors"))
         self.set_msg_handler(pmt.intern("tensors"), self._on_tensor)
 
@@ -215,15 +223,24 @@ class ofat_tx(gr.sync_block):
                 self._counters["frames_sent"] += 1
             self._pos = end
             written += take
-        if written == 0:
-            if not self.idle_fill:
-                # Burst mode: produce nothing; the scheduler sleeps until a message comes in.
-                return 0
-            # Continuous mode: pace the idle zeros (messages are handled between work calls).
-            time.sleep(self.idle_sleep_s)
-            written = min(n_out, self.idle_chunk)
-            for port in range(self.layout.n_tx):
-                output_items[port][:written] = 0
+        if written:
+            self._idle_since = None
+            return written
+        if not self.idle_fill:
+            # Burst mode: produce nothing; the scheduler sleeps until a message comes in.
+            return 0
+        # Continuous mode: idle_chunk zeros once no frame came for idle_sleep_s, then every
+        # idle_sleep_s. Until then return 0: the scheduler handles a message at once, or calls again
+        # when its input timer (idle_sleep_s) runs out.
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        if now - self._idle_since < self.idle_sleep_s:
+            return 0
+        self._idle_since = now
+        written = min(n_out, self.idle_chunk)
+        for port in range(self.layout.n_tx):
+            output_items[port][:written] = 0
         return written
 
     def _tag_all(self, offset: int, key, value) -> None:

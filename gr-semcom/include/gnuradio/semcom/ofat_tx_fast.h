@@ -54,7 +54,8 @@ public:
      * \param header_filler Nh*K BPSK values (+-1) of the header symbols after the repetitions
      * \param clip_level amplitude at which data samples are clipped (0: no clipping)
      * \param gap_samples zeros after each frame; \param idle_fill emit paced zeros while idle
-     * \param idle_chunk zeros per idle work call; \param idle_sleep_s sleep before them
+     * \param idle_chunk zeros per idle chunk; \param idle_sleep_s idle time before each chunk (the
+     *        scheduler handles messages meanwhile: the block waits, it does not sleep)
      * \param max_queue frames waiting at most (more are dropped and counted)
      */
     static sptr make(int n_tx,
