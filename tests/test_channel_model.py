@@ -138,6 +138,42 @@ def test_fractional_delay_zero_is_a_delta_and_bad_frac_raises():
             cm.fractional_delay_fir(bad)
 
 
+def test_fractional_delay_firs_are_the_single_filters_row_by_row():
+    """The batched filters (one np.i0 call for all) are each filter alone, bit for bit, and the
+    Kaiser-windowed sinc written out here; a bad frac anywhere in the batch is refused."""
+    fracs = np.random.default_rng(2).uniform(0.0, 1.0, 50)
+    rows = cm.fractional_delay_firs(fracs)
+    assert rows.shape == (50, cm.FD_LEN)
+    for frac, row in zip(fracs, rows, strict=True):
+        np.testing.assert_array_equal(row, cm.fractional_delay_fir(float(frac)))
+        t = np.arange(cm.FD_LEN) - (cm.fd_bulk_delay() + frac)
+        kaiser = np.i0(cm.FD_KAISER_BETA * np.sqrt(np.clip(1 - (2 * t / cm.FD_LEN) ** 2, 0, None)))
+        expected = np.sinc(t) * kaiser
+        np.testing.assert_allclose(row, expected / np.linalg.norm(expected), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="frac must be in"):
+        cm.fractional_delay_firs(np.array([0.2, 1.0, 0.3]))
+
+
+@pytest.mark.parametrize("batches", [(1, 9), (4, 1, 5), (10,)])
+def test_draw_many_is_successive_draws_in_draw_order(batches):
+    """draw_many (mimo_channel's batched redraws) = the draws made one by one in draw's order from the
+    same stream: multipath, frac delay, integer delay, CFO jitter; the stream is left where they leave it."""
+    spec = cm.ChannelSpec(n_rx=4, n_tx=2, rician_k=2.0, max_int_delay=40, cfo=0.001, cfo_jitter=0.01)
+    rng, ref = np.random.default_rng(3), np.random.default_rng(3)
+    drawn = [real for count in batches for real in spec.draw_many(rng, count)]
+    assert len(drawn) == 10
+    for real in drawn:
+        h = cm.draw_multipath(ref, 4, 2, n_taps=3, rician_k=2.0)
+        frac = float(ref.uniform(0.0, 1.0))
+        taps = cm.convolve_taps(h, cm.fractional_delay_fir(frac))
+        int_delay = int(ref.integers(0, 41))
+        cfo = 0.001 + float(ref.uniform(-0.01, 0.01))
+        assert (real.frac_delay, real.int_delay, real.cfo) == (frac, int_delay, cfo)
+        np.testing.assert_array_equal(real.taps, taps)
+    assert rng.random() == ref.random()
+    assert len({real.int_delay for real in drawn}) > 1  # a new draw each, not one repeated
+
+
 def test_fir_length_bound_and_integer_delay_zeros():
     rng = np.random.default_rng(7)
     for n_taps in (1, 3, 5):

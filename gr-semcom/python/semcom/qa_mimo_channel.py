@@ -18,11 +18,13 @@ def _tags(offsets, key="tx_sob"):
     return [gr.tag_utils.python_to_tag((int(o), pmt.intern(key), pmt.PMT_T)) for o in offsets]
 
 
-def run_channel(inputs, tags=(), *, eob=(), tags_on_all=False, max_noutput_items=None, **kwargs):
+def run_channel(inputs, tags=(), *, eob=(), tags_on_all=False, max_noutput_items=None, truth_port=True,
+                **kwargs):
     """inputs (Nt, n) -> outputs (Nr, n), the block, its truth messages and output 0's tags.
 
     ``tags``: tx_sob offsets (on input 0, or on every input with tags_on_all); ``eob``: tx_eob offsets.
-    ``max_noutput_items`` caps every work() call, to exercise state kept across calls.
+    ``max_noutput_items`` caps every work() call, to exercise state kept across calls. truth_port=False
+    leaves the truth port unconnected (as the loopback does; then no truth is returned).
     """
     n_tx = inputs.shape[0]
     n_rx = kwargs.pop("n_rx")
@@ -37,7 +39,8 @@ def run_channel(inputs, tags=(), *, eob=(), tags_on_all=False, max_noutput_items
     for r, s in enumerate(sinks):
         tb.connect((ch, r), s)
     dbg = blocks.message_debug()
-    tb.msg_connect((ch, "truth"), (dbg, "store"))
+    if truth_port:
+        tb.msg_connect((ch, "truth"), (dbg, "store"))
     tb.run()
     truth = [parse_tensor_message(dbg.get_message(i)) for i in range(dbg.num_messages())]
     return np.array([s.data() for s in sinks]), ch, truth, sinks[0].tags()
@@ -230,6 +233,22 @@ class qa_mimo_channel(gr_unittest.TestCase):
         _, _, t_b, _ = run_channel(x, **{**kw, "snr_db": 30})
         for (_, a), (_, b) in zip(t_a, t_b, strict=True):
             np.testing.assert_array_equal(a["taps"], b["taps"])
+
+    def test_redraws_in_batches_and_no_truth_listener_change_nothing(self):
+        """Per-frame redraws come from batches drawn ahead (ChannelSpec.draw_many) and the truth message
+        is not built while its port has no listener: neither changes a draw or the noise stream."""
+        rng = np.random.default_rng(15)
+        x = white(rng, (2, 3 * semcom.mimo_channel.DRAW_BATCH * 50))
+        sob = range(0, x.shape[1], 50)  # more frames than one batch of draws
+        kw = dict(tags=sob, n_rx=4, snr_db=20, seed=3, max_int_delay=9, cfo_jitter=0.003)
+        y1, ch1, truth, _ = run_channel(x, **kw)
+        y2, ch2, none, _ = run_channel(x, truth_port=False, **kw)
+        self.assertEqual((ch1.draws, ch2.draws, len(truth), len(none)), (len(sob), len(sob), len(sob), 0))
+        np.testing.assert_allclose(y1, y2, rtol=0, atol=1e-5)  # float32 rounding (work() sizes), see above
+        # The draws in force are the spec's draws one by one from the channel stream.
+        stream = np.random.default_rng(np.random.SeedSequence(3).spawn(3)[0])  # the block's channel stream
+        for _, t in truth:
+            np.testing.assert_array_equal(t["taps"], ch1.spec.draw(stream).taps.astype(np.complex64))
 
     def test_set_snr_db_before_and_while_running(self):
         x = np.zeros((2, 20000), np.complex64)
