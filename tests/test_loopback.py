@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from gnuradio import blocks, gr, semcom
 
 from semcom.link import LinkClient
@@ -19,13 +20,14 @@ from semcom.loopback import (
     SnrResult,
     burst_nmse,
     methods_for,
+    reconstruct_frames,
     run_burst,
     seeded_payloads,
     start_loopback_flowgraph,
     stream,
 )
 from semcom.ofat.channel_model import ChannelSpec, channel_frequency_response
-from semcom.ofat.equalize import zf_nmse_bound
+from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
 from semcom.ofat.frame import OfatLayout, make_layout
 
 # The loopback flowgraphs' channel parameters (flowgraphs/loopback*.grc): CFO up to +-0.4 subcarrier
@@ -175,6 +177,40 @@ def run_snrs(n_tx, n_rx, snrs, n_frames, tensors_fn):
         tb.stop()
         tb.wait()
     return layout, results, summary, tb
+
+
+@pytest.mark.parametrize("n_tx,n_rx,mode,clip_db", [(2, 4, "complex", 0.0), (2, 4, "real", 0.0),
+                                                    (4, 2, "complex", 0.0), (2, 4, "complex", 6.0)],
+                         ids=["2x4", "2x4-real", "4x2-sparse", "2x4-clipped"])
+def test_frames_reconstructed_together_equal_each_frame_alone(n_tx, n_rx, mode, clip_db):
+    """transfer's batched reconstruction (frames that arrive together, one solve per method over them,
+    grids of two sizes mixed, each frame's own noise_var, err_var, scale and shape) gives what
+    reconstruct_payload gives for each frame alone, to float64 rounding (the solve is batched)."""
+    from semcom.wire import Kind, WireMessage
+
+    layout = make_layout("wifi64", n_tx=n_tx, n_rx=n_rx, mode=mode, clip_ratio_db=clip_db)
+    rng = np.random.default_rng(21)
+    frames = []
+    for seq, n_sym in enumerate([7, 3, 7, 7, 3]):
+        k = layout.n_data_carriers
+        h, y = ((rng.standard_normal(dims) + 1j * rng.standard_normal(dims)).astype(np.complex64)
+                for dims in ((k, n_rx, n_tx), (k, n_rx, n_sym)))
+        shape = [5, 10 * n_sym]
+        meta = {"seq": seq, "shape": shape, "scale": float(rng.uniform(0.5, 2)),
+                "noise_var": float(rng.uniform(0.01, 0.1)), "err_var": float(rng.uniform(0, 0.01))}
+        frames.append(WireMessage(Kind.FRAME, seq, {"H": h, "Y": y}, meta))
+    methods = methods_for(layout)
+    entries = reconstruct_frames(layout, frames, methods)
+    for msg, entry in zip(frames, entries, strict=True):
+        assert entry["meta"] is msg.meta
+        np.testing.assert_array_equal(entry["H"].numpy(), msg.tensors["H"])
+        h, y = (torch.from_numpy(np.array(msg.tensors[t], np.complex128)) for t in ("H", "Y"))
+        for method in methods:
+            alone = reconstruct_payload(layout, h, y, shape=msg.meta["shape"], scale=msg.meta["scale"],
+                                        noise_var=msg.meta["noise_var"], method=method,
+                                        err_var=msg.meta["err_var"])
+            assert entry[method].shape == tuple(msg.meta["shape"])
+            np.testing.assert_allclose(entry[method].numpy(), alone.numpy(), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("n_tx,n_rx,snrs,payload", [(2, 4, [5.0, 30.0], gaussian_5x256),

@@ -579,6 +579,26 @@ def test_link_books_drop_reorder_duplicate_unexpected_late_and_garbage():
     peer.close()
 
 
+def test_link_receive_ready_takes_every_queued_frame_and_waits_for_none_more():
+    """receive_ready: the delivering frames already queued, in arrival order, booked as receive books
+    them (a duplicate and garbage among them skipped); [] after its timeout when none comes."""
+    peer = ScriptedFlowgraph()
+    with LinkClient(peer.tensor_endpoint, peer.frame_endpoint, timeout_s=5.0) as link:
+        sent = [link.send(np.zeros(2, np.float32)) for _ in range(5)]
+        assert peer.recv_seqs(5) == sent
+        for seq in (2, 0, 2, 1):
+            peer.frame(seq)
+        peer.push.send_multipart([b"garbage"])
+        time.sleep(0.3)  # all queued at the client
+        assert [m.seq for m in link.receive_ready(timeout_s=2.0)] == [2, 0, 1]
+        assert link.accounting.duplicates == 1 and link.decode_errors == 1
+        assert link.receive_ready(timeout_s=0.2) == []
+        peer.frame(4)
+        assert [m.seq for m in link.receive_ready(timeout_s=2.0)] == [4]
+        assert link.accounting.summary()["in_flight"] == 1
+    peer.close()
+
+
 def test_link_stream_keeps_at_most_window_in_flight_and_books_every_seq():
     peer = ScriptedFlowgraph()
     dropped = {3, 7}

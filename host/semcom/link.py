@@ -224,6 +224,18 @@ class LinkClient:
             if self.accounting.on_receive(msg.seq):
                 return msg
 
+    def receive_ready(self, timeout_s: float | None = None) -> list[WireMessage]:
+        """The next FRAME that delivers a pending seq (waiting as `receive` does) and every other one
+        already queued behind it, without waiting for more: the frames a caller can process together
+        (the loopback reconstructs them in one batched solve). [] after `timeout_s` with none."""
+        first = self.receive(timeout_s)
+        if first is None:
+            return []
+        ready = [first]
+        while (msg := self.receive(timeout_s=0.0)) is not None:
+            ready.append(msg)
+        return ready
+
     def in_flight(self) -> int:
         return self.accounting.in_flight
 

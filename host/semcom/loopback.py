@@ -33,8 +33,8 @@ from semcom.errors import (
 )
 from semcom.errors import shape as shape_arg
 from semcom.link import LinkClient
-from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
-from semcom.ofat.frame import OfatLayout, make_layout
+from semcom.ofat.equalize import reconstruct, reconstruct_payload, zf_nmse_bound
+from semcom.ofat.frame import OfatLayout, make_layout, unmap_values
 from semcom.progress import progress_bar
 from semcom.results import write_csv
 
@@ -124,6 +124,52 @@ def start_loopback_flowgraph(n_tx: int, n_rx: int, **params: Any) -> tuple[Any, 
     return tb, tx, rx
 
 
+def reconstruct_frames(layout: OfatLayout, frames: list[Any], methods: tuple[str, ...]
+                       ) -> list[dict[str, Any]]:
+    """`transfer`'s entry for each received frame (a `WireMessage` with tensors H, Y and the receiver's
+    meta): {method: payload (torch float64, the frame's shape), "meta", "H" (torch (K, Nr, Nt) complex128)}.
+
+    The frames whose grids have one shape are reconstructed together: one `equalize.reconstruct` per
+    method over a leading frame axis (each frame's noise_var and err_var its own), which is the per-frame
+    `reconstruct_payload` in a fraction of the torch calls (8 frames: ~20 against ~80 each). "sparse"
+    stays per frame (its OMP threshold is one noise variance per call)."""
+    entries: list[dict[str, Any]] = [{"meta": msg.meta} for msg in frames]
+    groups: dict[tuple[tuple[int, ...], ...], list[int]] = {}
+    for i, msg in enumerate(frames):
+        groups.setdefault((np.shape(msg.tensors["H"]), np.shape(msg.tensors["Y"])), []).append(i)
+    for members in groups.values():
+        h = torch.from_numpy(np.array([frames[i].tensors["H"] for i in members], np.complex128))
+        y = torch.from_numpy(np.array([frames[i].tensors["Y"] for i in members], np.complex128))
+        metas = [frames[i].meta for i in members]
+        noise_var = torch.tensor([[m["noise_var"]] for m in metas], dtype=torch.float64)
+        err_var = torch.tensor([[float(m.get("err_var", 0.0))] for m in metas], dtype=torch.float64)
+        for j, i in enumerate(members):
+            entries[i]["H"] = h[j]
+        for method in methods:
+            if method == "sparse":
+                for j, (i, m) in enumerate(zip(members, metas, strict=True)):
+                    entries[i][method] = reconstruct_payload(
+                        layout, h[j], y[j], shape=m["shape"], scale=m["scale"], noise_var=m["noise_var"],
+                        method=method, err_var=float(m.get("err_var", 0.0)))
+                continue
+            x_hat = reconstruct(h, y, method, noise_var, signal_var=1.0 / layout.n_tx,
+                                real=layout.mode == "real", err_var=err_var)
+            for j, (i, m) in enumerate(zip(members, metas, strict=True)):
+                entries[i][method] = _payload(layout, x_hat[j], m["shape"], m["scale"])
+    return entries
+
+
+def _payload(layout: OfatLayout, x_hat: torch.Tensor, shape: list[int], scale: float) -> torch.Tensor:
+    """A frame's reconstructed grid (K, Nt, S) -> its payload: `reconstruct_payload`'s last step (the
+    Bussgang gain of a clipped layout, `unmap_values`), for grids solved in a batch."""
+    if layout.clip_ratio_db:
+        from semcom.ofat.papr import bussgang_gain
+
+        scale = scale * bussgang_gain(layout.clip_ratio_db)
+    dims = tuple(int(d) for d in shape)
+    return unmap_values(layout, x_hat, math.prod(dims), scale).reshape(dims)
+
+
 def transfer(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], *, window: int,
              timeout_s: float, methods: tuple[str, ...], desc: str = "frames", progress: bool = True
              ) -> list[dict[str, Any] | None]:
@@ -131,31 +177,31 @@ def transfer(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], *,
 
     Returns, in the order of `tensors`, {method: reconstructed tensor (torch, float64), "meta": the
     frame's meta, "H": the receiver's channel estimate on the data subcarriers (torch (K, Nr, Nt)
-    complex128)} for a delivered frame and None for a lost one (the link counted it).
+    complex128)} for a delivered frame and None for a lost one (the link counted it). The frames that
+    arrive together are reconstructed together (`reconstruct_frames`), after the window is refilled, so
+    that the flowgraph has tensors to work on meanwhile.
     """
     out: list[dict[str, Any] | None] = [None] * len(tensors)
     index_of: dict[int, int] = {}
     next_item = 0
     bar = progress_bar(total=len(tensors), desc=desc, unit="frame", progress=progress, leave=False)
     done = 0
-    while next_item < len(tensors) or link.in_flight():
+
+    def refill() -> None:
+        nonlocal next_item
         while next_item < len(tensors) and link.in_flight() < window:
             index_of[link.send(tensors[next_item])] = next_item
             next_item += 1
+
+    while next_item < len(tensors) or link.in_flight():
+        refill()
         lost_before = link.accounting.lost
-        msg = link.receive(timeout_s=min(timeout_s, 0.5))
+        frames = link.receive_ready(timeout_s=min(timeout_s, 0.5))
         done += link.accounting.lost - lost_before
-        if msg is not None:
-            h = torch.from_numpy(np.array(msg.tensors["H"], np.complex128))
-            y = torch.from_numpy(np.array(msg.tensors["Y"], np.complex128))
-            meta = msg.meta
-            entry: dict[str, Any] = {"meta": meta, "H": h}
-            for method in methods:
-                entry[method] = reconstruct_payload(layout, h, y, shape=meta["shape"], scale=meta["scale"],
-                                                    noise_var=meta["noise_var"], method=method,
-                                                    err_var=float(meta.get("err_var", 0.0)))
+        refill()
+        for msg, entry in zip(frames, reconstruct_frames(layout, frames, methods), strict=True):
             out[index_of[msg.seq]] = entry
-            done += 1
+        done += len(frames)
         bar.n = done
         bar.refresh()
     bar.close()
