@@ -727,8 +727,9 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
                     profile[g * C + i] += norm2(c[i * P + p]);
         }
     }
-    std::vector<std::vector<int>> order(G, std::vector<int>(K, -1));
-    std::vector<std::vector<double>> captured(G, std::vector<double>(K));
+    // (G, K) each: the strongest taps in order, the energy their first k + 1 capture
+    std::vector<int> order(static_cast<std::size_t>(G) * K, -1);
+    std::vector<double> captured(static_cast<std::size_t>(G) * K);
     std::vector<int> n_taps(G);
     std::vector<double> cp_min(G);
     std::vector<cd> a(static_cast<std::size_t>(K) * K);
@@ -742,16 +743,17 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
             for (int j = 0; j < C; ++j)
                 rank += (prof[j] > prof[i]) | ((prof[j] == prof[i]) & (j < i));
             if (rank < K)
-                order[g][rank] = i;
+                order[g * K + rank] = i;
         }
-        if (std::find(order[g].begin(), order[g].end(), -1) != order[g].end()) { // unordered (NaN) powers
+        if (std::find(order.begin() + g * K, order.begin() + (g + 1) * K, -1) != order.begin() + (g + 1) * K) {
+            // unordered (NaN) powers: the plain selection
             std::vector<char> taken(C, 0);
             for (int j = 0; j < K; ++j) {
                 int best_i = -1;
                 for (int i = 0; i < C; ++i)
                     if (!taken[i] && (best_i < 0 || prof[i] > prof[best_i]))
                         best_i = i;
-                order[g][j] = best_i;
+                order[g * K + j] = best_i;
                 taken[best_i] = 1;
             }
         }
@@ -766,7 +768,7 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
                 double* xr = rows_of(g);
                 const int* index = d_coarse_index.data() + static_cast<std::size_t>(g) * C;
                 for (int i = 0; i < K; ++i) {
-                    const cd v = z[index[order[g][i]]];
+                    const cd v = z[index[order[g * K + i]]];
                     xr[i * P + p] = v.real();
                     xr[(K + i) * P + p] = v.imag();
                 }
@@ -776,13 +778,13 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
         for (int g = 0; g < G; ++g)
             for (int i = 0; i < K; ++i)
                 for (int p = 0; p < P; ++p) {
-                    const cd v = direct[(static_cast<std::size_t>(g) * C + order[g][i]) * P + p];
+                    const cd v = direct[(static_cast<std::size_t>(g) * C + order[g * K + i]) * P + p];
                     rows_of(g)[i * P + p] = v.real();
                     rows_of(g)[(K + i) * P + p] = v.imag();
                 }
     }
     for (int g = 0; g < G; ++g) {
-        const std::vector<int>& o = order[g];
+        const int* o = order.data() + static_cast<std::size_t>(g) * K;
         double* xr = rows_of(g);
         double* xi = xr + static_cast<std::size_t>(K) * P;
         for (int i = 0; i < K; ++i)
@@ -798,7 +800,7 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
             for (int p = 0; p < P; ++p)
                 s += xr[i * P + p] * xr[i * P + p] + xi[i * P + p] * xi[i * P + p];
             total += s / a[i * K + i].real();
-            captured[g][i] = total;
+            captured[g * K + i] = total;
             const double cp = -total + tap_penalty * (i + 1);
             if (cp < best_cp) {
                 best_cp = cp;
@@ -814,8 +816,8 @@ double ofat_rx_kernels::coarse_fraction(const cd* pairs,
         return 0.0; // the integer grid fits as well (ties included)
     std::vector<double> y(G);
     for (int g = 0; g < G; ++g)
-        y[g] = captured[g][n_taps[best]];
-    strongest.assign(order[best].begin(), order[best].begin() + n_taps[best] + 1);
+        y[g] = captured[g * K + n_taps[best]];
+    strongest.assign(order.begin() + best * K, order.begin() + best * K + n_taps[best] + 1);
     std::sort(strongest.begin(), strongest.end());
     return parabola_peak_cyclic(d_coarse_fractions, y);
 }
@@ -1294,13 +1296,14 @@ double ofat_rx_kernels::data(const cf* buf,
     const std::vector<double> ph = phases(yd.data(), n_sym, g);
     const int K = static_cast<int>(d_data_index.size());
     for (int m = 0; m < n_data; ++m) {
-        const cd derot(std::cos(-ph[Hs + m]), std::sin(-ph[Hs + m]));
+        const double dr = std::cos(-ph[Hs + m]), di = std::sin(-ph[Hs + m]);
         for (int r = 0; r < Nr; ++r) {
             const cd* row = yd.data() + (static_cast<std::size_t>(r) * n_sym + Hs + m) * Nu;
             for (int k = 0; k < K; ++k) {
-                const cd v = row[d_data_index[k]] * derot;
+                const cd v = row[d_data_index[k]]; // times the derotation, as the complex product
                 y_out[(static_cast<std::size_t>(k) * Nr + r) * n_data + m] =
-                    cf(static_cast<float>(v.real()), static_cast<float>(v.imag()));
+                    cf(static_cast<float>(v.real() * dr - v.imag() * di),
+                       static_cast<float>(v.real() * di + v.imag() * dr));
             }
         }
     }
