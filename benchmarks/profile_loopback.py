@@ -2,13 +2,17 @@
 """Where the 2x4 loopback's CPU and latency go: CPU per delivered frame of each thread (GNU Radio names
 a block's thread after the block), and the one-in-flight latency split at the blocks.
 
-    .venv/bin/python benchmarks/profile_loopback.py [--frames 300] [--window 8]
+    .venv/bin/python benchmarks/profile_loopback.py [--frames 300] [--windows 8 64]
 
 1. CPU per frame of each thread while `--frames` 5x256 tensors go through the loopback flowgraph at
-   20 dB with the host reconstructing (as benchmarks/run.py's end-to-end part), twice, interleaved:
-   numpy's BLAS with its default threads, and limited to one (threadpoolctl); two rounds alternating,
-   the run with less process CPU per frame kept for each. Thread CPU times come from /proc (10 ms
-   ticks: read figures below ~30 us a frame as noise).
+   20 dB with the host reconstructing (as benchmarks/run.py's end-to-end part), at each window (frames
+   in flight); a discarded warm-up run first (a process's first run costs up to 2x: allocations, page
+   faults), then two rounds alternating the windows, the run with less process CPU per frame kept for
+   each. Thread CPU times come from /proc (10 ms ticks: read figures below ~30 us a frame as noise).
+   Per delivered frame also: the samples mimo_channel processed (a frame and its gap, the rest
+   ofat_tx's idle fill), mimo_channel's work() calls and ofat_rx's receiver calls, and the host thread's
+   CPU in the batched reconstruction (`semcom.loopback.reconstruct_frames`) and in LinkClient's send
+   and receive (encode, ZeroMQ, decode, books).
 2. Latency of one tensor in flight, split at time stamps taken in tensor_source, in ofat_rx around the
    receiver call that completes the frame, and in tensor_sink.
 See benchmarks/PROFILE.md.
@@ -17,7 +21,7 @@ See benchmarks/PROFILE.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import collections
 import os
 import statistics
 import sys
@@ -26,12 +30,14 @@ import time
 from pathlib import Path
 
 import torch
-from threadpoolctl import threadpool_limits
 
+import semcom.loopback
 from semcom.loopback import stream
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run import LAYOUT, bench_loopback  # noqa: E402  (the benchmarks' 2x4 wifi64 layout, loopback setup)
+
+FRAME_SAMPLES = LAYOUT.frame_len(5 * 256) + 160  # a 5x256 frame and ofat_tx's gap (loopback.grc)
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -65,19 +71,51 @@ def thread_cpu(block_names: dict[str, str]) -> dict[tuple[str, str], float]:
     return out
 
 
-def cpu_per_frame(n_frames: int, window: int) -> tuple[float, float, dict[str, float]]:
-    """(frames/s, CPU ms per frame of the process, {thread: CPU us per frame}) of one loopback run."""
+def cpu_per_frame(n_frames: int, window: int) -> tuple[float, float, dict[str, float], dict[str, float]]:
+    """(frames/s, CPU ms per frame of the process, {thread: CPU us per frame}, {count: per frame}) of one
+    loopback run; the counts: samples through mimo_channel, its work() calls, ofat_rx's receiver calls,
+    and the host thread's CPU us in reconstruction and in LinkClient's send / receive."""
+    counts: dict[str, float] = collections.defaultdict(float)
+
+    def counted(fn, key: str):
+        def call(*args, **kwargs):
+            counts[key] += 1
+            return fn(*args, **kwargs)
+        return call
+
+    def timed(fn, key: str):  # CPU of the calling thread (the host's) inside fn, us
+        def call(*args, **kwargs):
+            t0 = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                counts[key] += (time.thread_time() - t0) * 1e6
+        return call
+
     with bench_loopback(window, n_frames, warm_up=20) as (tb, link, tensors):
         blocks = block_thread_names(tb)
+        chan, receiver = tb.semcom_mimo_channel_0, tb.semcom_ofat_rx_0.receiver
+        chan.work = counted(chan.work, "mimo_channel work() calls")
+        receiver.process = counted(receiver.process, "ofat_rx receiver calls")
+        link.send = timed(link.send, "host: LinkClient send + receive, us CPU")
+        link.receive_ready = timed(link.receive_ready, "host: LinkClient send + receive, us CPU")
+        reconstruct = semcom.loopback.reconstruct_frames
+        semcom.loopback.reconstruct_frames = timed(reconstruct, "host: reconstruct_frames, us CPU")
+        samples0 = chan.nitems_written(0)
         before, cpu0, t0 = thread_cpu(blocks), time.process_time(), time.perf_counter()
-        res = stream(link, LAYOUT, tensors, 20.0, window, 5.0, progress=False)
+        try:
+            res = stream(link, LAYOUT, tensors, 20.0, window, 5.0, progress=False)
+        finally:
+            semcom.loopback.reconstruct_frames = reconstruct
         after, cpu1, t1 = thread_cpu(blocks), time.process_time(), time.perf_counter()
+        counts["mimo_channel samples"] = chan.nitems_written(0) - samples0
     assert res.delivered == res.sent, f"{res.sent - res.delivered} frames lost"
     per_thread: dict[str, float] = {}
     for key, cpu in after.items():
         label = key[1]
         per_thread[label] = per_thread.get(label, 0.0) + (cpu - before.get(key, 0.0)) / res.delivered * 1e6
-    return res.delivered / (t1 - t0), (cpu1 - cpu0) / res.delivered * 1e3, per_thread
+    per_count = {k: v / res.delivered for k, v in counts.items()}
+    return res.delivered / (t1 - t0), (cpu1 - cpu0) / res.delivered * 1e3, per_thread, per_count
 
 
 def latency_split(n_frames: int) -> dict[str, float]:
@@ -128,30 +166,36 @@ def latency_split(n_frames: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--window", type=int, default=8)
+    parser.add_argument("--windows", type=int, nargs="+", default=[8, 64], help="frames in flight")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    runs: dict[str, tuple[float, float, dict[str, float]]] = {}
-    for _ in range(2):  # two rounds, alternating, so both settings see the same machine; the leaner run kept
-        for blas in ("default", "1"):
-            limit = threadpool_limits(1, user_api="blas") if blas == "1" else contextlib.nullcontext()
-            with limit:
-                run = cpu_per_frame(args.frames, args.window)
-            name = f"BLAS threads {blas}"
+    cpu_per_frame(50, args.windows[0])  # warm-up, discarded
+    runs: dict[str, tuple[float, float, dict[str, float], dict[str, float]]] = {}
+    for _ in range(2):  # two rounds, alternating, so each window sees the same machine; the leaner run kept
+        for window in args.windows:
+            run = cpu_per_frame(args.frames, window)
+            name = f"window {window}"
             if name not in runs or run[1] < runs[name][1]:
                 runs[name] = run
     first = next(iter(runs.values()))[2]
-    labels = sorted({k for _, _, t in runs.values() for k in t}, key=lambda k: -first.get(k, 0.0))
-    print(f"CPU per delivered frame, 2x4 loopback, window {args.window}, {args.frames} frames "
+    labels = sorted({k for _, _, t, _ in runs.values() for k in t}, key=lambda k: -first.get(k, 0.0))
+    print(f"CPU per delivered frame, 2x4 loopback, {args.frames} frames "
           f"(load average {os.getloadavg()[0]:.1f})\n")
     print("| thread | " + " | ".join(f"{name}: us per frame" for name in runs) + " |")
     print("| --- |" + " --- |" * len(runs))
     for label in labels:
-        cells = [f"{t.get(label, 0.0):.0f}" for _, _, t in runs.values()]
+        cells = [f"{t.get(label, 0.0):.0f}" for _, _, t, _ in runs.values()]
         if any(c != "0" for c in cells):
             print(f"| {label} | " + " | ".join(cells) + " |")
-    print("| **process, ms per frame** | " + " | ".join(f"**{c:.2f}**" for _, c, _ in runs.values()) + " |")
-    print("| frames/s | " + " | ".join(f"{f:.0f}" for f, _, _ in runs.values()) + " |")
+    print("| **process, ms per frame** | " + " | ".join(f"**{c:.2f}**" for _, c, _, _ in runs.values())
+          + " |")
+    print("| frames/s | " + " | ".join(f"{f:.0f}" for f, _, _, _ in runs.values()) + " |")
+    print(f"\n| per delivered frame (a frame + gap is {FRAME_SAMPLES} samples) | "
+          + " | ".join(runs) + " |\n| --- |" + " --- |" * len(runs))
+    for key in ("mimo_channel samples", "mimo_channel work() calls", "ofat_rx receiver calls",
+                "host: reconstruct_frames, us CPU", "host: LinkClient send + receive, us CPU"):
+        print(f"| {key} | " + " | ".join(f"{c.get(key, 0.0):.2f}" if c.get(key, 0.0) < 100 else
+                                         f"{c[key]:.0f}" for _, _, _, c in runs.values()) + " |")
     print("\n| one tensor in flight (2x4, 20 dB) | median ms |\n| --- | --- |")
     for name, ms in latency_split(max(50, args.frames // 3)).items():
         print(f"| {name} | {ms:.2f} |")
