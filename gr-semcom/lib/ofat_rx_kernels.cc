@@ -27,9 +27,13 @@ using cd = std::complex<double>;
 double norm2(cd z) { return z.real() * z.real() + z.imag() * z.imag(); }
 
 // R rows from r0 and Q columns from q0 of product(): the R x Q sums in registers over the whole of Nu
-// (each in Nu order, as a plain loop adds them).
+// (each in Nu order, as a plain loop adds them). mat is split into real and imaginary parts too, and
+// product's buffer ends a row later than it needs: read as complex pairs, GCC 12's AVX2 code packed each
+// row's entry with the next row's into one vector, reading one entry past the last row of mat (a crash
+// in test_impairments where that crossed into an unmapped page).
 template <int R, int Q>
-__attribute__((always_inline)) inline void product_block(const cd* __restrict__ mat, int nu,
+__attribute__((always_inline)) inline void product_block(const double* __restrict__ mre,
+                                                         const double* __restrict__ mim, int nu,
                                                          const double* __restrict__ xre,
                                                          const double* __restrict__ xim, int p, int r0, int q0,
                                                          cd* __restrict__ out)
@@ -39,8 +43,8 @@ __attribute__((always_inline)) inline void product_block(const cd* __restrict__ 
         const double* ur = xre + static_cast<std::size_t>(u) * p + q0;
         const double* ui = xim + static_cast<std::size_t>(u) * p + q0;
         for (int i = 0; i < R; ++i) {
-            const cd m = mat[static_cast<std::size_t>(r0 + i) * nu + u];
-            const double ar = m.real(), ai = m.imag();
+            const double ar = mre[static_cast<std::size_t>(r0 + i) * nu + u];
+            const double ai = mim[static_cast<std::size_t>(r0 + i) * nu + u];
             for (int q = 0; q < Q; ++q) {
                 re[i][q] += ar * ur[q] - ai * ui[q];
                 im[i][q] += ar * ui[q] + ai * ur[q];
@@ -53,37 +57,45 @@ __attribute__((always_inline)) inline void product_block(const cd* __restrict__ 
 }
 
 template <int Q>
-__attribute__((always_inline)) inline void product_columns(const cd* mat, int rows, int nu, const double* xre,
-                                                           const double* xim, int p, int q0, cd* out)
+__attribute__((always_inline)) inline void product_columns(const double* mre, const double* mim, int rows, int nu,
+                                                           const double* xre, const double* xim, int p, int q0,
+                                                           cd* out)
 {
     int r = 0;
     for (; r + 2 <= rows; r += 2)
-        product_block<2, Q>(mat, nu, xre, xim, p, r, q0, out);
+        product_block<2, Q>(mre, mim, nu, xre, xim, p, r, q0, out);
     for (; r < rows; ++r)
-        product_block<1, Q>(mat, nu, xre, xim, p, r, q0, out);
+        product_block<1, Q>(mre, mim, nu, xre, xim, p, r, q0, out);
 }
 
-// out (rows, P) = mat (rows, Nu) @ x (Nu, P), all row-major: x split into real and imaginary parts
+// out (rows, P) = mat (rows, Nu) @ x (Nu, P), all row-major: both split into real and imaginary parts
 // first, then real arithmetic with each block of outputs summed in registers (vectorised over the
 // columns; std::complex loops are not), built for AVX2 as well (picked at load time where the CPU has it).
 __attribute__((target_clones("avx2", "default"))) void
 product(const cd* __restrict__ mat, int rows, int nu, const cd* __restrict__ x, int p, cd* __restrict__ out)
 {
     thread_local std::vector<double> split;
-    split.resize(2 * static_cast<std::size_t>(nu) * p);
+    const std::size_t n_x = static_cast<std::size_t>(nu) * p, n_mat = static_cast<std::size_t>(rows) * nu;
+    split.resize(2 * (n_x + n_mat) + 2 * static_cast<std::size_t>(nu) + 8); // + a row: see product_block
     double* __restrict__ xre = split.data();
-    double* __restrict__ xim = xre + static_cast<std::size_t>(nu) * p;
-    for (std::size_t i = 0; i < static_cast<std::size_t>(nu) * p; ++i) {
+    double* __restrict__ xim = xre + n_x;
+    double* __restrict__ mre = xim + n_x;
+    double* __restrict__ mim = mre + n_mat;
+    for (std::size_t i = 0; i < n_x; ++i) {
         xre[i] = x[i].real();
         xim[i] = x[i].imag();
     }
+    for (std::size_t i = 0; i < n_mat; ++i) {
+        mre[i] = mat[i].real();
+        mim[i] = mat[i].imag();
+    }
     int q0 = 0;
     for (; q0 + 8 <= p; q0 += 8)
-        product_columns<8>(mat, rows, nu, xre, xim, p, q0, out);
+        product_columns<8>(mre, mim, rows, nu, xre, xim, p, q0, out);
     for (; q0 + 4 <= p; q0 += 4)
-        product_columns<4>(mat, rows, nu, xre, xim, p, q0, out);
+        product_columns<4>(mre, mim, rows, nu, xre, xim, p, q0, out);
     for (; q0 < p; ++q0)
-        product_columns<1>(mat, rows, nu, xre, xim, p, q0, out);
+        product_columns<1>(mre, mim, rows, nu, xre, xim, p, q0, out);
 }
 
 // The Schmidl & Cox sums of one antenna added to the running per-position sums (energy |x|^2 at every
@@ -830,7 +842,8 @@ double ofat_rx_kernels::refine_fraction(const cd* pairs,
     // FrameReceiver._refine_fraction: Newton steps on E(f) = sum c^H G^-1 c over the pairs.
     const int k = static_cast<int>(chosen.size()), P = n_pairs;
     const std::vector<cd> inv = gram_inverse(chosen);
-    std::vector<cd> pr(static_cast<std::size_t>(d_nu) * P), cdd(3 * static_cast<std::size_t>(k) * P);
+    std::vector<cd> pr(static_cast<std::size_t>(d_nu) * P), cdd(3 * static_cast<std::size_t>(k) * P),
+        gh(2 * static_cast<std::size_t>(k) * P);
     // The chosen taps' rows of basis^H weighted by 1, j omega, -omega^2: (3 k, Nu), one product per step.
     std::vector<cd> rows(3 * static_cast<std::size_t>(k) * d_nu);
     for (int m = 0; m < 3; ++m)
@@ -846,18 +859,15 @@ double ofat_rx_kernels::refine_fraction(const cd* pairs,
         const cd* c0 = cdd.data();
         const cd* d1 = c0 + static_cast<std::size_t>(k) * P;
         const cd* d2 = d1 + static_cast<std::size_t>(k) * P;
+        product(inv.data(), k, k, c0, P, gh.data());                                   // G^-1 c
+        product(inv.data(), k, k, d1, P, gh.data() + static_cast<std::size_t>(k) * P); // G^-1 dc/df
         double slope = 0.0, curv_a = 0.0, curv_b = 0.0;
-        for (int a = 0; a < k; ++a)
-            for (int p = 0; p < P; ++p) {
-                cd g(0.0, 0.0), h(0.0, 0.0);
-                for (int b = 0; b < k; ++b) {
-                    g += inv[a * k + b] * c0[b * P + p];
-                    h += inv[a * k + b] * d1[b * P + p];
-                }
-                slope += (std::conj(d1[a * P + p]) * g).real();
-                curv_a += (std::conj(d2[a * P + p]) * g).real();
-                curv_b += (std::conj(d1[a * P + p]) * h).real();
-            }
+        for (std::size_t i = 0; i < static_cast<std::size_t>(k) * P; ++i) {
+            const cd g = gh[i], h = gh[static_cast<std::size_t>(k) * P + i];
+            slope += d1[i].real() * g.real() + d1[i].imag() * g.imag();  // Re(conj(d1) g)
+            curv_a += d2[i].real() * g.real() + d2[i].imag() * g.imag();
+            curv_b += d1[i].real() * h.real() + d1[i].imag() * h.imag();
+        }
         slope *= 2;
         const double curvature = 2 * (curv_a + curv_b);
         if (curvature >= 0)
