@@ -27,13 +27,12 @@ using cd = std::complex<double>;
 double norm2(cd z) { return z.real() * z.real() + z.imag() * z.imag(); }
 
 // R rows from r0 and Q columns from q0 of product(): the R x Q sums in registers over the whole of Nu
-// (each in Nu order, as a plain loop adds them). mat is split into real and imaginary parts too, and
-// product's buffer ends a row later than it needs: read as complex pairs, GCC 12's AVX2 code packed each
-// row's entry with the next row's into one vector, reading one entry past the last row of mat (a crash
-// in test_impairments where that crossed into an unmapped page).
+// (each in Nu order, as a plain loop adds them). GCC 12's AVX2 code packs each row's entry of mat with
+// the next row's into one vector, so it reads up to a row past the last one: product() hands it a copy
+// of mat with a spare row (reading past the caller's array crashed test_impairments where that crossed
+// into an unmapped page).
 template <int R, int Q>
-__attribute__((always_inline)) inline void product_block(const double* __restrict__ mre,
-                                                         const double* __restrict__ mim, int nu,
+__attribute__((always_inline)) inline void product_block(const cd* __restrict__ mat, int nu,
                                                          const double* __restrict__ xre,
                                                          const double* __restrict__ xim, int p, int r0, int q0,
                                                          cd* __restrict__ out)
@@ -43,8 +42,8 @@ __attribute__((always_inline)) inline void product_block(const double* __restric
         const double* ur = xre + static_cast<std::size_t>(u) * p + q0;
         const double* ui = xim + static_cast<std::size_t>(u) * p + q0;
         for (int i = 0; i < R; ++i) {
-            const double ar = mre[static_cast<std::size_t>(r0 + i) * nu + u];
-            const double ai = mim[static_cast<std::size_t>(r0 + i) * nu + u];
+            const cd m = mat[static_cast<std::size_t>(r0 + i) * nu + u];
+            const double ar = m.real(), ai = m.imag();
             for (int q = 0; q < Q; ++q) {
                 re[i][q] += ar * ur[q] - ai * ui[q];
                 im[i][q] += ar * ui[q] + ai * ur[q];
@@ -57,45 +56,41 @@ __attribute__((always_inline)) inline void product_block(const double* __restric
 }
 
 template <int Q>
-__attribute__((always_inline)) inline void product_columns(const double* mre, const double* mim, int rows, int nu,
-                                                           const double* xre, const double* xim, int p, int q0,
-                                                           cd* out)
+__attribute__((always_inline)) inline void product_columns(const cd* mat, int rows, int nu, const double* xre,
+                                                           const double* xim, int p, int q0, cd* out)
 {
     int r = 0;
     for (; r + 2 <= rows; r += 2)
-        product_block<2, Q>(mre, mim, nu, xre, xim, p, r, q0, out);
+        product_block<2, Q>(mat, nu, xre, xim, p, r, q0, out);
     for (; r < rows; ++r)
-        product_block<1, Q>(mre, mim, nu, xre, xim, p, r, q0, out);
+        product_block<1, Q>(mat, nu, xre, xim, p, r, q0, out);
 }
 
-// out (rows, P) = mat (rows, Nu) @ x (Nu, P), all row-major: both split into real and imaginary parts
+// out (rows, P) = mat (rows, Nu) @ x (Nu, P), all row-major: x split into real and imaginary parts
 // first, then real arithmetic with each block of outputs summed in registers (vectorised over the
 // columns; std::complex loops are not), built for AVX2 as well (picked at load time where the CPU has it).
 __attribute__((target_clones("avx2", "default"))) void
 product(const cd* __restrict__ mat, int rows, int nu, const cd* __restrict__ x, int p, cd* __restrict__ out)
 {
     thread_local std::vector<double> split;
-    const std::size_t n_x = static_cast<std::size_t>(nu) * p, n_mat = static_cast<std::size_t>(rows) * nu;
-    split.resize(2 * (n_x + n_mat) + 2 * static_cast<std::size_t>(nu) + 8); // + a row: see product_block
+    thread_local std::vector<cd> padded;
+    split.resize(2 * static_cast<std::size_t>(nu) * p);
     double* __restrict__ xre = split.data();
-    double* __restrict__ xim = xre + n_x;
-    double* __restrict__ mre = xim + n_x;
-    double* __restrict__ mim = mre + n_mat;
-    for (std::size_t i = 0; i < n_x; ++i) {
+    double* __restrict__ xim = xre + static_cast<std::size_t>(nu) * p;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(nu) * p; ++i) {
         xre[i] = x[i].real();
         xim[i] = x[i].imag();
     }
-    for (std::size_t i = 0; i < n_mat; ++i) {
-        mre[i] = mat[i].real();
-        mim[i] = mat[i].imag();
-    }
+    padded.resize(static_cast<std::size_t>(rows + 1) * nu); // mat and a spare row (see product_block)
+    std::copy_n(mat, static_cast<std::size_t>(rows) * nu, padded.begin());
+    mat = padded.data();
     int q0 = 0;
     for (; q0 + 8 <= p; q0 += 8)
-        product_columns<8>(mre, mim, rows, nu, xre, xim, p, q0, out);
+        product_columns<8>(mat, rows, nu, xre, xim, p, q0, out);
     for (; q0 + 4 <= p; q0 += 4)
-        product_columns<4>(mre, mim, rows, nu, xre, xim, p, q0, out);
+        product_columns<4>(mat, rows, nu, xre, xim, p, q0, out);
     for (; q0 < p; ++q0)
-        product_columns<1>(mre, mim, rows, nu, xre, xim, p, q0, out);
+        product_columns<1>(mat, rows, nu, xre, xim, p, q0, out);
 }
 
 // The Schmidl & Cox sums of one antenna added to the running per-position sums (energy |x|^2 at every
