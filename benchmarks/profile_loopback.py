@@ -10,8 +10,8 @@ a block's thread after the block), and the one-in-flight latency split at the bl
    faults), then two rounds alternating the windows, the run with less process CPU per frame kept for
    each. Thread CPU times come from /proc (10 ms ticks: read figures below ~30 us a frame as noise).
    Per delivered frame also: the samples mimo_channel processed (a frame and its gap, the rest
-   ofat_tx's idle fill), mimo_channel's work() calls and ofat_rx's receiver calls, and the host thread's
-   CPU in the batched reconstruction (`semcom.loopback.reconstruct_frames`) and in LinkClient's send
+   ofat_tx's idle fill), mimo_channel's general_work() calls and ofat_rx's receiver calls, and the host
+   thread's CPU in the batched reconstruction (`semcom.loopback.reconstruct_frames`) and in LinkClient's send
    and receive (encode, ZeroMQ, decode, books).
 2. Latency of one tensor in flight, split at time stamps taken in tensor_source, in ofat_rx around the
    receiver call that completes the frame, and in tensor_sink.
@@ -73,8 +73,8 @@ def thread_cpu(block_names: dict[str, str]) -> dict[tuple[str, str], float]:
 
 def cpu_per_frame(n_frames: int, window: int) -> tuple[float, float, dict[str, float], dict[str, float]]:
     """(frames/s, CPU ms per frame of the process, {thread: CPU us per frame}, {count: per frame}) of one
-    loopback run; the counts: samples through mimo_channel, its work() calls, ofat_rx's receiver calls,
-    and the host thread's CPU us in reconstruction and in LinkClient's send / receive."""
+    loopback run; the counts: samples through mimo_channel, its general_work() calls, ofat_rx's receiver
+    calls, and the host thread's CPU us in reconstruction and in LinkClient's send / receive."""
     counts: dict[str, float] = collections.defaultdict(float)
 
     def counted(fn, key: str):
@@ -95,7 +95,7 @@ def cpu_per_frame(n_frames: int, window: int) -> tuple[float, float, dict[str, f
     with bench_loopback(window, n_frames, warm_up=20) as (tb, link, tensors):
         blocks = block_thread_names(tb)
         chan, receiver = tb.semcom_mimo_channel_0, tb.semcom_ofat_rx_0.receiver
-        chan.work = counted(chan.work, "mimo_channel work() calls")
+        chan.general_work = counted(chan.general_work, "mimo_channel work calls")
         receiver.process = counted(receiver.process, "ofat_rx receiver calls")
         link.send = timed(link.send, "host: LinkClient send + receive, us CPU")
         link.receive_ready = timed(link.receive_ready, "host: LinkClient send + receive, us CPU")
@@ -192,7 +192,7 @@ def main() -> int:
     print("| frames/s | " + " | ".join(f"{f:.0f}" for f, _, _, _ in runs.values()) + " |")
     print(f"\n| per delivered frame (a frame + gap is {FRAME_SAMPLES} samples) | "
           + " | ".join(runs) + " |\n| --- |" + " --- |" * len(runs))
-    for key in ("mimo_channel samples", "mimo_channel work() calls", "ofat_rx receiver calls",
+    for key in ("mimo_channel samples", "mimo_channel work calls", "ofat_rx receiver calls",
                 "host: reconstruct_frames, us CPU", "host: LinkClient send + receive, us CPU"):
         print(f"| {key} | " + " | ".join(f"{c.get(key, 0.0):.2f}" if c.get(key, 0.0) < 100 else
                                          f"{c[key]:.0f}" for _, _, _, c in runs.values()) + " |")

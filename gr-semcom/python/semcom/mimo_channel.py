@@ -52,7 +52,7 @@ def _blas_on_one_thread() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-class mimo_channel(gr.sync_block):
+class mimo_channel(gr.basic_block):
     """Nt complex streams in -> Nr complex streams out, through ``semcom.ofat.channel_model``.
 
     Receive antenna r, with the realisation ``(taps, D, f)`` that took effect at sample ``n0``::
@@ -125,8 +125,8 @@ class mimo_channel(gr.sync_block):
                  rx_iq_gain_db: float | list[float] = 0.0, rx_iq_phase_deg: float | list[float] = 0.0,
                  dc_offset_dbc: float | None = None):
         n_tx, n_rx = int(n_tx), int(n_rx)
-        gr.sync_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
-                               out_sig=[np.complex64] * n_rx)
+        gr.basic_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
+                                out_sig=[np.complex64] * n_rx)
         _blas_on_one_thread()
         if fading not in FADING_MODES:
             raise ValueError(f"fading must be one of {FADING_MODES}, got {fading!r}")
@@ -340,8 +340,15 @@ class mimo_channel(gr.sync_block):
         y[:, s0:s1] *= rot
         self._phase = math.fmod(self._phase + TWO_PI * real.cfo * m, TWO_PI)
 
-    def work(self, input_items, output_items):
-        n = len(output_items[0])
+    def forecast(self, noutput_items: int, ninputs: int) -> list[int]:
+        """Any input will do: general_work takes min(input available, output space), one sample out per
+        sample in. A sync block's forecast asks for noutput_items of input, so GNU Radio halved each call
+        until it fit what had arrived: a 1 760-sample frame went through in calls of 1 024, 512, 128, 64
+        and 32 samples, each paying the Python gateway here and a receiver call downstream."""
+        return [1] * ninputs
+
+    def general_work(self, input_items, output_items):
+        n = min(len(output_items[0]), *(len(x) for x in input_items))
         start = self.nitems_written(0)
         hl = self._history_len
         # ext[:, j] is input sample start - hl + j.
@@ -389,10 +396,11 @@ class mimo_channel(gr.sync_block):
         if dc is not None:
             y += dc[:, None]
         for r in range(self.n_rx):
-            output_items[r][:] = y[r]
+            output_items[r][:n] = y[r]
         for tag in self.get_tags_in_window(0, 0, n):
             for r in range(self.n_rx):
                 self.add_item_tag(r, tag.offset, tag.key, tag.value)
         if hl:
             self._history = history
+        self.consume_each(n)
         return n

@@ -234,6 +234,32 @@ class qa_mimo_channel(gr_unittest.TestCase):
         for (_, a), (_, b) in zip(t_a, t_b, strict=True):
             np.testing.assert_array_equal(a["taps"], b["taps"])
 
+    def test_a_call_takes_all_the_input_that_has_arrived(self):
+        """general_work with a forecast of one item: a 1 760-sample burst goes through in one call (as a
+        sync block it went in calls of 1 024, 512, 128, 64 and 32: GNU Radio halves a sync block's call
+        until its input covers it), and equals the same burst cut into 61-sample calls."""
+        x = white(np.random.default_rng(16), (2, 1760))
+        tb = gr.top_block()
+        ch = semcom.mimo_channel(2, 4, seed=4, fading="held")
+        sizes = []
+        general_work = ch.general_work
+
+        def recorded(input_items, output_items):
+            n = general_work(input_items, output_items)
+            sizes.append(n)
+            return n
+
+        ch.general_work = recorded
+        for a in range(2):
+            tb.connect(blocks.vector_source_c(x[a].tolist()), (ch, a))
+        sinks = [blocks.vector_sink_c() for _ in range(4)]
+        for r, sink in enumerate(sinks):
+            tb.connect((ch, r), sink)
+        tb.run()
+        self.assertEqual(sizes, [1760])
+        y_cut, _, _, _ = run_channel(x, n_rx=4, seed=4, fading="held", max_noutput_items=61)
+        np.testing.assert_allclose(np.array([s.data() for s in sinks]), y_cut, rtol=0, atol=1e-5)
+
     def test_redraws_in_batches_and_no_truth_listener_change_nothing(self):
         """Per-frame redraws come from batches drawn ahead (ChannelSpec.draw_many) and the truth message
         is not built while its port has no listener: neither changes a draw or the noise stream."""
