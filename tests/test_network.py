@@ -744,3 +744,56 @@ def test_counterfactual_neighbour_targets_are_the_env_stepped_with_that_action()
         np.testing.assert_allclose(got, np.concatenate(seen), atol=1e-6)
     with pytest.raises(ValueError, match="need hindsight=True"):
         make_scheme("single_layer_cf", net, 0, replace(scheme.high.cfg, hindsight=False))
+
+
+def test_load_policy_without_a_policy_is_a_clear_error(tmp_path) -> None:
+    """`has_policy` and `load_policy` share one existence check: no policy -> a one-line CheckpointError."""
+    from semcom.checkpoint import CheckpointError
+
+    assert not has_policy(tmp_path / "hierarchical")
+    with pytest.raises(CheckpointError, match="no network policy"):
+        load_policy(tmp_path / "hierarchical", NetworkCore(NetworkConfig(n_cells=3), 1))
+
+
+def test_scaling_runs_the_schemes_it_is_given(tmp_path) -> None:
+    """The scaling study runs exactly ``scaling_schemes``; a scheme without a large timescale is run once
+    per cell count (its numbers equal a fresh run at the other T: it never reads T), a hierarchical one at
+    each T; the gains are the rows' means'; the per-seed numbers go to the JSON, not the CSV."""
+    import json
+
+    from semcom.network.experiment import gain
+
+    schemes = ("hierarchical", "single_layer_cf", "greedy")
+    fc = Fig7Config(schemes=(), n_cells=3, period=10, n_antennas=2, scaling_cells=(3,), scaling_periods=(5,),
+                    scaling_seeds=(0,), scaling_slots=150, scaling_schemes=schemes)
+    rows = fig7(fc, tmp_path, progress=False)["scaling"]
+    assert [(r["axis"], r["period"]) for r in rows] == [("cells", 10), ("period", 5)]
+    for r in rows:
+        assert set(r["per_seed"]) == set(schemes)
+        net = fc.network(period=r["period"], n_slots=fc.scaling_slots)
+        for name in schemes:   # what the row holds is that scheme run at that row's T
+            fresh = tail_mean(run_one(name, net, 0, fc.scaling_slots)[0]["qoe"], fc.tail)
+            assert r["per_seed"][name] == [fresh] and r[f"{name}_mean"] == fresh
+        assert r["best_single_layer"] == "single_layer_cf" and r["best_hierarchical"] == "hierarchical"
+        assert r["hierarchical_gain_over_greedy_pct"] == gain([r["hierarchical_mean"]], [r["greedy_mean"]])
+        assert "fp_mean" not in r and "hierarchical_gain_over_fp_pct" not in r
+    with (tmp_path / "scaling.csv").open() as f:
+        header = next(csv.reader(f))
+    assert "per_seed" not in header and "hierarchical_gain_over_single_layer_cf_pct" in header
+    doc = json.loads((tmp_path / "scaling.json").read_text())
+    assert doc["config"]["scaling_schemes"] == list(schemes) and (tmp_path / "scaling.png").exists()
+
+
+def test_an_unknown_scaling_scheme_is_refused() -> None:
+    """An unknown scheme: a one-line UsageError from the config, argparse's usage error (exit 2) from the
+    CLI, before anything runs."""
+    from semcom.cli import main
+    from semcom.errors import UsageError
+
+    with pytest.raises(UsageError, match="scaling_schemes: unknown scheme.*nope"):
+        Fig7Config(scaling_schemes=("greedy", "nope"))
+    with pytest.raises(UsageError, match="schemes: unknown scheme.*nope"):
+        Fig7Config(schemes=("nope",))
+    with pytest.raises(SystemExit) as e:
+        main(["network", "train", "--only-scaling", "--scaling-schemes", "greedy", "nope"])
+    assert e.value.code == 2

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from semcom.network.env import NetworkConfig, NetworkCore
-from semcom.network.live import policy_doc, simulate_scenario
+from semcom.network.experiment import read_policy_doc
+from semcom.network.live import simulate_scenario
 from semcom.results import write_csv
 
 LIVE = Path(__file__).resolve().parent / "output" / "live"
@@ -117,7 +118,7 @@ def observations(live_dir: Path, draws: int = 10, link_table: Path | None = None
     s = json.loads((live_dir / "live.json").read_text())["summary"]
     core = NetworkCore(NetworkConfig(n_cells=int(s["n_links"])), 1)
     names = list(core.table.names)
-    period = int(policy_doc(Path(s["policies"]), s["scheme"])["config"]["network"]["period"])
+    period = int(read_policy_doc(s["policies"])["config"]["network"]["period"])
     with (live_dir / "live.csv").open() as f:
         rows = list(csv.DictReader(f))
     n = int(s["n_links"])

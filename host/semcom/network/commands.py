@@ -48,7 +48,7 @@ def _train(args: argparse.Namespace) -> int:
                             ("schemes", tuple(args.schemes) if args.schemes else None)) if v is not None}
     if args.no_scaling:
         kw.update(scaling_cells=(), scaling_periods=())
-    for key in ("scaling_cells", "scaling_periods", "scaling_seeds"):
+    for key in ("scaling_cells", "scaling_periods", "scaling_seeds", "scaling_schemes"):
         if getattr(args, key) is not None:
             kw[key] = tuple(getattr(args, key))
     if args.scaling_slots is not None:
@@ -165,6 +165,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--scaling-seeds", type=int, nargs="+",
                    help=f"seeds of each point {dflt(d.scaling_seeds)}")
     t.add_argument("--scaling-slots", type=int, help=f"slots of each point {dflt(d.scaling_slots)}")
+    t.add_argument("--scaling-schemes", nargs="+", choices=list(SCHEMES), metavar="SCHEME",
+                   help=f"schemes of each point {dflt(d.scaling_schemes)}")
     common(t)
     t.set_defaults(func=_train)
 

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from semcom import checkpoint as ckpt
+from semcom.errors import UsageError
 from semcom.progress import progress_bar
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 from .agents import SCHEMES, DQNConfig, Scheme, make_scheme, run_scheme
 from .env import NetworkConfig, NetworkCore
@@ -27,6 +28,9 @@ LEARNERS = ("hierarchical", "single_layer", "hierarchical_ref", "single_layer_pl
             "hierarchical_ref_cf", "single_layer_cf")
 HIERARCHICAL = ("hierarchical", "hierarchical_ref", "hierarchical_cf", "hierarchical_ref_cf")
 SINGLE_LAYER = ("single_layer", "single_layer_plain", "single_layer_cf")
+# the scaling study's default: the best hierarchical and single-layer schemes of Fig. 7 with and without
+# the counterfactual option, and the two rules they are measured against (greedy, the centralised FP)
+SCALING_SCHEMES = ("hierarchical", "hierarchical_cf", "single_layer", "single_layer_cf", "greedy", "fp")
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,16 @@ class Fig7Config:
     scaling_periods: tuple[int, ...] = (5, 10, 40)   # T = 20 is the cells axis' 7-cell point
     scaling_seeds: tuple[int, ...] = (0, 1)
     scaling_slots: int = 1500
+    scaling_schemes: tuple[str, ...] = SCALING_SCHEMES
     tail: float = 0.2            # the final QoE: mean over the last 20 % of slots
     smooth: int = 100            # moving-average window of the plotted curves (slots)
+
+    def __post_init__(self) -> None:
+        for field in ("schemes", "scaling_schemes"):
+            unknown = [n for n in getattr(self, field) if n not in SCHEMES]
+            if unknown:
+                raise UsageError(f"{field}: unknown scheme(s) {', '.join(unknown)}; choose from "
+                                 f"{', '.join(SCHEMES)}")
 
     def network(self, **kw: Any) -> NetworkConfig:
         """The scenario of this run (``kw`` overrides, e.g. the scaling study's cells and T)."""
@@ -93,20 +105,36 @@ def save_policy(path: Path, scheme: Scheme, net: NetworkConfig, dqn: DQNConfig, 
                   meta=meta)
 
 
+def _policy_first_level(path: Path) -> Path | None:
+    """The checkpoint ``save_policy`` wrote first at ``path`` (a hierarchical scheme's high level, a
+    single-layer one's joint DQN), or None when there is no policy there."""
+    for level in ("high", "joint"):
+        p = path.with_name(f"{path.name}_{level}")
+        if ckpt.checkpoint_paths(p)[1].exists():
+            return p
+    return None
+
+
 def has_policy(path: str | Path) -> bool:
     """Whether ``save_policy`` wrote a policy at ``path`` (a hierarchical or a single-layer one)."""
+    return _policy_first_level(Path(path)) is not None
+
+
+def read_policy_doc(path: str | Path) -> dict[str, Any]:
+    """The checkpoint document of the policy at ``path`` (its first level's; every level has the same
+    scheme, network and DQN config); a CheckpointError when there is none."""
     path = Path(path)
-    return any(ckpt.checkpoint_paths(path.with_name(f"{path.name}_{level}"))[1].exists()
-               for level in ("high", "joint"))
+    first = _policy_first_level(path)
+    if first is None:
+        raise ckpt.CheckpointError(f"{path}: no network policy ({path.name}_high.json or "
+                                   f"{path.name}_joint.json) there")
+    return ckpt.read_doc(first, POLICY_KIND, "a network policy")
 
 
 def load_policy(path: str | Path, core: NetworkCore, seed: int = 0) -> Scheme:
     """A trained hierarchical or single-layer scheme for ``core`` (exploration off)."""
     path = Path(path)
-    first = ckpt.read_doc(path.with_name(path.name + "_high"), POLICY_KIND, "a network policy") \
-        if ckpt.checkpoint_paths(path.with_name(path.name + "_high"))[1].exists() else \
-        ckpt.read_doc(path.with_name(path.name + "_joint"), POLICY_KIND, "a network policy")
-    cfg = first["config"]
+    cfg = read_policy_doc(path)["config"]
     if cfg["network"]["n_cells"] != core.N:
         raise ckpt.CheckpointError(f"{path}: trained for {cfg['network']['n_cells']} cells, the network has "
                                    f"{core.N}")
@@ -129,7 +157,7 @@ def fig7(fc: Fig7Config, out_dir: str | Path, dqn: DQNConfig | None = None, prog
     dqn = dqn or DQNConfig()
     t0 = time.perf_counter()
     if not fc.schemes:  # the scaling study alone (a second process beside the main runs)
-        rows = scaling(fc, out, dqn, progress, {})
+        rows = scaling(fc, out, dqn, progress)
         summary = {"command": command, "config": fc.__dict__, "dqn": dqn.to_dict(), "scaling": rows,
                    "seconds": time.perf_counter() - t0}
         (out / "scaling.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
@@ -179,7 +207,7 @@ def fig7(fc: Fig7Config, out_dir: str | Path, dqn: DQNConfig | None = None, prog
     summary["headroom"] = headroom(finals, [ceiling[s] for s in fc.seeds], fc.seeds, out)
     plot_fig7(out / "fig7.png", smooth, fc, summary["acceptance"], summary["headroom"]["ceiling_mean"])
     if fc.scaling_cells or fc.scaling_periods:
-        summary["scaling"] = scaling(fc, out, dqn, progress, finals)
+        summary["scaling"] = scaling(fc, out, dqn, progress)
     summary["seconds"] = time.perf_counter() - t0
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return summary
@@ -190,10 +218,15 @@ def gain(h: list[float] | np.ndarray, s: list[float] | np.ndarray) -> float:
     return float(100.0 * (np.mean(h) / np.mean(s) - 1.0))
 
 
+def best_of(finals: dict[str, list[float]], names: tuple[str, ...]) -> str | None:
+    """Of ``names``, the scheme in ``finals`` with the highest mean final QoE (None: none of them ran)."""
+    ran = [n for n in names if n in finals]
+    return max(ran, key=lambda n: float(np.mean(finals[n]))) if ran else None
+
+
 def best_single_layer(finals: dict[str, list[float]]) -> str | None:
     """The single-layer DRL scheme with the highest mean final QoE (the acceptance compares with it)."""
-    ran = [n for n in SINGLE_LAYER if n in finals]
-    return max(ran, key=lambda n: float(np.mean(finals[n]))) if ran else None
+    return best_of(finals, SINGLE_LAYER)
 
 
 def acceptance(finals: dict[str, list[float]]) -> dict[str, Any]:
@@ -203,9 +236,8 @@ def acceptance(finals: dict[str, list[float]]) -> dict[str, Any]:
     best = best_single_layer(finals)
     if best is not None:
         acc["best_single_layer"] = best
-    ran = [n for n in HIERARCHICAL if n in finals]
-    if ran and best is not None:   # the best of the hierarchical schemes (with or without the option)
-        top = max(ran, key=lambda n: float(np.mean(finals[n])))
+    top = best_of(finals, HIERARCHICAL)   # the best of the hierarchical schemes (with or without the option)
+    if top is not None and best is not None:
         acc["best_hierarchical"] = top
         acc["best_hierarchical_gain_over_best_single_layer_pct"] = gain(finals[top], finals[best])
     for hname in HIERARCHICAL:
@@ -250,34 +282,55 @@ def headroom(finals: dict[str, list[float]], ceiling: list[float], seeds: tuple[
     return res
 
 
-def scaling(fc: Fig7Config, out: Path, dqn: DQNConfig, progress: bool,
-            main_finals: dict[str, list[float]]) -> list[dict[str, Any]]:
-    """Hierarchical vs single-layer gain against the number of cells (at T = fc.period) and T (fc.n_cells)."""
+def scaling(fc: Fig7Config, out: Path, dqn: DQNConfig, progress: bool) -> list[dict[str, Any]]:
+    """``fc.scaling_schemes`` against the number of cells (at T = fc.period) and T (at fc.n_cells): per
+    setting each scheme's final QoE over ``fc.scaling_seeds`` and every hierarchical scheme's gain over the
+    best single-layer one, each single-layer one and the rules -> scaling.csv / scaling.png; the rows
+    (with the per-seed numbers) are returned."""
     rows: list[dict[str, Any]] = []
     settings = [("cells", c, fc.period) for c in fc.scaling_cells] + \
                [("period", fc.n_cells, p) for p in fc.scaling_periods]
-    single_cache: dict[int, list[float]] = {}
+    # a scheme without a large timescale never reads T, so its runs on one cell count are the same
+    # for every T (the env draws nothing from T): run once per cell count
+    same_for_every_period: dict[tuple[str, int], list[float]] = {}
     for axis, cells, period in progress_bar(settings, progress=progress, desc="scaling"):
         net = fc.network(n_cells=cells, period=period, n_slots=fc.scaling_slots)
-        res = {}
-        for name in ("hierarchical", "single_layer", "greedy"):
-            if name != "hierarchical" and cells in single_cache and name == "single_layer":
-                res[name] = single_cache[cells]
-                continue
-            res[name] = [tail_mean(run_one(name, net, s, fc.scaling_slots, dqn)[0]["qoe"], fc.tail)
-                         for s in fc.scaling_seeds]
-            if name == "single_layer":
-                single_cache[cells] = res[name]
+        res: dict[str, list[float]] = {}
+        for name in fc.scaling_schemes:
+            key = (name, cells)
+            if SCHEMES[name].large_timescale or key not in same_for_every_period:
+                res[name] = [tail_mean(run_one(name, net, s, fc.scaling_slots, dqn)[0]["qoe"], fc.tail)
+                             for s in fc.scaling_seeds]
+                if not SCHEMES[name].large_timescale:
+                    same_for_every_period[key] = res[name]
+            else:
+                res[name] = same_for_every_period[key]
         rows.append({"axis": axis, "n_cells": cells, "period": period, "n_seeds": len(fc.scaling_seeds),
                      "n_slots": fc.scaling_slots,
                      **{f"{n}_mean": float(np.mean(v)) for n, v in res.items()},
                      **{f"{n}_std": float(np.std(v)) for n, v in res.items()},
-                     "gain_over_single_layer_pct": gain(res["hierarchical"], res["single_layer"]),
-                     "gain_over_greedy_pct": gain(res["hierarchical"], res["greedy"])})
+                     **scaling_gains(res), "per_seed": res})
         log.info("scaling %s: %s", axis, rows[-1])
-    write_csv(out / "scaling.csv", rows)
-    plot_scaling(out / "scaling.png", rows)
+    write_csv(out / "scaling.csv", [{k: v for k, v in r.items() if k != "per_seed"} for r in rows])
+    plot_scaling(out / "scaling.png", rows, fc.scaling_schemes)
     return rows
+
+
+def scaling_gains(res: dict[str, list[float]]) -> dict[str, Any]:
+    """One scaling setting's gains (%): the best hierarchical scheme over the best single-layer one, and
+    every hierarchical scheme over the best single-layer one, each single-layer one, greedy and FP."""
+    row: dict[str, Any] = {}
+    top, best = best_of(res, HIERARCHICAL), best_of(res, SINGLE_LAYER)
+    if top is not None and best is not None:
+        row.update(best_hierarchical=top, best_single_layer=best,
+                   best_hierarchical_gain_over_best_single_layer_pct=gain(res[top], res[best]))
+    for h in (n for n in HIERARCHICAL if n in res):
+        if best is not None:
+            row[f"{h}_gain_over_best_single_layer_pct"] = gain(res[h], res[best])
+        for ref in (*SINGLE_LAYER, "greedy", "fp"):
+            if ref in res:
+                row[f"{h}_gain_over_{ref}_pct"] = gain(res[h], res[ref])
+    return row
 
 
 def _plt() -> Any:
@@ -333,21 +386,35 @@ def plot_fig7(path: Path, smooth: dict[str, np.ndarray], fc: Fig7Config, acc: di
     plt.close(fig)
 
 
-def plot_scaling(path: Path, rows: list[dict[str, Any]]) -> None:
+def plot_scaling(path: Path, rows: list[dict[str, Any]], schemes: tuple[str, ...]) -> None:
+    """Top: each scheme's final QoE (mean ± std over the seeds) per setting; bottom: each hierarchical
+    scheme's gain over the best single-layer scheme of the setting and over greedy."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, axis, key, xl in ((axes[0], "cells", "n_cells", "cells"), (axes[1], "period", "period",
-                                                                         "large timescale T (slots)")):
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex="col")
+    for col, (axis, key) in enumerate((("cells", "n_cells"), ("period", "period"))):
         rs = [r for r in rows if r["axis"] == axis]
         if not rs:
             continue
         x = [r[key] for r in rs]
-        ax.plot(x, [r["gain_over_single_layer_pct"] for r in rs], "o-", label="over single-layer DRL")
-        ax.plot(x, [r["gain_over_greedy_pct"] for r in rs], "s--", label="over greedy")
-        ax.set_xlabel(xl)
-        ax.set_ylabel("hierarchical QoE gain (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        xl = f"cells (T = {rs[0]['period']})" if axis == "cells" else \
+            f"large timescale T (slots), {rs[0]['n_cells']} cells"
+        for n in schemes:
+            axes[0, col].errorbar(x, [r[f"{n}_mean"] for r in rs], yerr=[r[f"{n}_std"] for r in rs],
+                                  marker="o", capsize=3, lw=2.0 if n.endswith("_cf") else 1.0, label=n,
+                                  ls="--" if SCHEMES[n].centralised else "-")
+        for h in (n for n in HIERARCHICAL if n in schemes):
+            for ref, style in (("best_single_layer", "o-"), ("greedy", "s--")):
+                if f"{h}_gain_over_{ref}_pct" in rs[0]:
+                    axes[1, col].plot(x, [r[f"{h}_gain_over_{ref}_pct"] for r in rs], style,
+                                      label=f"{h} over {ref.replace('_', ' ')}")
+        axes[1, col].axhline(0.0, color="k", lw=0.8)
+        axes[1, col].set_xlabel(xl)
+        for ax in axes[:, col]:
+            ax.set_xticks(x, [str(v) for v in x])
+            ax.grid(alpha=0.3)
+        axes[0, col].legend(fontsize=7)
+        axes[1, col].legend(fontsize=7)
+    axes[0, 0].set_ylabel(f"final QoE (last 20 %), mean ± std over {rows[0]['n_seeds']} seeds")
+    axes[1, 0].set_ylabel("QoE gain (%)")
+    fig.suptitle(f"scaling: {rows[0]['n_slots']} slots per run", fontsize=9)
+    save_figure(fig, path)

@@ -80,11 +80,6 @@ def flowgraph_gains(core: NetworkCore, beam: np.ndarray, power: np.ndarray) -> t
     return gains.astype(np.complex64), noise
 
 
-def policy_doc(policies: Path, scheme: str) -> dict[str, Any]:
-    return json.loads(policies.with_name(policies.name + ("_high.json" if scheme == "hierarchical"
-                                                          else "_joint.json")).read_text())
-
-
 def simulate_scenario(policies: str | Path, seed: int, n_slots: int, link_table: str | Path | None = None,
                       per_frame: bool = True, frame_seed: int | None = None,
                       trace: dict[str, list[np.ndarray]] | None = None) -> np.ndarray:
@@ -97,10 +92,10 @@ def simulate_scenario(policies: str | Path, seed: int, n_slots: int, link_table:
     power_dbm, level as an index, delivered, sinr_sim_db, snr_measured_db: the SNR the BS observes,
     qoe_live_lost_answered: the slot's QoE), to set beside a live run's (``live_gap.py observations``)."""
     from .agents import run_scheme
-    from .experiment import load_policy
+    from .experiment import load_policy, read_policy_doc
 
     policies = Path(policies)
-    net = policy_doc(policies, policies.name)["config"]["network"]
+    net = read_policy_doc(policies)["config"]["network"]
     cfg = NetworkConfig(n_cells=int(net["n_cells"]), period=int(net["period"]), n_slots=n_slots,
                         link_table=str(link_table or ""), frame_values=FRAME_VALUES if per_frame else 0,
                         sample_frames=frame_seed is not None, frame_seed=frame_seed or 0)
@@ -186,10 +181,10 @@ def run_live(policies: str | Path, out_dir: str | Path, n_frames: int = 200, see
     (``compare`` with ``link_table``). ``link_sequences=False``: every link on sequence_id 0 (the first
     live runs, for comparison)."""
     from .agents import run_scheme
-    from .experiment import load_policy
+    from .experiment import load_policy, read_policy_doc
 
     policies = Path(policies) / scheme
-    doc = policy_doc(policies, scheme)
+    doc = read_policy_doc(policies)
     n = int(doc["config"]["network"]["n_cells"])
     net = NetworkConfig(n_cells=n, period=int(doc["config"]["network"]["period"]), n_slots=n_frames)
     core = NetworkCore(net, 1)
