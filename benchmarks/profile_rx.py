@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""cProfile of the OFAT receive path per frame: FrameReceiver.process on back-to-back 2x4 frames at
-20 dB (multipath, CFO), chunks of 4096 samples, then the message each frame becomes in ofat_rx and
-what tensor_sink makes of it.
+"""cProfile of the OFAT receive path per frame: FrameReceiver.process on back-to-back frames (2x4 unless
+--mimo says otherwise) at 20 dB (multipath, CFO), chunks of 4096 samples, then the message each frame
+becomes in ofat_rx and what tensor_sink makes of it.
 
-    .venv/bin/python benchmarks/profile_rx.py [--frames 300] [--top 25] [--receiver compiled|numpy|reference]
+    .venv/bin/python benchmarks/profile_rx.py [--frames 300] [--mimo 4x4] [--top 25]
+        [--receiver compiled|numpy|reference]
 
 Prints the top functions by own time (of the receiver ofat_rx runs, CompiledFrameReceiver where the
 C++ is built, unless --receiver names another), the receivers' time per frame without the profiler
-(compiled, numpy FrameReceiver, ReferenceFrameReceiver, interleaved), and the
+(compiled, numpy FrameReceiver, ReferenceFrameReceiver, interleaved), the compiled receiver's time per
+frame by step (its kernels' calls, the header CRC, the message, its Python), and the
 FRAME message hop per frame both ways, timed in the same run: the PMT dict form (tensor_message in
 ofat_rx, parse_tensor_message + wire encode in tensor_sink, as before) and the wire form
 (wire_message, then wire_parts); and ofat_rx in a flowgraph publishing either form (samples per CPU
@@ -55,6 +57,64 @@ def recorded_burst(n_frames: int, n_tx: int = 2, n_rx: int = 4, snr_db: float = 
     y *= np.exp(2j * np.pi * real.cfo * np.arange(y.shape[1])).astype(np.complex64)
     noise = (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape)) / np.sqrt(2)
     return (y + 10 ** (-snr_db / 20) * noise).astype(np.complex64), layout
+
+
+class _TimedKernels:
+    """The compiled kernels with each call's time added to `spent[name]` (compiled_steps)."""
+
+    def __init__(self, kernels, spent: dict[str, float]):
+        self._kernels, self._spent = kernels, spent
+
+    def __getattr__(self, name: str):
+        method = getattr(self._kernels, name)
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self._spent[name] = self._spent.get(name, 0.0) + time.perf_counter() - t0
+        return timed
+
+
+def compiled_steps(layout, y: np.ndarray, chunk: int, repeats: int = 5) -> dict[str, float]:
+    """Microseconds per frame of each step of CompiledFrameReceiver.process plus ofat_rx's message, the
+    best of `repeats` passes over y in chunks of `chunk` samples (a list of Nr rows per call, as
+    ofat_rx passes its inputs): the kernels' calls, the header's CRC check (frame.decode_header), the
+    message (meta + wire_message) and the rest (the receiver's Python)."""
+    from gnuradio.semcom import compiled_receiver
+
+    best: dict[str, float] = {}
+    for _ in range(repeats):
+        spent: dict[str, float] = {}
+        rx = CompiledFrameReceiver(layout)
+        rx._kernels = _TimedKernels(rx._kernels, spent)
+        decode = compiled_receiver.decode_header
+
+        def timed_decode(bits, decode=decode, spent=spent):
+            t0 = time.perf_counter()
+            header = decode(bits)
+            spent["decode_header (CRC)"] = spent.get("decode_header (CRC)", 0.0) + time.perf_counter() - t0
+            return header
+        n, message = 0, 0.0
+        with mock.patch.object(compiled_receiver, "decode_header", timed_decode):
+            t_start = time.perf_counter()
+            for i in range(0, y.shape[1], chunk):
+                frames = rx.process([y[r, i: i + chunk] for r in range(layout.n_rx)])
+                t0 = time.perf_counter()
+                for frame in frames:  # what ofat_rx.work does with each frame
+                    meta = frame.meta()
+                    meta["rx_counters"] = vars(rx.counters).copy()
+                    wire_message(meta["seq"], meta, {"Y": frame.y, "H": frame.h})
+                message += time.perf_counter() - t0
+                n += len(frames)
+            total = time.perf_counter() - t_start
+        spent["message (meta + wire_message)"] = message
+        spent["the receiver's Python (search, bookkeeping, frames)"] = total - sum(spent.values())
+        spent["total"] = total
+        for name, seconds in spent.items():
+            best[name] = min(best.get(name, float("inf")), seconds / max(n, 1) * 1e6)
+    return best
 
 
 def receive_all(layout, y: np.ndarray, chunk: int, publish: bool, receiver: type = FrameReceiver) -> int:
@@ -133,6 +193,7 @@ def ofat_rx_forms(rounds: int = 3) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--mimo", default="2x4", help="Nt x Nr of the recorded burst (default %(default)s)")
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--receiver", choices=("compiled", "numpy", "reference"),
@@ -140,7 +201,11 @@ def main() -> None:
                     help="the receiver profiled (default: the compiled one where built)")
     ap.add_argument("--reference", action="store_true", help="the same as --receiver reference")
     args = ap.parse_args()
-    y, layout = recorded_burst(args.frames)
+    try:
+        n_tx, n_rx = (int(v) for v in args.mimo.lower().split("x"))
+    except ValueError:
+        ap.error(f"--mimo takes NTxNR, e.g. 2x4, got {args.mimo!r}")
+    y, layout = recorded_burst(args.frames, n_tx=n_tx, n_rx=n_rx)
     receivers = {"compiled": CompiledFrameReceiver, "numpy": FrameReceiver,
                  "reference": ReferenceFrameReceiver}
     profiled = receivers["reference" if args.reference else args.receiver]
@@ -165,10 +230,16 @@ def main() -> None:
         dt = sorted(ts)[1]
         print(f"{name}: {dt / n * 1e3:.3f} ms per frame, {y.shape[1] / dt / 1e6:.2f} MS/s per stream "
               f"(process() only, no messages)")
+    if compiled_receiver_available():
+        print(f"\nCompiledFrameReceiver per frame by step ({n_tx}x{n_rx}, chunks of 12 000 samples as "
+              "ofat_rx gets them with run.py's 32k buffers, best of 5):")
+        print("| step | us per frame |\n| --- | --- |")
+        for name, us in compiled_steps(layout, y, 12000).items():
+            print(f"| {name} | {us:.1f} |")
     rx = FrameReceiver(layout)
     frames = rx.process(y)
-    print(f"\nThe FRAME message hop, us per frame (2x4, Y {frames[0].y.shape}, H {frames[0].h.shape}; "
-          f"{len(frames)} frames, best of 5 interleaved passes):")
+    print(f"\nThe FRAME message hop, us per frame ({n_tx}x{n_rx}, Y {frames[0].y.shape}, "
+          f"H {frames[0].h.shape}; {len(frames)} frames, best of 5 interleaved passes):")
     print("| step | us per frame |\n| --- | --- |")
     for name, us in hop_costs(frames, rx.counters).items():
         print(f"| {name} | {us:.1f} |")

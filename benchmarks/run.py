@@ -330,6 +330,9 @@ def received_samples(n_frames: int, snr_db: float = 20.0, layout: OfatLayout = L
 # is a large part of ofat_rx's floor; 32k items give it 10-14k per call (a 4-input Python sink that does
 # nothing: 17.5-19.5 -> 21.8-22.8 M samples/s per stream; ofat_rx at 2x4: 4.5-5.2 -> 6.1-6.6, one run).
 RX_BUFFER_ITEMS = 32768
+# Interleaved rounds of each receive chain (best_rates): GR's chain is a dozen blocks in as many threads
+# and its rate in one --rx-only run swung 10.3-18.5 M samples per CPU s under load 1.3-5.4 with 3 rounds.
+RX_ROUNDS = 5
 
 
 def rx_head(n: int) -> gr.basic_block:
@@ -400,7 +403,7 @@ def receive_part(n_frames: int) -> list[str]:
             n = max(n_frames // 16, 1) * samples.shape[1]
             rates = best_rates({"compiled": partial(ofat_rx_run, n, layout, samples, "cxx"),
                                 "numpy": partial(ofat_rx_run, n, layout, samples, "numpy"),
-                                "gr": partial(gr_sync_fft_run, 10 * n, samples)})
+                                "gr": partial(gr_sync_fft_run, 10 * n, samples)}, RX_ROUNDS)
             fast, ref, gr_rate = rates["compiled"], rates["numpy"], rates["gr"]
             fps = fast * 16 / samples.shape[1]
             rows.append({"duty": duty, "nt_x_nr": f"{n_tx}x{n_rx}",
@@ -418,7 +421,8 @@ def receive_part(n_frames: int) -> list[str]:
             "`fft_vcc` on one stream (sync and FFT only, no channel estimation). 5x256 frames "
             f"({frame} samples) through one multipath realisation each at 20 dB; at 10 % duty a frame is "
             "followed by 9 frame lengths of noise. CPU time of the process (all flowgraph threads), best of "
-            "3 interleaved rounds: the machine is shared, so wall-clock rates are not repeatable.", "",
+            f"{RX_ROUNDS} interleaved rounds: the machine is shared, so wall-clock rates are not repeatable.",
+            "",
             "| load | Nt x Nr | ofat_rx (compiled) | numpy receiver | compiled / numpy | GR S&C + FFT | "
             "ofat_rx / GR per stream | frames/s |", "| --- | --- | --- | --- | --- | --- | --- | --- |",
             *table, ""]
