@@ -11,8 +11,8 @@ a block's thread after the block), and the one-in-flight latency split at the bl
    each. Thread CPU times come from /proc (10 ms ticks: read figures below ~30 us a frame as noise).
    Per delivered frame also: the samples mimo_channel processed (a frame and its gap, the rest
    ofat_tx's idle fill), mimo_channel's general_work() calls and ofat_rx's receiver calls, and the host
-   thread's CPU in the batched reconstruction (`semcom.loopback.reconstruct_frames`) and in LinkClient's send
-   and receive (encode, ZeroMQ, decode, books).
+   thread's CPU in the batched reconstruction (`semcom.loopback.reconstruct_frames`; its calls per frame:
+   1 / the frames solved together) and in LinkClient's send and receive (encode, ZeroMQ, decode, books).
 2. Latency of one tensor in flight, split at time stamps taken in tensor_source, in ofat_rx around the
    receiver call that completes the frame, and in tensor_sink.
 See benchmarks/PROFILE.md.
@@ -100,7 +100,8 @@ def cpu_per_frame(n_frames: int, window: int) -> tuple[float, float, dict[str, f
         link.send = timed(link.send, "host: LinkClient send + receive, us CPU")
         link.receive_ready = timed(link.receive_ready, "host: LinkClient send + receive, us CPU")
         reconstruct = semcom.loopback.reconstruct_frames
-        semcom.loopback.reconstruct_frames = timed(reconstruct, "host: reconstruct_frames, us CPU")
+        semcom.loopback.reconstruct_frames = counted(timed(reconstruct, "host: reconstruct_frames, us CPU"),
+                                                     "host: reconstruct_frames calls")
         samples0 = chan.nitems_written(0)
         before, cpu0, t0 = thread_cpu(blocks), time.process_time(), time.perf_counter()
         try:
@@ -193,7 +194,8 @@ def main() -> int:
     print(f"\n| per delivered frame (a frame + gap is {FRAME_SAMPLES} samples) | "
           + " | ".join(runs) + " |\n| --- |" + " --- |" * len(runs))
     for key in ("mimo_channel samples", "mimo_channel work calls", "ofat_rx receiver calls",
-                "host: reconstruct_frames, us CPU", "host: LinkClient send + receive, us CPU"):
+                "host: reconstruct_frames calls", "host: reconstruct_frames, us CPU",
+                "host: LinkClient send + receive, us CPU"):
         print(f"| {key} | " + " | ".join(f"{c.get(key, 0.0):.2f}" if c.get(key, 0.0) < 100 else
                                          f"{c[key]:.0f}" for _, _, _, c in runs.values()) + " |")
     print("\n| one tensor in flight (2x4, 20 dB) | median ms |\n| --- | --- |")
