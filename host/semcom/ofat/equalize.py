@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .clipping import bussgang_gain
 from .frame import OfatLayout, unmap_values
 
 Method = Literal["zf", "mmse", "lmmse", "sparse"]
@@ -286,9 +287,7 @@ def reconstruct_payload(layout: OfatLayout, h: Any, y: Any, *, shape: tuple[int,
     """
     x_hat = reconstruct(h, y, method, noise_var, signal_var=1.0 / layout.n_tx, max_sparsity=max_sparsity,
                         real=layout.mode == "real", err_var=err_var)
-    if layout.clip_ratio_db:
-        from semcom.ofat.papr import bussgang_gain  # clipped data arrive scaled by the Bussgang gain
-
+    if layout.clip_ratio_db:  # clipped data arrive scaled by the Bussgang gain
         scale = scale * bussgang_gain(layout.clip_ratio_db)
     shape = tuple(int(d) for d in shape)
     return unmap_values(layout, x_hat, math.prod(shape), scale).reshape(shape)

@@ -244,8 +244,7 @@ class ReferenceFrameReceiver:
         self._half = lay.fft_len // 2
         # Plateau search: a whole CP worth of positions plus the metric's rise.
         self._plateau_window = lay.cp_len + self._half
-        used = lay.used_bins
-        signed = np.where(used >= lay.fft_len // 2, used - lay.fft_len, used)
+        signed = lay.used_signed
         self._signed_used = signed
         margin = max(2, lay.cp_len // 4)
         self._candidate_taps = np.arange(-margin, lay.cp_len + margin)
@@ -422,7 +421,7 @@ class ReferenceFrameReceiver:
         """The even bin shift whose descrambled training bins (full: (Nr, T, fft)) are smoothest."""
         lay = self.layout
         # Adjacent used subcarriers only (the DC gap breaks the chain; skip that pair).
-        used = np.sort(np.array(lay.used_carriers))
+        used = lay.used_signed
         adjacent = np.flatnonzero(np.diff(used) == 1)
         c = lay.training_sequence
         scores = []
@@ -783,7 +782,7 @@ class FrameReceiver(ReferenceFrameReceiver):
         self._pending: tuple[int, _Front] | None = None  # (absolute body index, its front)
         self._chosen_inv: tuple[list[int], np.ndarray] = ([], np.zeros((0, 0), complex))
         self._window_ramp = np.arange(lay.fft_len)  # sample index inside an FFT window
-        used = np.sort(np.array(lay.used_carriers))
+        used = lay.used_signed
         self._adjacent = np.flatnonzero(np.diff(used) == 1)
         self._shift_bins = np.mod(used[None, :] + self._int_shifts[:, None], lay.fft_len)
         self._train_conj = np.conj(lay.training_sequence)
