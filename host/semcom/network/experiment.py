@@ -391,6 +391,7 @@ def plot_scaling(path: Path, rows: list[dict[str, Any]], schemes: tuple[str, ...
     scheme's gain over the best single-layer scheme of the setting and over greedy."""
     plt = _plt()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex="col")
+    colour = dict(zip(schemes, plt.get_cmap("tab10").colors, strict=False))   # a scheme's colour in both rows
     for col, (axis, key) in enumerate((("cells", "n_cells"), ("period", "period"))):
         rs = [r for r in rows if r["axis"] == axis]
         if not rs:
@@ -401,11 +402,11 @@ def plot_scaling(path: Path, rows: list[dict[str, Any]], schemes: tuple[str, ...
         for n in schemes:
             axes[0, col].errorbar(x, [r[f"{n}_mean"] for r in rs], yerr=[r[f"{n}_std"] for r in rs],
                                   marker="o", capsize=3, lw=2.0 if n.endswith("_cf") else 1.0, label=n,
-                                  ls="--" if SCHEMES[n].centralised else "-")
+                                  ls="--" if SCHEMES[n].centralised else "-", color=colour[n])
         for h in (n for n in HIERARCHICAL if n in schemes):
             for ref, style in (("best_single_layer", "o-"), ("greedy", "s--")):
                 if f"{h}_gain_over_{ref}_pct" in rs[0]:
-                    axes[1, col].plot(x, [r[f"{h}_gain_over_{ref}_pct"] for r in rs], style,
+                    axes[1, col].plot(x, [r[f"{h}_gain_over_{ref}_pct"] for r in rs], style, color=colour[h],
                                       label=f"{h} over {ref.replace('_', ' ')}")
         axes[1, col].axhline(0.0, color="k", lw=0.8)
         axes[1, col].set_xlabel(xl)
