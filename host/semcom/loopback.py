@@ -33,8 +33,8 @@ from semcom.errors import (
 )
 from semcom.errors import shape as shape_arg
 from semcom.link import LinkClient
-from semcom.ofat.equalize import reconstruct, reconstruct_payload, zf_nmse_bound
-from semcom.ofat.frame import OfatLayout, make_layout, unmap_values
+from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
+from semcom.ofat.frame import OfatLayout, make_layout
 from semcom.progress import progress_bar
 from semcom.results import write_csv
 
@@ -129,45 +129,28 @@ def reconstruct_frames(layout: OfatLayout, frames: list[Any], methods: tuple[str
     """`transfer`'s entry for each received frame (a `WireMessage` with tensors H, Y and the receiver's
     meta): {method: payload (torch float64, the frame's shape), "meta", "H" (torch (K, Nr, Nt) complex128)}.
 
-    The frames whose grids have one shape are reconstructed together: one `equalize.reconstruct` per
-    method over a leading frame axis (each frame's noise_var and err_var its own), which is the per-frame
-    `reconstruct_payload` in a fraction of the torch calls (8 frames: ~20 against ~80 each). "sparse"
-    stays per frame (its OMP threshold is one noise variance per call)."""
+    The frames whose grids and payloads have one shape are reconstructed together: one
+    `reconstruct_payload` per method over a leading frame axis (each frame's scale, noise_var and err_var
+    its own), a fraction of the torch calls of one call per frame (8 frames: ~20 against ~80 each)."""
     entries: list[dict[str, Any]] = [{"meta": msg.meta} for msg in frames]
     groups: dict[tuple[tuple[int, ...], ...], list[int]] = {}
     for i, msg in enumerate(frames):
-        groups.setdefault((np.shape(msg.tensors["H"]), np.shape(msg.tensors["Y"])), []).append(i)
-    for members in groups.values():
+        key = (np.shape(msg.tensors["H"]), np.shape(msg.tensors["Y"]), tuple(msg.meta["shape"]))
+        groups.setdefault(key, []).append(i)
+    for (_, _, shape), members in groups.items():
         h = torch.from_numpy(np.array([frames[i].tensors["H"] for i in members], np.complex128))
         y = torch.from_numpy(np.array([frames[i].tensors["Y"] for i in members], np.complex128))
         metas = [frames[i].meta for i in members]
-        noise_var = torch.tensor([[m["noise_var"]] for m in metas], dtype=torch.float64)
-        err_var = torch.tensor([[float(m.get("err_var", 0.0))] for m in metas], dtype=torch.float64)
+        per_frame = {"scale": [float(m["scale"]) for m in metas],
+                     "noise_var": [float(m["noise_var"]) for m in metas],
+                     "err_var": [float(m.get("err_var", 0.0)) for m in metas]}
         for j, i in enumerate(members):
             entries[i]["H"] = h[j]
         for method in methods:
-            if method == "sparse":
-                for j, (i, m) in enumerate(zip(members, metas, strict=True)):
-                    entries[i][method] = reconstruct_payload(
-                        layout, h[j], y[j], shape=m["shape"], scale=m["scale"], noise_var=m["noise_var"],
-                        method=method, err_var=float(m.get("err_var", 0.0)))
-                continue
-            x_hat = reconstruct(h, y, method, noise_var, signal_var=1.0 / layout.n_tx,
-                                real=layout.mode == "real", err_var=err_var)
-            for j, (i, m) in enumerate(zip(members, metas, strict=True)):
-                entries[i][method] = _payload(layout, x_hat[j], m["shape"], m["scale"])
+            payloads = reconstruct_payload(layout, h, y, shape=shape, method=method, **per_frame)
+            for j, i in enumerate(members):
+                entries[i][method] = payloads[j]
     return entries
-
-
-def _payload(layout: OfatLayout, x_hat: torch.Tensor, shape: list[int], scale: float) -> torch.Tensor:
-    """A frame's reconstructed grid (K, Nt, S) -> its payload: `reconstruct_payload`'s last step (the
-    Bussgang gain of a clipped layout, `unmap_values`), for grids solved in a batch."""
-    if layout.clip_ratio_db:
-        from semcom.ofat.papr import bussgang_gain
-
-        scale = scale * bussgang_gain(layout.clip_ratio_db)
-    dims = tuple(int(d) for d in shape)
-    return unmap_values(layout, x_hat, math.prod(dims), scale).reshape(dims)
 
 
 def transfer(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], *, window: int,

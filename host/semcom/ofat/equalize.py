@@ -277,17 +277,54 @@ def mmse_nmse_bound(snr_db: float, n_tx: int, n_rx: int, real: bool = False, n_d
 
 
 def reconstruct_payload(layout: OfatLayout, h: Any, y: Any, *, shape: tuple[int, ...] | list[int],
-                        scale: float, noise_var: float, method: Method = "zf",
-                        max_sparsity: int | None = None, err_var: float = 0.0) -> Any:
-    """A received frame -> the payload tensor (numpy or torch, as h and y are).
+                        scale: float | Any, noise_var: float | Any, method: Method = "zf",
+                        max_sparsity: int | None = None, err_var: float | Any = 0.0) -> Any:
+    """Received frames -> their payload tensors (numpy or torch, as h and y are).
 
-    h (K, Nr, Nt), y (K, Nr, S) as `ofat_rx` emits them; shape and scale from the frame header;
-    noise_var and err_var from its meta (err_var 0 = the estimate treated as exact).
+    One frame: h (K, Nr, Nt), y (K, Nr, S) as `ofat_rx` emits them -> the payload (*shape); shape and
+    scale from the frame header, noise_var and err_var (0 = the estimate treated as exact) from its meta.
+    F frames decoded together: h (F, K, Nr, Nt), y (F, K, Nr, S), one payload shape for all, and scale,
+    noise_var, err_var each a scalar or (F,) (every frame its own) -> (F, *shape): one batched solve per
+    call instead of F ("sparse" is solved frame by frame: its OMP stops at one noise level per call).
     The one path from a received grid to values, shared by the host and the `ofat_equalizer` block.
     """
-    x_hat = reconstruct(h, y, method, noise_var, signal_var=1.0 / layout.n_tx, max_sparsity=max_sparsity,
-                        real=layout.mode == "real", err_var=err_var)
-    if layout.clip_ratio_db:  # clipped data arrive scaled by the Bussgang gain
-        scale = scale * bussgang_gain(layout.clip_ratio_db)
     shape = tuple(int(d) for d in shape)
-    return unmap_values(layout, x_hat, math.prod(shape), scale).reshape(shape)
+    real = layout.mode == "real"
+    frames = h.shape[:-3]
+    if frames and method == "sparse":
+        x_hat = _stack_like(h, [
+            reconstruct(h[f], y[f], method, _per_frame(noise_var, f), signal_var=1.0 / layout.n_tx,
+                        max_sparsity=max_sparsity, real=real) for f in range(frames[0])])
+    else:
+        x_hat = reconstruct(h, y, method, _frame_axis(noise_var, h), signal_var=1.0 / layout.n_tx,
+                            max_sparsity=max_sparsity, real=real, err_var=_frame_axis(err_var, h))
+    if layout.clip_ratio_db:  # clipped data arrive scaled by the Bussgang gain
+        scale = _frame_axis(scale, h, subcarriers=False) * bussgang_gain(layout.clip_ratio_db)
+    return unmap_values(layout, x_hat, math.prod(shape), scale).reshape(*frames, *shape)
+
+
+def _per_frame(value: Any, f: int) -> Any:
+    """Frame f's entry of a per-frame parameter (a scalar is every frame's)."""
+    return value[f] if np.ndim(value) else value
+
+
+def _frame_axis(value: Any, h: Any, subcarriers: bool = True) -> Any:
+    """A per-frame parameter (scalar or (F,)) as h's real dtype, with a trailing axis broadcasting over
+    the K subcarriers when `subcarriers` (the detectors batch over (F, K)); a scalar passes as it is."""
+    if not np.ndim(value):
+        return value
+    if _is_torch(h):
+        import torch
+
+        out = torch.as_tensor(value, dtype=h.real.dtype, device=h.device)
+    else:
+        out = np.asarray(value, dtype=h.real.dtype)
+    return out[:, None] if subcarriers else out
+
+
+def _stack_like(h: Any, grids: list[Any]) -> Any:
+    if _is_torch(h):
+        import torch
+
+        return torch.stack(grids)
+    return np.stack(grids)

@@ -434,24 +434,30 @@ def map_values(layout: OfatLayout, values: Any, scale: float | None = None) -> t
     return elements.reshape(n_sym, layout.n_data_carriers, layout.n_tx).transpose(1, 2, 0), scale
 
 
-def unmap_values(layout: OfatLayout, grid: Any, n_values: int, scale: float) -> Any:
-    """Reconstructed data grid (K, Nt, S) complex -> payload values (n_values,) real.
+def unmap_values(layout: OfatLayout, grid: Any, n_values: int, scale: Any) -> Any:
+    """Reconstructed data grid (..., K, Nt, S) complex -> payload values (..., n_values) real.
 
     Inverse of `map_values` (numpy or torch). Real mode keeps the real part, which halves the noise.
+    Leading dims are frames decoded together: `scale` is a scalar or one per frame (shape (...)).
     """
+    lead = tuple(grid.shape[:-3])
     if _is_torch(grid):
         import torch
 
-        elements = grid.permute(2, 0, 1).reshape(-1)
-        flat = (torch.stack([elements.real, elements.imag], dim=-1).reshape(-1)
+        elements = grid.movedim(-1, -3).reshape(*lead, -1)  # symbol-major, as map_values fills
+        flat = (torch.stack([elements.real, elements.imag], dim=-1).reshape(*lead, -1)
                 if layout.mode == "complex" else elements.real)
+        if np.ndim(scale):  # one per frame, in the values' dtype as a scalar divisor would be
+            scale = torch.as_tensor(scale, dtype=flat.dtype, device=flat.device)[..., None]
     else:
-        elements = np.asarray(grid).transpose(2, 0, 1).reshape(-1)
-        flat = (np.stack([elements.real, elements.imag], axis=-1).reshape(-1)
+        elements = np.moveaxis(np.asarray(grid), -1, -3).reshape(*lead, -1)
+        flat = (np.stack([elements.real, elements.imag], axis=-1).reshape(*lead, -1)
                 if layout.mode == "complex" else elements.real)
-    if flat.shape[0] < n_values:
-        raise FrameError(f"grid holds {flat.shape[0]} values, header says {n_values}")
-    return flat[:n_values] / scale
+        if np.ndim(scale):
+            scale = np.asarray(scale, dtype=flat.dtype)[..., None]
+    if flat.shape[-1] < n_values:
+        raise FrameError(f"grid holds {flat.shape[-1]} values, header says {n_values}")
+    return flat[..., :n_values] / scale
 
 
 # --------------------------------------------------------------------- header
