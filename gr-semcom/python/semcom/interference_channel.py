@@ -13,10 +13,11 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from .arrived_block import arrived_block
 from .messages import parse_tensor_message
 
 
-class interference_channel(gr.sync_block):
+class interference_channel(arrived_block):
     """N complex streams in (one per single-antenna transmitter) -> N out (one per receiver)::
 
         y_k[n] = G[k, k] x_k[n] + sum_{j != k} G[k, j] exp(j 2 pi f_kj n) x~_j[n] + w_k[n],
@@ -27,8 +28,9 @@ class interference_channel(gr.sync_block):
     set per frame by a tensor message on port ``control`` (``messages.tensor_message``): tensors ``gains``
     (N, N) complex and ``noise_var`` (N,) real, meta ``slot`` (int) and optionally ``power_dbm`` (N,)
     and ``level`` (N,) lists (the power and compression the policies applied, kept for the counters).
-    A new setting takes effect at the first sample of the next ``work()`` call; the host changes it only
-    while no frame is in the air. Before the first message: identity gains and ``noise_var`` per receiver.
+    A new setting takes effect at the first sample of the next ``process()`` call (one per arrival of
+    input); the host changes it only while no frame is in the air. Before the first message: identity
+    gains and ``noise_var`` per receiver.
 
     Full-buffer interferers (``fill_power`` > 0): x~_j is x_j where transmitter j is on the air and, where
     it is idle (exact zeros: gaps, the start-up delay), CN(0, ``fill_power``) samples, i.e. the other
@@ -38,7 +40,7 @@ class interference_channel(gr.sync_block):
 
     Foreign oscillators (``interferer_cfo`` > 0, cycles/sample): receiver k locks to its own transmitter
     only, so transmitter j != k arrives with a fixed offset f_kj ~ U(-cfo, cfo) (drawn once from the seed;
-    phase continuous across ``work()`` calls). Its repeated training symbols then differ, so the
+    phase continuous across calls). Its repeated training symbols then differ, so the
     receiver's noise estimate counts the interference even when every link's frame is time-aligned.
 
     ``counters()``: ``updates``, ``slot``, ``samples``, ``power_dbm``, ``level`` (the last applied), and the
@@ -55,7 +57,7 @@ class interference_channel(gr.sync_block):
         if fill_power < 0:
             raise ValueError(f"fill_power must be >= 0, got {fill_power}")
         self.fill_std = float(np.sqrt(fill_power / 2.0))
-        gr.sync_block.__init__(self, name="semcom_interference_channel",
+        arrived_block.__init__(self, name="semcom_interference_channel",
                                in_sig=[np.complex64] * n_links, out_sig=[np.complex64] * n_links)
         self.n = int(n_links)
         self._lock = threading.Lock()
@@ -65,7 +67,7 @@ class interference_channel(gr.sync_block):
         cfo = self._rng.uniform(-interferer_cfo, interferer_cfo, (self.n, self.n))
         np.fill_diagonal(cfo, 0.0)
         self._cfo = cfo
-        self._n0 = 0  # absolute sample index of the next work() call
+        self._n0 = 0  # absolute sample index of the next process() call
         self._counters = {"updates": 0, "slot": -1, "samples": 0, "rejected": 0,
                           "power_dbm": [float("nan")] * self.n, "level": [-1] * self.n}
         self._energy = np.zeros(self.n)
@@ -111,8 +113,8 @@ class interference_channel(gr.sync_block):
             c["rx_power"] = (self._energy / max(self._energy_n, 1)).tolist()
         return c
 
-    def work(self, input_items, output_items):
-        n = len(output_items[0])
+    def process(self, input_items, output_items, n: int) -> None:
+        """y = G x~ + w over the n samples that arrived on every input (`arrived_block`)."""
         with self._lock:
             g, std = self._gains, self._noise_std
         x = np.stack([np.asarray(a[:n]) for a in input_items])                     # (N, n)
@@ -137,4 +139,3 @@ class interference_channel(gr.sync_block):
             self._energy += (np.abs(y) ** 2).sum(axis=1)
             self._energy_n += n
             self._counters["samples"] += n
-        return n

@@ -28,6 +28,7 @@ from semcom.ofat.channel_model import (
     wiener_phase,
 )
 
+from .arrived_block import arrived_block
 from .messages import tensor_message
 
 FADING_MODES = ("per_frame", "held", "per_block")
@@ -52,7 +53,7 @@ def _blas_on_one_thread() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-class mimo_channel(gr.basic_block):
+class mimo_channel(arrived_block):
     """Nt complex streams in -> Nr complex streams out, through ``semcom.ofat.channel_model``.
 
     Receive antenna r, with the realisation ``(taps, D, f)`` that took effect at sample ``n0``::
@@ -125,8 +126,8 @@ class mimo_channel(gr.basic_block):
                  rx_iq_gain_db: float | list[float] = 0.0, rx_iq_phase_deg: float | list[float] = 0.0,
                  dc_offset_dbc: float | None = None):
         n_tx, n_rx = int(n_tx), int(n_rx)
-        gr.basic_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
-                                out_sig=[np.complex64] * n_rx)
+        arrived_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
+                               out_sig=[np.complex64] * n_rx)
         _blas_on_one_thread()
         if fading not in FADING_MODES:
             raise ValueError(f"fading must be one of {FADING_MODES}, got {fading!r}")
@@ -340,15 +341,9 @@ class mimo_channel(gr.basic_block):
         y[:, s0:s1] *= rot
         self._phase = math.fmod(self._phase + TWO_PI * real.cfo * m, TWO_PI)
 
-    def forecast(self, noutput_items: int, ninputs: int) -> list[int]:
-        """Any input will do: general_work takes min(input available, output space), one sample out per
-        sample in. A sync block's forecast asks for noutput_items of input, so GNU Radio halved each call
-        until it fit what had arrived: a 1 760-sample frame went through in calls of 1 024, 512, 128, 64
-        and 32 samples, each paying the Python gateway here and a receiver call downstream."""
-        return [1] * ninputs
-
-    def general_work(self, input_items, output_items):
-        n = min(len(output_items[0]), *(len(x) for x in input_items))
+    def process(self, input_items, output_items, n: int) -> None:
+        """The n samples that arrived on every input through the channel (`arrived_block`: one call per
+        arrival, not a sync block's halving calls)."""
         start = self.nitems_written(0)
         hl = self._history_len
         # ext[:, j] is input sample start - hl + j.
@@ -402,5 +397,3 @@ class mimo_channel(gr.basic_block):
                 self.add_item_tag(r, tag.offset, tag.key, tag.value)
         if hl:
             self._history = history
-        self.consume_each(n)
-        return n

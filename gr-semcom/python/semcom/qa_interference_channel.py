@@ -9,6 +9,7 @@
 import numpy as np
 import pmt
 from gnuradio import blocks, gr, gr_unittest, semcom
+from gnuradio.semcom.arrived_block import record_calls
 from gnuradio.semcom.messages import tensor_message
 
 
@@ -88,6 +89,39 @@ class qa_interference_channel(gr_unittest.TestCase):
         self.assertTrue(abs(f[0, 1]) > 0 and f[0, 0] == 0 and abs(f[0, 1]) <= 0.01)
         n = np.arange(x.shape[1])
         np.testing.assert_allclose(y[0], x[0] + 0.5 * np.exp(2j * np.pi * f[0, 1] * n) * x[1], atol=1e-4)
+
+    def test_a_call_takes_all_the_input_that_has_arrived(self):
+        """arrived_block: a 1 920-sample slot on three inputs goes through in one call (as a sync block it
+        went in calls of 1 024, 512, 256 and 128: GNU Radio halves a sync block's call until its input
+        covers it), equals the same slot cut into 61-sample calls (noise, fill and foreign CFO included),
+        and a tag on an input reaches every output at its offset, as a sync block's did."""
+        x = self.x[:, :1920].copy()
+        x[2, :700] = 0  # transmitter 2 idle at first: its fill is drawn as well
+
+        def slot(max_noutput_items=None):
+            tb = gr.top_block()
+            ch = semcom.interference_channel(3, noise_var=0.0, fill_power=0.5, interferer_cfo=0.01, seed=5)
+            ch.set_gains(self.g, [0.01, 0.02, 0.03])
+            if max_noutput_items:
+                ch.set_max_noutput_items(max_noutput_items)
+            sizes = record_calls(ch)
+            tag = gr.tag_utils.python_to_tag((700, pmt.intern("sob"), pmt.PMT_T, pmt.intern("src")))
+            for j in range(3):
+                tb.connect(blocks.vector_source_c(x[j].tolist(), False, 1, [tag] if j == 1 else []), (ch, j))
+            sinks = [blocks.vector_sink_c() for _ in range(3)]
+            for k in range(3):
+                tb.connect((ch, k), sinks[k])
+            tb.run()
+            tags = [[(t.offset, pmt.symbol_to_string(t.key)) for t in s.tags()] for s in sinks]
+            return np.array([s.data() for s in sinks]), sizes, tags
+
+        y, sizes, tags = slot()
+        self.assertEqual(sizes, [1920])
+        self.assertEqual(tags, [[(700, "sob")]] * 3)
+        y_cut, sizes_cut, tags_cut = slot(max_noutput_items=61)
+        self.assertEqual(len(sizes_cut), 32)
+        self.assertEqual(tags_cut, tags)
+        np.testing.assert_allclose(y, y_cut, rtol=0, atol=1e-5)
 
     def test_control_message_and_bad_input(self):
         tb = gr.top_block()

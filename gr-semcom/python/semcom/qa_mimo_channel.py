@@ -9,6 +9,7 @@
 import numpy as np
 import pmt
 from gnuradio import blocks, gr, gr_unittest, semcom
+from gnuradio.semcom.arrived_block import record_calls
 from gnuradio.semcom.messages import parse_tensor_message
 
 from semcom.ofat.channel_model import exponential_correlation
@@ -241,15 +242,7 @@ class qa_mimo_channel(gr_unittest.TestCase):
         x = white(np.random.default_rng(16), (2, 1760))
         tb = gr.top_block()
         ch = semcom.mimo_channel(2, 4, seed=4, fading="held")
-        sizes = []
-        general_work = ch.general_work
-
-        def recorded(input_items, output_items):
-            n = general_work(input_items, output_items)
-            sizes.append(n)
-            return n
-
-        ch.general_work = recorded
+        sizes = record_calls(ch)
         for a in range(2):
             tb.connect(blocks.vector_source_c(x[a].tolist()), (ch, a))
         sinks = [blocks.vector_sink_c() for _ in range(4)]
