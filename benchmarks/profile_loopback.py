@@ -11,7 +11,7 @@ a block's thread after the block), and the one-in-flight latency split at the bl
    each. Thread CPU times come from /proc (10 ms ticks: read figures below ~30 us a frame as noise).
    Per delivered frame also: the samples mimo_channel processed (a frame and its gap, the rest
    ofat_tx's idle fill), mimo_channel's general_work() calls and ofat_rx's receiver calls, and the host
-   thread's CPU in the batched reconstruction (`semcom.loopback.reconstruct_frames`; its calls per frame:
+   thread's CPU in the batched reconstruction (`semcom.transfer.reconstruct_frames`; its calls per frame:
    1 / the frames solved together) and in LinkClient's send and receive (encode, ZeroMQ, decode, books).
 2. Latency of one tensor in flight, split at time stamps taken in tensor_source, in ofat_rx around the
    receiver call that completes the frame, and in tensor_sink.
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-import semcom.loopback
+import semcom.transfer
 from semcom.loopback import stream
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -99,15 +99,15 @@ def cpu_per_frame(n_frames: int, window: int) -> tuple[float, float, dict[str, f
         receiver.process = counted(receiver.process, "ofat_rx receiver calls")
         link.send = timed(link.send, "host: LinkClient send + receive, us CPU")
         link.receive_ready = timed(link.receive_ready, "host: LinkClient send + receive, us CPU")
-        reconstruct = semcom.loopback.reconstruct_frames
-        semcom.loopback.reconstruct_frames = counted(timed(reconstruct, "host: reconstruct_frames, us CPU"),
+        reconstruct = semcom.transfer.reconstruct_frames
+        semcom.transfer.reconstruct_frames = counted(timed(reconstruct, "host: reconstruct_frames, us CPU"),
                                                      "host: reconstruct_frames calls")
         samples0 = chan.nitems_written(0)
         before, cpu0, t0 = thread_cpu(blocks), time.process_time(), time.perf_counter()
         try:
             res = stream(link, LAYOUT, tensors, 20.0, window, 5.0, progress=False)
         finally:
-            semcom.loopback.reconstruct_frames = reconstruct
+            semcom.transfer.reconstruct_frames = reconstruct
         after, cpu1, t1 = thread_cpu(blocks), time.process_time(), time.perf_counter()
         counts["mimo_channel samples"] = chan.nitems_written(0) - samples0
     assert res.delivered == res.sent, f"{res.sent - res.delivered} frames lost"

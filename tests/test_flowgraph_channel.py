@@ -24,3 +24,21 @@ def test_flowgraph_channel_matches_torch_ofat_channel_statistics():
     # Same layout, SNR and MMSE reconstruction: within 1.5 dB (the flowgraph also has CFO and timing).
     assert abs(10 * np.log10(nmse_fg / nmse_torch)) < 1.5
     assert nmse_fg_10 > 3 * nmse_fg
+
+
+def test_flowgraph_channel_imports_no_command_module():
+    """FlowgraphChannel uses the library part (semcom.transfer), not the `semcom loopback` command module,
+    whose names stay importable as the same objects."""
+    import subprocess
+    import sys
+
+    watched = ("semcom.loopback", "semcom.cli", "semcom.transfer")
+    code = f"import sys, semcom.flowgraph_channel\nprint(sorted(m for m in sys.modules if m in {watched!r}))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['semcom.transfer']"
+    import semcom.loopback
+    import semcom.transfer
+
+    for name in ("start_loopback_flowgraph", "transfer", "reconstruct_frames", "loopback_flowgraph_name"):
+        assert getattr(semcom.loopback, name) is getattr(semcom.transfer, name)

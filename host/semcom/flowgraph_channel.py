@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from semcom.link import LinkClient
-from semcom.loopback import start_loopback_flowgraph, transfer
+from semcom.transfer import start_loopback_flowgraph, transfer
 from semcom.ofat.frame import make_layout
 
 SIDE_INFO_KEYS = ("noise_var", "snr_db", "scale", "cfo", "seq")
