@@ -525,8 +525,8 @@ class OfatChannel(_SeededChannel):
         # The receiver's one dispatch: real-mode layouts get the widely linear (stacked real) detectors.
         x_hat = equalize.reconstruct(h_est, y, self.equalizer, var.expand(b, lay.n_data_carriers),
                                      signal_var=1.0 / lay.n_tx, real=lay.mode == "real")
-        out = [frame.unmap_values(lay, x_hat[i], flat.shape[1], scales[i]) for i in range(b)]
-        return torch.stack(out).reshape(z.shape).to(z.dtype)
+        out = frame.unmap_values(lay, x_hat, flat.shape[1], torch.stack(scales))  # each frame its own scale
+        return out.reshape(z.shape).to(z.dtype)
 
 
 def make_channel(name: str, snr_db: float = 10.0, seed: int | None = None, **kwargs) -> nn.Module:
