@@ -37,8 +37,9 @@ from gnuradio.semcom.messages import parse_tensor_message, tensor_message
 
 from semcom.errors import fraction, positive_float, positive_int
 from semcom.link import LinkClient
-from semcom.loopback import start_loopback_flowgraph, stream, transfer
+from semcom.loopback import stream
 from semcom.ofat.channel_model import ChannelSpec
+from semcom.ofat.clipping import clip_frame
 from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import (
     FrameHeader,
@@ -50,8 +51,8 @@ from semcom.ofat.frame import (
     modulate_frames,
     ofdm_modulate,
 )
-from semcom.ofat.papr import clip_frame
 from semcom.progress import progress_bar
+from semcom.transfer import start_loopback_flowgraph, transfer
 from semcom.wire import Kind, decode, encode
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -214,7 +214,8 @@ def test_host_core_imports_no_gnu_radio() -> None:
     flowgraph in the same process does (semcom.loopback's launcher, semcom.network.air, semcom.digital)."""
     core = ["semcom.wire", "semcom.link", "semcom.ofat.frame", "semcom.ofat.receiver", "semcom.ofat.equalize",
             "semcom.ofat.papr", "semcom.ofat.clipping", "semcom.channels", "semcom.training",
-            "semcom.loopback", "semcom.flowgraph_channel", "semcom.capture", "semcom.send", "semcom.cli"]
+            "semcom.transfer", "semcom.loopback", "semcom.flowgraph_channel", "semcom.capture", "semcom.send",
+            "semcom.cli"]
     code = (f"import importlib, sys\nfor m in {core!r}: importlib.import_module(m)\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gnuradio', 'pmt')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
