@@ -232,3 +232,22 @@ def test_shared_air_binds_its_own_ports_and_delivers_every_link() -> None:
         out = air.exchange([rng.standard_normal(FRAME_VALUES).astype(np.float32) for _ in range(3)])
     assert [o is not None for o in out] == [True, True, True]
     assert [c["delivered"] for c in air.counters["links"]] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("scheme", ["hierarchical_cf", "single_layer_cf"])
+def test_simulated_scenario_runs_any_saved_policy(scheme: str, tmp_path) -> None:
+    """The live comparison's simulation reads any learner's saved policy (it read ``<name>_joint.json`` for
+    every scheme but ``hierarchical``): its QoE is the frozen policy's run on the scenario."""
+    from semcom.network.agents import DQNConfig, make_scheme, run_scheme
+    from semcom.network.env import NetworkConfig, NetworkCore
+    from semcom.network.experiment import load_policy, read_policy_doc, save_policy
+    from semcom.network.live import simulate_scenario
+
+    net = NetworkConfig(n_cells=3, period=5, n_slots=30)
+    trained = make_scheme(scheme, NetworkCore(net, 1), 0)
+    run_scheme(trained, 0, 30)
+    save_policy(tmp_path / scheme, trained, net, DQNConfig(), {"seed": 0})
+    assert read_policy_doc(tmp_path / scheme)["config"]["scheme"] == scheme
+    sim = simulate_scenario(tmp_path / scheme, 7, 12, per_frame=False)
+    core = NetworkCore(NetworkConfig(n_cells=3, period=5, n_slots=12), 1)
+    assert np.array_equal(sim, run_scheme(load_policy(tmp_path / scheme, core, 7), 7, 12)["qoe"])
