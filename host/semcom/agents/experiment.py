@@ -244,6 +244,121 @@ def _pretrain_scenes(data: ExperimentData) -> tuple[VQATensors, Tensor]:
     return data.pretrain, data.pretrain_labels
 
 
+@dataclass
+class _StageRun:
+    """What every stage's trainer gets: the experiment, its data, the stage and where it saves."""
+
+    exp: AgentsExperiment
+    stage: str
+    data: ExperimentData
+    ckdir: Path
+    path: Path  # the stage's checkpoint
+    cfg: Any  # the small models' configuration (exp.small_config)
+    tcfg: AgentTrainConfig
+    state: dict[str, Any] | None  # resume state, None for a fresh start
+    fit_kw: dict[str, Any]  # progress and resume, for semcom.training.fit
+    command: str
+    store_dtype: torch.dtype | None
+
+    def meta(self, hist: list[dict]) -> dict[str, Any]:
+        return _meta(self.exp, self.stage, hist, self.command)
+
+
+def _train_vision(run: _StageRun) -> list[dict]:
+    data = run.data
+    if data.train_labels is None or data.val_labels is None:
+        raise ValueError("vision pre-training needs scene graphs (the generated data)")
+    images, labels = data.train.images, data.train_labels
+    if run.exp.pretrain_scenes:
+        extra, extra_labels = _pretrain_scenes(data)
+        images, labels = torch.cat([images, extra.images]), torch.cat([labels, extra_labels])
+    parser = SceneParser(run.cfg)
+    if run.state is not None:
+        parser.load_state_dict(run.state["model"])
+    hist = pretrain_vision(parser, images, labels, run.tcfg, (data.val.images, data.val_labels),
+                           on_epoch_end=_epoch_saver(run.path, parser), **run.fit_kw)
+    save_vision(run.path, parser, run.cfg, run.meta(hist), store_dtype=run.store_dtype)
+    return hist
+
+
+def _train_receiver(run: _StageRun) -> list[dict]:
+    """The receiver, or ``text``: a copy of the frozen receiver fine-tuned to read natural-language
+    summaries."""
+    model = TaskAgent(run.cfg)
+    if run.stage == "text":
+        model.load_state_dict(load_receiver(checkpoint_path(run.ckdir, "receiver"))[0].state_dict())
+        model.requires_grad_(True)
+    if run.state is not None:
+        model.load_state_dict(run.state["model"])
+    rx_train = run.data.train
+    if run.stage == "receiver" and run.exp.pretrain_scenes:
+        rx_train = VQATensors.concat([run.data.train, _pretrain_scenes(run.data)[0]])
+    hist = pretrain_receiver(model, rx_train, run.tcfg, run.data.val,
+                             on_epoch_end=_epoch_saver(run.path, model), **run.fit_kw)
+    save_receiver(run.path, model, run.meta(hist), store_dtype=run.store_dtype)
+    return hist
+
+
+def _train_transmitter(run: _StageRun) -> list[dict]:
+    """``tokens`` (the raw-token sensor) or ``jtcc`` (its JTCC-compressed copy), against the frozen
+    receiver."""
+    exp, cfg, tcfg, data = run.exp, run.cfg, run.tcfg, run.data
+    rx_path = checkpoint_path(run.ckdir, "receiver")
+    receiver, _ = load_receiver(rx_path)
+    check_vocab(receiver.cfg, data.vocab, data.answers, str(rx_path))
+    if run.stage == "tokens":
+        sensor = SensorAgent(cfg)
+        sensor.pretrained_parser(_pretrained_parser(run.ckdir))
+        link = make_link("raw", cfg.d, grad_mode=exp.grad_mode)
+    else:
+        # The JTCC transmitter starts from the raw-token one: "the same tokens", then compressed.
+        sensor = load_pipeline(checkpoint_path(run.ckdir, "tokens"), rx_path)[0].sensor
+        link = make_link("jtcc", cfg.d, exp.jtcc_m, exp.jtcc_hidden, exp.grad_mode)
+    sensor.freeze_pretrained(exp.freeze_vision)
+    pipeline = TokenPipeline(sensor, link, receiver)
+    if run.state is not None:
+        pipeline.load_state_dict(run.state["model"], strict=False)  # the receiver is not in it
+    channel = named_channel("awgn", seed=tcfg.seed)
+    progress = run.fit_kw["progress"]
+    hist: list[dict] = []
+    if tcfg.align_epochs and run.state is None:  # a resumed run is past the warm-ups
+        warm = dataclasses.replace(tcfg, epochs=tcfg.align_epochs, max_seconds=None)
+        hist = [{"phase": "align", **h} for h in pretrain_alignment(pipeline, data.train, warm,
+                                                                    progress=progress)]
+    if tcfg.link_epochs and run.state is None:
+        warm = dataclasses.replace(tcfg, epochs=tcfg.link_epochs, max_seconds=None)
+        hist += [{"phase": "link", **h} for h in pretrain_link(pipeline, data.train, channel, warm,
+                                                              progress=progress)]
+    hist += train_token_pipeline(pipeline, data.train, channel, tcfg, data.val, val_snr_db=15.0,
+                                 on_epoch_end=_epoch_saver(run.path, pipeline, skip="receiver."),
+                                 **run.fit_kw)
+    save_pipeline(run.path, pipeline, rx_path, run.meta(hist), store_dtype=run.store_dtype)
+    return hist
+
+
+def _train_raw_vqa(run: _StageRun) -> list[dict]:
+    exp = run.exp
+    model = RawVQA(run.cfg)
+    model.vision.load_state_dict(_pretrained_parser(run.ckdir).vision.state_dict())
+    model.vision.requires_grad_(not exp.freeze_vision)
+    if exp.raw_vqa_from_receiver:
+        model.task.load_state_dict(load_receiver(checkpoint_path(run.ckdir, "receiver"))[0].state_dict())
+        model.task.requires_grad_(True)
+    if run.state is not None:
+        model.load_state_dict(run.state["model"])
+    hist = train_raw_vqa(model, run.data.train, run.tcfg, run.data.val,
+                         on_epoch_end=_epoch_saver(run.path, model), **run.fit_kw)
+    save_raw_vqa(run.path, model, run.meta(hist), store_dtype=run.store_dtype)
+    return hist
+
+
+# Each stage's trainer (STAGES is the order train_all runs them in).
+_STAGE_TRAINERS: dict[str, Callable[[_StageRun], list[dict]]] = {
+    "vision": _train_vision, "receiver": _train_receiver, "text": _train_receiver,
+    "tokens": _train_transmitter, "jtcc": _train_transmitter, "raw_vqa": _train_raw_vqa,
+}
+
+
 def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: str | Path,
                 command: str = "", progress: bool = True, resume: bool = True,
                 store_dtype: torch.dtype | None = None) -> dict[str, Any]:
@@ -258,80 +373,13 @@ def train_stage(exp: AgentsExperiment, stage: str, data: ExperimentData, ckdir: 
     # The stage's own seed drives every training draw (initial weights, batches, channel noise), so the
     # same data (exp.seed) can be retrained with another seed (`semcom train --train-seed`).
     torch.manual_seed(tcfg.seed)
-    cfg = exp.small_config(data.vocab, data.answers)
     state = _resume_state(path, resume)
-    fit_kw: dict[str, Any] = {"progress": progress, "resume": state}
-
-    if stage == "vision":
-        if data.train_labels is None or data.val_labels is None:
-            raise ValueError("vision pre-training needs scene graphs (the generated data)")
-        images, labels = data.train.images, data.train_labels
-        if exp.pretrain_scenes:
-            extra, extra_labels = _pretrain_scenes(data)
-            images, labels = torch.cat([images, extra.images]), torch.cat([labels, extra_labels])
-        parser = SceneParser(cfg)
-        if state is not None:
-            parser.load_state_dict(state["model"])
-        hist = pretrain_vision(parser, images, labels, tcfg,
-                               (data.val.images, data.val_labels), on_epoch_end=_epoch_saver(path, parser),
-                               **fit_kw)
-        save_vision(path, parser, cfg, _meta(exp, stage, hist, command), store_dtype=store_dtype)
-    elif stage in ("receiver", "text"):
-        model = TaskAgent(cfg)
-        if stage == "text":  # a copy of the frozen receiver, fine-tuned to read natural-language summaries
-            model.load_state_dict(load_receiver(checkpoint_path(ckdir, "receiver"))[0].state_dict())
-            model.requires_grad_(True)
-        if state is not None:
-            model.load_state_dict(state["model"])
-        rx_train = data.train
-        if stage == "receiver" and exp.pretrain_scenes:
-            rx_train = VQATensors.concat([data.train, _pretrain_scenes(data)[0]])
-        hist = pretrain_receiver(model, rx_train, tcfg, data.val, on_epoch_end=_epoch_saver(path, model),
-                                 **fit_kw)
-        save_receiver(path, model, _meta(exp, stage, hist, command), store_dtype=store_dtype)
-    elif stage in ("tokens", "jtcc"):
-        rx_path = checkpoint_path(ckdir, "receiver")
-        receiver, _ = load_receiver(rx_path)
-        check_vocab(receiver.cfg, data.vocab, data.answers, str(rx_path))
-        if stage == "tokens":
-            sensor = SensorAgent(cfg)
-            sensor.pretrained_parser(_pretrained_parser(ckdir))
-            link = make_link("raw", cfg.d, grad_mode=exp.grad_mode)
-        else:
-            # The JTCC transmitter starts from the raw-token one: "the same tokens", then compressed.
-            sensor = load_pipeline(checkpoint_path(ckdir, "tokens"), rx_path)[0].sensor
-            link = make_link("jtcc", cfg.d, exp.jtcc_m, exp.jtcc_hidden, exp.grad_mode)
-        sensor.freeze_pretrained(exp.freeze_vision)
-        pipeline = TokenPipeline(sensor, link, receiver)
-        if state is not None:
-            pipeline.load_state_dict(state["model"], strict=False)  # the receiver is not in it
-        channel = named_channel("awgn", seed=tcfg.seed)
-        hist: list[dict] = []
-        if tcfg.align_epochs and state is None:  # a resumed run is past the warm-ups
-            warm = dataclasses.replace(tcfg, epochs=tcfg.align_epochs, max_seconds=None)
-            hist = [{"phase": "align", **h} for h in pretrain_alignment(pipeline, data.train, warm,
-                                                                        progress=progress)]
-        if tcfg.link_epochs and state is None:
-            warm = dataclasses.replace(tcfg, epochs=tcfg.link_epochs, max_seconds=None)
-            hist += [{"phase": "link", **h} for h in pretrain_link(pipeline, data.train, channel, warm,
-                                                                  progress=progress)]
-        hist += train_token_pipeline(pipeline, data.train, channel, tcfg, data.val, val_snr_db=15.0,
-                                     on_epoch_end=_epoch_saver(path, pipeline, skip="receiver."), **fit_kw)
-        save_pipeline(path, pipeline, rx_path, _meta(exp, stage, hist, command), store_dtype=store_dtype)
-    else:
-        model = RawVQA(cfg)
-        model.vision.load_state_dict(_pretrained_parser(ckdir).vision.state_dict())
-        model.vision.requires_grad_(not exp.freeze_vision)
-        if exp.raw_vqa_from_receiver:
-            model.task.load_state_dict(load_receiver(checkpoint_path(ckdir, "receiver"))[0].state_dict())
-            model.task.requires_grad_(True)
-        if state is not None:
-            model.load_state_dict(state["model"])
-        hist = train_raw_vqa(model, data.train, tcfg, data.val, on_epoch_end=_epoch_saver(path, model),
-                             **fit_kw)
-        save_raw_vqa(path, model, _meta(exp, stage, hist, command), store_dtype=store_dtype)
+    run = _StageRun(exp=exp, stage=stage, data=data, ckdir=Path(ckdir), path=path,
+                    cfg=exp.small_config(data.vocab, data.answers), tcfg=tcfg, state=state,
+                    fit_kw={"progress": progress, "resume": state}, command=command, store_dtype=store_dtype)
+    hist = _STAGE_TRAINERS[stage](run)
     train_state_path(path).unlink(missing_ok=True)
-    meta = _meta(exp, stage, hist, command)
+    meta = run.meta(hist)
     log.info("stage %s: %.1f s, checkpoint %s", stage, meta["train_seconds"], path)
     return meta
 
