@@ -49,12 +49,7 @@ def recorded_burst(n_frames: int, n_tx: int = 2, n_rx: int = 4, snr_db: float = 
         parts.append(x)
     x = np.concatenate(parts + [np.zeros((n_tx, 500), np.complex64)], axis=1)
     real = ChannelSpec(n_rx=n_rx, n_tx=n_tx, n_taps=3, cfo=0.003).draw(rng)
-    taps = real.full_taps
-    y = np.zeros((n_rx, x.shape[1]), np.complex64)
-    for r in range(n_rx):
-        for t in range(n_tx):
-            y[r] += np.convolve(x[t], taps[r, t])[: x.shape[1]].astype(np.complex64)
-    y *= np.exp(2j * np.pi * real.cfo * np.arange(y.shape[1])).astype(np.complex64)
+    y = real.apply(x)[:, : x.shape[1]]
     noise = (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape)) / np.sqrt(2)
     return (y + 10 ** (-snr_db / 20) * noise).astype(np.complex64), layout
 

@@ -316,10 +316,7 @@ def received_samples(n_frames: int, snr_db: float = 20.0, layout: OfatLayout = L
     parts = []
     for seq in range(n_frames):
         x, _ = modulate_frame(layout, rng.standard_normal(1280), seq=seq, pad=gap)
-        taps = spec.draw(rng).full_taps
-        y = sum(np.stack([np.convolve(x[a], taps[r, a])[: x.shape[1]] for r in range(layout.n_rx)])
-                for a in range(layout.n_tx))
-        parts.append(y)
+        parts.append(spec.draw(rng).apply(x)[:, : x.shape[1]])
     y = np.concatenate(parts, axis=1)
     noise = (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape)) / np.sqrt(2)
     y += 10 ** (-snr_db / 20) * noise

@@ -224,11 +224,45 @@ def test_frequency_response_diagonalises_cp_ofdm():
     x_f = (rng.standard_normal((2, fft_len)) + 1j * rng.standard_normal((2, fft_len))) / np.sqrt(2)
     body = np.fft.ifft(x_f, axis=-1, norm="ortho")
     sym = np.concatenate([body[:, -cp:], body], axis=-1)
-    rx = np.stack([sum(np.convolve(sym[t], taps[r, t])[: cp + fft_len] for t in range(2)) for r in range(4)])
+    rx = cm.Realisation(taps=taps).apply(sym)[:, : cp + fft_len]
     y_f = np.fft.fft(rx[:, cp:], axis=-1, norm="ortho")
     np.testing.assert_allclose(y_f.T, np.einsum("krt,tk->kr", h, x_f), atol=1e-10)
     with pytest.raises(ValueError):
         cm.channel_frequency_response(np.zeros((1, 1, 65)), 64)
+
+
+def test_apply_is_the_direct_sum_over_taps_delay_and_cfo_ramp():
+    """Realisation.apply on a tiny case against the definition written out sample by sample."""
+    rng = np.random.default_rng(12)
+    taps = rng.standard_normal((3, 2, 4)) + 1j * rng.standard_normal((3, 2, 4))
+    real = cm.Realisation(taps=taps, int_delay=2, frac_delay=None, cfo=0.03)
+    x = (rng.standard_normal((2, 5)) + 1j * rng.standard_normal((2, 5))).astype(np.complex64)
+    y = real.apply(x, phase=0.7)
+    assert real.extra_samples == 2 + 4 - 1
+    assert y.shape == (3, 5 + real.extra_samples) and y.dtype == np.complex128
+    expected = np.zeros(y.shape, complex)
+    for r in range(3):
+        for m in range(y.shape[1]):
+            for t in range(2):
+                for k in range(4):
+                    if 0 <= m - 2 - k < 5:
+                        expected[r, m] += taps[r, t, k] * x[t, m - 2 - k]
+            expected[r, m] *= np.exp(1j * (0.7 + 2 * np.pi * 0.03 * m))
+    np.testing.assert_allclose(y, expected, atol=1e-12)
+    # Linear in x and causal: an impulse on one antenna reads out that antenna's delayed taps.
+    impulse = np.zeros((2, 3), complex)
+    impulse[1, 0] = 1.0
+    np.testing.assert_allclose(cm.Realisation(taps=taps, int_delay=2).apply(impulse)[:, 2:6], taps[:, 1])
+
+
+def test_apply_rejects_wrong_antenna_count_and_real_input():
+    real = cm.ChannelSpec(n_rx=4, n_tx=2).draw(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_tx=2"):
+        real.apply(np.zeros((3, 10), complex))
+    with pytest.raises(ValueError, match="n_tx=2"):
+        real.apply(np.zeros(10, complex))
+    with pytest.raises(ValueError, match="complex"):
+        real.apply(np.zeros((2, 10)))
 
 
 def test_seeded_draws_are_reproducible_and_cfo_jitter_in_range():

@@ -25,14 +25,8 @@ from semcom.ofat.receiver import FrameReceiver, ReferenceFrameReceiver
 def through_channel(rng, x, spec, snr_db, lead=150, tail=250):
     """Burst through one channel realisation, CFO and AWGN (noise variance 10^(-SNR/10) per sample)."""
     real = spec.draw(rng)
-    taps = real.full_taps
-    n_rx = taps.shape[0]
     padded = np.concatenate([np.zeros((x.shape[0], lead)), x, np.zeros((x.shape[0], tail))], axis=1)
-    y = np.zeros((n_rx, padded.shape[1]), complex)
-    for r in range(n_rx):
-        for t in range(x.shape[0]):
-            y[r] += np.convolve(padded[t], taps[r, t])[: padded.shape[1]]
-    y *= np.exp(2j * np.pi * real.cfo * np.arange(y.shape[1]))
+    y = real.apply(padded)[:, : padded.shape[1]]
     noise = (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape)) / np.sqrt(2)
     return y + 10 ** (-snr_db / 20) * noise
 

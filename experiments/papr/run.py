@@ -50,12 +50,8 @@ def through_channel(x: np.ndarray, real: Realisation, noise: np.ndarray, lead: i
 
     noise: (Nr, lead + n + tail) complex, already scaled (variance 10^(-SNR/10) per sample).
     """
-    taps = real.full_taps  # (Nr, Nt, L)
     y = noise.copy()
-    n = x.shape[1] + taps.shape[2] - 1
-    for r in range(taps.shape[0]):
-        for t in range(taps.shape[1]):
-            y[r, lead: lead + n] += np.convolve(x[t], taps[r, t])
+    y[:, lead: lead + x.shape[1] + real.extra_samples] += real.apply(x)
     return y
 
 

@@ -12,7 +12,7 @@ from gnuradio import blocks, gr, gr_unittest, semcom
 from gnuradio.semcom.arrived_block import record_calls
 from gnuradio.semcom.messages import parse_tensor_message
 
-from semcom.ofat.channel_model import exponential_correlation
+from semcom.ofat.channel_model import Realisation, exponential_correlation
 
 
 def _tags(offsets, key="tx_sob"):
@@ -48,19 +48,15 @@ def run_channel(inputs, tags=(), *, eob=(), tags_on_all=False, max_noutput_items
 
 
 def reference_output(x, truth):
-    """Noise-free output from the truth messages alone: piecewise FIR x delay x CFO ramp, (Nr, n)."""
+    """Noise-free output from the truth messages alone: each realisation's Realisation.apply, with the CFO
+    phase its message reports at its offset, from that offset to the next, (Nr, n)."""
     n = x.shape[1]
-    n_rx = truth[0][1]["taps"].shape[0]
-    y = np.zeros((n_rx, n), complex)
+    y = np.zeros((truth[0][1]["taps"].shape[0], n), complex)
     starts = [m["offset"] for m, _ in truth] + [n]
     for (meta, t), end in zip(truth, starts[1:], strict=True):
-        taps, d, o = t["taps"].astype(complex), meta["int_delay"], meta["offset"]
-        full = np.zeros((n_rx, n), complex)
-        for r in range(n_rx):
-            for a in range(x.shape[0]):
-                full[r] += np.convolve(np.concatenate([np.zeros(d), x[a]]), taps[r, a])[:n]
-        ramp = np.exp(1j * (meta["phase"] + 2 * np.pi * meta["cfo"] * np.arange(end - o)))
-        y[:, o:end] = full[:, o:end] * ramp
+        real = Realisation(taps=t["taps"].astype(complex), int_delay=meta["int_delay"], cfo=meta["cfo"])
+        o = meta["offset"]
+        y[:, o:end] = real.apply(x, phase=meta["phase"] - 2 * np.pi * meta["cfo"] * o)[:, o:end]
     return y
 
 
@@ -70,19 +66,23 @@ def white(rng, shape, power=1.0):
 
 
 class qa_mimo_channel(gr_unittest.TestCase):
-    def test_held_channel_is_the_drawn_fir_with_integer_delay(self):
+    def test_held_channel_is_realisation_apply_for_the_whole_burst(self):
+        """The streaming block (state across 211-sample work() calls) and the one-shot
+        Realisation.apply give the same samples for a burst, to float32 rounding: multipath, fractional
+        and integer delay, CFO."""
         rng = np.random.default_rng(0)
         x = (rng.standard_normal((2, 3000)) + 1j * rng.standard_normal((2, 3000))).astype(np.complex64)
         y, ch, truth, _ = run_channel(x, n_rx=3, snr_db=300, fading="held", max_int_delay=7, seed=3,
-                                      max_noutput_items=211)
+                                      cfo=0.4 / 64, cfo_jitter=0.1 / 64, max_noutput_items=211)
         (meta, t), = truth
-        taps, d = t["taps"].astype(complex), meta["int_delay"]
-        self.assertEqual(taps.shape, (3, 2, 3 + 7))  # n_taps + 8-tap fractional delay - 1
-        expected = np.zeros((3, 3000), complex)
-        for r in range(3):
-            for a in range(2):
-                expected[r] += np.convolve(np.concatenate([np.zeros(d), x[a]]), taps[r, a])[:3000]
-        np.testing.assert_allclose(y, expected, atol=1e-4)
+        real = ch.current()
+        self.assertEqual(real.taps.shape, (3, 2, 3 + 7))  # n_taps + 8-tap fractional delay - 1
+        np.testing.assert_array_equal(t["taps"], real.taps.astype(np.complex64))
+        self.assertEqual((meta["int_delay"], meta["cfo"]), (real.int_delay, real.cfo))
+        self.assertNotEqual(real.cfo, 0.4 / 64)  # the jitter was drawn, so the ramp is the realisation's
+        expected = real.apply(x)
+        self.assertEqual(expected.shape, (3, 3000 + real.int_delay + 9))
+        np.testing.assert_allclose(y, expected[:, :3000], rtol=0, atol=1e-4)
         self.assertEqual(ch.draws, 1)
 
     def test_per_frame_redraws_exactly_at_tx_sob(self):

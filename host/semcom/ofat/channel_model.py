@@ -197,6 +197,37 @@ class Realisation:
         """Taps with the integer delay as leading zeros, shape (n_rx, n_tx, int_delay + L)."""
         return np.pad(self.taps, ((0, 0), (0, 0), (self.int_delay, 0)))
 
+    @property
+    def extra_samples(self) -> int:
+        """How much longer :meth:`apply`'s output is than its input: ``int_delay + L - 1``."""
+        return self.int_delay + self.taps.shape[-1] - 1
+
+    def apply(self, x: np.ndarray, *, phase: float = 0.0) -> np.ndarray:
+        """Noise-free received burst: x (Nt, n) complex -> y (Nr, n + :attr:`extra_samples`) complex128,
+
+            y_r[m] = exp(j (phase + 2 pi cfo m)) sum_t sum_k taps[r, t, k] x_t[m - int_delay - k]
+
+        (the full linear convolution, with the input zero outside [0, n)). ``y[:, :n]`` is what
+        ``gnuradio.semcom.mimo_channel`` outputs for ``x`` with this realisation held from sample 0 and no
+        noise, impairments or per-channel offsets (qa_mimo_channel checks it); ``phase`` is the CFO phase
+        at output sample 0 (rad). AWGN and the front-end impairments (:class:`Impairments`) stay with the
+        caller; no caller here needs them in one shot.
+        """
+        n_rx, n_tx, length = self.taps.shape
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[0] != n_tx:
+            raise ValueError(f"x must be (n_tx={n_tx}, n) transmit streams, got shape {x.shape}")
+        if not np.iscomplexobj(x):
+            raise ValueError(f"x must be complex baseband samples, got dtype {x.dtype}")
+        n = x.shape[1]
+        y = np.zeros((n_rx, n + self.extra_samples), np.complex128)
+        for k in range(length):  # L <= a few dozen lags, each one (Nr, Nt) @ (Nt, n) product
+            start = self.int_delay + k
+            y[:, start: start + n] += self.taps[:, :, k] @ x
+        if self.cfo or phase:
+            y *= np.exp(1j * (phase + 2 * np.pi * self.cfo * np.arange(y.shape[1])))
+        return y
+
 
 @dataclass(frozen=True)
 class ChannelSpec:
