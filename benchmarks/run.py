@@ -9,7 +9,8 @@
     .venv/bin/python benchmarks/run.py --realtime  # throttled loopback, highest R (results/realtime.md)
 
 Each comparison runs both sides in the same process, same machine, same sizes; medians of repeats.
-Writes benchmarks/results/<name>.csv and benchmarks/results/summary.md. Not part of the tests.
+Writes benchmarks/results/<name>.csv and benchmarks/results/summary.md (or --out DIR). Timing is not tested;
+tests/test_benchmarks.py only runs --quick into a temporary folder, so the harness keeps working.
 """
 
 from __future__ import annotations
@@ -911,8 +912,12 @@ def write_csv(name: str, rows: list[dict]) -> None:
 
 
 def main() -> int:
+    global RESULTS  # --out: every writer below reads the module's folder
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder the results go to (default benchmarks/results, the committed ones; "
+                             "give another for a smoke run)")
     parser.add_argument("--tx-only", action="store_true",
                         help="only the transmit and channel parts (results/summary_tx.md, not summary.md)")
     parser.add_argument("--rx-only", action="store_true",
@@ -940,6 +945,8 @@ def main() -> int:
     parser.add_argument("--rt-name", default="realtime",
                         help="--realtime writes results/<name>.md and .csv (default %(default)s)")
     args = parser.parse_args()
+    RESULTS = args.out
+    RESULTS.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     if args.realtime:
         if args.rt_load <= 0:
