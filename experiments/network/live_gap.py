@@ -30,7 +30,7 @@ import numpy as np
 from semcom.network.env import NetworkConfig, NetworkCore
 from semcom.network.experiment import read_policy_doc
 from semcom.network.live import simulate_scenario
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 LIVE = Path(__file__).resolve().parent / "output" / "live"
 EDGES = (-60.0, -5.0, -2.5, 0.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 80.0)  # model SINR bins (dB)
@@ -185,7 +185,6 @@ def plot_gaps(path: Path, doc: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from semcom.results import save_figure
 
     runs = doc["runs"]
     x = np.arange(len(runs))
@@ -202,7 +201,7 @@ def plot_gaps(path: Path, doc: dict) -> None:
                  f"{doc['within_margin']} of {doc['n_runs']}\n({Path(doc['link_table']).name})", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    save_figure(fig, path, dpi=120)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from semcom.progress import progress_bar
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +155,7 @@ def plot_table(path: Path, table: SemanticTable) -> None:
     ax.set_title("Semantic table of the network env: shipped token link, k of 5 tokens", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_curves(ckdir: str | Path, table_path: str | Path, out_dir: str | Path, n_test: int, seed: int,

@@ -16,7 +16,7 @@ import numpy as np
 from semcom import checkpoint as ckpt
 from semcom.errors import UsageError
 from semcom.progress import progress_bar
-from semcom.results import save_figure, write_csv
+from semcom.results import FIGURE_DPI, save_figure, write_csv
 
 from .agents import SCHEMES, DQNConfig, Scheme, make_scheme, run_scheme
 from .env import NetworkConfig, NetworkCore
@@ -381,8 +381,8 @@ def plot_fig7(path: Path, smooth: dict[str, np.ndarray], fc: Fig7Config, acc: di
     fig.suptitle(title, fontsize=9)
     axes[0].set_ylabel(f"network QoE ({fc.smooth}-slot moving average)")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 0.8, 1))
-    fig.savefig(path, dpi=120)
+    fig.tight_layout(rect=(0, 0, 0.8, 1))  # room for the legend on the right
+    fig.savefig(path, dpi=FIGURE_DPI)
     plt.close(fig)
 
 

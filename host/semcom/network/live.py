@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from semcom.results import write_csv
+from semcom.results import save_figure, write_csv
 
 from .air import FRAME_VALUES, INTERFERER_CFO, SharedAir, TokenPool, level_parts
 from .env import LOST_SINR_DB, NetworkConfig, NetworkCore
@@ -281,7 +281,6 @@ def plot_live(path: Path, live: np.ndarray, live_lost_zero: np.ndarray, sim: np.
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from semcom.results import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
     ax.plot(live, label=f"live flowgraph, mean {summary['qoe_live']:.3f}")
@@ -296,4 +295,4 @@ def plot_live(path: Path, live: np.ndarray, live_lost_zero: np.ndarray, sim: np.
                  f"{summary['gap']:+.3f}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    save_figure(fig, path, dpi=120)
+    save_figure(fig, path)
