@@ -35,9 +35,9 @@ import semcom.transfer
 from semcom.loopback import stream
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import LAYOUT, bench_loopback  # noqa: E402  (the benchmarks' 2x4 wifi64 layout, loopback setup)
+from run import GAP, LAYOUT, bench_loopback  # noqa: E402  (the benchmarks' 2x4 wifi64 layout, loopback setup)
 
-FRAME_SAMPLES = LAYOUT.frame_len(5 * 256) + 160  # a 5x256 frame and ofat_tx's gap (loopback.grc)
+FRAME_SAMPLES = LAYOUT.frame_len(5 * 256) + GAP  # a 5x256 frame and ofat_tx's gap (loopback.grc)
 
 TICK = os.sysconf("SC_CLK_TCK")
 

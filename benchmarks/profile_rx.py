@@ -32,13 +32,13 @@ from gnuradio.semcom.compiled_receiver import CompiledFrameReceiver, compiled_re
 from gnuradio.semcom.messages import parse_tensor_message, serialize, tensor_message, wire_message, wire_parts
 
 from semcom.ofat.channel_model import ChannelSpec
-from semcom.ofat.frame import make_layout, modulate_frame
+from semcom.ofat.frame import DEFAULT_GAP_SAMPLES, make_layout, modulate_frame
 from semcom.ofat.receiver import FrameReceiver, ReceivedFrame, ReferenceFrameReceiver, RxCounters
 from semcom.wire import Kind, encode
 
 
 def recorded_burst(n_frames: int, n_tx: int = 2, n_rx: int = 4, snr_db: float = 20.0, seed: int = 0,
-                   gap: int = 160) -> tuple[np.ndarray, object]:
+                   gap: int = DEFAULT_GAP_SAMPLES) -> tuple[np.ndarray, object]:
     """(Nr, n) complex64 samples of n_frames back-to-back 5x256 frames through one seeded multipath
     realisation with CFO and AWGN, and the layout."""
     layout = make_layout("wifi64", n_tx=n_tx, n_rx=n_rx)

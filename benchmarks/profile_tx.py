@@ -25,7 +25,7 @@ from gnuradio.semcom.messages import tensor_message
 from profile_bridge import stages as bridge_stages  # benchmarks/, the script's own directory
 
 from semcom.errors import positive_int
-from semcom.ofat.frame import make_layout
+from semcom.ofat.frame import DEFAULT_GAP_SAMPLES, make_layout
 
 
 class TimedTx(semcom.ofat_tx):
@@ -60,7 +60,7 @@ def tx_cpu(n_tx: int, n_frames: int, batch: int | None) -> dict[str, float]:
     tx = TimedTx(layout, max_queue=n_frames + 1, idle_sleep_s=0.0)
     if batch is not None:
         tx.MAX_BATCH = batch
-    n_samples = n_frames * (layout.frame_len(1280) + 160)
+    n_samples = n_frames * (layout.frame_len(1280) + DEFAULT_GAP_SAMPLES)
     for port in range(n_tx):
         tb.connect((tx, port), blocks.head(gr.sizeof_gr_complex, n_samples),
                    blocks.null_sink(gr.sizeof_gr_complex))
@@ -86,7 +86,7 @@ def profile_tx(n_tx: int, n_frames: int, batch: int | None) -> list[str]:
     per_frame[outside] = process - sum(per_frame.values())
     frames = f"up to {semcom.ofat_tx.MAX_BATCH}" if batch is None else str(batch)
     label = f"Nt = {n_tx}, {frames} per modulation"
-    samples = make_layout("wifi64", n_tx=n_tx).frame_len(1280) + 160
+    samples = make_layout("wifi64", n_tx=n_tx).frame_len(1280) + DEFAULT_GAP_SAMPLES
     return [f"| {label}: {k} | {v * 1e6:.1f} |" for k, v in per_frame.items()] + \
         [f"| {label}: **all, per frame** ({samples} samples per stream) | **{process * 1e6:.1f}** |"]
 
@@ -112,7 +112,7 @@ def null_cpu(n_tx: int, n_frames: int) -> float:
     """CPU seconds of NullTx over the samples and messages of n_frames 5x256 frames."""
     tb = gr.top_block()
     tx = NullTx(n_tx)
-    n_samples = n_frames * (make_layout("wifi64", n_tx=n_tx).frame_len(1280) + 160)
+    n_samples = n_frames * (make_layout("wifi64", n_tx=n_tx).frame_len(1280) + DEFAULT_GAP_SAMPLES)
     for port in range(n_tx):
         tb.connect((tx, port), blocks.head(gr.sizeof_gr_complex, n_samples),
                    blocks.null_sink(gr.sizeof_gr_complex))

@@ -43,6 +43,7 @@ from semcom.ofat.channel_model import ChannelSpec
 from semcom.ofat.clipping import clip_frame
 from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import (
+    DEFAULT_GAP_SAMPLES,
     FrameHeader,
     OfatLayout,
     frame_grid_reference,
@@ -58,6 +59,7 @@ from semcom.wire import Kind, decode, encode
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LAYOUT = make_layout("wifi64", n_tx=2, n_rx=4)
+GAP = DEFAULT_GAP_SAMPLES  # ofat_tx's gap after each frame (as in the loopback flowgraphs)
 
 
 def median_of(fn: Callable[[], float], repeats: int) -> float:
@@ -90,9 +92,9 @@ def modulate_rates(layout: OfatLayout, n_frames: int, repeats: int) -> dict[str,
     n_calls = max(1, n_frames // batch)
     chains: dict[str, tuple[Callable[[int], object], int]] = {
         f"modulate_frames, {batch} per call":
-            (lambda i: modulate_frames(layout, payloads, headers, 160), batch),
-        "modulate_frame, one per call": (lambda i: modulate_frame(layout, tensors[i % 8], seq=i, pad=160), 1),
-        "reference construction": (lambda i: modulate_reference(layout, tensors[i % 8], seq=i, pad=160), 1)}
+            (lambda i: modulate_frames(layout, payloads, headers, GAP), batch),
+        "modulate_frame, one per call": (lambda i: modulate_frame(layout, tensors[i % 8], seq=i, pad=GAP), 1),
+        "reference construction": (lambda i: modulate_reference(layout, tensors[i % 8], seq=i, pad=GAP), 1)}
     times: dict[str, list[float]] = {k: [] for k in chains}
     for _ in range(repeats + 1):  # the first round is a warm-up
         for name, (fn, per_call) in chains.items():
@@ -126,10 +128,10 @@ def tx_breakdown() -> list[tuple[str, float]]:
             ("frame_header: checks, power scale, header (ofat_tx's handler)",
              us(lambda: frame_header(LAYOUT, v, seq=1))),
             (f"modulate_frames, {batch} frames per call (ofat_tx's work), per frame",
-             us(lambda: modulate_frames(LAYOUT, [v] * batch, [header] * batch, 160), n=20, per_call=batch)),
-            ("modulate_frame, one frame per call", us(lambda: modulate_frame(LAYOUT, v, seq=1, pad=160))),
+             us(lambda: modulate_frames(LAYOUT, [v] * batch, [header] * batch, GAP), n=20, per_call=batch)),
+            ("modulate_frame, one frame per call", us(lambda: modulate_frame(LAYOUT, v, seq=1, pad=GAP))),
             ("modulate_reference (the definition: frame_grid_reference + IFFT)",
-             us(lambda: modulate_reference(LAYOUT, v, seq=1, pad=160)))]
+             us(lambda: modulate_reference(LAYOUT, v, seq=1, pad=GAP)))]
 
 
 def ofat_tx_run(n_frames: int, layout: OfatLayout = LAYOUT, batch: int | None = None, compiled: bool = False,
@@ -148,7 +150,7 @@ def ofat_tx_run(n_frames: int, layout: OfatLayout = LAYOUT, batch: int | None = 
     tx = make(layout, max_queue=n_frames + 1, idle_sleep_s=0.0)
     if batch is not None:
         tx.MAX_BATCH = batch
-    n_samples = n_frames * (layout.frame_len(1280) + 160)
+    n_samples = n_frames * (layout.frame_len(1280) + GAP)
     for a in range(layout.n_tx):
         sink = blocks.null_sink(gr.sizeof_gr_complex)
         tb.connect((tx, a), blocks.head(gr.sizeof_gr_complex, n_samples), sink)
@@ -308,7 +310,7 @@ def channel_part(n: int) -> list[str]:
 
 
 # ------------------------------------------------------------------------- 2. receiver
-def received_samples(n_frames: int, snr_db: float = 20.0, layout: OfatLayout = LAYOUT, gap: int = 160
+def received_samples(n_frames: int, snr_db: float = 20.0, layout: OfatLayout = LAYOUT, gap: int = GAP
                      ) -> np.ndarray:
     """(Nr, n) complex64: 5x256 frames, each followed by `gap` idle samples, through random multipath
     MIMO channels (one realisation per frame) and AWGN."""
@@ -395,7 +397,7 @@ def receive_part(n_frames: int) -> list[str]:
     chain runs 10x the samples so its start-up is as small a part)."""
     rows, table = [], []
     frame = LAYOUT.frame_len(1280)
-    for duty, gap in (("back to back", 160), ("10 % duty", 9 * frame)):
+    for duty, gap in (("back to back", GAP), ("10 % duty", 9 * frame)):
         for n_tx, n_rx in ((1, 1), (2, 2), (2, 4), (4, 4)):
             layout = make_layout("wifi64", n_tx=n_tx, n_rx=n_rx)
             samples = received_samples(16, layout=layout, gap=gap)
@@ -693,9 +695,6 @@ def soak(n_frames: int, batch: int, n_tx: int = 2, n_rx: int = 4) -> int:
 
 
 # ------------------------------------------------------------------------- 6. real-time check
-RT_GAP = 160  # ofat_tx's gap after each frame (as in the loopback flowgraphs)
-
-
 def realtime_flowgraph(layout: OfatLayout, rate: float, arrangement: str, seed: int = 1
                        ) -> tuple[gr.top_block, dict]:
     """The loopback (tensor_source -> ofat_tx -> mimo_channel -> ofat_rx -> tensor_sink, the blocks
@@ -711,8 +710,8 @@ def realtime_flowgraph(layout: OfatLayout, rate: float, arrangement: str, seed: 
     tb = gr.top_block()
     src = semcom.tensor_source("tcp://127.0.0.1:*", hwm=16)
     # idle zeros in small chunks and no sleep: the throttle paces the stream, and an idle gap then
-    # costs at most 160 samples of air time; a small output buffer keeps queued zeros (latency) short.
-    tx = semcom.ofat_tx(layout, gap_samples=RT_GAP, idle_chunk=RT_GAP, idle_sleep_s=0.0, max_queue=64)
+    # costs at most one gap of air time; a small output buffer keeps queued zeros (latency) short.
+    tx = semcom.ofat_tx(layout, gap_samples=GAP, idle_chunk=GAP, idle_sleep_s=0.0, max_queue=64)
     tx.set_max_output_buffer(2048)
     chan = semcom.mimo_channel(layout.n_tx, layout.n_rx, snr_db=20.0, fading="per_frame", n_taps=3,
                                cfo_jitter=0.4 / layout.fft_len, max_int_delay=40, seed=seed)
@@ -759,7 +758,7 @@ def realtime_run(arrangement: str, n_tx: int, n_rx: int, rate: float, duration: 
     more than 1 s of frames (at least 32) are in flight (latency then grew by >= 1 s)."""
     layout = make_layout("wifi64", n_tx=n_tx, n_rx=n_rx)
     tb, nodes = realtime_flowgraph(layout, rate, arrangement)
-    period = (layout.frame_len(1280) + RT_GAP) / (rate * load)
+    period = (layout.frame_len(1280) + GAP) / (rate * load)
     backlog_limit = max(32, int(1.0 / period))
     pool = [np.random.default_rng(i).standard_normal((5, 256)).astype(np.float32) for i in range(16)]
     sent_at: dict[int, float] = {}
@@ -1079,7 +1078,7 @@ def transmit_part(n_frames: int) -> list[str]:
             "Samples (or frames) per CPU second of the process, every flowgraph thread counted, at steady "
             "state (runs of n and 3n frames, the least CPU time of each over 5 rounds that interleave the "
             "chains).", "",
-            f"TX construction (wifi64, Nt = 2, 5x256 payload, 160-sample gap): {mod[names[0]]:,.0f} frames "
+            f"TX construction (wifi64, Nt = 2, 5x256 payload, {GAP}-sample gap): {mod[names[0]]:,.0f} frames "
             f"per CPU s with `{names[0]}` vs {mod[names[1]]:,.0f} with `{names[1]}` "
             f"(**{mod[names[0]] / mod[names[1]]:.2f}x**) and {mod[names[2]]:,.0f} with the reference "
             "construction.", "",
@@ -1096,7 +1095,7 @@ def transmit_part(n_frames: int) -> list[str]:
             f"GR C++ allocator+FFT+CP: {tx_gr / 1e6:.2f} M samples per CPU s; GR `digital.ofdm_tx`: "
             f"{tx_hier / 1e6:.2f} M (one stream each).", "",
             f"Where a frame's CPU time goes (microseconds per frame, wifi64, Nt = 2, 5x256 tensor; one frame "
-            f"is {LAYOUT.frame_len(1280) + 160} samples per antenna):", "",
+            f"is {LAYOUT.frame_len(1280) + GAP} samples per antenna):", "",
             "| step | us |", "| --- | --- |", *[f"| {k} | {us:.1f} |" for k, us in tx_breakdown()], ""]
 
 

@@ -32,7 +32,7 @@ from semcom.capture import (
 )
 from semcom.cli import main as cli_main
 from semcom.errors import UsageError
-from semcom.ofat.frame import make_layout
+from semcom.ofat.frame import DEFAULT_GAP_SAMPLES, make_layout
 from semcom.ofat.receiver import FrameReceiver
 
 # The regression fixture: `semcom record-loopback tests/fixtures/loopback_2x2` (12 frames, 2x2, 20 dB).
@@ -78,7 +78,7 @@ def test_legacy_sigmf_1_0_0_metadata_still_loads():
 
 def test_record_then_replay_round_trip(tmp_path):
     # What this checks is the recording, not the receiver: every sample the channel emitted is stored
-    # (run_burst streams 4 x (frame + 160-sample gap) + 1000 samples), in channel order, bit exact, so
+    # (run_burst streams 4 x (frame + default gap) + 1000 samples), in channel order, bit exact, so
     # the replay decodes the frames the live receiver decoded, to the same NMSE (within float32 rounding:
     # ofat_rx decodes live with the compiled receiver where it is built, the replay with numpy's; 8e-6 dB
     # apart on the shipped fixture, where rounding both to 3 decimals could still differ).
@@ -86,7 +86,7 @@ def test_record_then_replay_round_trip(tmp_path):
     live = record_loopback(tmp_path / "rec", n_frames=4, snr_db=25.0, seed=1, layout=layout)
     assert [r["seq"] for r in live] == [0, 1, 2, 3]
     rec = load_recording(tmp_path / "rec")
-    assert rec.n_samples == 4 * (layout.frame_len(4 * 48) + 160) + 1000
+    assert rec.n_samples == 4 * (layout.frame_len(4 * 48) + DEFAULT_GAP_SAMPLES) + 1000
     rows = replay(rec)
     assert [r["seq"] for r in rows] == [0, 1, 2, 3]
     assert [r["nmse_db"] for r in rows] == pytest.approx([r["nmse_db"] for r in live], abs=1e-3)

@@ -15,7 +15,7 @@ import yaml
 from semcom.flowgraphs import compile_flowgraph, list_flowgraphs
 from semcom.link import LinkClient
 from semcom.ofat.equalize import reconstruct_payload
-from semcom.ofat.frame import PRESETS, Mode, make_layout
+from semcom.ofat.frame import DEFAULT_GAP_SAMPLES, PRESETS, Mode, make_layout
 
 GRC_FILES = list_flowgraphs()
 
@@ -33,6 +33,28 @@ def test_layout_block_offers_the_frame_modules_presets_and_modes():
     assert params["preset"]["options"] == list(PRESETS)
     assert params["mode"]["options"] == list(typing.get_args(Mode))
     assert params["preset"]["dtype"] == params["mode"]["dtype"] == "string"  # still takes an expression
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_gap_default_in_grc_and_yml_is_the_frame_modules():
+    """GRC needs literal defaults, so the OFAT Transmitter's .block.yml and every .grc (flowgraphs/ and the
+    examples) restate DEFAULT_GAP_SAMPLES; this keeps them from drifting. A .grc may pass a parameter
+    block's name: its value is the default then."""
+    yml = REPO / "gr-semcom" / "grc" / "semcom_ofat_tx.block.yml"
+    params = {p["id"]: p for p in yaml.safe_load(yml.read_text())["parameters"]}
+    assert int(params["gap_samples"]["default"]) == DEFAULT_GAP_SAMPLES
+    checked = []
+    for grc in [*GRC_FILES, *sorted((REPO / "gr-semcom" / "examples").glob("*.grc"))]:
+        blocks = yaml.safe_load(grc.read_text())["blocks"]
+        values = {b["name"]: b["parameters"].get("value") for b in blocks if b["id"] == "parameter"}
+        for block in blocks:
+            if block["id"] == "semcom_ofat_tx":
+                gap = str(block["parameters"]["gap_samples"])
+                assert int(values.get(gap, gap)) == DEFAULT_GAP_SAMPLES, f"{grc.name}: {block['name']}"
+                checked.append(grc.stem)
+    assert {"loopback", "usrp_tx", "split_tx", "network_loopback_3", "ofat_chain"} <= set(checked)
 
 
 @pytest.mark.parametrize("grc", GRC_FILES, ids=lambda p: p.stem)

@@ -18,7 +18,7 @@ from semcom.ofat.equalize import (
     zf_nmse_bound,
     zf_real,
 )
-from semcom.ofat.frame import frame_grid, make_layout, modulate_frame, ofdm_modulate
+from semcom.ofat.frame import DEFAULT_GAP_SAMPLES, frame_grid, make_layout, modulate_frame, ofdm_modulate
 from semcom.ofat.receiver import FrameReceiver, ReferenceFrameReceiver
 
 
@@ -492,7 +492,7 @@ def test_sfo_tracking_estimates_the_clock_offset_and_removes_its_phase_slope():
     layout = make_layout("wifi64", n_tx=2, n_rx=4)
     rng = np.random.default_rng(30)
     n_frames, values = 40, rng.standard_normal((40, 1280))
-    x = np.concatenate([np.concatenate([modulate_frame(layout, values[s], seq=s, pad=160)[0]
+    x = np.concatenate([np.concatenate([modulate_frame(layout, values[s], seq=s, pad=DEFAULT_GAP_SAMPLES)[0]
                                         for s in range(n_frames)], axis=1),
                         np.zeros((2, 400), np.complex64)], axis=1)
     spec = ChannelSpec(n_rx=4, n_tx=2, n_taps=3, cfo=0.3 / 64)
@@ -509,7 +509,8 @@ def test_sfo_tracking_estimates_the_clock_offset_and_removes_its_phase_slope():
         return 10 * np.log10(np.mean(err)), [f.sfo_ppm for f in frames]
 
     shifted = SfoResampler(4, 20.0)
-    starts = 50 + np.arange(n_frames) * (layout.frame_len(1280) + 160)  # re-centred in the gaps (tx_sob)
+    # re-centred in the gaps (tx_sob)
+    starts = 50 + np.arange(n_frames) * (layout.frame_len(1280) + DEFAULT_GAP_SAMPLES)
     skewed = shifted.process(clean.astype(np.complex64), list(starts)) + noise
     ideal = np.concatenate([np.zeros((4, shifted.latency)), clean[:, : -shifted.latency]], axis=1) + noise
     base, _ = nmse_db(ideal, False)

@@ -25,6 +25,7 @@ from gnuradio import blocks, gr, semcom
 from gnuradio.semcom.messages import tensor_message
 
 from semcom.ofat.frame import (
+    DEFAULT_GAP_SAMPLES,
     FrameError,
     combine_header_llrs,
     decode_header,
@@ -38,7 +39,7 @@ from semcom.ofat.frame import (
 pytestmark = pytest.mark.skipif(semcom.semcom_python is None and not os.environ.get("CI"),
                                 reason="compiled blocks not built (scripts/setup.sh builds them)")
 
-GAP = 160
+GAP = DEFAULT_GAP_SAMPLES
 PORT = pmt.intern("tensors")
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from semcom.ofat.frame import DEFAULT_GAP_SAMPLES
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -35,7 +37,7 @@ def flowgraph(n: int) -> str:
     params = [("preset", "OFAT preset", "str", "wifi64"), ("mode", "Mode (complex/real)", "str", "complex"),
               ("train_reps", "Training repetitions", "intx", "2"),
               ("stagger", "Stagger between links (samples)", "intx", "0"),
-              ("gap_samples", "Gap after each frame (samples)", "intx", "160"),
+              ("gap_samples", "Gap after each frame (samples)", "intx", str(DEFAULT_GAP_SAMPLES)),
               ("fill_power", "Idle interferer fill power", "eng_float", "0.8125"),
               ("interferer_cfo", "Interferer CFO max (cycles/sample)", "eng_float", "0.5 / 64"),
               ("seed", "Noise seed", "intx", "0"),

@@ -34,7 +34,7 @@ from semcom.errors import (
 from semcom.errors import shape as shape_arg
 from semcom.link import LinkClient
 from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
-from semcom.ofat.frame import OfatLayout, make_layout
+from semcom.ofat.frame import DEFAULT_GAP_SAMPLES, OfatLayout, make_layout
 from semcom.results import write_csv
 from semcom.transfer import (  # noqa: F401  (re-exported: the launcher and transfer live in semcom.transfer)
     LOOPBACK_FLOWGRAPHS,
@@ -164,7 +164,7 @@ def gr_channel_models(tb: Any, taps: np.ndarray, *, epsilon: float = 1.0, cfo: f
     return inputs, outputs
 
 
-def run_burst(layout: OfatLayout, tensors: dict[int, np.ndarray], *, gap: int = 160,
+def run_burst(layout: OfatLayout, tensors: dict[int, np.ndarray], *, gap: int = DEFAULT_GAP_SAMPLES,
               record_path: str | None = None, record_meta: dict[str, Any] | None = None,
               rx_options: dict[str, Any] | None = None, gr_channel: dict[str, Any] | None = None,
               **channel: Any) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:

@@ -20,7 +20,15 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from semcom.ofat.frame import FrameError, FrameHeader, OfatLayout, _tx_template, frame_header, modulate_frames
+from semcom.ofat.frame import (
+    DEFAULT_GAP_SAMPLES,
+    FrameError,
+    FrameHeader,
+    OfatLayout,
+    _tx_template,
+    frame_header,
+    modulate_frames,
+)
 
 from .messages import parse_tensor_message
 
@@ -99,7 +107,7 @@ class ofat_tx(gr.sync_block):
     buffer the block reuses, and copies whole slices of it per port (tags per frame).
     """
 
-    def __init__(self, layout: OfatLayout, gap_samples: int = 160, idle_fill: bool = True,
+    def __init__(self, layout: OfatLayout, gap_samples: int = DEFAULT_GAP_SAMPLES, idle_fill: bool = True,
                  idle_chunk: int = 1024, idle_sleep_s: float = 0.002, max_queue: int = 64):
         gr.sync_block.__init__(self, name="semcom_ofat_tx", in_sig=None,
                                out_sig=[np.complex64] * layout.n_tx)
@@ -248,8 +256,8 @@ class ofat_tx(gr.sync_block):
             self.add_item_tag(port, offset, key, value)
 
 
-def ofat_tx_fast(layout: OfatLayout, gap_samples: int = 160, idle_fill: bool = True, idle_chunk: int = 1024,
-                 idle_sleep_s: float = 0.002, max_queue: int = 64):
+def ofat_tx_fast(layout: OfatLayout, gap_samples: int = DEFAULT_GAP_SAMPLES, idle_fill: bool = True,
+                 idle_chunk: int = 1024, idle_sleep_s: float = 0.002, max_queue: int = 64):
     """ofat_tx's compiled core (C++, gr-semcom/lib/ofat_tx_fast_impl.cc): the same message port, samples,
     tags, counters() and queued(), at GNU Radio C++ speed. Its arithmetic is modulate_frames' in float64
     (an FFTW double-precision IFFT for numpy's), each sample rounded to complex64 once: 98.9-99.99 % of
@@ -290,8 +298,9 @@ def ofat_tx_fast(layout: OfatLayout, gap_samples: int = 160, idle_fill: bool = T
 IMPLEMENTATIONS = ("auto", "cxx", "python")
 
 
-def make_ofat_tx(layout: OfatLayout, gap_samples: int = 160, idle_fill: bool = True, idle_chunk: int = 1024,
-                 idle_sleep_s: float = 0.002, max_queue: int = 64, implementation: str = "auto"):
+def make_ofat_tx(layout: OfatLayout, gap_samples: int = DEFAULT_GAP_SAMPLES, idle_fill: bool = True,
+                 idle_chunk: int = 1024, idle_sleep_s: float = 0.002, max_queue: int = 64,
+                 implementation: str = "auto"):
     """The OFAT Transmitter as GRC makes it (semcom_ofat_tx.block.yml): `ofat_tx_fast`, the compiled core,
     where it was built, else the Python `ofat_tx` ("auto", the default: the same samples, tags and
     counters, 1.4-1.8x GNU Radio's C++ OFDM TX chain per stream against 0.2-0.4x, benchmarks/results/

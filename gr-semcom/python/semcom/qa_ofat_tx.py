@@ -16,7 +16,7 @@ import pmt
 from gnuradio import blocks, digital, fft, gr, gr_unittest, semcom
 from gnuradio.semcom.messages import tensor_message
 
-from semcom.ofat.frame import frame_grid_reference, make_layout, modulate_frame
+from semcom.ofat.frame import DEFAULT_GAP_SAMPLES, frame_grid_reference, make_layout, modulate_frame
 
 
 def run_tx(layout, messages, n_samples, make=semcom.ofat_tx, **kwargs):
@@ -120,10 +120,10 @@ class qa_ofat_tx(gr_unittest.TestCase):
         sizes = [320, 40, 700, 8]
         msgs = [tensor_message({"seq": i}, {"x": rng.standard_normal(n).astype(np.float32)})
                 for i, n in enumerate(sizes)]
-        gap = 160
+        gap = DEFAULT_GAP_SAMPLES  # the block's default gap
         lengths = [self.layout.frame_len(n) + gap for n in sizes]
         total = sum(lengths)
-        tx, streams, _ = run_tx(self.layout, msgs, total, gap_samples=gap, idle_fill=False)
+        tx, streams, _ = run_tx(self.layout, msgs, total, idle_fill=False)
         self.assertEqual(len(streams[0]), total)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         for port in range(self.layout.n_tx):

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from semcom.ofat.frame import DEFAULT_GAP_SAMPLES
+
 FRAME_VALUES = 2560  # real values per frame: every link's frame has the same length, all on the air together
 INTERFERER_CFO = 0.5  # max |offset| of a foreign transmitter's oscillator, in subcarriers
-GAP_SAMPLES = 160
 
 
 def live_layout() -> Any:
@@ -114,7 +115,7 @@ class SharedAir:
         self.timeout_s, self.grace_s = timeout_s, grace_s
         self.layout = live_layout()
         # samples each frame occupies on its link's stream: the frame and its gap (ofat_tx burst mode)
-        self.frame_samples = self.layout.frame_len(FRAME_VALUES) + GAP_SAMPLES
+        self.frame_samples = self.layout.frame_len(FRAME_VALUES) + DEFAULT_GAP_SAMPLES
         self.frames_per_link = 0
         self.counters: dict[str, Any] = {}
 
@@ -127,7 +128,7 @@ class SharedAir:
         addr = {f"{side}_address_{k}": "tcp://127.0.0.1:*" for side in ("tx", "rx") for k in range(n)}
         fill = self.layout.n_used / self.layout.fft_len  # mean sample power of an OFAT frame (unitary IFFT)
         self.tb = top_block_class(f"network_loopback_{n}")(
-            stagger=0, gap_samples=GAP_SAMPLES, fill_power=fill,
+            stagger=0, gap_samples=DEFAULT_GAP_SAMPLES, fill_power=fill,
             interferer_cfo=INTERFERER_CFO / self.layout.fft_len, seed=self.seed,
             link_sequences=int(self.link_sequences), **addr)
         tx = [getattr(self.tb, f"tensor_source_{k}").endpoint() for k in range(n)]

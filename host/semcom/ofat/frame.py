@@ -64,6 +64,10 @@ SCALE_CODE_ZERO = 1 << 15
 SCALE_CODE_STEPS = 1024
 _SEQUENCE_SEED = 0x5EC0_0FA7
 MAX_SEQUENCE_ID = 0xFFFF
+# Idle samples ofat_tx sends after each frame by default (two wifi64 CP-OFDM symbols): the channel's tail
+# (integer delay + FIR) must end in it, or a redrawn delay cuts the frame (mimo_channel checks). The .grc
+# files and the OFAT Transmitter's .block.yml restate it as a literal; tests/test_flowgraphs.py holds them.
+DEFAULT_GAP_SAMPLES = 160
 
 
 class FrameError(ValueError):
