@@ -33,7 +33,7 @@ class OfatChain(gr.top_block):
         gr.top_block.__init__(self, "Minimal OFAT chain")
         layout = semcom.make_layout("wifi64", n_tx=n_tx, n_rx=n_rx, max_data_symbols=64)
         self.probe = semcom.link_probe(shape=(8, 32), period_ms=50, seed=seed, window=1000)
-        self.tx = semcom.ofat_tx(layout, gap_samples=160)
+        self.tx = semcom.ofat_tx(layout)  # bursts with the default gap (frame.DEFAULT_GAP_SAMPLES)
         self.channel = semcom.mimo_channel(n_tx, n_rx, snr_db=snr_db, n_taps=3, max_int_delay=20,
                                            cfo_jitter=0.2 / layout.fft_len, seed=seed)
         self.rx = semcom.ofat_rx(layout)
