@@ -1,5 +1,7 @@
 """Writes flowgraphs/network_loopback_<N>.grc: N OFAT links sharing the air through one
 interference_channel (run once; the .grc is the source GRC opens, this only saves hand-placing blocks).
+The committed network_loopback_3.grc was laid out again by hand in GRC afterwards: rerunning this for
+N = 3 puts the blocks back at the generator's coordinates (same blocks, parameters and connections).
 
     .venv/bin/python experiments/network/make_flowgraph.py 3
 """
