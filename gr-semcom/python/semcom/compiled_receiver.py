@@ -73,6 +73,17 @@ class CompiledFrameReceiver(FrameReceiver):
                 linear_phase=self.phase_tracking == "linear", header_reps=lay.header_reps,
                 header_scrambler=lay.header_scrambler.tolist())
 
+    @property
+    def last_taps(self) -> np.ndarray:
+        """The delay taps kept for the last frame, sorted (diagnostics, as FrameReceiver.last_taps)."""
+        if self._last_chosen is not None:
+            self._last_taps, self._last_chosen = np.sort(self._candidate_taps[self._last_chosen]), None
+        return self._last_taps
+
+    @last_taps.setter
+    def last_taps(self, taps: np.ndarray) -> None:
+        self._last_taps, self._last_chosen = taps, None
+
     def _schmidl_cox(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if x.dtype != np.complex64 or (x.shape[1] > 1 and x.strides[1] != x.itemsize):
             return super()._schmidl_cox(x)
@@ -103,7 +114,7 @@ class CompiledFrameReceiver(FrameReceiver):
             return super()._new_front(body, cfo)
         cfo, h, noise_var, err_var, own_training, g, yh, bits, chosen, fraction = self._kernels.front(
             self._buf, body, cfo)
-        self.last_taps = np.sort(self._candidate_taps[chosen])
+        self._last_chosen = chosen  # last_taps sorts them when asked, not per frame
         self.last_fraction = fraction
         header = decode_header(bits)
         return _Front(cfo, h, noise_var, err_var, g, yh, header, own_training)

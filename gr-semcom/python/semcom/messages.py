@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import pmt
 
-from semcom.wire import HEADER, MAGIC, VERSION, Kind, WireError, decode, encode
+from semcom.wire import HEADER, MAGIC, VERSION, Kind, WireError, decode, encode_arrays
 
 
 class MessageError(ValueError):
@@ -412,14 +412,14 @@ def wire_message(seq: int, meta: dict[str, Any], tensors: dict[str, np.ndarray],
     gets it and tensor_sink counts why it cannot send it, as before. Meta reads back as JSON gives it,
     which is what the host gets either way: tuples as lists, non-string dict keys as strings."""
     try:
-        parts = encode(kind, seq, tensors, meta)
+        header, json_body, payloads = encode_arrays(kind, seq, tensors, meta)
     except (WireError, TypeError, ValueError, OverflowError):
         return tensor_message(meta, tensors)
-    body = [_WIRE_PREFIX, b""]
-    size = 0
-    for part in parts:
-        body += (_PART_LEN.pack(len(part)), part)
-        size += _PART_LEN.size + len(part)
+    body = [_WIRE_PREFIX, b"", _PART_LEN.pack(len(header)), header, _PART_LEN.pack(len(json_body)), json_body]
+    size = 2 * _PART_LEN.size + len(header) + len(json_body)
+    for array in payloads:  # the arrays' own buffers joined in: one copy of each tensor, not two
+        body += (_PART_LEN.pack(array.nbytes), array)
+        size += _PART_LEN.size + array.nbytes
     body[1] = _U32.pack(size) + bytes((1, 0))  # the u8vector's length and its one pad byte
     return pmt.deserialize_str(b"".join(body))
 
