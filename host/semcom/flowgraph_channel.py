@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from semcom.link import LinkClient
-from semcom.transfer import start_loopback_flowgraph, transfer
 from semcom.ofat.frame import make_layout
+from semcom.transfer import start_loopback_flowgraph, transfer
 
 SIDE_INFO_KEYS = ("noise_var", "snr_db", "scale", "cfo", "seq")
 
