@@ -219,6 +219,7 @@ private:
     std::vector<int> d_header_scrambler;
     int d_pilot_rows = 0;
     std::vector<cd> d_full; // windows_fft scratch
+    std::vector<cd> d_symbols; // front()'s training symbols yt, data()'s yd (reused: no zeroed allocation per call)
 
     std::vector<double> phases(const cd* y, int n_sym, const cd* g) const;
     std::vector<cd> delay_ramp(double fraction) const;
