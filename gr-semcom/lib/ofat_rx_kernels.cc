@@ -108,16 +108,27 @@ product(const cd* __restrict__ mat, int rows, int nu, const cd* __restrict__ x, 
         xre[i] = x[i].real();
         xim[i] = x[i].imag();
     }
-    padded.resize(static_cast<std::size_t>(rows + 1) * nu); // mat and a spare row (see product_block)
-    std::copy_n(mat, static_cast<std::size_t>(rows) * nu, padded.begin());
-    mat = padded.data();
+    // The blocks of rows with a whole row of mat after them read mat in place; the last block (the last
+    // two rows, or the last one of an odd count: product_columns' own blocks, so the same sums) reads a
+    // copy of its rows with a spare row after them (see product_block). Copying all of mat cost ~5 %
+    // of front() (perf: memmove).
+    const int tail = rows % 2 ? 1 : std::min(rows, 2), head = rows - tail;
+    padded.resize(static_cast<std::size_t>(tail + 1) * nu);
+    std::copy_n(mat + static_cast<std::size_t>(head) * nu, static_cast<std::size_t>(tail) * nu, padded.begin());
+    cd* tail_out = out + static_cast<std::size_t>(head) * p;
     int q0 = 0;
-    for (; q0 + 8 <= p; q0 += 8)
-        product_columns<8>(mat, rows, nu, xre, xim, p, q0, out);
-    for (; q0 + 4 <= p; q0 += 4)
-        product_columns<4>(mat, rows, nu, xre, xim, p, q0, out);
-    for (; q0 < p; ++q0)
-        product_columns<1>(mat, rows, nu, xre, xim, p, q0, out);
+    for (; q0 + 8 <= p; q0 += 8) {
+        product_columns<8>(mat, head, nu, xre, xim, p, q0, out);
+        product_columns<8>(padded.data(), tail, nu, xre, xim, p, q0, tail_out);
+    }
+    for (; q0 + 4 <= p; q0 += 4) {
+        product_columns<4>(mat, head, nu, xre, xim, p, q0, out);
+        product_columns<4>(padded.data(), tail, nu, xre, xim, p, q0, tail_out);
+    }
+    for (; q0 < p; ++q0) {
+        product_columns<1>(mat, head, nu, xre, xim, p, q0, out);
+        product_columns<1>(padded.data(), tail, nu, xre, xim, p, q0, tail_out);
+    }
 }
 
 // The Schmidl & Cox sums of one antenna added to the running per-position sums (energy |x|^2 at every
