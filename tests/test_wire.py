@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import zmq
 
+from semcom import wire
 from semcom.wire import (
     DEFAULT_LINGER_MS,
     DTYPES,
@@ -246,3 +247,27 @@ def test_send_parts_delivers_small_and_large_messages_and_memoryview_parts():
         np.testing.assert_array_equal(msg.tensors["x"], x)
     push.close()
     pull.close()
+
+
+def test_meta_json_text_is_the_standard_encoders():
+    """The once-made C encoder writes what json.JSONEncoder (same settings) writes, numpy values included."""
+    meta = {"snr_db": np.float32(12.5), "taps": np.arange(3), "name": "é\"x", "nested": {"k": [1, 2.5, None]},
+            "flag": True, "seq": np.int64(7)}
+    body = encode(Kind.FRAME, 3, {}, meta)[1]
+    expected = wire._JSON_ENCODER.encode({"tensors": [], "meta": meta}).encode()
+    assert body == expected
+    assert json.loads(body)["meta"]["taps"] == [0, 1, 2]
+
+
+def test_circular_or_too_deep_meta_is_a_value_error():
+    """A meta the encoder cannot write raises ValueError at the sender (tensor_sink counts error_bad_meta),
+    never a RecursionError."""
+    circular: dict = {}
+    circular["self"] = circular
+    with pytest.raises(ValueError, match="Circular"):
+        encode(Kind.FRAME, 1, {}, circular)
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ValueError):
+        encode(Kind.FRAME, 1, {}, {"deep": deep})
