@@ -25,11 +25,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .env import N_NEIGHBOURS, NetworkConfig, NetworkCore
+from .env import N_NEIGHBOURS, NetworkConfig, NetworkCore, most_interfered
 
 Tensor = torch.Tensor
 
 Actions = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+# Both DRL schemes refuse counterfactual neighbour targets without the hindsight DQN they are an option of.
+CF_NEEDS_HINDSIGHT = ("counterfactual neighbour targets are an option of the hindsight DQN: "
+                      "they need hindsight=True")
 
 
 @dataclass(frozen=True)
@@ -546,10 +550,7 @@ def counterfactual_neighbour_term(core: NetworkCore, rep: dict[str, np.ndarray])
     interferes with most, ``NetworkCore.neighbours``) had it used codebook beam b at power level l in the
     last slot, the others held: which terminals those are also follows from (b, l)."""
     q = counterfactual_qoe(core, rep)                                            # (E, j, B, L, k)
-    cross = np.moveaxis(rep["beam_gain"][..., None] * core.power_w, 2, -1).copy()  # (E, j, B, L, k)
-    idx = np.arange(core.N)
-    cross[:, idx, ..., idx] = -1.0
-    nb = np.argsort(-cross, axis=-1)[..., :N_NEIGHBOURS]
+    nb = most_interfered(np.moveaxis(rep["beam_gain"][..., None] * core.power_w, 2, -1))  # (E, j, B, L, M)
     return np.take_along_axis(q, nb, axis=-1).mean(axis=-1)
 
 
@@ -614,8 +615,7 @@ class HierarchicalDRL(Scheme):
         elif beam_only:
             raise ValueError("the reference split (beam high, power x compression low) needs hindsight=True")
         elif cf:
-            raise ValueError("counterfactual neighbour targets are an option of the hindsight DQN: "
-                             "they need hindsight=True")
+            raise ValueError(CF_NEEDS_HINDSIGHT)
         else:
             self.high = IndependentDQN(core.N, core.obs_dim - self.B, n_high, dqn.gamma_high, dqn,
                                        c.n_slots, seed, prior=lambda v: prior_high(core, v))
@@ -757,8 +757,7 @@ class SingleLayerDRL(Scheme):
                 k=c.neighbour_weight, tie=_tie_break(core, self.C),
                 nb_choice=np.arange(self.B * self.L * self.C) // self.C if self.counterfactual_nb else None)
         elif self.counterfactual_nb:
-            raise ValueError("counterfactual neighbour targets are an option of the hindsight DQN: "
-                             "they need hindsight=True")
+            raise ValueError(CF_NEEDS_HINDSIGHT)
         else:
             self.dqn = IndependentDQN(core.N, n_view + self.C, self.B * self.L * self.C, dqn.gamma_high, dqn,
                                       c.n_slots, seed, prior=lambda v: prior_joint(core, v[..., :n_view]))

@@ -200,6 +200,15 @@ def dft_codebook(n_antennas: int, n_beams: int) -> np.ndarray:
     return np.exp(1j * np.pi * np.outer(u, np.arange(n_antennas))) / np.sqrt(n_antennas)
 
 
+def most_interfered(rx: np.ndarray) -> np.ndarray:
+    """rx (E, N_bs, ..., N_ue) the power BS j puts at terminal k -> (E, N_bs, ..., N_NEIGHBOURS) the terminals
+    other than its own (k = j) each BS reaches most, strongest first: its neighbours in the reward."""
+    cross = rx.copy()
+    idx = np.arange(rx.shape[1])
+    cross[:, idx, ..., idx] = -1.0
+    return np.argsort(-cross, axis=-1)[..., :N_NEIGHBOURS]
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
 
@@ -447,17 +456,13 @@ class NetworkCore:
           reported to BS j; G[j, j, :] is BS j's own link (already in its observation);
         * ``beam``, ``power`` (E, N): each BS's own last action (its own knowledge, not exchanged)."""
         idx = np.arange(self.N)
-        signal = self.rx[:, idx, idx]
-        return {"signal_w": signal, "interference_w": self.rx.sum(axis=1) - signal + self.noise_w,
+        return {"signal_w": self.rx[:, idx, idx], "interference_w": self.interference_w,
                 "level": self.last["level"], "w": self.w, "acc_req": self.acc_req, "rate_req": self.rate_req,
                 "beam_gain": self.G, "beam": self.last["beam"], "power": self.last["power"]}
 
     def neighbours(self) -> np.ndarray:
         """(E, N, M) the M terminals each BS interfered with most in the last slot (measured, local)."""
-        cross = self.rx.copy()
-        idx = np.arange(self.N)
-        cross[:, idx, idx] = -1.0
-        return np.argsort(-cross, axis=2)[..., :N_NEIGHBOURS]
+        return most_interfered(self.rx)
 
     # -- what each agent sees ------------------------------------------------------------------------
     def observe(self) -> np.ndarray:
