@@ -193,8 +193,7 @@ class mimo_channel(arrived_block):
         self.draws = 0
         # Realisations drawn ahead, in batches (ChannelSpec.draw_many: the same draws from the same
         # stream, their fractional-delay filters computed together), taken one per redraw.
-        self._drawn: collections.deque[Realisation] = collections.deque(
-            self.spec.draw_many(self._rng_chan, 1))
+        self._drawn: collections.deque[Realisation] = collections.deque()
         self._window_buf = np.empty(0, np.complex64)  # reused by _fir
         self._set_realisation(self._next_draw())
         self._published_first = False
