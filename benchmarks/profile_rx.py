@@ -30,6 +30,7 @@ import numpy as np
 from gnuradio import semcom
 from gnuradio.semcom.compiled_receiver import CompiledFrameReceiver, compiled_receiver_available
 from gnuradio.semcom.messages import parse_tensor_message, serialize, tensor_message, wire_message, wire_parts
+from gnuradio.semcom.ofat_rx import frame_message
 
 from semcom.ofat.channel_model import ChannelSpec
 from semcom.ofat.frame import DEFAULT_GAP_SAMPLES, make_layout, modulate_frame
@@ -98,9 +99,7 @@ def compiled_steps(layout, y: np.ndarray, chunk: int, repeats: int = 5) -> dict[
                 frames = rx.process([y[r, i: i + chunk] for r in range(layout.n_rx)])
                 t0 = time.perf_counter()
                 for frame in frames:  # what ofat_rx.work does with each frame
-                    meta = frame.meta()
-                    meta["rx_counters"] = vars(rx.counters).copy()
-                    wire_message(meta["seq"], meta, {"Y": frame.y, "H": frame.h})
+                    frame_message(frame, rx.counters)
                 message += time.perf_counter() - t0
                 n += len(frames)
             total = time.perf_counter() - t_start
@@ -119,9 +118,7 @@ def receive_all(layout, y: np.ndarray, chunk: int, publish: bool, receiver: type
         for frame in rx.process(y[:, i: i + chunk]):
             n += 1
             if publish:  # what ofat_rx and tensor_sink do with it
-                meta = frame.meta()
-                meta["rx_counters"] = vars(rx.counters).copy()
-                wire_parts(serialize(wire_message(meta["seq"], meta, {"Y": frame.y, "H": frame.h})))
+                wire_parts(serialize(frame_message(frame, rx.counters)))
     return n
 
 

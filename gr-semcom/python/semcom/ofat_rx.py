@@ -14,7 +14,7 @@ import pmt
 from gnuradio import gr
 
 from semcom.ofat.frame import OfatLayout
-from semcom.ofat.receiver import FrameReceiver
+from semcom.ofat.receiver import FrameReceiver, ReceivedFrame, RxCounters
 
 from .compiled_receiver import CompiledFrameReceiver, compiled_receiver_available
 from .messages import wire_message
@@ -80,8 +80,13 @@ class ofat_rx(gr.sync_block):
         n = len(input_items[0])
         # The Nr input buffers go straight into the receiver's buffer (no stacked copy first).
         for frame in self.receiver.process(input_items):
-            meta = frame.meta()
-            meta["rx_counters"] = vars(self.receiver.counters).copy()  # asdict() costs 4 us a frame
-            # Encoded for the wire here, once: tensor_sink forwards the bytes (messages.wire_message).
-            self.message_port_pub(self._port, wire_message(meta["seq"], meta, {"Y": frame.y, "H": frame.h}))
+            self.message_port_pub(self._port, frame_message(frame, self.receiver.counters))
         return n
+
+
+def frame_message(frame: ReceivedFrame, counters: RxCounters) -> pmt.pmt_base:
+    """The FRAME message ofat_rx publishes for a decoded frame: its meta with the receiver's counters and
+    tensors Y, H, encoded for the wire here, once (tensor_sink forwards the bytes; messages.wire_message)."""
+    meta = frame.meta()
+    meta["rx_counters"] = vars(counters).copy()  # asdict() costs 4 us a frame
+    return wire_message(meta["seq"], meta, {"Y": frame.y, "H": frame.h})
