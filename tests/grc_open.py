@@ -56,6 +56,10 @@ def main(flowgraphs: list[str], out_dir: str) -> int:
         # Lay out labels and ports now (GRC does it on its next paint, which may not have happened yet on a
         # busy machine): the extents below are then the drawn ones.
         flow_graph.update()
+        # And let GTK finish what is queued (the new page's size allocation and paint) before measuring
+        # and drawing: on a loaded machine the first page was once captured before it had been laid out.
+        while Gtk.events_pending():
+            Gtk.main_iteration()
         canvas = page.viewport.get_allocation()  # the visible part of the canvas
         # Xvfb has no backing store to read back: draw the window into an image instead.
         size = window.get_allocation()
