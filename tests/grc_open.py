@@ -35,6 +35,7 @@ from gnuradio.grc.gui import Actions  # noqa: E402
 WINDOW = (1400, 900)  # a laptop screen: the whole flowgraph should show without scrolling
 SETTLE_MS = 1000  # GRC's start: the window shows and the first page is drawn
 PAGE_MS = 150  # per page after switching to it: room for one layout pass (the viewport size)
+MAX_WAITS = 100  # PAGE_MS each: how long to wait for the window to be mapped at most (15 s)
 
 
 def main(flowgraphs: list[str], out_dir: str) -> int:
@@ -49,8 +50,16 @@ def main(flowgraphs: list[str], out_dir: str) -> int:
     report: dict = {"flowgraphs": {}}
     todo = list(range(len(flowgraphs)))
 
+    waits = [0]
+
     def inspect() -> bool:
         window = app.main_window
+        if not window.is_drawable() and waits[0] < MAX_WAITS:
+            # Not mapped yet (GRC's start took longer than SETTLE_MS on a loaded machine): drawing it now
+            # gives a black image. Look again later.
+            waits[0] += 1
+            GLib.timeout_add(PAGE_MS, inspect)
+            return False
         page = window.current_page
         flow_graph = page.flow_graph
         # Lay out labels and ports now (GRC does it on its next paint, which may not have happened yet on a
