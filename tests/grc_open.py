@@ -74,6 +74,12 @@ def main(flowgraphs: list[str], out_dir: str) -> int:
         size = window.get_allocation()
         surface = cairo.ImageSurface(cairo.FORMAT_RGB24, size.width, size.height)
         window.draw(cairo.Context(surface))
+        surface.flush()
+        if not any(surface.get_data()) and waits[0] < MAX_WAITS:
+            # Nothing drawn yet (all black: GRC still starting beside other work); look again later.
+            waits[0] += 1
+            GLib.timeout_add(PAGE_MS, inspect)
+            return False
         name = Path(page.file_path).stem
         surface.write_to_png(str(Path(out_dir) / f"{name}.png"))
         report["flowgraphs"][page.file_path] = {
