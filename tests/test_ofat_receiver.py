@@ -748,3 +748,78 @@ def test_compiled_threshold_crossing_and_plateau_equal_the_numpy_methods():
         assert (peak, middle) == (want_peak, want_middle)
         assert p_sum == pytest.approx(want_sum, rel=1e-12)
     assert fast._first_above(np.zeros(64)) == -1
+
+
+def test_compiled_receiver_streams_the_default_configuration_in_one_call():
+    """The default configuration's process() is one ofat_rx_kernels.receive call (no numpy search);
+    options only the numpy methods cover (dc_removal, iq_correction, sfo_tracking) keep the Python search."""
+    compiled = _compiled()
+    layout = make_layout("wifi64", n_tx=2, n_rx=4)
+    assert compiled.CompiledFrameReceiver(layout)._streaming
+    for option in ("dc_removal", "iq_correction", "sfo_tracking"):
+        assert not compiled.CompiledFrameReceiver(layout, **{option: True})._streaming
+    assert not compiled.CompiledFrameReceiver(layout, noise_estimate="fit_residual")._streaming
+    rx = compiled.CompiledFrameReceiver(layout)
+    with pytest.raises(ValueError, match="1-d sample arrays"):
+        rx.process([np.zeros(100, np.complex64)] * 3)
+    with pytest.raises(ValueError, match="1-d sample arrays"):
+        rx.process([np.zeros(100, np.complex64)] * 3 + [np.zeros(99, np.complex64)])
+    with pytest.raises(ValueError, match=r"\(4, n\)"):
+        rx.process(np.zeros((3, 100), np.complex64))
+    assert rx.process(np.zeros((4, 0), np.complex64)) == []
+
+
+def test_compiled_header_check_equals_frame_decode_header():
+    """ofat_rx_kernels.decode_header (the streaming receiver's CRC and field check) against
+    frame.decode_header: valid headers of 0 to 3 dims, random bits (CRC fails), a passing CRC with a
+    dim after a zero dim, one bit flipped."""
+    import binascii
+    import struct
+
+    from semcom.ofat.frame import HEADER_BITS, FrameHeader, _header_bytes, decode_header
+
+    kernels = _compiled().semcom_python.ofat_rx_kernels
+    rng = np.random.default_rng(4)
+    cases = []
+    for shape in [(), (7,), (5, 256), (3, 65535, 2), (1, 1, 1)]:
+        header = FrameHeader(seq=int(rng.integers(0, 2**32)), shape=shape,
+                             scale_code=int(rng.integers(0, 2**16)), flags=int(rng.integers(0, 256)))
+        cases.append(np.unpackbits(np.frombuffer(_header_bytes(header), np.uint8)))
+    body = struct.pack("<IB3HH", 9, 0, 4, 0, 3, 100)  # a dim after a zero: inconsistent
+    crc = struct.pack("<H", binascii.crc_hqx(body, 0xFFFF))
+    cases.append(np.unpackbits(np.frombuffer(body + crc, np.uint8)))
+    flipped = cases[2].copy()
+    flipped[17] ^= 1
+    cases += [flipped] + [rng.integers(0, 2, HEADER_BITS).astype(np.uint8) for _ in range(50)]
+    for bits in cases:
+        want = decode_header(bits)
+        got = kernels.decode_header(bits)
+        if want is None:
+            assert got is None
+        else:
+            seq, flags, shape, scale_code = got
+            assert FrameHeader(seq=seq, shape=shape, scale_code=scale_code, flags=flags) == want
+    assert sum(decode_header(b) is not None for b in cases) == 5
+
+
+def test_compiled_receiver_counts_an_oversized_header_as_the_numpy_receiver_does():
+    """A frame whose header passes its CRC but declares more values than a frame holds: counted
+    header_invalid and skipped by both receivers, the frames around it delivered alike."""
+    from semcom.ofat.frame import FrameHeader, frame_header, modulate_frames
+
+    compiled = _compiled()
+    layout = make_layout("wifi64", n_tx=2, n_rx=4)
+    rng = np.random.default_rng(8)
+    payloads = [rng.standard_normal(1280) for _ in range(4)]
+    headers = [frame_header(layout, v, seq=s) for s, v in enumerate(payloads)]
+    big = headers[1]
+    headers[1] = FrameHeader(seq=big.seq, shape=(60000, 3), scale_code=big.scale_code, flags=big.flags)
+    x = modulate_frames(layout, payloads, headers, pad=DEFAULT_GAP_SAMPLES)
+    spec = ChannelSpec(n_rx=layout.n_rx, n_tx=layout.n_tx, n_taps=2, cfo=0.001)
+    y = through_channel(rng, x, spec, 25).astype(np.complex64)
+    cuts = np.sort(rng.integers(0, y.shape[1], 12))
+    fast, numpy_rx = compiled.CompiledFrameReceiver(layout), FrameReceiver(layout)
+    got, want = _receive(fast, y, cuts), _receive(numpy_rx, y, cuts)
+    assert [f.header.seq for f in want] == [0, 2, 3]
+    assert numpy_rx.counters.header_invalid == 1
+    _assert_same_frames(got, want, fast, numpy_rx)

@@ -1364,5 +1364,246 @@ double ofat_rx_kernels::data(const cf* buf,
     return power / (static_cast<double>(Nr) * Nu) / Nt;
 }
 
+bool ofat_rx_kernels::decode_header(const std::uint8_t* bits,
+                                    std::size_t n_bits,
+                                    std::uint32_t& seq,
+                                    std::uint8_t& flags,
+                                    std::vector<int>& shape,
+                                    std::uint16_t& scale_code)
+{
+    constexpr std::size_t n_bytes = 15, n_body = 13, max_dims = 3; // frame.HEADER_BYTES, "<IB3HH"
+    if (n_bits != 8 * n_bytes)
+        return false;
+    std::uint8_t raw[n_bytes];
+    for (std::size_t i = 0; i < n_bytes; ++i) { // np.packbits: the first bit is the most significant
+        unsigned v = 0;
+        for (int b = 0; b < 8; ++b)
+            v = (v << 1) | (bits[8 * i + b] & 1u);
+        raw[i] = static_cast<std::uint8_t>(v);
+    }
+    unsigned crc = 0xFFFF; // binascii.crc_hqx(body, 0xFFFF): CRC-16/CCITT, polynomial 0x1021
+    for (std::size_t i = 0; i < n_body; ++i) {
+        crc ^= static_cast<unsigned>(raw[i]) << 8;
+        for (int b = 0; b < 8; ++b)
+            crc = (crc & 0x8000u) ? ((crc << 1) ^ 0x1021u) & 0xFFFFu : (crc << 1) & 0xFFFFu;
+    }
+    if (crc != (raw[n_body] | (static_cast<unsigned>(raw[n_body + 1]) << 8)))
+        return false;
+    auto u16 = [&](std::size_t at) { return static_cast<unsigned>(raw[at] | (raw[at + 1] << 8)); };
+    seq = static_cast<std::uint32_t>(raw[0]) | (static_cast<std::uint32_t>(raw[1]) << 8) |
+          (static_cast<std::uint32_t>(raw[2]) << 16) | (static_cast<std::uint32_t>(raw[3]) << 24);
+    flags = raw[4];
+    const unsigned dims[max_dims] = { u16(5), u16(7), u16(9) };
+    scale_code = static_cast<std::uint16_t>(u16(11));
+    std::size_t ndim = 0;
+    while (ndim < max_dims && dims[ndim] != 0)
+        ++ndim;
+    for (std::size_t i = ndim; i < max_dims; ++i)
+        if (dims[i] != 0)
+            return false;
+    shape.assign(dims, dims + ndim);
+    return true;
+}
+
+void ofat_rx_kernels::set_stream(
+    double threshold, int plateau_window, int cp_len, int values_per_symbol, long long capacity)
+{
+    if (!frame_configured())
+        throw std::logic_error("ofat_rx_kernels::set_stream: set_frame first");
+    if (!(threshold > 0.0 && threshold < 1.0) || plateau_window < 1 || cp_len < 0 || cp_len > d_symbol_len ||
+        values_per_symbol < 1 || capacity < 0 || d_header_scrambler.size() != 120)
+        throw std::invalid_argument("ofat_rx_kernels::set_stream: inconsistent search parameters");
+    d_threshold = threshold;
+    d_plateau_window = plateau_window;
+    d_cp_len = cp_len;
+    d_values_per_symbol = values_per_symbol;
+    d_capacity = capacity;
+}
+
+void ofat_rx_kernels::append(const cf* const* rows, std::size_t m)
+{
+    // FrameReceiver.process: the buffer is compacted to the front, or doubled, when m does not fit.
+    if (d_store_cols == 0) {
+        d_store_cols = 1 << 14;
+        d_store.assign(static_cast<std::size_t>(d_n_rx) * d_store_cols, cf(0.0f, 0.0f));
+    }
+    if (d_hi + m > d_store_cols) {
+        const std::size_t keep = d_hi - d_lo;
+        if (keep + m > d_store_cols / 2) {
+            const std::size_t cols = 2 * (keep + m);
+            std::vector<cf> store(static_cast<std::size_t>(d_n_rx) * cols);
+            for (int r = 0; r < d_n_rx; ++r)
+                std::copy_n(d_store.data() + r * d_store_cols + d_lo, keep, store.data() + r * cols);
+            d_store.swap(store);
+            d_store_cols = cols;
+        } else {
+            for (int r = 0; r < d_n_rx; ++r)
+                std::copy_n(d_store.data() + r * d_store_cols + d_lo, keep, d_store.data() + r * d_store_cols);
+        }
+        d_lo = 0;
+        d_hi = keep;
+    }
+    for (int r = 0; r < d_n_rx; ++r)
+        std::copy_n(rows[r], m, d_store.data() + r * d_store_cols + d_hi);
+    d_hi += m;
+}
+
+void ofat_rx_kernels::trim(long long keep_from_abs)
+{
+    // FrameReceiver._trim: the samples before keep_from_abs, and the metric before the search position.
+    const long long drop =
+        std::min<long long>(std::max<long long>(0, keep_from_abs - d_buf_start), d_hi - d_lo);
+    d_lo += drop;
+    d_buf_start += drop;
+    const long long size = static_cast<long long>(d_metric.size() - d_metric_lo);
+    const long long cut = std::min<long long>(std::max<long long>(0, d_search_from - d_metric_start), size);
+    d_metric_lo += cut;
+    d_metric_start += cut;
+}
+
+ofat_rx_kernels::step ofat_rx_kernels::wait_from(long long rel)
+{
+    d_search_from = d_buf_start + rel;
+    trim(d_search_from);
+    return step::wait;
+}
+
+ofat_rx_kernels::step ofat_rx_kernels::skip_to(long long abs_index)
+{
+    d_search_from = abs_index;
+    trim(abs_index);
+    return step::more;
+}
+
+std::vector<ofat_rx_kernels::stream_frame>
+ofat_rx_kernels::receive(const cf* const* rows, std::size_t m, stream_counts& counts)
+{
+    if (!streaming())
+        throw std::logic_error("ofat_rx_kernels::receive: set_frame and set_stream first");
+    counts = stream_counts();
+    counts.samples = static_cast<long long>(m);
+    append(rows, m);
+    std::vector<stream_frame> frames; // FrameReceiver._drain
+    for (;;) {
+        stream_frame frame;
+        const step s = try_one(frame, counts);
+        if (s == step::frame)
+            frames.push_back(std::move(frame));
+        if (s == step::wait)
+            return frames;
+    }
+}
+
+ofat_rx_kernels::step ofat_rx_kernels::try_one(stream_frame& frame, stream_counts& counts)
+{
+    // FrameReceiver._try_one, _metric_from and _search.
+    const long long F = d_fft_len, n = static_cast<long long>(d_hi - d_lo);
+    const long long rel0 = std::max<long long>(0, d_search_from - d_buf_start);
+    const long long n_metric = n - rel0 - F + 1;
+    if (n_metric <= 0)
+        return step::wait;
+    const long long n_valid = d_buf_start + n - F + 1; // absolute, exclusive
+    const long long have = d_metric_start + static_cast<long long>(d_metric.size() - d_metric_lo);
+    if (have < n_valid) {
+        const long long new_from = std::max(have, d_buf_start + rel0);
+        if (new_from > have || d_metric.size() == d_metric_lo) {
+            // Nothing kept before new_from: the metric starts again there.
+            d_metric.clear();
+            d_p.clear();
+            d_metric_lo = 0;
+            d_metric_start = new_from;
+        } else if (d_metric_lo > d_metric.size() / 2) { // drop what the search has passed
+            d_metric.erase(d_metric.begin(), d_metric.begin() + d_metric_lo);
+            d_p.erase(d_p.begin(), d_p.begin() + d_metric_lo);
+            d_metric_lo = 0;
+        }
+        const std::size_t cols = static_cast<std::size_t>(n - (new_from - d_buf_start));
+        const std::size_t old = d_metric.size(), n_out = static_cast<std::size_t>(n_valid - new_from);
+        d_metric.resize(old + n_out);
+        d_p.resize(old + n_out);
+        schmidl_cox(d_store.data() + d_lo + (new_from - d_buf_start), static_cast<std::ptrdiff_t>(d_store_cols), cols,
+                    d_metric.data() + old, d_p.data() + old);
+    }
+    const std::size_t off = d_metric_lo + static_cast<std::size_t>(d_buf_start + rel0 - d_metric_start);
+    const double* metric = d_metric.data() + off;
+    const cd* p = d_p.data() + off;
+    const std::ptrdiff_t first = first_above(metric, static_cast<std::size_t>(n_metric), d_threshold);
+    if (first < 0) {
+        // Nothing here; the last fft_len - 1 samples stay, a window may straddle the next chunk.
+        d_search_from = d_buf_start + rel0 + n_metric;
+        trim(d_search_from);
+        return step::wait;
+    }
+    if (first + d_plateau_window > n_metric)
+        return wait_from(rel0 + first);
+    const auto [peak, middle, p_sum] = plateau(metric + first, p + first, d_plateau_window);
+    const long long body = rel0 + first + static_cast<long long>(middle); // preamble body start (buffer)
+    const double cfo = std::atan2(p_sum.imag(), p_sum.real()) / (M_PI * F); // the angle of P
+    return decode_at(rel0 + first, body, cfo, peak, frame, counts);
+}
+
+ofat_rx_kernels::step ofat_rx_kernels::decode_at(
+    long long first, long long body, double cfo, double peak, stream_frame& frame, stream_counts& counts)
+{
+    // FrameReceiver._decode_at with _front (the pending front) and CompiledFrameReceiver's front / data.
+    const long long n = static_cast<long long>(d_hi - d_lo), L = d_symbol_len;
+    const long long d0 = d_t0 + d_n_train + d_n_head;
+    const cf* buf = d_store.data() + d_lo;
+    const auto stride = static_cast<std::ptrdiff_t>(d_store_cols);
+    if (body + d0 * L > n)
+        return wait_from(first);
+    const long long body_abs = d_buf_start + body;
+    if (!(d_has_pending && d_pending_body == body_abs)) {
+        d_pending = front(buf, stride, static_cast<std::size_t>(n), static_cast<std::size_t>(body), cfo);
+        d_pending_valid = decode_header(d_pending.header_bits.data(), d_pending.header_bits.size(), d_pending_seq,
+                                        d_pending_flags, d_pending_shape, d_pending_scale);
+        d_has_pending = true;
+        d_pending_body = body_abs;
+        d_last_chosen = d_pending.chosen;
+        d_last_fraction = d_pending.fraction;
+        ++d_fronts;
+    }
+    long long n_values = 1; // math.prod(shape); each dim < 2^16, so at most 2^48
+    for (int d : d_pending_shape)
+        n_values *= d;
+    const long long frame_start_abs = d_buf_start + body - d_cp_len;
+    if (!d_pending_valid || n_values > d_capacity) {
+        ++counts.detections;
+        if (!d_pending_valid) {
+            ++counts.header_crc_fail;
+            counts.sequence_mismatch += !d_pending.own_training;
+        } else {
+            ++counts.header_invalid;
+        }
+        return skip_to(d_buf_start + body + L);
+    }
+    const long long n_data = std::max<long long>(1, (n_values + d_values_per_symbol - 1) / d_values_per_symbol);
+    const long long end = body + (d0 + n_data) * L;
+    if (end > n)
+        return wait_from(first);
+    ++counts.detections;
+    d_has_pending = false; // this frame's front is used up
+    const std::size_t K = d_data_index.size();
+    frame.y.resize(K * d_n_rx * static_cast<std::size_t>(n_data));
+    frame.h.resize(K * d_n_rx * d_n_tx);
+    const double power = data(buf, stride, static_cast<std::size_t>(n), static_cast<std::size_t>(body), d_pending.cfo,
+                              d_pending.g.data(), d_pending.yh.data(), d_pending.h.data(), static_cast<int>(n_data),
+                              frame.y.data(), frame.h.data());
+    frame.seq = d_pending_seq;
+    frame.flags = d_pending_flags;
+    frame.shape = d_pending_shape;
+    frame.scale_code = d_pending_scale;
+    frame.n_data = static_cast<int>(n_data);
+    frame.noise_var = d_pending.noise_var;
+    frame.snr_db = 10 * std::log10(std::max(power, 1e-20) / d_pending.noise_var);
+    frame.cfo = d_pending.cfo;
+    frame.start = frame_start_abs;
+    frame.metric = peak;
+    frame.err_var = d_pending.err_var;
+    ++counts.frames;
+    skip_to(d_buf_start + end - d_cp_len);
+    return step::frame;
+}
+
 } // namespace semcom
 } // namespace gr

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from semcom.ofat.frame import decode_header
-from semcom.ofat.receiver import COARSE_TAPS, NEWTON_STEPS, FrameReceiver, _Front
+from semcom.ofat.frame import FrameHeader, decode_header
+from semcom.ofat.receiver import COARSE_TAPS, NEWTON_STEPS, FrameReceiver, ReceivedFrame, _Front
 
 from .ofat_tx import semcom_python
 
@@ -72,6 +72,43 @@ class CompiledFrameReceiver(FrameReceiver):
                 pilot_table=lay.pilot_values(lay.n_header_symbols + lay.max_data_symbols).ravel().tolist(),
                 linear_phase=self.phase_tracking == "linear", header_reps=lay.header_reps,
                 header_scrambler=lay.header_scrambler.tolist())
+        # The whole of process() in one C++ call (the search, the pending front, the header check): the
+        # default configuration, nothing before the buffer (dc_removal, iq_correction) or after the
+        # front's phase (sfo_tracking) that only the numpy methods do.
+        self._streaming = (self._fused and self.align_fraction
+                           and not (self.sfo_tracking or self.dc_removal or self.iq_correction))
+        if self._streaming:
+            self._kernels.set_stream(self.threshold, self._plateau_window, lay.cp_len, lay.values_per_symbol,
+                                     lay.capacity)
+
+    def process(self, samples: np.ndarray | list[np.ndarray]) -> list[ReceivedFrame]:
+        """FrameReceiver.process: in the default configuration one C++ call (ofat_rx_kernels.receive:
+        FrameReceiver's search and bookkeeping, front, frame.decode_header's check, data); the same
+        frames, counters and last_taps (tested)."""
+        if not self._streaming:
+            return super().process(samples)
+        if isinstance(samples, (list, tuple)):
+            rows = samples
+        else:
+            rows = np.asarray(samples)
+            if rows.ndim != 2 or rows.shape[0] != self.layout.n_rx:
+                raise ValueError(f"expected ({self.layout.n_rx}, n) samples, got {rows.shape}")
+        try:
+            decoded, counts, front = self._kernels.receive(rows)
+        except ValueError as e:  # pybind's invalid_argument
+            raise ValueError(f"expected {self.layout.n_rx} 1-d sample arrays of one length ({e})") from None
+        c = self.counters
+        c.samples += counts[0]
+        if counts[1]:
+            c.detections += counts[1]
+            c.frames += counts[2]
+            c.header_crc_fail += counts[3]
+            c.header_invalid += counts[4]
+            c.sequence_mismatch += counts[5]
+        if front is not None:
+            self._last_chosen, self.last_fraction = front
+        return [ReceivedFrame(FrameHeader(seq, shape, scale_code, flags), *values)
+                for seq, flags, shape, scale_code, *values in decoded]
 
     @property
     def last_taps(self) -> np.ndarray:

@@ -67,6 +67,25 @@ public:
         double fraction = 0.0;           // their grid's fractional delay
     };
 
+    //! One frame the streaming receive() decoded (its header's CRC passed and its size fits).
+    struct stream_frame {
+        std::uint32_t seq = 0;
+        std::uint8_t flags = 0;
+        std::vector<int> shape;          // the header's dims before its first 0 (at most 3)
+        std::uint16_t scale_code = 0;
+        int n_data = 0;                  // data symbols S
+        std::vector<cf> y;               // (K, Nr, S) complex64
+        std::vector<cf> h;               // (K, Nr, Nt) complex64
+        double noise_var = 0.0, snr_db = 0.0, cfo = 0.0, metric = 0.0, err_var = 0.0;
+        long long start = 0;             // absolute sample index of the frame's first sample
+    };
+
+    //! FrameReceiver's counters (RxCounters), as counts since the last receive() call.
+    struct stream_counts {
+        long long samples = 0, detections = 0, frames = 0, header_crc_fail = 0, header_invalid = 0,
+                  sequence_mismatch = 0;
+    };
+
     /*!
      * \param n_rx receive antennas
      * \param fft_len FFT length
@@ -161,6 +180,40 @@ public:
                 cf* y_out,
                 cf* h_out);
 
+    /*!
+     * \brief FrameReceiver.process for the default configuration in one call (after set_frame and
+     * set_stream): the Nr rows of m samples are appended to the kernels' own buffer and every frame they
+     * complete is decoded by FrameReceiver's search (S&C metric kept per position, threshold crossing,
+     * plateau, a frame waiting for its data keeps its front), front(), the header check
+     * (decode_header below) and data(). counts: what happened since the last call (RxCounters).
+     */
+    std::vector<stream_frame> receive(const cf* const* rows, std::size_t m, stream_counts& counts);
+
+    /*!
+     * \brief The search's parameters (FrameReceiver): the S&C threshold, the plateau window (positions),
+     * the CP length, values per data symbol and the frame's capacity (layout.values_per_symbol, capacity).
+     */
+    void set_stream(double threshold, int plateau_window, int cp_len, int values_per_symbol, long long capacity);
+    bool streaming() const { return d_plateau_window > 0; }
+    //! The delay taps (candidate indices, in the order chosen) and fraction of the last front receive()
+    //! computed, and how many fronts it has computed (the receiver's last_taps when that count moved).
+    const std::vector<int>& last_chosen() const { return d_last_chosen; }
+    double last_fraction() const { return d_last_fraction; }
+    long long fronts() const { return d_fronts; }
+
+    /*!
+     * \brief frame.decode_header on HEADER_BITS (120) descrambled hard bits: false when the CRC-16/CCITT
+     * (binascii.crc_hqx from 0xFFFF over the first 13 bytes, little-endian after them) fails or a dim
+     * follows a zero dim; else the fields ("<IB3HH": seq, flags, 3 dims, scale code), shape = the dims
+     * before the first zero.
+     */
+    static bool decode_header(const std::uint8_t* bits,
+                              std::size_t n_bits,
+                              std::uint32_t& seq,
+                              std::uint8_t& flags,
+                              std::vector<int>& shape,
+                              std::uint16_t& scale_code);
+
     //! FrameReceiver._first_above: index of the first metric value above threshold, -1 if none.
     static std::ptrdiff_t first_above(const double* metric, std::size_t n, double threshold);
 
@@ -220,6 +273,37 @@ private:
     int d_pilot_rows = 0;
     std::vector<cd> d_full; // windows_fft scratch
     std::vector<cd> d_symbols; // front()'s training symbols yt, data()'s yd (reused: no zeroed allocation per call)
+
+    // receive()'s state, FrameReceiver's: the buffer (Nr rows of d_store_cols, columns [lo, hi) in use,
+    // column lo is absolute sample buf_start), where the search resumes, the S&C metric and P kept from
+    // absolute position metric_start (d_metric[d_metric_lo:]), the front of a frame waiting for its data.
+    double d_threshold = 0.0;
+    int d_plateau_window = 0, d_cp_len = 0, d_values_per_symbol = 1;
+    long long d_capacity = 0;
+    std::vector<cf> d_store;
+    std::size_t d_store_cols = 0, d_lo = 0, d_hi = 0;
+    long long d_buf_start = 0, d_search_from = 0, d_metric_start = 0;
+    std::vector<double> d_metric;
+    std::vector<cd> d_p;
+    std::size_t d_metric_lo = 0;
+    bool d_has_pending = false, d_pending_valid = false;
+    long long d_pending_body = 0;
+    front_result d_pending;
+    std::uint32_t d_pending_seq = 0;
+    std::uint8_t d_pending_flags = 0;
+    std::vector<int> d_pending_shape;
+    std::uint16_t d_pending_scale = 0;
+    std::vector<int> d_last_chosen;
+    double d_last_fraction = 0.0;
+    long long d_fronts = 0;
+    enum class step { wait, more, frame };
+    void append(const cf* const* rows, std::size_t m);
+    void trim(long long keep_from_abs);
+    step wait_from(long long rel);      // search again from buffer column rel once more samples came
+    step skip_to(long long abs_index);  // search on from absolute sample abs_index now
+    step try_one(stream_frame& frame, stream_counts& counts);
+    step decode_at(long long first, long long body, double cfo, double peak, stream_frame& frame,
+                   stream_counts& counts);
 
     std::vector<double> phases(const cd* y, int n_sym, const cd* g) const;
     std::vector<cd> delay_ramp(double fraction) const;

@@ -39,6 +39,14 @@ py::array_t<cd> array_of(const std::vector<cd>& v, std::vector<py::ssize_t> shap
     return a;
 }
 
+// A numpy array that owns v's storage (moved, not copied), of the given shape.
+py::array_t<cf> owning_array(std::vector<cf>&& v, std::vector<py::ssize_t> shape)
+{
+    auto* owned = new std::vector<cf>(std::move(v));
+    py::capsule release(owned, [](void* p) { delete static_cast<std::vector<cf>*>(p); });
+    return py::array_t<cf>(shape, owned->data(), release);
+}
+
 // A (Nr, n) complex64 buffer whose rows are contiguous (a view of FrameReceiver's store is).
 std::ptrdiff_t row_stride(const samples_t& x, int n_rx)
 {
@@ -250,5 +258,77 @@ void bind_ofat_rx_kernels(py::module& m)
             py::arg("buf"), py::arg("body"), py::arg("cfo"), py::arg("g"), py::arg("yh"),
             py::arg("h"), py::arg("n_data"),
             "(Y (K, Nr, S) complex64, H (K, Nr, Nt) complex64, signal power per element): the data part "
-            "of FrameReceiver._decode_at from the front's g, yh and h");
+            "of FrameReceiver._decode_at from the front's g, yh and h")
+        .def("set_stream",
+             &kernels::set_stream,
+             py::arg("threshold"),
+             py::arg("plateau_window"),
+             py::arg("cp_len"),
+             py::arg("values_per_symbol"),
+             py::arg("capacity"),
+             "the search's parameters of receive() (after set_frame)")
+        .def(
+            "receive",
+            [](kernels& k, const py::sequence& rows) {
+                if (!k.streaming())
+                    throw std::logic_error("receive: set_frame and set_stream first");
+                const int n_rx = k.n_rx();
+                if (static_cast<int>(py::len(rows)) != n_rx)
+                    throw std::invalid_argument("receive: expected Nr 1-d sample arrays of one length");
+                // complex64 rows, contiguous (a dtype or layout other than that is converted, as the
+                // numpy receiver's buffer assignment converts it)
+                std::vector<py::array_t<cf, py::array::c_style | py::array::forcecast>> arrays;
+                std::vector<const cf*> ptrs;
+                for (int r = 0; r < n_rx; ++r) {
+                    arrays.push_back(
+                        py::array_t<cf, py::array::c_style | py::array::forcecast>::ensure(rows[r]));
+                    if (!arrays.back() || arrays.back().ndim() != 1 || arrays.back().size() != arrays[0].size())
+                        throw std::invalid_argument("receive: expected Nr 1-d sample arrays of one length");
+                    ptrs.push_back(arrays.back().data());
+                }
+                const long long fronts = k.fronts();
+                kernels::stream_counts counts;
+                std::vector<kernels::stream_frame> frames;
+                {
+                    py::gil_scoped_release release;
+                    frames = k.receive(ptrs.data(), static_cast<std::size_t>(arrays[0].size()), counts);
+                }
+                const py::ssize_t n_k = k.data_carriers(), nr = n_rx, nt = k.n_tx();
+                py::list out;
+                for (auto& f : frames) {
+                    py::tuple shape(f.shape.size());
+                    for (std::size_t i = 0; i < f.shape.size(); ++i)
+                        shape[i] = py::int_(f.shape[i]);
+                    out.append(py::make_tuple(f.seq, f.flags, shape, f.scale_code,
+                                              owning_array(std::move(f.y), { n_k, nr, f.n_data }),
+                                              owning_array(std::move(f.h), { n_k, nr, nt }),
+                                              f.noise_var, f.snr_db, f.cfo, f.start, f.metric, f.err_var));
+                }
+                py::object front = py::none();
+                if (k.fronts() != fronts)
+                    front = py::make_tuple(k.last_chosen(), k.last_fraction());
+                return py::make_tuple(out,
+                                      py::make_tuple(counts.samples, counts.detections, counts.frames,
+                                                     counts.header_crc_fail, counts.header_invalid,
+                                                     counts.sequence_mismatch),
+                                      front);
+            },
+            py::arg("rows"),
+            "([(seq, flags, shape, scale_code, Y (K, Nr, S), H (K, Nr, Nt), noise_var, snr_db, cfo, start, "
+            "metric, err_var) per frame], the counts since the last call (samples, detections, frames, "
+            "header_crc_fail, header_invalid, sequence_mismatch), (last chosen taps, last fraction) or None "
+            "when no front was computed): FrameReceiver.process of Nr rows of samples")
+        .def_static(
+            "decode_header",
+            [](const py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>& bits) -> py::object {
+                std::uint32_t seq;
+                std::uint8_t flags;
+                std::vector<int> shape;
+                std::uint16_t scale_code;
+                if (!kernels::decode_header(bits.data(), bits.size(), seq, flags, shape, scale_code))
+                    return py::none();
+                return py::make_tuple(seq, flags, py::tuple(py::cast(shape)), scale_code);
+            },
+            py::arg("bits"),
+            "(seq, flags, shape, scale_code), or None: frame.decode_header of HEADER_BITS hard bits");
 }
