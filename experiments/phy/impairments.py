@@ -39,7 +39,7 @@ from semcom.ofat.channel_model import (
 from semcom.ofat.equalize import zf, zf_nmse_bound
 from semcom.ofat.frame import make_layout, map_values
 from semcom.progress import progress_bar
-from semcom.results import save_figure, write_csv
+from semcom.results import plot_label, save_figure, write_csv
 
 LAYOUT = make_layout("wifi64", n_tx=2, n_rx=4)
 CFO = 0.3 / 64  # 0.3 subcarrier
@@ -409,10 +409,11 @@ def plot(out: Path, losses: list[dict], timing: list[dict], cases: list[dict]) -
                     ppm = [r["sfo_ppm"] for r in rows]
                     ax.errorbar(ppm, [r["loss_db_mean"] for r in rows], yerr=[r["loss_db_std"] for r in rows],
                                 marker=marker, ls=":", color=color,
-                                label=f"{path}, {snr:.0f} dB, vs 0 ppm on grid")
+                                label=f"{plot_label(path)}, {snr:.0f} dB, vs 0 ppm on grid")
                     ax.errorbar(ppm, [r["loss_same_timing_db_mean"] for r in rows],
                                 yerr=[r["loss_same_timing_db_std"] for r in rows], marker=marker, ls="-",
-                                color=color, label=f"{path}, {snr:.0f} dB, vs 0 ppm at the same timing")
+                                color=color,
+                                label=f"{plot_label(path)}, {snr:.0f} dB, vs 0 ppm at the same timing")
             ax.axhline(0.5, color="k", lw=0.8, ls="--")
             ax.axhline(0.3, color="k", lw=0.8, ls="-.")
             ax.set(xlabel="sampling-clock offset (ppm)", ylabel="NMSE loss (dB)",
@@ -426,9 +427,9 @@ def plot(out: Path, losses: list[dict], timing: list[dict], cases: list[dict]) -
                     x = [r["delay_bin_centre"] for r in rows]
                     ax.errorbar(x, [r["timing_cost_db_mean"] for r in rows],
                                 yerr=[r["timing_cost_db_std"] for r in rows], marker=marker, color=color,
-                                label=f"{path}, {snr:.0f} dB, receiver")
+                                label=f"{plot_label(path)}, {snr:.0f} dB, receiver")
                     ax.plot(x, [r["genie_timing_cost_db_mean"] for r in rows], marker=marker, ls=":",
-                            color=color, label=f"{path}, {snr:.0f} dB, genie ZF (channel only)")
+                            color=color, label=f"{plot_label(path)}, {snr:.0f} dB, genie ZF (channel only)")
             ax.set(xlabel="fractional timing of the frame (samples)", ylabel="NMSE vs on-grid 0 ppm (dB)",
                    title="0 ppm, the SFO's resampler at a fixed fractional timing")
         else:

@@ -22,7 +22,7 @@ from semcom.loopback import burst_nmse, run_burst, seeded_payloads
 from semcom.ofat.equalize import mmse_nmse_bound, reconstruct_payload, zf_nmse_bound
 from semcom.ofat.frame import make_layout
 from semcom.progress import progress_bar
-from semcom.results import save_figure, write_csv
+from semcom.results import plot_label, save_figure, write_csv
 
 CHANNEL = dict(n_taps=3, max_int_delay=10)  # multipath + fractional and integer delay, as in the loopback
 CFOS = (0.0, 0.19, 0.21, 0.95, 1.05, 2.5, -2.5, 2.95, -3.05, 4.9, -4.9)  # subcarriers
@@ -118,7 +118,7 @@ def plot(out: Path, tables: dict[str, list[dict]]) -> Path:
     x = np.arange(len(labels))
     for offset, method in ((-0.2, "mmse"), (0.2, "lmmse")):
         gains = [float(r["gain"]) for r in tables["mmse_bias"] if r["method"] == method]
-        ax.bar(x + offset, gains, width=0.4, label=method)
+        ax.bar(x + offset, gains, width=0.4, label=plot_label(method))
     ax.axhline(1.0, color="k", ls=":")
     ax.set(xticks=x, xticklabels=labels, ylabel="gain sum(x_hat x) / sum(x^2)", title="MMSE bias at 10 dB")
     ax.legend(fontsize=7)

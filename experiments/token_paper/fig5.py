@@ -67,7 +67,7 @@ from semcom.jscc.checkpoint import read_config
 from semcom.jscc.jpeg import encode as jpeg_encode
 from semcom.jscc.model import channel_uses as jscc_channel_uses
 from semcom.progress import progress_bar
-from semcom.results import save_figure, write_csv
+from semcom.results import plot_label, save_figure, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_AGENTS = ROOT / "host" / "semcom" / "agents" / "checkpoints"
@@ -244,9 +244,8 @@ def acceptance(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-LABELS = {"jpeg_file": "JPEG file", "stored_file": "file as stored", "deepjscc": "DeepJSCC",
-          "natural_language_utf8": "language (UTF-8)", "natural_language_word_indices": "language (word ids)",
-          "tokens_without_jtcc": "tokens", "tokens_with_jtcc": "tokens + JTCC"}
+METHODS = ("jpeg_file", "stored_file", "deepjscc", "natural_language_utf8", "natural_language_word_indices",
+           "tokens_without_jtcc", "tokens_with_jtcc")  # the bars' order; their names: results.plot_label
 
 
 def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
@@ -258,7 +257,7 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = [m for m in LABELS if any(r["method"] == m for r in rows)]
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     images = list(dict.fromkeys(r["image"] for r in rows))
     width = 0.8 / len(images)
     fig, axes = plt.subplots(1, 3 if precision else 2, figsize=(16.5 if precision else 12, 4.6),
@@ -280,7 +279,7 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
                                 ha="center", va="bottom", fontsize=6, rotation=90)
         ax.set_yscale("log")
         ax.set_ylim(top=ax.get_ylim()[1] * 6)  # room for the labels above the tallest bar
-        ax.set_xticks(x, [LABELS[m] for m in methods], rotation=20, fontsize=8)
+        ax.set_xticks(x, [plot_label(m) for m in methods], rotation=20, fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)

@@ -51,7 +51,7 @@ from semcom.digital.messages import packets_per_message
 from semcom.errors import finite_float, positive_int
 from semcom.jscc.checkpoint import load_checkpoint
 from semcom.jscc.scenes import SCENE_CHECKPOINT
-from semcom.results import FIGURE_DPI, write_csv
+from semcom.results import FIGURE_DPI, plot_label, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS = ROOT / "host" / "semcom" / "agents" / "checkpoints"
@@ -347,10 +347,6 @@ def plot(path: Path, rows: list[dict[str, Any]], clean: dict[str, float], code_r
     panels = list(dict.fromkeys(r["panel"] for r in rows))
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.6), squeeze=False)
     handles: dict[str, Any] = {}
-    labels = {"raw_image_digital": "raw image: JPEG over digital OFDM",
-              "deepjscc_scenes": "DeepJSCC (scenes) + VQA",
-              "natural_language_digital": "natural language over digital OFDM",
-              "tokens_raw": "tokens without JTCC", "tokens_jtcc": "tokens with JTCC"}
     for ax, panel in zip(axes[0], panels, strict=True):
         for i, system in enumerate(SYSTEMS):
             pr = [r for r in rows if r["system"] == system and r["panel"] == panel]
@@ -359,19 +355,19 @@ def plot(path: Path, rows: list[dict[str, Any]], clean: dict[str, float], code_r
                              if r["evaluated"] == how)
                 if pts:
                     uses = float(next(r["complex_channel_uses"] for r in pr if r["evaluated"] == how))
-                    lab = f"{labels[system]} ({uses:,.0f} ch. uses)" if how != "flowgraph" else \
-                        f"{labels[system]}, through the flowgraph"
+                    lab = f"{plot_label(system)} ({uses:,.0f} ch. uses)" if how != "flowgraph" else \
+                        f"{plot_label(system)}, through the flowgraph"
                     handles[lab] = ax.plot(*zip(*pts, strict=True), style, color=f"C{i}", label=lab,
                                            ms=4 if how != "flowgraph" else 7,
                                            mfc="none" if how == "flowgraph" else None)[0]
         for system, ls in (("raw_image_digital", ":"), ("natural_language_digital", "--")):
-            lab = f"{labels[system].split(':')[0].split(' over')[0]}, error-free digital"
+            lab = f"{plot_label(system).split(':')[0].split(' over')[0]}, error-free digital"
             handles[lab] = ax.axhline(100 * clean[system], color="grey", ls=ls, lw=0.8, label=lab)
         if "clean_image" in clean:
             lab = "raw-image VQA on the clean image (no channel)"
             handles[lab] = ax.axhline(100 * clean["clean_image"], color="black", ls="-", lw=0.6, label=lab)
         chans = PANELS[panel]
-        ax.set_title(f"{panel}: analog over {chans[0]}, digital over SISO {chans[1]} "
+        ax.set_title(f"{panel}: analog over {plot_label(chans[0])}, digital over SISO {plot_label(chans[1])} "
                      f"(CC r={code_rate:.2f}, BPSK)", fontsize=8)
         ax.set_xlabel("SNR (dB)")
         ax.set_ylabel("VQA accuracy (%)")

@@ -59,7 +59,7 @@ from semcom.digital.ofdm import DigitalConfig
 from semcom.errors import UsageError, finite_float, positive_int
 from semcom.jscc.checkpoint import load_checkpoint
 from semcom.jscc.scenes import SCENE_CHECKPOINT
-from semcom.results import save_figure, write_csv
+from semcom.results import plot_label, save_figure, write_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fig6 import DigitalReceivers, digital_messages  # noqa: E402  (the sibling script: one definition)
@@ -222,7 +222,8 @@ def plot(path: Path, rows: list[dict[str, Any]], snrs_low: list[float]) -> None:
             ax.errorbar(i, np.mean(acc), yerr=spread, color="k", capsize=4)
             ax.plot([i] * len(acc), acc, "k.", ms=5)
         ax.set_xticks(range(len(keys)))
-        ax.set_xticklabels([f"{s}\n{c}{'' if snr == '' else f' {snr:g} dB'}" for s, c, snr in keys],
+        ax.set_xticklabels([f"{plot_label(s)}\n{plot_label(c)}{'' if snr == '' else f' {snr:g} dB'}"
+                            for s, c, snr in keys],
                            fontsize=6, rotation=60, ha="right")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{title}; seeds {seeds}: mean, std, each seed", fontsize=8)

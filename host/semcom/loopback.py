@@ -35,7 +35,7 @@ from semcom.errors import shape as shape_arg
 from semcom.link import LinkClient
 from semcom.ofat.equalize import reconstruct_payload, zf_nmse_bound
 from semcom.ofat.frame import DEFAULT_GAP_SAMPLES, OfatLayout, make_layout
-from semcom.results import write_csv
+from semcom.results import plot_label, write_csv
 from semcom.transfer import (  # noqa: F401  (re-exported: the launcher and transfer live in semcom.transfer)
     LOOPBACK_FLOWGRAPHS,
     loopback_flowgraph_name,
@@ -243,9 +243,9 @@ def write_outputs(out_dir: Path, layout: OfatLayout, rows: list[dict[str, Any]])
     elif layout.n_rx < layout.n_tx and not real:
         floor = 10 * np.log10(1 - layout.n_rx / layout.n_tx)
         ax.axhline(floor, color="k", ls=":", label=r"LMMSE floor $1-N_r/N_t$")
-    labels = {"zf": "ZF", "mmse": "MMSE", "sparse": "sparse (OMP)"}
     for method in methods_for(layout):
-        ax.plot(snr, [r[f"nmse_{method}_db"] for r in rows], "o-", label=f"{labels[method]} (estimated CSI)")
+        ax.plot(snr, [r[f"nmse_{method}_db"] for r in rows], "o-",
+                label=f"{plot_label(method)} (estimated CSI)")
         if method == "zf" and layout.n_rx == layout.n_tx:
             ax.plot(snr, [r["nmse_zf_median_db"] for r in rows], "x--", label="ZF median (Nr = Nt)")
     ax.set_xlabel("SNR (dB): total TX power / noise power per RX antenna, per subcarrier")

@@ -46,7 +46,7 @@ import torch
 from semcom.channels import NAMED_CHANNELS, named_channel
 from semcom.checkpoint import CheckpointError, checkpoint_paths, load_train_state, train_state_path
 from semcom.data.datasets import make_vqa_dataset
-from semcom.results import save_figure, write_csv
+from semcom.results import plot_label, save_figure, write_csv
 
 from .checkpoint import (
     check_vocab,
@@ -612,15 +612,16 @@ def plot(path: Path, rows: list[dict[str, Any]], exp: AgentsExperiment) -> None:
             pts = sorted((float(r["snr_db"]), 100 * float(r["accuracy"])) for r in rows
                          if r["method"] == method and r["channel"] == ch)
             vals = next(r["channel_values"] for r in rows if r["method"] == method)
-            ax.plot(*zip(*pts, strict=True), "-o", label=f"{method} ({vals:g} values)")
+            ax.plot(*zip(*pts, strict=True), "-o", label=f"{plot_label(method)} ({vals:g} values)")
         for i, r in enumerate(flat):
             if r["method"].startswith("tokens_"):
                 continue
             ax.axhline(100 * float(r["accuracy"]), ls=["--", ":", "-."][i % 3], color=f"C{4 + i}",
-                       label=f"{r['method']} ({r['channel']})")
+                       label=f"{plot_label(r['method'])} ({plot_label(r['channel'])})")
         ax.set_xlabel("SNR (dB)")
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{ch}: K = {exp.k_tokens} tokens, d = {exp.d}, JTCC m = {exp.jtcc_m}", fontsize=9)
+        ax.set_title(f"{plot_label(ch)}: K = {exp.k_tokens} tokens, d = {exp.d}, JTCC m = {exp.jtcc_m}",
+                     fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     save_figure(fig, path)
@@ -639,10 +640,11 @@ def plot_tokens(path: Path, rows: list[dict[str, Any]]) -> None:
     if not pts:
         return
     fig, ax = plt.subplots(figsize=(5.2, 4.0))
-    ax.plot(*zip(*pts, strict=True), "-o", label="receiver, first k ground-truth object tokens")
+    ax.plot(*zip(*pts, strict=True), "-o", label=plot_label("receiver_first_k_objects"))
     for r in rows:
         if r["method"].startswith("tokens_") and r["channel"] == "ideal":
-            ax.plot([r["k_tokens"]], [100 * r["accuracy"]], "s", label=f"{r['method']} (ideal channel)")
+            ax.plot([r["k_tokens"]], [100 * r["accuracy"]], "s",
+                    label=f"{plot_label(r['method'])} ({plot_label('ideal')})")
     ax.set_xlabel("tokens k")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("accuracy vs number of tokens", fontsize=9)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from semcom.errors import finite_float, positive_int
-from semcom.results import save_figure, write_csv
+from semcom.results import plot_label, save_figure, write_csv
 
 from .ofdm import CHANNELS, DigitalConfig, DigitalLink, make_packets
 
@@ -101,7 +101,7 @@ def plot(path: Path, rows: list[dict[str, Any]], cfg: DigitalConfig) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for ch in dict.fromkeys(r["channel"] for r in rows):
         pts = [(r["snr_db"], max(r["per"], 0.5 / r["sent"])) for r in rows if r["channel"] == ch]
-        ax.semilogy(*zip(*pts, strict=True), "-o", label=f"SISO {ch}")
+        ax.semilogy(*zip(*pts, strict=True), "-o", label=f"SISO {plot_label(ch)}")
     ax.set_xlabel("SNR (dB, per resource element)")
     ax.set_ylabel("packet error rate (0 drawn at 0.5/sent)")
     ax.set_title(f"gr-digital OFDM + gr-fec CC K=7 r={cfg.rate:.3f}, BPSK, {cfg.payload_bytes} B packets",

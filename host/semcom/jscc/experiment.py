@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from semcom.channels import NAMED_CHANNELS, make_channel
-from semcom.results import save_figure
+from semcom.results import plot_label, save_figure
 
 from . import jpeg
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -196,8 +196,8 @@ def _plot(path: Path, rows: list[dict], exp: JSCCExperiment) -> None:
             pts = sorted((float(r["snr_db"]), float(r[metric])) for r in rows
                          if r["method"] == method and r["channel"] == channel)
             style = "-o" if method == "deepjscc" else ("--s" if method.startswith("jpeg") else ":")
-            label = f"DeepJSCC, {channel}" if method == "deepjscc" else (
-                f"{method.replace('_', ' ')} (AWGN capacity)" if method.startswith("jpeg") else "mean image")
+            label = f"DeepJSCC, {plot_label(channel)}" if method == "deepjscc" else (
+                f"{plot_label(method)} (AWGN capacity)" if method.startswith("jpeg") else "mean image")
             ax.plot(*zip(*pts, strict=True), style, label=label)
         ax.set_xlabel("SNR (dB)")
         ax.set_ylabel("PSNR (dB)")

@@ -31,7 +31,7 @@ import torch
 
 from semcom.channels import named_channel
 from semcom.errors import finite_float, positive_int
-from semcom.results import save_figure, write_csv
+from semcom.results import plot_label, save_figure, write_csv
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .model import DeepJSCC, JSCCConfig
@@ -109,8 +109,8 @@ def plot(path: Path, rows: list[dict[str, Any]], photo_rows: list[dict[str, Any]
         for ch in dict.fromkeys(r["channel"] for r in rr):
             pts = sorted((float(r["snr_db"]), r) for r in rr if r["channel"] == ch)
             x = [p[0] for p in pts]
-            axes[0].plot(x, [p[1]["image_psnr_db"] for p in pts], ls, label=f"{label}, {ch}")
-            axes[1].plot(x, [100 * p[1]["accuracy"] for p in pts], ls, label=f"{label}, {ch}")
+            axes[0].plot(x, [p[1]["image_psnr_db"] for p in pts], ls, label=f"{label}, {plot_label(ch)}")
+            axes[1].plot(x, [100 * p[1]["accuracy"] for p in pts], ls, label=f"{label}, {plot_label(ch)}")
     axes[0].set_ylabel("PSNR (dB), 64x64 test scenes")
     axes[1].set_ylabel("raw-image VQA accuracy (%)")
     for ax in axes:

@@ -35,7 +35,7 @@ from semcom.jscc.experiment import load_images
 from semcom.jscc.model import DeepJSCC, JSCCConfig, JSCCEncoder
 from semcom.jscc.train import evaluate_psnr
 from semcom.progress import progress_bar
-from semcom.results import save_figure, write_csv
+from semcom.results import plot_label, save_figure, write_csv
 
 from . import compress as C
 from .checkpoint import encoder_file_bytes, save_compressed
@@ -354,7 +354,7 @@ def plot(path: Path, summary_rows: list[dict[str, Any]], exp: LightweightExperim
     ax.set_ylabel("PSNR (dB)")
     ax.set_ylim(bottom=max(10.0, ax.get_ylim()[0]))
     ax.legend(fontsize=6)
-    ax.set_title(f"PSNR vs sparsity ({channel}), mean ± std over seeds", fontsize=9)
+    ax.set_title(f"PSNR vs sparsity ({plot_label(channel)}), mean ± std over seeds", fontsize=9)
     ax = axes[1]
     bit_order = ["fp32", "fp16", "int8"]
     for (method, amount, hows), marker in ((("teacher", 0.0, ("none", "ptq")), "o"),

@@ -24,7 +24,7 @@ from torch.nn.utils import prune
 
 from semcom.channels import named_channel
 from semcom.progress import progress_bar
-from semcom.results import save_figure
+from semcom.results import plot_label, save_figure
 
 from . import compress as C
 
@@ -112,12 +112,13 @@ def plot_tokens(path: Path, rows: list[dict[str, Any]]) -> None:
         pts = sorted((r["amount"] * 100, r["accuracy"], r["accuracy_se"]) for r in rows
                      if (r["channel"], r["snr_db"], r["bits"]) == (*key, "fp32"))
         a, acc, se = zip(*pts, strict=True)
-        line = ax.errorbar(a, acc, yerr=se, fmt="-o", ms=4, capsize=2, label=f"fp32, {key[0]} {key[1]:g} dB")
+        line = ax.errorbar(a, acc, yerr=se, fmt="-o", ms=4, capsize=2,
+                           label=f"fp32, {plot_label(key[0])} {key[1]:g} dB")
         for bits, marker in (("fp16", "s"), ("int8", "^")):
             q = [(r["amount"] * 100, r["accuracy"]) for r in rows if (r["channel"], r["snr_db"], r["bits"])
                  == (*key, bits)]
             ax.plot(*zip(*q, strict=True), marker, color=line[0].get_color(), ms=7, mfc="none",
-                    label=f"{bits}, {key[0]} {key[1]:g} dB")
+                    label=f"{bits}, {plot_label(key[0])} {key[1]:g} dB")
     ax.set_xlabel("pruned fraction of the JTCC encoder's Linear weights (%), no fine-tuning")
     ax.set_ylabel("VQA accuracy")
     ax.set_title("JTCC token link: accuracy vs sparsity and bit width (± binomial s.e.)", fontsize=9)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from semcom.progress import progress_bar
-from semcom.results import save_figure, write_csv
+from semcom.results import plot_label, save_figure, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def plot_table(path: Path, table: SemanticTable) -> None:
     for c, name in enumerate(table.names):
         style = "-" if name.startswith("jtcc") else "--"
         ax.plot(table.snr_db, 100 * table.accuracy_table[c], style, marker=".",
-                label=f"{name} ({int(table.values[c])} values)")
+                label=f"{plot_label(name)} ({int(table.values[c])} values)")
     ax.set_xlabel("SNR (dB), AWGN")
     ax.set_ylabel("VQA accuracy (%)")
     ax.set_title("Semantic table of the network env: shipped token link, k of 5 tokens", fontsize=9)

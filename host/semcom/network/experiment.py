@@ -16,7 +16,7 @@ import numpy as np
 from semcom import checkpoint as ckpt
 from semcom.errors import UsageError
 from semcom.progress import progress_bar
-from semcom.results import FIGURE_DPI, save_figure, write_csv
+from semcom.results import FIGURE_DPI, plot_label, save_figure, write_csv
 
 from .agents import SCHEMES, DQNConfig, Scheme, make_scheme, run_scheme
 from .env import NetworkConfig, NetworkCore
@@ -355,7 +355,7 @@ def plot_fig7(path: Path, smooth: dict[str, np.ndarray], fc: Fig7Config, acc: di
     zoom_lo, zoom_hi = 1.0, 0.0
     for n, c in smooth.items():
         m, s = c.mean(axis=0), c.std(axis=0)
-        label = n + (" (centralised)" if SCHEMES[n].centralised else "")
+        label = plot_label(n) + (" (centralised)" if SCHEMES[n].centralised else "")
         style = {"color": colours[bases.index(n.removesuffix("_cf")) % len(colours)],
                  "lw": 2.2 if n.endswith("_cf") else 1.1, "ls": "--" if SCHEMES[n].centralised else "-"}
         axes[0].plot(slots, m, label=label, **style)
@@ -375,8 +375,8 @@ def plot_fig7(path: Path, smooth: dict[str, np.ndarray], fc: Fig7Config, acc: di
     title = (f"QoE vs time slots, {fc.n_cells} cells, {fc.n_antennas} BS antennas{edge}, T = {fc.period}, "
              f"mean ± std over {len(fc.seeds)} seeds")
     if "best_hierarchical" in acc:
-        title += (f"\nbest hierarchical ({acc['best_hierarchical']}) vs best single-layer "
-                  f"({acc['best_single_layer']}), last {int(100 * fc.tail)} %: "
+        title += (f"\nbest hierarchical ({plot_label(acc['best_hierarchical'])}) vs best single-layer "
+                  f"({plot_label(acc['best_single_layer'])}), last {int(100 * fc.tail)} %: "
                   f"{acc['best_hierarchical_gain_over_best_single_layer_pct']:+.1f} %")
     fig.suptitle(title, fontsize=9)
     axes[0].set_ylabel(f"network QoE ({fc.smooth}-slot moving average)")
@@ -401,13 +401,14 @@ def plot_scaling(path: Path, rows: list[dict[str, Any]], schemes: tuple[str, ...
             f"large timescale T (slots), {rs[0]['n_cells']} cells"
         for n in schemes:
             axes[0, col].errorbar(x, [r[f"{n}_mean"] for r in rs], yerr=[r[f"{n}_std"] for r in rs],
-                                  marker="o", capsize=3, lw=2.0 if n.endswith("_cf") else 1.0, label=n,
-                                  ls="--" if SCHEMES[n].centralised else "-", color=colour[n])
+                                  marker="o", capsize=3, lw=2.0 if n.endswith("_cf") else 1.0,
+                                  label=plot_label(n), ls="--" if SCHEMES[n].centralised else "-",
+                                  color=colour[n])
         for h in (n for n in HIERARCHICAL if n in schemes):
             for ref, style in (("best_single_layer", "o-"), ("greedy", "s--")):
                 if f"{h}_gain_over_{ref}_pct" in rs[0]:
                     axes[1, col].plot(x, [r[f"{h}_gain_over_{ref}_pct"] for r in rs], style, color=colour[h],
-                                      label=f"{h} over {ref.replace('_', ' ')}")
+                                      label=f"{plot_label(h)} over {plot_label(ref)}")
         axes[1, col].axhline(0.0, color="k", lw=0.8)
         axes[1, col].set_xlabel(xl)
         for ax in axes[:, col]:

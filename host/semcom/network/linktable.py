@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from semcom.progress import progress_bar
-from semcom.results import save_figure, write_csv
+from semcom.results import plot_label, save_figure, write_csv
 
 from .air import FRAME_VALUES, SharedAir, TokenPool, level_parts
 from .curves import DEFAULT_TABLE
@@ -194,14 +194,15 @@ def plot_link_table(path: Path, rows: list[dict[str, Any]], edges: tuple[float, 
         t = summarise(rows, edges, mix)
         err = {k: np.nan_to_num([r[k] for r in t]) for k in ("delivered_sd_seeds", "accuracy_ratio_sd_seeds")}
         style = "-o" if mix == mixes[0] else "--."
-        lab = f"{mix} (I/(I+N) = {MIXES[mix][0]:g}, {MIXES[mix][1]})"
+        lab = f"{plot_label(mix)} (I/(I+N) = {MIXES[mix][0]:g}, {MIXES[mix][1]})"
         axes[0].errorbar(mids, [r["delivered"] for r in t], err["delivered_sd_seeds"], fmt=style, ms=3,
                          label=lab)
         axes[1].errorbar(mids, [r["accuracy_ratio"] if r["delivered"] > 0 else np.nan for r in t],
                          err["accuracy_ratio_sd_seeds"], fmt=style, ms=3, label=lab)
         axes[2].plot(mids, [r["snr_estimate_bias_db"] for r in t], style, ms=3,
-                     label=f"{mix}: receiver estimate")
-        axes[2].plot(mids, [r["payload_snr_minus_sinr_db"] for r in t], ":", ms=3, label=f"{mix}: payload")
+                     label=f"{plot_label(mix)}: receiver estimate")
+        axes[2].plot(mids, [r["payload_snr_minus_sinr_db"] for r in t], ":", ms=3,
+                     label=f"{plot_label(mix)}: payload")
     for ax, y in zip(axes, ("frames delivered", "accuracy delivered / AWGN table", "dB above the set SINR"),
                      strict=True):
         ax.set_xlabel("SINR set on the interference channel (dB)")

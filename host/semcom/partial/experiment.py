@@ -29,7 +29,7 @@ from semcom.channels import AWGNChannel
 from semcom.checkpoint import CheckpointError
 from semcom.data.mnist import mnist_digits
 from semcom.progress import progress_bar
-from semcom.results import save_figure, write_csv
+from semcom.results import plot_label, save_figure, write_csv
 
 from .episode import run_episode
 from .feedback import MAX_AGENTS, MAX_ROUND, FeedbackLink, message_bytes
@@ -411,7 +411,7 @@ def plot(summary: list[dict], exp: PartialExperiment, out: Path) -> None:
             for mode, ls in (("guided", "-"), ("random", "--")):
                 ax.plot(sizes, [_acc(summary, c, p, s, mode, exp.rounds)[0] for s in sizes], ls=ls,
                         marker="o",
-                        color=color, label=f"{c}, {mode}")
+                        color=color, label=f"{plot_label(c)}, {mode}")
         ax.set_title(f"{p}x{p}, {exp.rounds} rounds, {exp.snr_db:g} dB (seed {exp.seeds[0]})")
         ax.set_xlabel("source size (px)")
         ax.set_ylabel("accuracy")

@@ -1,0 +1,132 @@
+"""Plots show readable names, not the snake_case ids of the CSVs (semcom.results.plot_label).
+
+The ids come from where the code defines them (schemes, channels, link levels, mixes, token-paper systems),
+and a few plot functions are drawn on real result rows with every figure's legend, titles and tick labels
+read back at savefig.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+from semcom.results import PLOT_LABELS, plot_label  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plotted_ids(load_script: Any) -> set[str]:
+    from semcom.agents.experiment import NAMED_CHANNELS
+    from semcom.network.agents import SCHEMES
+    from semcom.network.curves import LINKS
+    from semcom.network.linktable import MIXES
+
+    fig5 = load_script("experiments/token_paper/fig5.py")
+    fig6 = load_script("experiments/token_paper/fig6.py")
+    ids = {*SCHEMES, *NAMED_CHANNELS, *MIXES, *fig5.METHODS, *fig6.SYSTEMS,
+           *(channel for pair in fig6.PANELS.values() for channel in pair)}
+    ids |= {f"{link}_k{k}" for link in LINKS for k in range(1, 6)}
+    # ids only the result files name: the agents' methods, partial sampling's channels
+    for table, column in (("experiments/agents/output/results.csv", "method"),
+                          ("experiments/partial_sampling/output/summary.csv", "channel"),
+                          ("experiments/phy/output/impairments_sfo_loss.csv", "path")):
+        with (ROOT / table).open() as f:
+            ids |= {row[column] for row in csv.DictReader(f)}
+    return ids
+
+
+def test_every_plotted_id_has_a_readable_label(load_script):
+    ids = plotted_ids(load_script)
+    assert {"hierarchical_cf", "ofat_2x4_zf_ls", "tokens_jtcc", "jtcc_k3", "one_interferer"} <= ids
+    for name in sorted(ids):
+        shown = plot_label(name)
+        assert "_" not in shown, (name, shown)
+        # named in the table, or by a suffix rule on a named id: not left to the fallback
+        assert {name, name.removesuffix("_cf"), name.rpartition("_k")[0]} & set(PLOT_LABELS), name
+
+
+def test_suffix_rules_and_fallback():
+    assert plot_label("jtcc_k4") == "JTCC, k = 4"
+    assert plot_label("raw_k1") == f"{PLOT_LABELS['raw']}, k = 1"
+    assert plot_label("hierarchical_ref_cf") == f"{PLOT_LABELS['hierarchical_ref']}, counterfactual"
+    assert plot_label("single_layer_cf").startswith(PLOT_LABELS["single_layer"])
+    assert plot_label("some_new_id") == "some new id"
+    assert plot_label("clean image") == "clean image"
+
+
+@pytest.fixture
+def shown_text(monkeypatch) -> list[str]:
+    """Every legend entry, title and tick label of each figure saved while the test runs."""
+    seen: list[str] = []
+
+    def record(fig: Figure, *args: Any, **kwargs: Any) -> None:
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            seen.extend(t.get_text() for t in (legend.get_texts() if legend else []))
+            seen.append(ax.get_title())
+            seen.extend(t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels())
+        seen.extend(t.get_text() for legend in fig.legends for t in legend.get_texts())
+        if fig._suptitle is not None:
+            seen.append(fig._suptitle.get_text())
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    return seen
+
+
+def read_rows(table: str) -> list[dict[str, Any]]:
+    def value(v: str) -> Any:
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    with (ROOT / table).open() as f:
+        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def test_agents_figures_show_labels(shown_text, tmp_path):
+    from semcom.agents.experiment import AgentsExperiment, plot, plot_tokens
+
+    rows = read_rows("experiments/agents/output/results.csv")
+    for r in rows:
+        r["k_tokens"] = int(r["k_tokens"]) if r["k_tokens"] != "" else ""
+    plot(tmp_path / "a.png", [r for r in rows if r["method"] != "receiver_first_k_objects"],
+         AgentsExperiment())
+    plot_tokens(tmp_path / "b.png", rows)
+    text = " | ".join(shown_text)
+    assert "OFAT 2x4, ZF on LS estimate" in text and "tokens with JTCC" in text
+    assert "_" not in text, text
+
+
+def test_network_figures_show_labels(shown_text, tmp_path):
+    from semcom.network.curves import DEFAULT_TABLE, plot_table
+    from semcom.network.env import load_table
+    from semcom.network.experiment import Fig7Config, plot_fig7, plot_scaling
+
+    schemes = ("hierarchical", "hierarchical_cf", "single_layer", "greedy", "fp")
+    fc = Fig7Config(seeds=(0, 1), n_slots=40, schemes=schemes, smooth=5)
+    rng = np.random.default_rng(0)
+    smooth = {n: 0.5 + 0.1 * rng.random((2, fc.n_slots)) for n in schemes}
+    acc = {"best_hierarchical": "hierarchical_cf", "best_single_layer": "single_layer",
+           "best_hierarchical_gain_over_best_single_layer_pct": 3.0}
+    plot_fig7(tmp_path / "fig7.png", smooth, fc, acc, ceiling=0.7)
+    rows = []
+    for axis, cells, period in (("cells", 3, 20), ("cells", 7, 20), ("period", 7, 5)):
+        row: dict[str, Any] = {"axis": axis, "n_cells": cells, "period": period, "n_seeds": 2, "n_slots": 40}
+        for n in schemes:
+            row[f"{n}_mean"], row[f"{n}_std"] = 0.6, 0.01
+        for h in ("hierarchical", "hierarchical_cf"):
+            row[f"{h}_gain_over_best_single_layer_pct"] = row[f"{h}_gain_over_greedy_pct"] = 1.0
+        rows.append(row)
+    plot_scaling(tmp_path / "scaling.png", rows, schemes)
+    plot_table(tmp_path / "table.png", load_table(str(DEFAULT_TABLE)))
+    text = " | ".join(shown_text)
+    assert "hierarchical DRL, counterfactual" in text and "JTCC, k = 5" in text
+    assert "_" not in text, text
