@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 
 import semcom.cli
-from semcom.usrp import cli as usrp_cli
-from semcom.usrp.probe import (
+from semcom.usrp import (
     EXIT_CHECK_FAILED,
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -37,12 +36,13 @@ from semcom.usrp.probe import (
     UsrpTimeout,
     evaluate,
     not_found_message,
-    parse_channels,
-    parse_si,
     probe,
     require_usrp,
     split_device_args,
 )
+from semcom.usrp import cli as usrp_cli
+from semcom.usrp.cli import parse_channels, parse_si
+from semcom.usrp.device_args import parse_device_args
 
 # A serial no real device has: the real-discovery tests stay valid on a lab PC with a radio attached.
 NO_SUCH = "serial=SEMCOM-NO-SUCH-USRP"
@@ -87,6 +87,22 @@ def test_split_device_args_like_uhd():
     assert split_device_args("addr0=10.0.0.2,addr1=10.0.0.3,type=x300") == ["addr=10.0.0.2,type=x300",
                                                                            "addr=10.0.0.3"]
     assert split_device_args("") == [""]
+
+
+def test_device_args_parsed_as_uhd_parses_them():
+    """parse_device_args against python3-uhd's DeviceAddr, in a child process (uhd and gnuradio.uhd cannot
+    share one); skipped where python3-uhd is not installed."""
+    cases = ["type=b200,serial=123", " type = b200 , serial=1 ", "addr0=10.0.0.2,addr1=10.0.0.3,type=x300",
+             "", ",,", "type=b200,type=x300", "mgmt_addr=1.2.3.4,,recv_frame_size",
+             "master_clock_rate=30.72e6"]
+    code = ("import json, sys, uhd\n"
+            "print(json.dumps([uhd.types.DeviceAddr(a).to_dict() for a in json.loads(sys.argv[1])]))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], capture_output=True, text=True,
+                          timeout=60)
+    if proc.returncode and "import" in proc.stderr.lower():
+        pytest.skip(f"python3-uhd not importable: {proc.stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, proc.stderr
+    assert [parse_device_args(a) for a in cases] == json.loads(proc.stdout)
 
 
 def test_parsers_and_message():

@@ -12,18 +12,33 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from typing import Any
 
-from semcom.usrp.probe import (
-    EXIT_CHECK_FAILED,
-    ProbeRequest,
-    UsrpBackend,
-    parse_channels,
-    parse_si,
-    probe,
-)
+from semcom.usrp.backend import UsrpBackend
+from semcom.usrp.model import ProbeRequest
+from semcom.usrp.probe import probe
+from semcom.usrp.report import EXIT_CHECK_FAILED
 
 log = logging.getLogger(__name__)
+
+
+def parse_channels(text: str | Sequence[int] | None) -> tuple[int, ...]:
+    """'0,1' -> (0, 1); '' / None -> ()."""
+    if text is None:
+        return ()
+    if not isinstance(text, str):
+        return tuple(int(c) for c in text)
+    return tuple(int(c) for c in text.replace(" ", "").split(",") if c != "")
+
+
+def parse_si(text: str) -> float:
+    """'2.4G' / '20M' / '500k' / '1e6' -> float, in GNU Radio's engineering notation (GRC's eng_float).
+
+    ValueError for anything else (argparse turns it into a one-line usage error)."""
+    from gnuradio import eng_notation  # pure Python; the probe needs GNU Radio's UHD anyway
+
+    return float(eng_notation.str_to_num(text.strip()))
 
 
 def add_probe_arguments(p: argparse.ArgumentParser) -> None:
@@ -63,7 +78,7 @@ def run_probe(ns: argparse.Namespace, backend: UsrpBackend | None = None,
     err = err or sys.stderr
     try:
         if backend is None:
-            from semcom.usrp.probe import UhdSubprocessBackend
+            from semcom.usrp.backend import UhdSubprocessBackend
 
             backend = UhdSubprocessBackend(find_timeout_s=ns.find_timeout)
         report = probe(ns.args, request_from_args(ns), backend=backend, open_devices=not ns.no_open,
