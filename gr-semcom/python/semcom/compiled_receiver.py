@@ -23,8 +23,11 @@ tested equal within float32 rounding on recorded inputs (tests/test_ofat_receive
   sfo_tracking. Anything else runs those two through the numpy methods (with the three kernels
   above), so every option is covered.
 
-The detection loop (threshold crossing, plateau), the front end (dc_removal, iq_correction) and the
-frame bookkeeping stay the numpy receiver's. The layout-derived arrays (tap bases, training, pilots,
+In that default configuration without sfo_tracking, dc_removal and iq_correction, `process` itself is one
+C++ call (`ofat_rx_kernels.receive`: the buffer, the S&C metric kept per position, the threshold crossing
+and plateau, the frame waiting for its data, front, frame.decode_header's check and data, FrameReceiver's
+bookkeeping step by step). Otherwise the search, the front end (dc_removal, iq_correction) and the frame
+bookkeeping stay the numpy receiver's. The layout-derived arrays (tap bases, training, pilots,
 CDD, bins) are the receiver's own, computed in Python from semcom.ofat.frame and handed to C++.
 """
 
@@ -75,7 +78,8 @@ class CompiledFrameReceiver(FrameReceiver):
         # The whole of process() in one C++ call (the search, the pending front, the header check): the
         # default configuration, nothing before the buffer (dc_removal, iq_correction) or after the
         # front's phase (sfo_tracking) that only the numpy methods do.
-        self._streaming = (self._fused and self.align_fraction
+        # (hasattr: a module built before receive() existed keeps the Python search.)
+        self._streaming = (self._fused and self.align_fraction and hasattr(self._kernels, "receive")
                            and not (self.sfo_tracking or self.dc_removal or self.iq_correction))
         if self._streaming:
             self._kernels.set_stream(self.threshold, self._plateau_window, lay.cp_len, lay.values_per_symbol,
