@@ -30,14 +30,26 @@ from semcom.ofat.channel_model import (
 
 from .arrived_block import arrived_block
 from .messages import tensor_message
+from .ofat_tx import semcom_python
 
 FADING_MODES = ("per_frame", "held", "per_block")
+IMPLEMENTATIONS = ("auto", "cxx", "numpy")
+
+
+def compiled_channel_available() -> bool:
+    """Whether the compiled module (build/ or the install) has the channel kernels."""
+    return semcom_python is not None and hasattr(semcom_python, "mimo_channel_kernels")
 
 
 def _per_antenna(value: float | list[float] | tuple[float, ...]) -> float | tuple[float, ...]:
     """A float for every antenna, or a tuple of one value per antenna (GRC passes lists)."""
     return tuple(float(v) for v in value) if isinstance(value, (list, tuple, np.ndarray)) else float(value)
 TWO_PI = 2.0 * math.pi
+
+
+def _complex_lists(arrays) -> list[list[complex]]:
+    """Per-antenna coefficient arrays as lists of complex (what the kernel's setters take)."""
+    return [np.asarray(a, np.complex64).ravel().tolist() for a in arrays]
 
 
 def _blas_on_one_thread() -> None:
@@ -111,6 +123,18 @@ class mimo_channel(arrived_block):
     Seeded: ``numpy.random.SeedSequence(seed)`` is split into a channel stream and a noise stream, and the
     noise is drawn time-major, so the output depends only on the seed and the input, not on how the
     scheduler splits the stream into ``work()`` calls, and changing the SNR leaves the channel draws alone.
+
+    ``implementation``: ``"cxx"`` runs the per-sample work (the FIR over every antenna pair with the
+    realisation switching where it switches here, the CFO and drift rotation, AWGN, TX / RX IQ imbalance,
+    DC offset) in C++ (``semcom_python.mimo_channel_kernels``, gr-semcom/lib); Python keeps everything per
+    frame (draws, switch points, phase, truth, tags) and touches no sample. ``"numpy"`` is the definition
+    it is tested against: the same output to float32 rounding with the noise off
+    (``noise_ref_power=0``), and with it the same noise statistics (variance, whiteness, Gaussian) from
+    another stream: the compiled noise comes from GNU Radio's xoroshiro128+ generator through a ziggurat
+    (seeded from the same noise SeedSequence), not from numpy's Generator, so a seed gives other noise
+    samples in the two implementations. Phase noise and the sampling-clock offset stay numpy in either
+    (applied to the compiled FIR's output before the noise). ``"auto"`` (default): compiled where the
+    module is built, numpy otherwise (as ofat_rx's and make_ofat_tx's ``implementation``).
     """
 
     def __init__(self, n_tx: int, n_rx: int, snr_db: float = 20.0, fading: str = "per_frame",
@@ -124,8 +148,13 @@ class mimo_channel(arrived_block):
                  sfo_ppm: float = 0.0, phase_noise_linewidth: float = 0.0,
                  tx_iq_gain_db: float | list[float] = 0.0, tx_iq_phase_deg: float | list[float] = 0.0,
                  rx_iq_gain_db: float | list[float] = 0.0, rx_iq_phase_deg: float | list[float] = 0.0,
-                 dc_offset_dbc: float | None = None):
+                 dc_offset_dbc: float | None = None, implementation: str = "auto"):
         n_tx, n_rx = int(n_tx), int(n_rx)
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+        if implementation == "cxx" and not compiled_channel_available():
+            raise RuntimeError("the compiled mimo_channel kernels are not built (scripts/setup.sh builds "
+                               "build/)")
         arrived_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
                                out_sig=[np.complex64] * n_rx)
         _blas_on_one_thread()
@@ -186,6 +215,13 @@ class mimo_channel(arrived_block):
                              f"exceeds the transmitter's gap_samples={int(gap_samples)}: a redrawn delay "
                              f"would truncate frames (raise gap_samples or lower max_int_delay)")
         self._history = np.zeros((n_tx, self._history_len), np.complex64)
+        self._kernel = None
+        if implementation == "cxx" or (implementation == "auto" and compiled_channel_available()):
+            noise_seed = int(ss_noise.generate_state(1, np.uint64)[0])
+            self._kernel = semcom_python.mimo_channel_kernels(n_tx, n_rx, self._history_len, noise_seed)
+            self._kernel.set_drift(self.rx_phase_drift.tolist())
+            self._kernel_settings = None  # the impairments last handed to the kernel (set in process)
+        self.implementation = "cxx" if self._kernel is not None else "numpy"
         self._phase = 0.0  # CFO phase (rad) at the next output sample
         self._truth_port = pmt.intern("truth")
         self.message_port_register_out(self._truth_port)
@@ -267,6 +303,9 @@ class mimo_channel(arrived_block):
         self.draws += 1
         taps = self._with_channel_offsets(real.taps)
         self._fir_len = taps.shape[-1]
+        if self._kernel is not None:
+            self._kernel.set_realisation(taps.astype(np.complex64), int(real.int_delay), float(real.cfo))
+            return
         # Flipped once per draw: _g[l] (L, Nr, Nt) is the matrix applied to the input l samples after
         # the window start; _g_flat (Nr, Nt*L) the same taps for one product over a window (`_fir`).
         self._g = np.ascontiguousarray(taps[:, :, ::-1].transpose(2, 0, 1)).astype(np.complex64)
@@ -312,7 +351,8 @@ class mimo_channel(arrived_block):
         One (Nr, Nt*L) @ (Nt*L, m) product on a window copy of the input (Nt*L times the chunk). L
         shifted (Nr, Nt) @ (Nt, m) products accumulated in place avoid the copy, but as a kernel they
         measured 1.3-2.5x slower (L small products, L passes over the output; m = 8192, 1x1 to 4x4)
-        and in the block within +-25 %, either way by Nt x Nr (benchmarks/results/summary_tx.md).
+        and in the block within +-25 %, either way by Nt x Nr (benchmarks/results/summary_tx.md at 90a11a3).
+        The compiled kernel (implementation "cxx") replaces this path where it is built.
         """
         length, m = self._fir_len, out.shape[1]
         if self._window_buf.size < self.n_tx * length * m:
@@ -343,6 +383,67 @@ class mimo_channel(arrived_block):
     def process(self, input_items, output_items, n: int) -> None:
         """The n samples that arrived on every input through the channel (`arrived_block`: one call per
         arrival, not a sync block's halving calls)."""
+        if self._kernel is not None:
+            self._process_compiled(input_items, output_items, n)
+        else:
+            self._process_numpy(input_items, output_items, n)
+        for tag in self.get_tags_in_window(0, 0, n):
+            for r in range(self.n_rx):
+                self.add_item_tag(r, tag.offset, tag.key, tag.value)
+
+    def _segments(self, start: int, n: int, filter_segment) -> None:
+        """filter_segment(s0, s1) over the call's stretches under one realisation, switching to the next
+        draw (and publishing it) at each switch point: the one definition of where realisations change."""
+        if not self._published_first:
+            self._publish_truth(0, self._current)
+            self._published_first = True
+        seg_start = start
+        for point in [*self._switch_points(start, n), None]:
+            seg_end = start + n if point is None else point
+            if seg_end > seg_start:
+                filter_segment(seg_start - start, seg_end - start)
+            if point is not None:  # a new realisation from this sample on
+                self._set_realisation(self._next_draw())
+                self._publish_truth(point, self._current)
+                seg_start = point
+
+    def _front_end(self, y: np.ndarray, start: int, n: int, imp: Impairments, sfo: SfoResampler | None
+                   ) -> np.ndarray:
+        """Phase noise and the sampling-clock offset (numpy in both implementations) on y (Nr, n)."""
+        if imp.phase_noise_linewidth > 0:
+            phase = wiener_phase(self._rng_imp, 1, n, imp.phase_noise_linewidth, self._pn_phase)
+            self._pn_phase = np.mod(phase[:, -1], TWO_PI)
+            y *= np.exp(1j * phase).astype(np.complex64)  # one oscillator for every receive antenna
+        if sfo is not None:
+            sobs = self.get_tags_in_range(0, start, start + n, self._sob_key)
+            y = sfo.process(y, [int(t.offset) - start for t in sobs])
+        return y
+
+    def _process_compiled(self, input_items, output_items, n: int) -> None:
+        start = self.nitems_written(0)
+        with self._lock:
+            noise_var = self._noise_var
+            imp, sfo, dc, tx_k, rx_k = self.impairments, self._sfo, self._dc, self._tx_k, self._rx_k
+        kernel = self._kernel
+        if self._kernel_settings is not imp:  # hand changed impairments over between calls, not during one
+            kernel.set_tx_iq(*(_complex_lists(tx_k) if imp.tx_iq else ([], [])))
+            kernel.set_rx_iq(*(_complex_lists(rx_k) if imp.rx_iq else ([], [])))
+            kernel.set_dc([] if dc is None else _complex_lists([dc])[0])
+            self._kernel_settings = imp
+        outputs = list(output_items)
+        kernel.begin(list(input_items), outputs, n)
+
+        def filter_segment(s0: int, s1: int) -> None:
+            self._phase = kernel.filter(s0, s1, self._phase, start)
+
+        self._segments(start, n, filter_segment)
+        if imp.phase_noise_linewidth > 0 or sfo is not None:  # numpy, on the FIR's output, before the noise
+            y = self._front_end(np.array([o[:n] for o in outputs]), start, n, imp, sfo)
+            for r in range(self.n_rx):
+                outputs[r][:n] = y[r]
+        kernel.finish(noise_var)
+
+    def _process_numpy(self, input_items, output_items, n: int) -> None:
         start = self.nitems_written(0)
         hl = self._history_len
         # ext[:, j] is input sample start - hl + j.
@@ -350,9 +451,6 @@ class mimo_channel(arrived_block):
         ext[:, :hl] = self._history
         for a in range(self.n_tx):
             ext[a, hl:] = input_items[a][:n]
-        if not self._published_first:
-            self._publish_truth(0, self._current)
-            self._published_first = True
         with self._lock:
             noise_var = self._noise_var
             imp, sfo, dc, tx_k, rx_k = self.impairments, self._sfo, self._dc, self._tx_k, self._rx_k
@@ -362,24 +460,8 @@ class mimo_channel(arrived_block):
 
         y = np.empty((self.n_rx, n), np.complex64)
         drifting = bool(self.rx_phase_drift.any())
-        points = self._switch_points(start, n)
-        seg_start = start
-        for point in [*points, None]:
-            seg_end = start + n if point is None else point
-            if seg_end > seg_start:
-                self._filter(ext, y, seg_start - start, seg_end - start, start, drifting)
-            if point is not None:  # a new realisation from this sample on
-                self._set_realisation(self._next_draw())
-                self._publish_truth(point, self._current)
-                seg_start = point
-
-        if imp.phase_noise_linewidth > 0:
-            phase = wiener_phase(self._rng_imp, 1, n, imp.phase_noise_linewidth, self._pn_phase)
-            self._pn_phase = np.mod(phase[:, -1], TWO_PI)
-            y *= np.exp(1j * phase).astype(np.complex64)  # one oscillator for every receive antenna
-        if sfo is not None:
-            sobs = self.get_tags_in_range(0, start, start + n, self._sob_key)
-            y = sfo.process(y, [int(t.offset) - start for t in sobs])
+        self._segments(start, n, lambda s0, s1: self._filter(ext, y, s0, s1, start, drifting))
+        y = self._front_end(y, start, n, imp, sfo)
         if noise_var > 0:
             # Time-major (n, Nr) draw: the noise sequence does not depend on how work() calls split it.
             w = self._rng_noise.standard_normal((n, 2 * self.n_rx), dtype=np.float32)
@@ -391,8 +473,5 @@ class mimo_channel(arrived_block):
             y += dc[:, None]
         for r in range(self.n_rx):
             output_items[r][:n] = y[r]
-        for tag in self.get_tags_in_window(0, 0, n):
-            for r in range(self.n_rx):
-                self.add_item_tag(r, tag.offset, tag.key, tag.value)
         if hl:
             self._history = history

@@ -11,8 +11,12 @@ import pmt
 from gnuradio import blocks, gr, gr_unittest, semcom
 from gnuradio.semcom.arrived_block import record_calls
 from gnuradio.semcom.messages import parse_tensor_message
+from gnuradio.semcom.mimo_channel import compiled_channel_available
 
 from semcom.ofat.channel_model import Realisation, exponential_correlation
+
+# The implementations this build has: the numpy definition, and the compiled kernels where built.
+IMPLEMENTATIONS_HERE = ("numpy", "cxx") if compiled_channel_available() else ("numpy",)
 
 
 def _tags(offsets, key="tx_sob"):
@@ -144,18 +148,87 @@ class qa_mimo_channel(gr_unittest.TestCase):
         y, _, _, _ = run_channel(x, n_rx=2, snr_db=7.0, fading="held", seed=1)
         self.assertAlmostEqual(np.var(y) / 10 ** -0.7, 1.0, delta=0.02)
 
-    def test_noise_is_white_per_antenna_and_circular(self):
+    def test_noise_is_white_per_antenna_circular_and_gaussian(self):
+        """In both implementations (their noise streams differ, their statistics must not): variance,
+        halves per real part, independent antennas, white over lags 1..8, Gaussian (excess kurtosis,
+        skew and the mass beyond 3 sigma)."""
         x = np.zeros((2, 100000), np.complex64)
-        y, ch, _, _ = run_channel(x, n_rx=4, snr_db=10.0, noise_ref_power=2.0, fading="held", seed=11)
         sigma2 = 2.0 * 10 ** -1.0
-        self.assertAlmostEqual(ch.noise_var(), sigma2)
-        np.testing.assert_allclose(np.mean(np.abs(y) ** 2, axis=1), sigma2, rtol=0.02)
-        np.testing.assert_allclose(np.var(y.real, axis=1), sigma2 / 2, rtol=0.03)
-        np.testing.assert_allclose(np.var(y.imag, axis=1), sigma2 / 2, rtol=0.03)
-        cov = y @ y.conj().T / y.shape[1] / sigma2
-        self.assertLess(np.max(np.abs(cov - np.diag(np.diag(cov)))), 0.02)  # independent antennas
-        lag1 = np.mean(y[:, 1:] * y[:, :-1].conj()) / sigma2
-        self.assertLess(abs(lag1), 0.02)  # white in time
+        for implementation in IMPLEMENTATIONS_HERE:
+            with self.subTest(implementation=implementation):
+                y, ch, _, _ = run_channel(x, n_rx=4, snr_db=10.0, noise_ref_power=2.0, fading="held", seed=11,
+                                          implementation=implementation)
+                self.assertEqual(ch.implementation, implementation)
+                self.assertAlmostEqual(ch.noise_var(), sigma2)
+                np.testing.assert_allclose(np.mean(np.abs(y) ** 2, axis=1), sigma2, rtol=0.02)
+                np.testing.assert_allclose(np.var(y.real, axis=1), sigma2 / 2, rtol=0.03)
+                np.testing.assert_allclose(np.var(y.imag, axis=1), sigma2 / 2, rtol=0.03)
+                self.assertLess(abs(np.mean(y.real * y.imag)) / sigma2, 0.01)  # circular
+                cov = y @ y.conj().T / y.shape[1] / sigma2
+                self.assertLess(np.max(np.abs(cov - np.diag(np.diag(cov)))), 0.02)  # independent antennas
+                for lag in range(1, 9):  # white in time
+                    self.assertLess(abs(np.mean(y[:, lag:] * y[:, :-lag].conj())) / sigma2, 0.02)
+                v = np.concatenate([y.real.ravel(), y.imag.ravel()]) / np.sqrt(sigma2 / 2)  # 800 000 N(0, 1)
+                self.assertLess(abs(np.mean(v ** 4) - 3.0), 0.05)  # excess kurtosis 0 (sd ~0.005)
+                self.assertLess(abs(np.mean(v ** 3)), 0.02)
+                self.assertAlmostEqual(np.mean(np.abs(v) > 3.0) / 0.0026998, 1.0, delta=0.1)
+
+    def test_compiled_equals_numpy_with_the_noise_off(self):
+        """The compiled per-sample work against the numpy definition, every option on at once and with
+        small and whole work() calls: per-frame redraws at tx_sob (back-to-back frames, a tag at 0),
+        multipath with fractional and integer delay, CFO jitter, fixed per-channel phases and delays,
+        phase drift, TX and RX IQ imbalance, DC offset, phase noise and SFO (those two numpy in both),
+        and per-block redraws; -300 dB of noise (its own stream in each, 1e-15)."""
+        if "cxx" not in IMPLEMENTATIONS_HERE:
+            self.skipTest("the compiled module is not built")
+        rng = np.random.default_rng(30)
+        x = white(rng, (2, 7000), 0.5)
+        x[:, 3000:3400] = 0  # a gap
+        every = dict(tags=(0, 900, 901, 2500, 5100), eob=(899, 2499), n_rx=4, snr_db=300, max_int_delay=9,
+                     cfo=0.3 / 64, cfo_jitter=0.1 / 64, seed=31, rx_phase=[0.1, 0.2, 0.3, 0.4],
+                     rx_delay=[0, 1, 0, 2], tx_phase=[0.5, -0.5], tx_delay=[1, 0],
+                     rx_phase_drift=[0.0, 1e-4, -2e-4, 0.0], tx_iq_gain_db=[0.3, -0.2], tx_iq_phase_deg=2.0,
+                     rx_iq_gain_db=0.5, rx_iq_phase_deg=[1.0, 2.0, 3.0, 4.0], dc_offset_dbc=-30.0,
+                     phase_noise_linewidth=1e-5, sfo_ppm=30.0)
+        configs = {"every option, per frame": every,
+                   "per block, 1x3": dict(n_rx=3, snr_db=300, fading="per_block", block_len=777, seed=32,
+                                          max_int_delay=3, cfo=0.01)}
+        for name, kw in configs.items():
+            xin = x if kw is every else x[:1]
+            for cap in (None, 61):
+                with self.subTest(name, max_noutput_items=cap):
+                    y_np, ch_np, t_np, tags_np = run_channel(xin, implementation="numpy",
+                                                             max_noutput_items=cap, **kw)
+                    y_c, ch_c, t_c, tags_c = run_channel(xin, implementation="cxx",
+                                                         max_noutput_items=cap, **kw)
+                    self.assertEqual((ch_np.implementation, ch_c.implementation), ("numpy", "cxx"))
+                    self.assertGreater(np.mean(np.abs(y_np) ** 2), 0.1)
+                    np.testing.assert_allclose(y_c, y_np, rtol=0, atol=2e-5)
+                    self.assertEqual([m for m, _ in t_c], [m for m, _ in t_np])  # same draws, offsets, phases
+                    self.assertEqual([(t.offset, str(t.key)) for t in tags_c],
+                                     [(t.offset, str(t.key)) for t in tags_np])
+
+    def test_compiled_noise_is_seeded_and_independent_of_work_sizes(self):
+        if "cxx" not in IMPLEMENTATIONS_HERE:
+            self.skipTest("the compiled module is not built")
+        x = white(np.random.default_rng(33), (2, 5000))
+        kw = dict(tags=(0, 1200, 3100), n_rx=4, snr_db=10, seed=9, max_int_delay=4, cfo_jitter=0.003,
+                  implementation="cxx")
+        y1, _, _, _ = run_channel(x, **kw)
+        y2, _, _, _ = run_channel(x, max_noutput_items=61, **kw)
+        np.testing.assert_allclose(y1, y2, rtol=0, atol=1e-6)
+        y3, _, _, _ = run_channel(x, **{**kw, "snr_db": 300})
+        w = y1 - y3  # the noise alone, at 10 dB
+        self.assertAlmostEqual(np.var(w) / 0.1, 1.0, delta=0.05)
+        y4, _, _, _ = run_channel(x, **{**kw, "seed": 10})
+        self.assertGreater(np.mean(np.abs(y1 - y4) ** 2), 0.5)
+
+    def test_implementation_is_checked(self):
+        with self.assertRaises(ValueError):
+            semcom.mimo_channel(2, 2, implementation="fortran")
+        self.assertEqual(semcom.mimo_channel(2, 2, implementation="numpy").implementation, "numpy")
+        auto = semcom.mimo_channel(2, 2).implementation
+        self.assertEqual(auto, "cxx" if "cxx" in IMPLEMENTATIONS_HERE else "numpy")
 
     def test_average_received_power_is_total_transmit_power(self):
         rng = np.random.default_rng(2)

@@ -13,6 +13,7 @@ namespace py = pybind11;
 
 void bind_ofat_tx_fast(py::module& m);
 void bind_ofat_rx_kernels(py::module& m);
+void bind_mimo_channel_kernels(py::module& m);
 
 PYBIND11_MODULE(semcom_python, m)
 {
@@ -21,4 +22,5 @@ PYBIND11_MODULE(semcom_python, m)
 
     bind_ofat_tx_fast(m);
     bind_ofat_rx_kernels(m);
+    bind_mimo_channel_kernels(m);
 }
