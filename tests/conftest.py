@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +41,22 @@ def load_script_module(script: str | Path, name: str | None = None) -> ModuleTyp
     return module
 
 
+def modules_loaded_by(module: str, watched: tuple[str, ...]) -> list[str]:
+    """Which of `watched` a fresh interpreter has in sys.modules after `import module` (sorted)."""
+    code = (f"import json, sys, {module}\n"
+            f"print(json.dumps(sorted(m for m in sys.modules if m in {watched!r})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 @pytest.fixture(scope="session")
 def load_script() -> Callable[..., ModuleType]:
     """`load_script_module` for tests and module-scoped fixtures: `load_script("experiments/phy/run.py")`."""
     return load_script_module
+
+
+@pytest.fixture(scope="session")
+def loaded_modules() -> Callable[[str, tuple[str, ...]], list[str]]:
+    """`modules_loaded_by`: `loaded_modules("semcom.burst", ("torch",))` -> [] when it imports no torch."""
+    return modules_loaded_by

@@ -214,10 +214,21 @@ def test_host_core_imports_no_gnu_radio() -> None:
     flowgraph in the same process does (semcom.loopback's launcher, semcom.network.air, semcom.digital)."""
     core = ["semcom.wire", "semcom.link", "semcom.ofat.frame", "semcom.ofat.receiver", "semcom.ofat.equalize",
             "semcom.ofat.papr", "semcom.ofat.clipping", "semcom.channels", "semcom.training",
-            "semcom.transfer", "semcom.loopback", "semcom.flowgraph_channel", "semcom.capture", "semcom.send",
-            "semcom.cli"]
+            "semcom.transfer", "semcom.loopback", "semcom.burst", "semcom.flowgraph_channel",
+            "semcom.capture", "semcom.send", "semcom.cli"]
     code = (f"import importlib, sys\nfor m in {core!r}: importlib.import_module(m)\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gnuradio', 'pmt')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_one_process_burst_is_its_own_module(loaded_modules) -> None:
+    """semcom.burst (run_burst and its helpers) loads neither torch nor the `semcom loopback` command module,
+    whose names for it stay importable as the same objects."""
+    assert loaded_modules("semcom.burst", ("torch", "semcom.loopback", "semcom.cli")) == []
+    import semcom.burst
+    import semcom.loopback
+
+    for name in ("run_burst", "gr_channel_models", "seeded_payloads", "burst_nmse"):
+        assert getattr(semcom.loopback, name) is getattr(semcom.burst, name)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semcom.loopback import burst_nmse, run_burst, seeded_payloads
+from semcom.burst import burst_nmse, run_burst, seeded_payloads
 from semcom.ofat.channel_model import (
     ChannelSpec,
     SfoResampler,
@@ -344,7 +344,7 @@ def gr_block_loss(seed: int, n_frames: int, gr_impairment: dict, mimo_impairment
                   rx: dict | None = None) -> dict[str, float]:
     """NMSE cost (dB, ZF, 2x4 at 20 dB) of an impairment through GNU Radio's own blocks (channel_model
     holding mimo_channel's first draw, reproduced from its seed, then the impairment block: see
-    `semcom.loopback.gr_channel_models`) and of the same impairment in mimo_channel, each against its
+    `semcom.burst.gr_channel_models`) and of the same impairment in mimo_channel, each against its
     own run without it."""
     sent = seeded_payloads(n_frames, 1280, seed=seed)
     spec = ChannelSpec(n_rx=4, n_tx=2, n_taps=3)  # mimo_channel's defaults: 3 taps + fractional delay

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semcom.loopback import burst_nmse, run_burst, seeded_payloads
+from semcom.burst import burst_nmse, run_burst, seeded_payloads
 from semcom.ofat.equalize import mmse_nmse_bound, reconstruct_payload, zf_nmse_bound
 from semcom.ofat.frame import make_layout
 from semcom.progress import progress_bar

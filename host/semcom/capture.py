@@ -377,7 +377,7 @@ def record_loopback(path: str | Path, *, n_frames: int = 12, snr_db: float = 20.
                     channel_seed: int = 3) -> list[dict[str, Any]]:
     """Record a loopback run (ofat_tx -> mimo_channel -> sigmf_sink and ofat_rx) and store what the
     receiver decoded live in the recording, so that a replay can be checked against it."""
-    from semcom.loopback import run_burst
+    from semcom.burst import run_burst
     from semcom.ofat.frame import make_layout
 
     layout = layout or make_layout("wifi64", n_tx=2, n_rx=2)

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from semcom.burst import run_burst
 from semcom.errors import finite_float, positive_int
-from semcom.loopback import run_burst
 from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import OfatLayout, make_layout
 from semcom.results import save_figure, write_csv

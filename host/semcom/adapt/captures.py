@@ -254,7 +254,7 @@ def captures_from_frames(layout: OfatLayout, frames: list[tuple[dict[str, Any], 
                          sent: dict[int, np.ndarray], snr_setting_db: float, *, equalizer: str = "mmse",
                          provenance: str = "recording", note: str = "") -> Captures:
     """Captures from receiver frames ``(meta, {"Y", "H"})`` as ``ofat_rx`` emits them (a SigMF recording
-    replayed through it, or ``semcom.loopback.run_burst``) and the values sent per sequence number;
+    replayed through it, or ``semcom.burst.run_burst``) and the values sent per sequence number;
     a sequence number sent but not among the frames is a lost frame."""
     from semcom.ofat.equalize import reconstruct_payload
 
