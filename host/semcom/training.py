@@ -38,7 +38,12 @@ class Schedule(Protocol):
 
 
 def cosine_lr(cfg: Schedule, done: float) -> float:
-    """Learning rate at fraction ``done`` (0..1) of the run: cosine from ``cfg.lr`` to ``cfg.lr_min``."""
+    """Learning rate at fraction ``done`` (0..1) of the run: cosine from ``cfg.lr`` to ``cfg.lr_min``.
+
+    Why not ``torch.optim.lr_scheduler.CosineAnnealingLR``: it counts steps, while ``done`` here is the
+    larger of the steps' and the wall time's share of the run (``cfg.max_seconds``), on rank 0's clock
+    under a process group and resumed from the saved elapsed time; one formula of ``done`` serves all
+    three (the review's 'hand-computed cosine schedule')."""
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
 
 
