@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import os
 import threading
 
 import numpy as np
@@ -134,7 +135,9 @@ class mimo_channel(arrived_block):
     (seeded from the same noise SeedSequence), not from numpy's Generator, so a seed gives other noise
     samples in the two implementations. Phase noise and the sampling-clock offset stay numpy in either
     (applied to the compiled FIR's output before the noise). ``"auto"`` (default): compiled where the
-    module is built, numpy otherwise (as ofat_rx's and make_ofat_tx's ``implementation``).
+    module is built, numpy otherwise; the environment variable SEMCOM_MIMO_CHANNEL (auto / cxx / numpy)
+    overrides "auto", e.g. to run a whole flowgraph or test suite through the numpy path (as ofat_rx's
+    SEMCOM_OFAT_RX and make_ofat_tx's SEMCOM_OFAT_TX).
     """
 
     def __init__(self, n_tx: int, n_rx: int, snr_db: float = 20.0, fading: str = "per_frame",
@@ -150,6 +153,8 @@ class mimo_channel(arrived_block):
                  rx_iq_gain_db: float | list[float] = 0.0, rx_iq_phase_deg: float | list[float] = 0.0,
                  dc_offset_dbc: float | None = None, implementation: str = "auto"):
         n_tx, n_rx = int(n_tx), int(n_rx)
+        if implementation == "auto":
+            implementation = os.environ.get("SEMCOM_MIMO_CHANNEL", "auto")
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
         if implementation == "cxx" and not compiled_channel_available():

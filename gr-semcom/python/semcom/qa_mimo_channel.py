@@ -6,6 +6,9 @@
 #
 """QA for mimo_channel: exact FIR when held, redraws exactly at tx_sob, noise and CFO against theory."""
 
+import os
+import unittest.mock
+
 import numpy as np
 import pmt
 from gnuradio import blocks, gr, gr_unittest, semcom
@@ -229,6 +232,13 @@ class qa_mimo_channel(gr_unittest.TestCase):
         self.assertEqual(semcom.mimo_channel(2, 2, implementation="numpy").implementation, "numpy")
         auto = semcom.mimo_channel(2, 2).implementation
         self.assertEqual(auto, "cxx" if "cxx" in IMPLEMENTATIONS_HERE else "numpy")
+        with unittest.mock.patch.dict(os.environ, {"SEMCOM_MIMO_CHANNEL": "numpy"}):
+            self.assertEqual(semcom.mimo_channel(2, 2).implementation, "numpy")  # overrides "auto" only
+            if "cxx" in IMPLEMENTATIONS_HERE:
+                self.assertEqual(semcom.mimo_channel(2, 2, implementation="cxx").implementation, "cxx")
+        with unittest.mock.patch.dict(os.environ, {"SEMCOM_MIMO_CHANNEL": "fortran"}), \
+                self.assertRaises(ValueError):
+            semcom.mimo_channel(2, 2)
 
     def test_average_received_power_is_total_transmit_power(self):
         rng = np.random.default_rng(2)
