@@ -12,6 +12,8 @@
 #include <gnuradio/fft/fft.h>
 #include <gnuradio/semcom/ofat_rx_kernels.h>
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -1603,6 +1605,136 @@ ofat_rx_kernels::step ofat_rx_kernels::decode_at(
     ++counts.frames;
     skip_to(d_buf_start + end - d_cp_len);
     return step::frame;
+}
+
+void ofat_rx_kernels::append_float_repr(std::string& out, double x)
+{
+    // The shortest digits that read back as x (std::to_chars, as Python's repr), written as repr writes
+    // them: fixed notation where the decimal exponent e of d.ddd is -5 < e < 16 (a ".0" on whole
+    // numbers), else d.ddde-XX / d.ddde+XX with at least two exponent digits.
+    char text[40];
+    const auto written = std::to_chars(text, text + sizeof text - 1, x, std::chars_format::scientific);
+    *written.ptr = '\0'; // (at most 24 characters) for atoi below
+    const char* p = text;
+    if (*p == '-') {
+        out += '-';
+        ++p;
+    }
+    const char* e = std::find(p, static_cast<const char*>(written.ptr), 'e');
+    std::string digits(1, *p);
+    if (e - p > 2)
+        digits.append(p + 2, e); // after "d."
+    const int exponent = std::atoi(e + 1);
+    const int point = exponent + 1, n = static_cast<int>(digits.size()); // x = 0.digits * 10^point
+    if (point <= -4 || point > 16) {
+        out += digits[0];
+        if (n > 1) {
+            out += '.';
+            out.append(digits, 1, std::string::npos);
+        }
+        out += exponent < 0 ? "e-" : "e+";
+        const int magnitude = std::abs(exponent);
+        if (magnitude < 10)
+            out += '0';
+        out += std::to_string(magnitude);
+    } else if (point <= 0) {
+        out += "0.";
+        out.append(static_cast<std::size_t>(-point), '0');
+        out += digits;
+    } else if (point >= n) {
+        out += digits;
+        out.append(static_cast<std::size_t>(point - n), '0');
+        out += ".0";
+    } else {
+        out.append(digits, 0, point);
+        out += '.';
+        out.append(digits, point, std::string::npos);
+    }
+}
+
+void ofat_rx_kernels::set_message(pmt::pmt_t car, const std::string& wire_header)
+{
+    if (wire_header.size() != 16)
+        throw std::invalid_argument("ofat_rx_kernels::set_message: the wire header is 16 bytes");
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    // the payloads are copied as they lie in memory: the wire's little-endian bytes only on such a host
+    throw std::runtime_error("ofat_rx_kernels::set_message: a big-endian host (messages.wire_message instead)");
+#endif
+    d_message_car = car;
+    d_wire_header = wire_header;
+}
+
+bool ofat_rx_kernels::frame_message(const stream_frame& f, const stream_counts& totals, pmt::pmt_t& message) const
+{
+    if (!messages_configured())
+        throw std::logic_error("ofat_rx_kernels::frame_message: set_message first");
+    const double scale = std::pow(2.0, (static_cast<double>(f.scale_code) - 32768) / 1024); // frame.decode_scale
+    for (double v : { scale, f.noise_var, f.err_var, f.snr_db, f.cfo, f.metric })
+        if (!std::isfinite(v))
+            return false;
+    const long long K = data_carriers();
+    long long n_values = 1;
+    for (int d : f.shape)
+        n_values *= d;
+    auto ints = [](std::string& out, std::initializer_list<long long> values) {
+        const char* sep = "";
+        for (long long v : values) {
+            out += sep;
+            out += std::to_string(v);
+            sep = ", ";
+        }
+    };
+    // {"tensors": [specs], "meta": meta} with json's ", " and ": " separators, meta's keys in
+    // ReceivedFrame.meta()'s order, then rx_counters (ofat_rx.frame_message).
+    std::string json = "{\"tensors\": [{\"name\": \"Y\", \"dtype\": \"complex64\", \"shape\": [";
+    ints(json, { K, d_n_rx, f.n_data });
+    json += "]}, {\"name\": \"H\", \"dtype\": \"complex64\", \"shape\": [";
+    ints(json, { K, d_n_rx, d_n_tx });
+    json += "]}], \"meta\": {\"seq\": " + std::to_string(f.seq) + ", \"shape\": [";
+    for (std::size_t i = 0; i < f.shape.size(); ++i)
+        json += (i ? ", " : "") + std::to_string(f.shape[i]);
+    json += "], \"n_values\": " + std::to_string(n_values) + ", \"scale\": ";
+    append_float_repr(json, scale);
+    json += ", \"flags\": " + std::to_string(f.flags) + ", \"noise_var\": ";
+    append_float_repr(json, f.noise_var);
+    json += ", \"err_var\": ";
+    append_float_repr(json, f.err_var);
+    json += ", \"snr_db\": ";
+    append_float_repr(json, f.snr_db);
+    json += ", \"cfo\": ";
+    append_float_repr(json, f.cfo);
+    json += ", \"timing\": " + std::to_string(f.start) + ", \"sync_metric\": ";
+    append_float_repr(json, f.metric);
+    json += ", \"rx_counters\": {\"samples\": " + std::to_string(totals.samples) +
+            ", \"detections\": " + std::to_string(totals.detections) + ", \"frames\": " +
+            std::to_string(totals.frames) + ", \"header_crc_fail\": " + std::to_string(totals.header_crc_fail) +
+            ", \"header_invalid\": " + std::to_string(totals.header_invalid) +
+            ", \"sequence_mismatch\": " + std::to_string(totals.sequence_mismatch) + "}}}";
+    // The wire parts, each after its u32 little-endian length: header, JSON, Y, H.
+    const std::size_t y_bytes = f.y.size() * sizeof(cf), h_bytes = f.h.size() * sizeof(cf);
+    const std::size_t size = 4 * 4 + d_wire_header.size() + json.size() + y_bytes + h_bytes;
+    pmt::pmt_t parts = pmt::make_u8vector(size, 0);
+    std::size_t n_out = 0;
+    std::uint8_t* out = pmt::u8vector_writable_elements(parts, n_out);
+    auto part = [&out](const void* data, std::size_t n) {
+        const std::uint32_t len = static_cast<std::uint32_t>(n);
+        const std::uint8_t le[4] = { static_cast<std::uint8_t>(len), static_cast<std::uint8_t>(len >> 8),
+                                     static_cast<std::uint8_t>(len >> 16), static_cast<std::uint8_t>(len >> 24) };
+        std::memcpy(out, le, 4);
+        if (n)
+            std::memcpy(out + 4, data, n);
+        out += 4 + n;
+    };
+    std::string header = d_wire_header;
+    for (int i = 0; i < 8; ++i) // seq, u64 little-endian
+        header[8 + i] = static_cast<char>((static_cast<std::uint64_t>(f.seq) >> (8 * i)) & 0xFF);
+    part(header.data(), header.size());
+    part(json.data(), json.size());
+    // complex64 payloads as they lie in memory: the wire's little-endian bytes (set_message refuses others)
+    part(f.y.data(), y_bytes);
+    part(f.h.data(), h_bytes);
+    message = pmt::cons(d_message_car, parts);
+    return true;
 }
 
 } // namespace semcom

@@ -34,10 +34,13 @@ CDD, bins) are the receiver's own, computed in Python from semcom.ofat.frame and
 from __future__ import annotations
 
 import numpy as np
+import pmt
 
 from semcom.ofat.frame import FrameHeader, decode_header
 from semcom.ofat.receiver import COARSE_TAPS, NEWTON_STEPS, FrameReceiver, ReceivedFrame, _Front
+from semcom.wire import HEADER, MAGIC, VERSION, Kind
 
+from .messages import wire_message
 from .ofat_tx import semcom_python
 
 
@@ -84,23 +87,17 @@ class CompiledFrameReceiver(FrameReceiver):
         if self._streaming:
             self._kernels.set_stream(self.threshold, self._plateau_window, lay.cp_len, lay.values_per_symbol,
                                      lay.capacity)
+        # process_messages: ofat_rx's FRAME messages built in C++ as well (wire_message's bytes, tested).
+        self._messages = self._streaming and hasattr(self._kernels, "receive_messages")
+        if self._messages:
+            try:
+                self._kernels.set_message(pmt.car(wire_message(0, {}, {})),
+                                          HEADER.pack(MAGIC, VERSION, Kind.FRAME, 2, 0))
+            except RuntimeError:  # a big-endian host: its payload bytes are not the wire's
+                self._messages = False
 
-    def process(self, samples: np.ndarray | list[np.ndarray]) -> list[ReceivedFrame]:
-        """FrameReceiver.process: in the default configuration one C++ call (ofat_rx_kernels.receive:
-        FrameReceiver's search and bookkeeping, front, frame.decode_header's check, data); the same
-        frames, counters and last_taps (tested)."""
-        if not self._streaming:
-            return super().process(samples)
-        if isinstance(samples, (list, tuple)):
-            rows = samples
-        else:
-            rows = np.asarray(samples)
-            if rows.ndim != 2 or rows.shape[0] != self.layout.n_rx:
-                raise ValueError(f"expected ({self.layout.n_rx}, n) samples, got {rows.shape}")
-        try:
-            decoded, counts, front = self._kernels.receive(rows)
-        except ValueError as e:  # pybind's invalid_argument
-            raise ValueError(f"expected {self.layout.n_rx} 1-d sample arrays of one length ({e})") from None
+    def _counts(self, counts: tuple[int, ...], front: tuple[list[int], float] | None) -> None:
+        """Adds receive()'s counts since its last call to the counters; the last front's taps."""
         c = self.counters
         c.samples += counts[0]
         if counts[1]:
@@ -111,8 +108,48 @@ class CompiledFrameReceiver(FrameReceiver):
             c.sequence_mismatch += counts[5]
         if front is not None:
             self._last_chosen, self.last_fraction = front
-        return [ReceivedFrame(FrameHeader(seq, shape, scale_code, flags), *values)
-                for seq, flags, shape, scale_code, *values in decoded]
+
+    @staticmethod
+    def _frame(seq: int, flags: int, shape: tuple[int, ...], scale_code: int, *values) -> ReceivedFrame:
+        return ReceivedFrame(FrameHeader(seq, shape, scale_code, flags), *values)
+
+    @staticmethod
+    def _rows(samples: np.ndarray | list[np.ndarray], n_rx: int) -> np.ndarray | list[np.ndarray]:
+        if isinstance(samples, (list, tuple)):
+            return samples
+        rows = np.asarray(samples)
+        if rows.ndim != 2 or rows.shape[0] != n_rx:
+            raise ValueError(f"expected ({n_rx}, n) samples, got {rows.shape}")
+        return rows
+
+    def process_messages(self, samples: np.ndarray | list[np.ndarray]) -> list[pmt.pmt_base | ReceivedFrame]:
+        """process(samples) with each frame as the FRAME message ofat_rx publishes (ofat_rx.frame_message:
+        the wire form, rx_counters as they are after the call), built in C++ in the default
+        configuration; a ReceivedFrame for the caller to make into its message otherwise (another
+        configuration, or a meta that JSON cannot hold)."""
+        if not self._messages:
+            return self.process(samples)
+        c = self.counters
+        before = [c.samples, c.detections, c.frames, c.header_crc_fail, c.header_invalid, c.sequence_mismatch]
+        try:
+            out, counts, front = self._kernels.receive_messages(self._rows(samples, self.layout.n_rx), before)
+        except ValueError as e:  # pybind's invalid_argument
+            raise ValueError(f"expected {self.layout.n_rx} 1-d sample arrays of one length ({e})") from None
+        self._counts(counts, front)
+        return [self._frame(*item) if isinstance(item, tuple) else item for item in out]
+
+    def process(self, samples: np.ndarray | list[np.ndarray]) -> list[ReceivedFrame]:
+        """FrameReceiver.process: in the default configuration one C++ call (ofat_rx_kernels.receive:
+        FrameReceiver's search and bookkeeping, front, frame.decode_header's check, data); the same
+        frames, counters and last_taps (tested)."""
+        if not self._streaming:
+            return super().process(samples)
+        try:
+            decoded, counts, front = self._kernels.receive(self._rows(samples, self.layout.n_rx))
+        except ValueError as e:  # pybind's invalid_argument
+            raise ValueError(f"expected {self.layout.n_rx} 1-d sample arrays of one length ({e})") from None
+        self._counts(counts, front)
+        return [self._frame(*values) for values in decoded]
 
     @property
     def last_taps(self) -> np.ndarray:

@@ -70,6 +70,7 @@ class ofat_rx(gr.sync_block):
         self.receiver = receiver_class(implementation)(
             layout, threshold=threshold, phase_tracking=phase_tracking, sfo_tracking=bool(sfo_tracking),
             dc_removal=bool(dc_removal), iq_correction=bool(iq_correction), noise_estimate=noise_estimate)
+        self._receive = getattr(self.receiver, "process_messages", self.receiver.process)
         self._port = pmt.intern("frames")
         self.message_port_register_out(self._port)
 
@@ -78,9 +79,12 @@ class ofat_rx(gr.sync_block):
 
     def work(self, input_items, output_items):
         n = len(input_items[0])
-        # The Nr input buffers go straight into the receiver's buffer (no stacked copy first).
-        for frame in self.receiver.process(input_items):
-            self.message_port_pub(self._port, frame_message(frame, self.receiver.counters))
+        # The Nr input buffers go straight into the receiver's buffer (no stacked copy first). The compiled
+        # receiver builds the messages itself (process_messages); a ReceivedFrame gets its message here.
+        for item in self._receive(input_items):
+            if isinstance(item, ReceivedFrame):
+                item = frame_message(item, self.receiver.counters)
+            self.message_port_pub(self._port, item)
         return n
 
 

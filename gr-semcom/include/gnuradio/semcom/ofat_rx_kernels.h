@@ -9,9 +9,11 @@
 #define INCLUDED_SEMCOM_OFAT_RX_KERNELS_H
 
 #include <gnuradio/semcom/api.h>
+#include <pmt/pmt.h>
 #include <complex>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -202,6 +204,25 @@ public:
     long long fronts() const { return d_fronts; }
 
     /*!
+     * \brief The FRAME messages of receive(): ofat_rx.frame_message's wire form (messages.wire_message:
+     * the pair (car, u8vector of the wire parts, each after its u32 little-endian length)) built here.
+     * car: the wire form's car (messages.py makes it); wire_header: the 16-byte wire header of a FRAME
+     * with two tensors and seq 0 (semcom.wire.HEADER), whose last 8 bytes receive each frame's seq.
+     */
+    void set_message(pmt::pmt_t car, const std::string& wire_header);
+    bool messages_configured() const { return d_wire_header.size() == 16; }
+
+    /*!
+     * \brief One frame's FRAME message (see set_message): meta as ReceivedFrame.meta() with rx_counters =
+     * totals, in the JSON text json.JSONEncoder writes (wire.encode_arrays), tensors Y and H. False
+     * (message untouched) where a meta value is not finite: JSON cannot hold it (wire_message's fallback).
+     */
+    bool frame_message(const stream_frame& f, const stream_counts& totals, pmt::pmt_t& message) const;
+
+    //! repr(x) of a finite float (Python's shortest round-trip text, as json writes it), appended to out.
+    static void append_float_repr(std::string& out, double x);
+
+    /*!
      * \brief frame.decode_header on HEADER_BITS (120) descrambled hard bits: false when the CRC-16/CCITT
      * (binascii.crc_hqx from 0xFFFF over the first 13 bytes, little-endian after them) fails or a dim
      * follows a zero dim; else the fields ("<IB3HH": seq, flags, 3 dims, scale code), shape = the dims
@@ -296,6 +317,8 @@ private:
     std::vector<int> d_last_chosen;
     double d_last_fraction = 0.0;
     long long d_fronts = 0;
+    pmt::pmt_t d_message_car;
+    std::string d_wire_header;
     enum class step { wait, more, frame };
     void append(const cf* const* rows, std::size_t m);
     void trim(long long keep_from_abs);

@@ -47,6 +47,56 @@ py::array_t<cf> owning_array(std::vector<cf>&& v, std::vector<py::ssize_t> shape
     return py::array_t<cf>(shape, owned->data(), release);
 }
 
+// ofat_rx_kernels::receive on a sequence of Nr 1-d sample arrays (complex64 rows, contiguous: a dtype or
+// layout other than that is converted, as the numpy receiver's buffer assignment converts it).
+void receive_rows(kernels& k,
+                  const py::sequence& rows,
+                  kernels::stream_counts& counts,
+                  std::vector<kernels::stream_frame>& frames)
+{
+    if (!k.streaming())
+        throw std::logic_error("receive: set_frame and set_stream first");
+    const int n_rx = k.n_rx();
+    if (static_cast<int>(py::len(rows)) != n_rx)
+        throw std::invalid_argument("receive: expected Nr 1-d sample arrays of one length");
+    using row_t = py::array_t<cf, py::array::c_style | py::array::forcecast>;
+    std::vector<row_t> arrays;
+    std::vector<const cf*> ptrs;
+    for (int r = 0; r < n_rx; ++r) {
+        arrays.push_back(row_t::ensure(rows[r]));
+        if (!arrays.back() || arrays.back().ndim() != 1 || arrays.back().size() != arrays[0].size())
+            throw std::invalid_argument("receive: expected Nr 1-d sample arrays of one length");
+        ptrs.push_back(arrays.back().data());
+    }
+    py::gil_scoped_release release;
+    frames = k.receive(ptrs.data(), static_cast<std::size_t>(arrays[0].size()), counts);
+}
+
+py::tuple frame_tuple(const kernels& k, kernels::stream_frame& f)
+{
+    const py::ssize_t n_k = k.data_carriers(), nr = k.n_rx(), nt = k.n_tx();
+    py::tuple shape(f.shape.size());
+    for (std::size_t i = 0; i < f.shape.size(); ++i)
+        shape[i] = py::int_(f.shape[i]);
+    return py::make_tuple(f.seq, f.flags, shape, f.scale_code, owning_array(std::move(f.y), { n_k, nr, f.n_data }),
+                          owning_array(std::move(f.h), { n_k, nr, nt }), f.noise_var, f.snr_db, f.cfo, f.start,
+                          f.metric, f.err_var);
+}
+
+py::tuple counts_tuple(const kernels::stream_counts& c)
+{
+    return py::make_tuple(c.samples, c.detections, c.frames, c.header_crc_fail, c.header_invalid,
+                          c.sequence_mismatch);
+}
+
+// (the last front's chosen taps, its fraction) when receive computed a front, else None
+py::object front_of(const kernels& k, long long fronts_before)
+{
+    if (k.fronts() == fronts_before)
+        return py::none();
+    return py::make_tuple(k.last_chosen(), k.last_fraction());
+}
+
 // A (Nr, n) complex64 buffer whose rows are contiguous (a view of FrameReceiver's store is).
 std::ptrdiff_t row_stride(const samples_t& x, int n_rx)
 {
@@ -60,6 +110,7 @@ std::ptrdiff_t row_stride(const samples_t& x, int n_rx)
 
 void bind_ofat_rx_kernels(py::module& m)
 {
+    py::module::import("pmt"); // the PMT type, registered by GNU Radio's pmt bindings
     py::class_<kernels, std::shared_ptr<kernels>>(
         m,
         "ofat_rx_kernels",
@@ -270,54 +321,69 @@ void bind_ofat_rx_kernels(py::module& m)
         .def(
             "receive",
             [](kernels& k, const py::sequence& rows) {
-                if (!k.streaming())
-                    throw std::logic_error("receive: set_frame and set_stream first");
-                const int n_rx = k.n_rx();
-                if (static_cast<int>(py::len(rows)) != n_rx)
-                    throw std::invalid_argument("receive: expected Nr 1-d sample arrays of one length");
-                // complex64 rows, contiguous (a dtype or layout other than that is converted, as the
-                // numpy receiver's buffer assignment converts it)
-                std::vector<py::array_t<cf, py::array::c_style | py::array::forcecast>> arrays;
-                std::vector<const cf*> ptrs;
-                for (int r = 0; r < n_rx; ++r) {
-                    arrays.push_back(
-                        py::array_t<cf, py::array::c_style | py::array::forcecast>::ensure(rows[r]));
-                    if (!arrays.back() || arrays.back().ndim() != 1 || arrays.back().size() != arrays[0].size())
-                        throw std::invalid_argument("receive: expected Nr 1-d sample arrays of one length");
-                    ptrs.push_back(arrays.back().data());
-                }
-                const long long fronts = k.fronts();
                 kernels::stream_counts counts;
                 std::vector<kernels::stream_frame> frames;
-                {
-                    py::gil_scoped_release release;
-                    frames = k.receive(ptrs.data(), static_cast<std::size_t>(arrays[0].size()), counts);
-                }
-                const py::ssize_t n_k = k.data_carriers(), nr = n_rx, nt = k.n_tx();
+                const long long fronts = k.fronts();
+                receive_rows(k, rows, counts, frames);
                 py::list out;
-                for (auto& f : frames) {
-                    py::tuple shape(f.shape.size());
-                    for (std::size_t i = 0; i < f.shape.size(); ++i)
-                        shape[i] = py::int_(f.shape[i]);
-                    out.append(py::make_tuple(f.seq, f.flags, shape, f.scale_code,
-                                              owning_array(std::move(f.y), { n_k, nr, f.n_data }),
-                                              owning_array(std::move(f.h), { n_k, nr, nt }),
-                                              f.noise_var, f.snr_db, f.cfo, f.start, f.metric, f.err_var));
-                }
-                py::object front = py::none();
-                if (k.fronts() != fronts)
-                    front = py::make_tuple(k.last_chosen(), k.last_fraction());
-                return py::make_tuple(out,
-                                      py::make_tuple(counts.samples, counts.detections, counts.frames,
-                                                     counts.header_crc_fail, counts.header_invalid,
-                                                     counts.sequence_mismatch),
-                                      front);
+                for (auto& f : frames)
+                    out.append(frame_tuple(k, f));
+                return py::make_tuple(out, counts_tuple(counts), front_of(k, fronts));
             },
             py::arg("rows"),
             "([(seq, flags, shape, scale_code, Y (K, Nr, S), H (K, Nr, Nt), noise_var, snr_db, cfo, start, "
             "metric, err_var) per frame], the counts since the last call (samples, detections, frames, "
             "header_crc_fail, header_invalid, sequence_mismatch), (last chosen taps, last fraction) or None "
             "when no front was computed): FrameReceiver.process of Nr rows of samples")
+        .def("set_message",
+             [](kernels& k, pmt::pmt_t car, const py::bytes& wire_header) {
+                 k.set_message(car, std::string(wire_header));
+             },
+             py::arg("car"),
+             py::arg("wire_header"),
+             "the wire form's car and a FRAME's 16-byte wire header (seq 0) for receive_messages()")
+        .def(
+            "receive_messages",
+            [](kernels& k, const py::sequence& rows, const std::vector<long long>& before) {
+                if (!k.messages_configured())
+                    throw std::logic_error("receive_messages: set_message first");
+                if (before.size() != 6)
+                    throw std::invalid_argument("receive_messages: six counters before the call");
+                kernels::stream_counts counts;
+                std::vector<kernels::stream_frame> frames;
+                const long long fronts = k.fronts();
+                receive_rows(k, rows, counts, frames);
+                // Every message carries the counters after the whole call, as ofat_rx's loop over
+                // process()'s frames reads them.
+                const kernels::stream_counts totals{ before[0] + counts.samples,
+                                                     before[1] + counts.detections,
+                                                     before[2] + counts.frames,
+                                                     before[3] + counts.header_crc_fail,
+                                                     before[4] + counts.header_invalid,
+                                                     before[5] + counts.sequence_mismatch };
+                py::list out;
+                for (auto& f : frames) {
+                    pmt::pmt_t message;
+                    if (k.frame_message(f, totals, message))
+                        out.append(py::cast(message));
+                    else
+                        out.append(frame_tuple(k, f)); // not JSON: the caller's wire_message falls back
+                }
+                return py::make_tuple(out, counts_tuple(counts), front_of(k, fronts));
+            },
+            py::arg("rows"),
+            py::arg("before"),
+            "receive() with each frame as its FRAME message (the wire form, rx_counters = before + this "
+            "call's counts), or its frame tuple where the meta is not JSON")
+        .def_static(
+            "float_repr",
+            [](double x) {
+                std::string out;
+                kernels::append_float_repr(out, x);
+                return out;
+            },
+            py::arg("x"),
+            "repr(x) of a finite float, as the compiled FRAME message's JSON writes it")
         .def_static(
             "decode_header",
             [](const py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>& bits) -> py::object {
