@@ -8,6 +8,7 @@ read back at savefig.
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -81,28 +82,26 @@ def shown_text(monkeypatch) -> list[str]:
     return seen
 
 
-def read_rows(table: str) -> list[dict[str, Any]]:
-    def value(v: str) -> Any:
-        try:
-            return float(v)
-        except ValueError:
-            return v
-    with (ROOT / table).open() as f:
-        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 def test_agents_figures_show_labels(shown_text, tmp_path):
-    from semcom.agents.experiment import AgentsExperiment, plot, plot_tokens
+    """`semcom eval agents --replot` redraws the shipped results' figures from results.csv + summary.json."""
+    from semcom.cli import main
 
-    rows = read_rows("experiments/agents/output/results.csv")
-    for r in rows:
-        r["k_tokens"] = int(r["k_tokens"]) if r["k_tokens"] != "" else ""
-    plot(tmp_path / "a.png", [r for r in rows if r["method"] != "receiver_first_k_objects"],
-         AgentsExperiment())
-    plot_tokens(tmp_path / "b.png", rows)
+    for name in ("results.csv", "summary.json"):
+        shutil.copy(ROOT / "experiments/agents/output" / name, tmp_path / name)
+    assert main(["eval", "agents", "--replot", "--out", str(tmp_path)]) == 0
     text = " | ".join(shown_text)
     assert "OFAT 2x4, ZF on LS estimate" in text and "tokens with JTCC" in text
+    assert "receiver, first k ground-truth object tokens" in text  # the second figure was drawn
     assert "_" not in text, text
+
+
+def test_agents_replot_without_results_is_a_usage_error(tmp_path, capsys):
+    from semcom.cli import main
+
+    assert main(["eval", "agents", "--replot", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"semcom: --replot: no results.csv or summary.json in {tmp_path} "
+                   "(run semcom eval agents first)")
 
 
 def test_network_figures_show_labels(shown_text, tmp_path):

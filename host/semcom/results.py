@@ -50,6 +50,7 @@ PLOT_LABELS: dict[str, str] = {
     "ofat_torch_2x4_zf": "OFAT 2x4 ZF, torch channel",
     "ofat_flowgraph_2x4_zf": "OFAT 2x4 ZF, loopback flowgraph",
     "ideal": "ideal channel",
+    "none": "no channel",
     # equalisers (semcom loopback, the PHY experiment)
     "zf": "ZF",
     "mmse": "MMSE",

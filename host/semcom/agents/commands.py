@@ -41,9 +41,9 @@ from .experiment import (
     checkpoint_path,
     evaluate,
     make_data,
-    per_family_table,
     train_all,
 )
+from .report import per_family_table, replot
 
 log = logging.getLogger(__name__)
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -181,6 +181,9 @@ def _train_stages(args: argparse.Namespace, stages: tuple[str, ...], argv: list[
 def _eval(args: argparse.Namespace) -> int:
     from .checkpoint import load_receiver
 
+    if args.replot:
+        print("wrote " + ", ".join(map(str, replot(args.out))))
+        return 0
     torch.set_num_threads(args.threads)
     if not Path(args.checkpoints).is_dir():
         raise UsageError(f"--checkpoints {args.checkpoints}: no such directory")
@@ -227,6 +230,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="directory of the trained checkpoints (default: the shipped small default)")
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--replot", action="store_true",
+                   help="evaluate nothing: redraw the PNGs from --out's results.csv and summary.json")
     _eval_args(p)
     p.set_defaults(func=_eval)
     j = esub.add_parser("jscc", help="evaluate a DeepJSCC checkpoint against JPEG (no training)")
