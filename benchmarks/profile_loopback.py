@@ -15,6 +15,13 @@ a block's thread after the block), and the one-in-flight latency split at the bl
    1 / the frames solved together) and in LinkClient's send and receive (encode, ZeroMQ, decode, books).
 2. Latency of one tensor in flight, split at time stamps taken in tensor_source, in ofat_rx around the
    receiver call that completes the frame, and in tensor_sink.
+
+    .venv/bin/python benchmarks/profile_loopback.py --channel-only [--frames 2000]
+
+3. mimo_channel alone as the loopback runs it (per-frame redraw at a tx_sob tag on every frame of
+   FRAME_SAMPLES, 3 paths + fractional delay, CFO jitter, 20 dB), one work() call per frame: process CPU
+   per frame of its compiled and numpy implementations, 2x2 and 2x4, three rounds alternating them (the
+   least of each kept).
 See benchmarks/PROFILE.md.
 """
 
@@ -164,12 +171,65 @@ def latency_split(n_frames: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in legs.items()}
 
 
+def channel_cpu_per_frame(n_frames: int, n_tx: int, n_rx: int, implementation: str) -> float:
+    """Process CPU (us) per frame of mimo_channel alone, one work() call per tagged frame (section 3)."""
+    import numpy as np
+    import pmt
+    from gnuradio import blocks, gr, semcom
+
+    rng = np.random.default_rng(3)
+    x = ((rng.standard_normal((n_tx, FRAME_SAMPLES * n_frames)) + 1j * rng.standard_normal(
+        (n_tx, FRAME_SAMPLES * n_frames))) / 2).astype(np.complex64)
+    sob = [gr.tag_utils.python_to_tag((i * FRAME_SAMPLES, pmt.intern("tx_sob"), pmt.PMT_T))
+           for i in range(n_frames)]
+    tb = gr.top_block()
+    chan = semcom.mimo_channel(n_tx, n_rx, snr_db=20.0, fading="per_frame", n_taps=3, cfo_jitter=0.4 / 64,
+                               max_int_delay=40, seed=1, implementation=implementation)
+    chan.set_max_noutput_items(FRAME_SAMPLES)  # one call per frame, as frames arrive in the loopback
+    for a in range(n_tx):
+        tb.connect(blocks.vector_source_c(x[a].tolist(), False, 1, sob if a == 0 else []), (chan, a))
+    for r in range(n_rx):
+        tb.connect((chan, r), blocks.null_sink(gr.sizeof_gr_complex))
+    t0 = time.process_time()
+    tb.run()
+    return (time.process_time() - t0) / n_frames * 1e6
+
+
+def channel_only(n_frames: int) -> int:
+    from gnuradio.semcom.mimo_channel import compiled_channel_available
+
+    implementations = ("cxx", "numpy") if compiled_channel_available() else ("numpy",)
+    mimos = ((2, 2), (2, 4))
+    for mimo in mimos:  # warm-up, discarded
+        channel_cpu_per_frame(50, *mimo, implementations[0])
+    least: dict[tuple[tuple[int, int], str], float] = {}
+    for _ in range(3):
+        for mimo in mimos:
+            for implementation in implementations:
+                us = channel_cpu_per_frame(n_frames, *mimo, implementation)
+                least[mimo, implementation] = min(us, least.get((mimo, implementation), float("inf")))
+    print(f"mimo_channel alone, process CPU per frame of {FRAME_SAMPLES} samples (one call per frame, a "
+          f"redraw per frame), least of 3 rounds of {n_frames} frames "
+          f"(load average {os.getloadavg()[0]:.1f})\n")
+    print("| Nt x Nr | " + " | ".join(f"{i}, us per frame" for i in implementations) + " | numpy / cxx |")
+    print("| --- |" + " --- |" * (len(implementations) + 1))
+    for mimo in mimos:
+        cells = [least[mimo, i] for i in implementations]
+        ratio = f"{cells[-1] / cells[0]:.2f}" if len(cells) == 2 else "-"
+        print(f"| {mimo[0]}x{mimo[1]} | " + " | ".join(f"{c:.0f}" for c in cells) + f" | {ratio} |")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--windows", type=int, nargs="+", default=[8, 64], help="frames in flight")
+    parser.add_argument("--channel-only", action="store_true",
+                        help="mimo_channel alone, compiled vs numpy, CPU per frame (section 3)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.channel_only:
+        return channel_only(args.frames)
     cpu_per_frame(50, args.windows[0])  # warm-up, discarded
     runs: dict[str, tuple[float, float, dict[str, float], dict[str, float]]] = {}
     for _ in range(2):  # two rounds, alternating, so each window sees the same machine; the leaner run kept
