@@ -147,6 +147,25 @@ def test_loopback_bad_option(argv: list[str], option: str, capsys: pytest.Captur
     assert f"error: argument {option}" in argparse_error(capsys, ["loopback", *argv])
 
 
+@pytest.mark.parametrize("argv, option", [
+    # each of these ended in a traceback (ValueError from the env's config or torch) or ran anyway
+    (["network", "eval", "--slots", "-5"], "--slots"),
+    (["network", "eval", "--cells", "1"], "--cells"),
+    (["network", "eval", "--threads", "0"], "--threads"),
+    (["network", "eval", "--seeds", "-1"], "--seeds"),
+    (["network", "train", "--slots", "0"], "--slots"),
+    (["network", "train", "--ue-min-frac", "1"], "--ue-min-frac"),
+    (["network", "train", "--scaling-cells", "3", "0"], "--scaling-cells"),
+    (["network", "curves", "--n-test", "0"], "--n-test"),  # ran the whole measurement
+    (["network", "live", "--frames", "-1"], "--frames"),
+    (["network", "linktable", "--frames", "0"], "--frames"),  # 0 read as "the default": a full sweep
+    (["lab", "run", "b210", "--duration", "-3"], "--duration"),
+    (["lab", "run", "b210", "--report-every", "0"], "--report-every"),
+])
+def test_network_and_lab_bad_option(argv: list[str], option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert f"error: argument {option}" in argparse_error(capsys, argv)
+
+
 def _write_npy(path: Path, case: str) -> None:
     arrays = {"pickled": np.array([{"a": 1}], dtype=object), "complex": np.ones(4, np.complex64),
               "nan": np.array([1.0, np.nan], np.float32), "empty": np.zeros((0,), np.float32),

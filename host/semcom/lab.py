@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Any
 
+from semcom.errors import nonnegative_float, positive_float
+
 BENCHES = {
     "b210": ("lab_b210_2x2", "one B210, 2x2, shared LO (master clock <= 30.72 MHz with 2 channels)"),
     "x310": ("lab_x310_2x2", "one X310 with two daughterboards, 2x2 (timed tuning for repeatable phases)"),
@@ -124,9 +126,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         kind = str if name in STR_PARAMS else float if name in FLOAT_PARAMS else int
         r.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
                        help=f"{PARAM_HELP[name]} (default: the bench flowgraph's own value)")
-    r.add_argument("--duration", type=float, default=0.0,
+    r.add_argument("--duration", type=nonnegative_float, default=0.0,
                    help="seconds, 0: until Ctrl-C (default: %(default)s)")
-    r.add_argument("--report-every", type=float, default=10.0,
+    r.add_argument("--report-every", type=positive_float, default=10.0,
                    help="seconds between interim reports (default: %(default)s)")
     r.add_argument("--probe-only", action="store_true", help="check the devices and stop (default: off)")
     r.set_defaults(func=_run)

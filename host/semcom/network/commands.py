@@ -17,7 +17,25 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from semcom.errors import finite_float, nonnegative_int, positive_int
+
 DEFAULT_OUT = Path("experiments/network/output")
+
+
+def cell_count(text: str) -> int:
+    """argparse type: cells of an interference network, an integer >= 2."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{value} cell: an interference network needs >= 2 cells")
+    return value
+
+
+def edge_fraction(text: str) -> float:
+    """argparse type: the inner radius of the terminals' annulus as a fraction of R, in [0, 1)."""
+    value = finite_float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1)")
+    return value
 
 
 def _threads(args: argparse.Namespace) -> None:
@@ -123,7 +141,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     def common(q: argparse.ArgumentParser, out: Path = DEFAULT_OUT) -> None:
         q.add_argument("--out", default=str(out), help="output folder (default: %(default)s)")
-        q.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
+        q.add_argument("--threads", type=positive_int, default=1,
+                       help="torch CPU threads (default: %(default)s)")
         q.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars on)")
 
     c = sub.add_parser("curves", help="measure accuracy vs SNR per compression level (the env's table)")
@@ -133,8 +152,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="token-pipeline checkpoints measured (default: the shipped ones)")
     c.add_argument("--table", default=str(DEFAULT_TABLE),
                    help="the semantic table written, which the env reads (default: %(default)s)")
-    c.add_argument("--n-test", type=int, default=2400, help="test questions per point (default: %(default)s)")
-    c.add_argument("--seed", type=int, default=1, help="channel-noise seed (default: %(default)s)")
+    c.add_argument("--n-test", type=positive_int, default=2400,
+                   help="test questions per point (default: %(default)s)")
+    c.add_argument("--seed", type=nonnegative_int, default=1,
+                   help="channel-noise seed (default: %(default)s)")
     common(c)
     c.set_defaults(func=_curves)
 
@@ -147,24 +168,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     t.add_argument("--quick", action="store_true",
                    help="3 cells, 600 slots, 2 seeds, no scaling: the tests' size (default: off)")
-    t.add_argument("--seeds", type=int, nargs="+", help=f"environment + training seeds {dflt(d.seeds)}")
-    t.add_argument("--slots", type=int, help=f"slots per run {dflt(d.n_slots)}")
-    t.add_argument("--cells", type=int, help=f"cells (hexagonal layout) {dflt(d.n_cells)}")
-    t.add_argument("--period", type=int, help=f"large timescale T in slots {dflt(d.period)}")
-    t.add_argument("--antennas", type=int,
+    t.add_argument("--seeds", type=nonnegative_int, nargs="+",
+                   help=f"environment + training seeds {dflt(d.seeds)}")
+    t.add_argument("--slots", type=positive_int, help=f"slots per run {dflt(d.n_slots)}")
+    t.add_argument("--cells", type=cell_count, help=f"cells (hexagonal layout) {dflt(d.n_cells)}")
+    t.add_argument("--period", type=positive_int, help=f"large timescale T in slots {dflt(d.period)}")
+    t.add_argument("--antennas", type=positive_int,
                    help=f"BS antennas = DFT beams, 1: no beamforming {dflt(d.n_antennas)}")
-    t.add_argument("--ue-min-frac", type=float,
+    t.add_argument("--ue-min-frac", type=edge_fraction,
                    help=f"terminals uniform in [frac R, R], 0.5: cell-edge users {dflt(d.ue_min_frac)}")
     t.add_argument("--schemes", nargs="+", choices=list(SCHEMES), metavar="SCHEME",
                    help=f"schemes to run, of {', '.join(SCHEMES)} (default: all)")
     t.add_argument("--no-scaling", action="store_true", help="skip the scaling study (default: run it)")
     t.add_argument("--only-scaling", action="store_true",
                    help="the scaling study alone (scaling.csv/json) (default: off)")
-    t.add_argument("--scaling-cells", type=int, nargs="+", help=f"cells axis {dflt(d.scaling_cells)}")
-    t.add_argument("--scaling-periods", type=int, nargs="+", help=f"T axis {dflt(d.scaling_periods)}")
-    t.add_argument("--scaling-seeds", type=int, nargs="+",
+    t.add_argument("--scaling-cells", type=cell_count, nargs="+", help=f"cells axis {dflt(d.scaling_cells)}")
+    t.add_argument("--scaling-periods", type=positive_int, nargs="+",
+                   help=f"T axis {dflt(d.scaling_periods)}")
+    t.add_argument("--scaling-seeds", type=nonnegative_int, nargs="+",
                    help=f"seeds of each point {dflt(d.scaling_seeds)}")
-    t.add_argument("--scaling-slots", type=int, help=f"slots of each point {dflt(d.scaling_slots)}")
+    t.add_argument("--scaling-slots", type=positive_int, help=f"slots of each point {dflt(d.scaling_slots)}")
     t.add_argument("--scaling-schemes", nargs="+", choices=list(SCHEMES), metavar="SCHEME",
                    help=f"schemes of each point {dflt(d.scaling_schemes)}")
     common(t)
@@ -173,15 +196,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e = sub.add_parser("eval", help="trained policies, frozen, vs the baselines on fresh seeds")
     e.add_argument("--policies", default=str(DEFAULT_OUT / "policies"),
                    help="folder of the trained policies (default: %(default)s)")
-    e.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104],
+    e.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[100, 101, 102, 103, 104],
                    help="unseen scenario seeds (default: %(default)s)")
-    e.add_argument("--slots", type=int, default=1000, help="slots per seed (default: %(default)s)")
-    e.add_argument("--cells", type=int, default=7,
+    e.add_argument("--slots", type=positive_int, default=1000, help="slots per seed (default: %(default)s)")
+    e.add_argument("--cells", type=cell_count, default=7,
                    help="cells, as the policies were trained (default: %(default)s)")
     e.add_argument("--link-table", default="",
                    help="the env's link model, e.g. the shipped one of `semcom network linktable` "
                         "(default: none, the AWGN table alone)")
-    e.add_argument("--frame-values", type=int, default=0,
+    e.add_argument("--frame-values", type=nonnegative_int, default=0,
                    help="score every slot per frame of this many values, 2560 as live (default: 0, the "
                         "QoE of the expected accuracy)")
     common(e, DEFAULT_OUT / "eval")
@@ -191,9 +214,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--policies", default=str(DEFAULT_OUT / "live_train" / "policies"),
                    help="policies trained on the live scenario's cell count, 3 (default: %(default)s)")
     v.add_argument("--scheme", default="hierarchical", help="whose policies act (default: %(default)s)")
-    v.add_argument("--frames", type=int, default=200,
+    v.add_argument("--frames", type=positive_int, default=200,
                    help="slots, one frame per link each (default: %(default)s)")
-    v.add_argument("--seed", type=int, default=100, help="scenario seed (default: %(default)s)")
+    v.add_argument("--seed", type=nonnegative_int, default=100, help="scenario seed (default: %(default)s)")
     v.add_argument("--shared-sequence", action="store_true",
                    help="every link on sequence_id 0, the ablation of link-specific sequences "
                         "(default: off, link k on sequence_id k)")
@@ -211,10 +234,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "the env's link table (delivery, accuracy ratio per SINR bin)")
     lt.add_argument("--quick", action="store_true",
                     help="one seed, 3 SINR bins, one frame per bin and mix: the tests' size (default: off)")
-    lt.add_argument("--seeds", type=int, nargs="+", help="flowgraph seeds (default: 0 1 2; --quick: 0)")
-    lt.add_argument("--frames", type=int,
+    lt.add_argument("--seeds", type=nonnegative_int, nargs="+",
+                    help="flowgraph seeds (default: 0 1 2; --quick: 0)")
+    lt.add_argument("--frames", type=positive_int,
                     help="frames per SINR bin in the interference mix, per seed (default: 12; --quick: 1)")
-    lt.add_argument("--reference-frames", type=int,
+    lt.add_argument("--reference-frames", type=positive_int,
                     help="frames per SINR bin in each other mix, per seed (default: 4; --quick: 1)")
     lt.add_argument("--no-answers", action="store_true",
                     help="PHY only: no questions answered, accuracy columns empty (default: answers on)")
