@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""Where the ZeroMQ bridge's round trip goes, and the bridge before and after a change, in one run.
+"""Where the ZeroMQ bridge's round trip goes, and the bridge's implementations side by side, in one run.
 
     .venv/bin/python benchmarks/profile_bridge.py [--round-trips 1000] [--before REV]
 
-1. Stages (wall time, medians): one 5x256 float32 tensor in flight, LinkClient -> tensor_source ->
-   (GNU Radio message) -> tensor_sink -> LinkClient, each block's handler time-stamped.
-2. With --before REV: the bridge blocks and the host client as they were at git revision REV
+1. Stages (wall time, medians) of the Python blocks: one 5x256 float32 tensor in flight, LinkClient ->
+   tensor_source -> (GNU Radio message) -> tensor_sink -> LinkClient, each block's handler time-stamped.
+2. Round trips of the working tree's bridge with the Python blocks and with the compiled ones (where
+   built), a floor bridge (the Python blocks and host client with no conversions: the source posts
+   the seq as a PMT integer, the sink sends a FRAME encoded beforehand), a bare pyzmq echo thread and,
+   with --before REV, the bridge blocks and host client as they were at git revision REV
    (tensor_source, tensor_sink, bridge_socket, messages, wire, link, loaded from `git show` into a
-   temporary package) against the working tree's, a floor bridge (the same blocks and host client
-   with no conversions: the source posts the seq as a PMT integer, the sink sends a FRAME encoded
-   beforehand) and a bare pyzmq echo thread, interleaved in blocks of 50 round trips in this one
-   process, so all of them see the same machine load.
+   temporary package), interleaved in blocks of 50 round trips in this one process, so all of them
+   see the same machine load.
 See benchmarks/PROFILE.md.
 """
 
@@ -30,6 +31,8 @@ from types import ModuleType
 import numpy as np
 import pmt
 from gnuradio import gr, semcom
+from gnuradio.semcom.tensor_sink import tensor_sink_python
+from gnuradio.semcom.tensor_source import tensor_source_python
 
 from semcom.link import LinkClient
 from semcom.wire import HEADER, MAGIC, VERSION, Kind, decode, encode, send_parts
@@ -44,28 +47,28 @@ BRIDGE_FILES = {"messages": "gr-semcom/python/semcom/messages.py",
 STAMPS: dict[str, float] = {}
 
 
-class TimedSource(semcom.tensor_source):
+class TimedSource(tensor_source_python):
     def _handle(self, parts) -> None:
         STAMPS["source_in"] = time.perf_counter()
         super()._handle(parts)
         STAMPS["source_out"] = time.perf_counter()
 
 
-class TimedSink(semcom.tensor_sink):
+class TimedSink(tensor_sink_python):
     def _on_frame(self, msg) -> None:
         STAMPS["sink_in"] = time.perf_counter()
         super()._on_frame(msg)
         STAMPS["sink_out"] = time.perf_counter()
 
 
-class FloorSource(semcom.tensor_source):
+class FloorSource(tensor_source_python):
     """tensor_source without conversions: posts the wire header's seq as a PMT integer."""
 
     def _handle(self, parts) -> None:
         self.message_port_pub(self._port, pmt.from_uint64(HEADER.unpack(bytes(parts[0]))[4]))
 
 
-class FloorSink(semcom.tensor_sink):
+class FloorSink(tensor_sink_python):
     """tensor_sink without conversions: sends a FRAME encoded beforehand, with the posted seq."""
 
     def __init__(self, *args, **kwargs):
@@ -83,7 +86,7 @@ def tensor() -> np.ndarray:
 
 
 def stages(n: int) -> dict[str, float]:
-    """Median microseconds of each stage of a bridge round trip (the working tree's blocks)."""
+    """Median microseconds of each stage of a bridge round trip (the working tree's Python blocks)."""
     tb = gr.top_block()
     src = TimedSource("tcp://127.0.0.1:*")
     snk = TimedSink("tcp://127.0.0.1:*", send_timeout_ms=1000)
@@ -126,7 +129,9 @@ def load_revision(rev: str, into: Path) -> dict[str, ModuleType]:
     for name, path in BRIDGE_FILES.items():
         text = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True,
                               text=True).stdout
-        (package / f"{name}.py").write_text(text.replace("from semcom.wire import", "from .wire import"))
+        text = text.replace("from semcom.wire import", "from .wire import")  # the revision's wire
+        text = text.replace("from .ofat_tx import", "from gnuradio.semcom.ofat_tx import")  # not copied
+        (package / f"{name}.py").write_text(text)
     sys.path.insert(0, str(into))
     return {name: importlib.import_module(f"bridge_at_rev.{name}") for name in BRIDGE_FILES}
 
@@ -154,20 +159,31 @@ class Bridge:
         self.tb.wait()
 
 
-def before_and_after(rev: str, n: int, block: int = 50) -> dict[str, list[float]]:
-    """Seconds per round trip: the bridge at `rev`, the working tree's, a bare pyzmq echo; interleaved."""
+def implementation(name: str):
+    """A bridge block factory taking (address, **options), for one implementation."""
+    return lambda make: lambda *args, **kwargs: make(*args, implementation=name, **kwargs)
+
+
+def compare(n: int, rev: str | None = None, block: int = 50) -> dict[str, list[float]]:
+    """Seconds per round trip: the Python and the compiled bridge, the floor, a bare pyzmq echo and the
+    bridge at `rev`; interleaved."""
     sys.path.insert(0, str(Path(__file__).parent))
     import run  # the bare echo of the benchmarks (same encode/decode on the host)
 
     x = tensor()
-    times: dict[str, list[float]] = {f"bridge at {rev}": [], "bridge now": [],
-                                     "bridge floor (no conversions)": [], "bare pyzmq echo": []}
+    times: dict[str, list[float]] = collections.defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
-        old = load_revision(rev, Path(tmp))
-        bridges = {f"bridge at {rev}": Bridge(old["tensor_source"].tensor_source,
-                                              old["tensor_sink"].tensor_sink, old["link"].LinkClient),
-                   "bridge now": Bridge(semcom.tensor_source, semcom.tensor_sink, LinkClient),
-                   "bridge floor (no conversions)": Bridge(FloorSource, FloorSink, LinkClient)}
+        python, cxx = implementation("python"), implementation("cxx")
+        bridges = {"bridge, Python blocks": Bridge(python(semcom.tensor_source), python(semcom.tensor_sink),
+                                                   LinkClient)}
+        if getattr(semcom.semcom_python, "tensor_source_fast", None) is not None:
+            bridges["bridge, compiled blocks"] = Bridge(cxx(semcom.tensor_source), cxx(semcom.tensor_sink),
+                                                        LinkClient)
+        bridges["bridge floor (Python blocks, no conversions)"] = Bridge(FloorSource, FloorSink, LinkClient)
+        if rev:
+            old = load_revision(rev, Path(tmp))
+            bridges[f"bridge at {rev}"] = Bridge(old["tensor_source"].tensor_source,
+                                                 old["tensor_sink"].tensor_sink, old["link"].LinkClient)
         import zmq
 
         ctx = zmq.Context.instance()
@@ -201,17 +217,16 @@ def main() -> int:
     parser.add_argument("--round-trips", type=int, default=1000)
     parser.add_argument("--before", metavar="REV", help="also compare with the bridge at this git revision")
     args = parser.parse_args()
-    print("| bridge stage (5x256 float32, one in flight) | median us |\n| --- | --- |")
+    print("| bridge stage, Python blocks (5x256 float32, one in flight) | median us |\n| --- | --- |")
     for name, us in stages(args.round_trips).items():
         print(f"| {name} | {us:.0f} |")
-    if args.before:
-        times = before_and_after(args.before, args.round_trips)
-        bare = statistics.median(times["bare pyzmq echo"])
-        print("\n| round trip, one process, interleaved | median us | p99 us | / bare |")
-        print("| --- | --- | --- | --- |")
-        for name, values in times.items():
-            med = statistics.median(values)
-            print(f"| {name} | {med * 1e6:.0f} | {np.percentile(values, 99) * 1e6:.0f} | {med / bare:.2f} |")
+    times = compare(args.round_trips, args.before)
+    bare = statistics.median(times["bare pyzmq echo"])
+    print("\n| round trip, one process, interleaved | median us | p99 us | / bare |")
+    print("| --- | --- | --- | --- |")
+    for name, values in times.items():
+        med = statistics.median(values)
+        print(f"| {name} | {med * 1e6:.0f} | {np.percentile(values, 99) * 1e6:.0f} | {med / bare:.2f} |")
     return 0
 
 

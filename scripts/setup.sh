@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 
 # gir1.2-gtk-3.0 + python3-gi-cairo: GNU Radio Companion's GTK window (Debian's gnuradio does not pull
 # them); xvfb: a headless X server for the GRC / QT GUI tests; python3-scipy: only a Recommends of
-# gnuradio (apt may skip it), and the receiver's DC-offset removal filters with scipy.signal.lfilter.
+# gnuradio (apt may skip it), and the receiver's DC-offset removal filters with scipy.signal.lfilter;
+# libzmq3-dev, cppzmq-dev, nlohmann-json3-dev: the compiled bridge blocks (ZeroMQ, the wire's JSON).
 APT_PACKAGES=(gnuradio gnuradio-dev python3-zmq python3-uhd python3-venv cmake pybind11-dev
-              gir1.2-gtk-3.0 python3-gi-cairo xvfb python3-scipy)
+              gir1.2-gtk-3.0 python3-gi-cairo xvfb python3-scipy libzmq3-dev cppzmq-dev nlohmann-json3-dev)
 need_apt=0
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt=1

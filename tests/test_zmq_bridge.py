@@ -27,16 +27,20 @@ from semcom.ofat.frame import make_layout, modulate_frame
 from semcom.wire import DTYPES, HEADER, Kind, bind_random, decode, encode
 
 LAYOUT = make_layout("wifi64", n_tx=2, n_rx=2, max_data_symbols=8)
+COMPILED = getattr(semcom.semcom_python, "tensor_source_fast", None) is not None
+# Both bridge implementations run the same tests (the compiled one where it was built).
+IMPLEMENTATIONS = ["python", pytest.param("cxx", marks=pytest.mark.skipif(
+    not COMPILED, reason="gr-semcom built without its compiled bridge"))]
 
 
-@pytest.fixture
-def chain():
+@pytest.fixture(params=IMPLEMENTATIONS)
+def chain(request):
     """tensor_source -> ofat_tx -> (wire) -> ofat_rx -> tensor_sink, on random 127.0.0.1 ports."""
     tb = gr.top_block()
-    src = semcom.tensor_source("tcp://127.0.0.1:*", max_message_bytes=200_000)
+    src = semcom.tensor_source("tcp://127.0.0.1:*", max_message_bytes=200_000, implementation=request.param)
     tx = semcom.ofat_tx(LAYOUT)
     rx = semcom.ofat_rx(LAYOUT)
-    snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=2000)
+    snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=2000, implementation=request.param)
     tb.msg_connect((src, "tensors"), (tx, "tensors"))
     tb.msg_connect((rx, "frames"), (snk, "frames"))
     for a in range(2):
@@ -118,11 +122,12 @@ def test_every_sequence_number_is_delivered_or_lost_never_both(chain):
     assert tx.counters()["rejected_nonfinite"] == 1
 
 
-def test_sink_counts_frames_nobody_takes_as_backpressure():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_sink_counts_frames_nobody_takes_as_backpressure(implementation):
     tb = gr.top_block()
     tx = semcom.ofat_tx(LAYOUT)
     rx = semcom.ofat_rx(LAYOUT)
-    snk = semcom.tensor_sink("tcp://127.0.0.1:*", hwm=1, send_timeout_ms=10)
+    snk = semcom.tensor_sink("tcp://127.0.0.1:*", hwm=1, send_timeout_ms=10, implementation=implementation)
     tb.msg_connect((rx, "frames"), (snk, "frames"))
     for a in range(2):
         tb.connect((tx, a), (rx, a))
@@ -388,10 +393,11 @@ def test_ofat_rx_publishes_what_the_receiver_decodes():
 
 
 # ------------------------------------------------------------------ tensor_source -> message_debug
-@pytest.fixture
-def source_to_debug():
+@pytest.fixture(params=IMPLEMENTATIONS)
+def source_to_debug(request):
     tb = gr.top_block()
-    src = semcom.tensor_source("tcp://127.0.0.1:*", max_message_bytes=100_000, hwm=8)
+    src = semcom.tensor_source("tcp://127.0.0.1:*", max_message_bytes=100_000, hwm=8,
+                               implementation=request.param)
     dbg = blocks.message_debug()
     tb.msg_connect((src, "tensors"), (dbg, "store"))
     tb.start()
@@ -440,9 +446,10 @@ def test_source_survives_a_burst_of_bad_messages(source_to_debug):
     assert meta["seq"] == 2
 
 
-def test_source_stop_returns_promptly_with_a_peer_still_sending():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_source_stop_returns_promptly_with_a_peer_still_sending(implementation):
     tb = gr.top_block()
-    src = semcom.tensor_source("tcp://127.0.0.1:*")
+    src = semcom.tensor_source("tcp://127.0.0.1:*", implementation=implementation)
     dbg = blocks.message_debug()
     tb.msg_connect((src, "tensors"), (dbg, "store"))
     tb.start()
@@ -457,11 +464,11 @@ def test_source_stop_returns_promptly_with_a_peer_still_sending():
 
 
 # ------------------------------------------------------------------ tensor_sink -> host
-def sink_with_host() -> tuple[gr.top_block, semcom.tensor_sink, zmq.Socket]:
+def sink_with_host(implementation: str) -> tuple[gr.top_block, gr.basic_block, zmq.Socket]:
     """A tensor_sink in a flowgraph not yet started, and a host PULL socket connected to it."""
     tb = gr.top_block()
     src = semcom.tensor_source("tcp://127.0.0.1:*")  # idle: only gives the sink a flowgraph to live in
-    snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=2000)
+    snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=2000, implementation=implementation)
     tb.msg_connect((src, "tensors"), (snk, "frames"))
     tb.idle_source = src  # a Python block must live as long as its flowgraph (GNU Radio keeps no ref)
     pull = zmq.Context.instance().socket(zmq.PULL)
@@ -470,8 +477,9 @@ def sink_with_host() -> tuple[gr.top_block, semcom.tensor_sink, zmq.Socket]:
     return tb, snk, pull
 
 
-def test_sink_sends_frames_with_complex_tensors_and_counts_what_it_cannot_send():
-    tb, snk, pull = sink_with_host()
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_sink_sends_frames_with_complex_tensors_and_counts_what_it_cannot_send(implementation):
+    tb, snk, pull = sink_with_host(implementation)
     rng = np.random.default_rng(2)
     y = (rng.standard_normal((6, 4, 3)) + 1j * rng.standard_normal((6, 4, 3))).astype(np.complex64)
     h = (rng.standard_normal((6, 4, 2)) + 1j * rng.standard_normal((6, 4, 2))).astype(np.complex64)
@@ -497,8 +505,9 @@ def test_sink_sends_frames_with_complex_tensors_and_counts_what_it_cannot_send()
     assert snk.counters() == {"sent": 2, "error_malformed": 1, "error_bad_dtype": 1, "error_bad_meta": 1}
 
 
-def test_sink_forwards_wire_form_unchanged_and_counts_a_broken_one():
-    tb, snk, pull = sink_with_host()
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_sink_forwards_wire_form_unchanged_and_counts_a_broken_one(implementation):
+    tb, snk, pull = sink_with_host(implementation)
     rng = np.random.default_rng(3)
     y = (rng.standard_normal((6, 4, 3)) + 1j * rng.standard_normal((6, 4, 3))).astype(np.complex64)
     h = (rng.standard_normal((6, 4, 2)) + 1j * rng.standard_normal((6, 4, 2))).astype(np.complex64)
@@ -708,14 +717,15 @@ def test_loss_accounting_memory_is_bounded_and_recent_fates_are_kept(monkeypatch
         acct.on_send(950, 2000.0)
 
 
-def test_the_documented_minimal_client_works_against_a_real_bridge():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_the_documented_minimal_client_works_against_a_real_bridge(implementation):
     """Runs the client snippet of docs/wire-protocol.md (ports swapped for free ones) against
     tensor_source -> tensor_sink, so that the document stays true."""
     doc = (Path(__file__).resolve().parents[1] / "docs" / "wire-protocol.md").read_text()
     code = doc.split("A minimal client with only pyzmq and numpy:\n\n```python\n", 1)[1].split("```", 1)[0]
     tb = gr.top_block()
-    src = semcom.tensor_source("tcp://127.0.0.1:*")
-    snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=2000)
+    src = semcom.tensor_source("tcp://127.0.0.1:*", implementation=implementation)
+    snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=2000, implementation=implementation)
     tb.msg_connect((src, "tensors"), (snk, "frames"))
     tb.start()
     code = code.replace("tcp://127.0.0.1:5555", src.endpoint())
@@ -730,3 +740,277 @@ def test_the_documented_minimal_client_works_against_a_real_bridge():
             scope["ctx"].destroy(linger=0)
     assert (scope["magic"], scope["version"], scope["kind"], scope["seq"]) == (b"SCOM", 1, int(Kind.FRAME), 7)
     np.testing.assert_array_equal(scope["tensors"]["x"], scope["x"])
+
+
+# ------------------------------------------------------------------ the compiled bridge vs the Python one
+# The compiled blocks' decoder and encoder (semcom_python.decode_tensor_message / encode_frame_message)
+# are second implementations of tensor_source.source_message and tensor_sink.frame_parts: the same
+# reason for every message of the corpus (every row of the wire protocol's error table), the same PMT
+# node for node, the same FRAME byte for byte.
+needs_compiled = pytest.mark.skipif(not COMPILED, reason="gr-semcom built without its compiled bridge")
+
+
+def _spec_json(specs, meta=None, **extra) -> bytes:
+    return json.dumps({"tensors": specs, "meta": {} if meta is None else meta, **extra}).encode()
+
+
+X34 = np.arange(12, dtype=np.float32).reshape(3, 4)
+GOOD = _good_parts(100)
+SPEC_X = {"name": "x", "dtype": "float32", "shape": [3, 4]}
+SOURCE_CORPUS = {
+    # valid: every wire dtype, 0-d and empty tensors, several tensors, meta of every JSON type
+    **{f"dtype_{name}": encode(Kind.TENSOR, 5, {"t": (np.arange(6) - 2).astype(name).reshape(2, 3)})
+       for name in DTYPES},
+    "0d_and_empty": encode(Kind.TENSOR, 6, {"s": np.array(2.5, np.float64), "e": np.zeros((2, 0), np.int8)}),
+    "no_tensors": encode(Kind.TENSOR, 7, {}, {"only": "meta"}),
+    "meta_types": encode(Kind.TENSOR, 2**64 - 1, {"x": X34}, {
+        "i": -(2**63), "u": 2**64 - 1, "i32": 2**31, "f": -0.1, "exp": 1e300, "t": True, "n": None,
+        "s": "zf é \u2603 \U0001F600", "list": [1, [2.5, "x"], {}], "nested": {"a": {"b": [False]}},
+        "empty": {}, "seq": "replaced in its place", "z": 0}),
+    "meta_omitted": [GOOD[0], json.dumps({"tensors": [SPEC_X]}).encode(), GOOD[2]],
+    "whitespace_and_key_order": [GOOD[0], b' \n{ "meta" : {"b":1,"a":2,"b":3},\t"tensors":[{"shape":[3,4],'
+                                 b'"dtype":"float32","name":"x","extra":0}]}\r\n', GOOD[2]],
+    "big_negative_zero": [GOOD[0], _spec_json([SPEC_X], {"z": -0.0, "e": 1e-7, "big": 1.5e16}), GOOD[2]],
+    # oversized / truncated / bad_magic / bad_version
+    "oversized": [*GOOD[:2], b"\0" * 300_000],
+    "truncated_part_count": GOOD[:2],
+    "truncated_short_header": [GOOD[0][:15], *GOOD[1:]],
+    "truncated_magic_only": [b"SCOM", *GOOD[1:]],
+    "bad_magic": [b"NOPE" + GOOD[0][4:], *GOOD[1:]],
+    "bad_magic_short": [b"SC", *GOOD[1:]],
+    "bad_magic_long_header": [GOOD[0] + b"\0", *GOOD[1:]],
+    "bad_version": [HEADER.pack(b"SCOM", 9, 1, 1, 100), *GOOD[1:]],
+    "bad_version_long_header": [HEADER.pack(b"SCOM", 2, 1, 1, 100) + b"\0" * 8, *GOOD[1:]],
+    # bad_kind: unknown, and valid kinds that are not for tensor_source (checked after the whole decode)
+    "bad_kind_unknown": [HEADER.pack(b"SCOM", 1, 9, 1, 100), *GOOD[1:]],
+    "bad_kind_frame": [HEADER.pack(b"SCOM", 1, int(Kind.FRAME), 1, 100), *GOOD[1:]],
+    "bad_kind_stats": encode(Kind.STATS, 3, None, {"sent": 4}),
+    "frame_with_bad_json_is_bad_json": [HEADER.pack(b"SCOM", 1, int(Kind.FRAME), 1, 100), b"{", GOOD[2]],
+    # bad_json, every form of the table
+    "not_json": [GOOD[0], b"this is not json", GOOD[2]],
+    "not_an_object": [GOOD[0], b"[1, 2]", GOOD[2]],
+    "tensors_missing": [GOOD[0], b'{"meta": {}}', GOOD[2]],
+    "tensors_not_a_list": [GOOD[0], _spec_json(SPEC_X), GOOD[2]],
+    "tensors_count": [GOOD[0], _spec_json([SPEC_X, SPEC_X]), GOOD[2]],
+    "spec_not_object": [GOOD[0], _spec_json(["x"]), GOOD[2]],
+    "spec_without_shape": [GOOD[0], _spec_json([{"name": "x", "dtype": "float32"}]), GOOD[2]],
+    "name_not_str": [GOOD[0], _spec_json([{**SPEC_X, "name": 3}]), GOOD[2]],
+    "dtype_not_str": [GOOD[0], _spec_json([{**SPEC_X, "dtype": None}]), GOOD[2]],
+    "shape_not_list": [GOOD[0], _spec_json([{**SPEC_X, "shape": 12}]), GOOD[2]],
+    "shape_float": [GOOD[0], _spec_json([{**SPEC_X, "shape": [3.0, 4]}]), GOOD[2]],
+    "shape_bool": [GOOD[0], _spec_json([{**SPEC_X, "shape": [True, 12]}]), GOOD[2]],
+    "repeated_name": encode(Kind.TENSOR, 1, {"x": X34, "y": X34})[:1]
+    + [_spec_json([SPEC_X, SPEC_X]), GOOD[2], GOOD[2]],
+    "meta_not_object": [GOOD[0], _spec_json([SPEC_X], meta=[1]), GOOD[2]],
+    "meta_null": [GOOD[0], _spec_json([SPEC_X], meta=None).replace(b'"meta": {}', b'"meta": null'), GOOD[2]],
+    "nan_literal": [GOOD[0], _spec_json([SPEC_X], {"v": float("nan")}), GOOD[2]],
+    "infinity_literal": [GOOD[0], _spec_json([SPEC_X], {"v": float("-inf")}), GOOD[2]],
+    "deep_nesting": [GOOD[0], b'{"tensors": [], "meta": {"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}}",
+                     *GOOD[2:]],
+    "byte_order_mark": [GOOD[0], b"\xef\xbb\xbf" + GOOD[1], GOOD[2]],
+    "not_utf8": [GOOD[0], GOOD[1].replace(b'"x"', b'"\xff"'), GOOD[2]],
+    "trailing_data": [GOOD[0], GOOD[1] + b" {}", GOOD[2]],
+    "control_char_in_string": [GOOD[0], GOOD[1].replace(b'"x"', b'"\x01"'), GOOD[2]],
+    # bad_dtype, shape_mismatch (in the order of the tensors)
+    "bad_dtype": [GOOD[0], _spec_json([{**SPEC_X, "dtype": "U8"}]), GOOD[2]],
+    "bad_dtype_int16": [GOOD[0], _spec_json([{**SPEC_X, "dtype": "int16"}]), GOOD[2]],
+    "dtype_before_a_later_json_error": [HEADER.pack(b"SCOM", 1, 1, 2, 1),
+                                        _spec_json([{**SPEC_X, "dtype": "U8"}, {"name": 1}]), GOOD[2], b""],
+    "shape_mismatch_size": [*GOOD[:2], GOOD[2] + b"\0\0\0\0"],
+    "shape_mismatch_negative": [GOOD[0], _spec_json([{**SPEC_X, "shape": [-3, -4]}]), GOOD[2]],
+    "shape_mismatch_huge_dim": [GOOD[0], _spec_json([{**SPEC_X, "shape": [2**70, 4]}]), GOOD[2]],
+    "shape_mismatch_wraps_64_bits": [GOOD[0], _spec_json([{**SPEC_X, "shape": [2**62, 16, 3]}]), GOOD[2]],
+    # bad_meta: no PMT form
+    "bad_meta_big_int": [GOOD[0], _spec_json([SPEC_X], {"n": 2**70}), GOOD[2]],
+    "bad_meta_big_negative": [GOOD[0], _spec_json([SPEC_X], {"n": [-(2**63) - 1]}), GOOD[2]],
+    "bad_meta_long_string": [GOOD[0], _spec_json([SPEC_X], {"s": "a" * 70_000}), GOOD[2]],
+}
+
+
+# The reason of each bad message of the corpus (docs/wire-protocol.md's table); the others are valid.
+SOURCE_REASONS = {
+    "oversized": "oversized", "truncated_part_count": "truncated", "truncated_short_header": "truncated",
+    "truncated_magic_only": "truncated", "bad_magic": "bad_magic", "bad_magic_short": "bad_magic",
+    "bad_magic_long_header": "bad_magic", "bad_version": "bad_version",
+    "bad_version_long_header": "bad_version",
+    "bad_kind_unknown": "bad_kind", "bad_kind_frame": "bad_kind", "bad_kind_stats": "bad_kind",
+    **{case: "bad_json" for case in (
+        "frame_with_bad_json_is_bad_json", "not_json", "not_an_object", "tensors_missing",
+        "tensors_not_a_list",
+        "tensors_count", "spec_not_object", "spec_without_shape", "name_not_str", "dtype_not_str",
+        "shape_not_list", "shape_float", "shape_bool", "repeated_name", "meta_not_object", "meta_null",
+        "nan_literal", "infinity_literal", "deep_nesting", "byte_order_mark", "not_utf8", "trailing_data",
+        "control_char_in_string")},
+    "bad_dtype": "bad_dtype", "bad_dtype_int16": "bad_dtype", "dtype_before_a_later_json_error": "bad_dtype",
+    "shape_mismatch_size": "shape_mismatch", "shape_mismatch_negative": "shape_mismatch",
+    "shape_mismatch_huge_dim": "shape_mismatch", "shape_mismatch_wraps_64_bits": "shape_mismatch",
+    "bad_meta_big_int": "bad_meta", "bad_meta_big_negative": "bad_meta", "bad_meta_long_string": "bad_meta",
+}
+
+
+@needs_compiled
+@pytest.mark.parametrize("case", sorted(SOURCE_CORPUS))
+def test_compiled_source_decodes_as_the_python_source(case):
+    from gnuradio.semcom.tensor_source import source_message
+
+    parts = SOURCE_CORPUS[case]
+    reason, _, expected = source_message(parts, max_message_bytes=200_000)
+    got_reason, got = semcom.semcom_python.decode_tensor_message(parts, 200_000)
+    assert got_reason == reason
+    if reason:
+        assert got is None
+    else:
+        assert pmt.equal(got, expected)
+        meta, tensors = parse_tensor_message(got)
+        assert list(meta) == list(parse_tensor_message(expected)[0])  # the same key order
+    assert reason == SOURCE_REASONS.get(case, ""), "the corpus covers the error table"
+
+
+def _dict_form(meta, tensors):
+    return tensor_message(meta, tensors)
+
+
+def _pmt_dict(**items) -> pmt.pmt_base:
+    """A PMT dict of these PMT values, keys in this order (as messages.py reads it back)."""
+    out = pmt.make_dict()
+    for key, value in items.items():
+        out = pmt.dict_add(out, pmt.intern(key), value)
+    return out
+
+
+F16 = np.array([0.5, -2, 65504], np.float16)
+SINK_CORPUS = {
+    **{f"dtype_{name}": _dict_form({"seq": 4}, {"t": (np.arange(6) % 5).astype(name).reshape(3, 2)})
+       for name in SUPPORTED_DTYPES},  # the PMT-only dtypes (int16, uint64, bool, ...) are bad_dtype
+    "wire_form": wire_message(11, RX_META, {"Y": Y, "H": H}),
+    "wire_form_missing_part": pmt.deserialize_str(
+        wire_form_bytes(encode(Kind.FRAME, 1, {"Y": Y}, {"seq": 1})[:2])),
+    "wire_form_not_frame": pmt.deserialize_str(
+        wire_form_bytes(encode(Kind.TENSOR, 1, {"Y": Y}, {"seq": 1}))),
+    "receiver_meta": _dict_form(RX_META, {"Y": Y, "H": H, "f16": F16}),
+    "floats": _dict_form({"seq": 0, "v": [0.1, -0.0, 1e16, 1e15 + 0.5, 1e-4, 1e-5, 1.5e-7, 5e-324,
+                                          1.7976931348623157e308, 123456789.125, 2.0**-1074 * 3, 1 / 3]}, {}),
+    "strings": _dict_form({"seq": 1, "s": 'q"\\\n\r\t\b\f\x01\x7f é \u2028 \U0001F600', "k": {"é": 1}}, {}),
+    "pmt_shapes_of_meta": tensor_message({"seq": 2, "tup": (1, "a", None), "arr": np.arange(3)}, {}),
+    "uniform_vector_in_meta": _pmt_dict(
+        meta=_pmt_dict(seq=pmt.from_long(3), v=pmt.init_f32vector(2, [0.1, 2.5]),
+                       s=pmt.init_s16vector(2, [-1, 7])),
+        tensors=pmt.PMT_NIL, shapes=pmt.PMT_NIL),
+    "no_seq": _dict_form({"no": "seq"}, {"Y": Y}),
+    "negative_seq": _dict_form({"seq": -1}, {"Y": Y}),
+    "bool_seq": _dict_form({"seq": True}, {"Y": Y}),
+    "float_seq": _dict_form({"seq": 1.0}, {"Y": Y}),
+    "u64_seq": _dict_form({"seq": 2**64 - 1}, {"x": X34}),
+    "complex_meta": _dict_form({"seq": 7, "c": 1j}, {"Y": Y}),
+    "nan_meta": _dict_form({"seq": 7, "v": [float("nan")]}, {"Y": Y}),
+    "int_and_bool_keys": _pmt_dict(meta=pmt.to_pmt({"seq": 1, 5: "five", True: 2, 2.5: 1}),
+                                   tensors=pmt.PMT_NIL, shapes=pmt.PMT_NIL),
+    "not_a_dict": pmt.intern("not a tensor message"),
+    "nil": pmt.PMT_NIL,
+    "pdu": pmt.cons(pmt.make_dict(), pmt.init_u8vector(2, [1, 2])),
+    "lacks_shapes": pmt.to_pmt({"meta": {"seq": 1}, "tensors": {}}),
+    "tensor_not_vector": pmt.to_pmt({"meta": {"seq": 1}, "tensors": {"x": 3}, "shapes": {"x": [1]}}),
+    "shape_does_not_match": pmt.to_pmt({"meta": {"seq": 1}, "tensors": {"x": np.ones(3, np.float32)},
+                                        "shapes": {"x": [2]}}),
+    "dtype_does_not_match": pmt.to_pmt({"meta": {"seq": 1}, "tensors": {"x": np.ones(3, np.float32)},
+                                        "shapes": {"x": [3]}, "dtypes": {"x": "complex64"}}),
+    "int_tensor_name": pmt.to_pmt({"meta": {"seq": 1}, "tensors": {4: np.ones(3, np.float32)},
+                                   "shapes": {4: [3]}}),
+}
+
+
+@needs_compiled
+@pytest.mark.parametrize("case", sorted(SINK_CORPUS))
+def test_compiled_sink_encodes_as_the_python_sink(case):
+    from gnuradio.semcom.tensor_sink import frame_parts
+
+    msg = SINK_CORPUS[case]
+    reason, _, _, parts = frame_parts(msg)
+    got_reason, got = semcom.semcom_python.encode_frame_message(msg)
+    assert got_reason == reason
+    if reason:
+        assert got is None
+    else:
+        assert got == [bytes(p) for p in parts]
+    assert reason == SINK_REASONS.get(case, ""), "the corpus covers what the sink counts"
+
+
+SINK_REASONS = {
+    **{f"dtype_{name}": "bad_dtype" for name in ("int16", "uint16", "uint32", "uint64", "bool")},
+    **{case: "malformed" for case in (
+        "wire_form_missing_part", "wire_form_not_frame", "no_seq", "negative_seq", "bool_seq", "float_seq",
+        "not_a_dict", "nil", "pdu", "lacks_shapes", "tensor_not_vector", "shape_does_not_match",
+        "dtype_does_not_match")},
+    "complex_meta": "bad_meta", "nan_meta": "bad_meta", "int_tensor_name": "bad_json",
+}
+
+
+@needs_compiled
+@pytest.mark.parametrize("make", [semcom.tensor_source, semcom.tensor_sink])
+def test_compiled_block_binds_the_same_port_again_after_stop(make):
+    """stop() closes the socket, start() binds the port peers know again (waiting while ZeroMQ's I/O
+    thread still holds the closed socket's port); as bridge_socket.BoundSocket._reopen does."""
+    block = make("tcp://127.0.0.1:*", implementation="cxx")
+    endpoint = block.endpoint()
+    assert endpoint.startswith("tcp://127.0.0.1:") and not endpoint.endswith(":*")
+    block.stop()
+    holder = zmq.Context.instance().socket(zmq.PULL)
+    deadline = time.monotonic() + 2.0
+    while True:  # the port taken when start() comes
+        try:
+            holder.bind(endpoint)
+            break
+        except zmq.ZMQError:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    release = threading.Timer(0.2, lambda: holder.close(linger=0))
+    release.start()
+    try:
+        assert block.start()
+        assert block.endpoint() == endpoint
+    finally:
+        release.join()
+        block.stop()
+
+
+def test_implementation_choice_and_its_errors(monkeypatch):
+    source = semcom.tensor_source("tcp://127.0.0.1:*", implementation="python")
+    assert type(source).__name__ == "tensor_source_python"
+    monkeypatch.setenv("SEMCOM_BRIDGE", "python")
+    assert type(semcom.tensor_sink("tcp://127.0.0.1:*")).__name__ == "tensor_sink_python"
+    with pytest.raises(ValueError, match="implementation"):
+        semcom.tensor_sink("tcp://127.0.0.1:*", implementation="rust")
+    if COMPILED:
+        sink = semcom.tensor_sink("tcp://127.0.0.1:*", implementation="cxx")
+        assert type(sink).__name__ == "tensor_sink_fast"
+        with pytest.raises(ValueError, match="hwm"):
+            semcom.tensor_source("tcp://127.0.0.1:*", hwm=0, implementation="cxx")
+
+
+def test_both_implementations_count_the_same_error_corpus():
+    """The bad inputs of BAD_INPUTS and the source corpus through running blocks of each implementation:
+    the same counters."""
+    if not COMPILED:
+        pytest.skip("gr-semcom built without its compiled bridge")
+    counters = {}
+    for implementation in ("python", "cxx"):
+        tb = gr.top_block()
+        src = semcom.tensor_source("tcp://127.0.0.1:*", max_message_bytes=200_000,
+                                   implementation=implementation)
+        dbg = blocks.message_debug()
+        tb.msg_connect((src, "tensors"), (dbg, "store"))
+        tb.start()
+        push = _raw_push(src.endpoint())
+        corpus = [make(_good_parts(1)) for make in BAD_INPUTS.values()] + list(SOURCE_CORPUS.values())
+        for parts in corpus:
+            push.send_multipart(parts)
+        deadline = time.monotonic() + 10
+        while src.counters().get("received", 0) < len(corpus):
+            assert time.monotonic() < deadline, src.counters()
+            time.sleep(0.02)
+        tb.stop()
+        tb.wait()
+        push.close()
+        counters[implementation] = src.counters()
+    assert counters["python"] == counters["cxx"]
+    assert counters["cxx"]["received"] == len(corpus) and counters["cxx"]["error_bad_json"] > 10

@@ -4,11 +4,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 """What the two ZeroMQ bridge blocks (tensor_source, tensor_sink) share: one bound socket that keeps
-its real port across stop()/start(), and counters that any thread may read."""
+its real port across stop()/start(), counters that any thread may read, and the choice between the
+compiled blocks and the Python ones."""
 
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 from typing import Any
@@ -16,6 +18,26 @@ from typing import Any
 import zmq
 
 from semcom.wire import bound_endpoint, make_socket
+
+from .ofat_tx import semcom_python
+
+IMPLEMENTATIONS = ("auto", "cxx", "python")
+
+
+def compiled_bridge(implementation: str) -> bool:
+    """Whether tensor_source / tensor_sink are made compiled (gr-semcom/lib/tensor_bridge_impl.cc):
+    "auto" where the compiled module was built (the environment variable SEMCOM_BRIDGE, auto / cxx /
+    python, overrides "auto", e.g. to run a flowgraph or the tests through the Python blocks), "cxx"
+    always (RuntimeError where not built), "python" never."""
+    if implementation == "auto":
+        implementation = os.environ.get("SEMCOM_BRIDGE", "auto")
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+    built = semcom_python is not None and hasattr(semcom_python, "tensor_source_fast")
+    if implementation == "cxx" and not built:
+        raise RuntimeError("gnuradio.semcom was not built with its compiled bridge (run scripts/setup.sh, "
+                           "or cmake --build build): use implementation='python'")
+    return implementation == "cxx" or (implementation == "auto" and built)
 
 
 class BoundSocket:

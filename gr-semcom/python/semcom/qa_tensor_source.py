@@ -4,7 +4,8 @@
 #
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-"""QA for tensor_source: wire messages in over a real socket, tensor messages out; bad input counted."""
+"""QA for tensor_source: wire messages in over a real socket, tensor messages out; bad input counted.
+Every test runs on the Python block and, where it was built, on the compiled one (qa_tensor_source_cxx)."""
 
 import threading
 import time
@@ -17,11 +18,18 @@ from gnuradio.semcom.messages import parse_tensor_message
 
 from semcom.wire import Kind, encode
 
+COMPILED = getattr(semcom.semcom_python, "tensor_source_fast", None) is not None
+
 
 class qa_tensor_source(gr_unittest.TestCase):
+    IMPLEMENTATION = "python"
+
+    def make(self):
+        return semcom.tensor_source("tcp://127.0.0.1:*", implementation=self.IMPLEMENTATION)
+
     def setUp(self):
         self.tb = gr.top_block()
-        self.src = semcom.tensor_source("tcp://127.0.0.1:*")
+        self.src = self.make()
         self.dbg = blocks.message_debug()
         self.tb.msg_connect((self.src, "tensors"), (self.dbg, "store"))
         self.tb.start()
@@ -70,7 +78,7 @@ class qa_tensor_source(gr_unittest.TestCase):
     def test_start_after_stop_waits_for_the_port_a_closed_socket_still_holds(self):
         """ZeroMQ releases a closed socket's port in its I/O thread, a moment later: start() after
         stop() binds the same port once it is free instead of failing with 'Address already in use'."""
-        src = semcom.tensor_source("tcp://127.0.0.1:*")
+        src = self.make()
         endpoint = src.endpoint()
         src.stop()
         holder = zmq.Context.instance().socket(zmq.PULL)
@@ -94,8 +102,12 @@ class qa_tensor_source(gr_unittest.TestCase):
 
     def test_no_second_receive_thread_after_a_stop_that_timed_out(self):
         """stop() that cannot join its thread leaves it (and the socket) alone; a later start() must not
-        add a second thread on that socket (it used to), and starts cleanly once the first has ended."""
-        src = semcom.tensor_source("tcp://127.0.0.1:*")
+        add a second thread on that socket (it used to), and starts cleanly once the first has ended.
+        (The Python block's; the compiled one's stop() joins its thread, which sees the stop flag within
+        its 100 ms receive timeout.)"""
+        if self.IMPLEMENTATION != "python":
+            self.skipTest("the Python block's receive thread")
+        src = self.make()
         release = threading.Event()
         src._run = lambda: release.wait(10)  # a receive loop that does not see the stop flag
         src.POLL_MS = 10
@@ -123,6 +135,11 @@ class qa_tensor_source(gr_unittest.TestCase):
         self.push.send_multipart(encode(Kind.TENSOR, 3, {"x": np.ones(2, np.float32)}))
         self.wait_for(1)
         self.assertEqual(parse_tensor_message(self.dbg.get_message(0))[0]["seq"], 3)
+
+
+@unittest.skipUnless(COMPILED, "gr-semcom built without its compiled bridge")
+class qa_tensor_source_cxx(qa_tensor_source):
+    IMPLEMENTATION = "cxx"
 
 
 if __name__ == "__main__":

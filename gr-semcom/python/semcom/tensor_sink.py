@@ -13,13 +13,24 @@ import pmt
 import zmq
 from gnuradio import gr
 
-from semcom.wire import DEFAULT_FRAME_ENDPOINT, HEADER, Kind, WireError, encode, send_parts
+from semcom.wire import DEFAULT_FRAME_ENDPOINT, Kind, WireError, encode, send_parts
 
-from .bridge_socket import BoundSocket
+from .bridge_socket import BoundSocket, compiled_bridge, semcom_python
 from .messages import MessageError, parse_serialized, serialize, wire_parts
 
 
-class tensor_sink(BoundSocket, gr.basic_block):
+def tensor_sink(address: str = DEFAULT_FRAME_ENDPOINT, hwm: int = 64, send_timeout_ms: int = 100,
+                implementation: str = "auto"):
+    """The Tensor Sink as GRC makes it (semcom_tensor_sink.block.yml): the compiled block
+    (semcom_python.tensor_sink_fast, gr-semcom/lib/tensor_bridge_impl.cc: the same socket, FRAMEs and
+    counters, without Python's GIL) where it was built, else the Python block tensor_sink_python.
+    `implementation`: see bridge_socket.compiled_bridge."""
+    if compiled_bridge(implementation):
+        return semcom_python.tensor_sink_fast(address, int(hwm), int(send_timeout_ms))
+    return tensor_sink_python(address, hwm, send_timeout_ms)
+
+
+class tensor_sink_python(BoundSocket, gr.basic_block):
     """Binds a ZeroMQ PUSH socket at `address`; each tensor message on port "frames" (from ofat_rx
     or ofat_equalizer) goes out as one wire FRAME with seq = meta["seq"], the message's tensors
     (dtype and shape kept) and its meta as the JSON meta. A message in the wire form (ofat_rx's,
@@ -60,19 +71,11 @@ class tensor_sink(BoundSocket, gr.basic_block):
         return True
 
     def _on_frame(self, msg: pmt.pmt_base) -> None:
-        try:
-            raw = serialize(msg)
-            encoded = wire_parts(raw)  # a FRAME already in wire form (ofat_rx): sent as it is
-        except MessageError as err:
-            self._fail("error_malformed", f"frame not sent: {err}")
+        reason, detail, seq, parts = frame_parts(msg)
+        if reason:
+            self._count(f"error_{reason}")
+            self.logger.error(detail)
             return
-        if encoded is not None:
-            seq, parts = encoded
-        else:
-            parts = self._encode(raw)
-            if parts is None:
-                return
-            seq = HEADER.unpack_from(parts[0])[4]
         with self._lock:  # stop() must not close the socket in the middle of a send
             if self._sock is None:
                 self._counters["dropped_stopped"] += 1
@@ -87,25 +90,27 @@ class tensor_sink(BoundSocket, gr.basic_block):
         self.logger.warn(f"frame seq {seq} dropped (dropped_backpressure): host did not take it within "
                          f"{self.send_timeout_ms} ms")
 
-    def _encode(self, raw: bytes) -> list[bytes] | None:
-        """The wire FRAME of a message in the PMT dict form (its serialized bytes); None (counted,
-        logged) when it has none."""
-        try:
-            meta, tensors = parse_serialized(raw)
-            seq = meta.get("seq")
-            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**64:
-                raise MessageError(f"meta['seq'] must be an integer in [0, 2^64), got {seq!r}")
-        except MessageError as err:
-            self._fail("error_malformed", f"frame not sent: {err}")
-            return None
-        try:
-            return encode(Kind.FRAME, seq, tensors, meta)
-        except WireError as err:
-            self._fail(f"error_{err.reason}", f"frame seq {seq} not sent ({err.reason}): {err.detail}")
-        except (TypeError, ValueError) as err:  # meta that JSON cannot hold
-            self._fail("error_bad_meta", f"frame seq {seq} not sent (bad_meta): {err}")
-        return None
 
-    def _fail(self, key: str, text: str) -> None:
-        self._count(key)
-        self.logger.error(text)
+def frame_parts(msg: pmt.pmt_base) -> tuple[str, str, int, list[bytes] | list[memoryview]]:
+    """The wire FRAME tensor_sink sends for an in-flowgraph message: ("", "", seq, parts), or (reason,
+    detail, -1, []) for one it counts as error_<reason> (malformed, bad_dtype, bad_json for a tensor name
+    that is not a string, bad_meta for meta JSON cannot hold). A message in the wire form (ofat_rx's) is
+    that FRAME already: its parts as they are. The definition the compiled block's encoder
+    (semcom_python.encode_frame_message) is tested against."""
+    try:
+        raw = serialize(msg)
+        encoded = wire_parts(raw)  # a FRAME already in wire form (ofat_rx): sent as it is
+        if encoded is not None:
+            return "", "", *encoded
+        meta, tensors = parse_serialized(raw)
+        seq = meta.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**64:
+            raise MessageError(f"meta['seq'] must be an integer in [0, 2^64), got {seq!r}")
+    except MessageError as err:
+        return "malformed", f"frame not sent: {err}", -1, []
+    try:
+        return "", "", seq, encode(Kind.FRAME, seq, tensors, meta)
+    except WireError as err:
+        return err.reason, f"frame seq {seq} not sent ({err.reason}): {err.detail}", -1, []
+    except (TypeError, ValueError) as err:  # meta that JSON cannot hold
+        return "bad_meta", f"frame seq {seq} not sent (bad_meta): {err}", -1, []

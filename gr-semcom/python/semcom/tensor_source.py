@@ -21,11 +21,22 @@ from semcom.wire import (
     decode,
 )
 
-from .bridge_socket import BoundSocket
+from .bridge_socket import BoundSocket, compiled_bridge, semcom_python
 from .messages import MessageError, tensor_message
 
 
-class tensor_source(BoundSocket, gr.basic_block):
+def tensor_source(address: str = DEFAULT_TENSOR_ENDPOINT, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                  hwm: int = 16, implementation: str = "auto"):
+    """The Tensor Source as GRC makes it (semcom_tensor_source.block.yml): the compiled block
+    (semcom_python.tensor_source_fast, gr-semcom/lib/tensor_bridge_impl.cc: the same socket, messages
+    and counters, its receive thread never takes Python's GIL) where it was built, else the Python
+    block tensor_source_python. `implementation`: see bridge_socket.compiled_bridge."""
+    if compiled_bridge(implementation):
+        return semcom_python.tensor_source_fast(address, int(max_message_bytes), int(hwm))
+    return tensor_source_python(address, max_message_bytes, hwm)
+
+
+class tensor_source_python(BoundSocket, gr.basic_block):
     """Binds a ZeroMQ PULL socket at `address` and posts each valid TENSOR message on the message
     port "tensors" as a tensor message (messages.tensor_message: the wire message's tensors with
     their dtype and shape, meta = the message's meta plus "seq" from the wire header).
@@ -100,19 +111,28 @@ class tensor_source(BoundSocket, gr.basic_block):
                 self.logger.error(f"message dropped by an internal error: {err!r}")
 
     def _handle(self, parts: list[bytes]) -> None:
-        try:
-            msg = decode(parts, max_message_bytes=self.max_message_bytes)
-            if msg.kind != Kind.TENSOR:
-                raise WireError("bad_kind", f"tensor_source takes TENSOR messages, got {msg.kind.name}")
-        except WireError as err:
-            self._count(f"error_{err.reason}")
-            self.logger.error(f"message rejected ({err.reason}): {err.detail}")
-            return
-        try:
-            out = tensor_message({**msg.meta, "seq": msg.seq}, msg.tensors)
-        except MessageError as err:
-            self._count("error_bad_meta")
-            self.logger.error(f"message rejected (bad_meta): seq {msg.seq}: {err}")
+        reason, detail, out = source_message(parts, self.max_message_bytes)
+        if out is None:
+            self._count(f"error_{reason}")
+            self.logger.error(f"message rejected ({reason}): {detail}")
             return
         self.message_port_pub(self._port, out)
         self._count("posted")
+
+
+def source_message(parts: list[bytes], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+                   ) -> tuple[str, str, pmt.pmt_base | None]:
+    """What tensor_source makes of one multipart message: ("", "", the tensor message it posts) or
+    (reason, detail, None) for one it counts as error_<reason> (wire.decode's reasons, bad_kind for a
+    valid message other than a TENSOR, bad_meta for meta without a PMT form). The definition the
+    compiled block's decoder (semcom_python.decode_tensor_message) is tested against."""
+    try:
+        msg = decode(parts, max_message_bytes=max_message_bytes)
+        if msg.kind != Kind.TENSOR:
+            raise WireError("bad_kind", f"tensor_source takes TENSOR messages, got {msg.kind.name}")
+    except WireError as err:
+        return err.reason, err.detail, None
+    try:
+        return "", "", tensor_message({**msg.meta, "seq": msg.seq}, msg.tensors)
+    except MessageError as err:
+        return "bad_meta", f"seq {msg.seq}: {err}", None

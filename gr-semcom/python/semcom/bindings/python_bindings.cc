@@ -11,6 +11,8 @@
 
 namespace py = pybind11;
 
+void bind_tensor_bridge(py::module& m);
+
 void bind_ofat_tx_fast(py::module& m);
 void bind_ofat_rx_kernels(py::module& m);
 void bind_mimo_channel_kernels(py::module& m);
@@ -19,6 +21,7 @@ PYBIND11_MODULE(semcom_python, m)
 {
     // The base classes (gr::sync_block, ...) are registered by GNU Radio's own bindings.
     py::module::import("gnuradio.gr");
+    bind_tensor_bridge(m);
 
     bind_ofat_tx_fast(m);
     bind_ofat_rx_kernels(m);
