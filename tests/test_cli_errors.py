@@ -161,8 +161,16 @@ def test_loopback_bad_option(argv: list[str], option: str, capsys: pytest.Captur
     (["network", "linktable", "--frames", "0"], "--frames"),  # 0 read as "the default": a full sweep
     (["lab", "run", "b210", "--duration", "-3"], "--duration"),
     (["lab", "run", "b210", "--report-every", "0"], "--report-every"),
+    # a negative seed: numpy's "expected non-negative integer" traceback after the flowgraph had started
+    (["loopback", "--seed", "-1"], "--seed"),
+    (["record-loopback", "out", "--seed", "-1"], "--seed"),
+    (["send", "jscc", "--seed", "-1"], "--seed"),
+    (["train", "agents", "--epochs-vision", "-1"], "--epochs-vision"),
+    (["usrp", "probe", "--find-timeout", "-1"], "--find-timeout"),
+    (["usrp", "probe", "--rx-gain", "nan"], "--rx-gain"),
 ])
-def test_network_and_lab_bad_option(argv: list[str], option: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_numeric_option_out_of_range(argv: list[str], option: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     assert f"error: argument {option}" in argparse_error(capsys, argv)
 
 

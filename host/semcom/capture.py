@@ -48,7 +48,7 @@ from sigmf import SigMFFile
 from sigmf.error import SigMFError
 from sigmf.utils import SIGMF_DATETIME_ISO8601_FMT
 
-from semcom.errors import UsageError, finite_float, positive_int
+from semcom.errors import UsageError, finite_float, nonnegative_int, positive_int
 from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import FrameError, OfatLayout
 from semcom.ofat.receiver import FrameReceiver, ReceivedFrame
@@ -464,5 +464,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("path", help="base name of the recording")
     p.add_argument("--frames", type=positive_int, default=12, help="frames to record (default: %(default)s)")
     p.add_argument("--snr", type=finite_float, default=20.0, help="channel SNR in dB (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=7, help="payload seed (default: %(default)s)")
+    p.add_argument("--seed", type=nonnegative_int, default=7, help="payload seed (default: %(default)s)")
     p.set_defaults(func=_cmd_record)

@@ -268,7 +268,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-loss", type=fraction, default=0.05,
                    help="exit 1 when an SNR point loses more than this share of its frames or delivers "
                    "none (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="numpy/torch/channel seed (default: %(default)s)")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="numpy/torch/channel seed (default: %(default)s)")
     p.add_argument("--connect", nargs=2, metavar=("TX_ENDPOINT", "RX_ENDPOINT"),
                    help="use a running flowgraph (e.g. the split arrangement or a USRP) instead "
                    "(default: start the loopback flowgraph)")

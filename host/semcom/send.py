@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from semcom.errors import check_loss, finite_float, fraction, positive_int
+from semcom.errors import check_loss, finite_float, fraction, nonnegative_int, positive_int
 from semcom.results import write_csv
 
 # ZF on both paths: codecs trained over AWGN expect unbiased symbols (MMSE shrinks them).
@@ -98,7 +98,7 @@ def _common(p: argparse.ArgumentParser, n: int, batch: int) -> None:
     p.add_argument("--n", type=positive_int, default=n, help="test items (one OFAT frame each)" + d)
     p.add_argument("--snr", type=finite_float, default=20.0, help="channel SNR in dB" + d)
     p.add_argument("--batch", type=positive_int, default=batch, help="items per flowgraph batch" + d)
-    p.add_argument("--seed", type=int, default=0, help="channel and data seed" + d)
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="channel and data seed" + d)
     p.add_argument("--connect", nargs=2, metavar=("TX_ENDPOINT", "RX_ENDPOINT"),
                    help="use a running flowgraph (default: start the loopback flowgraph)")
     p.add_argument("--out", default="results/send", help="directory for the CSV" + d)

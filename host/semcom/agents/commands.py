@@ -61,7 +61,7 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrain-scenes", type=nonnegative_int, default=base.pretrain_scenes,
                    help="extra scenes read by the vision and receiver pre-training only, 0 for none "
                    "(default: %(default)s)")
-    p.add_argument("--seed", type=int, default=base.seed,
+    p.add_argument("--seed", type=nonnegative_int, default=base.seed,
                    help="data seed, and the training seed unless --train-seed is given "
                    "(default: %(default)s)")
     p.add_argument("--train-seed", type=nonnegative_int, default=None,
@@ -77,7 +77,7 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
     for stage in STAGES:
         cfg = getattr(base, stage)
         flag = stage.replace("_", "-")
-        p.add_argument(f"--epochs-{flag}", type=int, default=cfg.epochs,
+        p.add_argument(f"--epochs-{flag}", type=nonnegative_int, default=cfg.epochs,
                        help=f"epochs of stage {stage} (default: %(default)s)")
     p.add_argument("--max-minutes", type=finite_float, default=None,
                    help="wall-time cap per stage (default: %(default)s, no cap)")

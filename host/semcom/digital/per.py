@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from semcom.errors import finite_float, positive_int
+from semcom.errors import finite_float, nonnegative_int, positive_int
 from semcom.results import plot_label, save_figure, write_csv
 
 from .ofdm import CHANNELS, DigitalConfig, DigitalLink, make_packets
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels", nargs="+", default=list(CHANNELS), choices=list(CHANNELS),
                    help="channels" + d)
     p.add_argument("--packets", type=positive_int, default=300, help="packets per point" + d)
-    p.add_argument("--seed", type=int, default=0, help="payload and channel seed" + d)
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="payload and channel seed" + d)
     p.add_argument("--out", default=str(PER_TABLE), help="CSV path (.json and .png beside it)" + d)
     args = p.parse_args(argv)
     from gnuradio import gr

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from semcom.errors import finite_float, positive_int
+from semcom.errors import finite_float, nonnegative_int, positive_int
 
 from .experiment import DEFAULT_SNRS, EVAL_CHANNELS, JSCCExperiment, eval_jscc, load_or_train
 from .train import TrainConfig
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-channel", default="awgn", choices=list(EVAL_CHANNELS),
                    help="training channel" + D)
     p.add_argument("--max-minutes", type=finite_float, default=4.0, help="training wall-time cap" + D)
-    p.add_argument("--seed", type=int, default=0, help="data and training seed" + D)
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="data and training seed" + D)
     p.add_argument("--threads", type=positive_int, default=1,
                    help="torch CPU threads (1: far faster than 2 when other jobs share the 2 cores)" + D)
     p.add_argument("--snrs", type=finite_float, nargs="+", default=list(DEFAULT_SNRS),

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from semcom.errors import finite_float, positive_float
 from semcom.usrp.backend import UsrpBackend
 from semcom.usrp.model import ProbeRequest
 from semcom.usrp.probe import probe
@@ -54,13 +55,14 @@ def add_probe_arguments(p: argparse.ArgumentParser) -> None:
                    help="internal | external | gpsdo | mimo ... (default: the device's own)")
     p.add_argument("--time-source",
                    help="internal | external | gpsdo | mimo | none ... (default: the device's own)")
-    p.add_argument("--tx-gain", type=float,
+    p.add_argument("--tx-gain", type=finite_float,
                    help="TX gain in dB to check against the range (default: not checked)")
-    p.add_argument("--rx-gain", type=float,
+    p.add_argument("--rx-gain", type=finite_float,
                    help="RX gain in dB to check against the range (default: not checked)")
     p.add_argument("--no-open", action="store_true",
                    help="only list devices; do not open them (no channel/rate/clock checks)")
-    p.add_argument("--find-timeout", type=float, default=20.0, help="seconds for discovery (default 20)")
+    p.add_argument("--find-timeout", type=positive_float, default=20.0,
+                   help="seconds for discovery (default 20)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--detail", action="store_true", help="also print UHD's pretty-printed device tree")
 
