@@ -174,6 +174,33 @@ def test_numeric_option_out_of_range(argv: list[str], option: str,
     assert f"error: argument {option}" in argparse_error(capsys, argv)
 
 
+@pytest.mark.parametrize("argv", [["loopback"], ["partial", "--quick"], ["network", "eval"],
+                                  ["eval", "agents"], ["adapt", "--quick"], ["lightweight", "--quick"],
+                                  ["offsets"], ["jscc"]])
+def test_out_under_a_file_is_refused_before_any_work(argv: list[str], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`--out` where a file is in the way ended in a NotADirectoryError traceback (exit 1) when the command
+    came to write (partial --quick: 10 s into its run)."""
+    blocker = tmp_path / "results.csv"
+    blocker.write_text("")
+    err = argparse_error(capsys, [*argv, "--out", str(blocker / "out")])
+    assert (f"error: argument --out: {blocker / 'out'} is under {blocker}, which is a file, not a folder"
+            in err)
+
+
+def test_output_dir_type(tmp_path: Path) -> None:
+    from semcom.errors import output_dir
+
+    assert output_dir(str(tmp_path)) == str(tmp_path)
+    assert output_dir(str(tmp_path / "new" / "deeper")) == str(tmp_path / "new" / "deeper")  # made later
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    (tmp_path / "f").write_text("")
+    with pytest.raises(argparse.ArgumentTypeError, match="is a file, not a folder"):
+        output_dir(str(tmp_path / "f"))
+    with pytest.raises(argparse.ArgumentTypeError, match="empty path"):
+        output_dir("")
+
+
 def _write_npy(path: Path, case: str) -> None:
     arrays = {"pickled": np.array([{"a": 1}], dtype=object), "complex": np.ones(4, np.complex64),
               "nan": np.array([1.0, np.nan], np.float32), "empty": np.zeros((0,), np.float32),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import zipfile
 from pathlib import Path
 
@@ -87,6 +88,24 @@ def fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} is not in [0, 1]")
     return value
+
+
+def output_dir(text: str) -> str:
+    """argparse type: a folder the command may write its results into (returned as given).
+
+    It is a writable folder, or does not exist yet and its nearest existing parent is one (the command
+    creates it when it writes). Checked before any work, so that a run does not end in a traceback
+    because of where its results were to go."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path")
+    path = Path(text).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        what = "is" if existing == path else f"is under {existing}, which is"
+        raise argparse.ArgumentTypeError(f"{text} {what} a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text}: no permission to write in {existing}")
+    return text
 
 
 def shape(text: str) -> tuple[int, ...]:

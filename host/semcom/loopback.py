@@ -34,6 +34,7 @@ from semcom.errors import (
     fraction,
     load_npy,
     nonnegative_int,
+    output_dir,
     positive_float,
     positive_int,
 )
@@ -273,7 +274,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connect", nargs=2, metavar=("TX_ENDPOINT", "RX_ENDPOINT"),
                    help="use a running flowgraph (e.g. the split arrangement or a USRP) instead "
                    "(default: start the loopback flowgraph)")
-    p.add_argument("--out", default="results/loopback",
+    p.add_argument("--out", type=output_dir, default="results/loopback",
                    help="directory for the CSV and PNG (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from semcom.burst import run_burst
-from semcom.errors import finite_float, positive_int
+from semcom.errors import finite_float, output_dir, positive_int
 from semcom.ofat.equalize import reconstruct_payload
 from semcom.ofat.frame import OfatLayout, make_layout
 from semcom.results import save_figure, write_csv
@@ -86,6 +86,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--frames", type=positive_int, default=40, help="frames per case (default: %(default)s)")
     p.add_argument("--drifts", type=finite_float, nargs="+", default=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
                    help="RX phase drift rates, rad/sample (default: %(default)s)")
-    p.add_argument("--out", default="experiments/lab/results",
+    p.add_argument("--out", type=output_dir, default="experiments/lab/results",
                    help="directory for channel_offsets.csv/.png (default: %(default)s)")
     p.set_defaults(func=run)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from semcom.errors import check_loss, finite_float, fraction, nonnegative_int, positive_int
+from semcom.errors import check_loss, finite_float, fraction, nonnegative_int, output_dir, positive_int
 from semcom.results import write_csv
 
 # ZF on both paths: codecs trained over AWGN expect unbiased symbols (MMSE shrinks them).
@@ -101,7 +101,7 @@ def _common(p: argparse.ArgumentParser, n: int, batch: int) -> None:
     p.add_argument("--seed", type=nonnegative_int, default=0, help="channel and data seed" + d)
     p.add_argument("--connect", nargs=2, metavar=("TX_ENDPOINT", "RX_ENDPOINT"),
                    help="use a running flowgraph (default: start the loopback flowgraph)")
-    p.add_argument("--out", default="results/send", help="directory for the CSV" + d)
+    p.add_argument("--out", type=output_dir, default="results/send", help="directory for the CSV" + d)
     p.add_argument("--max-loss", type=fraction, default=0.05,
                    help="exit 1 when the flowgraph loses more than this share of its frames or "
                    "delivers none" + d)

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from semcom.errors import UsageError, finite_float, nonnegative_int, positive_int
+from semcom.errors import UsageError, finite_float, nonnegative_int, output_dir, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="real frames per SNR step (arms real and cgan; default 256; --quick: 16)")
     p.add_argument("--n-train", type=positive_int,
                    help="training images (UCI digits, up to 1437; default 1400; --quick: 96)")
-    p.add_argument("--out", default="experiments/adaptation/output",
+    p.add_argument("--out", type=output_dir, default="experiments/adaptation/output",
                    help="output directory (default experiments/adaptation/output)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

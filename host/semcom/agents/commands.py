@@ -31,7 +31,7 @@ import torch
 
 from semcom import distributed
 from semcom.channels import NAMED_CHANNELS
-from semcom.errors import UsageError, finite_float, nonnegative_int, positive_int
+from semcom.errors import UsageError, finite_float, nonnegative_int, output_dir, positive_int
 
 from .experiment import (
     DEFAULT_CHANNELS,
@@ -105,7 +105,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
                    help="evaluation channels (default: %(default)s)")
     p.add_argument("--n-test", type=positive_int, default=None,
                    help="test questions, >= 1 (default: the whole split)")
-    p.add_argument("--out", default="results/agents",
+    p.add_argument("--out", type=output_dir, default="results/agents",
                    help="directory for results.csv / results.png / summary.json (default: %(default)s)")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from semcom.errors import finite_float, nonnegative_int, positive_int
+from semcom.errors import finite_float, nonnegative_int, output_dir, positive_int
 
 from .experiment import DEFAULT_SNRS, EVAL_CHANNELS, JSCCExperiment, eval_jscc, load_or_train
 from .train import TrainConfig
@@ -50,8 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT),
                    help="<name>.pt (+ <name>.json); loaded if present unless --retrain "
                    "(default: the shipped one)")
-    p.add_argument("--out", default="experiments/jscc/output", help="directory for results.csv/.png, "
-                   "summary.json" + D)
+    p.add_argument("--out", type=output_dir, default="experiments/jscc/output",
+                   help="directory for results.csv/.png, summary.json" + D)
     p.add_argument("--retrain", action="store_true", help="train even if the checkpoint exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from semcom.channels import named_channel
-from semcom.errors import finite_float, positive_int
+from semcom.errors import finite_float, output_dir, positive_int
 from semcom.results import plot_label, save_figure, write_csv
 
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -136,7 +136,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-test", type=positive_int, default=None, help="test questions (default: all 7 200)")
     p.add_argument("--photo", action="store_true", help="also evaluate the 32x32 photo codec")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads" + d)
-    p.add_argument("--out", default="experiments/jscc/output_scenes", help="output directory" + d)
+    p.add_argument("--out", type=output_dir, default="experiments/jscc/output_scenes",
+                   help="output directory" + d)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semcom.errors import nonnegative_int, positive_int
+from semcom.errors import nonnegative_int, output_dir, positive_int
 from semcom.results import write_csv
 
 from .experiment import TEACHER, LightweightExperiment, run_experiment
@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="jscc: the DeepJSCC sweep (checkpoints, CSV, PNG); tokens: the JTCC sweep; loopback: "
                         "the saved checkpoints over the flowgraph (without jscc: added to an earlier run); "
                         "default: all three")
-    p.add_argument("--out", default=DEFAULT_OUT,
+    p.add_argument("--out", type=output_dir, default=DEFAULT_OUT,
                    help=f"results.csv/.png, summary.csv/.json, checkpoints/ (default {DEFAULT_OUT})")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

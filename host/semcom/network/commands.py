@@ -17,7 +17,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from semcom.errors import finite_float, nonnegative_int, positive_int
+from semcom.errors import finite_float, nonnegative_int, output_dir, positive_int
 
 DEFAULT_OUT = Path("experiments/network/output")
 
@@ -140,7 +140,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="network_what", required=True)
 
     def common(q: argparse.ArgumentParser, out: Path = DEFAULT_OUT) -> None:
-        q.add_argument("--out", default=str(out), help="output folder (default: %(default)s)")
+        q.add_argument("--out", type=output_dir, default=str(out),
+                       help="output folder (default: %(default)s)")
         q.add_argument("--threads", type=positive_int, default=1,
                        help="torch CPU threads (default: %(default)s)")
         q.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars on)")

@@ -23,6 +23,7 @@ from semcom.errors import (
     fraction,
     nonnegative_float,
     nonnegative_int,
+    output_dir,
     positive_float,
     positive_int,
 )
@@ -31,7 +32,7 @@ DEFAULT_OUT = "experiments/partial_sampling/output"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default=DEFAULT_OUT,
+    p.add_argument("--out", type=output_dir, default=DEFAULT_OUT,
                    help="output folder (CSV, PNG, JSON, checkpoints/; default %(default)s)")
     p.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2],
                    help="seeds (default 0 1 2)")
