@@ -30,7 +30,7 @@ import numpy as np
 from gnuradio import semcom
 from gnuradio.semcom.compiled_receiver import CompiledFrameReceiver, compiled_receiver_available
 from gnuradio.semcom.messages import parse_tensor_message, serialize, tensor_message, wire_message, wire_parts
-from gnuradio.semcom.ofat_rx import frame_message
+from gnuradio.semcom.ofat_rx import frame_message, ofat_rx_python, receiver_class
 
 from semcom.ofat.channel_model import ChannelSpec
 from semcom.ofat.frame import DEFAULT_GAP_SAMPLES, make_layout, modulate_frame
@@ -152,9 +152,12 @@ def hop_costs(frames: list[ReceivedFrame], counters: RxCounters, repeats: int = 
     return best
 
 
-class DictFormRx(semcom.ofat_rx):
-    """ofat_rx publishing its frames in the PMT dict form, as it did before the wire form (the baseline
-    of ofat_rx_forms)."""
+class DictFormRx(ofat_rx_python):
+    """ofat_rx's Python block publishing its frames in the PMT dict form, as it did before the wire form
+    (the baseline of ofat_rx_forms)."""
+
+    def __init__(self, layout, implementation: str = "auto"):
+        super().__init__(receiver_class(implementation)(layout))
 
     def work(self, input_items, output_items):
         for frame in self.receiver.process(input_items):

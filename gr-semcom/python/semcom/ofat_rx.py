@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -18,8 +19,10 @@ from semcom.ofat.receiver import FrameReceiver, ReceivedFrame, RxCounters
 
 from .compiled_receiver import CompiledFrameReceiver, compiled_receiver_available
 from .messages import wire_message
+from .ofat_tx import semcom_python
 
 IMPLEMENTATIONS = ("auto", "cxx", "numpy")
+COUNTER_NAMES = [f.name for f in dataclasses.fields(RxCounters)]
 
 
 def receiver_class(implementation: str = "auto") -> type[FrameReceiver]:
@@ -39,7 +42,7 @@ def receiver_class(implementation: str = "auto") -> type[FrameReceiver]:
     return CompiledFrameReceiver
 
 
-class ofat_rx(gr.sync_block):
+class ofat_rx(gr.hier_block2):
     """Detects, synchronises and demodulates OFAT frames on `layout.n_rx` inputs.
 
     Output: message port "frames", one tensor message per frame whose header CRC passed, in the wire
@@ -54,6 +57,14 @@ class ofat_rx(gr.sync_block):
     (gnuradio.semcom.compiled_receiver: FrameReceiver with its per-sample and hot per-frame methods in
     C++, every option covered) where the C++ was built, else FrameReceiver; "numpy" forces FrameReceiver.
 
+    The block inside (`core`): with the compiled receiver in its default configuration (no sfo_tracking,
+    dc_removal, iq_correction; noise_estimate="repetitions") `ofat_rx_fast`, a C++ sync block running
+    the receiver's configured kernels and publishing the FRAME messages itself (the same messages,
+    tested; no Python per work() call); otherwise `ofat_rx_python`, the Python block around `receiver`.
+    With ofat_rx_fast, a frame whose meta holds a non-finite value (JSON cannot) is not sent and is
+    counted frames_unsendable in `counters()` (the Python block hands it on in the PMT dict form, which
+    tensor_sink cannot send either and counts).
+
     Frames split across work() calls are kept; a frame whose header fails its CRC is counted, not sent.
     """
 
@@ -64,18 +75,40 @@ class ofat_rx(gr.sync_block):
         # dc_removal: subtract a running mean per antenna first (a DC spur would trip detection);
         # iq_correction: undo a receive IQ imbalance blindly (semcom.ofat.receiver, step 0);
         # noise_estimate: "fit_residual" counts other links' interference (semcom.ofat.receiver, step 4).
-        gr.sync_block.__init__(self, name="semcom_ofat_rx", in_sig=[np.complex64] * layout.n_rx,
-                               out_sig=None)
+        gr.hier_block2.__init__(self, "semcom_ofat_rx",
+                                gr.io_signature(layout.n_rx, layout.n_rx, gr.sizeof_gr_complex),
+                                gr.io_signature(0, 0, 0))
         self.layout = layout
         self.receiver = receiver_class(implementation)(
             layout, threshold=threshold, phase_tracking=phase_tracking, sfo_tracking=bool(sfo_tracking),
             dc_removal=bool(dc_removal), iq_correction=bool(iq_correction), noise_estimate=noise_estimate)
-        self._receive = getattr(self.receiver, "process_messages", self.receiver.process)
-        self._port = pmt.intern("frames")
-        self.message_port_register_out(self._port)
+        if getattr(self.receiver, "_messages", False) and hasattr(semcom_python, "ofat_rx_fast"):
+            self.core = semcom_python.ofat_rx_fast(self.receiver._kernels)
+        else:
+            self.core = ofat_rx_python(self.receiver)
+        self.message_port_register_hier_out("frames")
+        for r in range(layout.n_rx):
+            self.connect((self, r), (self.core, r))
+        self.msg_connect(self.core, "frames", self, "frames")
 
     def counters(self) -> dict[str, int]:
-        return self.receiver.counters.as_dict()
+        """RxCounters' fields (ofat_rx_fast: and frames_unsendable)."""
+        if isinstance(self.core, ofat_rx_python):
+            return self.receiver.counters.as_dict()
+        return dict(zip([*COUNTER_NAMES, "frames_unsendable"], self.core.counters(), strict=True))
+
+
+class ofat_rx_python(gr.sync_block):
+    """ofat_rx's Python block: `receiver.process` (or the compiled receiver's process_messages) on the
+    Nr input buffers, one message per frame on port "frames"."""
+
+    def __init__(self, receiver: FrameReceiver):
+        gr.sync_block.__init__(self, name="semcom_ofat_rx", in_sig=[np.complex64] * receiver.layout.n_rx,
+                               out_sig=None)
+        self.receiver = receiver
+        self._receive = getattr(receiver, "process_messages", receiver.process)
+        self._port = pmt.intern("frames")
+        self.message_port_register_out(self._port)
 
     def work(self, input_items, output_items):
         n = len(input_items[0])

@@ -9,10 +9,12 @@
 #define INCLUDED_SEMCOM_OFAT_RX_KERNELS_H
 
 #include <gnuradio/semcom/api.h>
+#include <gnuradio/sync_block.h>
 #include <pmt/pmt.h>
 #include <complex>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -256,6 +258,9 @@ private:
     std::vector<double> d_signed_used;
     std::vector<cd> d_basis, d_basis_h, d_gram, d_coarse_basis_h, d_derivative_basis_h;
     std::vector<double> d_coarse_fractions;
+    std::vector<int> d_mirror;                 // used-bin index of -k for bin k, -1 where not used
+    mutable std::vector<cd> d_ramp_cache;      // delay_ramp's last ramp and its fraction
+    mutable double d_ramp_fraction = 0.0;
     int d_grid_shift = 0;
     std::vector<float> d_ramp;          // the CFO ramp of one windows_fft call, complex64 interleaved
     std::vector<double> d_window_ramp;  // exp(-2 pi j cfo i), i < fft_len (real parts, then imaginary)
@@ -319,6 +324,7 @@ private:
     long long d_fronts = 0;
     pmt::pmt_t d_message_car;
     std::string d_wire_header;
+    mutable std::vector<std::uint8_t> d_message_bytes; // frame_message's wire parts (reused)
     enum class step { wait, more, frame };
     void append(const cf* const* rows, std::size_t m);
     void trim(long long keep_from_abs);
@@ -345,6 +351,31 @@ private:
     void zoom_transform(const cd* pairs, int n_pairs);
     void coarse_correlations(const cd* pairs, int n_pairs, int g, std::vector<cd>& c) const;
     double refine_fraction(const cd* pairs, int n_pairs, const std::vector<int>& chosen, double fraction) const;
+};
+
+/*!
+ * \brief The compiled core of ofat_rx (gnuradio.semcom.ofat_rx runs it in the default configuration):
+ * Nr complex64 inputs, message port "frames". Each work() is one ofat_rx_kernels::receive on the input
+ * buffers and one FRAME message per decoded frame (ofat_rx_kernels::frame_message, rx_counters as they
+ * are after the call), published here: no Python per call or per frame.
+ * \ingroup semcom
+ *
+ * The kernels come configured (set_frame, set_stream, set_message) by the receiver in Python
+ * (CompiledFrameReceiver), which is not used while the block runs. A frame whose meta JSON cannot hold
+ * (a non-finite value) is not sent and is counted frames_unsendable (ofat_rx's Python block hands it on in
+ * the PMT dict form, which tensor_sink cannot send either and counts).
+ */
+class SEMCOM_API ofat_rx_fast : virtual public gr::sync_block
+{
+public:
+    typedef std::shared_ptr<ofat_rx_fast> sptr;
+
+    //! kernels: set_frame, set_stream and set_message done (throws std::invalid_argument otherwise)
+    static sptr make(std::shared_ptr<ofat_rx_kernels> kernels);
+
+    //! RxCounters' fields in order (samples, detections, frames, header_crc_fail, header_invalid,
+    //! sequence_mismatch), then frames_unsendable.
+    virtual std::vector<long long> counters() const = 0;
 };
 
 } // namespace semcom

@@ -111,6 +111,7 @@ std::ptrdiff_t row_stride(const samples_t& x, int n_rx)
 void bind_ofat_rx_kernels(py::module& m)
 {
     py::module::import("pmt"); // the PMT type, registered by GNU Radio's pmt bindings
+    using gr::semcom::ofat_rx_fast;
     py::class_<kernels, std::shared_ptr<kernels>>(
         m,
         "ofat_rx_kernels",
@@ -397,4 +398,15 @@ void bind_ofat_rx_kernels(py::module& m)
             },
             py::arg("bits"),
             "(seq, flags, shape, scale_code), or None: frame.decode_header of HEADER_BITS hard bits");
+
+    py::class_<ofat_rx_fast, gr::sync_block, gr::block, gr::basic_block, std::shared_ptr<ofat_rx_fast>>(
+        m,
+        "ofat_rx_fast",
+        "The compiled core of ofat_rx (gnuradio.semcom.ofat_rx makes it from its CompiledFrameReceiver's "
+        "configured kernels): Nr complex64 inputs, message port frames")
+        .def(py::init(&ofat_rx_fast::make), py::arg("kernels"))
+        .def("counters",
+             &ofat_rx_fast::counters,
+             "(samples, detections, frames, header_crc_fail, header_invalid, sequence_mismatch, "
+             "frames_unsendable)");
 }
