@@ -12,6 +12,12 @@
    (tensor_source, tensor_sink, bridge_socket, messages, wire, link, loaded from `git show` into a
    temporary package), interleaved in blocks of 50 round trips in this one process, so all of them
    see the same machine load.
+
+    .venv/bin/python benchmarks/profile_bridge.py --loopback [--frames 300] [--rounds 2]
+
+3. The effect on the 2x4 loopback (benchmarks/run.py's end-to-end part: 20 dB, 5x256 tensors): latency
+   one tensor in flight and frames/s at window 8, with the Python and the compiled bridge blocks
+   alternating (SEMCOM_BRIDGE), `--rounds` times.
 See benchmarks/PROFILE.md.
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import collections
 import importlib
+import os
 import statistics
 import subprocess
 import sys
@@ -212,11 +219,46 @@ def compare(n: int, rev: str | None = None, block: int = 50) -> dict[str, list[f
     return times
 
 
+def loopback_effect(n_frames: int, rounds: int) -> dict[str, list[tuple[float, float, float]]]:
+    """(median latency ms, p99 latency ms, frames/s at window 8) of the 2x4 loopback per bridge
+    implementation and round, the implementations alternating."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import run
+
+    out: dict[str, list[tuple[float, float, float]]] = collections.defaultdict(list)
+    before = os.environ.get("SEMCOM_BRIDGE")
+    try:
+        for _ in range(rounds):
+            for name in ("python", "cxx"):
+                os.environ["SEMCOM_BRIDGE"] = name  # what the loopback flowgraph's blocks are made with
+                latency = np.array(run.loopback_latencies(n_frames)) * 1e3
+                rate, delivered = run.loopback_rate(n_frames, 8)
+                assert delivered == 1.0, f"{name}: {delivered:.3f} of the frames delivered"
+                out[name].append((float(np.median(latency)), float(np.percentile(latency, 99)), rate))
+    finally:
+        if before is None:
+            os.environ.pop("SEMCOM_BRIDGE", None)
+        else:
+            os.environ["SEMCOM_BRIDGE"] = before
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--round-trips", type=int, default=1000)
     parser.add_argument("--before", metavar="REV", help="also compare with the bridge at this git revision")
+    parser.add_argument("--loopback", action="store_true", help="the 2x4 loopback with each bridge instead")
+    parser.add_argument("--frames", type=int, default=300, help="frames per loopback measurement")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the loopback measurements")
     args = parser.parse_args()
+    if args.loopback:
+        print(f"2x4 loopback, 20 dB, 5x256, {args.frames} frames (load average {os.getloadavg()[0]:.1f})\n")
+        print("| bridge blocks | round | latency median ms | latency p99 ms | frames/s, window 8 |")
+        print("| --- | --- | --- | --- | --- |")
+        for name, runs in loopback_effect(args.frames, args.rounds).items():
+            for i, (med, p99, rate) in enumerate(runs):
+                print(f"| {name} | {i + 1} | {med:.2f} | {p99:.2f} | {rate:.0f} |")
+        return 0
     print("| bridge stage, Python blocks (5x256 float32, one in flight) | median us |\n| --- | --- |")
     for name, us in stages(args.round_trips).items():
         print(f"| {name} | {us:.0f} |")

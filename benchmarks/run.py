@@ -461,11 +461,12 @@ def reconstruction_rates(n_frames: int) -> dict[str, float]:
 
 # ------------------------------------------------------------------------- 4. latency
 @contextmanager
-def bridge_peer() -> Iterator[tuple[str, str]]:
-    """A running flowgraph tensor_source -> tensor_sink; yields (tensor endpoint, frame endpoint)."""
+def bridge_peer(implementation: str = "auto") -> Iterator[tuple[str, str]]:
+    """A running flowgraph tensor_source -> tensor_sink (the compiled blocks where built, "auto", or
+    "python" / "cxx"); yields (tensor endpoint, frame endpoint)."""
     tb = gr.top_block()
-    src = semcom.tensor_source("tcp://127.0.0.1:*")
-    snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=1000)
+    src = semcom.tensor_source("tcp://127.0.0.1:*", implementation=implementation)
+    snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=1000, implementation=implementation)
     tb.msg_connect((src, "tensors"), (snk, "frames"))
     tb.start()
     try:
@@ -500,7 +501,10 @@ def echo_peer() -> Iterator[tuple[str, str]]:
         b_out.close(linger=0)
 
 
-PEERS = {"bridge": bridge_peer, "echo": echo_peer}
+PEERS = {"bridge": bridge_peer, "bridge_python": partial(bridge_peer, "python"),
+         "bridge_cxx": partial(bridge_peer, "cxx"), "echo": echo_peer}
+# The bridge implementations the benchmark compares, by the PEERS entry that runs each.
+BRIDGES = {"compiled blocks": "bridge_cxx", "Python blocks": "bridge_python"}
 
 
 def serve_peer(name: str) -> None:
@@ -531,21 +535,22 @@ def peer(name: str, separate: bool) -> Iterator[tuple[str, str]]:
         proc.wait(timeout=30)
 
 
-def bridge_and_bare_round_trips(n: int, block: int = 50, separate: bool = False
-                                ) -> tuple[list[float], list[float]]:
+def bridge_and_bare_round_trips(n: int, block: int = 50, separate: bool = False,
+                                bridge_peer_name: str = "bridge") -> tuple[list[float], list[float]]:
     """Seconds per round trip of a 5x256 float32 tensor, (bridge, bare), interleaved in blocks of
     `block` so that both see the same machine load (this box is shared; a separate run of each moved
     the ratio by 2x):
 
     bridge: LinkClient -> tensor_source -> (GNU Radio message) -> tensor_sink -> LinkClient;
     bare: the same encode/decode through a bare pyzmq PUSH/PULL echo thread (tcp).
-    separate: each peer (the flowgraph, the echo) in its own interpreter instead of this one."""
+    separate: each peer (the flowgraph, the echo) in its own interpreter instead of this one;
+    bridge_peer_name: the PEERS entry of the flowgraph (the bridge blocks' implementation)."""
     x = np.random.default_rng(3).standard_normal((5, 256)).astype(np.float32)
     bridge: list[float] = []
     bare: list[float] = []
     ctx = zmq.Context.instance()
     a_out, a_in = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
-    with peer("bridge", separate) as bridge_endpoints, peer("echo", separate) as echo_endpoints:
+    with peer(bridge_peer_name, separate) as bridge_endpoints, peer("echo", separate) as echo_endpoints:
         a_out.connect(echo_endpoints[0])
         a_in.connect(echo_endpoints[1])
         try:
@@ -567,6 +572,39 @@ def bridge_and_bare_round_trips(n: int, block: int = 50, separate: bool = False
             a_out.close(linger=0)
             a_in.close(linger=0)
     return bridge, bare
+
+
+def pct(v: list[float], q: float) -> float:
+    """The q-th percentile of seconds `v`, in microseconds."""
+    return float(np.percentile(v, q) * 1e6)
+
+
+def bridge_part(n_rt: int) -> list[str]:
+    """The bridge section: round trips of each bridge implementation against the bare echo beside it,
+    in one process and in separate processes (results/latency.csv)."""
+    compiled = getattr(semcom.semcom_python, "tensor_source_fast", None) is not None
+    bridges = {label: name for label, name in BRIDGES.items() if compiled or name != "bridge_cxx"}
+    trips = {(separate, label): bridge_and_bare_round_trips(n_rt, separate=separate, bridge_peer_name=name)
+             for separate in (False, True) for label, name in bridges.items()}
+
+    where = {False: "one process (host, flowgraph, echo)", True: "separate processes (as deployed)"}
+    rows, table = [], []
+    for (separate, label), (bridge, bare) in trips.items():
+        for path, times in ((f"bridge, {label} (LinkClient->tensor_source->tensor_sink->host)", bridge),
+                            (f"bare pyzmq PUSH/PULL echo (beside the {label})", bare)):
+            rows.append({"arrangement": where[separate], "path": path, "median_us": round(pct(times, 50)),
+                         "p99_us": round(pct(times, 99))})
+        ratio = pct(bridge, 50) / pct(bare, 50)
+        table.append(f"| {where[separate]} | {label} | {pct(bridge, 50):.0f} | {pct(bridge, 99):.0f} | "
+                     f"{pct(bare, 50):.0f} | {pct(bare, 99):.0f} | **{ratio:.2f}** |")
+    write_csv("latency", rows)
+    return ["## ZeroMQ round trip of a 5x256 float32 tensor, microseconds", "",
+            "The bridge (host -> tensor_source -> GNU Radio message -> tensor_sink -> host) and a bare "
+            "pyzmq echo thread (same encode/decode on the host), interleaved in blocks of 50; each bridge "
+            "implementation with its own echo run beside it.", "",
+            "| arrangement | bridge blocks | bridge median | bridge p99 | bare median | bare p99 "
+            "| bridge / bare |",
+            "| --- | --- | --- | --- | --- | --- | --- |", *table, ""]
 
 
 # ------------------------------------------------------------------------- 5. end to end
@@ -953,6 +991,8 @@ def main() -> int:
     parser.add_argument("--rx-only", action="store_true",
                         help="all but the transmit and channel parts: receive, reconstruction, bridge, "
                              "loopback (results/summary_rx.md, not summary.md)")
+    parser.add_argument("--bridge-only", action="store_true",
+                        help="only the ZeroMQ bridge part (results/summary_bridge.md, latency.csv)")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
                         help="soak instead: N frames through the 2x4 loopback at 20 dB (results/soak.json)")
     parser.add_argument("--soak-batch", type=int, default=2000, help="frames between RSS samples in --soak")
@@ -1016,6 +1056,9 @@ def main() -> int:
     if args.soak:
         n_tx, n_rx = (int(v) for v in args.soak_mimo.split("x"))
         return soak(args.soak, args.soak_batch, n_tx, n_rx)
+    if args.bridge_only:
+        lines += bridge_part(max(100, int(500 * scale)))
+        return finish(lines, steps, "summary_bridge.md")
     if not args.rx_only:
         lines += transmit_part(n_frames)
         lines += channel_part(int(1_000_000 * scale))
@@ -1036,28 +1079,7 @@ def main() -> int:
               ""]
     steps.update()
 
-    n_rt = max(100, int(500 * scale))
-    trips = {separate: bridge_and_bare_round_trips(n_rt, separate=separate) for separate in (False, True)}
-
-    def pct(v: list[float], q: float) -> float:
-        return float(np.percentile(v, q) * 1e6)
-
-    where = {False: "one process (host, flowgraph, echo)", True: "separate processes (as deployed)"}
-    rows, table = [], []
-    for separate, (bridge, bare) in trips.items():
-        for path, times in (("bridge (LinkClient->tensor_source->tensor_sink->host)", bridge),
-                            ("bare pyzmq PUSH/PULL echo", bare)):
-            rows.append({"arrangement": where[separate], "path": path, "median_us": round(pct(times, 50)),
-                         "p99_us": round(pct(times, 99))})
-        ratio = pct(bridge, 50) / pct(bare, 50)
-        table.append(f"| {where[separate]} | {pct(bridge, 50):.0f} | {pct(bridge, 99):.0f} | "
-                     f"{pct(bare, 50):.0f} | {pct(bare, 99):.0f} | **{ratio:.2f}** |")
-    write_csv("latency", rows)
-    lines += ["## ZeroMQ round trip of a 5x256 float32 tensor, microseconds", "",
-              "The bridge (host -> tensor_source -> GNU Radio message -> tensor_sink -> host) and a bare "
-              "pyzmq echo thread (same encode/decode on the host), interleaved in blocks of 50.", "",
-              "| arrangement | bridge median | bridge p99 | bare median | bare p99 | bridge / bare |",
-              "| --- | --- | --- | --- | --- | --- |", *table, ""]
+    lines += bridge_part(max(100, int(500 * scale)))
     steps.update()
 
     lat = loopback_latencies(max(50, n_frames))
