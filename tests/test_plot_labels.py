@@ -129,3 +129,21 @@ def test_network_figures_show_labels(shown_text, tmp_path):
     text = " | ".join(shown_text)
     assert "hierarchical DRL, counterfactual" in text and "JTCC, k = 5" in text
     assert "_" not in text, text
+
+
+def test_network_replots_show_labels(shown_text, tmp_path, capsys):
+    """`semcom network curves --replot` and `train --replot` redraw the semantic table and the scaling
+    figure from the shipped files; without them, one usage line and exit 2."""
+    from semcom.cli import main
+
+    shutil.copy(ROOT / "experiments/network/output/scaling.json", tmp_path / "scaling.json")
+    assert main(["network", "curves", "--replot", "--out", str(tmp_path)]) == 0
+    assert main(["network", "train", "--replot", "--out", str(tmp_path)]) == 0
+    text = " | ".join(shown_text)
+    assert "JTCC, k = 5" in text and "single-layer DRL, counterfactual" in text
+    assert "_" not in text, text
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    assert main(["network", "train", "--replot", "--out", str(empty)]) == 2
+    assert capsys.readouterr().err.startswith(f"semcom: --replot: no {empty / 'scaling.json'}")
+    assert main(["network", "curves", "--replot", "--table", str(empty / "t.csv"), "--out", str(empty)]) == 2

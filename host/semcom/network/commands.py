@@ -17,7 +17,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from semcom.errors import finite_float, nonnegative_int, output_dir, positive_int
+from semcom.errors import UsageError, finite_float, nonnegative_int, output_dir, positive_int
 
 DEFAULT_OUT = Path("experiments/network/output")
 
@@ -46,8 +46,15 @@ def _threads(args: argparse.Namespace) -> None:
 
 
 def _curves(args: argparse.Namespace) -> int:
-    from .curves import run_curves
+    from .curves import SemanticTable, plot_table, run_curves
 
+    if args.replot:
+        if not Path(args.table).is_file():
+            raise UsageError(f"--replot: no semantic table {args.table}")
+        path = Path(args.out) / "semantic_curves.png"
+        plot_table(path, SemanticTable.from_csv(args.table))
+        print(f"wrote {path}")
+        return 0
     _threads(args)
     table = run_curves(args.checkpoints, args.table, args.out, args.n_test, args.seed,
                        " ".join(["semcom", *sys.argv[1:]]), progress=not args.no_progress)
@@ -56,8 +63,17 @@ def _curves(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .experiment import Fig7Config, fig7
+    from .experiment import Fig7Config, fig7, plot_scaling
 
+    if args.replot:
+        scaling = Path(args.out) / "scaling.json"
+        if not scaling.is_file():
+            raise UsageError(f"--replot: no {scaling} (fig7.png cannot be redrawn: its per-seed curves are "
+                             "not stored)")
+        doc = json.loads(scaling.read_text())
+        plot_scaling(scaling.with_suffix(".png"), doc["scaling"], tuple(doc["config"]["scaling_schemes"]))
+        print(f"wrote {scaling.with_suffix('.png')}")
+        return 0
     _threads(args)
     fc = Fig7Config.quick() if args.quick else Fig7Config()
     kw = {k: v for k, v in (("seeds", tuple(args.seeds) if args.seeds else None), ("n_slots", args.slots),
@@ -157,6 +173,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="test questions per point (default: %(default)s)")
     c.add_argument("--seed", type=nonnegative_int, default=1,
                    help="channel-noise seed (default: %(default)s)")
+    c.add_argument("--replot", action="store_true",
+                   help="measure nothing: redraw --out's semantic_curves.png from --table (default: off)")
     common(c)
     c.set_defaults(func=_curves)
 
@@ -181,6 +199,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--schemes", nargs="+", choices=list(SCHEMES), metavar="SCHEME",
                    help=f"schemes to run, of {', '.join(SCHEMES)} (default: all)")
     t.add_argument("--no-scaling", action="store_true", help="skip the scaling study (default: run it)")
+    t.add_argument("--replot", action="store_true",
+                   help="train nothing: redraw --out's scaling.png from its scaling.json (default: off)")
     t.add_argument("--only-scaling", action="store_true",
                    help="the scaling study alone (scaling.csv/json) (default: off)")
     t.add_argument("--scaling-cells", type=cell_count, nargs="+", help=f"cells axis {dflt(d.scaling_cells)}")
