@@ -1014,3 +1014,20 @@ def test_both_implementations_count_the_same_error_corpus():
         counters[implementation] = src.counters()
     assert counters["python"] == counters["cxx"]
     assert counters["cxx"]["received"] == len(corpus) and counters["cxx"]["error_bad_json"] > 10
+
+
+@needs_compiled
+def test_compiled_source_started_twice_receives_each_message_once():
+    """start() on a running source stops its receive thread first (it used to wait for it forever)."""
+    src = semcom.tensor_source("tcp://127.0.0.1:*", implementation="cxx")
+    src.start()
+    src.start()
+    push = _raw_push(src.endpoint())
+    push.send_multipart(_good_parts(1))
+    deadline = time.monotonic() + 5
+    while src.counters().get("received", 0) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    src.stop()
+    push.close()
+    assert src.counters() == {"received": 1, "posted": 1}

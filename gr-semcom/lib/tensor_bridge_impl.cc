@@ -132,7 +132,10 @@ tensor_source_fast_impl::~tensor_source_fast_impl() { stop(); }
 
 bool tensor_source_fast_impl::start()
 {
-    if (d_thread.joinable()) d_thread.join();
+    if (d_thread.joinable()) { // started twice: never a second thread on the same socket
+        d_stop = true;
+        d_thread.join();
+    }
     d_socket.reopen();
     d_socket.socket()->set(zmq::sockopt::rcvtimeo, POLL_MS);
     d_stop = false;
