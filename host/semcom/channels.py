@@ -327,6 +327,7 @@ class OfatChannel(_SeededChannel):
             channel_model.iq_coefficients(imp.rx_iq_gain_db, imp.rx_iq_phase_deg, lay.n_rx)
         self.last_h: Tensor | None = None
         self.last_h_est: Tensor | None = None
+        self._projections: dict[int, Tensor] = {}  # tap count -> the denoising projection (_delay_projection)
 
     def reseed(self, seed: int | None) -> None:
         """Restart the random streams; the impairments (phase noise, DC phases) draw from a numpy stream
@@ -385,16 +386,25 @@ class OfatChannel(_SeededChannel):
         if training_err is not None:
             err = err + training_err
         if self.csi == "denoised":
-            # Project the error over the used subcarriers onto the first `taps` delays (per frame).
-            signed = lay.used_signed
-            projected = []
-            for b, (_, fir_len) in enumerate(draws):
-                taps = self.denoise_taps or fir_len
-                basis = np.exp(-2j * np.pi * np.outer(signed, np.arange(taps)) / lay.fft_len)  # (Nu, taps)
-                proj = torch.as_tensor(basis @ np.linalg.pinv(basis)).to(device=device, dtype=cdtype)
-                projected.append(torch.einsum("uv,vrt->urt", proj, err[b]))
-            err = torch.stack(projected)
+            # Project the error over the used subcarriers onto the first `taps` delays: one projection
+            # per tap count (made once), applied to all the frames with that count in one product.
+            taps = np.array([self.denoise_taps or fir_len for _, fir_len in draws])
+            projected = torch.empty_like(err)
+            for n_taps in np.unique(taps):
+                frames = torch.as_tensor(np.flatnonzero(taps == n_taps), device=device)
+                proj = self._delay_projection(int(n_taps)).to(device=device, dtype=cdtype)
+                projected[frames] = torch.einsum("uv,bvrt->burt", proj, err[frames])
+            err = projected
         return h_used, target + err, h_full
+
+    def _delay_projection(self, taps: int) -> Tensor:
+        """(Nu, Nu) complex128: the projection of a function of the used subcarriers onto the first
+        ``taps`` delays (least squares), made once per tap count."""
+        if taps not in self._projections:
+            lay = self.layout
+            basis = np.exp(-2j * np.pi * np.outer(lay.used_signed, np.arange(taps)) / lay.fft_len)  # (Nu, L)
+            self._projections[taps] = torch.as_tensor(basis @ np.linalg.pinv(basis))
+        return self._projections[taps]
 
     def _iq(self, side: str, n_ant: int, like: Tensor) -> tuple[Tensor, Tensor]:
         """channel_model.iq_coefficients of the ``side`` ("tx" / "rx") imbalance, as tensors like ``like``."""
