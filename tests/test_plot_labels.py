@@ -19,6 +19,7 @@ import pytest
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
+from semcom.errors import UsageError  # noqa: E402
 from semcom.results import PLOT_LABELS, plot_label  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,3 +148,15 @@ def test_network_replots_show_labels(shown_text, tmp_path, capsys):
     assert main(["network", "train", "--replot", "--out", str(empty)]) == 2
     assert capsys.readouterr().err.startswith(f"semcom: --replot: no {empty / 'scaling.json'}")
     assert main(["network", "curves", "--replot", "--table", str(empty / "t.csv"), "--out", str(empty)]) == 2
+
+
+def test_seeds_replot_shows_labels(shown_text, load_script, tmp_path):
+    """experiments/token_paper/seeds.py --replot redraws seeds.png from the shipped seeds.csv."""
+    seeds = load_script("experiments/token_paper/seeds.py")
+    shutil.copy(ROOT / "experiments/token_paper/output/seeds.csv", tmp_path / "seeds.csv")
+    assert seeds.main(["--replot", "--out", str(tmp_path)]) == 0
+    text = " | ".join(shown_text)
+    assert "tokens with JTCC\nOFAT 2x4, ZF on LS estimate 15 dB" in text and "seeds [0, 1, 2]" in text
+    assert "_" not in text, text
+    with pytest.raises(UsageError, match="no seeds.csv"):
+        seeds.main(["--replot", "--out", str(tmp_path / "empty")])

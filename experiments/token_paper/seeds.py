@@ -234,6 +234,20 @@ def plot(path: Path, rows: list[dict[str, Any]], snrs_low: list[float]) -> None:
     save_figure(fig, path)
 
 
+def replot(out: Path, snrs_low: list[float]) -> Path:
+    """seeds.png again from ``out``'s seeds.csv (the seed, SNR and accuracy columns read as numbers)."""
+    import csv
+
+    if not (out / "seeds.csv").is_file():
+        raise UsageError(f"--replot: no seeds.csv in {out}")
+    with (out / "seeds.csv").open(newline="") as f:
+        rows = [r | {"seed": int(r["seed"]) if r["seed"].isdigit() else r["seed"],
+                     "snr_db": float(r["snr_db"]) if r["snr_db"] else "", "accuracy": float(r["accuracy"])}
+                for r in csv.DictReader(f)]
+    plot(out / "seeds.png", rows, snrs_low)
+    return out / "seeds.png"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     d = " (default: %(default)s)"
@@ -259,7 +273,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="output dir" + d)
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 60 fresh scenes (36 test questions), the shipped run as seeds 0 and 1")
+    p.add_argument("--replot", action="store_true",
+                   help="evaluate nothing: redraw --out's seeds.png from its seeds.csv (with --snrs-low)")
     args = p.parse_args(argv)
+    if args.replot:
+        print(f"wrote {replot(Path(args.out), args.snrs_low)}")
+        return 0
     if args.quick:
         args.runs = [f"0={AGENTS}", f"1={AGENTS}"]
         args.reference = "none"
