@@ -160,3 +160,25 @@ def test_seeds_replot_shows_labels(shown_text, load_script, tmp_path):
     assert "_" not in text, text
     with pytest.raises(UsageError, match="no seeds.csv"):
         seeds.main(["--replot", "--out", str(tmp_path / "empty")])
+
+
+def test_impairments_replot_reads_the_csvs_back(shown_text, load_script, tmp_path):
+    """experiments/phy/impairments.py --replot: the shipped CSVs read back typed (tracking as a bool, the
+    SNRs as numbers: every curve is drawn) with the paths' readable names."""
+    impairments = load_script("experiments/phy/impairments.py")
+    for name in ("sfo_loss", "sfo_timing", "impairments"):
+        shutil.copy(ROOT / f"experiments/phy/output/impairments_{name}.csv", tmp_path)
+    assert impairments.main(["--replot", "--out", str(tmp_path)]) == 0
+    text = " | ".join(shown_text)
+    for path in ("GNU Radio Channel Model", "semcom MIMO Channel"):
+        for snr in (20, 30):
+            assert f"{path}, {snr} dB, vs 0 ppm on grid" in text and f"{path}, {snr} dB, receiver" in text
+    assert "gr_channel_model" not in text and "mimo_channel," not in text
+
+
+def test_read_csv_gives_back_what_write_csv_wrote(tmp_path):
+    from semcom.results import read_csv, write_csv
+
+    rows = [{"method": "tokens_jtcc", "seed": 3, "snr_db": 15.0, "tracking": True, "k": "", "acc": 0.925},
+            {"method": "shipped", "seed": "shipped", "snr_db": -2.5, "tracking": False, "k": 5, "acc": 1e-9}]
+    assert read_csv(write_csv(tmp_path / "t.csv", rows)) == rows

@@ -39,7 +39,7 @@ from semcom.ofat.channel_model import (
 from semcom.ofat.equalize import zf, zf_nmse_bound
 from semcom.ofat.frame import make_layout, map_values
 from semcom.progress import progress_bar
-from semcom.results import plot_label, save_figure, write_csv
+from semcom.results import plot_label, read_csv, save_figure, write_csv
 
 LAYOUT = make_layout("wifi64", n_tx=2, n_rx=4)
 CFO = 0.3 / 64  # 0.3 subcarrier
@@ -461,7 +461,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="which parts to run (default: all); the others' CSVs and summary entries are kept, "
                    "the PNG shows the parts that ran")
     p.add_argument("--quick", action="store_true", help="a few points (the smoke run the tests use)")
+    p.add_argument("--replot", action="store_true",
+                   help="measure nothing: redraw impairments.png from the CSVs in --out")
     args = p.parse_args(argv)
+    if args.replot:
+        paths = {name: Path(args.out) / f"impairments_{name}.csv" for name in ("sfo_loss", "sfo_timing",
+                                                                               "impairments")}
+        tables = {name: read_csv(path) if path.is_file() else [] for name, path in paths.items()}
+        if not any(tables.values()):
+            p.error(f"--replot: no impairments_*.csv in {args.out}")
+        print(plot(Path(args.out), tables["sfo_loss"], tables["sfo_timing"], tables["impairments"]))
+        return 0
     if args.frames < 1 or args.seeds < 1:
         p.error("--frames and --seeds must be >= 1")
     out = Path(args.out)

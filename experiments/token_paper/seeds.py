@@ -59,7 +59,7 @@ from semcom.digital.ofdm import DigitalConfig
 from semcom.errors import UsageError, finite_float, positive_int
 from semcom.jscc.checkpoint import load_checkpoint
 from semcom.jscc.scenes import SCENE_CHECKPOINT
-from semcom.results import plot_label, save_figure, write_csv
+from semcom.results import plot_label, read_csv, save_figure, write_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fig6 import DigitalReceivers, digital_messages  # noqa: E402  (the sibling script: one definition)
@@ -235,16 +235,10 @@ def plot(path: Path, rows: list[dict[str, Any]], snrs_low: list[float]) -> None:
 
 
 def replot(out: Path, snrs_low: list[float]) -> Path:
-    """seeds.png again from ``out``'s seeds.csv (the seed, SNR and accuracy columns read as numbers)."""
-    import csv
-
+    """seeds.png again from ``out``'s seeds.csv."""
     if not (out / "seeds.csv").is_file():
         raise UsageError(f"--replot: no seeds.csv in {out}")
-    with (out / "seeds.csv").open(newline="") as f:
-        rows = [r | {"seed": int(r["seed"]) if r["seed"].isdigit() else r["seed"],
-                     "snr_db": float(r["snr_db"]) if r["snr_db"] else "", "accuracy": float(r["accuracy"])}
-                for r in csv.DictReader(f)]
-    plot(out / "seeds.png", rows, snrs_low)
+    plot(out / "seeds.png", read_csv(out / "seeds.csv"), snrs_low)
     return out / "seeds.png"
 
 

@@ -21,6 +21,24 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
     return path
 
 
+def _cell(text: str) -> Any:
+    """One CSV cell as write_csv wrote it: int, float, bool or text ("" stays "")."""
+    if text in ("True", "False"):
+        return text == "True"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_csv(path: str | Path) -> list[dict[str, Any]]:
+    """A CSV written by write_csv -> its rows with numbers and booleans read back as such (for replots)."""
+    with Path(path).open(newline="") as f:
+        return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
 FIGURE_DPI = 150
 """Resolution of every figure the project writes (readable when a PNG is zoomed or printed)."""
 

@@ -3,13 +3,12 @@ figures (accuracy vs SNR per channel, accuracy vs number of tokens) and the per-
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from semcom.errors import UsageError
-from semcom.results import plot_label, save_figure
+from semcom.results import plot_label, read_csv, save_figure
 
 if TYPE_CHECKING:
     from .experiment import AgentsExperiment
@@ -116,17 +115,6 @@ def per_family_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """results.csv as ``evaluate`` wrote it -> its rows with numbers as numbers ("" stays "")."""
-    def value(key: str, text: str) -> Any:
-        if text == "" or key in ("method", "channel"):
-            return text
-        return int(text) if key == "k_tokens" else float(text)
-
-    with Path(path).open(newline="") as f:
-        return [{k: value(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 def replot(out_dir: str | Path) -> tuple[Path, Path]:
     """results.png and accuracy_vs_tokens.png again from ``out_dir``'s results.csv and summary.json."""
     from .experiment import AgentsExperiment
@@ -135,7 +123,7 @@ def replot(out_dir: str | Path) -> tuple[Path, Path]:
     missing = [n for n in ("results.csv", "summary.json") if not (out / n).is_file()]
     if missing:
         raise UsageError(f"--replot: no {' or '.join(missing)} in {out} (run semcom eval agents first)")
-    rows = read_results(out / "results.csv")
+    rows = read_csv(out / "results.csv")
     exp = AgentsExperiment.from_dict(json.loads((out / "summary.json").read_text())["experiment"])
     plot(out / "results.png", [r for r in rows if r["method"] != "receiver_first_k_objects"], exp)
     plot_tokens(out / "accuracy_vs_tokens.png", rows)
