@@ -182,3 +182,18 @@ def test_read_csv_gives_back_what_write_csv_wrote(tmp_path):
     rows = [{"method": "tokens_jtcc", "seed": 3, "snr_db": 15.0, "tracking": True, "k": "", "acc": 0.925},
             {"method": "shipped", "seed": "shipped", "snr_db": -2.5, "tracking": False, "k": 5, "acc": 1e-9}]
     assert read_csv(write_csv(tmp_path / "t.csv", rows)) == rows
+
+
+def test_partial_replot_shows_labels(shown_text, tmp_path, capsys):
+    """`semcom partial --replot` redraws both PNGs from the shipped summary.csv + summary.json."""
+    from semcom.cli import main
+
+    for name in ("summary.csv", "summary.json"):
+        shutil.copy(ROOT / "experiments/partial_sampling/output" / name, tmp_path / name)
+    assert main(["partial", "--replot", "--out", str(tmp_path)]) == 0
+    text = " | ".join(shown_text)
+    assert "OFAT 2x4 ZF, loopback flowgraph, guided" in text and "guided, 4 rounds" in text
+    assert "_" not in text, text
+    capsys.readouterr()
+    assert main(["partial", "--replot", "--out", str(tmp_path / "empty")]) == 2
+    assert "semcom: --replot: no summary.csv or summary.json" in capsys.readouterr().err

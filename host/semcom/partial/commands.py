@@ -14,6 +14,7 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 import torch
 
@@ -70,6 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="smoke run: 1 seed, 28 and 56 px, 2 rounds, few steps and scenes (seconds)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--replot", action="store_true",
+                   help="run nothing: redraw the PNGs in --out from its summary.csv and summary.json")
 
 
 def experiment_from_args(args: argparse.Namespace):
@@ -90,8 +93,12 @@ def experiment_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .experiment import run_experiment
+    from .experiment import replot, run_experiment
 
+    if args.replot:
+        replot(Path(args.out))
+        print(f"redrew the PNGs in {args.out}")
+        return 0
     torch.set_num_threads(args.threads)
     try:
         exp = experiment_from_args(args)

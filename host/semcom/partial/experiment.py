@@ -28,8 +28,9 @@ import torch
 from semcom.channels import AWGNChannel
 from semcom.checkpoint import CheckpointError
 from semcom.data.mnist import mnist_digits
+from semcom.errors import UsageError
 from semcom.progress import progress_bar
-from semcom.results import plot_label, save_figure, write_csv
+from semcom.results import plot_label, read_csv, save_figure, write_csv
 
 from .episode import run_episode
 from .feedback import MAX_AGENTS, MAX_ROUND, FeedbackLink, message_bytes
@@ -370,6 +371,18 @@ def tables(summary: list[dict], exp: PartialExperiment) -> str:
                     lines.append(f"| {label}, {r} round{'s' * (r > 1)} ({min(uses):.0f}–{max(uses):.0f} "
                                  f"uses) | {cells} |")
     return "\n".join(lines).lstrip() + "\n"
+
+
+def replot(out: Path) -> None:
+    """The PNGs again from ``out``'s summary.csv and the experiment in its summary.json."""
+    missing = [n for n in ("summary.csv", "summary.json") if not (out / n).is_file()]
+    if missing:
+        raise UsageError(f"--replot: no {' or '.join(missing)} in {out}")
+    doc = json.loads((out / "summary.json").read_text())["experiment"]
+    # what the plot reads of the run: its sizes, rounds, seeds, SNR and parts (the training config not)
+    names = ("patches", "sizes", "rounds", "agents", "seeds", "snr_db", "ofat_patch", "ofat", "jscc")
+    exp = PartialExperiment(**{k: tuple(doc[k]) if isinstance(doc[k], list) else doc[k] for k in names})
+    plot(read_csv(out / "summary.csv"), exp, out)
 
 
 def plot(summary: list[dict], exp: PartialExperiment, out: Path) -> None:
