@@ -9,7 +9,8 @@ becomes in ofat_rx and what tensor_sink makes of it.
 Prints the top functions by own time (of the receiver ofat_rx runs, CompiledFrameReceiver where the
 C++ is built, unless --receiver names another), the receivers' time per frame without the profiler
 (compiled, numpy FrameReceiver, ReferenceFrameReceiver, interleaved), the compiled receiver's time per
-frame by step (its kernels' calls, the header CRC, the message, its Python), and the
+frame by step (its Python search's kernel calls, the header CRC, the message, its Python) and by way
+(that search, one receive() call, one receive_messages() call: ofat_rx_fast's), and the
 FRAME message hop per frame both ways, timed in the same run: the PMT dict form (tensor_message in
 ofat_rx, parse_tensor_message + wire encode in tensor_sink, as before) and the wire form
 (wire_message, then wire_parts); and ofat_rx in a flowgraph publishing either form (samples per CPU
@@ -84,6 +85,7 @@ def compiled_steps(layout, y: np.ndarray, chunk: int, repeats: int = 5) -> dict[
     for _ in range(repeats):
         spent: dict[str, float] = {}
         rx = CompiledFrameReceiver(layout)
+        rx._streaming = False  # the Python search calling the kernels step by step (receive_paths: others)
         rx._kernels = _TimedKernels(rx._kernels, spent)
         decode = compiled_receiver.decode_header
 
@@ -108,6 +110,32 @@ def compiled_steps(layout, y: np.ndarray, chunk: int, repeats: int = 5) -> dict[
         spent["total"] = total
         for name, seconds in spent.items():
             best[name] = min(best.get(name, float("inf")), seconds / max(n, 1) * 1e6)
+    return best
+
+
+def receive_paths(layout, y: np.ndarray, chunk: int, repeats: int = 5) -> dict[str, float]:
+    """Microseconds per frame of the compiled receiver's three ways through y (chunks of `chunk` samples,
+    each frame made into its FRAME message), best of `repeats` interleaved passes: the Python search
+    calling the kernels per step with frame_message in Python (ofat_rx until receive round 5); one
+    receive() call per chunk with frame_message in Python; one receive_messages() call per chunk (the
+    messages built in C++: what ofat_rx_fast does in its work())."""
+    def python_search(rx, rows):
+        return [frame_message(f, rx.counters) for f in FrameReceiver.process(rx, rows)]
+
+    def receive(rx, rows):
+        return [frame_message(f, rx.counters) for f in rx.process(rows)]
+
+    paths = {"Python search + Python message (before)": python_search,
+             "receive() + Python message": receive,
+             "receive_messages() (ofat_rx_fast's call)": lambda rx, rows: rx.process_messages(rows)}
+    best = dict.fromkeys(paths, float("inf"))
+    for _ in range(repeats):
+        for name, path in paths.items():
+            rx, n = CompiledFrameReceiver(layout), 0
+            t0 = time.perf_counter()
+            for i in range(0, y.shape[1], chunk):
+                n += len(path(rx, [y[r, i: i + chunk] for r in range(layout.n_rx)]))
+            best[name] = min(best[name], (time.perf_counter() - t0) / max(n, 1) * 1e6)
     return best
 
 
@@ -226,10 +254,16 @@ def main() -> None:
         print(f"{name}: {dt / n * 1e3:.3f} ms per frame, {y.shape[1] / dt / 1e6:.2f} MS/s per stream "
               f"(process() only, no messages)")
     if compiled_receiver_available():
-        print(f"\nCompiledFrameReceiver per frame by step ({n_tx}x{n_rx}, chunks of 12 000 samples as "
-              "ofat_rx gets them with run.py's 32k buffers, best of 5):")
+        print(f"\nCompiledFrameReceiver per frame by step, its Python search calling the kernels "
+              f"({n_tx}x{n_rx}, chunks of 12 000 samples as ofat_rx gets them with run.py's 32k buffers, "
+              "best of 5):")
         print("| step | us per frame |\n| --- | --- |")
         for name, us in compiled_steps(layout, y, 12000).items():
+            print(f"| {name} | {us:.1f} |")
+        print(f"\nThe compiled receiver's ways through the burst with each frame's message ({n_tx}x{n_rx}, "
+              "12 000-sample chunks, best of 5 interleaved):")
+        print("| path | us per frame |\n| --- | --- |")
+        for name, us in receive_paths(layout, y, 12000).items():
             print(f"| {name} | {us:.1f} |")
     rx = FrameReceiver(layout)
     frames = rx.process(y)
