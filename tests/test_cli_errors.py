@@ -263,7 +263,27 @@ def test_missing_checkpoint_is_one_line_on_stderr(argv: list[str], tmp_path: Pat
     other bad input: one `semcom:` line on stderr, exit 2."""
     missing = tmp_path / "nonexistent"
     assert main([*argv, "--checkpoint", str(missing), "--out", str(tmp_path)]) == 2
-    assert str(missing) in one_line_error(capsys) and capsys.readouterr().out == ""
+    assert str(missing) in error_line_and_nothing_on_stdout(capsys)  # (its stdout was read twice before)
+
+
+def error_line_and_nothing_on_stdout(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one `semcom:` line on stderr of a command that printed nothing on stdout (read once)."""
+    cap = capsys.readouterr()
+    assert cap.out == "", cap.out
+    err = cap.err.strip()
+    assert err.startswith("semcom: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_lightweight_errors_are_one_line_on_stderr(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """semcom lightweight printed "error: ..." on stdout itself (a missing teacher, a --parts run without
+    an earlier run's summary.json); now one `semcom:` line on stderr, exit 2, like every command."""
+    missing = tmp_path / "nonexistent"
+    assert main(["lightweight", "--quick", "--teacher", str(missing), "--out", str(tmp_path)]) == 2
+    assert str(missing) in error_line_and_nothing_on_stdout(capsys)
+    assert main(["lightweight", "--parts", "tokens", "--out", str(tmp_path / "fresh")]) == 2
+    assert "run with --parts jscc first" in error_line_and_nothing_on_stdout(capsys)
 
 
 @pytest.mark.parametrize("argv, reason", [(["partial", "--agents", "1000"], "agents"),

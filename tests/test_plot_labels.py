@@ -197,3 +197,15 @@ def test_partial_replot_shows_labels(shown_text, tmp_path, capsys):
     capsys.readouterr()
     assert main(["partial", "--replot", "--out", str(tmp_path / "empty")]) == 2
     assert "semcom: --replot: no summary.csv or summary.json" in capsys.readouterr().err
+
+
+def test_lightweight_replot_shows_labels(shown_text, tmp_path):
+    """`semcom lightweight --replot` redraws results.png and tokens.png from the shipped CSVs."""
+    from semcom.cli import main
+
+    for name in ("summary.csv", "summary.json", "tokens.csv"):
+        shutil.copy(ROOT / "experiments/lightweight/output" / name, tmp_path / name)
+    assert main(["lightweight", "--replot", "--out", str(tmp_path)]) == 0
+    text = " | ".join(shown_text)
+    assert "PSNR vs sparsity (OFAT 2x4, ZF on LS estimate)" in text and "fp32, AWGN 10 dB" in text
+    assert "ofat_2x4_zf_ls" not in text

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semcom.errors import nonnegative_int, output_dir, positive_int
-from semcom.results import write_csv
+from semcom.errors import UsageError, nonnegative_int, output_dir, positive_int
+from semcom.results import read_csv, write_csv
 
-from .experiment import TEACHER, LightweightExperiment, run_experiment
+from .experiment import TEACHER, LightweightExperiment, plot, run_experiment
 
 DEFAULT_OUT = "experiments/lightweight/output"
 LOOPBACK_TOLERANCE_DB = 0.3
@@ -51,6 +51,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"results.csv/.png, summary.csv/.json, checkpoints/ (default {DEFAULT_OUT})")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--replot", action="store_true",
+                   help="run nothing: redraw results.png (and tokens.png) in --out from its CSVs and "
+                        "summary.json")
+
+
+def replot(out: Path) -> list[Path]:
+    """results.png from summary.csv and the channels / SNRs in summary.json; tokens.png from tokens.csv."""
+    missing = [n for n in ("summary.csv", "summary.json") if not (out / n).is_file()]
+    if missing:
+        raise UsageError(f"--replot: no {' or '.join(missing)} in {out}")
+    doc = json.loads((out / "summary.json").read_text())["experiment"]
+    exp = LightweightExperiment(channels=tuple(doc["channels"]), snrs=tuple(doc["snrs"]))
+    plot(out / "results.png", read_csv(out / "summary.csv"), exp)
+    drawn = [out / "results.png"]
+    if (out / "tokens.csv").is_file():
+        from .tokens import plot_tokens
+
+        plot_tokens(out / "tokens.png", read_csv(out / "tokens.csv"))
+        drawn.append(out / "tokens.png")
+    return drawn
 
 
 def loopback_check(checkpoints: dict[str, str], exp: LightweightExperiment, n: int, out: Path,
@@ -88,8 +108,9 @@ def loopback_check(checkpoints: dict[str, str], exp: LightweightExperiment, n: i
 
 
 def run(args: argparse.Namespace) -> int:
-    from semcom.checkpoint import CheckpointError
-
+    if args.replot:
+        print("wrote " + ", ".join(map(str, replot(Path(args.out)))))
+        return 0
     torch.set_num_threads(args.threads)
     exp = (LightweightExperiment.quick(args.teacher) if args.quick
            else LightweightExperiment(teacher=args.teacher))
@@ -103,16 +124,12 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     parts = set(args.parts)
     if "jscc" in parts:
-        try:
-            summary = run_experiment(exp, out, progress=not args.no_progress, command=command)
-        except CheckpointError as err:
-            print(f"error: {err}")
-            return 2
+        # a CheckpointError (e.g. a wrong --teacher) is semcom.cli.main's one 'semcom:' line, exit 2
+        summary = run_experiment(exp, out, progress=not args.no_progress, command=command)
     elif (out / "summary.json").is_file():   # add the other parts to an earlier run's outputs
         summary = json.loads((out / "summary.json").read_text())
     else:
-        print(f"error: {out / 'summary.json'} not found: run with --parts jscc first")
-        return 2
+        raise UsageError(f"{out / 'summary.json'} not found: run with --parts jscc first")
     n_tokens = args.tokens if args.tokens is not None else (0 if args.quick else 1000)
     if "tokens" in parts and n_tokens > 0:
         from .tokens import jtcc_sweep, plot_tokens
