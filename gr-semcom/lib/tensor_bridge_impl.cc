@@ -11,6 +11,7 @@
 
 #include "tensor_bridge_impl.h"
 #include <gnuradio/io_signature.h>
+#include <pthread.h>
 #include <chrono>
 #include <stdexcept>
 #include <zmq_addon.hpp>
@@ -153,6 +154,9 @@ bool tensor_source_fast_impl::stop()
 
 void tensor_source_fast_impl::run()
 {
+    // Named as GNU Radio names a block's thread (its first 13 characters the block's name), so that
+    // per-thread profiles (benchmarks/profile_loopback.py) put it with the bridge blocks.
+    pthread_setname_np(pthread_self(), "semcom_tensor_r");
     zmq::socket_t& sock = *d_socket.socket();
     std::vector<zmq::message_t> parts;
     while (!d_stop) {
