@@ -209,3 +209,16 @@ def test_lightweight_replot_shows_labels(shown_text, tmp_path):
     text = " | ".join(shown_text)
     assert "PSNR vs sparsity (OFAT 2x4, ZF on LS estimate)" in text and "fp32, AWGN 10 dB" in text
     assert "ofat_2x4_zf_ls" not in text
+
+
+def test_scene_codec_replot_shows_labels(shown_text, tmp_path):
+    """experiments/jscc/scenes.py --replot redraws results.png from the shipped results.csv."""
+    from semcom.jscc.scenes import main
+
+    shutil.copy(ROOT / "experiments/jscc/output_scenes/results.csv", tmp_path / "results.csv")
+    assert main(["--replot", "--out", str(tmp_path)]) == 0
+    text = " | ".join(shown_text)
+    assert "scene codec, OFAT 2x4, ZF on LS estimate" in text and "photo codec, AWGN" in text
+    assert "_" not in text, text
+    with pytest.raises(UsageError, match="no results.csv"):
+        main(["--replot", "--out", str(tmp_path / "empty")])

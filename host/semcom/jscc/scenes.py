@@ -30,8 +30,8 @@ from typing import Any
 import torch
 
 from semcom.channels import named_channel
-from semcom.errors import finite_float, output_dir, positive_int
-from semcom.results import plot_label, save_figure, write_csv
+from semcom.errors import UsageError, finite_float, output_dir, positive_int
+from semcom.results import plot_label, read_csv, save_figure, write_csv
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .model import DeepJSCC, JSCCConfig
@@ -139,11 +139,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=output_dir, default="experiments/jscc/output_scenes",
                    help="output directory" + d)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--replot", action="store_true", help="evaluate nothing: redraw --out's results.png "
+                   "from its results.csv")
+
+
+def replot(out: Path) -> Path:
+    """results.png again from ``out``'s results.csv (the scene codec's rows and the photo codec's)."""
+    if not (out / "results.csv").is_file():
+        raise UsageError(f"--replot: no results.csv in {out}")
+    rows = read_csv(out / "results.csv")
+    plot(out / "results.png", [r for r in rows if r["method"] == "deepjscc_scenes_raw_vqa"],
+         [r for r in rows if r["method"] == "deepjscc_photo_raw_vqa"])
+    return out / "results.png"
 
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     from semcom.agents.experiment import AgentsExperiment, load_models, make_data
 
+    if args.replot:
+        print(f"wrote {replot(Path(args.out))}")
+        return 0
     torch.set_num_threads(args.threads)
     exp = AgentsExperiment()
     data = make_data(exp, progress=not args.no_progress, pretrain=False)
