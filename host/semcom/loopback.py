@@ -55,6 +55,10 @@ log = logging.getLogger(__name__)
 
 
 def free_tcp_port() -> int:
+    """A local TCP port nothing listens on at this moment, e.g. for an endpoint that must not answer.
+
+    Not for a port something binds later: another process may take it first (the review's race). The
+    bridge blocks bind tcp://127.0.0.1:* and report their endpoint instead."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
