@@ -5,6 +5,7 @@
     bash scripts/bench.sh --quick    # smoke run (under a minute)
     .venv/bin/python benchmarks/run.py --tx-only   # the transmit part alone (results/summary_tx.md)
     .venv/bin/python benchmarks/run.py --rx-only   # receive .. loopback parts (results/summary_rx.md)
+    .venv/bin/python benchmarks/run.py --loopback-only  # loopback latency + frames/s (summary_loopback.md)
     .venv/bin/python benchmarks/run.py --soak 20000  # N frames through the loopback (results/soak.json)
     .venv/bin/python benchmarks/run.py --realtime  # throttled loopback, highest R (results/realtime.md)
 
@@ -646,6 +647,24 @@ def loopback_latencies(n_frames: int) -> list[float]:
     return times
 
 
+def loopback_part(n_frames: int) -> list[str]:
+    """Part 5: the loopback's latency with one frame in flight and its frames/s at windows 8, 16, 32
+    (results/loopback_end_to_end.csv)."""
+    lat = loopback_latencies(max(50, n_frames))
+    e2e = []
+    for window in (8, 16, 32):
+        fps, frac = loopback_rate(max(50, n_frames), window)
+        e2e.append({"window": window, "frames_per_s": round(fps, 1), "delivered_fraction": round(frac, 4)})
+    write_csv("loopback_end_to_end", e2e)
+    channel = semcom.mimo_channel(1, 1).implementation
+    return ["## Loopback latency, tensor sent -> frame back at the host (2x4, 20 dB, 5x256, one in flight)",
+            "", "| median | p99 |", "| --- | --- |",
+            f"| {pct(lat, 50) / 1e3:.2f} ms | {pct(lat, 99) / 1e3:.2f} ms |", "",
+            f"## End to end in loopback (2x4, 20 dB, 5x256 tensors; mimo_channel {channel})", "",
+            "| window | frames/s | delivered |", "| --- | --- | --- |",
+            *[f"| {r['window']} | {r['frames_per_s']} | {r['delivered_fraction']:.2%} |" for r in e2e], ""]
+
+
 def rss_bytes() -> int:
     """Resident set size of this process (the flowgraph runs in it)."""
     with open("/proc/self/status") as f:
@@ -993,6 +1012,9 @@ def main() -> int:
                              "loopback (results/summary_rx.md, not summary.md)")
     parser.add_argument("--bridge-only", action="store_true",
                         help="only the ZeroMQ bridge part (results/summary_bridge.md, latency.csv)")
+    parser.add_argument("--loopback-only", action="store_true",
+                        help="only the loopback's latency and frames/s (results/summary_loopback.md, "
+                             "loopback_end_to_end.csv)")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
                         help="soak instead: N frames through the 2x4 loopback at 20 dB (results/soak.json)")
     parser.add_argument("--soak-batch", type=int, default=2000, help="frames between RSS samples in --soak")
@@ -1059,6 +1081,9 @@ def main() -> int:
     if args.bridge_only:
         lines += bridge_part(max(100, int(500 * scale)))
         return finish(lines, steps, "summary_bridge.md")
+    if args.loopback_only:
+        lines += loopback_part(n_frames)
+        return finish(lines, steps, "summary_loopback.md")
     if not args.rx_only:
         lines += transmit_part(n_frames)
         lines += channel_part(int(1_000_000 * scale))
@@ -1082,18 +1107,7 @@ def main() -> int:
     lines += bridge_part(max(100, int(500 * scale)))
     steps.update()
 
-    lat = loopback_latencies(max(50, n_frames))
-    lines += ["## Loopback latency, tensor sent -> frame back at the host (2x4, 20 dB, 5x256, one in flight)",
-              "", "| median | p99 |", "| --- | --- |",
-              f"| {pct(lat, 50) / 1e3:.2f} ms | {pct(lat, 99) / 1e3:.2f} ms |", ""]
-    e2e = []
-    for window in (8, 16, 32):
-        fps, frac = loopback_rate(max(50, n_frames), window)
-        e2e.append({"window": window, "frames_per_s": round(fps, 1), "delivered_fraction": round(frac, 4)})
-    write_csv("loopback_end_to_end", e2e)
-    lines += ["## End to end in loopback (2x4, 20 dB, 5x256 tensors)", "",
-              "| window | frames/s | delivered |", "| --- | --- | --- |",
-              *[f"| {r['window']} | {r['frames_per_s']} | {r['delivered_fraction']:.2%} |" for r in e2e], ""]
+    lines += loopback_part(n_frames)
     steps.update()
     return finish(lines, steps, "summary_rx.md" if args.rx_only else "summary.md")
 
