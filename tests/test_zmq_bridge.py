@@ -1031,3 +1031,33 @@ def test_compiled_source_started_twice_receives_each_message_once():
     src.stop()
     push.close()
     assert src.counters() == {"received": 1, "posted": 1}
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_sink_keeps_the_order_of_frames_that_had_to_wait_for_the_host(implementation):
+    """Frames that find no room at the host wait in the sink (the compiled one sends a frame at once on
+    the publisher's thread only while nothing waits): all sent, in order, once the host connects."""
+    tb = gr.top_block()
+    src = semcom.tensor_source("tcp://127.0.0.1:*", implementation=implementation)
+    snk = semcom.tensor_sink("tcp://127.0.0.1:*", send_timeout_ms=3000, implementation=implementation)
+    tb.msg_connect((src, "tensors"), (snk, "frames"))
+    tb.start()
+    push = _raw_push(src.endpoint())
+    for seq in range(6):  # no host yet: the first frame waits, the others queue behind it
+        push.send_multipart(_good_parts(seq))
+    time.sleep(0.3)
+    pull = zmq.Context.instance().socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    pull.connect(snk.endpoint())
+    for seq in range(6, 9):  # at once, while the waiting frames may still be going out: never before them
+        push.send_multipart(_good_parts(seq))
+    got = []
+    for _ in range(9):
+        assert pull.poll(5000)
+        got.append(decode(pull.recv_multipart()).seq)
+    tb.stop()
+    tb.wait()
+    push.close()
+    pull.close()
+    assert got == list(range(9))
+    assert snk.counters() == {"sent": 9}

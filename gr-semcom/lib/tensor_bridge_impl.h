@@ -73,14 +73,23 @@ public:
 
 class tensor_sink_fast_impl : public tensor_sink_fast
 {
+    const pmt::pmt_t d_port;
     bound_socket d_socket;
     std::atomic<int> d_send_timeout_ms;
+    bool d_running = false; // between start() and stop(); guarded by d_socket.mutex
+    // Frames handed to the block's own thread and not yet handled: while there are any, later frames
+    // queue behind them (never overtake).
+    std::atomic<int> d_queued{ 0 };
 
     void on_frame(const pmt::pmt_t& msg);
+    bool send_now(const pmt::pmt_t& msg);
 
 public:
     tensor_sink_fast_impl(const std::string& address, int hwm, int send_timeout_ms);
 
+    //! A frame goes out at once, on the publisher's thread, when the host's queue has room (a send
+    //! that cannot wait); otherwise, and before start(), it queues for the block's thread as usual.
+    void post(pmt::pmt_t which_port, pmt::pmt_t msg) override;
     bool start() override;
     bool stop() override;
     std::map<std::string, uint64_t> counters() const override { return d_socket.counters(); }
