@@ -1513,49 +1513,78 @@ ofat_rx_kernels::receive(const cf* const* rows, std::size_t m, stream_counts& co
     }
 }
 
+long long ofat_rx_kernels::metric_end() const
+{
+    return d_metric_start + static_cast<long long>(d_metric.size() - d_metric_lo);
+}
+
+void ofat_rx_kernels::extend_metric(long long from, long long upto)
+{
+    // FrameReceiver._metric_from's computation, for positions up to upto only: from where the kept metric
+    // ends, or from `from` (the search position) where it ends before that.
+    const long long have = metric_end();
+    if (have >= upto)
+        return;
+    const long long new_from = std::max(have, from);
+    if (new_from > have || d_metric.size() == d_metric_lo) {
+        // Nothing kept before new_from: the metric starts again there.
+        d_metric.clear();
+        d_p.clear();
+        d_metric_lo = 0;
+        d_metric_start = new_from;
+    } else if (d_metric_lo > d_metric.size() / 2) { // drop what the search has passed
+        d_metric.erase(d_metric.begin(), d_metric.begin() + d_metric_lo);
+        d_p.erase(d_p.begin(), d_p.begin() + d_metric_lo);
+        d_metric_lo = 0;
+    }
+    const std::size_t old = d_metric.size(), n_out = static_cast<std::size_t>(upto - new_from);
+    d_metric.resize(old + n_out);
+    d_p.resize(old + n_out);
+    schmidl_cox(d_store.data() + d_lo + (new_from - d_buf_start), static_cast<std::ptrdiff_t>(d_store_cols),
+                n_out + d_fft_len - 1, d_metric.data() + old, d_p.data() + old);
+}
+
 ofat_rx_kernels::step ofat_rx_kernels::try_one(stream_frame& frame, stream_counts& counts)
 {
-    // FrameReceiver._try_one, _metric_from and _search.
+    // FrameReceiver._try_one, _metric_from and _search, with the metric computed in growing blocks from
+    // the search position until a crossing and its plateau window are in it (FrameReceiver computes it to
+    // the buffer's end at once): the positions inside a frame, which the search skips, are not computed
+    // (~85 % of a frame's back to back). The values differ from one long run's in their last bits only
+    // (where the running sums restart), as another chunking's do.
     const long long F = d_fft_len, n = static_cast<long long>(d_hi - d_lo);
     const long long rel0 = std::max<long long>(0, d_search_from - d_buf_start);
     const long long n_metric = n - rel0 - F + 1;
     if (n_metric <= 0)
         return step::wait;
     const long long n_valid = d_buf_start + n - F + 1; // absolute, exclusive
-    const long long have = d_metric_start + static_cast<long long>(d_metric.size() - d_metric_lo);
-    if (have < n_valid) {
-        const long long new_from = std::max(have, d_buf_start + rel0);
-        if (new_from > have || d_metric.size() == d_metric_lo) {
-            // Nothing kept before new_from: the metric starts again there.
-            d_metric.clear();
-            d_p.clear();
-            d_metric_lo = 0;
-            d_metric_start = new_from;
-        } else if (d_metric_lo > d_metric.size() / 2) { // drop what the search has passed
-            d_metric.erase(d_metric.begin(), d_metric.begin() + d_metric_lo);
-            d_p.erase(d_p.begin(), d_p.begin() + d_metric_lo);
-            d_metric_lo = 0;
+    const long long search = d_buf_start + rel0;
+    auto metric_at = [this](long long abs_index) {
+        return d_metric_lo + static_cast<std::size_t>(abs_index - d_metric_start);
+    };
+    long long scanned = search, block = 256, first = -1;
+    while (first < 0) {
+        if (metric_end() <= scanned) {
+            if (scanned >= n_valid) {
+                // Nothing here; the last fft_len - 1 samples stay, a window may straddle the next chunk.
+                d_search_from = n_valid;
+                trim(d_search_from);
+                return step::wait;
+            }
+            extend_metric(search, std::min(n_valid, scanned + block));
+            block *= 2;
         }
-        const std::size_t cols = static_cast<std::size_t>(n - (new_from - d_buf_start));
-        const std::size_t old = d_metric.size(), n_out = static_cast<std::size_t>(n_valid - new_from);
-        d_metric.resize(old + n_out);
-        d_p.resize(old + n_out);
-        schmidl_cox(d_store.data() + d_lo + (new_from - d_buf_start), static_cast<std::ptrdiff_t>(d_store_cols), cols,
-                    d_metric.data() + old, d_p.data() + old);
-    }
-    const std::size_t off = d_metric_lo + static_cast<std::size_t>(d_buf_start + rel0 - d_metric_start);
-    const double* metric = d_metric.data() + off;
-    const cd* p = d_p.data() + off;
-    const std::ptrdiff_t first = first_above(metric, static_cast<std::size_t>(n_metric), d_threshold);
-    if (first < 0) {
-        // Nothing here; the last fft_len - 1 samples stay, a window may straddle the next chunk.
-        d_search_from = d_buf_start + rel0 + n_metric;
-        trim(d_search_from);
-        return step::wait;
+        const long long end = metric_end();
+        const std::ptrdiff_t at =
+            first_above(d_metric.data() + metric_at(scanned), static_cast<std::size_t>(end - scanned), d_threshold);
+        if (at >= 0)
+            first = scanned + at - search;
+        scanned = end;
     }
     if (first + d_plateau_window > n_metric)
         return wait_from(rel0 + first);
-    const auto [peak, middle, p_sum] = plateau(metric + first, p + first, d_plateau_window);
+    extend_metric(search, search + first + d_plateau_window);
+    const std::size_t at = metric_at(search + first);
+    const auto [peak, middle, p_sum] = plateau(d_metric.data() + at, d_p.data() + at, d_plateau_window);
     const long long body = rel0 + first + static_cast<long long>(middle); // preamble body start (buffer)
     const double cfo = std::atan2(p_sum.imag(), p_sum.real()) / (M_PI * F); // the angle of P
     return decode_at(rel0 + first, body, cfo, peak, frame, counts);

@@ -328,6 +328,8 @@ private:
     enum class step { wait, more, frame };
     void append(const cf* const* rows, std::size_t m);
     void trim(long long keep_from_abs);
+    long long metric_end() const;                  // absolute position after the last kept metric value
+    void extend_metric(long long from, long long upto); // the metric kept up to position upto
     step wait_from(long long rel);      // search again from buffer column rel once more samples came
     step skip_to(long long abs_index);  // search on from absolute sample abs_index now
     step try_one(stream_frame& frame, stream_counts& counts);
