@@ -14,7 +14,8 @@ frame by step (its Python search's kernel calls, the header CRC, the message, it
 FRAME message hop per frame both ways, timed in the same run: the PMT dict form (tensor_message in
 ofat_rx, parse_tensor_message + wire encode in tensor_sink, as before) and the wire form
 (wire_message, then wire_parts); and ofat_rx in a flowgraph publishing either form (samples per CPU
-second, interleaved rounds). See benchmarks/PROFILE.md.
+second, interleaved rounds), and ofat_rx's C++ core against the Python block it replaced and GR's
+chain in run.py's harness (--mimo's layout). See benchmarks/PROFILE.md.
 """
 
 from __future__ import annotations
@@ -204,13 +205,43 @@ def ofat_rx_forms(rounds: int = 3) -> dict[str, float]:
     layout = make_layout("wifi64", n_tx=2, n_rx=4)
     samples = run.received_samples(16, layout=layout)
     n = 20 * samples.shape[1]
-    best = {"wire form (now)": 0.0, "PMT dict form (before)": 0.0}
+    now = "wire form (now; ofat_rx_fast, the C++ core, where built)"
+    best = {now: 0.0, "PMT dict form (before)": 0.0}
     for _ in range(rounds + 1):  # the first round warms up
-        for name, block in (("wire form (now)", semcom.ofat_rx), ("PMT dict form (before)", DictFormRx)):
+        for name, block in ((now, semcom.ofat_rx), ("PMT dict form (before)", DictFormRx)):
             with mock.patch.object(run.semcom, "ofat_rx", block):
                 k, cpu = run.ofat_rx_run(n, layout, samples)
             best[name] = max(best[name], k / cpu)
     return best
+
+
+class SearchInPythonRx(ofat_rx_python):
+    """ofat_rx as it ran until receive round 5 (the baseline of ofat_rx_cores): the Python block, the
+    compiled receiver's Python search calling the kernels step by step, each message made in Python."""
+
+    def __init__(self, layout, implementation: str = "cxx"):
+        receiver = CompiledFrameReceiver(layout)
+        receiver._streaming = False
+        super().__init__(receiver)
+        self._receive = receiver.process
+
+
+def ofat_rx_cores(layout, rounds: int = 3) -> dict[str, float]:
+    """Samples per CPU second per stream, frames back to back in benchmarks/run.py's harness (its samples,
+    heads and buffers), best of `rounds` interleaved rounds: ofat_rx now (ofat_rx_fast, its C++ core,
+    where built), ofat_rx as it ran until receive round 5 (SearchInPythonRx) and GR's C++ S&C + FFT."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import run  # benchmarks/run.py, beside this file
+
+    samples = run.received_samples(16, layout=layout)
+    n = 100 * samples.shape[1]
+
+    def before() -> tuple[int, float]:
+        with mock.patch.object(run.semcom, "ofat_rx", SearchInPythonRx):
+            return run.ofat_rx_run(n, layout, samples)
+    return run.best_rates({"ofat_rx now": lambda: run.ofat_rx_run(n, layout, samples),
+                           "ofat_rx until receive round 5 (Python block and search)": before,
+                           "GR S&C + FFT (one stream)": lambda: run.gr_sync_fft_run(10 * n, samples)}, rounds)
 
 
 def main() -> None:
@@ -277,6 +308,13 @@ def main() -> None:
     print("| ofat_rx publishing | M samples per CPU s per stream |\n| --- | --- |")
     for name, rate in ofat_rx_forms().items():
         print(f"| {name} | {rate / 1e6:.3f} |")
+    if compiled_receiver_available():
+        print(f"\nofat_rx's cores in a flowgraph ({n_tx}x{n_rx}, back to back, run.py's harness), samples"
+              " per CPU second per stream, best of 3 interleaved rounds:")
+        print("| chain | M samples per CPU s per stream | / GR |\n| --- | --- | --- |")
+        rates = ofat_rx_cores(layout)
+        for name, rate in rates.items():
+            print(f"| {name} | {rate / 1e6:.2f} | {rate / rates['GR S&C + FFT (one stream)']:.3f} |")
     stats = pstats.Stats(prof)
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(args.top)
