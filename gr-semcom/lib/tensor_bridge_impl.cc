@@ -243,39 +243,20 @@ void tensor_sink_fast_impl::post(pmt::pmt_t which_port, pmt::pmt_t msg)
     gr::block::post(which_port, msg);
 }
 
+void tensor_sink_fast_impl::set_send_timeout_ms(int send_timeout_ms)
+{
+    d_send_timeout_ms = send_timeout_ms;
+    d_socket.set_send_timeout_ms(send_timeout_ms);
+}
+
 bool tensor_sink_fast_impl::send_now(const pmt::pmt_t& msg)
 {
     std::vector<std::string> parts;
     uint64_t seq = 0;
     const std::string reason = encode_frame_message(msg, parts, seq);
     std::lock_guard<std::mutex> lock(d_socket.mutex);
-    zmq::socket_t* sock = d_socket.socket();
-    if (!d_running || !sock || d_queued != 0) return false; // the block's thread handles it (in order)
-    if (!reason.empty()) {
-        d_socket.count("error_" + reason);
-        d_logger->error("frame not sent ({:s})", reason);
-        return true;
-    }
-    try {
-        // Only the first part can find the queue full; the rest of a multipart message always follows.
-        if (!sock->send(zmq::buffer(parts[0]), parts.size() > 1 ? zmq::send_flags::sndmore | zmq::send_flags::dontwait
-                                                                 : zmq::send_flags::dontwait))
-            return false; // the host's queue is full: the block's thread waits up to send_timeout_ms
-        for (size_t i = 1; i < parts.size(); i++)
-            sock->send(zmq::buffer(parts[i]), i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    } catch (const zmq::error_t& err) {
-        d_socket.count("error_socket");
-        d_logger->error("frame seq {:d} not sent: {:s}", seq, err.what());
-        return true;
-    }
-    d_socket.count("sent");
-    return true;
-}
-
-void tensor_sink_fast_impl::set_send_timeout_ms(int send_timeout_ms)
-{
-    d_send_timeout_ms = send_timeout_ms;
-    d_socket.set_send_timeout_ms(send_timeout_ms);
+    if (!d_running || !d_socket.socket() || d_queued != 0) return false; // the block's thread, in order
+    return send_locked(reason, parts, seq, false) != send_result::would_wait;
 }
 
 void tensor_sink_fast_impl::on_frame(const pmt::pmt_t& msg)
@@ -283,40 +264,47 @@ void tensor_sink_fast_impl::on_frame(const pmt::pmt_t& msg)
     std::vector<std::string> parts;
     uint64_t seq = 0;
     const std::string reason = encode_frame_message(msg, parts, seq);
+    std::lock_guard<std::mutex> lock(d_socket.mutex); // stop() must not close the socket mid-send
+    if (reason.empty() && !d_socket.socket()) {
+        d_socket.count("dropped_stopped");
+        d_logger->warn("frame seq {:d} dropped: sink is stopped", seq);
+        return;
+    }
+    if (send_locked(reason, parts, seq, true) == send_result::would_wait) {
+        d_socket.count("dropped_backpressure");
+        d_logger->warn("frame seq {:d} dropped (dropped_backpressure): host did not take it within {:d} ms",
+                       seq,
+                       d_send_timeout_ms.load());
+    }
+}
+
+tensor_sink_fast_impl::send_result tensor_sink_fast_impl::send_locked(const std::string& reason,
+                                                                      const std::vector<std::string>& parts,
+                                                                      uint64_t seq,
+                                                                      bool wait)
+{
     if (!reason.empty()) {
         d_socket.count("error_" + reason);
         d_logger->error("frame not sent ({:s})", reason);
-        return;
+        return send_result::counted;
     }
-    {
-        std::lock_guard<std::mutex> lock(d_socket.mutex); // stop() must not close the socket mid-send
-        zmq::socket_t* sock = d_socket.socket();
-        if (!sock) {
-            d_socket.count("dropped_stopped");
-            d_logger->warn("frame seq {:d} dropped: sink is stopped", seq);
-            return;
+    zmq::socket_t& sock = *d_socket.socket();
+    try {
+        // A multipart message is queued whole or not at all: only the first part can find the queue
+        // full (and wait up to the send timeout, or not at all).
+        const auto first = wait ? zmq::send_flags::none : zmq::send_flags::dontwait;
+        for (size_t i = 0; i < parts.size(); i++) {
+            const auto flags = (i ? zmq::send_flags::none : first) |
+                               (i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+            if (!sock.send(zmq::buffer(parts[i]), flags)) return send_result::would_wait;
         }
-        try {
-            // A multipart message is queued whole or not at all: only the first part can time out.
-            bool sent = true;
-            for (size_t i = 0; i < parts.size() && sent; i++) {
-                const auto flags = i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
-                sent = sock->send(zmq::buffer(parts[i]), flags).has_value();
-            }
-            if (sent) {
-                d_socket.count("sent");
-                return;
-            }
-        } catch (const zmq::error_t& err) {
-            d_socket.count("error_socket");
-            d_logger->error("frame seq {:d} not sent: {:s}", seq, err.what());
-            return;
-        }
-        d_socket.count("dropped_backpressure");
+    } catch (const zmq::error_t& err) {
+        d_socket.count("error_socket");
+        d_logger->error("frame seq {:d} not sent: {:s}", seq, err.what());
+        return send_result::counted;
     }
-    d_logger->warn("frame seq {:d} dropped (dropped_backpressure): host did not take it within {:d} ms",
-                   seq,
-                   d_send_timeout_ms.load());
+    d_socket.count("sent");
+    return send_result::counted;
 }
 
 } // namespace semcom

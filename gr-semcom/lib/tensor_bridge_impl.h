@@ -81,8 +81,15 @@ class tensor_sink_fast_impl : public tensor_sink_fast
     // queue behind them (never overtake).
     std::atomic<int> d_queued{ 0 };
 
+    enum class send_result { counted, would_wait };
     void on_frame(const pmt::pmt_t& msg);
     bool send_now(const pmt::pmt_t& msg);
+    //! Sends (or counts why not) an encoded frame; the caller holds d_socket.mutex, the socket is open.
+    //! `wait`: up to the send timeout for room at the host, else not at all (would_wait, not counted).
+    send_result send_locked(const std::string& reason,
+                            const std::vector<std::string>& parts,
+                            uint64_t seq,
+                            bool wait);
 
 public:
     tensor_sink_fast_impl(const std::string& address, int hwm, int send_timeout_ms);
