@@ -63,7 +63,9 @@ class ofat_rx(gr.hier_block2):
     tested; no Python per work() call); otherwise `ofat_rx_python`, the Python block around `receiver`.
     With ofat_rx_fast, a frame whose meta holds a non-finite value (JSON cannot) is not sent and is
     counted frames_unsendable in `counters()` (the Python block hands it on in the PMT dict form, which
-    tensor_sink cannot send either and counts).
+    tensor_sink cannot send either and counts). `receiver` is then the core's configuration: its kernels
+    (buffer, search state) are the core's, so it is not to be fed while the flowgraph runs, and its
+    `counters` stay at zero (`counters()` reads the core's).
 
     Frames split across work() calls are kept; a frame whose header fails its CRC is counted, not sent.
     """
