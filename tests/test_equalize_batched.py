@@ -1,5 +1,6 @@
 """reconstruct_payload / unmap_values over a leading frame axis: F frames decoded in one call give what F
-calls give, each frame with its own scale, noise_var and err_var."""
+calls give, each frame with its own scale, noise_var and err_var; reconstruct_payloads (several methods in
+one call, ZF and MMSE through one solve) gives what one reconstruct_payload per method gives."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from semcom.ofat.equalize import reconstruct_payload
+from semcom.ofat.equalize import reconstruct_payload, reconstruct_payloads
 from semcom.ofat.frame import FrameError, make_layout, map_values, unmap_values
 
 torch.set_num_threads(1)
@@ -47,6 +48,42 @@ def test_batched_payloads_equal_each_frame_alone(backend, n_tx, n_rx, mode, clip
                  for f in range(N_FRAMES)]
         np.testing.assert_allclose(np.asarray(batched), np.stack([np.asarray(a) for a in alone]),
                                    rtol=1e-10, atol=1e-12, err_msg=method)
+
+
+@pytest.mark.parametrize("frame_axis", [True, False], ids=["frames", "one-frame"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("n_tx,n_rx,mode,clip_db,methods", [
+    (2, 4, "complex", 0.0, ("zf", "mmse")),
+    (2, 4, "real", 0.0, ("mmse", "zf", "lmmse")),
+    (2, 4, "complex", 6.0, ("zf", "lmmse", "mmse")),
+    (4, 2, "complex", 0.0, ("mmse", "sparse")),
+    (3, 2, "real", 3.0, ("zf",)),
+], ids=["2x4", "2x4-real", "2x4-clipped", "4x2-sparse", "3x2-real-clipped"])
+def test_methods_together_equal_one_call_per_method(frame_axis, backend, n_tx, n_rx, mode, clip_db, methods):
+    """reconstruct_payloads: method m's payloads at [m], bit for bit what reconstruct_payload gives (the
+    same operations per element: the host's loopback results do not change), in the order asked."""
+    layout = make_layout("wifi64", n_tx=n_tx, n_rx=n_rx, mode=mode, clip_ratio_db=clip_db)
+    h, y, scale, noise_var, err_var = received(layout, np.random.default_rng(n_tx * 7 + n_rx), n_sym=5)
+    if not frame_axis:
+        h, y, scale, noise_var, err_var = h[1], y[1], float(scale[1]), float(noise_var[1]), float(err_var[1])
+    if backend == "torch":
+        h, y = torch.from_numpy(h), torch.from_numpy(y)
+    kwargs = dict(shape=(3, 50), scale=scale, noise_var=noise_var, err_var=err_var)
+    together = reconstruct_payloads(layout, h, y, methods=methods, **kwargs)
+    assert tuple(together.shape) == (len(methods), *((N_FRAMES,) if frame_axis else ()), 3, 50)
+    for m, method in enumerate(methods):
+        alone = reconstruct_payload(layout, h, y, method=method, **kwargs)
+        np.testing.assert_array_equal(np.asarray(together[m]), np.asarray(alone), err_msg=method)
+    if len(methods) > 1:  # the methods' payloads differ, so a swapped order would fail above
+        assert not np.allclose(np.asarray(together[0]), np.asarray(together[1]), rtol=1e-6)
+
+
+def test_methods_together_refuse_zf_where_it_does_not_separate_the_streams():
+    layout = make_layout("wifi64", n_tx=4, n_rx=2)
+    h, y, scale, noise_var, err_var = received(layout, np.random.default_rng(1), n_sym=3)
+    with pytest.raises(ValueError, match="ZF needs Nr >= Nt"):
+        reconstruct_payloads(layout, h, y, shape=(60,), scale=scale, noise_var=noise_var,
+                             methods=("mmse", "zf"))
 
 
 def test_each_frame_uses_its_own_noise_and_scale():
