@@ -195,6 +195,34 @@ def channel_cpu_per_frame(n_frames: int, n_tx: int, n_rx: int, implementation: s
     return (time.process_time() - t0) / n_frames * 1e6
 
 
+def kernel_ns_per_sample(n_tx: int, n_rx: int, n: int = 1 << 16, repeats: int = 20) -> dict[str, float]:
+    """The compiled kernel's three calls alone on n samples (the loopback's 10-tap FIR, a CFO): least
+    wall ns per sample over `repeats` (one thread, no GNU Radio around it)."""
+    import numpy as np
+    from gnuradio.semcom.ofat_tx import semcom_python
+
+    rng = np.random.default_rng(5)
+    kernel = semcom_python.mimo_channel_kernels(n_tx, n_rx, 60, 7)
+    shape = (n_rx, n_tx, 10)
+    taps = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    kernel.set_realisation(taps, 20, 0.4 / 64)
+    inputs = [np.ones(n, np.complex64) for _ in range(n_tx)]
+    outputs = [np.empty(n, np.complex64) for _ in range(n_rx)]
+    best = {"begin (history + input copy)": np.inf, "filter (FIR + CFO rotation)": np.inf,
+            "finish (AWGN)": np.inf}
+    for _ in range(repeats):
+        t = [time.perf_counter()]
+        kernel.begin(inputs, outputs, n)
+        t.append(time.perf_counter())
+        kernel.filter(0, n, 0.0, 0)
+        t.append(time.perf_counter())
+        kernel.finish(0.01)
+        t.append(time.perf_counter())
+        for key, a, b in zip(best, t, t[1:], strict=False):
+            best[key] = min(best[key], (b - a) / n * 1e9)
+    return best
+
+
 def channel_only(n_frames: int) -> int:
     from gnuradio.semcom.mimo_channel import compiled_channel_available
 
@@ -217,6 +245,13 @@ def channel_only(n_frames: int) -> int:
         cells = [least[mimo, i] for i in implementations]
         ratio = f"{cells[-1] / cells[0]:.2f}" if len(cells) == 2 else "-"
         print(f"| {mimo[0]}x{mimo[1]} | " + " | ".join(f"{c:.0f}" for c in cells) + f" | {ratio} |")
+    if "cxx" in implementations:
+        kernels = {mimo: kernel_ns_per_sample(*mimo) for mimo in (*mimos, (4, 4))}
+        steps = list(next(iter(kernels.values())))
+        print("\nThe compiled kernel's calls alone, ns per sample (65 536 samples a call, least of 20):\n")
+        print("| Nt x Nr | " + " | ".join(steps) + " |\n| --- |" + " --- |" * len(steps))
+        for mimo, ns in kernels.items():
+            print(f"| {mimo[0]}x{mimo[1]} | " + " | ".join(f"{ns[k]:.1f}" for k in steps) + " |")
     return 0
 
 
