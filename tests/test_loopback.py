@@ -19,6 +19,7 @@ from semcom.link import LinkClient
 from semcom.loopback import (
     SnrResult,
     burst_nmse,
+    frame_nmse,
     methods_for,
     reconstruct_frames,
     run_burst,
@@ -211,6 +212,34 @@ def test_frames_reconstructed_together_equal_each_frame_alone(n_tx, n_rx, mode, 
                                         err_var=msg.meta["err_var"])
             assert entry[method].shape == tuple(msg.meta["shape"])
             np.testing.assert_allclose(entry[method].numpy(), alone.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_frame_nmse_scores_each_pair_with_its_own_truth():
+    """stream's batched NMSE: each (estimate, truth) pair of mixed shapes, float32 truths, against the
+    definition in numpy float64 (to rounding: the sums are taken per row of a stack); the pairs' noise
+    levels differ 100-fold, so a pair scored against another's truth or put in another's place fails."""
+    rng = np.random.default_rng(4)
+    shapes, sigmas = [(5, 256), (3, 10), (5, 256), (5, 256)], [0.1, 1.0, 0.01, 0.3]
+    truths = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+    estimates = [torch.from_numpy(t + s * rng.standard_normal(t.shape))
+                 for t, s in zip(truths, sigmas, strict=True)]
+    got = frame_nmse(estimates, truths)
+    for value, estimate, truth, sigma in zip(got, estimates, truths, sigmas, strict=True):
+        t64 = truth.astype(np.float64)
+        assert value == pytest.approx(np.sum((estimate.numpy() - t64) ** 2) / np.sum(t64**2), rel=1e-12)
+        assert value == pytest.approx(sigma**2, rel=0.5)
+    assert frame_nmse([], []) == []
+
+
+def test_frame_nmse_chunks_give_what_one_stack_gives(monkeypatch):
+    """More pairs of one shape than a chunk: each still scored against its own truth."""
+    import semcom.loopback
+
+    rng = np.random.default_rng(6)
+    truths = [rng.standard_normal(8).astype(np.float32) for _ in range(7)]
+    estimates = [torch.from_numpy(t.astype(np.float64) * (1 + i)) for i, t in enumerate(truths)]  # NMSE i^2
+    monkeypatch.setattr(semcom.loopback, "NMSE_CHUNK", 3)
+    assert frame_nmse(estimates, truths) == pytest.approx([i**2 for i in range(7)], rel=1e-12)
 
 
 @pytest.mark.parametrize("n_tx,n_rx,snrs,payload", [(2, 4, [5.0, 30.0], gaussian_5x256),

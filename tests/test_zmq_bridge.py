@@ -608,6 +608,27 @@ def test_link_receive_ready_takes_every_queued_frame_and_waits_for_none_more():
     peer.close()
 
 
+def test_link_receive_ready_books_what_is_queued_behind_the_first_as_receive_does():
+    """The frames queued behind the first are read without waiting but booked as receive books them:
+    expired seqs counted lost first (a FRAME for one is late), STATS kept, an unknown seq unexpected."""
+    peer = ScriptedFlowgraph()
+    with LinkClient(peer.tensor_endpoint, peer.frame_endpoint, timeout_s=1.0) as link:
+        old = [link.send(np.zeros(2, np.float32)) for _ in range(2)]
+        time.sleep(1.2)  # seqs 0 and 1 are past their timeout
+        fresh = link.send(np.zeros(2, np.float32))
+        assert peer.recv_seqs(3) == [*old, fresh]
+        peer.frame(fresh)
+        peer.frame(old[0])
+        peer.push.send_multipart(encode(Kind.STATS, 0, None, {"frames": 3}))
+        peer.frame(77)
+        time.sleep(0.2)  # all queued at the client
+        assert [m.seq for m in link.receive_ready(timeout_s=2.0)] == [fresh]
+        assert link.accounting.summary() == {"sent": 3, "delivered": 1, "lost": 2, "in_flight": 0, "late": 1,
+                                             "duplicates": 0, "out_of_order": 0, "unexpected": 1}
+        assert link.accounting.lost_seqs == old and link.last_stats == {"frames": 3}
+    peer.close()
+
+
 def test_link_stream_keeps_at_most_window_in_flight_and_books_every_seq():
     peer = ScriptedFlowgraph()
     dropped = {3, 7}

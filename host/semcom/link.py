@@ -208,33 +208,51 @@ class LinkClient:
                     self.expire()
                     return None
                 continue  # woke up for an expiry: book it and wait on
-            parts = self._pull.recv_multipart()  # copied: cheaper than zmq.Frame objects for frames of KBs
-            try:
-                msg = decode(parts, max_message_bytes=self.max_message_bytes)
-            except WireError as err:
-                self.decode_errors += 1
-                log.error("undecodable message from the flowgraph (%s): %s", err.reason, err.detail)
-                continue
-            if msg.kind == Kind.STATS:
-                self.last_stats = msg.meta
-                continue
-            if msg.kind != Kind.FRAME:
-                self.ignored += 1
-                continue
-            if self.accounting.on_receive(msg.seq):
+            # copied: cheaper than zmq.Frame objects for frames of KBs (recv + decode of a 2x4 FRAME:
+            # 17.9 against 20.2 us, least of 6 rounds here)
+            msg = self._take(self._pull.recv_multipart())
+            if msg is not None:
                 return msg
+
+    def _take(self, parts: list[bytes]) -> WireMessage | None:
+        """Decode and book one received message; the FRAME if it delivers a pending seq, else None
+        (counted as a decode error, STATS kept as last_stats, another kind ignored, or a FRAME booked
+        late / duplicate / unexpected)."""
+        try:
+            msg = decode(parts, max_message_bytes=self.max_message_bytes)
+        except WireError as err:
+            self.decode_errors += 1
+            log.error("undecodable message from the flowgraph (%s): %s", err.reason, err.detail)
+            return None
+        if msg.kind == Kind.STATS:
+            self.last_stats = msg.meta
+            return None
+        if msg.kind != Kind.FRAME:
+            self.ignored += 1
+            return None
+        return msg if self.accounting.on_receive(msg.seq) else None
 
     def receive_ready(self, timeout_s: float | None = None) -> list[WireMessage]:
         """The next FRAME that delivers a pending seq (waiting as `receive` does) and every other one
         already queued behind it, without waiting for more: the frames a caller can process together
-        (the loopback reconstructs them in one batched solve). [] after `timeout_s` with none."""
+        (the loopback reconstructs them in one batched solve). [] after `timeout_s` with none.
+
+        The queued ones are booked as `receive` books them, after one `expire`: read without waiting,
+        one non-blocking read each (a `receive(timeout_s=0)` per frame cost a poll, an expiry and its
+        clock arithmetic each)."""
         first = self.receive(timeout_s)
         if first is None:
             return []
         ready = [first]
-        while (msg := self.receive(timeout_s=0.0)) is not None:
-            ready.append(msg)
-        return ready
+        self.expire()
+        while True:
+            try:
+                parts = self._pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return ready
+            msg = self._take(parts)
+            if msg is not None:
+                ready.append(msg)
 
     def in_flight(self) -> int:
         return self.accounting.in_flight

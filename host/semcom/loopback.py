@@ -106,9 +106,29 @@ def methods_for(layout: OfatLayout) -> tuple[str, ...]:
     return ("zf", "mmse") if streams >= layout.n_tx else ("mmse", "sparse")
 
 
-def nmse(estimate: torch.Tensor, truth: np.ndarray) -> float:
-    truth_t = torch.as_tensor(truth, dtype=estimate.dtype)
-    return float(torch.sum((estimate - truth_t) ** 2) / torch.sum(truth_t**2))
+# Pairs scored per torch call in frame_nmse: 128 5x256 float64 frames (1.3 MB) stay in cache; all 1 500 of
+# a run at once cost twice as much per frame (7.1 against 3.6-3.9 us with 64-256, one run here).
+NMSE_CHUNK = 128
+
+
+def frame_nmse(estimates: list[torch.Tensor], truths: list[np.ndarray]) -> list[float]:
+    """NMSE sum((estimate - truth)^2) / sum(truth^2) of each (estimate, truth) pair, in the estimates'
+    dtype. Why batched: the pairs of one shape are scored NMSE_CHUNK at a time, a few torch calls for
+    all of them; one torch reduction per frame and method cost ~17 us on the 2x4 loopback's 5x256 frames
+    (the same values: bit for bit on 1 500 such frames here)."""
+    out = [0.0] * len(estimates)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, truth in enumerate(truths):
+        groups.setdefault(tuple(truth.shape), []).append(i)
+    for group in groups.values():
+        for start in range(0, len(group), NMSE_CHUNK):
+            members = group[start:start + NMSE_CHUNK]
+            estimate = torch.stack([estimates[i] for i in members]).flatten(1)
+            truth = torch.from_numpy(np.stack([truths[i] for i in members])).to(estimate.dtype).flatten(1)
+            errors = (torch.sum((estimate - truth) ** 2, dim=1) / torch.sum(truth**2, dim=1)).tolist()
+            for i, value in zip(members, errors, strict=True):
+                out[i] = value
+    return out
 
 
 def stream(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], snr_db: float,
@@ -119,12 +139,11 @@ def stream(link: LinkClient, layout: OfatLayout, tensors: list[np.ndarray], snr_
     received = transfer(link, layout, tensors, window=window, timeout_s=timeout_s, methods=methods,
                         desc=f"SNR {snr_db:5.1f} dB", progress=progress)
     result = SnrResult(snr_db=snr_db, sent=len(tensors))
-    for truth, entry in zip(tensors, received, strict=True):
-        if entry is None:
-            continue
-        for method in methods:
-            result.nmse.setdefault(method, []).append(nmse(entry[method], truth.astype(np.float64)))
-        result.snr_est_db.append(float(entry["meta"]["snr_db"]))
+    delivered = [(truth, entry) for truth, entry in zip(tensors, received, strict=True) if entry is not None]
+    truths = [truth for truth, _ in delivered]
+    for method in methods:
+        result.nmse[method] = frame_nmse([entry[method] for _, entry in delivered], truths)
+    result.snr_est_db = [float(entry["meta"]["snr_db"]) for _, entry in delivered]
     result.seconds = time.monotonic() - start
     result.delivered = len(result.snr_est_db)
     result.lost = result.sent - result.delivered
