@@ -302,8 +302,9 @@ def reconstruct_payloads(layout: OfatLayout, h: Any, y: Any, *, shape: tuple[int
     [m], equal to `reconstruct_payload(method=methods[m])` bit for bit (the same operations per element).
 
     Why: ZF and MMSE share H^H H and H^H Y (computed once) and go through one `solve` of their stacked
-    systems; one `unmap_values` serves every method. On the host's 3-frame 2x4 groups this halves the
-    torch calls of two `reconstruct_payload` calls. Other methods (lmmse, sparse) are solved as there."""
+    systems; one `unmap_values` serves every method. A 3-frame 2x4 group, ZF and MMSE: 252 us against
+    385 for two `reconstruct_payload` calls (one run here). Other methods (lmmse, sparse) are solved as
+    there."""
     shape = tuple(int(d) for d in shape)
     real = layout.mode == "real"
     frames = h.shape[:-3]
