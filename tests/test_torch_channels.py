@@ -323,25 +323,30 @@ def test_gradient_flows_with_every_impairment() -> None:
 def test_impairment_loss_torch_vs_flowgraph(name: str, imp: dict, rx: dict, tol: float) -> None:
     """The loss each impairment causes at 20 dB (2x4, 3-tap Rayleigh, ZF; each model against its own run
     without it) in the torch channel and through ofat_tx -> mimo_channel -> ofat_rx (run_burst, the
-    receiver options named). Here (seed 1, 60 frames; `pytest -s` prints them): RX IQ 0.63 vs 0.73 dB,
-    TX + RX IQ 0.97 vs 1.24, phase noise 0.51 vs 0.43, SFO 0.40 vs 0.57 (every flowgraph frame also
-    lands at another fractional timing than in its 0-ppm run), DC 0 vs 0. The tolerances are those gaps
-    plus 0.03-0.1 dB, not a claim of more."""
+    receiver options named), each the mean over seeds 1-3 of 60 frames (one seed's gap moved by up to
+    0.35 dB between seeds: TX + RX IQ -0.35 / -0.19 / +0.02 dB torch minus flowgraph with the compiled
+    channel, -0.24 / -0.23 / +0.01 with the numpy one). Means over the three seeds here (`pytest -s`
+    prints them), torch vs flowgraph: RX IQ 0.68 vs 0.73 dB, TX + RX IQ 1.09 vs 1.24-1.26, phase noise 0.50
+    vs 0.42, SFO 0.42 vs 0.43-0.45, DC 0 vs 0, the same with either mimo_channel implementation within
+    0.02 dB. The tolerances were set before (from seed 1 alone) and are kept; they are not a claim of
+    more."""
     from semcom.loopback import burst_nmse, run_burst, seeded_payloads
 
     layout = make_layout("wifi64", n_tx=2, n_rx=4)
     sent = seeded_payloads(60, 1280, seed=101)
     z = torch.as_tensor(np.stack([sent[k] for k in sorted(sent)])).reshape(60, -1).float()
 
-    def losses(kwargs: dict) -> tuple[float, float]:
-        frames = run_burst(layout, sent, rx_options=rx, snr_db=20.0, seed=1, n_taps=3, **kwargs)
+    def losses(kwargs: dict, seed: int) -> tuple[float, float]:
+        frames = run_burst(layout, sent, rx_options=rx, snr_db=20.0, seed=seed, n_taps=3, **kwargs)
         assert len(frames) == len(sent)
         gr = 10 * math.log10(np.mean(burst_nmse(layout, frames, sent, "zf")))
-        return gr, ofat_nmse_db(z, Impairments(**kwargs), layout=layout, seed=1, channel_kwargs={"n_taps": 3})
+        return gr, ofat_nmse_db(z, Impairments(**kwargs), layout=layout, seed=seed,
+                                channel_kwargs={"n_taps": 3})
 
-    (gr0, t0), (gr1, t1) = losses({}), losses(imp)
-    print(f"{name}: torch {t1 - t0:.3f} dB, flowgraph {gr1 - gr0:.3f} dB")
-    assert (t1 - t0) == pytest.approx(gr1 - gr0, abs=tol), name
+    per_seed = [np.subtract(losses(imp, seed), losses({}, seed)) for seed in (1, 2, 3)]
+    flowgraph_loss, torch_loss = np.mean(per_seed, axis=0)
+    print(f"{name}: torch {torch_loss:.3f} dB, flowgraph {flowgraph_loss:.3f} dB (means over 3 seeds)")
+    assert torch_loss == pytest.approx(flowgraph_loss, abs=tol), name
 
 
 def test_iq_sides_follow_iqbal_gen_conventions() -> None:
