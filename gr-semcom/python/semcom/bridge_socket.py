@@ -10,7 +10,6 @@ compiled blocks and the Python ones."""
 from __future__ import annotations
 
 import collections
-import os
 import threading
 import time
 from typing import Any
@@ -19,9 +18,7 @@ import zmq
 
 from semcom.wire import bound_endpoint, make_socket
 
-from .ofat_tx import semcom_python
-
-IMPLEMENTATIONS = ("auto", "cxx", "python")
+from .ofat_tx import semcom_python, use_compiled
 
 
 def compiled_bridge(implementation: str) -> bool:
@@ -29,15 +26,8 @@ def compiled_bridge(implementation: str) -> bool:
     "auto" where the compiled module was built (the environment variable SEMCOM_BRIDGE, auto / cxx /
     python, overrides "auto", e.g. to run a flowgraph or the tests through the Python blocks), "cxx"
     always (RuntimeError where not built), "python" never."""
-    if implementation == "auto":
-        implementation = os.environ.get("SEMCOM_BRIDGE", "auto")
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
     built = semcom_python is not None and hasattr(semcom_python, "tensor_source_fast")
-    if implementation == "cxx" and not built:
-        raise RuntimeError("gnuradio.semcom was not built with its compiled bridge (run scripts/setup.sh, "
-                           "or cmake --build build): use implementation='python'")
-    return implementation == "cxx" or (implementation == "auto" and built)
+    return use_compiled(implementation, "SEMCOM_BRIDGE", built, "python", "its compiled bridge")
 
 
 class BoundSocket:

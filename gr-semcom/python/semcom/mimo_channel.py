@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-import os
 import threading
 
 import numpy as np
@@ -31,10 +30,9 @@ from semcom.ofat.channel_model import (
 
 from .arrived_block import arrived_block
 from .messages import tensor_message
-from .ofat_tx import semcom_python
+from .ofat_tx import semcom_python, use_compiled
 
 FADING_MODES = ("per_frame", "held", "per_block")
-IMPLEMENTATIONS = ("auto", "cxx", "numpy")
 
 
 def compiled_channel_available() -> bool:
@@ -153,13 +151,8 @@ class mimo_channel(arrived_block):
                  rx_iq_gain_db: float | list[float] = 0.0, rx_iq_phase_deg: float | list[float] = 0.0,
                  dc_offset_dbc: float | None = None, implementation: str = "auto"):
         n_tx, n_rx = int(n_tx), int(n_rx)
-        if implementation == "auto":
-            implementation = os.environ.get("SEMCOM_MIMO_CHANNEL", "auto")
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
-        if implementation == "cxx" and not compiled_channel_available():
-            raise RuntimeError("the compiled mimo_channel kernels are not built (scripts/setup.sh builds "
-                               "build/)")
+        compiled = use_compiled(implementation, "SEMCOM_MIMO_CHANNEL", compiled_channel_available(), "numpy",
+                                "the mimo_channel kernels")
         arrived_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
                                out_sig=[np.complex64] * n_rx)
         _blas_on_one_thread()
@@ -221,7 +214,7 @@ class mimo_channel(arrived_block):
                              f"would truncate frames (raise gap_samples or lower max_int_delay)")
         self._history = np.zeros((n_tx, self._history_len), np.complex64)
         self._kernel = None
-        if implementation == "cxx" or (implementation == "auto" and compiled_channel_available()):
+        if compiled:
             noise_seed = int(ss_noise.generate_state(1, np.uint64)[0])
             self._kernel = semcom_python.mimo_channel_kernels(n_tx, n_rx, self._history_len, noise_seed)
             self._kernel.set_drift(self.rx_phase_drift.tolist())

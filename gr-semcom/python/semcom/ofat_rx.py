@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 import pmt
@@ -19,9 +18,8 @@ from semcom.ofat.receiver import FrameReceiver, ReceivedFrame, RxCounters
 
 from .compiled_receiver import CompiledFrameReceiver, compiled_receiver_available
 from .messages import wire_message
-from .ofat_tx import semcom_python
+from .ofat_tx import semcom_python, use_compiled
 
-IMPLEMENTATIONS = ("auto", "cxx", "numpy")
 COUNTER_NAMES = [f.name for f in dataclasses.fields(RxCounters)]
 
 
@@ -30,16 +28,10 @@ def receiver_class(implementation: str = "auto") -> type[FrameReceiver]:
     gr-semcom's C++ was built, else the numpy FrameReceiver (the same frames, values equal within
     float32 rounding, tested); "cxx" requires the compiled one, "numpy" always takes FrameReceiver.
     The environment variable SEMCOM_OFAT_RX (auto / cxx / numpy) overrides "auto"."""
-    if implementation == "auto":
-        implementation = os.environ.get("SEMCOM_OFAT_RX", "auto")
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
-    if implementation == "cxx" and not compiled_receiver_available():
-        raise RuntimeError("gnuradio.semcom was not built with its compiled receiver (run scripts/setup.sh, "
-                           "or cmake --build build): use implementation='numpy'")
-    if implementation == "numpy" or not compiled_receiver_available():
-        return FrameReceiver
-    return CompiledFrameReceiver
+    if use_compiled(implementation, "SEMCOM_OFAT_RX", compiled_receiver_available(), "numpy",
+                    "its compiled receiver"):
+        return CompiledFrameReceiver
+    return FrameReceiver
 
 
 class ofat_rx(gr.hier_block2):

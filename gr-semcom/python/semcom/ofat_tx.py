@@ -73,6 +73,23 @@ def _load_compiled():
 
 semcom_python = _load_compiled()
 
+
+def use_compiled(implementation: str, env_var: str, built: bool, fallback: str, what: str) -> bool:
+    """Whether a block with a compiled and a Python (or numpy) implementation is made compiled, the one
+    rule of every such block (ofat_tx, ofat_rx, mimo_channel, tensor_source / tensor_sink):
+    `implementation` is "auto" (compiled where `built`; the environment variable `env_var`, auto / cxx /
+    `fallback`, overrides "auto", e.g. to run a whole flowgraph or test suite through the Python path),
+    "cxx" (RuntimeError naming `what` where not built) or `fallback` (never compiled); else ValueError."""
+    choices = ("auto", "cxx", fallback)
+    if implementation == "auto":
+        implementation = os.environ.get(env_var, "auto")
+    if implementation not in choices:
+        raise ValueError(f"implementation must be one of {choices}, got {implementation!r}")
+    if implementation == "cxx" and not built:
+        raise RuntimeError(f"gnuradio.semcom was not built with {what} (run scripts/setup.sh, or "
+                           f"cmake --build build): use implementation={fallback!r}")
+    return implementation == "cxx" or (implementation == "auto" and built)
+
 TX_SOB = pmt.intern("tx_sob")
 TX_EOB = pmt.intern("tx_eob")
 SEQ_TAG = pmt.intern("semcom_seq")
@@ -295,9 +312,6 @@ def ofat_tx_fast(layout: OfatLayout, gap_samples: int = DEFAULT_GAP_SAMPLES, idl
         idle_chunk=int(idle_chunk), idle_sleep_s=float(idle_sleep_s), max_queue=int(max_queue))
 
 
-IMPLEMENTATIONS = ("auto", "cxx", "python")
-
-
 def make_ofat_tx(layout: OfatLayout, gap_samples: int = DEFAULT_GAP_SAMPLES, idle_fill: bool = True,
                  idle_chunk: int = 1024, idle_sleep_s: float = 0.002, max_queue: int = 64,
                  implementation: str = "auto"):
@@ -307,12 +321,8 @@ def make_ofat_tx(layout: OfatLayout, gap_samples: int = DEFAULT_GAP_SAMPLES, idl
     summary.md). "cxx" requires the compiled core, "python" always takes the Python block. The
     environment variable SEMCOM_OFAT_TX (auto / cxx / python) overrides "auto", e.g. to run a whole
     flowgraph or test suite through the Python block for comparison."""
-    if implementation == "auto":
-        implementation = os.environ.get("SEMCOM_OFAT_TX", "auto")
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
     options = dict(gap_samples=gap_samples, idle_fill=idle_fill, idle_chunk=idle_chunk,
                    idle_sleep_s=idle_sleep_s, max_queue=max_queue)
-    if implementation == "cxx" or (implementation == "auto" and semcom_python is not None):
+    if use_compiled(implementation, "SEMCOM_OFAT_TX", semcom_python is not None, "python", "ofat_tx_fast"):
         return ofat_tx_fast(layout, **options)
     return ofat_tx(layout, **options)
