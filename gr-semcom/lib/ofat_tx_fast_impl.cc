@@ -6,6 +6,7 @@
  */
 
 #include "ofat_tx_fast_impl.h"
+#include "message_dtypes.h"
 #include <gnuradio/fft/fft.h>
 #include <gnuradio/io_signature.h>
 #include <algorithm>
@@ -38,58 +39,9 @@ struct malformed : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-//! PMT uniform-vector storage types (messages.py's storage per dtype).
-enum class storage { u8, s8, u16, s16, u32, s32, u64, s64, f32, f64, c32, c64, none };
-
-storage storage_of(const pmt::pmt_t& v)
-{
-    if (pmt::is_f32vector(v)) return storage::f32;
-    if (pmt::is_f64vector(v)) return storage::f64;
-    if (pmt::is_s32vector(v)) return storage::s32;
-    if (pmt::is_s64vector(v)) return storage::s64;
-    if (pmt::is_u16vector(v)) return storage::u16;
-    if (pmt::is_u8vector(v)) return storage::u8;
-    if (pmt::is_s8vector(v)) return storage::s8;
-    if (pmt::is_s16vector(v)) return storage::s16;
-    if (pmt::is_u32vector(v)) return storage::u32;
-    if (pmt::is_u64vector(v)) return storage::u64;
-    if (pmt::is_c32vector(v)) return storage::c32;
-    if (pmt::is_c64vector(v)) return storage::c64;
-    return storage::none;
-}
-
-//! A dtype name of messages.py: its PMT storage and whether OFAT carries it (real values only).
-struct dtype_info {
-    const char* name;
-    storage store;
-    bool real;
-};
-constexpr dtype_info DTYPES[] = {
-    { "float32", storage::f32, true },    { "float64", storage::f64, true },
-    { "float16", storage::u16, true },    { "int8", storage::s8, true },
-    { "int16", storage::s16, true },      { "int32", storage::s32, true },
-    { "int64", storage::s64, true },      { "uint8", storage::u8, true },
-    { "uint16", storage::u16, true },     { "uint32", storage::u32, true },
-    { "uint64", storage::u64, true },     { "bool", storage::u8, false },
-    { "complex64", storage::c32, false }, { "complex128", storage::c64, false },
-};
-
-//! The dtype a vector of this storage has when "dtypes" does not name one (its own type).
-const dtype_info* default_dtype(storage s)
-{
-    static const char* names[] = { "uint8", "int8",  "uint16",  "int16",     "uint32",    "int32",
-                                   "uint64", "int64", "float32", "float64", "complex64", "complex128" };
-    for (const auto& d : DTYPES)
-        if (std::strcmp(names[static_cast<int>(s)], d.name) == 0) return &d;
-    return nullptr;
-}
-
-const dtype_info* dtype_named(const std::string& name)
-{
-    for (const auto& d : DTYPES)
-        if (name == d.name) return &d;
-    return nullptr;
-}
+using message_dtypes::storage;
+using message_dtypes::storage_of;
+using dtype_info = message_dtypes::dtype;
 
 double half_to_double(uint16_t h)
 {
@@ -393,11 +345,11 @@ void ofat_tx_fast_impl::on_tensor(const pmt::pmt_t& msg)
             if (store == storage::none) throw malformed(tensor() + " is not a uniform vector");
             bool found;
             const pmt::pmt_t dname = dict_get(dtypes, key, found);
-            const dtype_info* d = default_dtype(store);
+            const dtype_info* d = message_dtypes::own_dtype(store);
             if (found && !pmt::is_null(dname)) {
                 if (!pmt::is_symbol(dname)) throw malformed(tensor() + ": dtype is not a name");
                 const std::string text = pmt::symbol_to_string(dname);
-                if (!text.empty()) d = dtype_named(text);
+                if (!text.empty()) d = message_dtypes::named(text);
                 if (!d) throw malformed(tensor() + ": unknown dtype " + text);
             }
             if (d->store != store)

@@ -13,6 +13,7 @@
 
 #include <gnuradio/semcom/ofat_rx_kernels.h>
 #include <gnuradio/semcom/tensor_bridge.h>
+#include "message_dtypes.h"
 #include <nlohmann/json.hpp>
 #include <cmath>
 #include <cstring>
@@ -577,35 +578,7 @@ const pmt::pmt_t* lookup(const std::vector<std::pair<pmt::pmt_t, pmt::pmt_t>>& c
     return found;
 }
 
-//! The tensor dtype names messages.py knows, with the PMT storage each must have.
-struct known_dtype {
-    const char* name;
-    bool (*is_storage)(pmt::pmt_t);
-    bool wire; // one of the wire's dtypes
-};
-const known_dtype KNOWN[] = {
-    { "float32", pmt::is_f32vector, true },    { "float64", pmt::is_f64vector, true },
-    { "complex64", pmt::is_c32vector, true },  { "complex128", pmt::is_c64vector, true },
-    { "int8", pmt::is_s8vector, true },        { "int16", pmt::is_s16vector, false },
-    { "int32", pmt::is_s32vector, true },      { "int64", pmt::is_s64vector, true },
-    { "uint8", pmt::is_u8vector, true },       { "uint16", pmt::is_u16vector, false },
-    { "uint32", pmt::is_u32vector, false },    { "uint64", pmt::is_u64vector, false },
-    { "float16", pmt::is_u16vector, true },    { "bool", pmt::is_u8vector, false },
-};
-
-const known_dtype* storage_default(const pmt::pmt_t& v)
-{
-    for (const auto& d : KNOWN) // the first entry per storage is its own dtype (not float16 / bool)
-        if (d.is_storage(v)) return &d;
-    return nullptr;
-}
-
-const known_dtype* known_named(const std::string& name)
-{
-    for (const auto& d : KNOWN)
-        if (name == d.name) return &d;
-    return nullptr;
-}
+using known_dtype = message_dtypes::dtype;
 
 const pmt::pmt_t WIRE_FORM_KEY = pmt::mp("semcom_wire");
 
@@ -676,12 +649,13 @@ std::string encode_frame_message(const pmt::pmt_t& msg, std::vector<std::string>
             const pmt::pmt_t* named = lookup(dtype_cells, name);
             const known_dtype* dtype = nullptr;
             if (named && !falsy(*named)) {
-                if (!pmt::is_symbol(*named) || !(dtype = known_named(pmt::symbol_to_string(*named))))
+                if (!pmt::is_symbol(*named) || !(dtype = message_dtypes::named(pmt::symbol_to_string(*named))))
                     throw malformed_pmt("unknown dtype");
             } else {
-                dtype = storage_default(flat);
+                dtype = message_dtypes::own_dtype(message_dtypes::storage_of(flat));
             }
-            if (!dtype || !dtype->is_storage(flat)) throw malformed_pmt("PMT vector does not hold its dtype");
+            if (!dtype || message_dtypes::storage_of(flat) != dtype->store)
+                throw malformed_pmt("PMT vector does not hold its dtype");
             const pmt::pmt_t* shape = lookup(shape_cells, name);
             if (!shape || !(pmt::is_vector(*shape) || pmt::is_tuple(*shape)))
                 throw malformed_pmt("missing or invalid shape");
