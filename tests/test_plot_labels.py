@@ -113,10 +113,10 @@ def test_network_figures_show_labels(shown_text, tmp_path):
     schemes = ("hierarchical", "hierarchical_cf", "single_layer", "greedy", "fp")
     fc = Fig7Config(seeds=(0, 1), n_slots=40, schemes=schemes, smooth=5)
     rng = np.random.default_rng(0)
-    smooth = {n: 0.5 + 0.1 * rng.random((2, fc.n_slots)) for n in schemes}
+    stats = {n: (0.5 + 0.1 * rng.random(fc.n_slots), 0.05 * rng.random(fc.n_slots)) for n in schemes}
     acc = {"best_hierarchical": "hierarchical_cf", "best_single_layer": "single_layer",
            "best_hierarchical_gain_over_best_single_layer_pct": 3.0}
-    plot_fig7(tmp_path / "fig7.png", smooth, fc, acc, ceiling=0.7)
+    plot_fig7(tmp_path / "fig7.png", np.arange(1, fc.n_slots + 1), stats, fc, acc, ceiling=0.7)
     rows = []
     for axis, cells, period in (("cells", 3, 20), ("cells", 7, 20), ("period", 7, 5)):
         row: dict[str, Any] = {"axis": axis, "n_cells": cells, "period": period, "n_seeds": 2, "n_slots": 40}
@@ -133,20 +133,30 @@ def test_network_figures_show_labels(shown_text, tmp_path):
 
 
 def test_network_replots_show_labels(shown_text, tmp_path, capsys):
-    """`semcom network curves --replot` and `train --replot` redraw the semantic table and the scaling
-    figure from the shipped files; without them, one usage line and exit 2."""
+    """`semcom network curves --replot` and `train --replot` redraw the semantic table, Fig. 7 (from
+    fig7.csv + summary.json) and the scaling figure from the shipped files; without them, or with a
+    fig7.csv naming a scheme this version lacks, one usage line and exit 2."""
     from semcom.cli import main
 
-    shutil.copy(ROOT / "experiments/network/output/scaling.json", tmp_path / "scaling.json")
+    shipped = ROOT / "experiments/network/output"
+    for name in ("scaling.json", "fig7.csv", "summary.json"):
+        shutil.copy(shipped / name, tmp_path / name)
     assert main(["network", "curves", "--replot", "--out", str(tmp_path)]) == 0
     assert main(["network", "train", "--replot", "--out", str(tmp_path)]) == 0
     text = " | ".join(shown_text)
     assert "JTCC, k = 5" in text and "single-layer DRL, counterfactual" in text
+    assert "oracle on last-slot CSI (centralised)" in text and "interference-free ceiling (bound)" in text
     assert "_" not in text, text
     capsys.readouterr()
     empty = tmp_path / "empty"
     assert main(["network", "train", "--replot", "--out", str(empty)]) == 2
-    assert capsys.readouterr().err.startswith(f"semcom: --replot: no {empty / 'scaling.json'}")
+    assert capsys.readouterr().err.startswith(f"semcom: --replot: {empty} has neither fig7.csv nor scaling")
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    shutil.copy(shipped / "summary.json", unknown / "summary.json")
+    (unknown / "fig7.csv").write_text((shipped / "fig7.csv").read_text().replace(",greedy,", ",gready,"))
+    assert main(["network", "train", "--replot", "--out", str(unknown)]) == 2
+    assert "a scheme 'gready' this version does not know" in capsys.readouterr().err
     assert main(["network", "curves", "--replot", "--table", str(empty / "t.csv"), "--out", str(empty)]) == 2
 
 

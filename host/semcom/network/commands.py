@@ -63,16 +63,19 @@ def _curves(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .experiment import Fig7Config, fig7, plot_scaling
+    from .experiment import Fig7Config, fig7, plot_scaling, replot_fig7
 
     if args.replot:
-        scaling = Path(args.out) / "scaling.json"
-        if not scaling.is_file():
-            raise UsageError(f"--replot: no {scaling} (fig7.png cannot be redrawn: its per-seed curves are "
-                             "not stored)")
-        doc = json.loads(scaling.read_text())
-        plot_scaling(scaling.with_suffix(".png"), doc["scaling"], tuple(doc["config"]["scaling_schemes"]))
-        print(f"wrote {scaling.with_suffix('.png')}")
+        out = Path(args.out)
+        scaling = out / "scaling.json"
+        if not (out / "fig7.csv").is_file() and not scaling.is_file():
+            raise UsageError(f"--replot: {out} has neither fig7.csv nor scaling.json")
+        if (out / "fig7.csv").is_file():
+            print(f"wrote {replot_fig7(out)}")
+        if scaling.is_file():
+            doc = json.loads(scaling.read_text())
+            plot_scaling(scaling.with_suffix(".png"), doc["scaling"], tuple(doc["config"]["scaling_schemes"]))
+            print(f"wrote {scaling.with_suffix('.png')}")
         return 0
     _threads(args)
     fc = Fig7Config.quick() if args.quick else Fig7Config()
@@ -200,7 +203,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"schemes to run, of {', '.join(SCHEMES)} (default: all)")
     t.add_argument("--no-scaling", action="store_true", help="skip the scaling study (default: run it)")
     t.add_argument("--replot", action="store_true",
-                   help="train nothing: redraw --out's scaling.png from its scaling.json (default: off)")
+                   help="train nothing: redraw --out's fig7.png from its fig7.csv + summary.json and its "
+                        "scaling.png from its scaling.json, where present (default: off)")
     t.add_argument("--only-scaling", action="store_true",
                    help="the scaling study alone (scaling.csv/json) (default: off)")
     t.add_argument("--scaling-cells", type=cell_count, nargs="+", help=f"cells axis {dflt(d.scaling_cells)}")

@@ -16,7 +16,7 @@ import numpy as np
 from semcom import checkpoint as ckpt
 from semcom.errors import UsageError
 from semcom.progress import progress_bar
-from semcom.results import FIGURE_DPI, plot_label, save_figure, write_csv
+from semcom.results import FIGURE_DPI, plot_label, read_csv, save_figure, write_csv
 
 from .agents import SCHEMES, DQNConfig, Scheme, make_scheme, run_scheme
 from .env import NetworkConfig, NetworkCore
@@ -205,7 +205,9 @@ def fig7(fc: Fig7Config, out_dir: str | Path, dqn: DQNConfig | None = None, prog
                                "final_qoe_per_seed": finals}
     summary["acceptance"] = acceptance(finals)
     summary["headroom"] = headroom(finals, [ceiling[s] for s in fc.seeds], fc.seeds, out)
-    plot_fig7(out / "fig7.png", smooth, fc, summary["acceptance"], summary["headroom"]["ceiling_mean"])
+    stats = {n: (c.mean(axis=0), c.std(axis=0)) for n, c in smooth.items()}
+    plot_fig7(out / "fig7.png", np.arange(1, fc.n_slots + 1), stats, fc, summary["acceptance"],
+              summary["headroom"]["ceiling_mean"])
     if fc.scaling_cells or fc.scaling_periods:
         summary["scaling"] = scaling(fc, out, dqn, progress)
     summary["seconds"] = time.perf_counter() - t0
@@ -342,19 +344,19 @@ def _plt() -> Any:
     return plt
 
 
-def plot_fig7(path: Path, smooth: dict[str, np.ndarray], fc: Fig7Config, acc: dict[str, Any],
-              ceiling: float | None = None) -> None:
+def plot_fig7(path: Path, slots: np.ndarray, stats: dict[str, tuple[np.ndarray, np.ndarray]], fc: Fig7Config,
+              acc: dict[str, Any], ceiling: float | None = None) -> None:
+    """Fig. 7 from each scheme's smoothed QoE, mean and std over the seeds, at ``slots`` (n,) (every slot
+    of the run, or fig7.csv's subsample when redrawn)."""
     plt = _plt()
     # left: the whole run; right: its second half, zoomed (the schemes lie within a few % there)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1.0, 1.25]})
-    slots = np.arange(1, fc.n_slots + 1)
-    half = fc.n_slots // 2
+    half = int(np.searchsorted(slots, fc.n_slots // 2 + 1))
     # a *_cf scheme (counterfactual neighbour targets) in its base scheme's colour, thicker
-    bases = list(dict.fromkeys(n.removesuffix("_cf") for n in smooth))
+    bases = list(dict.fromkeys(n.removesuffix("_cf") for n in stats))
     colours = plt.get_cmap("tab10").colors
     zoom_lo, zoom_hi = 1.0, 0.0
-    for n, c in smooth.items():
-        m, s = c.mean(axis=0), c.std(axis=0)
+    for n, (m, s) in stats.items():
         label = plot_label(n) + (" (centralised)" if SCHEMES[n].centralised else "")
         style = {"color": colours[bases.index(n.removesuffix("_cf")) % len(colours)],
                  "lw": 2.2 if n.endswith("_cf") else 1.1, "ls": "--" if SCHEMES[n].centralised else "-"}
@@ -381,9 +383,39 @@ def plot_fig7(path: Path, smooth: dict[str, np.ndarray], fc: Fig7Config, acc: di
     fig.suptitle(title, fontsize=9)
     axes[0].set_ylabel(f"network QoE ({fc.smooth}-slot moving average)")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 0.8, 1))  # room for the legend on the right
+    fig.tight_layout(rect=(0, 0, 0.71, 1))  # room for the legend (its longest label) on the right
     fig.savefig(path, dpi=FIGURE_DPI)
     plt.close(fig)
+
+
+def replot_fig7(out_dir: str | Path) -> Path:
+    """Redraw ``out_dir``'s fig7.png from its fig7.csv (each scheme's smoothed mean and std over the seeds,
+    every ``n_slots // 500``-th slot) and summary.json (the run's configuration, acceptance and ceiling):
+    nothing is trained."""
+    out = Path(out_dir)
+    table, summary_path = out / "fig7.csv", out / "summary.json"
+    for path in (table, summary_path):
+        if not path.is_file():
+            raise UsageError(f"--replot: no {path}")
+    summary = json.loads(summary_path.read_text())
+    known = Fig7Config.__dataclass_fields__
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items() if k in known}
+    fc = Fig7Config(**config)
+    rows = read_csv(table)
+    stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    slots = np.unique([int(r["slot"]) for r in rows])
+    for name in dict.fromkeys(r["scheme"] for r in rows):
+        if name not in SCHEMES:
+            raise UsageError(f"--replot: {table} has a scheme {name!r} this version does not know")
+        mine = sorted((int(r["slot"]), float(r["qoe_mean"]), float(r["qoe_std"])) for r in rows
+                      if r["scheme"] == name)
+        if [t for t, _, _ in mine] != slots.tolist():
+            raise UsageError(f"--replot: {table}: scheme {name!r} is not on the slots of the others")
+        stats[name] = (np.array([m for _, m, _ in mine]), np.array([s for _, _, s in mine]))
+    path = out / "fig7.png"
+    plot_fig7(path, slots, stats, fc, summary.get("acceptance", {}),
+              summary.get("headroom", {}).get("ceiling_mean"))
+    return path
 
 
 def plot_scaling(path: Path, rows: list[dict[str, Any]], schemes: tuple[str, ...]) -> None:
