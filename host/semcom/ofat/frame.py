@@ -449,14 +449,14 @@ def unmap_values(layout: OfatLayout, grid: Any, n_values: int, scale: Any) -> An
         import torch
 
         elements = grid.movedim(-1, -3).reshape(*lead, -1)  # symbol-major, as map_values fills
-        flat = (torch.stack([elements.real, elements.imag], dim=-1).reshape(*lead, -1)
-                if layout.mode == "complex" else elements.real)
+        # (re, im) pairs in place: view_as_real is a view, where stacking the parts copied twice
+        flat = (torch.view_as_real(elements).reshape(*lead, -1) if layout.mode == "complex"
+                else elements.real)
         if np.ndim(scale):  # one per frame, in the values' dtype as a scalar divisor would be
             scale = torch.as_tensor(scale, dtype=flat.dtype, device=flat.device)[..., None]
     else:
-        elements = np.moveaxis(np.asarray(grid), -1, -3).reshape(*lead, -1)
-        flat = (np.stack([elements.real, elements.imag], axis=-1).reshape(*lead, -1)
-                if layout.mode == "complex" else elements.real)
+        elements = np.ascontiguousarray(np.moveaxis(np.asarray(grid), -1, -3).reshape(*lead, -1))
+        flat = (elements.view(elements.real.dtype) if layout.mode == "complex" else elements.real)
         if np.ndim(scale):
             scale = np.asarray(scale, dtype=flat.dtype)[..., None]
     if flat.shape[-1] < n_values:
