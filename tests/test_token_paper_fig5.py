@@ -52,18 +52,116 @@ def test_quick_run_counts_every_method_in_the_stated_units(fig5, tmp_path: Path)
     # The precision check: JTCC's accuracy with its values quantised, the float32 row first.
     with (tmp_path / "fig5_precision.csv").open() as f:
         precision = list(csv.DictReader(f))
+    m = str(jt["values_per_token"])
+    assert {r["m"] for r in precision} == {m}  # no --jtcc-levels: the shipped JTCC only
     assert precision[0]["bits_per_value"] == "float32"
     assert [int(r["bits_per_value"]) for r in precision[1:]] == list(fig5.PRECISION_BITS)
     exact = float(precision[0]["accuracy"])
     assert exact > 0.5  # the shipped pipeline on fresh scenes
-    check = summary["precision_check"]
+    check = summary["precision_check"]["per_m"][m]
     enough = check["sufficient_bits_per_value"]
     if enough is not None:
         assert check["jtcc_bits_at_sufficient_precision"] == enough * jt["real_values"]
-    acc = summary["acceptance"]["480x320"]
+    acc = summary["acceptance"]["per_image_set"]["480x320"][m]
     jpeg_480 = rows["480x320", "jpeg_file"]["bits"]
     assert acc["jpeg_over_jtcc_bits"] == pytest.approx(jpeg_480 / (16 * jt["real_values"]))
     assert acc["jtcc_fewest_channel_uses"]
+    # The shipped JTCC is seed 0 of the committed seeds evaluation at the full budget: its accuracy is read.
+    (level,) = summary["acceptance"]["levels"]
+    assert level["seeds_evaluation"] == "experiments/token_paper/output/seeds_full"
+    assert level["n_seeds"] == 3 and 0.5 < level["awgn_15db_mean"] <= 1
+
+
+def _jtcc_level(tmp_path: Path, m: int) -> Path:
+    """A JTCC checkpoint with ``m`` values per token (untrained link) on the shipped sensor and receiver."""
+    from semcom.agents.checkpoint import load_pipeline, make_link, save_pipeline
+    from semcom.agents.experiment import checkpoint_path
+
+    shipped = Path(__file__).resolve().parents[1] / "host" / "semcom" / "agents" / "checkpoints"
+    pipeline, _ = load_pipeline(checkpoint_path(shipped, "jtcc"))
+    pipeline.link = make_link("jtcc", pipeline.sensor.cfg.d, m=m)
+    level = tmp_path / f"m{m}"
+    level.mkdir()
+    save_pipeline(checkpoint_path(level, "jtcc"), pipeline, shipped / "receiver.pt")
+    return level
+
+
+def _seeds_evaluation(load_script, out: Path, runs: dict[int, Path]) -> dict[tuple, float]:
+    """A seeds.py output directory for ``runs`` written with seeds.py's own statistics, every system's
+    per-question correctness drawn at random -> the mean accuracy over seeds per (system, channel, snr)."""
+    from semcom.results import write_csv
+
+    seeds = load_script(SCRIPT.parent / "seeds.py")
+    rng = np.random.default_rng(0)
+    keys = [seeds.HEADLINE[0], seeds.HEADLINE[1], ("tokens_jtcc", "ofat_2x4_zf_ls", 15.0)]
+    for snr in (0.0, 5.0):
+        keys += [(system, "awgn", snr) for system in ("tokens_jtcc", "tokens_raw", "deepjscc_scenes")]
+        keys += [(system, "digital SISO awgn", snr)
+                 for system in ("raw_image_digital", "natural_language_digital")]
+    rows, paired = [], []
+    for seed, ckdir in runs.items():
+        correct = {key: rng.random(200) < rng.uniform(0.3, 0.95) for key in keys}
+        rows += [{"seed": seed, "checkpoints": str(ckdir), "raw_vqa_from": "", "system": k[0],
+                  "channel": k[1], "snr_db": k[2], "accuracy": float(ok.mean()), "n_questions": ok.size}
+                 for k, ok in correct.items()]
+        paired += seeds.paired_rows(seed, correct, [0.0, 5.0])
+    write_csv(out / "seeds.csv", rows)
+    write_csv(out / "seeds_summary.csv", seeds.summarise(rows))
+    (out / "seeds.json").write_text(json.dumps({"checks": seeds.checks(rows, paired, [0.0, 5.0])}))
+    return {k: float(np.mean([r["accuracy"] for r in rows if (r["system"], r["channel"], r["snr_db"]) == k]))
+            for k in keys}
+
+
+def test_jtcc_levels_are_counted_checked_and_paired_with_their_seeds_evaluation(fig5, load_script,
+                                                                                  tmp_path: Path) -> None:
+    m4 = _jtcc_level(tmp_path, 4)
+    evaluation = tmp_path / "seeds_m4"
+    expected = _seeds_evaluation(load_script, evaluation, {0: m4, 1: tmp_path / "another_seed"})
+    out = tmp_path / "out"
+    assert fig5.main(["--quick", "--no-progress", "--precision-questions", "6", "--precision-m", "4",
+                      "--jtcc-levels", str(m4), "--seeds-evaluations", str(evaluation),
+                      "--out", str(out)]) == 0
+    rows = _rows(out)
+    summary = json.loads((out / "fig5.json").read_text())
+    assert summary["tokens"]["tokens_with_jtcc_m4"]["real_values"] == 5 * 4
+    for image in ("64x64", "480x320"):
+        level = rows[image, "tokens_with_jtcc_m4"]
+        assert (level["values_per_token"], level["bits"], level["channel_uses"]) == (4, 16 * 20, 10)
+        check = summary["acceptance"]["per_image_set"][image]["4"]
+        # Fewer bits than every method of the paper exactly when the level is below each of them.
+        others = [rows[image, m]["bits"] for m in fig5.COMPARED]
+        assert check["jtcc_fewest_bits"] == (320 < min(others))
+        assert check["jpeg_over_jtcc_bits"] == pytest.approx(rows[image, "jpeg_file"]["bits"] / 320)
+    levels = {lv["m"]: lv for lv in summary["acceptance"]["levels"]}
+    assert list(levels) == [4, 16]  # fewest values first
+    at_480 = summary["acceptance"]["per_image_set"]["480x320"]
+    assert levels[4]["meets_fig5_line"] == (levels[4]["fewest_bits_every_set"]
+                                            and at_480["4"]["at_least_100x_fewer_bits_than_jpeg"])
+    assert (4 in summary["acceptance"]["levels_meeting_fig5_line"]) == levels[4]["meets_fig5_line"]
+    # The level's accuracy: the mean over the evaluation's seeds; the shipped m = 16 is in no given one.
+    assert levels[4]["awgn_15db_mean"] == pytest.approx(expected["tokens_jtcc", "awgn", 15.0])
+    assert levels[4]["awgn_0db_mean"] == pytest.approx(expected["tokens_jtcc", "awgn", 0.0])
+    assert levels[4]["minus_raw_vqa_15db_mean"] == pytest.approx(
+        expected["tokens_jtcc", "awgn", 15.0] - expected["raw_image_vqa", "clean image", ""])
+    assert levels[4]["n_seeds"] == 2 and np.isnan(levels[16]["awgn_15db_mean"])
+    with (out / "fig5_levels.csv").open() as f:
+        assert [int(r["m"]) for r in csv.DictReader(f)] == [4, 16]
+    with (out / "fig5_precision.csv").open() as f:
+        assert {r["m"] for r in csv.DictReader(f)} == {"4"}  # --precision-m 4 only
+    assert (out / "fig5.png").stat().st_size > 0
+
+
+def test_bad_jtcc_levels_are_usage_errors(fig5, tmp_path: Path) -> None:
+    from semcom.errors import UsageError
+
+    shipped = str(Path(__file__).resolve().parents[1] / "host" / "semcom" / "agents" / "checkpoints")
+    quick = ["--quick", "--precision-questions", "0", "--out", str(tmp_path / "out")]
+    with pytest.raises(UsageError, match="m = 16 is already"):  # the shipped m again
+        fig5.main([*quick, "--jtcc-levels", shipped])
+    with pytest.raises(UsageError, match="--precision-m"):
+        fig5.main([*quick, "--precision-m", "8"])
+    with pytest.raises(UsageError, match="not a seeds.py output"):
+        fig5.main([*quick, "--seeds-evaluations", str(tmp_path)])
 
 
 def test_summary_bits_are_the_utf8_size_of_the_scenes_summaries(fig5) -> None:
@@ -121,7 +219,8 @@ def test_a_local_clevr_copy_is_measured_from_its_own_files(fig5, tmp_path: Path)
     assert clevr_utf8 > np.mean([8 * len(natural_language_summary(s).encode()) for s in scenes[:2]])
     summary = json.loads((out / "fig5.json").read_text())
     assert summary["images_per_set"]["clevr val"] == 2
-    assert "at_least_100x_fewer_bits_than_jpeg" in summary["acceptance"]["clevr val"]
+    jtcc_m = str(summary["tokens"]["tokens_with_jtcc"]["values_per_token"])
+    assert "at_least_100x_fewer_bits_than_jpeg" in summary["acceptance"]["per_image_set"]["clevr val"][jtcc_m]
 
 
 def test_a_local_copy_without_scene_files_is_a_usage_error(fig5, tmp_path: Path) -> None:

@@ -67,9 +67,10 @@ from semcom.jscc.checkpoint import read_config
 from semcom.jscc.jpeg import encode as jpeg_encode
 from semcom.jscc.model import channel_uses as jscc_channel_uses
 from semcom.progress import progress_bar
-from semcom.results import plot_label, save_figure, write_csv
+from semcom.results import plot_label, read_csv, save_figure, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / "experiments" / "token_paper" / "output"
 SHIPPED_AGENTS = ROOT / "host" / "semcom" / "agents" / "checkpoints"
 CLEVR_WIDTH, CLEVR_HEIGHT = 480, 320
 MODEL_SIZE = 64
@@ -174,13 +175,36 @@ def deepjscc_real_values(jscc_c: int, shapes: list[tuple[int, int]]) -> np.ndarr
     return np.asarray([2.0 * jscc_channel_uses(jscc_c, h - h % 4, w - w % 4) for h, w in shapes])
 
 
-def token_values(agents_dir: Path) -> dict[str, dict[str, int]]:
-    """K, the values per token and the real values per scene of the two token checkpoints."""
-    out = {}
-    for stage, method in (("tokens", "tokens_without_jtcc"), ("jtcc", "tokens_with_jtcc")):
-        pipeline, _ = load_pipeline(checkpoint_path(agents_dir, stage))
+JTCC = "tokens_with_jtcc"  # the --checkpoints JTCC; the compression levels of --jtcc-levels are JTCC_m<m>
+
+
+def jtcc_method(m: int) -> str:
+    """The method id of a JTCC compression level with ``m`` values per token."""
+    return f"{JTCC}_m{m}"
+
+
+def is_jtcc(method: str) -> bool:
+    return method == JTCC or method.startswith(JTCC + "_m")
+
+
+def token_values(agents_dir: Path, levels: list[Path] = ()) -> dict[str, dict[str, Any]]:
+    """K, the values per token, the real values per scene and the checkpoint directory of the two token
+    checkpoints of ``agents_dir`` and of the JTCC checkpoint of every directory of ``levels`` (the same
+    method at another m: one compression level each, named ``jtcc_method(m)``)."""
+    out: dict[str, dict[str, Any]] = {}
+    sources = [(agents_dir, "tokens", "tokens_without_jtcc"), (agents_dir, "jtcc", JTCC)]
+    for ckdir, stage, method in sources + [(d, "jtcc", None) for d in levels]:
+        pipeline, doc = load_pipeline(checkpoint_path(ckdir, stage))
+        if stage == "jtcc" and doc["config"]["link"]["kind"] != "jtcc":
+            raise UsageError(f"{ckdir}: its jtcc checkpoint holds a {doc['config']['link']['kind']} link")
         k, per_token = pipeline.receiver.cfg.k_tokens, pipeline.link.m
-        out[method] = {"k": k, "values_per_token": per_token, "real_values": k * per_token}
+        method = method or jtcc_method(per_token)
+        same_m = [tok["checkpoints"] for name, tok in out.items()
+                  if is_jtcc(name) and tok["values_per_token"] == per_token]
+        if stage == "jtcc" and same_m:
+            raise UsageError(f"{ckdir}: m = {per_token} is already the level of {same_m[0]}")
+        out[method] = {"k": k, "values_per_token": per_token, "real_values": k * per_token,
+                       "checkpoints": shown_path(ckdir)}
     return out
 
 
@@ -210,58 +234,162 @@ def overhead_rows(sets: list[ImageSet], tokens: dict[str, dict[str, int]], jscc_
             real = float(tok["real_values"])
             entries.append((name, "analog", *units.analog(real), 0.0, real))
         for method, kind, bits_mean, uses_mean, spread, real_values in entries:
+            per_token = tokens[method]["values_per_token"] if method in tokens else math.nan
             rows.append({"image": images.label, "method": method, "kind": kind, "real_values": real_values,
-                         "bits": bits_mean, "bits_std": spread, "channel_uses": uses_mean,
+                         "values_per_token": per_token, "bits": bits_mean, "bits_std": spread,
+                         "channel_uses": uses_mean,
                          "jpeg_bits_over_bits": jpeg_bits_mean / bits_mean,
                          "jpeg_uses_over_uses": jpeg_uses / uses_mean})
     return rows
 
 
-def acceptance(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's checks: JTCC below every other method in bits (the paper's methods: JPEG, DeepJSCC,
-    UTF-8 summary, tokens without JTCC; the word-index summary is reported separately), and the ratio
-    to the JPEG file for every image set (>= 100x asked for at CLEVR's 480x320, and so for CLEVR's own
-    images)."""
-    out: dict[str, Any] = {}
-    for label in dict.fromkeys(r["image"] for r in rows):
-        by = {r["method"]: r for r in rows if r["image"] == label}
-        jt = by["tokens_with_jtcc"]
-        others = ("jpeg_file", "deepjscc", "natural_language_utf8", "tokens_without_jtcc")
-        out[label] = {
-            "jtcc_bits": jt["bits"], "jtcc_channel_uses": jt["channel_uses"],
-            "jpeg_over_jtcc_bits": jt["jpeg_bits_over_bits"],
-            "jpeg_over_jtcc_channel_uses": jt["jpeg_uses_over_uses"],
-            "jtcc_fewest_bits": all(jt["bits"] < by[m]["bits"] for m in others),
-            "jtcc_fewest_channel_uses": all(jt["channel_uses"] < by[m]["channel_uses"] for m in others),
-            "methods_with_fewer_bits_than_jtcc": [m for m in by if m != "tokens_with_jtcc"
-                                                  and by[m]["bits"] <= jt["bits"]],
-        }
-        if "natural_language_word_indices" in by:
-            out[label]["jtcc_below_word_index_summary_bits"] = (
-                jt["bits"] < by["natural_language_word_indices"]["bits"])
-        if label != "64x64":
-            out[label]["at_least_100x_fewer_bits_than_jpeg"] = out[label]["jpeg_over_jtcc_bits"] >= 100
+COMPARED = ("jpeg_file", "deepjscc", "natural_language_utf8", "tokens_without_jtcc")  # the paper's methods
+
+
+def jtcc_check(by: dict[str, dict[str, Any]], method: str, label: str) -> dict[str, Any]:
+    """One JTCC level against the paper's other methods on one image set: its bits and channel uses,
+    the JPEG file's multiple of them, whether it needs the fewest (>= 100x fewer bits than the JPEG
+    file asked for at every set but the 64x64 one)."""
+    jt = by[method]
+    out: dict[str, Any] = {
+        "jtcc_bits": jt["bits"], "jtcc_channel_uses": jt["channel_uses"],
+        "jpeg_over_jtcc_bits": jt["jpeg_bits_over_bits"],
+        "jpeg_over_jtcc_channel_uses": jt["jpeg_uses_over_uses"],
+        "jtcc_fewest_bits": all(jt["bits"] < by[m]["bits"] for m in COMPARED),
+        "jtcc_fewest_channel_uses": all(jt["channel_uses"] < by[m]["channel_uses"] for m in COMPARED),
+        "methods_with_fewer_bits_than_jtcc": [m for m in by
+                                              if not is_jtcc(m) and by[m]["bits"] <= jt["bits"]],
+    }
+    if "natural_language_word_indices" in by:
+        out["jtcc_below_word_index_summary_bits"] = jt["bits"] < by["natural_language_word_indices"]["bits"]
+    if label != "64x64":
+        out["at_least_100x_fewer_bits_than_jpeg"] = out["jpeg_over_jtcc_bits"] >= 100
     return out
 
 
+def acceptance(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The issue's checks for every JTCC level m and image set: {set: {str(m): jtcc_check}}; JTCC is
+    compared with the paper's methods (JPEG, DeepJSCC, UTF-8 summary, tokens without JTCC; the
+    word-index summary is reported separately), never with its own other levels."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for label in dict.fromkeys(r["image"] for r in rows):
+        by = {r["method"]: r for r in rows if r["image"] == label}
+        out[label] = {str(by[m]["values_per_token"]): jtcc_check(by, m, label) for m in by if is_jtcc(m)}
+    return out
+
+
+ACCURACY_KEYS = {("tokens_jtcc", "awgn", 15.0): "awgn_15db", ("tokens_jtcc", "awgn", 5.0): "awgn_5db",
+                 ("tokens_jtcc", "awgn", 0.0): "awgn_0db",
+                 ("tokens_jtcc", "ofat_2x4_zf_ls", 15.0): "ofat_2x4_zf_ls_15db",
+                 ("raw_image_vqa", "clean image", ""): "raw_image_vqa_clean"}  # seeds_summary.csv rows kept
+
+
+def shown_path(path: Path) -> str:
+    """A path as the outputs name it: relative to the repository root when inside it (as seeds.csv)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
+def _run_dir(path: str | Path) -> Path:
+    """A directory as seeds.csv and shown_path name it (relative to the repository root) -> resolved."""
+    path = Path(path)
+    return (path if path.is_absolute() else ROOT / path).resolve()
+
+
+def level_accuracy(ckdir: str, evaluations: list[Path]) -> dict[str, Any] | None:
+    """The measured accuracy of the JTCC in ``ckdir`` from the seeds evaluation (``seeds.py --out``) of
+    ``evaluations`` whose seeds include it (the one with the most seeds if several do; None if none):
+    mean and sample std over the seeds of JTCC over AWGN at 15 / 5 / 0 dB and the OFAT 2x4 link at 15 dB,
+    of the seeds' raw-image VQA on the clean image, and of the paired differences."""
+    want, best, best_seeds = _run_dir(ckdir), None, 0
+    for evaluation in evaluations:
+        runs = {r["seed"]: _run_dir(r["checkpoints"]) for r in read_csv(evaluation / "seeds.csv")
+                if r["seed"] != "shipped"}  # seeds.REFERENCE: evaluated beside the seeds, not one of them
+        if want in runs.values() and len(runs) > best_seeds:
+            best, best_seeds = evaluation, len(runs)
+    if best is None:
+        return None
+    out: dict[str, Any] = {"evaluation": shown_path(best)}
+    for r in read_csv(best / "seeds_summary.csv"):
+        key = ACCURACY_KEYS.get((r["system"], r["channel"], r["snr_db"]))
+        if key:
+            out[key] = {"mean": r["mean"], "std": r["std"], "n_seeds": r["n_seeds"]}
+    checks = json.loads((best / "seeds.json").read_text())["checks"]
+    out["seeds"] = checks["seeds"]
+    out["minus_raw_vqa_15db"] = {"mean": checks["jtcc_15db_minus_raw_vqa_mean"],
+                                 "std": checks["jtcc_15db_minus_raw_vqa_std"]}
+    lead = checks.get("jtcc_lead_at_0db", {}).get("deepjscc_scenes")
+    if lead:
+        out["minus_deepjscc_0db"] = lead
+    return out
+
+
+def level_rows(tokens: dict[str, dict[str, Any]], checks: dict[str, dict[str, dict[str, Any]]],
+               units: Units, evaluations: list[Path]) -> list[dict[str, Any]]:
+    """One row per JTCC level, fewest values first: what it sends, the JPEG ratios per image set, whether
+    it meets Fig. 5's line (fewest bits on every set, >= 100x at every set but 64x64) and its measured
+    accuracy (NaN where no seeds evaluation names its checkpoints)."""
+    rows = []
+    levels = [tok for name, tok in tokens.items() if is_jtcc(name)]
+    for tok in sorted(levels, key=lambda t: t["values_per_token"]):
+        m = str(tok["values_per_token"])
+        bits, uses = units.analog(tok["real_values"])
+        row: dict[str, Any] = {"m": tok["values_per_token"], "k": tok["k"], "real_values": tok["real_values"],
+                               "bits": bits, "channel_uses": uses, "checkpoints": tok["checkpoints"]}
+        for label, by_m in checks.items():
+            row[f"jpeg_over_bits_{label}"] = by_m[m]["jpeg_over_jtcc_bits"]
+            row[f"jpeg_over_uses_{label}"] = by_m[m]["jpeg_over_jtcc_channel_uses"]
+        row["fewest_bits_every_set"] = all(by_m[m]["jtcc_fewest_bits"] for by_m in checks.values())
+        row["fewest_channel_uses_every_set"] = all(by_m[m]["jtcc_fewest_channel_uses"]
+                                                   for by_m in checks.values())
+        row["at_least_100x_fewer_bits"] = all(by_m[m].get("at_least_100x_fewer_bits_than_jpeg", True)
+                                              for by_m in checks.values())
+        row["meets_fig5_line"] = row["fewest_bits_every_set"] and row["at_least_100x_fewer_bits"]
+        accuracy = level_accuracy(tok["checkpoints"], evaluations) or {}
+        for key in ACCURACY_KEYS.values():
+            for stat in ("mean", "std"):
+                row[f"{key}_{stat}"] = accuracy.get(key, {}).get(stat, math.nan)
+        row["minus_raw_vqa_15db_mean"] = accuracy.get("minus_raw_vqa_15db", {}).get("mean", math.nan)
+        row["minus_deepjscc_0db_mean"] = accuracy.get("minus_deepjscc_0db", {}).get("mean", math.nan)
+        row["n_seeds"] = len(accuracy.get("seeds", []))
+        row["seeds_evaluation"] = accuracy.get("evaluation", "")
+        rows.append(row)
+    return rows
+
+
 METHODS = ("jpeg_file", "stored_file", "deepjscc", "natural_language_utf8", "natural_language_word_indices",
-           "tokens_without_jtcc", "tokens_with_jtcc")  # the bars' order; their names: results.plot_label
+           "tokens_without_jtcc", JTCC)  # the bars' order (the JTCC levels in JTCC's place, most m first)
+
+
+def method_label(method: str, rows: list[dict[str, Any]]) -> str:
+    """A method's name on the plot (results.plot_label), a JTCC level with its m."""
+    if not is_jtcc(method):
+        return plot_label(method)
+    m = next(r["values_per_token"] for r in rows if r["method"] == method)
+    return f"{plot_label(JTCC)}, m = {m}"
 
 
 def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
-         precision: list[dict[str, Any]] | None = None) -> None:
-    """Bits and channel uses (log scale), grouped bars per method for both resolutions, each bar labelled
-    with the JPEG file's multiple of it; and, with ``precision``, JTCC's accuracy vs bits per value."""
+         precision: list[dict[str, Any]] | None = None, levels: list[dict[str, Any]] | None = None) -> None:
+    """Bits and channel uses (log scale), grouped bars per method for every image set, each bar labelled
+    with the JPEG file's multiple of it (one bar per JTCC level); with ``precision``, JTCC's accuracy
+    vs bits per value (one line per m); with ``levels`` that have a seeds evaluation, each JTCC
+    level's measured accuracy (AWGN 15 and 0 dB, mean +- std over seeds) against its bits."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    jtcc = sorted({r["method"] for r in rows if is_jtcc(r["method"])},
+                  key=lambda m: -next(r["values_per_token"] for r in rows if r["method"] == m))
+    present = {r["method"] for r in rows}
+    methods = [x for m in METHODS for x in (jtcc if m == JTCC else [m]) if x in present]
     images = list(dict.fromkeys(r["image"] for r in rows))
+    measured = [lv for lv in (levels or []) if not math.isnan(lv["awgn_15db_mean"])]
+    extra = [name for name, there in (("precision", precision), ("accuracy", measured)) if there]
     width = 0.8 / len(images)
-    fig, axes = plt.subplots(1, 3 if precision else 2, figsize=(16.5 if precision else 12, 4.6),
-                             gridspec_kw={"width_ratios": [1, 1, 0.55] if precision else [1, 1]})
+    fig, axes = plt.subplots(1, 2 + len(extra), figsize=(12 + 4.5 * len(extra) + 0.5 * len(jtcc), 4.8),
+                             gridspec_kw={"width_ratios": [1, 1] + [0.55] * len(extra)})
     for ax, (key, ratio, title) in zip(axes[:2], (
             ("bits", "jpeg_bits_over_bits", f"bits (analog values at {units.bits_per_value:g} bit)"),
             ("channel_uses", "jpeg_uses_over_uses",
@@ -279,21 +407,46 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
                                 ha="center", va="bottom", fontsize=6, rotation=90)
         ax.set_yscale("log")
         ax.set_ylim(top=ax.get_ylim()[1] * 6)  # room for the labels above the tallest bar
-        ax.set_xticks(x, [plot_label(m) for m in methods], rotation=20, fontsize=8)
+        ax.set_xticks(x, [method_label(m, rows) for m in methods], rotation=25, fontsize=7, ha="right")
         ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
+    panels = iter(axes[2:])
     if precision:
-        ax = axes[2]
-        exact = precision[0]["accuracy"]
-        pts = [(r["bits_per_value"], 100 * r["accuracy"]) for r in precision[1:]]
-        ax.plot(*zip(*pts, strict=True), "-o", label="values quantised")
-        ax.axhline(100 * exact, ls="--", color="k", label="float32")
+        ax = next(panels)
+        for i, m in enumerate(dict.fromkeys(r["m"] for r in precision)):
+            mine = [r for r in precision if r["m"] == m]
+            exact = next(r["accuracy"] for r in mine if r["bits_per_value"] == "float32")
+            pts = [(r["bits_per_value"], 100 * r["accuracy"]) for r in mine
+                   if r["bits_per_value"] != "float32"]
+            ax.plot(*zip(*pts, strict=True), "-o", color=f"C{i}", label=f"m = {m}, values quantised")
+            ax.axhline(100 * exact, ls="--", color=f"C{i}", lw=0.8, label=f"m = {m}, float32")
         ax.set_xlabel("bits per channel value")
         ax.set_ylabel("accuracy (%), ideal channel")
         ax.set_title("tokens + JTCC: precision the values need", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
+    if measured:
+        ax = next(panels)
+        for key, marker, label in (("awgn_15db", "o", "AWGN 15 dB"), ("awgn_0db", "s", "AWGN 0 dB")):
+            ax.errorbar([lv["bits"] for lv in measured], [100 * lv[f"{key}_mean"] for lv in measured],
+                        yerr=[100 * lv[f"{key}_std"] for lv in measured], fmt=f"-{marker}", capsize=3,
+                        label=label)
+        for lv in measured:
+            ax.annotate(f"m = {lv['m']}", (lv["bits"], 100 * lv["awgn_15db_mean"]), fontsize=7,
+                        textcoords="offset points", xytext=(0, 6), ha="center")
+        raw = [100 * lv["raw_image_vqa_clean_mean"] for lv in measured]
+        ax.axhline(float(np.mean(raw)), ls=":", color="k", label="raw-image VQA, clean image")
+        by = {r["method"]: r for r in rows if r["image"] == images[-1]}
+        ax.axvline(by["natural_language_utf8"]["bits"], color="C2", ls="--", lw=0.8, label="UTF-8 summary")
+        ax.axvline(by["jpeg_file"]["bits"] / 100, color="C3", ls="--", lw=0.8,
+                   label=f"JPEG {images[-1]} / 100")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"bits per scene ({units.bits_per_value:g} bit per value)")
+        ax.set_ylabel("test accuracy (%), mean +- std over seeds")
+        ax.set_title("JTCC compression levels: bits and accuracy", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.suptitle(f"Fig. 5: overhead per image and the JPEG file (quality {quality}) as a multiple of it",
                  fontsize=10)
     save_figure(fig, path)
@@ -314,21 +467,23 @@ class Quantizer(nn.Module):
         return torch.maximum(torch.minimum(levels, limit - step / 2), -limit + step / 2)
 
 
-def precision_check(agents_dir: Path, n_questions: int, bits: tuple[int, ...], progress: bool
+def precision_check(levels: dict[int, Path], n_questions: int, bits: tuple[int, ...], progress: bool
                     ) -> list[dict[str, Any]]:
-    """Accuracy of the JTCC pipeline (ideal channel) with its values unquantised and at each of ``bits``,
-    on ``n_questions`` questions about fresh scenes (one question each)."""
-    pipeline, _ = load_pipeline(checkpoint_path(agents_dir, "jtcc"))
-    size = pipeline.receiver.cfg.image_size
+    """Accuracy of each JTCC pipeline ({m: checkpoint dir}, ideal channel) with its values unquantised
+    and at each of ``bits``, on the same ``n_questions`` questions about fresh scenes (one each)."""
+    pipelines = {m: load_pipeline(checkpoint_path(ckdir, "jtcc"))[0] for m, ckdir in levels.items()}
+    size = next(iter(pipelines.values())).receiver.cfg.image_size
     scenes, _, _ = make_vqa_dataset(n_questions, 1, seed=PRECISION_SEED, image_size=size,
                                     split=(1.0, 0.0, 0.0), progress=progress)
     data = VQATensors.from_dataset(scenes)
+    rows = []
     with torch.no_grad():
-        exact = evaluate_pipeline(pipeline, data, None, 0.0)["all"]
-        rows = [{"bits_per_value": "float32", "accuracy": exact, "difference": 0.0}]
-        for b in bits:
-            acc = evaluate_pipeline(pipeline, data, Quantizer(b), 0.0)["all"]
-            rows.append({"bits_per_value": b, "accuracy": acc, "difference": acc - exact})
+        for m, pipeline in pipelines.items():
+            exact = evaluate_pipeline(pipeline, data, None, 0.0)["all"]
+            rows.append({"m": m, "bits_per_value": "float32", "accuracy": exact, "difference": 0.0})
+            for b in bits:
+                acc = evaluate_pipeline(pipeline, data, Quantizer(b), 0.0)["all"]
+                rows.append({"m": m, "bits_per_value": b, "accuracy": acc, "difference": acc - exact})
     return rows
 
 
@@ -342,6 +497,10 @@ def sufficient_bits(rows: list[dict[str, Any]]) -> int | None:
             break
         enough = r["bits_per_value"]
     return enough
+
+
+def _level_name(tokens: dict[str, dict[str, Any]], m: int) -> str:
+    return next(name for name, tok in tokens.items() if is_jtcc(name) and tok["values_per_token"] == m)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -358,6 +517,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "QPSK with a rate-1/2 code)")
     p.add_argument("--checkpoints", default=str(SHIPPED_AGENTS),
                    help="agent checkpoints whose K, d and m are counted (default: the shipped ones)")
+    p.add_argument("--jtcc-levels", nargs="+", default=[], metavar="DIR",
+                   help="directories of JTCC checkpoints trained with another m (semcom train agents --m M "
+                   "--stages jtcc): each is a compression level beside --checkpoints' JTCC")
+    p.add_argument("--seeds-evaluations", nargs="+", default=None, metavar="DIR",
+                   help="seeds.py output directories the levels' accuracy is read from, each level from the "
+                   "one whose seeds include its checkpoints (default: output/seeds_*/)")
+    p.add_argument("--precision-m", type=positive_int, nargs="+", default=None, metavar="M",
+                   help="the JTCC levels (by m) whose precision is checked (default: all)")
     p.add_argument("--jscc-checkpoint", default=str(DEFAULT_JSCC),
                    help="DeepJSCC checkpoint whose k/n is counted (default: %(default)s)")
     p.add_argument("--clevr", default=None,
@@ -406,36 +573,53 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     n_scenes = min(args.n_scenes, 20) if args.quick else args.n_scenes
     n_precision = min(args.precision_questions, 50) if args.quick else args.precision_questions
-    out = Path(args.out) if args.out else (Path(tempfile.mkdtemp(prefix="fig5_")) if args.quick
-                                           else ROOT / "experiments" / "token_paper" / "output")
+    out = Path(args.out) if args.out else (Path(tempfile.mkdtemp(prefix="fig5_")) if args.quick else OUTPUT)
     units = Units(args.bits_per_value, args.digital_bits_per_use)
     t0 = time.perf_counter()
     try:
         jscc_c = int(read_config(args.jscc_checkpoint)["config"]["c"])
-        tokens = token_values(Path(args.checkpoints))
+        tokens = token_values(Path(args.checkpoints), [Path(d) for d in args.jtcc_levels])
     except (OSError, ValueError, RuntimeError) as e:  # CheckpointError is a RuntimeError
         raise UsageError(str(e)) from e
+    evaluations = ([Path(d) for d in args.seeds_evaluations] if args.seeds_evaluations is not None
+                   else sorted(f.parent for f in OUTPUT.glob("seeds_*/seeds.csv")))
+    for evaluation in evaluations:
+        if not all((evaluation / f).is_file() for f in ("seeds.csv", "seeds_summary.csv", "seeds.json")):
+            raise UsageError(f"--seeds-evaluations {evaluation}: not a seeds.py output directory")
+    levels = {tok["values_per_token"]: _run_dir(tok["checkpoints"])
+              for name, tok in tokens.items() if is_jtcc(name)}
+    if args.precision_m is not None and not set(args.precision_m) <= set(levels):
+        raise UsageError(f"--precision-m {args.precision_m}: the JTCC levels are m = {sorted(levels)}")
     sets = measure_scenes(n_scenes, args.quality, args.seed, progress=not args.no_progress)
     sets += local_sets(args)
     rows = overhead_rows(sets, tokens, jscc_c, units)
     write_csv(out / "fig5.csv", rows)
-    precision = (precision_check(Path(args.checkpoints), n_precision, PRECISION_BITS, not args.no_progress)
+    checks = acceptance(rows)
+    level_table = level_rows(tokens, checks, units, evaluations)
+    write_csv(out / "fig5_levels.csv", level_table)
+    checked = {m: d for m, d in levels.items() if args.precision_m is None or m in args.precision_m}
+    precision = (precision_check(checked, n_precision, PRECISION_BITS, not args.no_progress)
                  if n_precision else [])
     if precision:
         write_csv(out / "fig5_precision.csv", precision)
-    plot(out / "fig5.png", rows, units, args.quality, precision)
-    enough = sufficient_bits(precision) if precision else None
+    plot(out / "fig5.png", rows, units, args.quality, precision, level_table)
+    per_m = {}
+    for m in checked if precision else ():
+        enough = sufficient_bits([r for r in precision if r["m"] == m])
+        per_m[str(m)] = {"rows": [r for r in precision if r["m"] == m], "sufficient_bits_per_value": enough,
+                         "jtcc_bits_at_sufficient_precision": None if enough is None
+                         else enough * tokens[_level_name(tokens, m)]["real_values"]}
     command = " ".join(argv if argv is not None else sys.argv[1:])
     summary = {"command": f"experiments/token_paper/fig5.py {command}",
                "n_scenes": n_scenes, "images_per_set": {images.label: len(images.shapes) for images in sets},
                "scene_seed": args.seed, "jpeg_quality": args.quality,
                "units": asdict(units), "tokens": tokens, "deepjscc_c": jscc_c,
                "deepjscc_checkpoint": str(args.jscc_checkpoint),
-               "acceptance": acceptance(rows),
-               "precision_check": {"questions": n_precision, "rows": precision,
-                                   "tolerance": PRECISION_TOLERANCE, "sufficient_bits_per_value": enough,
-                                   "jtcc_bits_at_sufficient_precision": None if enough is None
-                                   else enough * tokens["tokens_with_jtcc"]["real_values"]},
+               "acceptance": {"per_image_set": checks, "levels": level_table,
+                              "levels_meeting_fig5_line": [lv["m"] for lv in level_table
+                                                           if lv["meets_fig5_line"]]},
+               "precision_check": {"questions": n_precision, "tolerance": PRECISION_TOLERANCE,
+                                   "per_m": per_m},
                "seconds": time.perf_counter() - t0}
     (out / "fig5.json").write_text(json.dumps(summary, indent=2) + "\n")
     for r in rows:
@@ -443,9 +627,14 @@ def main(argv: list[str] | None = None) -> int:
               f"JPEG/this {r['jpeg_bits_over_bits']:8.3g} (bits) {r['jpeg_uses_over_uses']:8.3g} (uses)")
     for r in precision:
         unit = "" if r["bits_per_value"] == "float32" else " bits"
-        print(f"JTCC values at {r['bits_per_value']}{unit}: accuracy {100 * r['accuracy']:.2f} % "
-              f"({100 * r['difference']:+.2f} points)")
-    print(f"wrote {out / 'fig5.csv'}, fig5_precision.csv, fig5.png, fig5.json")
+        print(f"JTCC m = {r['m']}, values at {r['bits_per_value']}{unit}: "
+              f"accuracy {100 * r['accuracy']:.2f} % ({100 * r['difference']:+.2f} points)")
+    for lv in level_table:
+        print(f"JTCC m = {lv['m']}: {lv['bits']:.0f} bits, fewest bits {lv['fewest_bits_every_set']}, "
+              f">= 100x {lv['at_least_100x_fewer_bits']}, AWGN 15 / 0 dB {100 * lv['awgn_15db_mean']:.2f} / "
+              f"{100 * lv['awgn_0db_mean']:.2f} % over {lv['n_seeds']} seeds")
+    print(f"wrote {out / 'fig5.csv'}, fig5_levels.csv, {'fig5_precision.csv, ' if precision else ''}"
+          "fig5.png, fig5.json")
     return 0
 
 
