@@ -44,6 +44,26 @@ def test_map_unmap_round_trip_numpy_and_torch(preset, mode):
     assert torch.allclose(t.grad, torch.ones_like(t))
 
 
+@pytest.mark.parametrize("mode", ["complex", "real"])
+def test_map_values_batch_is_map_values_per_frame(mode):
+    """The torch channel's batch mapping: each frame bit for bit what map_values gives it, with a scale
+    per frame (and a scalar), differentiable; too many values is the same FrameError."""
+    from semcom.ofat.frame import map_values_batch
+
+    layout = make_layout("wifi64", mode=mode, n_tx=2, n_rx=4)
+    values = torch.randn(4, 301, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    scales = torch.tensor([0.5, 1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    grids = map_values_batch(layout, values, scales)
+    assert grids.shape == (4, layout.n_data_carriers, 2, layout.n_data_symbols(301))
+    for v, s, g in zip(values, scales, grids, strict=True):
+        assert torch.equal(g, map_values(layout, v, scale=s)[0])
+    assert torch.equal(map_values_batch(layout, values, 2.0)[1], map_values(layout, values[1], scale=2.0)[0])
+    grids.abs().pow(2).sum().backward()
+    assert scales.grad is not None and torch.all(scales.grad > 0)
+    with pytest.raises(FrameError, match="exceed the frame capacity"):
+        map_values_batch(layout, torch.zeros(2, layout.capacity + 1), 1.0)
+
+
 def test_value_order_is_antenna_then_subcarrier_then_symbol():
     layout = make_layout("wifi64", mode="real", n_tx=2)
     values = np.arange(1, layout.values_per_symbol * 2 + 1, dtype=float)

@@ -195,6 +195,23 @@ def test_ofat_csi_error_variance() -> None:
     assert ls.last_h.abs().pow(2).mean().item() == pytest.approx(1.0, rel=0.1)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"frac_delay": 0.3, "int_delay": 2, "n_taps": 4, "rician_k": 2.0}])
+def test_draw_channels_are_successive_draw_channel_calls(kwargs: dict) -> None:
+    """OfatChannel's batched draws: the FIRs and frequency responses that one draw_channel call per frame
+    gives, bit for bit, the generator left where those calls leave it."""
+    from semcom.ofat.channel_model import channel_frequency_response, draw_channel, draw_channels
+
+    rng_one, rng_all = np.random.default_rng(5), np.random.default_rng(5)
+    one = np.stack([draw_channel(rng_one, 4, 2, **kwargs) for _ in range(6)])
+    batch = draw_channels(rng_all, 6, 4, 2, **kwargs)
+    assert np.array_equal(one, batch) and rng_one.random() == rng_all.random()
+    freq = channel_frequency_response(batch, 64)
+    assert freq.shape == (6, 64, 4, 2)
+    assert all(np.array_equal(freq[i], channel_frequency_response(one[i], 64)) for i in range(6))
+    with pytest.raises(ValueError, match="int_delay must be >= 0"):
+        draw_channels(rng_all, 2, 4, 2, int_delay=-1)
+
+
 def test_ofat_errors() -> None:
     layout = make_layout("wifi64")
     with pytest.raises(FrameError, match="capacity"):

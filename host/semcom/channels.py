@@ -238,11 +238,11 @@ class OfatChannel(_SeededChannel):
 
     Each sample of the batch is one OFAT frame with its own channel draw (block fading per frame):
 
-    1. ``semcom.ofat.frame.map_values`` puts the sample's reals on the data resource elements,
-       X (K, Nt, S) complex, normalised so every resource element carries unit total power over the Nt
-       antennas. The scale is the quantised one the header carries; its gradient is that of the exact
-       power normalisation (``scale * sqrt(E.detach() / E)``, ``E`` the payload energy), so the whole
-       channel is differentiable w.r.t. the values.
+    1. ``semcom.ofat.frame.map_values_batch`` (``map_values`` for every frame at once) puts the sample's
+       reals on the data resource elements, X (K, Nt, S) complex, normalised so every resource element
+       carries unit total power over the Nt antennas. The scale is the quantised one the header
+       carries; its gradient is that of the exact power normalisation (``scale * sqrt(E.detach() / E)``,
+       ``E`` the payload energy), so the whole channel is differentiable w.r.t. the values.
     2. H (K, Nr, Nt): ``semcom.ofat.channel_model.draw_channel`` (i.i.d. Rayleigh multipath taps,
        ``channel_kwargs`` passed through, unit average power per antenna pair) ->
        ``channel_frequency_response`` at the layout's data subcarriers.
@@ -353,12 +353,13 @@ class OfatChannel(_SeededChannel):
         """Per-entry LS channel-estimate error variance over sigma^2: ``Nt / n_train_symbols``."""
         return self.layout.n_tx / self.layout.n_train_symbols
 
-    def _draw_full(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-        """One frame's channel on every FFT bin, numpy (fft_len, Nr, Nt), and its FIR length."""
+    def _draw_full(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, int]:
+        """``batch`` frames' channels on every FFT bin, numpy (B, fft_len, Nr, Nt), and their FIR length
+        (one for all: ``channel_kwargs`` fix it)."""
         from semcom.ofat import channel_model
 
         lay = self.layout
-        taps = channel_model.draw_channel(rng, lay.n_rx, lay.n_tx, **self.channel_kwargs)
+        taps = channel_model.draw_channels(rng, batch, lay.n_rx, lay.n_tx, **self.channel_kwargs)
         if taps.shape[-1] > lay.cp_len + 1:
             raise ValueError(f"channel FIR of {taps.shape[-1]} taps is longer than the cyclic prefix "
                              f"({lay.cp_len}): Y = H X per subcarrier would not hold")
@@ -372,8 +373,8 @@ class OfatChannel(_SeededChannel):
         lay = self.layout
         # numpy draws for channel_model, seeded from this module's torch generator (one random stream).
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
-        draws = [self._draw_full(rng) for _ in range(batch)]
-        h_full = torch.as_tensor(np.stack([d[0] for d in draws])).to(device=device, dtype=cdtype)
+        h_np, fir_len = self._draw_full(rng, batch)
+        h_full = torch.as_tensor(h_np).to(device=device, dtype=cdtype)
         h_used = h_full[:, torch.as_tensor(lay.used_bins, device=device)]
         target, training_err = h_used, None
         if self.impaired:
@@ -386,15 +387,10 @@ class OfatChannel(_SeededChannel):
         if training_err is not None:
             err = err + training_err
         if self.csi == "denoised":
-            # Project the error over the used subcarriers onto the first `taps` delays: one projection
-            # per tap count (made once), applied to all the frames with that count in one product.
-            taps = np.array([self.denoise_taps or fir_len for _, fir_len in draws])
-            projected = torch.empty_like(err)
-            for n_taps in np.unique(taps):
-                frames = torch.as_tensor(np.flatnonzero(taps == n_taps), device=device)
-                proj = self._delay_projection(int(n_taps)).to(device=device, dtype=cdtype)
-                projected[frames] = torch.einsum("uv,bvrt->burt", proj, err[frames])
-            err = projected
+            # Project the error over the used subcarriers onto the first `taps` delays (the projection
+            # made once per tap count), every frame in one product.
+            proj = self._delay_projection(self.denoise_taps or fir_len).to(device=device, dtype=cdtype)
+            err = torch.einsum("uv,bvrt->burt", proj, err)
         return h_used, target + err, h_full
 
     def _delay_projection(self, taps: int) -> Tensor:
@@ -513,15 +509,12 @@ class OfatChannel(_SeededChannel):
         b = z.shape[0]
         flat = z.reshape(b, -1)
         var = self._noise_var(snr_db, b, flat)  # (B, 1)
-        grids, scales = [], []
-        for v in flat:
-            energy = v.pow(2).sum()
-            s_q = frame.map_values(lay, v.detach())[1]  # the quantised header scale
-            scale = s_q * torch.sqrt(energy.detach() / energy.clamp_min(1e-30))
-            x, _ = frame.map_values(lay, v, scale=scale)
-            grids.append(x)
-            scales.append(scale)
-        x = torch.stack(grids)  # (B, K, Nt, S)
+        # each frame's quantised header scale (numpy, what the transmitter would put in the header)
+        s_q = torch.tensor([frame.decode_scale(frame.encode_scale(frame.payload_scale(lay, v)))
+                            for v in flat.detach().cpu().numpy()], dtype=flat.dtype, device=flat.device)
+        energy = flat.pow(2).sum(dim=1)
+        scales = s_q * torch.sqrt(energy.detach() / energy.clamp_min(1e-30))  # (B,)
+        x = frame.map_values_batch(lay, flat, scales)  # (B, K, Nt, S)
         h_used, h_est_used, h_full = self._draw(b, var, x.dtype, x.device)
         data = torch.as_tensor(lay.data_index_in_used, device=x.device)
         h, h_est = h_used[:, data], h_est_used[:, data]
@@ -535,7 +528,7 @@ class OfatChannel(_SeededChannel):
         # The receiver's one dispatch: real-mode layouts get the widely linear (stacked real) detectors.
         x_hat = equalize.reconstruct(h_est, y, self.equalizer, var.expand(b, lay.n_data_carriers),
                                      signal_var=1.0 / lay.n_tx, real=lay.mode == "real")
-        out = frame.unmap_values(lay, x_hat, flat.shape[1], torch.stack(scales))  # each frame its own scale
+        out = frame.unmap_values(lay, x_hat, flat.shape[1], scales)  # each frame its own scale
         return out.reshape(z.shape).to(z.dtype)
 
 

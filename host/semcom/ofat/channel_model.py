@@ -315,13 +315,25 @@ def draw_channel(rng: np.random.Generator, n_rx: int, n_tx: int, *, n_taps: int 
     ``frac_delay`` is the fractional part in [0, 1) (``None``: no fractional-delay filter); ``int_delay``
     whole samples are prepended as zeros. Average power per (rx, tx) pair is 1 (module docstring).
     """
+    return draw_channels(rng, 1, n_rx, n_tx, n_taps=n_taps, decay=decay, rician_k=rician_k,
+                         corr_tx=corr_tx, corr_rx=corr_rx, frac_delay=frac_delay, int_delay=int_delay,
+                         los=los, fd_len=fd_len)[0]
+
+
+def draw_channels(rng: np.random.Generator, count: int, n_rx: int, n_tx: int, *, n_taps: int = 3,
+                  decay: float = 1.0, rician_k: float = 0.0, corr_tx: complex = 0.0, corr_rx: complex = 0.0,
+                  frac_delay: float | None = None, int_delay: int = 0, los: str = "ula",
+                  fd_len: int = FD_LEN) -> np.ndarray:
+    """``count`` successive :func:`draw_channel` draws, (count, n_rx, n_tx, int_delay + L) complex128, bit
+    for bit what ``count`` calls give (the random numbers drawn in the same order, one frame after the
+    other); the fractional-delay filter and the delay are applied to all of them at once."""
     if int_delay < 0:
         raise ValueError(f"int_delay must be >= 0, got {int_delay}")
-    h = draw_multipath(rng, n_rx, n_tx, n_taps=n_taps, decay=decay, rician_k=rician_k, corr_tx=corr_tx,
-                       corr_rx=corr_rx, los=los)
+    h = np.stack([draw_multipath(rng, n_rx, n_tx, n_taps=n_taps, decay=decay, rician_k=rician_k,
+                                 corr_tx=corr_tx, corr_rx=corr_rx, los=los) for _ in range(count)])
     if frac_delay is not None:
         h = convolve_taps(h, fractional_delay_fir(frac_delay, fd_len))
-    return np.pad(h, ((0, 0), (0, 0), (int_delay, 0)))
+    return np.pad(h, ((0, 0), (0, 0), (0, 0), (int_delay, 0)))
 
 
 def channel_frequency_response(taps: np.ndarray, fft_len: int) -> np.ndarray:
@@ -329,14 +341,14 @@ def channel_frequency_response(taps: np.ndarray, fft_len: int) -> np.ndarray:
 
     ``H[k] = sum_l taps[..., l] exp(-j 2 pi k l / fft_len)`` (the un-normalised DFT of the taps), which is
     what a unitary-FFT OFDM link sees when the FIR fits in the cyclic prefix. ``taps``: (n_rx, n_tx, L),
-    ``L <= fft_len``.
+    ``L <= fft_len``; or B channels (B, n_rx, n_tx, L) -> (B, fft_len, n_rx, n_tx).
     """
     taps = np.asarray(taps)
-    if taps.ndim != 3:
-        raise ValueError(f"taps must be (n_rx, n_tx, L), got shape {taps.shape}")
+    if taps.ndim not in (3, 4):
+        raise ValueError(f"taps must be (n_rx, n_tx, L) or (B, n_rx, n_tx, L), got shape {taps.shape}")
     if taps.shape[-1] > fft_len:
         raise ValueError(f"FIR length {taps.shape[-1]} exceeds fft_len {fft_len}")
-    return np.moveaxis(np.fft.fft(taps, n=fft_len, axis=-1), -1, 0)
+    return np.moveaxis(np.fft.fft(taps, n=fft_len, axis=-1), -1, -3)
 
 
 # --------------------------------------------------------------------- front-end impairments

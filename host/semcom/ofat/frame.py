@@ -422,20 +422,35 @@ def map_values(layout: OfatLayout, values: Any, scale: float | None = None) -> t
     n_sym = layout.n_data_symbols(n)
     total = n_sym * layout.values_per_symbol
     if torch_in:
-        import torch
-
-        padded = torch.cat([flat, flat.new_zeros(total - n)]) * scale
-        if layout.mode == "complex":
-            elements = torch.complex(padded[0::2], padded[1::2])
-        else:
-            elements = padded.to(torch.complex64 if padded.dtype != torch.float64 else torch.complex128)
-        return elements.reshape(n_sym, layout.n_data_carriers, layout.n_tx).permute(1, 2, 0), scale
+        return map_values_batch(layout, flat[None], scale)[0], scale
     padded = np.zeros(total, np.float64)
     padded[:n] = np.asarray(flat, np.float64) * scale
     if not np.all(np.isfinite(padded)):
         raise FrameError("payload contains NaN or Inf")
     elements = padded[0::2] + 1j * padded[1::2] if layout.mode == "complex" else padded.astype(complex)
     return elements.reshape(n_sym, layout.n_data_carriers, layout.n_tx).transpose(1, 2, 0), scale
+
+
+def map_values_batch(layout: OfatLayout, values: Any, scale: Any) -> Any:
+    """`map_values` for B payloads of one length at once, torch (the torch channel's batch).
+
+    values: (B, n) real torch; scale: a scalar or (B,), applied as given (differentiable).
+    Returns X: (B, K, Nt, S) complex, each frame element for element what `map_values` gives it.
+    """
+    import torch
+
+    b, n = values.shape
+    if n > layout.capacity:
+        raise FrameError(f"{n} values exceed the frame capacity of {layout.capacity} ({layout.describe()})")
+    n_sym = layout.n_data_symbols(n)
+    if torch.is_tensor(scale) and scale.dim():
+        scale = scale[:, None]
+    padded = torch.cat([values, values.new_zeros(b, n_sym * layout.values_per_symbol - n)], dim=1) * scale
+    if layout.mode == "complex":
+        elements = torch.complex(padded[:, 0::2], padded[:, 1::2])
+    else:
+        elements = padded.to(torch.complex64 if padded.dtype != torch.float64 else torch.complex128)
+    return elements.reshape(b, n_sym, layout.n_data_carriers, layout.n_tx).permute(0, 2, 3, 1)
 
 
 def unmap_values(layout: OfatLayout, grid: Any, n_values: int, scale: Any) -> Any:
