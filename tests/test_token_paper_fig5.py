@@ -149,6 +149,16 @@ def test_jtcc_levels_are_counted_checked_and_paired_with_their_seeds_evaluation(
     with (out / "fig5_precision.csv").open() as f:
         assert {r["m"] for r in csv.DictReader(f)} == {"4"}  # --precision-m 4 only
     assert (out / "fig5.png").stat().st_size > 0
+    # The level's precision check is kept by its checkpoint's hash and read back by the next run.
+    (cached,) = (out / "precision_cache").glob("m4_*_6q_*.csv")
+    from semcom.results import read_csv, write_csv
+
+    write_csv(cached, [{**r, "accuracy": 0.123} if r["bits_per_value"] == "float32" else r
+                       for r in read_csv(cached)])
+    assert fig5.main(["--quick", "--no-progress", "--precision-questions", "6", "--precision-m", "4",
+                      "--jtcc-levels", str(m4), "--out", str(out)]) == 0
+    with (out / "fig5_precision.csv").open() as f:
+        assert next(csv.DictReader(f))["accuracy"] == "0.123"
 
 
 def test_bad_jtcc_levels_are_usage_errors(fig5, tmp_path: Path) -> None:

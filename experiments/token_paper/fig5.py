@@ -58,6 +58,7 @@ from torch import nn
 from semcom.agents.checkpoint import load_pipeline
 from semcom.agents.experiment import DEFAULT_JSCC, checkpoint_path
 from semcom.agents.train import VQATensors, evaluate_pipeline
+from semcom.checkpoint import checkpoint_paths, sha256_of
 from semcom.data.datasets import make_vqa_dataset
 from semcom.data.questions import natural_language_summary
 from semcom.data.scenes import Scene, generate_scenes, render_scene
@@ -71,6 +72,7 @@ from semcom.results import plot_label, read_csv, save_figure, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "experiments" / "token_paper" / "output"
+PRECISION_CACHE = ROOT / "results" / "token_paper" / "fig5_precision_cache"
 SHIPPED_AGENTS = ROOT / "host" / "semcom" / "agents" / "checkpoints"
 CLEVR_WIDTH, CLEVR_HEIGHT = 480, 320
 MODEL_SIZE = 64
@@ -467,23 +469,38 @@ class Quantizer(nn.Module):
         return torch.maximum(torch.minimum(levels, limit - step / 2), -limit + step / 2)
 
 
-def precision_check(levels: dict[int, Path], n_questions: int, bits: tuple[int, ...], progress: bool
-                    ) -> list[dict[str, Any]]:
+def precision_check(levels: dict[int, Path], n_questions: int, bits: tuple[int, ...], progress: bool,
+                    cache: Path | None = None) -> list[dict[str, Any]]:
     """Accuracy of each JTCC pipeline ({m: checkpoint dir}, ideal channel) with its values unquantised
-    and at each of ``bits``, on the same ``n_questions`` questions about fresh scenes (one each)."""
-    pipelines = {m: load_pipeline(checkpoint_path(ckdir, "jtcc"))[0] for m, ckdir in levels.items()}
-    size = next(iter(pipelines.values())).receiver.cfg.image_size
-    scenes, _, _ = make_vqa_dataset(n_questions, 1, seed=PRECISION_SEED, image_size=size,
-                                    split=(1.0, 0.0, 0.0), progress=progress)
-    data = VQATensors.from_dataset(scenes)
-    rows = []
-    with torch.no_grad():
-        for m, pipeline in pipelines.items():
+    and at each of ``bits``, on the same ``n_questions`` questions about fresh scenes (one each). A level
+    checked before with the same weights, questions and precisions is read from ``cache`` (its CSV is
+    named by the checkpoint's SHA-256): the check costs minutes per level on this CPU."""
+    rows: list[dict[str, Any]] = []
+    todo: dict[int, Path | None] = {}
+    for m, ckdir in levels.items():
+        pt, _ = checkpoint_paths(checkpoint_path(ckdir, "jtcc"))
+        name = f"m{m}_{sha256_of(pt)[:16]}_{n_questions}q_{'-'.join(map(str, bits))}b.csv"
+        todo[m] = cache / name if cache else None
+    data = None
+    for m, ckdir in levels.items():
+        if todo[m] is not None and todo[m].is_file():
+            rows += read_csv(todo[m])
+            continue
+        pipeline, _ = load_pipeline(checkpoint_path(ckdir, "jtcc"))
+        if data is None:  # the same fresh questions for every level
+            scenes, _, _ = make_vqa_dataset(n_questions, 1, seed=PRECISION_SEED,
+                                            image_size=pipeline.receiver.cfg.image_size,
+                                            split=(1.0, 0.0, 0.0), progress=progress)
+            data = VQATensors.from_dataset(scenes)
+        with torch.no_grad():
             exact = evaluate_pipeline(pipeline, data, None, 0.0)["all"]
-            rows.append({"m": m, "bits_per_value": "float32", "accuracy": exact, "difference": 0.0})
+            mine = [{"m": m, "bits_per_value": "float32", "accuracy": exact, "difference": 0.0}]
             for b in bits:
                 acc = evaluate_pipeline(pipeline, data, Quantizer(b), 0.0)["all"]
-                rows.append({"m": m, "bits_per_value": b, "accuracy": acc, "difference": acc - exact})
+                mine.append({"m": m, "bits_per_value": b, "accuracy": acc, "difference": acc - exact})
+        if todo[m] is not None:
+            write_csv(todo[m], mine)
+        rows += mine
     return rows
 
 
@@ -525,6 +542,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "one whose seeds include its checkpoints (default: output/seeds_*/)")
     p.add_argument("--precision-m", type=positive_int, nargs="+", default=None, metavar="M",
                    help="the JTCC levels (by m) whose precision is checked (default: all)")
+    p.add_argument("--precision-cache", default=str(PRECISION_CACHE),
+                   help="where each level's precision check is kept, by checkpoint SHA-256 (not committed; "
+                   "'none': no cache; --quick: in --out) (default: %(default)s)")
     p.add_argument("--jscc-checkpoint", default=str(DEFAULT_JSCC),
                    help="DeepJSCC checkpoint whose k/n is counted (default: %(default)s)")
     p.add_argument("--clevr", default=None,
@@ -598,7 +618,9 @@ def main(argv: list[str] | None = None) -> int:
     level_table = level_rows(tokens, checks, units, evaluations)
     write_csv(out / "fig5_levels.csv", level_table)
     checked = {m: d for m, d in levels.items() if args.precision_m is None or m in args.precision_m}
-    precision = (precision_check(checked, n_precision, PRECISION_BITS, not args.no_progress)
+    cache = (None if args.precision_cache == "none"
+             else out / "precision_cache" if args.quick else Path(args.precision_cache))
+    precision = (precision_check(checked, n_precision, PRECISION_BITS, not args.no_progress, cache)
                  if n_precision else [])
     if precision:
         write_csv(out / "fig5_precision.csv", precision)
