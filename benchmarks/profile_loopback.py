@@ -20,8 +20,8 @@ a block's thread after the block), and the one-in-flight latency split at the bl
 
 3. mimo_channel alone as the loopback runs it (per-frame redraw at a tx_sob tag on every frame of
    FRAME_SAMPLES, 3 paths + fractional delay, CFO jitter, 20 dB), one work() call per frame: process CPU
-   per frame of its compiled and numpy implementations, 2x2 and 2x4, three rounds alternating them (the
-   least of each kept).
+   per frame of the compiled block (cxx), the Python block with the compiled kernels (kernels) and numpy,
+   2x2 and 2x4, three rounds alternating them (the least of each kept).
 See benchmarks/PROFILE.md.
 """
 
@@ -102,7 +102,10 @@ def cpu_per_frame(n_frames: int, window: int) -> tuple[float, float, dict[str, f
     with bench_loopback(window, n_frames, warm_up=20) as (tb, link, tensors):
         blocks = block_thread_names(tb)
         chan, receiver = tb.semcom_mimo_channel_0, tb.semcom_ofat_rx_0.receiver
-        chan.general_work = counted(chan.general_work, "mimo_channel work calls")
+        compiled_channel = getattr(chan, "block", "python") == "compiled"
+        if not compiled_channel:  # the compiled block counts its own calls
+            chan.general_work = counted(chan.general_work, "mimo_channel work calls")
+        calls0 = chan.counters()["calls"] if compiled_channel else 0
         receiver.process = counted(receiver.process, "ofat_rx receiver calls")
         link.send = timed(link.send, "host: LinkClient send + receive, us CPU")
         link.receive_ready = timed(link.receive_ready, "host: LinkClient send + receive, us CPU")
@@ -117,6 +120,8 @@ def cpu_per_frame(n_frames: int, window: int) -> tuple[float, float, dict[str, f
             semcom.transfer.reconstruct_frames = reconstruct
         after, cpu1, t1 = thread_cpu(blocks), time.process_time(), time.perf_counter()
         counts["mimo_channel samples"] = chan.nitems_written(0) - samples0
+        if compiled_channel:
+            counts["mimo_channel work calls"] = chan.counters()["calls"] - calls0
     assert res.delivered == res.sent, f"{res.sent - res.delivered} frames lost"
     per_thread: dict[str, float] = {}
     for key, cpu in after.items():
@@ -191,10 +196,13 @@ def round_trips(link, x, n_frames: int) -> list[float]:
 
 
 def channel_cpu_per_frame(n_frames: int, n_tx: int, n_rx: int, implementation: str) -> float:
-    """Process CPU (us) per frame of mimo_channel alone, one work() call per tagged frame (section 3)."""
+    """Process CPU (us) per frame of mimo_channel alone, one work() call per tagged frame (section 3).
+    implementation: "cxx" (the compiled block), "kernels" (the Python block with the compiled kernels)
+    or "numpy"."""
     import numpy as np
     import pmt
     from gnuradio import blocks, gr, semcom
+    from gnuradio.semcom.mimo_channel import mimo_channel_python
 
     rng = np.random.default_rng(3)
     x = ((rng.standard_normal((n_tx, FRAME_SAMPLES * n_frames)) + 1j * rng.standard_normal(
@@ -202,8 +210,9 @@ def channel_cpu_per_frame(n_frames: int, n_tx: int, n_rx: int, implementation: s
     sob = [gr.tag_utils.python_to_tag((i * FRAME_SAMPLES, pmt.intern("tx_sob"), pmt.PMT_T))
            for i in range(n_frames)]
     tb = gr.top_block()
-    chan = semcom.mimo_channel(n_tx, n_rx, snr_db=20.0, fading="per_frame", n_taps=3, cfo_jitter=0.4 / 64,
-                               max_int_delay=40, seed=1, implementation=implementation)
+    make = semcom.mimo_channel if implementation == "cxx" else mimo_channel_python
+    chan = make(n_tx, n_rx, snr_db=20.0, fading="per_frame", n_taps=3, cfo_jitter=0.4 / 64, max_int_delay=40,
+                seed=1, implementation="numpy" if implementation == "numpy" else "cxx")
     chan.set_max_noutput_items(FRAME_SAMPLES)  # one call per frame, as frames arrive in the loopback
     for a in range(n_tx):
         tb.connect(blocks.vector_source_c(x[a].tolist(), False, 1, sob if a == 0 else []), (chan, a))
@@ -243,9 +252,10 @@ def kernel_ns_per_sample(n_tx: int, n_rx: int, n: int = 1 << 16, repeats: int = 
 
 
 def channel_only(n_frames: int) -> int:
-    from gnuradio.semcom.mimo_channel import compiled_channel_available
+    from gnuradio.semcom.mimo_channel import compiled_block_available, compiled_channel_available
 
-    implementations = ("cxx", "numpy") if compiled_channel_available() else ("numpy",)
+    implementations = (("cxx",) if compiled_block_available() else ()) + (
+        ("kernels", "numpy") if compiled_channel_available() else ("numpy",))
     mimos = ((2, 2), (2, 4))
     for mimo in mimos:  # warm-up, discarded
         channel_cpu_per_frame(50, *mimo, implementations[0])
@@ -258,13 +268,13 @@ def channel_only(n_frames: int) -> int:
     print(f"mimo_channel alone, process CPU per frame of {FRAME_SAMPLES} samples (one call per frame, a "
           f"redraw per frame), least of 3 rounds of {n_frames} frames "
           f"(load average {os.getloadavg()[0]:.1f})\n")
-    print("| Nt x Nr | " + " | ".join(f"{i}, us per frame" for i in implementations) + " | numpy / cxx |")
+    print("| Nt x Nr | " + " | ".join(f"{i}, us per frame" for i in implementations) + " | numpy / first |")
     print("| --- |" + " --- |" * (len(implementations) + 1))
     for mimo in mimos:
         cells = [least[mimo, i] for i in implementations]
-        ratio = f"{cells[-1] / cells[0]:.2f}" if len(cells) == 2 else "-"
+        ratio = f"{cells[-1] / cells[0]:.2f}" if len(cells) > 1 else "-"
         print(f"| {mimo[0]}x{mimo[1]} | " + " | ".join(f"{c:.0f}" for c in cells) + f" | {ratio} |")
-    if "cxx" in implementations:
+    if "kernels" in implementations:
         kernels = {mimo: kernel_ns_per_sample(*mimo) for mimo in (*mimos, (4, 4))}
         steps = list(next(iter(kernels.values())))
         print("\nThe compiled kernel's calls alone, ns per sample (65 536 samples a call, least of 20):\n")

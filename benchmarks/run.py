@@ -231,11 +231,13 @@ def cpu_steady_rates(runs: dict[str, tuple[Callable[..., tuple[int, float]], int
 
 # ------------------------------------------------------------------------- 1b. channel
 def mimo_channel_run(n: int, n_tx: int, n_rx: int, implementation: str = "auto",
-                     clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
-    """(samples per stream, seconds) of mimo_channel (3 paths + fractional delay, 20 dB, held)."""
+                     clock: Callable[[], float] = time.perf_counter, make: Callable = semcom.mimo_channel
+                     ) -> tuple[int, float]:
+    """(samples per stream, seconds) of mimo_channel (3 paths + fractional delay, 20 dB, held); `make`:
+    semcom.mimo_channel, or mimo_channel_python for the Python block with the compiled kernels."""
     x = (np.random.default_rng(6).standard_normal(4096) * (1 + 1j)).astype(np.complex64)
     tb = gr.top_block()
-    chan = semcom.mimo_channel(n_tx, n_rx, snr_db=20.0, fading="held", seed=1, implementation=implementation)
+    chan = make(n_tx, n_rx, snr_db=20.0, fading="held", seed=1, implementation=implementation)
     for a in range(n_tx):
         tb.connect(blocks.vector_source_c(x.tolist(), True), blocks.head(gr.sizeof_gr_complex, n), (chan, a))
     for r in range(n_rx):
@@ -266,40 +268,49 @@ def _whole(rate: float) -> int | float:
 
 
 def channel_part(n: int) -> list[str]:
-    """mimo_channel compiled (C++ kernels) and numpy, and channels.channel_model, samples per CPU second
-    at steady state, interleaved rounds (cpu_steady_rates)."""
-    n_taps = semcom.mimo_channel(1, 1)._fir_len  # the FIR length mimo_channel runs (paths + FD filter)
+    """mimo_channel as the compiled block, as the Python block with the compiled kernels, and numpy, and
+    channels.channel_model, samples per CPU second at steady state, interleaved rounds (cpu_steady_rates)."""
+    from gnuradio.semcom.mimo_channel import mimo_channel_python
+
+    n_taps = semcom.mimo_channel(1, 1).fir_len  # the FIR length mimo_channel runs (paths + FD filter)
     mimos = ((1, 1), (2, 2), (2, 4), (4, 4))
-    compiled = semcom.mimo_channel(1, 1).implementation == "cxx"
+    probe = semcom.mimo_channel(1, 1)
+    variants = {"numpy": dict(implementation="numpy", make=mimo_channel_python)}
+    if probe.implementation == "cxx":
+        variants["kernels"] = dict(implementation="cxx", make=mimo_channel_python)
+    if probe.implementation == "cxx" and probe.block == "compiled":
+        variants["cxx"] = dict(implementation="cxx")
     runs: dict[str, tuple[Callable[..., tuple[int, float]], int]] = {
         "gr": (partial(gr_channel_model_run, n_taps=n_taps), n)}
     for n_tx, n_rx in mimos:
-        for implementation in ("cxx", "numpy") if compiled else ("numpy",):
-            runs[f"{implementation} {n_tx}x{n_rx}"] = (
-                partial(mimo_channel_run, n_tx=n_tx, n_rx=n_rx, implementation=implementation), n)
+        for name, options in variants.items():
+            runs[f"{name} {n_tx}x{n_rx}"] = (partial(mimo_channel_run, n_tx=n_tx, n_rx=n_rx, **options), n)
     rates = cpu_steady_rates(runs)
     gr_rate = rates["gr"]
     rows, table = [], []
     for n_tx, n_rx in mimos:
-        cxx, ref = rates.get(f"cxx {n_tx}x{n_rx}", float("nan")), rates[f"numpy {n_tx}x{n_rx}"]
+        cxx, kernels, ref = (rates.get(f"{name} {n_tx}x{n_rx}", float("nan"))
+                             for name in ("cxx", "kernels", "numpy"))
         pairs = n_tx * n_rx
         rows.append({"nt_x_nr": f"{n_tx}x{n_rx}", "cxx_samples_per_cpu_s": _whole(cxx),
-                     "numpy_samples_per_cpu_s": _whole(ref),
+                     "kernels_samples_per_cpu_s": _whole(kernels), "numpy_samples_per_cpu_s": _whole(ref),
                      "gr_channel_model_samples_per_cpu_s": _whole(gr_rate)})
-        table.append(f"| {n_tx}x{n_rx} | {cxx / 1e6:.2f} M | {ref / 1e6:.2f} M | {cxx / ref:.2f} | "
-                     f"**{cxx * pairs / gr_rate:.2f}** | {ref * pairs / gr_rate:.2f} |")
+        table.append(f"| {n_tx}x{n_rx} | {cxx / 1e6:.2f} M | {kernels / 1e6:.2f} M | {ref / 1e6:.2f} M | "
+                     f"{cxx / kernels:.2f} | **{cxx * pairs / gr_rate:.2f}** | {ref * pairs / gr_rate:.2f} |")
     write_csv("channel_throughput", rows)
     return ["## MIMO channel, samples per CPU second per stream", "",
             f"FIR of {n_taps} taps per antenna pair, AWGN, held fading; steady state (runs of n and 3n "
-            "samples, the least CPU time of each over 3 interleaved rounds). `mimo_channel` with its "
-            "per-sample work compiled (`implementation='cxx'`, gr-semcom/lib/mimo_channel_kernels.cc) and "
-            "the numpy definition (`'numpy'`), the same block otherwise. GR C++ `channels.channel_model` "
+            "samples, the least CPU time of each over 3 interleaved rounds). `mimo_channel` as the compiled "
+            "block (`cxx`: gr-semcom/lib/mimo_channel_fast_impl.cc around mimo_channel_kernels.cc, no Python "
+            "per work() call), as the Python block with the compiled kernels (`kernels`: "
+            "`mimo_channel_python(implementation='cxx')`, Python per call) and the numpy definition "
+            "(`numpy`). GR C++ `channels.channel_model` "
             f"(one pair, same taps, AWGN): {gr_rate / 1e6:.2f} M samples per CPU s. Per antenna pair: a "
             "stream's rate times Nt x Nr (each sample goes through every pair; the noise is per receive "
             "antenna).", "",
-            "| Nt x Nr | mimo_channel cxx | mimo_channel numpy | cxx / numpy | "
+            "| Nt x Nr | mimo_channel cxx | kernels | numpy | cxx / kernels | "
             "**cxx per antenna pair vs channel_model** | numpy per antenna pair vs channel_model |",
-            "| --- | --- | --- | --- | --- | --- |", *table, ""]
+            "| --- | --- | --- | --- | --- | --- | --- |", *table, ""]
 
 
 # ------------------------------------------------------------------------- 2. receiver
@@ -656,7 +667,8 @@ def loopback_part(n_frames: int) -> list[str]:
         fps, frac = loopback_rate(max(50, n_frames), window)
         e2e.append({"window": window, "frames_per_s": round(fps, 1), "delivered_fraction": round(frac, 4)})
     write_csv("loopback_end_to_end", e2e)
-    channel = semcom.mimo_channel(1, 1).implementation
+    probe = semcom.mimo_channel(1, 1)
+    channel = f"{probe.implementation}, {probe.block} block"
     return ["## Loopback latency, tensor sent -> frame back at the host (2x4, 20 dB, 5x256, one in flight)",
             "", "| median | p99 |", "| --- | --- |",
             f"| {pct(lat, 50) / 1e3:.2f} ms | {pct(lat, 99) / 1e3:.2f} ms |", "",
@@ -883,7 +895,8 @@ def realtime_run(arrangement: str, n_tx: int, n_rx: int, rate: float, duration: 
     lost = accounting["sent"] - accounting["delivered"]
     ok = not stopped and lost == 0 and drops == 0 and air_rate >= 0.97 * rate and bounded
     return {"arrangement": arrangement, "mimo": f"{n_tx}x{n_rx}", "schedule": schedule_name(frame_rate, load),
-            "channel": nodes["mimo_channel"].implementation, "rate_msps": rate / 1e6,
+            "channel": f"{nodes['mimo_channel'].implementation} {nodes['mimo_channel'].block}",
+            "rate_msps": rate / 1e6,
             "seconds": round(seconds, 1), "frames_per_s": round(1 / period, 1),
             "sent": accounting["sent"], "delivered": accounting["delivered"], "lost": lost,
             "block_drops": drops, "rx_msps_per_stream": round(air_rate / 1e6, 4),

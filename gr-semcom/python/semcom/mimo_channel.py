@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import os
 import threading
 
 import numpy as np
@@ -35,14 +36,24 @@ from .ofat_tx import semcom_python, use_compiled
 FADING_MODES = ("per_frame", "held", "per_block")
 
 
+DRAW_BATCH = 32  # realisations drawn ahead at a time: ~25 us each in a batch against ~300 alone
+
+
 def compiled_channel_available() -> bool:
     """Whether the compiled module (build/ or the install) has the channel kernels."""
     return semcom_python is not None and hasattr(semcom_python, "mimo_channel_kernels")
 
 
+def compiled_block_available() -> bool:
+    """Whether the compiled module has the compiled channel block (mimo_channel_fast)."""
+    return semcom_python is not None and hasattr(semcom_python, "mimo_channel_fast")
+
+
 def _per_antenna(value: float | list[float] | tuple[float, ...]) -> float | tuple[float, ...]:
     """A float for every antenna, or a tuple of one value per antenna (GRC passes lists)."""
     return tuple(float(v) for v in value) if isinstance(value, (list, tuple, np.ndarray)) else float(value)
+
+
 TWO_PI = 2.0 * math.pi
 
 
@@ -64,97 +75,26 @@ def _blas_on_one_thread() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-class mimo_channel(arrived_block):
-    """Nt complex streams in -> Nr complex streams out, through ``semcom.ofat.channel_model``.
+class _ChannelDefinition:
+    """What both mimo_channel blocks define the same way (see `mimo_channel`): the arguments and their
+    checks, the ChannelSpec and its seeded streams, the per-channel offsets, the noise and front-end
+    settings and their setters, the batched draws and the truth message. Mixed into a GNU Radio block."""
 
-    Receive antenna r, with the realisation ``(taps, D, f)`` that took effect at sample ``n0``::
+    DRAW_BATCH = DRAW_BATCH
 
-        y_r[n] = exp(j (phi(n0) + 2 pi f (n - n0) + drift_r n)) sum_t sum_k taps'[r, t, k] x_t[n - D - k]
-                 + w_r[n]
-
-    * Fading: ``"per_frame"`` draws a new realisation (taps, fractional and integer delay, CFO jitter)
-      at every ``tx_sob`` tag on input 0, switched exactly at the tag's offset (the FIR then still reads
-      the samples before the tag: the timing offset changes between bursts); ``"held"`` keeps the first
-      draw; ``"per_block"`` redraws at every multiple of ``block_len`` samples. The first realisation
-      holds from sample 0 in every mode (a tag at sample 0 does not redraw).
-    * Multipath ``taps`` (Nr, Nt, L): ``n_taps`` taps with an exponential power-delay profile of e-folding
-      ``decay`` samples, i.i.d. Rayleigh per pair, optional Rician ``rician_k`` (linear) on the first tap
-      with a ULA line of sight (``los="ula"``, random angles and phase per draw) or the all-ones
-      matrix (``los="ones"``), optional Kronecker exponential correlation ``corr_tx`` / ``corr_rx``.
-      Average total power per (rx, tx) pair is 1, so total transmit power P arrives as P per receive
-      antenna on average.
-    * Timing: ``frac_delay`` convolves an 8-tap Kaiser-windowed sinc (bulk delay 3 + frac, frac uniform
-      in [0, 1)) into the taps, so ``L = n_taps + 7`` (else ``L = n_taps``); the integer delay ``D`` is
-      uniform in {0, ..., ``max_int_delay``}. The longest impulse response is ``max_int_delay + L``
-      (+ the largest rx_delay + tx_delay): the receiver's timing and cyclic prefix must cover it, and the
-      transmitter's gap must too (a per-frame redraw to a shorter delay skips that many samples):
-      pass ``gap_samples`` (the ofat_tx value) and the block refuses a longer response (0 = unchecked).
-    * CFO ``f`` = ``cfo`` + uniform(+-``cfo_jitter``) per draw, in cycles per sample (the OFDM subcarrier
-      spacing is 1/fft_len cycles/sample: 0.4 subcarrier at FFT 64 is 0.4/64); the phase is continuous
-      across realisations and ``work()`` calls.
-    * AWGN ``w_r``: independent per receive antenna, variance ``noise_ref_power * 10**(-snr_db/10)`` per
-      complex sample (half per real component). **SNR definition**: the OFAT transmitter puts unit total
-      energy, summed over its Nt antennas, on every used subcarrier and uses a unitary FFT, so this
-      variance per sample IS the noise variance per resource element, and ``snr_db`` is the in-band SNR =
-      total transmit power over noise power per receive antenna per subcarrier. ``set_snr_db`` changes it
-      at run time (from the next ``work()`` call).
-    * Per-channel offsets of one device (fixed unless drifting): ``rx_phase`` / ``tx_phase`` (rad),
-      ``rx_delay`` / ``tx_delay`` (whole samples) per receive / transmit channel, folded into ``taps'``,
-      and ``rx_phase_drift`` (rad/sample) per receive channel (LOs that are not shared). Fixed offsets
-      become part of the channel and the receiver's estimate absorbs them; drift within a frame does not.
-    * Front-end impairments (``semcom.ofat.channel_model.Impairments``; each off by default, and then the
-      output is unchanged sample for sample): TX IQ imbalance on each input, the channel, oscillator
-      phase noise (Wiener, ``phase_noise_linewidth`` cycles/sample, one process common to every receive
-      antenna: one LO per radio, the TX's and the RX's folded into one),
-      sampling-clock offset ``sfo_ppm`` (``SfoResampler``: adds 18 samples of latency, re-centred at
-      each tx_sob tag so that its whole-sample jumps fall in gaps), AWGN, RX IQ imbalance, RX DC offset
-      ``dc_offset_dbc`` (relative to ``noise_ref_power``). All settable while running
-      (``set_impairments`` or one setter each); drawn from their own seeded stream, so turning them on
-      leaves the channel and noise draws alone.
-    * Message port ``truth``: every realisation when it takes effect, as a tensor message
-      (``messages.tensor_message``): tensor ``taps`` (Nr, Nt, L) complex64 WITHOUT the integer delay and
-      WITHOUT the per-channel offsets; meta ``offset`` (absolute sample index), ``index`` (0, 1, ...),
-      ``int_delay``, ``frac_delay`` (-1 when disabled), ``delay`` (bulk delay of the first path, samples),
-      ``cfo`` (cycles/sample), ``phase`` (CFO phase phi(n0), rad), ``snr_db``, ``noise_var``.
-    * Tags: those of input 0 are copied to every output at the same offsets (others are dropped, so a
-      transmitter that tags all its antennas does not get duplicates).
-
-    Seeded: ``numpy.random.SeedSequence(seed)`` is split into a channel stream and a noise stream, and the
-    noise is drawn time-major, so the output depends only on the seed and the input, not on how the
-    scheduler splits the stream into ``work()`` calls, and changing the SNR leaves the channel draws alone.
-
-    ``implementation``: ``"cxx"`` runs the per-sample work (the FIR over every antenna pair with the
-    realisation switching where it switches here, the CFO and drift rotation, AWGN, TX / RX IQ imbalance,
-    DC offset) in C++ (``semcom_python.mimo_channel_kernels``, gr-semcom/lib); Python keeps everything per
-    frame (draws, switch points, phase, truth, tags) and touches no sample. ``"numpy"`` is the definition
-    it is tested against: the same output to float32 rounding with the noise off
-    (``noise_ref_power=0``), and with it the same noise statistics (variance, whiteness, Gaussian) from
-    another stream: the compiled noise comes from GNU Radio's xoroshiro128+ generator through a ziggurat
-    (seeded from the same noise SeedSequence), not from numpy's Generator, so a seed gives other noise
-    samples in the two implementations. Phase noise and the sampling-clock offset stay numpy in either
-    (applied to the compiled FIR's output before the noise). ``"auto"`` (default): compiled where the
-    module is built, numpy otherwise; the environment variable SEMCOM_MIMO_CHANNEL (auto / cxx / numpy)
-    overrides "auto", e.g. to run a whole flowgraph or test suite through the numpy path (as ofat_rx's
-    SEMCOM_OFAT_RX and make_ofat_tx's SEMCOM_OFAT_TX).
-    """
-
-    def __init__(self, n_tx: int, n_rx: int, snr_db: float = 20.0, fading: str = "per_frame",
-                 block_len: int = 10000, n_taps: int = 3, decay: float = 1.0, rician_k: float = 0.0,
-                 corr_tx: float = 0.0, corr_rx: float = 0.0, cfo: float = 0.0, cfo_jitter: float = 0.0,
-                 frac_delay: bool = True, max_int_delay: int = 0, seed: int = 0,
-                 noise_ref_power: float = 1.0, rx_phase: list[float] | None = None,
-                 rx_delay: list[int] | None = None, rx_phase_drift: list[float] | None = None,
-                 tx_phase: list[float] | None = None, tx_delay: list[int] | None = None,
-                 los: str = "ula", sob_key: str = "tx_sob", gap_samples: int = 0,
-                 sfo_ppm: float = 0.0, phase_noise_linewidth: float = 0.0,
-                 tx_iq_gain_db: float | list[float] = 0.0, tx_iq_phase_deg: float | list[float] = 0.0,
-                 rx_iq_gain_db: float | list[float] = 0.0, rx_iq_phase_deg: float | list[float] = 0.0,
-                 dc_offset_dbc: float | None = None, implementation: str = "auto"):
+    def _define(self, n_tx: int, n_rx: int, snr_db: float = 20.0, fading: str = "per_frame",
+                block_len: int = 10000, n_taps: int = 3, decay: float = 1.0, rician_k: float = 0.0,
+                corr_tx: float = 0.0, corr_rx: float = 0.0, cfo: float = 0.0, cfo_jitter: float = 0.0,
+                frac_delay: bool = True, max_int_delay: int = 0, seed: int = 0,
+                noise_ref_power: float = 1.0, rx_phase: list[float] | None = None,
+                rx_delay: list[int] | None = None, rx_phase_drift: list[float] | None = None,
+                tx_phase: list[float] | None = None, tx_delay: list[int] | None = None,
+                los: str = "ula", sob_key: str = "tx_sob", gap_samples: int = 0,
+                sfo_ppm: float = 0.0, phase_noise_linewidth: float = 0.0,
+                tx_iq_gain_db: float | list[float] = 0.0, tx_iq_phase_deg: float | list[float] = 0.0,
+                rx_iq_gain_db: float | list[float] = 0.0, rx_iq_phase_deg: float | list[float] = 0.0,
+                dc_offset_dbc: float | None = None) -> None:
         n_tx, n_rx = int(n_tx), int(n_rx)
-        compiled = use_compiled(implementation, "SEMCOM_MIMO_CHANNEL", compiled_channel_available(), "numpy",
-                                "the mimo_channel kernels")
-        arrived_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * n_tx,
-                               out_sig=[np.complex64] * n_rx)
         _blas_on_one_thread()
         if fading not in FADING_MODES:
             raise ValueError(f"fading must be one of {FADING_MODES}, got {fading!r}")
@@ -191,9 +131,9 @@ class mimo_channel(arrived_block):
         self._noise_var = 0.0
         self.set_snr_db(snr_db)
         # The third child stream is new; the first two are the same as with spawn(2) before it.
-        ss_chan, ss_noise, ss_imp = np.random.SeedSequence(int(seed)).spawn(3)
+        ss_chan, self._ss_noise, ss_imp = np.random.SeedSequence(int(seed)).spawn(3)
         self._rng_chan = np.random.default_rng(ss_chan)
-        self._rng_noise = np.random.default_rng(ss_noise)
+        self._rng_noise = np.random.default_rng(self._ss_noise)
         self._rng_imp = np.random.default_rng(ss_imp)
         self._dc_phase = self._rng_imp.uniform(0, 2 * np.pi, n_rx)
         self._pn_phase = np.zeros(1)
@@ -212,25 +152,17 @@ class mimo_channel(arrived_block):
             raise ValueError(f"max_int_delay + impulse length - 1 + offsets = {self._history_len} samples "
                              f"exceeds the transmitter's gap_samples={int(gap_samples)}: a redrawn delay "
                              f"would truncate frames (raise gap_samples or lower max_int_delay)")
-        self._history = np.zeros((n_tx, self._history_len), np.complex64)
-        self._kernel = None
-        if compiled:
-            noise_seed = int(ss_noise.generate_state(1, np.uint64)[0])
-            self._kernel = semcom_python.mimo_channel_kernels(n_tx, n_rx, self._history_len, noise_seed)
-            self._kernel.set_drift(self.rx_phase_drift.tolist())
-            self._kernel_settings = None  # the impairments last handed to the kernel (set in process)
-        self.implementation = "cxx" if self._kernel is not None else "numpy"
         self._phase = 0.0  # CFO phase (rad) at the next output sample
         self._truth_port = pmt.intern("truth")
-        self.message_port_register_out(self._truth_port)
-        self.set_tag_propagation_policy(gr.TPP_DONT)  # tags of input 0 are copied to every output
-        self.draws = 0
-        # Realisations drawn ahead, in batches (ChannelSpec.draw_many: the same draws from the same
-        # stream, their fractional-delay filters computed together), taken one per redraw.
-        self._drawn: collections.deque[Realisation] = collections.deque()
-        self._window_buf = np.empty(0, np.complex64)  # reused by _fir
-        self._set_realisation(self._next_draw())
-        self._published_first = False
+
+    @property
+    def fir_len(self) -> int:
+        """Taps per antenna pair that the FIR runs: the spec's L plus the largest per-channel delay."""
+        return self.spec.fir_len + self._max_offset
+
+    def _noise_seed(self) -> int:
+        """The compiled noise generator's seed, from the noise stream's SeedSequence."""
+        return int(self._ss_noise.generate_state(1, np.uint64)[0])
 
     # ------------------------------------------------------------------ control
     def set_snr_db(self, snr_db: float) -> None:
@@ -238,6 +170,7 @@ class mimo_channel(arrived_block):
         with self._lock:
             self.snr_db = float(snr_db)
             self._noise_var = self.noise_ref_power * 10 ** (-self.snr_db / 10)
+        self._settings_changed()
 
     def set_impairments(self, impairments: Impairments) -> None:
         """Replace the front-end impairments (see the class docstring); from the next work() call."""
@@ -245,6 +178,7 @@ class mimo_channel(arrived_block):
             n = self.n_tx if name.startswith("tx") else self.n_rx
             if np.ndim(getattr(impairments, name)) and np.size(getattr(impairments, name)) != n:
                 raise ValueError(f"{name} needs one value or {n}, got {getattr(impairments, name)}")
+        self._check_impairments(impairments)
         with self._lock:
             self.impairments = impairments
             self._tx_k = iq_coefficients(impairments.tx_iq_gain_db, impairments.tx_iq_phase_deg, self.n_tx,
@@ -261,6 +195,13 @@ class mimo_channel(arrived_block):
             if impairments.dc_offset_dbc is not None:
                 amp = impairments.dc_amplitude(self.noise_ref_power)
                 self._dc = (amp * np.exp(1j * self._dc_phase)).astype(np.complex64)
+        self._settings_changed()
+
+    def _check_impairments(self, impairments: Impairments) -> None:
+        """Refuse impairments the block cannot apply (ValueError); all of them here."""
+
+    def _settings_changed(self) -> None:
+        """The noise or the impairments changed (under no lock): hand them to the compiled side, if any."""
 
     def _replace_impairment(self, **change) -> None:
         self.set_impairments(dataclasses.replace(self.impairments, **change))
@@ -284,16 +225,76 @@ class mimo_channel(arrived_block):
         """Complex noise variance per sample per receive antenna."""
         return self._noise_var
 
+    def _next_draws(self, count: int) -> list[Realisation]:
+        """The next `count` realisations of the channel stream (the one source of draws, in batches)."""
+        return self.spec.draw_many(self._rng_chan, count)
+
+    def _truth_message(self, real: Realisation, offset: int, index: int, phase: float) -> pmt.pmt_base:
+        """The truth message of `real` taking effect at sample `offset` (see the port "truth")."""
+        meta = {"offset": int(offset), "index": int(index), "int_delay": int(real.int_delay),
+                "frac_delay": -1.0 if real.frac_delay is None else float(real.frac_delay),
+                "delay": float(real.delay), "cfo": float(real.cfo), "phase": float(phase),
+                "snr_db": self.snr_db, "noise_var": self._noise_var}
+        return tensor_message(meta, {"taps": real.taps.astype(np.complex64)})
+
+
+    def _with_channel_offsets(self, taps: np.ndarray) -> np.ndarray:
+        """Fixed per-channel phases and whole-sample delays folded into the FIR: (Nr, Nt, L + max)."""
+        if not (self._max_offset or self.rx_phase.any() or self.tx_phase.any()):
+            return taps
+        n_rx, n_tx, length = taps.shape
+        out = np.zeros((n_rx, n_tx, length + self._max_offset), complex)
+        phase = np.exp(1j * (self.rx_phase[:, None] + self.tx_phase[None, :]))
+        for r in range(n_rx):  # a handful of antenna pairs, not samples
+            for a in range(n_tx):
+                d = self.rx_delay[r] + self.tx_delay[a]
+                out[r, a, d: d + length] = taps[r, a] * phase[r, a]
+        return out
+
+
+class mimo_channel_python(_ChannelDefinition, arrived_block):
+    """mimo_channel as a Python block (see `mimo_channel`): its work() draws, switches, publishes the truth
+    and copies the tags in Python; the samples go through numpy (implementation "numpy", the definition)
+    or the compiled kernels ("cxx", `semcom_python.mimo_channel_kernels`). Also the block wherever phase
+    noise or a sampling-clock offset is on (numpy in either implementation, on the FIR's output)."""
+
+    def __init__(self, n_tx: int, n_rx: int, snr_db: float = 20.0, implementation: str = "auto", **options):
+        compiled = use_compiled(implementation, "SEMCOM_MIMO_CHANNEL", compiled_channel_available(), "numpy",
+                                "the mimo_channel kernels")
+        arrived_block.__init__(self, name="semcom_mimo_channel", in_sig=[np.complex64] * int(n_tx),
+                               out_sig=[np.complex64] * int(n_rx))
+        self._kernel = None
+        self._define(n_tx, n_rx, snr_db, **options)
+        self._history = np.zeros((self.n_tx, self._history_len), np.complex64)
+        if compiled:
+            self._kernel = semcom_python.mimo_channel_kernels(self.n_tx, self.n_rx, self._history_len,
+                                                              self._noise_seed())
+            self._kernel.set_drift(self.rx_phase_drift.tolist())
+            self._kernel_settings = None  # the impairments last handed to the kernel (set in process)
+        self.implementation = "cxx" if self._kernel is not None else "numpy"
+        self.block = "python"
+        self.message_port_register_out(self._truth_port)
+        self.set_tag_propagation_policy(gr.TPP_DONT)  # tags of input 0 are copied to every output
+        self.draws = 0
+        # Realisations drawn ahead, in batches (ChannelSpec.draw_many: the same draws from the same
+        # stream, their fractional-delay filters computed together), taken one per redraw.
+        self._drawn: collections.deque[Realisation] = collections.deque()
+        self._window_buf = np.empty(0, np.complex64)  # reused by _fir
+        self._set_realisation(self._next_draw())
+        self._published_first = False
+
     def current(self) -> Realisation:
         """The realisation in force after the last processed sample."""
         return self._current
 
-    # ------------------------------------------------------------------ internals
-    DRAW_BATCH = 32  # realisations drawn ahead at a time: ~25 us each in a batch against ~300 alone
+    def counters(self) -> dict[str, int]:
+        """draws (realisations taken, the first included) and samples processed."""
+        return {"draws": self.draws, "samples": int(self.nitems_written(0))}
 
+    # ------------------------------------------------------------------ internals
     def _next_draw(self) -> Realisation:
         if not self._drawn:
-            self._drawn.extend(self.spec.draw_many(self._rng_chan, self.DRAW_BATCH))
+            self._drawn.extend(self._next_draws(self.DRAW_BATCH))
         return self._drawn.popleft()
 
     def _set_realisation(self, real: Realisation) -> None:
@@ -309,28 +310,11 @@ class mimo_channel(arrived_block):
         self._g = np.ascontiguousarray(taps[:, :, ::-1].transpose(2, 0, 1)).astype(np.complex64)
         self._g_flat = np.ascontiguousarray(self._g.transpose(1, 2, 0)).reshape(self.n_rx, -1)
 
-    def _with_channel_offsets(self, taps: np.ndarray) -> np.ndarray:
-        """Fixed per-channel phases and whole-sample delays folded into the FIR: (Nr, Nt, L + max)."""
-        if not (self._max_offset or self.rx_phase.any() or self.tx_phase.any()):
-            return taps
-        n_rx, n_tx, length = taps.shape
-        out = np.zeros((n_rx, n_tx, length + self._max_offset), complex)
-        phase = np.exp(1j * (self.rx_phase[:, None] + self.tx_phase[None, :]))
-        for r in range(n_rx):  # a handful of antenna pairs, not samples
-            for a in range(n_tx):
-                d = self.rx_delay[r] + self.tx_delay[a]
-                out[r, a, d: d + length] = taps[r, a] * phase[r, a]
-        return out
-
     def _publish_truth(self, offset: int, real: Realisation) -> None:
         if pmt.is_null(self.message_subscribers(self._truth_port)):
             return  # nobody listens (the loopback): the message costs ~0.1 ms to build
-        meta = {"offset": int(offset), "index": self.draws - 1, "int_delay": int(real.int_delay),
-                "frac_delay": -1.0 if real.frac_delay is None else float(real.frac_delay),
-                "delay": float(real.delay), "cfo": float(real.cfo), "phase": float(self._phase),
-                "snr_db": self.snr_db, "noise_var": self._noise_var}
-        taps = real.taps.astype(np.complex64)
-        self.message_port_pub(self._truth_port, tensor_message(meta, {"taps": taps}))
+        message = self._truth_message(real, offset, self.draws - 1, self._phase)
+        self.message_port_pub(self._truth_port, message)
 
     def _switch_points(self, start: int, n: int) -> list[int]:
         """Absolute offsets in [start, start + n), > 0, where a new realisation takes effect; sorted."""
@@ -473,3 +457,201 @@ class mimo_channel(arrived_block):
             output_items[r][:n] = y[r]
         if hl:
             self._history = history
+
+
+class _refill_block(gr.basic_block):
+    """Message-only helper inside mimo_channel_compiled: on the compiled block's "low" message, the next
+    batch of realisations is drawn and pushed (its own scheduler thread; Python runs once per batch)."""
+
+    def __init__(self, refill):
+        gr.basic_block.__init__(self, name="semcom_mimo_channel_refill", in_sig=None, out_sig=None)
+        self._refill = refill
+        port = pmt.intern("low")
+        self.message_port_register_in(port)
+        self.set_msg_handler(port, self.handle_low)  # GNU Radio's gateway looks handlers up by name
+
+    def handle_low(self, _queued) -> None:
+        self._refill()
+
+
+class mimo_channel_compiled(_ChannelDefinition, gr.hier_block2):
+    """mimo_channel as a compiled block (see `mimo_channel`): `semcom_python.mimo_channel_fast`
+    (gr-semcom/lib/mimo_channel_fast_impl.cc) does every work() call in C++ (switch points, the kernels,
+    the truth message's offset / index / phase, the tags). Python draws the realisations
+    (`ChannelSpec.draw_many` from the channel stream, per-channel offsets folded in) and their truth
+    messages (`_truth_message`, the one format) and pushes them: `PREFILL` at construction, then
+    `DRAW_BATCH` whenever the block reports on its port "low" that fewer than `DRAW_BATCH` are queued.
+    A block whose queue runs dry stops at the switch point and waits for the next push (no sample is
+    dropped, no realisation skipped or invented; counters()["waits"]). Truth messages are built for the
+    prefilled batches and, later, only while the port "truth" has a listener (~0.1 ms each).
+    A hier block around the compiled block and its refill helper: the same ports as the Python block."""
+
+    PREFILL = 2 * DRAW_BATCH
+
+    def __init__(self, n_tx: int, n_rx: int, snr_db: float = 20.0, **options):
+        gr.hier_block2.__init__(self, "semcom_mimo_channel", gr.io_signature(int(n_tx), int(n_tx), 8),
+                                gr.io_signature(int(n_rx), int(n_rx), 8))
+        self.core = None
+        self._define(n_tx, n_rx, snr_db, **options)
+        self.core = semcom_python.mimo_channel_fast(
+            n_tx=self.n_tx, n_rx=self.n_rx, history_len=self._history_len, noise_seed=self._noise_seed(),
+            fading=FADING_MODES.index(self.fading), block_len=self.block_len,
+            sob_key=pmt.symbol_to_string(self._sob_key), low_water=self.DRAW_BATCH)
+        self.core.set_drift(self.rx_phase_drift.tolist())
+        self._settings_changed()
+        self.implementation, self.block = "cxx", "compiled"
+        self._pushed: collections.deque[Realisation] = collections.deque()  # from index _first_pushed on
+        self._first_pushed = 0
+        self._refill(self.PREFILL, truth=True)
+        self._refiller = _refill_block(self._refill)
+        for a in range(self.n_tx):
+            self.connect((self, a), (self.core, a))
+        for r in range(self.n_rx):
+            self.connect((self.core, r), (self, r))
+        self.message_port_register_hier_out("truth")
+        self.msg_connect(self.core, "truth", self, "truth")
+        self.msg_connect(self.core, "low", self._refiller, "low")
+
+    def _check_impairments(self, impairments: Impairments) -> None:
+        if impairments.sfo_ppm or impairments.phase_noise_linewidth:
+            raise ValueError("the compiled mimo_channel has no phase noise or sampling-clock offset: make it "
+                             "with them set (mimo_channel then runs its Python block) or with "
+                             "implementation='numpy'")
+
+    def _settings_changed(self) -> None:
+        if self.core is None:
+            return
+        with self._lock:
+            imp, dc, tx_k, rx_k = self.impairments, self._dc, self._tx_k, self._rx_k
+            snr_db, noise_var = self.snr_db, self._noise_var
+        self.core.set_noise(snr_db, noise_var)
+        self.core.set_front_end(*(_complex_lists(tx_k) if imp.tx_iq else ([], [])),
+                                *(_complex_lists(rx_k) if imp.rx_iq else ([], [])),
+                                [] if dc is None else _complex_lists([dc])[0])
+
+    def _refill(self, count: int = DRAW_BATCH, truth: bool | None = None) -> None:
+        """Draw `count` realisations and push them (with truth messages if `truth`, or None: if the
+        compiled block's truth port has a listener). The C++ side fills in offset, index and phase."""
+        reals = self._next_draws(count)
+        if truth is None:
+            truth = not pmt.is_null(self.core.message_subscribers(self._truth_port))
+        taps = np.stack([self._with_channel_offsets(r.taps) for r in reals]).astype(np.complex64)
+        truths = [self._truth_message(r, 0, 0, 0.0) for r in reals] if truth else []
+        self._pushed.extend(reals)
+        self.core.push(taps, [int(r.int_delay) for r in reals], [float(r.cfo) for r in reals], truths)
+
+    # ------------------------------------------------------------------ what the Python block offers
+    @property
+    def draws(self) -> int:
+        """Realisations taken into force (the first included)."""
+        return int(self.core.draws())
+
+    def current(self) -> Realisation:
+        """The realisation in force after the last processed sample (the first before any)."""
+        index = max(self.draws - 1, 0)
+        while index > self._first_pushed:  # forget those no longer in force
+            self._pushed.popleft()
+            self._first_pushed += 1
+        return self._pushed[index - self._first_pushed]
+
+    def counters(self) -> dict[str, int]:
+        """draws, samples, calls (work() calls), waits (calls stopped for want of a realisation),
+        low_signals, pushed (the compiled block's counters)."""
+        return dict(self.core.counters())
+
+    def set_max_noutput_items(self, n: int) -> None:
+        self.core.set_max_noutput_items(n)
+
+    def nitems_written(self, port: int) -> int:
+        return self.core.nitems_written(port)
+
+
+def mimo_channel(n_tx: int, n_rx: int, snr_db: float = 20.0, implementation: str = "auto", **options):
+    """Nt complex streams in -> Nr complex streams out, through ``semcom.ofat.channel_model``.
+
+    Receive antenna r, with the realisation ``(taps, D, f)`` that took effect at sample ``n0``::
+
+        y_r[n] = exp(j (phi(n0) + 2 pi f (n - n0) + drift_r n)) sum_t sum_k taps'[r, t, k] x_t[n - D - k]
+                 + w_r[n]
+
+    * Fading: ``"per_frame"`` draws a new realisation (taps, fractional and integer delay, CFO jitter)
+      at every ``tx_sob`` tag on input 0, switched exactly at the tag's offset (the FIR then still reads
+      the samples before the tag: the timing offset changes between bursts); ``"held"`` keeps the first
+      draw; ``"per_block"`` redraws at every multiple of ``block_len`` samples. The first realisation
+      holds from sample 0 in every mode (a tag at sample 0 does not redraw).
+    * Multipath ``taps`` (Nr, Nt, L): ``n_taps`` taps with an exponential power-delay profile of e-folding
+      ``decay`` samples, i.i.d. Rayleigh per pair, optional Rician ``rician_k`` (linear) on the first tap
+      with a ULA line of sight (``los="ula"``, random angles and phase per draw) or the all-ones
+      matrix (``los="ones"``), optional Kronecker exponential correlation ``corr_tx`` / ``corr_rx``.
+      Average total power per (rx, tx) pair is 1, so total transmit power P arrives as P per receive
+      antenna on average.
+    * Timing: ``frac_delay`` convolves an 8-tap Kaiser-windowed sinc (bulk delay 3 + frac, frac uniform
+      in [0, 1)) into the taps, so ``L = n_taps + 7`` (else ``L = n_taps``); the integer delay ``D`` is
+      uniform in {0, ..., ``max_int_delay``}. The longest impulse response is ``max_int_delay + L``
+      (+ the largest rx_delay + tx_delay): the receiver's timing and cyclic prefix must cover it, and the
+      transmitter's gap must too (a per-frame redraw to a shorter delay skips that many samples):
+      pass ``gap_samples`` (the ofat_tx value) and the block refuses a longer response (0 = unchecked).
+    * CFO ``f`` = ``cfo`` + uniform(+-``cfo_jitter``) per draw, in cycles per sample (the OFDM subcarrier
+      spacing is 1/fft_len cycles/sample: 0.4 subcarrier at FFT 64 is 0.4/64); the phase is continuous
+      across realisations and ``work()`` calls.
+    * AWGN ``w_r``: independent per receive antenna, variance ``noise_ref_power * 10**(-snr_db/10)`` per
+      complex sample (half per real component). **SNR definition**: the OFAT transmitter puts unit total
+      energy, summed over its Nt antennas, on every used subcarrier and uses a unitary FFT, so this
+      variance per sample IS the noise variance per resource element, and ``snr_db`` is the in-band SNR =
+      total transmit power over noise power per receive antenna per subcarrier. ``set_snr_db`` changes it
+      at run time (from the next ``work()`` call).
+    * Per-channel offsets of one device (fixed unless drifting): ``rx_phase`` / ``tx_phase`` (rad),
+      ``rx_delay`` / ``tx_delay`` (whole samples) per receive / transmit channel, folded into ``taps'``,
+      and ``rx_phase_drift`` (rad/sample) per receive channel (LOs that are not shared). Fixed offsets
+      become part of the channel and the receiver's estimate absorbs them; drift within a frame does not.
+    * Front-end impairments (``semcom.ofat.channel_model.Impairments``; each off by default, and then the
+      output is unchanged sample for sample): TX IQ imbalance on each input, the channel, oscillator
+      phase noise (Wiener, ``phase_noise_linewidth`` cycles/sample, one process common to every receive
+      antenna: one LO per radio, the TX's and the RX's folded into one),
+      sampling-clock offset ``sfo_ppm`` (``SfoResampler``: adds 18 samples of latency, re-centred at
+      each tx_sob tag so that its whole-sample jumps fall in gaps), AWGN, RX IQ imbalance, RX DC offset
+      ``dc_offset_dbc`` (relative to ``noise_ref_power``). All settable while running
+      (``set_impairments`` or one setter each); drawn from their own seeded stream, so turning them on
+      leaves the channel and noise draws alone.
+    * Message port ``truth``: every realisation when it takes effect, as a tensor message
+      (``messages.tensor_message``): tensor ``taps`` (Nr, Nt, L) complex64 WITHOUT the integer delay and
+      WITHOUT the per-channel offsets; meta ``offset`` (absolute sample index), ``index`` (0, 1, ...),
+      ``int_delay``, ``frac_delay`` (-1 when disabled), ``delay`` (bulk delay of the first path, samples),
+      ``cfo`` (cycles/sample), ``phase`` (CFO phase phi(n0), rad), ``snr_db``, ``noise_var``.
+    * Tags: those of input 0 are copied to every output at the same offsets (others are dropped, so a
+      transmitter that tags all its antennas does not get duplicates).
+
+    Seeded: ``numpy.random.SeedSequence(seed)`` is split into a channel stream and a noise stream, and the
+    noise is drawn time-major, so the output depends only on the seed and the input, not on how the
+    scheduler splits the stream into ``work()`` calls, and changing the SNR leaves the channel draws alone.
+
+    ``implementation``: ``"cxx"`` runs the per-sample work (the FIR over every antenna pair with the
+    realisation switching where it switches here, the CFO and drift rotation, AWGN, TX / RX IQ imbalance,
+    DC offset) in C++; ``"numpy"`` is the definition it is tested against (``mimo_channel_python`` with
+    numpy): the same output to float32 rounding with the noise off (``noise_ref_power=0``), and with it
+    the same noise statistics (variance, whiteness, Gaussian) from another stream: the compiled noise comes
+    from GNU Radio's xoroshiro128+ generator through a ziggurat (seeded from the same noise SeedSequence),
+    not from numpy's Generator, so a seed gives other noise samples in the two implementations. With
+    "cxx", the block is ``mimo_channel_compiled``: a compiled GNU Radio block
+    (``semcom_python.mimo_channel_fast``, gr-semcom/lib/mimo_channel_fast_impl.cc) that runs no Python per
+    work() call, fed with realisations that Python draws in batches (``ChannelSpec.draw_many``, the one
+    source of draws); except with phase noise or a sampling-clock offset (numpy only), or with the
+    environment variable SEMCOM_MIMO_CHANNEL_BLOCK=python: then ``mimo_channel_python`` with the compiled
+    kernels (Python per work() call: draws, switch points, phase, truth, tags; C++ every sample).
+    ``"auto"`` (default): compiled where the module is built, numpy otherwise; the environment variable
+    SEMCOM_MIMO_CHANNEL (auto / cxx / numpy) overrides "auto", e.g. to run a whole flowgraph or test suite
+    through the numpy path (as ofat_rx's SEMCOM_OFAT_RX and make_ofat_tx's SEMCOM_OFAT_TX).
+    ``.implementation`` says which ran ("cxx" or "numpy"), ``.block`` which block ("compiled" or "python").
+    """
+    compiled = use_compiled(implementation, "SEMCOM_MIMO_CHANNEL", compiled_channel_available(), "numpy",
+                            "the mimo_channel kernels")
+    block = os.environ.get("SEMCOM_MIMO_CHANNEL_BLOCK", "compiled")
+    if block not in ("compiled", "python"):
+        raise ValueError(f"SEMCOM_MIMO_CHANNEL_BLOCK must be 'compiled' or 'python', got {block!r}")
+    numpy_only = options.get("sfo_ppm", 0.0) or options.get("phase_noise_linewidth", 0.0)
+    if compiled and block == "compiled" and not numpy_only and compiled_block_available():
+        return mimo_channel_compiled(n_tx, n_rx, snr_db, **options)
+    return mimo_channel_python(n_tx, n_rx, snr_db, implementation="cxx" if compiled else "numpy", **options)
+
+
+mimo_channel.DRAW_BATCH = DRAW_BATCH

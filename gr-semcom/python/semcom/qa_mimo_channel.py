@@ -7,6 +7,7 @@
 """QA for mimo_channel: exact FIR when held, redraws exactly at tx_sob, noise and CFO against theory."""
 
 import os
+import time
 import unittest.mock
 
 import numpy as np
@@ -14,12 +15,38 @@ import pmt
 from gnuradio import blocks, gr, gr_unittest, semcom
 from gnuradio.semcom.arrived_block import record_calls
 from gnuradio.semcom.messages import parse_tensor_message
-from gnuradio.semcom.mimo_channel import compiled_channel_available
+from gnuradio.semcom.mimo_channel import (
+    DRAW_BATCH,
+    compiled_block_available,
+    compiled_channel_available,
+    mimo_channel_compiled,
+    mimo_channel_python,
+)
 
 from semcom.ofat.channel_model import Realisation, exponential_correlation
 
 # The implementations this build has: the numpy definition, and the compiled kernels where built.
 IMPLEMENTATIONS_HERE = ("numpy", "cxx") if compiled_channel_available() else ("numpy",)
+COMPILED_BLOCK_HERE = compiled_block_available()
+
+
+class random_chunks(gr.basic_block):
+    """Passes n streams through in calls of random sizes (1 .. most), each port's tags on the same port:
+    the channel downstream then sees random work() sizes and tags anywhere in them."""
+
+    def __init__(self, n: int, most: int, seed: int):
+        gr.basic_block.__init__(self, name="random_chunks", in_sig=[np.complex64] * n,
+                                out_sig=[np.complex64] * n)
+        self.set_tag_propagation_policy(gr.TPP_ONE_TO_ONE)
+        self._rng, self._most = np.random.default_rng(seed), most
+
+    def general_work(self, input_items, output_items):
+        available = min(len(output_items[0]), *(len(x) for x in input_items))
+        n = min(available, int(self._rng.integers(1, self._most + 1)))
+        for x, y in zip(input_items, output_items, strict=True):
+            y[:n] = x[:n]
+        self.consume_each(n)
+        return n
 
 
 def _tags(offsets, key="tx_sob"):
@@ -27,22 +54,28 @@ def _tags(offsets, key="tx_sob"):
 
 
 def run_channel(inputs, tags=(), *, eob=(), tags_on_all=False, max_noutput_items=None, truth_port=True,
-                **kwargs):
+                chunks=None, block=semcom.mimo_channel, **kwargs):
     """inputs (Nt, n) -> outputs (Nr, n), the block, its truth messages and output 0's tags.
 
     ``tags``: tx_sob offsets (on input 0, or on every input with tags_on_all); ``eob``: tx_eob offsets.
-    ``max_noutput_items`` caps every work() call, to exercise state kept across calls. truth_port=False
-    leaves the truth port unconnected (as the loopback does; then no truth is returned).
+    ``max_noutput_items`` caps every work() call, to exercise state kept across calls; ``chunks=(most,
+    seed)`` feeds the channel in calls of random sizes. truth_port=False leaves the truth port unconnected
+    (as the loopback does; then no truth is returned). ``block``: what makes the channel.
     """
     n_tx = inputs.shape[0]
     n_rx = kwargs.pop("n_rx")
     tb = gr.top_block()
-    ch = semcom.mimo_channel(n_tx, n_rx, **kwargs)
+    ch = block(n_tx, n_rx, **kwargs)
     if max_noutput_items:
         ch.set_max_noutput_items(max_noutput_items)
+    chunker = random_chunks(n_tx, *chunks) if chunks else None
     for a in range(n_tx):
         tag_list = _tags(tags) + _tags(eob, "tx_eob") if (a == 0 or tags_on_all) else []
-        tb.connect(blocks.vector_source_c(inputs[a].tolist(), False, 1, tag_list), (ch, a))
+        source = blocks.vector_source_c(inputs[a].tolist(), False, 1, tag_list)
+        if chunker is not None:
+            tb.connect(source, (chunker, a), (ch, a))
+        else:
+            tb.connect(source, (ch, a))
     sinks = [blocks.vector_sink_c() for _ in range(n_rx)]
     for r, s in enumerate(sinks):
         tb.connect((ch, r), s)
@@ -178,38 +211,53 @@ class qa_mimo_channel(gr_unittest.TestCase):
 
     def test_compiled_equals_numpy_with_the_noise_off(self):
         """The compiled per-sample work against the numpy definition, every option on at once and with
-        small and whole work() calls: per-frame redraws at tx_sob (back-to-back frames, a tag at 0),
-        multipath with fractional and integer delay, CFO jitter, fixed per-channel phases and delays,
-        phase drift, TX and RX IQ imbalance, DC offset, phase noise and SFO (those two numpy in both),
-        and per-block redraws; -300 dB of noise (its own stream in each, 1e-15)."""
+        small, whole and random work() calls: per-frame redraws at tx_sob (back-to-back frames, a tag at
+        0), multipath with fractional and integer delay, CFO jitter, fixed per-channel phases and delays,
+        phase drift, TX and RX IQ imbalance, DC offset, and per-block redraws; -300 dB of noise (its own
+        stream in each, 1e-15). Without phase noise and SFO the compiled block runs (mimo_channel_compiled:
+        no Python per call); with them (numpy in both) the Python block with the compiled kernels. Truth
+        messages equal in every field, the taps included; tags the same."""
         if "cxx" not in IMPLEMENTATIONS_HERE:
             self.skipTest("the compiled module is not built")
         rng = np.random.default_rng(30)
         x = white(rng, (2, 7000), 0.5)
         x[:, 3000:3400] = 0  # a gap
-        every = dict(tags=(0, 900, 901, 2500, 5100), eob=(899, 2499), n_rx=4, snr_db=300, max_int_delay=9,
-                     cfo=0.3 / 64, cfo_jitter=0.1 / 64, seed=31, rx_phase=[0.1, 0.2, 0.3, 0.4],
-                     rx_delay=[0, 1, 0, 2], tx_phase=[0.5, -0.5], tx_delay=[1, 0],
-                     rx_phase_drift=[0.0, 1e-4, -2e-4, 0.0], tx_iq_gain_db=[0.3, -0.2], tx_iq_phase_deg=2.0,
-                     rx_iq_gain_db=0.5, rx_iq_phase_deg=[1.0, 2.0, 3.0, 4.0], dc_offset_dbc=-30.0,
-                     phase_noise_linewidth=1e-5, sfo_ppm=30.0)
-        configs = {"every option, per frame": every,
-                   "per block, 1x3": dict(n_rx=3, snr_db=300, fading="per_block", block_len=777, seed=32,
-                                          max_int_delay=3, cfo=0.01)}
-        for name, kw in configs.items():
-            xin = x if kw is every else x[:1]
-            for cap in (None, 61):
-                with self.subTest(name, max_noutput_items=cap):
+        compiled_block = dict(tags=(0, 900, 901, 2500, 5100), eob=(899, 2499), n_rx=4, snr_db=300,
+                              max_int_delay=9, cfo=0.3 / 64, cfo_jitter=0.1 / 64, seed=31,
+                              rx_phase=[0.1, 0.2, 0.3, 0.4], rx_delay=[0, 1, 0, 2], tx_phase=[0.5, -0.5],
+                              tx_delay=[1, 0], rx_phase_drift=[0.0, 1e-4, -2e-4, 0.0],
+                              tx_iq_gain_db=[0.3, -0.2], tx_iq_phase_deg=2.0, rx_iq_gain_db=0.5,
+                              rx_iq_phase_deg=[1.0, 2.0, 3.0, 4.0], dc_offset_dbc=-30.0)
+        configs = {"every option but phase noise and SFO, per frame": (compiled_block, "compiled"),
+                   "every option, per frame": ({**compiled_block, "phase_noise_linewidth": 1e-5,
+                                                "sfo_ppm": 30.0}, "python"),
+                   "per block, 1x3": (dict(n_rx=3, snr_db=300, fading="per_block", block_len=777, seed=32,
+                                           max_int_delay=3, cfo=0.01), "compiled")}
+        for name, (kw, block) in configs.items():
+            if block == "compiled" and not COMPILED_BLOCK_HERE:
+                continue
+            xin = x if kw["n_rx"] == 4 else x[:1]
+            for cap, chunks in ((None, None), (61, None), (None, (700, 7))):
+                with self.subTest(name, max_noutput_items=cap, chunks=chunks):
                     y_np, ch_np, t_np, tags_np = run_channel(xin, implementation="numpy",
-                                                             max_noutput_items=cap, **kw)
+                                                             max_noutput_items=cap, chunks=chunks, **kw)
                     y_c, ch_c, t_c, tags_c = run_channel(xin, implementation="cxx",
-                                                         max_noutput_items=cap, **kw)
+                                                         max_noutput_items=cap, chunks=chunks, **kw)
                     self.assertEqual((ch_np.implementation, ch_c.implementation), ("numpy", "cxx"))
+                    self.assertEqual((ch_np.block, ch_c.block), ("python", block))
                     self.assertGreater(np.mean(np.abs(y_np) ** 2), 0.1)
                     np.testing.assert_allclose(y_c, y_np, rtol=0, atol=2e-5)
-                    self.assertEqual([m for m, _ in t_c], [m for m, _ in t_np])  # same draws, offsets, phases
+                    self.assertGreater(len(t_c), 1)
+                    for (meta_c, tensors_c), (meta_np, tensors_np) in zip(t_c, t_np, strict=True):
+                        # Same draws, offsets, indices; the CFO phase summed over other call sizes
+                        # (random chunks are scheduled differently in each run) to double rounding.
+                        self.assertAlmostEqual(meta_c.pop("phase"), meta_np.pop("phase"), delta=1e-9)
+                        self.assertEqual(meta_c, meta_np)
+                        self.assertEqual(tensors_c["taps"].dtype, np.complex64)
+                        np.testing.assert_array_equal(tensors_c["taps"], tensors_np["taps"])
                     self.assertEqual([(t.offset, str(t.key)) for t in tags_c],
                                      [(t.offset, str(t.key)) for t in tags_np])
+                    self.assertEqual(ch_c.draws, ch_np.draws)
 
     def test_compiled_noise_is_seeded_and_independent_of_work_sizes(self):
         if "cxx" not in IMPLEMENTATIONS_HERE:
@@ -239,6 +287,15 @@ class qa_mimo_channel(gr_unittest.TestCase):
         with unittest.mock.patch.dict(os.environ, {"SEMCOM_MIMO_CHANNEL": "fortran"}), \
                 self.assertRaises(ValueError):
             semcom.mimo_channel(2, 2)
+        if COMPILED_BLOCK_HERE:  # the compiled block, except where only the Python block can run
+            self.assertEqual(semcom.mimo_channel(2, 2, implementation="cxx").block, "compiled")
+            python = semcom.mimo_channel(2, 2, implementation="cxx", sfo_ppm=1.0)
+            self.assertEqual((python.block, python.implementation), ("python", "cxx"))
+            with unittest.mock.patch.dict(os.environ, {"SEMCOM_MIMO_CHANNEL_BLOCK": "python"}):
+                self.assertEqual(semcom.mimo_channel(2, 2, implementation="cxx").block, "python")
+            with unittest.mock.patch.dict(os.environ, {"SEMCOM_MIMO_CHANNEL_BLOCK": "java"}), \
+                    self.assertRaisesRegex(ValueError, "SEMCOM_MIMO_CHANNEL_BLOCK"):
+                semcom.mimo_channel(2, 2)
 
     def test_average_received_power_is_total_transmit_power(self):
         rng = np.random.default_rng(2)
@@ -321,36 +378,103 @@ class qa_mimo_channel(gr_unittest.TestCase):
     def test_a_call_takes_all_the_input_that_has_arrived(self):
         """general_work with a forecast of one item: a 1 760-sample burst goes through in one call (as a
         sync block it went in calls of 1 024, 512, 128, 64 and 32: GNU Radio halves a sync block's call
-        until its input covers it), and equals the same burst cut into 61-sample calls."""
+        until its input covers it), and equals the same burst cut into 61-sample calls. Both blocks."""
         x = white(np.random.default_rng(16), (2, 1760))
-        tb = gr.top_block()
-        ch = semcom.mimo_channel(2, 4, seed=4, fading="held")
-        sizes = record_calls(ch)
-        for a in range(2):
-            tb.connect(blocks.vector_source_c(x[a].tolist()), (ch, a))
-        sinks = [blocks.vector_sink_c() for _ in range(4)]
-        for r, sink in enumerate(sinks):
-            tb.connect((ch, r), sink)
-        tb.run()
-        self.assertEqual(sizes, [1760])
-        y_cut, _, _, _ = run_channel(x, n_rx=4, seed=4, fading="held", max_noutput_items=61)
-        np.testing.assert_allclose(np.array([s.data() for s in sinks]), y_cut, rtol=0, atol=1e-5)
+        makers = [mimo_channel_python] + ([mimo_channel_compiled] if COMPILED_BLOCK_HERE else [])
+        for make in makers:
+            with self.subTest(make.__name__):
+                tb = gr.top_block()
+                ch = make(2, 4, seed=4, fading="held")
+                sizes = record_calls(ch) if make is mimo_channel_python else None
+                for a in range(2):
+                    tb.connect(blocks.vector_source_c(x[a].tolist()), (ch, a))
+                sinks = [blocks.vector_sink_c() for _ in range(4)]
+                for r, sink in enumerate(sinks):
+                    tb.connect((ch, r), sink)
+                tb.run()
+                calls = sizes if sizes is not None else [ch.counters()["samples"]] * ch.counters()["calls"]
+                self.assertEqual(calls, [1760])
+                y_cut, _, _, _ = run_channel(x, n_rx=4, seed=4, fading="held", max_noutput_items=61,
+                                             block=make)
+                np.testing.assert_allclose(np.array([s.data() for s in sinks]), y_cut, rtol=0, atol=1e-5)
 
     def test_redraws_in_batches_and_no_truth_listener_change_nothing(self):
         """Per-frame redraws come from batches drawn ahead (ChannelSpec.draw_many) and the truth message
         is not built while its port has no listener: neither changes a draw or the noise stream."""
         rng = np.random.default_rng(15)
-        x = white(rng, (2, 3 * semcom.mimo_channel.DRAW_BATCH * 50))
+        x = white(rng, (2, 3 * DRAW_BATCH * 50))
         sob = range(0, x.shape[1], 50)  # more frames than one batch of draws
         kw = dict(tags=sob, n_rx=4, snr_db=20, seed=3, max_int_delay=9, cfo_jitter=0.003)
         y1, ch1, truth, _ = run_channel(x, **kw)
         y2, ch2, none, _ = run_channel(x, truth_port=False, **kw)
         self.assertEqual((ch1.draws, ch2.draws, len(truth), len(none)), (len(sob), len(sob), len(sob), 0))
+        if ch1.block == "compiled":  # refilled on "low" beyond the prefilled batches, none lost
+            self.assertGreater(ch1.counters()["pushed"], mimo_channel_compiled.PREFILL)
+            self.assertGreater(ch1.counters()["low_signals"], 0)
         np.testing.assert_allclose(y1, y2, rtol=0, atol=1e-5)  # float32 rounding (work() sizes), see above
         # The draws in force are the spec's draws one by one from the channel stream.
         stream = np.random.default_rng(np.random.SeedSequence(3).spawn(3)[0])  # the block's channel stream
         for _, t in truth:
             np.testing.assert_array_equal(t["taps"], ch1.spec.draw(stream).taps.astype(np.complex64))
+
+    def test_compiled_block_waits_for_a_late_refill_and_loses_nothing(self):
+        """The compiled block's queue runs dry (a refill that takes 50 ms, 300 frames in one burst): it
+        stops at the switch point that has no realisation yet, waits and goes on; every frame gets its
+        own draw, in order, and the samples equal the numpy block's (noise off)."""
+        if not COMPILED_BLOCK_HERE:
+            self.skipTest("the compiled block is not built")
+        x = white(np.random.default_rng(40), (2, 300 * 40))
+        sob = range(0, x.shape[1], 40)
+        kw = dict(tags=sob, n_rx=2, snr_db=300, seed=41, max_int_delay=4, cfo_jitter=0.003)
+
+        def slow(make, n_tx, n_rx, **options):
+            ch = make(n_tx, n_rx, **options)
+            refill = ch._refiller._refill
+
+            def late():
+                time.sleep(0.05)
+                refill()
+
+            ch._refiller._refill = late
+            return ch
+
+        y_c, ch_c, t_c, _ = run_channel(x, block=lambda *a, **o: slow(mimo_channel_compiled, *a, **o), **kw)
+        y_np, _, t_np, _ = run_channel(x, implementation="numpy", **kw)
+        counters = ch_c.counters()
+        self.assertGreater(counters["waits"], 0)
+        self.assertEqual((counters["draws"], counters["samples"], len(t_c)), (len(sob), x.shape[1], len(sob)))
+        self.assertEqual([m["index"] for m, _ in t_c], list(range(len(sob))))
+        np.testing.assert_allclose(y_c, y_np, rtol=0, atol=2e-5)
+        self.assertEqual([m["offset"] for m, _ in t_c], [m["offset"] for m, _ in t_np])
+
+    def test_compiled_block_refuses_bad_parameters_and_what_it_cannot_do(self):
+        if not COMPILED_BLOCK_HERE:
+            self.skipTest("the compiled block is not built")
+        from gnuradio.semcom.ofat_tx import semcom_python
+
+        make = semcom_python.mimo_channel_fast
+        args = dict(n_tx=2, n_rx=2, history_len=9, noise_seed=1, fading=0, block_len=100, sob_key="tx_sob",
+                    low_water=4)
+        for bad in (dict(fading=3), dict(block_len=0), dict(low_water=-1), dict(n_tx=0)):
+            with self.assertRaises(ValueError):
+                make(**{**args, **bad})
+        core = make(**args)
+        taps = np.zeros((3, 2, 2, 10), np.complex64)
+        with self.assertRaisesRegex(ValueError, "push needs"):
+            core.push(taps, [0, 0], [0.0, 0.0, 0.0], [])  # two delays for three realisations
+        with self.assertRaisesRegex(ValueError, "exceeds the history"):  # 5 + 10 - 1 > 9, at push time
+            core.push(taps[:1], [5], [0.0], [])
+        core.push(taps[:1], [0], [0.0], [])
+        self.assertEqual(core.queued(), 1)
+        with self.assertRaises(ValueError):
+            core.set_front_end([1 + 0j], [0j], [], [], [])  # one TX coefficient for two antennas
+        ch = mimo_channel_compiled(2, 2)
+        ch.set_sfo_ppm(0.0)  # what GRC's callbacks call with the options off
+        ch.set_phase_noise_linewidth(0.0)
+        ch.set_rx_iq(0.5, 3.0)
+        with self.assertRaisesRegex(ValueError, "no phase noise or sampling-clock offset"):
+            ch.set_sfo_ppm(10.0)
+        self.assertEqual(ch.impairments.sfo_ppm, 0.0)  # refused, not half applied
 
     def test_set_snr_db_before_and_while_running(self):
         x = np.zeros((2, 20000), np.complex64)

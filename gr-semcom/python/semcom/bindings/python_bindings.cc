@@ -16,6 +16,7 @@ void bind_tensor_bridge(py::module& m);
 void bind_ofat_tx_fast(py::module& m);
 void bind_ofat_rx_kernels(py::module& m);
 void bind_mimo_channel_kernels(py::module& m);
+void bind_mimo_channel_fast(py::module& m);
 
 PYBIND11_MODULE(semcom_python, m)
 {
@@ -26,4 +27,5 @@ PYBIND11_MODULE(semcom_python, m)
     bind_ofat_tx_fast(m);
     bind_ofat_rx_kernels(m);
     bind_mimo_channel_kernels(m);
+    bind_mimo_channel_fast(m);
 }
