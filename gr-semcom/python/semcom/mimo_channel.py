@@ -486,7 +486,8 @@ class mimo_channel_compiled(_ChannelDefinition, gr.hier_block2):
     prefilled batches and, later, only while the port "truth" has a listener (~0.1 ms each).
     A hier block around the compiled block and its refill helper: the same ports as the Python block."""
 
-    PREFILL = 2 * DRAW_BATCH
+    PREFILL = 2 * DRAW_BATCH  # pushed at construction
+    REFILL = DRAW_BATCH  # pushed on each "low" (fewer than DRAW_BATCH queued)
 
     def __init__(self, n_tx: int, n_rx: int, snr_db: float = 20.0, **options):
         gr.hier_block2.__init__(self, "semcom_mimo_channel", gr.io_signature(int(n_tx), int(n_tx), 8),
@@ -529,10 +530,11 @@ class mimo_channel_compiled(_ChannelDefinition, gr.hier_block2):
                                 *(_complex_lists(rx_k) if imp.rx_iq else ([], [])),
                                 [] if dc is None else _complex_lists([dc])[0])
 
-    def _refill(self, count: int = DRAW_BATCH, truth: bool | None = None) -> None:
-        """Draw `count` realisations and push them (with truth messages if `truth`, or None: if the
-        compiled block's truth port has a listener). The C++ side fills in offset, index and phase."""
-        reals = self._next_draws(count)
+    def _refill(self, count: int | None = None, truth: bool | None = None) -> None:
+        """Draw `count` (default REFILL) realisations and push them (with truth messages if `truth`, or
+        None: if the compiled block's truth port has a listener). The C++ side fills in offset, index and
+        phase."""
+        reals = self._next_draws(count or self.REFILL)
         if truth is None:
             truth = not pmt.is_null(self.core.message_subscribers(self._truth_port))
         taps = np.stack([self._with_channel_offsets(r.taps) for r in reals]).astype(np.complex64)
