@@ -903,6 +903,8 @@ def realtime_run(arrangement: str, n_tx: int, n_rx: int, rate: float, duration: 
             "latency_median_ms": ms(lat, 50), "latency_p99_ms": ms(lat, 99),
             "latency_first_window_median_ms": ms(first, 50), "latency_last_window_median_ms": ms(last, 50),
             "max_ofat_tx_queue": max_queue, "max_in_flight": max_in_flight, "bounded": bounded,
+            # calls in which the compiled channel waited for realisations (its refill ran late)
+            "channel_waits": counters.get("mimo_channel", {}).get("waits", 0),
             "load_avg": round(os.getloadavg()[0], 1), "stopped": stopped, "pass": ok}
 
 
