@@ -416,7 +416,7 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
     panels = iter(axes[2:])
     if precision:
         ax = next(panels)
-        for i, m in enumerate(dict.fromkeys(r["m"] for r in precision)):
+        for i, m in enumerate(sorted({r["m"] for r in precision})):
             mine = [r for r in precision if r["m"] == m]
             exact = next(r["accuracy"] for r in mine if r["bits_per_value"] == "float32")
             pts = [(r["bits_per_value"], 100 * r["accuracy"]) for r in mine
@@ -444,6 +444,7 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
         ax.axvline(by["jpeg_file"]["bits"] / 100, color="C3", ls="--", lw=0.8,
                    label=f"JPEG {images[-1]} / 100")
         ax.set_xscale("log")
+        ax.set_xlim(min(lv["bits"] for lv in measured) / 2, max(lv["bits"] for lv in measured) * 2)
         ax.set_xlabel(f"bits per scene ({units.bits_per_value:g} bit per value)")
         ax.set_ylabel("test accuracy (%), mean +- std over seeds")
         ax.set_title("JTCC compression levels: bits and accuracy", fontsize=9)
