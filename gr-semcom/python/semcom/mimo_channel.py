@@ -503,6 +503,7 @@ class mimo_channel_compiled(_ChannelDefinition, gr.hier_block2):
         self.implementation, self.block = "cxx", "compiled"
         self._pushed: collections.deque[Realisation] = collections.deque()  # from index _first_pushed on
         self._first_pushed = 0
+        self._pushed_lock = threading.Lock()
         self._refill(self.PREFILL, truth=True)
         self._refiller = _refill_block(self._refill)
         for a in range(self.n_tx):
@@ -539,6 +540,7 @@ class mimo_channel_compiled(_ChannelDefinition, gr.hier_block2):
             truth = not pmt.is_null(self.core.message_subscribers(self._truth_port))
         taps = np.stack([self._with_channel_offsets(r.taps) for r in reals]).astype(np.complex64)
         truths = [self._truth_message(r, 0, 0, 0.0) for r in reals] if truth else []
+        self._forget_past()
         self._pushed.extend(reals)
         self.core.push(taps, [int(r.int_delay) for r in reals], [float(r.cfo) for r in reals], truths)
 
@@ -548,13 +550,21 @@ class mimo_channel_compiled(_ChannelDefinition, gr.hier_block2):
         """Realisations taken into force (the first included)."""
         return int(self.core.draws())
 
+    def _forget_past(self) -> int:
+        """Drop the pushed realisations before the one in force (kept, they grew without bound: 32 000
+        a minute at 540 frames/s, and the cyclic GC's pauses with them); the index of the one in force."""
+        index = max(self.draws - 1, 0)
+        with self._pushed_lock:  # the refill's thread and the caller's
+            while index > self._first_pushed:
+                self._pushed.popleft()
+                self._first_pushed += 1
+        return index
+
     def current(self) -> Realisation:
         """The realisation in force after the last processed sample (the first before any)."""
-        index = max(self.draws - 1, 0)
-        while index > self._first_pushed:  # forget those no longer in force
-            self._pushed.popleft()
-            self._first_pushed += 1
-        return self._pushed[index - self._first_pushed]
+        index = self._forget_past()
+        with self._pushed_lock:
+            return self._pushed[index - self._first_pushed]
 
     def counters(self) -> dict[str, int]:
         """draws, samples, calls (work() calls), waits (calls stopped for want of a realisation),
