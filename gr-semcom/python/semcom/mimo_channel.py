@@ -480,14 +480,18 @@ class mimo_channel_compiled(_ChannelDefinition, gr.hier_block2):
     the truth message's offset / index / phase, the tags). Python draws the realisations
     (`ChannelSpec.draw_many` from the channel stream, per-channel offsets folded in) and their truth
     messages (`_truth_message`, the one format) and pushes them: `PREFILL` at construction, then
-    `DRAW_BATCH` whenever the block reports on its port "low" that fewer than `DRAW_BATCH` are queued.
+    `REFILL` whenever the block reports on its port "low" that fewer than `LOW_WATER` are queued.
     A block whose queue runs dry stops at the switch point and waits for the next push (no sample is
     dropped, no realisation skipped or invented; counters()["waits"]). Truth messages are built for the
     prefilled batches and, later, only while the port "truth" has a listener (~0.1 ms each).
     A hier block around the compiled block and its refill helper: the same ports as the Python block."""
 
-    PREFILL = 2 * DRAW_BATCH  # pushed at construction
-    REFILL = DRAW_BATCH  # pushed on each "low" (fewer than DRAW_BATCH queued)
+    # The queue holds 59 ms of frames at 2 160 frames/s (back to back at 4 MS/s, 2x2) before it asks for
+    # more: the refill runs in Python, in a thread that waits for the GIL behind the host's when both
+    # share a process; with 32 the queue ran dry 66 times in 60 s there (realtime_s25_b2b_upper).
+    LOW_WATER = 4 * DRAW_BATCH  # "low" is published when fewer are queued
+    REFILL = 2 * DRAW_BATCH  # pushed on each "low"
+    PREFILL = LOW_WATER + 2 * REFILL  # pushed at construction
 
     def __init__(self, n_tx: int, n_rx: int, snr_db: float = 20.0, **options):
         gr.hier_block2.__init__(self, "semcom_mimo_channel", gr.io_signature(int(n_tx), int(n_tx), 8),
@@ -497,7 +501,7 @@ class mimo_channel_compiled(_ChannelDefinition, gr.hier_block2):
         self.core = semcom_python.mimo_channel_fast(
             n_tx=self.n_tx, n_rx=self.n_rx, history_len=self._history_len, noise_seed=self._noise_seed(),
             fading=FADING_MODES.index(self.fading), block_len=self.block_len,
-            sob_key=pmt.symbol_to_string(self._sob_key), low_water=self.DRAW_BATCH)
+            sob_key=pmt.symbol_to_string(self._sob_key), low_water=self.LOW_WATER)
         self.core.set_drift(self.rx_phase_drift.tolist())
         self._settings_changed()
         self.implementation, self.block = "cxx", "compiled"

@@ -402,8 +402,8 @@ class qa_mimo_channel(gr_unittest.TestCase):
         """Per-frame redraws come from batches drawn ahead (ChannelSpec.draw_many) and the truth message
         is not built while its port has no listener: neither changes a draw or the noise stream."""
         rng = np.random.default_rng(15)
-        x = white(rng, (2, 3 * DRAW_BATCH * 50))
-        sob = range(0, x.shape[1], 50)  # more frames than one batch of draws
+        x = white(rng, (2, (mimo_channel_compiled.PREFILL + 2 * DRAW_BATCH) * 50))
+        sob = range(0, x.shape[1], 50)  # more frames than the compiled block's prefill
         kw = dict(tags=sob, n_rx=4, snr_db=20, seed=3, max_int_delay=9, cfo_jitter=0.003)
         y1, ch1, truth, _ = run_channel(x, **kw)
         y2, ch2, none, _ = run_channel(x, truth_port=False, **kw)
