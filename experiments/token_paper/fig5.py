@@ -477,17 +477,17 @@ def precision_check(levels: dict[int, Path], n_questions: int, bits: tuple[int, 
     checked before with the same weights, questions and precisions is read from ``cache`` (its CSV is
     named by the checkpoint's SHA-256): the check costs minutes per level on this CPU."""
     rows: list[dict[str, Any]] = []
-    todo: dict[int, Path | None] = {}
-    for m, ckdir in levels.items():
-        pt, _ = checkpoint_paths(checkpoint_path(ckdir, "jtcc"))
-        name = f"m{m}_{sha256_of(pt)[:16]}_{n_questions}q_{'-'.join(map(str, bits))}b.csv"
-        todo[m] = cache / name if cache else None
     data = None
     for m, ckdir in levels.items():
-        if todo[m] is not None and todo[m].is_file():
-            rows += read_csv(todo[m])
-            continue
-        pipeline, _ = load_pipeline(checkpoint_path(ckdir, "jtcc"))
+        jtcc = checkpoint_path(ckdir, "jtcc")
+        cached = None
+        if cache:
+            digest = sha256_of(checkpoint_paths(jtcc)[0])[:16]
+            cached = cache / f"m{m}_{digest}_{n_questions}q_{'-'.join(map(str, bits))}b.csv"
+            if cached.is_file():
+                rows += read_csv(cached)
+                continue
+        pipeline, _ = load_pipeline(jtcc)
         if data is None:  # the same fresh questions for every level
             scenes, _, _ = make_vqa_dataset(n_questions, 1, seed=PRECISION_SEED,
                                             image_size=pipeline.receiver.cfg.image_size,
@@ -499,8 +499,8 @@ def precision_check(levels: dict[int, Path], n_questions: int, bits: tuple[int, 
             for b in bits:
                 acc = evaluate_pipeline(pipeline, data, Quantizer(b), 0.0)["all"]
                 mine.append({"m": m, "bits_per_value": b, "accuracy": acc, "difference": acc - exact})
-        if todo[m] is not None:
-            write_csv(todo[m], mine)
+        if cached is not None:
+            write_csv(cached, mine)
         rows += mine
     return rows
 

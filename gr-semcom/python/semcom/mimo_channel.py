@@ -80,8 +80,6 @@ class _ChannelDefinition:
     checks, the ChannelSpec and its seeded streams, the per-channel offsets, the noise and front-end
     settings and their setters, the batched draws and the truth message. Mixed into a GNU Radio block."""
 
-    DRAW_BATCH = DRAW_BATCH
-
     def _define(self, n_tx: int, n_rx: int, snr_db: float = 20.0, fading: str = "per_frame",
                 block_len: int = 10000, n_taps: int = 3, decay: float = 1.0, rician_k: float = 0.0,
                 corr_tx: float = 0.0, corr_rx: float = 0.0, cfo: float = 0.0, cfo_jitter: float = 0.0,
@@ -237,7 +235,6 @@ class _ChannelDefinition:
                 "snr_db": self.snr_db, "noise_var": self._noise_var}
         return tensor_message(meta, {"taps": real.taps.astype(np.complex64)})
 
-
     def _with_channel_offsets(self, taps: np.ndarray) -> np.ndarray:
         """Fixed per-channel phases and whole-sample delays folded into the FIR: (Nr, Nt, L + max)."""
         if not (self._max_offset or self.rx_phase.any() or self.tx_phase.any()):
@@ -294,7 +291,7 @@ class mimo_channel_python(_ChannelDefinition, arrived_block):
     # ------------------------------------------------------------------ internals
     def _next_draw(self) -> Realisation:
         if not self._drawn:
-            self._drawn.extend(self._next_draws(self.DRAW_BATCH))
+            self._drawn.extend(self._next_draws(DRAW_BATCH))
         return self._drawn.popleft()
 
     def _set_realisation(self, real: Realisation) -> None:
@@ -669,5 +666,3 @@ def mimo_channel(n_tx: int, n_rx: int, snr_db: float = 20.0, implementation: str
         return mimo_channel_compiled(n_tx, n_rx, snr_db, **options)
     return mimo_channel_python(n_tx, n_rx, snr_db, implementation="cxx" if compiled else "numpy", **options)
 
-
-mimo_channel.DRAW_BATCH = DRAW_BATCH
