@@ -134,10 +134,11 @@ def test_jtcc_levels_are_counted_checked_and_paired_with_their_seeds_evaluation(
         assert check["jpeg_over_jtcc_bits"] == pytest.approx(rows[image, "jpeg_file"]["bits"] / 320)
     levels = {lv["m"]: lv for lv in summary["acceptance"]["levels"]}
     assert list(levels) == [4, 16]  # fewest values first
+    assert [lv["level"] for lv in summary["acceptance"]["levels"]] == ["4", "16"]
     at_480 = summary["acceptance"]["per_image_set"]["480x320"]
     assert levels[4]["meets_fig5_line"] == (levels[4]["fewest_bits_every_set"]
                                             and at_480["4"]["at_least_100x_fewer_bits_than_jpeg"])
-    assert (4 in summary["acceptance"]["levels_meeting_fig5_line"]) == levels[4]["meets_fig5_line"]
+    assert ("4" in summary["acceptance"]["levels_meeting_fig5_line"]) == levels[4]["meets_fig5_line"]
     # The level's accuracy: the mean over the evaluation's seeds; the shipped m = 16 is in no given one.
     assert levels[4]["awgn_15db_mean"] == pytest.approx(expected["tokens_jtcc", "awgn", 15.0])
     assert levels[4]["awgn_0db_mean"] == pytest.approx(expected["tokens_jtcc", "awgn", 0.0])
@@ -159,6 +160,51 @@ def test_jtcc_levels_are_counted_checked_and_paired_with_their_seeds_evaluation(
                       "--jtcc-levels", str(m4), "--out", str(out)]) == 0
     with (out / "fig5_precision.csv").open() as f:
         assert next(csv.DictReader(f))["accuracy"] == "0.123"
+
+
+def test_a_recipe_level_is_added_beside_the_kept_levels_of_the_earlier_run(fig5, tmp_path: Path) -> None:
+    """--jtcc-levels DIR=RECIPE adds a level of the same m as another; --keep-levels keeps the earlier
+    run's levels (sizes, ratios, precision rows) whose checkpoints are gone, instead of dropping them."""
+    import shutil
+
+    from semcom.errors import UsageError
+
+    m4, m8 = _jtcc_level(tmp_path, 4), _jtcc_level(tmp_path, 8)
+    (tmp_path / "new").mkdir()
+    m4_new = _jtcc_level(tmp_path / "new", 4)
+    out = tmp_path / "out"
+    quick = ["--quick", "--no-progress", "--precision-questions", "6", "--out", str(out)]
+    with pytest.raises(UsageError, match="no earlier run"):
+        fig5.main([*quick, "--jtcc-levels", str(m4), "--keep-levels"])
+    assert fig5.main([*quick, "--precision-m", "4", "8", "--jtcc-levels", str(m4), str(m8)]) == 0
+    before_rows, before = _rows(out), json.loads((out / "fig5.json").read_text())
+    shutil.rmtree(m8)  # gone, as the committed m = 8 and 64 checkpoints are
+    assert fig5.main([*quick, "--precision-m", "4", "--jtcc-levels", f"{m4_new}=task", "--keep-levels"]) == 0
+    rows, summary = _rows(out), json.loads((out / "fig5.json").read_text())
+    levels = [lv["level"] for lv in summary["acceptance"]["levels"]]
+    assert levels == ["4", "4_task", "8", "16"]  # by m, the shipped recipe first
+    assert summary["tokens"]["tokens_with_jtcc_m4_task"]["recipe"] == "task"
+    assert set(summary["kept_levels"]) == {"tokens_with_jtcc_m4", "tokens_with_jtcc_m8"}
+    for image in ("64x64", "480x320"):
+        for method in ("tokens_with_jtcc_m4", "tokens_with_jtcc_m8"):
+            assert rows[image, method] == before_rows[image, method]
+        assert rows[image, "tokens_with_jtcc_m4_task"]["bits"] == rows[image, "tokens_with_jtcc_m4"]["bits"]
+        assert set(summary["acceptance"]["per_image_set"][image]) == {"4", "4_task", "8", "16"}
+    # The kept levels' precision checks as measured then, the new level's measured now.
+    per_m = summary["precision_check"]["per_m"]
+    assert set(per_m) == {"4", "4_task", "8"}
+    for level in ("4", "8"):
+        assert per_m[level]["rows"] == before["precision_check"]["per_m"][level]["rows"]
+    with (out / "fig5_precision.csv").open() as f:
+        assert {r["level"] for r in csv.DictReader(f)} == {"4", "4_task", "8"}
+    # Without --keep-levels a run counts only what it is given.
+    assert fig5.main([*quick, "--precision-m", "4", "--jtcc-levels", f"{m4_new}=task"]) == 0
+    levels = [lv["level"] for lv in json.loads((out / "fig5.json").read_text())["acceptance"]["levels"]]
+    assert levels == ["4_task", "16"]
+    with pytest.raises(UsageError, match="recipe 'task' is already"):
+        fig5.main([*quick, "--jtcc-levels", f"{m4_new}=task", f"{m4}=task"])
+    with pytest.raises(UsageError, match="recipe label"):
+        fig5.main([*quick, "--jtcc-levels", f"{m4_new}=a b"])
 
 
 def test_bad_jtcc_levels_are_usage_errors(fig5, tmp_path: Path) -> None:

@@ -180,34 +180,69 @@ def deepjscc_real_values(jscc_c: int, shapes: list[tuple[int, int]]) -> np.ndarr
 JTCC = "tokens_with_jtcc"  # the --checkpoints JTCC; the compression levels of --jtcc-levels are JTCC_m<m>
 
 
-def jtcc_method(m: int) -> str:
-    """The method id of a JTCC compression level with ``m`` values per token."""
-    return f"{JTCC}_m{m}"
+def jtcc_method(m: int, recipe: str = "") -> str:
+    """The method id of a JTCC compression level with ``m`` values per token (trained with ``recipe``, a
+    label; "" for the recipe of the shipped JTCC)."""
+    return f"{JTCC}_m{m}" + (f"_{recipe}" if recipe else "")
+
+
+def level_id(method: str, m: int) -> str:
+    """A JTCC level's key in the outputs: its m ("4"), with its recipe where it has one ("4_task")."""
+    return method[len(JTCC) + 2:] if method.startswith(JTCC + "_m") else str(m)
+
+
+def parse_level(arg: str) -> tuple[Path, str]:
+    """``--jtcc-levels`` item ``DIR`` or ``DIR=RECIPE`` -> (directory, recipe label)."""
+    path, _, recipe = arg.partition("=")
+    if recipe and not recipe.replace("_", "").replace("-", "").isalnum():
+        raise UsageError(f"--jtcc-levels {arg}: the recipe label must be letters, digits, - or _")
+    return Path(path), recipe
 
 
 def is_jtcc(method: str) -> bool:
     return method == JTCC or method.startswith(JTCC + "_m")
 
 
-def token_values(agents_dir: Path, levels: list[Path] = ()) -> dict[str, dict[str, Any]]:
+def token_values(agents_dir: Path, levels: list[tuple[Path, str]] = ()) -> dict[str, dict[str, Any]]:
     """K, the values per token, the real values per scene and the checkpoint directory of the two token
-    checkpoints of ``agents_dir`` and of the JTCC checkpoint of every directory of ``levels`` (the same
-    method at another m: one compression level each, named ``jtcc_method(m)``)."""
+    checkpoints of ``agents_dir`` and of the JTCC checkpoint of every (directory, recipe) of ``levels``
+    (the same method at another m or trained with another recipe: one compression level each, named
+    ``jtcc_method(m, recipe)``)."""
     out: dict[str, dict[str, Any]] = {}
-    sources = [(agents_dir, "tokens", "tokens_without_jtcc"), (agents_dir, "jtcc", JTCC)]
-    for ckdir, stage, method in sources + [(d, "jtcc", None) for d in levels]:
+    sources = [(agents_dir, "tokens", "tokens_without_jtcc", ""), (agents_dir, "jtcc", JTCC, "")]
+    for ckdir, stage, method, recipe in sources + [(d, "jtcc", None, r) for d, r in levels]:
         pipeline, doc = load_pipeline(checkpoint_path(ckdir, stage))
         if stage == "jtcc" and doc["config"]["link"]["kind"] != "jtcc":
             raise UsageError(f"{ckdir}: its jtcc checkpoint holds a {doc['config']['link']['kind']} link")
         k, per_token = pipeline.receiver.cfg.k_tokens, pipeline.link.m
-        method = method or jtcc_method(per_token)
-        same_m = [tok["checkpoints"] for name, tok in out.items()
-                  if is_jtcc(name) and tok["values_per_token"] == per_token]
-        if stage == "jtcc" and same_m:
-            raise UsageError(f"{ckdir}: m = {per_token} is already the level of {same_m[0]}")
+        method = method or jtcc_method(per_token, recipe)
+        same = [tok["checkpoints"] for name, tok in out.items()
+                if is_jtcc(name) and tok["values_per_token"] == per_token and tok.get("recipe", "") == recipe]
+        if stage == "jtcc" and same:
+            with_recipe = f" with recipe {recipe!r}" if recipe else ""
+            raise UsageError(f"{ckdir}: m = {per_token}{with_recipe} is already the level of {same[0]}")
         out[method] = {"k": k, "values_per_token": per_token, "real_values": k * per_token,
-                       "checkpoints": shown_path(ckdir)}
+                       "checkpoints": shown_path(ckdir)} | ({"recipe": recipe} if recipe else {})
     return out
+
+
+def kept_levels(previous: Path, tokens: dict[str, dict[str, Any]]
+                ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The JTCC levels of an earlier run's outputs in ``previous`` (its fig5.json and fig5_precision.csv)
+    that this run does not count (``--keep-levels``): their token entries (K, m, checkpoints, recipe: all
+    a level's sizes and ratios are computed from them, and its accuracy is read from its seeds evaluation
+    by the checkpoint path, so its checkpoints need not exist any more) and their precision rows as
+    measured then (every level's: those this run checks again are dropped by the caller).
+    -> ({method: token entry}, precision rows)."""
+    summary = previous / "fig5.json"
+    if not summary.is_file():
+        raise UsageError(f"--keep-levels: no earlier run in {previous} (no fig5.json)")
+    earlier = json.loads(summary.read_text())["tokens"]
+    kept = {name: tok for name, tok in earlier.items() if is_jtcc(name) and name not in tokens}
+    precision_csv = previous / "fig5_precision.csv"
+    rows = [r | {"level": str(r.get("level") or r["m"])}  # read_csv makes "4" a number
+            for r in (read_csv(precision_csv) if precision_csv.is_file() else [])]
+    return kept, rows
 
 
 def overhead_rows(sets: list[ImageSet], tokens: dict[str, dict[str, int]], jscc_c: int,
@@ -276,7 +311,8 @@ def acceptance(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for label in dict.fromkeys(r["image"] for r in rows):
         by = {r["method"]: r for r in rows if r["image"] == label}
-        out[label] = {str(by[m]["values_per_token"]): jtcc_check(by, m, label) for m in by if is_jtcc(m)}
+        out[label] = {level_id(m, by[m]["values_per_token"]): jtcc_check(by, m, label)
+                      for m in by if is_jtcc(m)}
     return out
 
 
@@ -332,11 +368,12 @@ def level_rows(tokens: dict[str, dict[str, Any]], checks: dict[str, dict[str, di
     it meets Fig. 5's line (fewest bits on every set, >= 100x at every set but 64x64) and its measured
     accuracy (NaN where no seeds evaluation names its checkpoints)."""
     rows = []
-    levels = [tok for name, tok in tokens.items() if is_jtcc(name)]
-    for tok in sorted(levels, key=lambda t: t["values_per_token"]):
-        m = str(tok["values_per_token"])
+    levels = [(name, tok) for name, tok in tokens.items() if is_jtcc(name)]
+    for name, tok in sorted(levels, key=lambda nt: (nt[1]["values_per_token"], nt[1].get("recipe", ""))):
+        m = level_id(name, tok["values_per_token"])
         bits, uses = units.analog(tok["real_values"])
-        row: dict[str, Any] = {"m": tok["values_per_token"], "k": tok["k"], "real_values": tok["real_values"],
+        row: dict[str, Any] = {"level": m, "m": tok["values_per_token"], "recipe": tok.get("recipe", ""),
+                               "k": tok["k"], "real_values": tok["real_values"],
                                "bits": bits, "channel_uses": uses, "checkpoints": tok["checkpoints"]}
         for label, by_m in checks.items():
             row[f"jpeg_over_bits_{label}"] = by_m[m]["jpeg_over_jtcc_bits"]
@@ -368,7 +405,8 @@ def method_label(method: str, rows: list[dict[str, Any]]) -> str:
     if not is_jtcc(method):
         return plot_label(method)
     m = next(r["values_per_token"] for r in rows if r["method"] == method)
-    return f"{plot_label(JTCC)}, m = {m}"
+    recipe = level_id(method, m).removeprefix(str(m)).lstrip("_")
+    return f"{plot_label(JTCC)}, m = {m}" + (f" ({recipe})" if recipe else "")
 
 
 def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
@@ -383,7 +421,7 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
     import matplotlib.pyplot as plt
 
     jtcc = sorted({r["method"] for r in rows if is_jtcc(r["method"])},
-                  key=lambda m: -next(r["values_per_token"] for r in rows if r["method"] == m))
+                  key=lambda m: (-next(r["values_per_token"] for r in rows if r["method"] == m), m))
     present = {r["method"] for r in rows}
     methods = [x for m in METHODS for x in (jtcc if m == JTCC else [m]) if x in present]
     images = list(dict.fromkeys(r["image"] for r in rows))
@@ -416,13 +454,14 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
     panels = iter(axes[2:])
     if precision:
         ax = next(panels)
-        for i, m in enumerate(sorted({r["m"] for r in precision})):
-            mine = [r for r in precision if r["m"] == m]
+        for i, level in enumerate(sorted({r["level"] for r in precision}, key=_level_order)):
+            mine = [r for r in precision if r["level"] == level]
             exact = next(r["accuracy"] for r in mine if r["bits_per_value"] == "float32")
             pts = [(r["bits_per_value"], 100 * r["accuracy"]) for r in mine
                    if r["bits_per_value"] != "float32"]
-            ax.plot(*zip(*pts, strict=True), "-o", color=f"C{i}", label=f"m = {m}, values quantised")
-            ax.axhline(100 * exact, ls="--", color=f"C{i}", lw=0.8, label=f"m = {m}, float32")
+            name = _level_label(level)
+            ax.plot(*zip(*pts, strict=True), "-o", color=f"C{i}", label=f"{name}, values quantised")
+            ax.axhline(100 * exact, ls="--", color=f"C{i}", lw=0.8, label=f"{name}, float32")
         ax.set_xlabel("bits per channel value")
         ax.set_ylabel("accuracy (%), ideal channel")
         ax.set_title("tokens + JTCC: precision the values need", fontsize=9)
@@ -430,12 +469,17 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
         ax.legend(fontsize=7)
     if measured:
         ax = next(panels)
+        recipes = sorted({lv["recipe"] for lv in measured})  # "" (the shipped recipe) first: the line
         for key, marker, label in (("awgn_15db", "o", "AWGN 15 dB"), ("awgn_0db", "s", "AWGN 0 dB")):
-            ax.errorbar([lv["bits"] for lv in measured], [100 * lv[f"{key}_mean"] for lv in measured],
-                        yerr=[100 * lv[f"{key}_std"] for lv in measured], fmt=f"-{marker}", capsize=3,
-                        label=label)
+            for recipe in recipes:  # another recipe's levels: open markers, not on the line
+                mine = [lv for lv in measured if lv["recipe"] == recipe]
+                ax.errorbar([lv["bits"] for lv in mine], [100 * lv[f"{key}_mean"] for lv in mine],
+                            yerr=[100 * lv[f"{key}_std"] for lv in mine], capsize=3,
+                            fmt=marker if recipe else f"-{marker}", color=f"C{int(key != 'awgn_15db')}",
+                            mfc="white" if recipe else None, ms=8 if recipe else 6,
+                            label=label + (f", recipe {recipe}" if recipe else ""))
         for lv in measured:
-            ax.annotate(f"m = {lv['m']}", (lv["bits"], 100 * lv["awgn_15db_mean"]), fontsize=7,
+            ax.annotate(_level_label(lv["level"]), (lv["bits"], 100 * lv["awgn_15db_mean"]), fontsize=7,
                         textcoords="offset points", xytext=(0, 6), ha="center")
         raw = [100 * lv["raw_image_vqa_clean_mean"] for lv in measured]
         ax.axhline(float(np.mean(raw)), ls=":", color="k", label="raw-image VQA, clean image")
@@ -470,22 +514,34 @@ class Quantizer(nn.Module):
         return torch.maximum(torch.minimum(levels, limit - step / 2), -limit + step / 2)
 
 
-def precision_check(levels: dict[int, Path], n_questions: int, bits: tuple[int, ...], progress: bool,
+def _level_order(level: str) -> tuple[int, str]:
+    m, _, recipe = level.partition("_")
+    return int(m), recipe
+
+
+def _level_label(level: str) -> str:
+    """A level id ("4", "4_task") as the plots name it ("m = 4", "m = 4 (task)")."""
+    m, _, recipe = level.partition("_")
+    return f"m = {m}" + (f" ({recipe})" if recipe else "")
+
+
+def precision_check(levels: dict[str, Path], n_questions: int, bits: tuple[int, ...], progress: bool,
                     cache: Path | None = None) -> list[dict[str, Any]]:
-    """Accuracy of each JTCC pipeline ({m: checkpoint dir}, ideal channel) with its values unquantised
-    and at each of ``bits``, on the same ``n_questions`` questions about fresh scenes (one each). A level
-    checked before with the same weights, questions and precisions is read from ``cache`` (its CSV is
-    named by the checkpoint's SHA-256): the check costs minutes per level on this CPU."""
+    """Accuracy of each JTCC pipeline ({level id: checkpoint dir}, ideal channel) with its values
+    unquantised and at each of ``bits``, on the same ``n_questions`` questions about fresh scenes (one
+    each). A level checked before with the same weights, questions and precisions is read from ``cache``
+    (its CSV is named by the checkpoint's SHA-256): the check costs minutes per level on this CPU."""
     rows: list[dict[str, Any]] = []
     data = None
-    for m, ckdir in levels.items():
+    for level, ckdir in levels.items():
+        m = int(level.partition("_")[0])
         jtcc = checkpoint_path(ckdir, "jtcc")
         cached = None
         if cache:
             digest = sha256_of(checkpoint_paths(jtcc)[0])[:16]
             cached = cache / f"m{m}_{digest}_{n_questions}q_{'-'.join(map(str, bits))}b.csv"
             if cached.is_file():
-                rows += read_csv(cached)
+                rows += [r | {"level": level} for r in read_csv(cached)]
                 continue
         pipeline, _ = load_pipeline(jtcc)
         if data is None:  # the same fresh questions for every level
@@ -499,6 +555,7 @@ def precision_check(levels: dict[int, Path], n_questions: int, bits: tuple[int, 
             for b in bits:
                 acc = evaluate_pipeline(pipeline, data, Quantizer(b), 0.0)["all"]
                 mine.append({"m": m, "bits_per_value": b, "accuracy": acc, "difference": acc - exact})
+            mine = [{"level": level} | r for r in mine]  # (a str; read back as it was asked for)
         if cached is not None:
             write_csv(cached, mine)
         rows += mine
@@ -517,8 +574,9 @@ def sufficient_bits(rows: list[dict[str, Any]]) -> int | None:
     return enough
 
 
-def _level_name(tokens: dict[str, dict[str, Any]], m: int) -> str:
-    return next(name for name, tok in tokens.items() if is_jtcc(name) and tok["values_per_token"] == m)
+def _level_name(tokens: dict[str, dict[str, Any]], level: str) -> str:
+    return next(name for name, tok in tokens.items()
+                if is_jtcc(name) and level_id(name, tok["values_per_token"]) == level)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -535,9 +593,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "QPSK with a rate-1/2 code)")
     p.add_argument("--checkpoints", default=str(SHIPPED_AGENTS),
                    help="agent checkpoints whose K, d and m are counted (default: the shipped ones)")
-    p.add_argument("--jtcc-levels", nargs="+", default=[], metavar="DIR",
+    p.add_argument("--jtcc-levels", nargs="+", default=[], metavar="DIR[=RECIPE]",
                    help="directories of JTCC checkpoints trained with another m (semcom train agents --m M "
-                   "--stages jtcc): each is a compression level beside --checkpoints' JTCC")
+                   "--stages jtcc): each is a compression level beside --checkpoints' JTCC; =RECIPE labels "
+                   "one trained with another recipe (a level of its own beside the same m)")
+    p.add_argument("--keep-levels", action="store_true",
+                   help="keep the JTCC levels of the earlier run in --out that --jtcc-levels does not name "
+                   "(their checkpoints may be gone): sizes and ratios recomputed from its fig5.json, "
+                   "accuracy read from the seeds evaluations, precision rows as measured then")
     p.add_argument("--seeds-evaluations", nargs="+", default=None, metavar="DIR",
                    help="seeds.py output directories the levels' accuracy is read from, each level from the "
                    "one whose seeds include its checkpoints (default: output/seeds_*/)")
@@ -599,18 +662,22 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         jscc_c = int(read_config(args.jscc_checkpoint)["config"]["c"])
-        tokens = token_values(Path(args.checkpoints), [Path(d) for d in args.jtcc_levels])
+        tokens = token_values(Path(args.checkpoints), [parse_level(d) for d in args.jtcc_levels])
     except (OSError, ValueError, RuntimeError) as e:  # CheckpointError is a RuntimeError
         raise UsageError(str(e)) from e
+    kept, kept_precision = kept_levels(out, tokens) if args.keep_levels else ({}, [])
+    tokens |= kept
     evaluations = ([Path(d) for d in args.seeds_evaluations] if args.seeds_evaluations is not None
                    else sorted(f.parent for f in OUTPUT.glob("seeds_*/seeds.csv")))
     for evaluation in evaluations:
         if not all((evaluation / f).is_file() for f in ("seeds.csv", "seeds_summary.csv", "seeds.json")):
             raise UsageError(f"--seeds-evaluations {evaluation}: not a seeds.py output directory")
-    levels = {tok["values_per_token"]: _run_dir(tok["checkpoints"])
-              for name, tok in tokens.items() if is_jtcc(name)}
-    if args.precision_m is not None and not set(args.precision_m) <= set(levels):
-        raise UsageError(f"--precision-m {args.precision_m}: the JTCC levels are m = {sorted(levels)}")
+    levels = {level_id(name, tok["values_per_token"]): _run_dir(tok["checkpoints"])
+              for name, tok in tokens.items() if is_jtcc(name) and name not in kept}
+    level_m = {level: int(level.partition("_")[0]) for level in levels}
+    if args.precision_m is not None and not set(args.precision_m) <= set(level_m.values()):
+        raise UsageError(f"--precision-m {args.precision_m}: the JTCC levels are m = "
+                         f"{sorted(set(level_m.values()))}")
     sets = measure_scenes(n_scenes, args.quality, args.seed, progress=not args.no_progress)
     sets += local_sets(args)
     rows = overhead_rows(sets, tokens, jscc_c, units)
@@ -618,20 +685,25 @@ def main(argv: list[str] | None = None) -> int:
     checks = acceptance(rows)
     level_table = level_rows(tokens, checks, units, evaluations)
     write_csv(out / "fig5_levels.csv", level_table)
-    checked = {m: d for m, d in levels.items() if args.precision_m is None or m in args.precision_m}
+    checked = {level: d for level, d in levels.items()
+               if args.precision_m is None or level_m[level] in args.precision_m}
     cache = (None if args.precision_cache == "none"
              else out / "precision_cache" if args.quick else Path(args.precision_cache))
     precision = (precision_check(checked, n_precision, PRECISION_BITS, not args.no_progress, cache)
                  if n_precision else [])
+    # The checks of the levels this run counts but does not check again, as the earlier run measured them.
+    counted = {level_id(name, tok["values_per_token"]) for name, tok in tokens.items() if is_jtcc(name)}
+    precision += [r for r in kept_precision if r["level"] in counted and r["level"] not in checked]
     if precision:
         write_csv(out / "fig5_precision.csv", precision)
     plot(out / "fig5.png", rows, units, args.quality, precision, level_table)
     per_m = {}
-    for m in checked if precision else ():
-        enough = sufficient_bits([r for r in precision if r["m"] == m])
-        per_m[str(m)] = {"rows": [r for r in precision if r["m"] == m], "sufficient_bits_per_value": enough,
-                         "jtcc_bits_at_sufficient_precision": None if enough is None
-                         else enough * tokens[_level_name(tokens, m)]["real_values"]}
+    for level in sorted({r["level"] for r in precision}, key=_level_order):
+        mine = [r for r in precision if r["level"] == level]
+        enough = sufficient_bits(mine)
+        per_m[level] = {"rows": mine, "sufficient_bits_per_value": enough,
+                        "jtcc_bits_at_sufficient_precision": None if enough is None
+                        else enough * tokens[_level_name(tokens, level)]["real_values"]}
     command = " ".join(argv if argv is not None else sys.argv[1:])
     summary = {"command": f"experiments/token_paper/fig5.py {command}",
                "n_scenes": n_scenes, "images_per_set": {images.label: len(images.shapes) for images in sets},
@@ -639,8 +711,9 @@ def main(argv: list[str] | None = None) -> int:
                "units": asdict(units), "tokens": tokens, "deepjscc_c": jscc_c,
                "deepjscc_checkpoint": str(args.jscc_checkpoint),
                "acceptance": {"per_image_set": checks, "levels": level_table,
-                              "levels_meeting_fig5_line": [lv["m"] for lv in level_table
+                              "levels_meeting_fig5_line": [lv["level"] for lv in level_table
                                                            if lv["meets_fig5_line"]]},
+               "kept_levels": {name: f"from the earlier run in {shown_path(out)}" for name in kept},
                "precision_check": {"questions": n_precision, "tolerance": PRECISION_TOLERANCE,
                                    "per_m": per_m},
                "seconds": time.perf_counter() - t0}
@@ -650,10 +723,11 @@ def main(argv: list[str] | None = None) -> int:
               f"JPEG/this {r['jpeg_bits_over_bits']:8.3g} (bits) {r['jpeg_uses_over_uses']:8.3g} (uses)")
     for r in precision:
         unit = "" if r["bits_per_value"] == "float32" else " bits"
-        print(f"JTCC m = {r['m']}, values at {r['bits_per_value']}{unit}: "
+        print(f"JTCC {_level_label(r['level'])}, values at {r['bits_per_value']}{unit}: "
               f"accuracy {100 * r['accuracy']:.2f} % ({100 * r['difference']:+.2f} points)")
     for lv in level_table:
-        print(f"JTCC m = {lv['m']}: {lv['bits']:.0f} bits, fewest bits {lv['fewest_bits_every_set']}, "
+        print(f"JTCC {_level_label(lv['level'])}: {lv['bits']:.0f} bits, "
+              f"fewest bits {lv['fewest_bits_every_set']}, "
               f">= 100x {lv['at_least_100x_fewer_bits']}, AWGN 15 / 0 dB {100 * lv['awgn_15db_mean']:.2f} / "
               f"{100 * lv['awgn_0db_mean']:.2f} % over {lv['n_seeds']} seeds")
     print(f"wrote {out / 'fig5.csv'}, fig5_levels.csv, {'fig5_precision.csv, ' if precision else ''}"

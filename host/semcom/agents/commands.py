@@ -44,6 +44,7 @@ from .experiment import (
     train_all,
 )
 from .report import per_family_table, replot
+from .train import LINK_TARGETS
 
 log = logging.getLogger(__name__)
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -79,9 +80,41 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
         flag = stage.replace("_", "-")
         p.add_argument(f"--epochs-{flag}", type=nonnegative_int, default=cfg.epochs,
                        help=f"epochs of stage {stage} (default: %(default)s)")
+    _jtcc_recipe_args(p, base.jtcc)
     p.add_argument("--max-minutes", type=finite_float, default=None,
                    help="wall-time cap per stage (default: %(default)s, no cap)")
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
+
+
+# The JTCC stage's recipe knobs on the command line: flag -> (AgentTrainConfig field, type, values).
+JTCC_RECIPE_FLAGS: dict[str, tuple[str, Any, int]] = {
+    "--jtcc-lr": ("lr", finite_float, 1),
+    "--jtcc-link-epochs": ("link_epochs", nonnegative_int, 1),
+    "--jtcc-link-target": ("link_target", str, 1),
+    "--jtcc-sensor-lr-scale": ("sensor_lr_scale", finite_float, 1),
+    "--jtcc-align-weight": ("align_weight", finite_float, 1),
+    "--jtcc-snr-db": ("snr_db", finite_float, 2),
+    "--jtcc-distill-weight": ("distill_weight", finite_float, 1),
+    "--jtcc-distill-temperature": ("distill_temperature", finite_float, 1),
+    "--jtcc-curriculum-epochs": ("curriculum_epochs", nonnegative_int, 1),
+    "--jtcc-curriculum-snr-db": ("curriculum_snr_db", finite_float, 2),
+}
+
+
+def _jtcc_recipe_args(p: argparse.ArgumentParser, jtcc: Any) -> None:
+    """The JTCC stage's training recipe (``AgentTrainConfig`` fields); left out, the shipped recipe's."""
+    for flag, (name, kind, n) in JTCC_RECIPE_FLAGS.items():
+        default = getattr(jtcc, name)
+        choices = LINK_TARGETS if name == "link_target" else None
+        p.add_argument(flag, dest=f"jtcc_{name}", type=kind, nargs=None if n == 1 else n, default=None,
+                       metavar="DB" if n == 2 else None, choices=choices,
+                       help=f"JTCC stage: {name} (AgentTrainConfig) (default: {default})")
+
+
+def _jtcc_recipe(args: argparse.Namespace) -> dict[str, Any]:
+    """The JTCC recipe fields given on the command line (the others keep their defaults)."""
+    given = {name: getattr(args, f"jtcc_{name}", None) for name, _, _ in JTCC_RECIPE_FLAGS.values()}
+    return {name: tuple(v) if isinstance(v, list) else v for name, v in given.items() if v is not None}
 
 
 def _experiment(args: argparse.Namespace) -> AgentsExperiment:
@@ -93,6 +126,7 @@ def _experiment(args: argparse.Namespace) -> AgentsExperiment:
         train_seed = args.seed if args.train_seed is None else args.train_seed
         stages[stage] = dataclasses.replace(cfg, epochs=getattr(args, f"epochs_{stage}"), seed=train_seed,
                                             max_seconds=max_s)
+    stages["jtcc"] = dataclasses.replace(stages["jtcc"], **_jtcc_recipe(args))
     return dataclasses.replace(base, n_scenes=args.n_scenes, questions_per_scene=args.questions_per_scene,
                                pretrain_scenes=args.pretrain_scenes, seed=args.seed, k_tokens=args.k_tokens,
                                jtcc_m=args.m, grad_mode=args.grad_mode, **stages)

@@ -17,7 +17,9 @@ retrained, unless asked; an interrupted stage resumes from its last epoch):
    receiver's own embedding of the scene's objects (``train.alignment_loss``).
 3. ``jtcc``: the same transmitter (initialised from stage 2, fine-tuned at a lower learning rate) with a
    JTCC autoencoder that sends m << d values per token: ``link_epochs`` of link-only reconstruction
-   through the channel, then the joint training as in stage 2.
+   through the channel, then the joint training as in stage 2 (optionally ``curriculum_epochs`` of it
+   first at another SNR range, and a distillation term towards the receiver's answers on the clean
+   tokens: ``AgentTrainConfig``; all off by default).
 4. ``raw_vqa``: the raw-image VQA baseline (the same frozen vision backbone, transmitter- and
    receiver-size transformers of its own) trained end to end on clean images with the detailed question,
    for as many epochs as stages 2 and 3 together.
@@ -68,6 +70,7 @@ from .train import (
     VQATensors,
     accuracy,
     accuracy_by_family,
+    clean_token_logits,
     evaluate_pipeline,
     predictions,
     pretrain_alignment,
@@ -318,6 +321,8 @@ def _train_transmitter(run: _StageRun) -> list[dict]:
         link = make_link("jtcc", cfg.d, exp.jtcc_m, exp.jtcc_hidden, exp.grad_mode)
     sensor.freeze_pretrained(exp.freeze_vision)
     pipeline = TokenPipeline(sensor, link, receiver)
+    # The distillation teacher is the transmitter as the stage starts (before a resume moves it).
+    teacher = clean_token_logits(pipeline, data.train) if tcfg.distill_weight > 0 else None
     if run.state is not None:
         pipeline.load_state_dict(run.state["model"], strict=False)  # the receiver is not in it
     channel = named_channel("awgn", seed=tcfg.seed)
@@ -331,7 +336,14 @@ def _train_transmitter(run: _StageRun) -> list[dict]:
         warm = dataclasses.replace(tcfg, epochs=tcfg.link_epochs, max_seconds=None)
         hist += [{"phase": "link", **h} for h in pretrain_link(pipeline, data.train, channel, warm,
                                                               progress=progress)]
+    if tcfg.curriculum_epochs and run.state is None:
+        first = dataclasses.replace(tcfg, epochs=tcfg.curriculum_epochs, snr_db=tcfg.curriculum_snr_db,
+                                    max_seconds=None)
+        hist += [{"phase": "curriculum", **h} for h in train_token_pipeline(
+            pipeline, data.train, channel, first, data.val, val_snr_db=15.0, progress=progress,
+            teacher_logits=teacher)]
     hist += train_token_pipeline(pipeline, data.train, channel, tcfg, data.val, val_snr_db=15.0,
+                                 teacher_logits=teacher,
                                  on_epoch_end=_epoch_saver(run.path, pipeline, skip="receiver."),
                                  **run.fit_kw)
     save_pipeline(run.path, pipeline, rx_path, run.meta(hist), store_dtype=run.store_dtype)

@@ -28,6 +28,7 @@ from .small import RawVQA, SceneParser, TaskAgent, TokenPipeline
 
 Tensor = torch.Tensor
 ChannelFn = Callable[..., Tensor]
+LINK_TARGETS: tuple[str, ...] = ("tokens", "scene")  # what pretrain_link fits the decoded tokens to
 
 
 @dataclass
@@ -45,6 +46,15 @@ class AgentTrainConfig:
     epochs of link-only autoencoder training (``pretrain_link``) before the joint training.
     ``align_epochs``: epochs of alignment-only training of a fresh transmitter (``pretrain_alignment``,
     the feature-alignment stage) before the joint training.
+    ``distill_weight``: weight of a distillation term beside the answer's cross-entropy in the joint
+    training: the KL divergence from the receiver's answer distribution on the transmitter's *clean*
+    tokens (as the stage starts: no link, no channel; ``clean_token_logits``) to its distribution on the
+    tokens through the link and channel, at temperature ``distill_temperature`` (0 = no distillation).
+    ``curriculum_epochs``: joint epochs run first at the SNR range ``curriculum_snr_db`` (their own cosine
+    schedule) before the ``epochs`` at ``snr_db`` (0 = none).
+    ``link_target``: what the link-only warm-up teaches the link to deliver: ``"tokens"`` (reconstruct the
+    transmitter's tokens) or ``"scene"`` (the receiver's own tokens for the scene's objects,
+    ``alignment_loss``: only what the receiver reads, not every direction of the transmitter's tokens).
     """
 
     epochs: int = 10
@@ -61,17 +71,24 @@ class AgentTrainConfig:
     align_weight: float = 0.0
     link_epochs: int = 0
     align_epochs: int = 0
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
+    curriculum_epochs: int = 0
+    curriculum_snr_db: tuple[float, float] = (20.0, 20.0)
+    link_target: str = "tokens"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["snr_db"] = list(self.snr_db)
+        d["curriculum_snr_db"] = list(self.curriculum_snr_db)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AgentTrainConfig:
         d = dict(d)
-        if "snr_db" in d:
-            d["snr_db"] = tuple(d["snr_db"])
+        for name in ("snr_db", "curriculum_snr_db"):
+            if name in d:
+                d[name] = tuple(d[name])
         return cls(**d)
 
 
@@ -395,7 +412,11 @@ def pretrain_link(pipeline: TokenPipeline, data: VQATensors, channel: nn.Module 
                   progress: bool = True, **fit_kw: Any) -> list[dict]:
     """Train the link alone as an autoencoder of the (frozen) transmitter's tokens through the channel:
     loss = ||decoded - tokens||^2 / ||tokens||^2 per batch, SNR uniform in ``cfg.snr_db``. The warm-up a
-    fresh JTCC gets before the joint task training, so the transmitter never sees a random decoder."""
+    fresh JTCC gets before the joint task training, so the transmitter never sees a random decoder.
+    With ``cfg.link_target == "scene"`` the decoded tokens are fitted to the receiver's own tokens for
+    the scene instead (``alignment_loss``)."""
+    if cfg.link_target not in LINK_TARGETS:
+        raise ValueError(f"link_target must be one of {LINK_TARGETS}, got {cfg.link_target!r}")
     _seed(cfg, channel)
     params = [p for p in pipeline.link.parameters() if p.requires_grad]
     if not params:
@@ -410,6 +431,8 @@ def pretrain_link(pipeline: TokenPipeline, data: VQATensors, channel: nn.Module 
             tokens = pipeline.sensor(b["image"], b["vague"])
         snr = lo + (hi - lo) * torch.rand(idx.shape[0], generator=gen)
         decoded = pipeline.link(tokens, channel=snr_channel(channel, snr))
+        if cfg.link_target == "scene":
+            return alignment_loss(decoded, pipeline.receiver, b["scene"])
         return (decoded - tokens).pow(2).sum() / tokens.pow(2).sum().clamp_min(1e-12)
 
     hist = fit(opt, len(data), cfg, _train_step(pipeline.link, params, opt, cfg, loss_fn), progress=progress,
@@ -418,12 +441,42 @@ def pretrain_link(pipeline: TokenPipeline, data: VQATensors, channel: nn.Module 
     return hist
 
 
+def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """KL(teacher || student) of the answer distributions at ``temperature``, mean over the batch, times
+    temperature^2 (so its gradient keeps the scale of a cross-entropy's). logits (B, A) -> scalar; 0
+    when the student's logits equal the teacher's (up to a constant per row)."""
+    t = temperature
+    teacher = F.log_softmax(teacher_logits.detach() / t, dim=-1)
+    student = F.log_softmax(student_logits / t, dim=-1)
+    return F.kl_div(student, teacher, log_target=True, reduction="batchmean") * t * t
+
+
+@torch.no_grad()
+def clean_token_logits(pipeline: TokenPipeline, data: VQATensors, batch_size: int = 250) -> Tensor:
+    """The receiver's answer logits (N, A) for every question of ``data`` (in order) on the transmitter's
+    tokens as they are now, with no link and no channel: the teacher of ``distillation_loss``, computed
+    once before a stage changes the transmitter."""
+    was = pipeline.training
+    pipeline.eval()
+    out = []
+    for start in range(0, len(data), batch_size):
+        b = data.batch(torch.arange(start, min(start + batch_size, len(data))))
+        out.append(pipeline.receiver(pipeline.sensor(b["image"], b["vague"]), None, b["question"]))
+    pipeline.train(was)
+    return torch.cat(out)
+
+
 def train_token_pipeline(pipeline: TokenPipeline, data: VQATensors, channel: nn.Module | None,
                          cfg: AgentTrainConfig, val: VQATensors | None = None, val_snr_db: float = 15.0,
-                         progress: bool = True, **fit_kw: Any) -> list[dict]:
+                         progress: bool = True, teacher_logits: Tensor | None = None,
+                         **fit_kw: Any) -> list[dict]:
     """Train transmitter + link through the frozen receiver with the channel in the loop (SNR uniform in
     ``cfg.snr_db`` per sample). The link's ``grad_mode`` says how the gradient crosses the channel.
-    Records ``val_acc`` at ``val_snr_db`` per epoch when ``val`` is given."""
+    Records ``val_acc`` at ``val_snr_db`` per epoch when ``val`` is given. With ``cfg.distill_weight`` the
+    loss adds ``distillation_loss`` against ``teacher_logits`` (N, A) in ``data``'s order (default:
+    ``clean_token_logits`` of the pipeline as it is when called)."""
+    if cfg.distill_weight > 0 and teacher_logits is None:
+        teacher_logits = clean_token_logits(pipeline, data)
     _seed(cfg, channel)
     sensor_params = [p for p in pipeline.sensor.parameters() if p.requires_grad]
     link_params = [p for p in pipeline.link.parameters() if p.requires_grad]
@@ -447,6 +500,10 @@ def train_token_pipeline(pipeline: TokenPipeline, data: VQATensors, channel: nn.
         else:
             logits = pipeline(b["image"], b["vague"], b["question"], channel=snr_channel(channel, snr))
             loss = _loss(logits, b["answer"])
+        if cfg.distill_weight > 0:
+            assert teacher_logits is not None
+            loss = loss + cfg.distill_weight * distillation_loss(logits, teacher_logits[idx],
+                                                                 cfg.distill_temperature)
         return loss
 
     def evaluate() -> dict[str, float]:
