@@ -471,11 +471,12 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
         ax = next(panels)
         recipes = sorted({lv["recipe"] for lv in measured})  # "" (the shipped recipe) first: the line
         for key, marker, label in (("awgn_15db", "o", "AWGN 15 dB"), ("awgn_0db", "s", "AWGN 0 dB")):
-            for recipe in recipes:  # another recipe's levels: open markers, not on the line
+            for j, recipe in enumerate(recipes):  # another recipe's levels: open markers of their own
                 mine = [lv for lv in measured if lv["recipe"] == recipe]
+                own = "D^vP<>"[(j - 1) % 6] if recipe else marker
                 ax.errorbar([lv["bits"] for lv in mine], [100 * lv[f"{key}_mean"] for lv in mine],
                             yerr=[100 * lv[f"{key}_std"] for lv in mine], capsize=3,
-                            fmt=marker if recipe else f"-{marker}", color=f"C{int(key != 'awgn_15db')}",
+                            fmt=own if recipe else f"-{marker}", color=f"C{int(key != 'awgn_15db')}",
                             mfc="white" if recipe else None, ms=8 if recipe else 6,
                             label=label + (f", recipe {recipe}" if recipe else ""))
         for lv in measured:
