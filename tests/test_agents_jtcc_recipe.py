@@ -50,7 +50,7 @@ def test_command_line_recipe_flags_set_the_jtcc_stage_only() -> None:
                                            curriculum_snr_db=(15.0, 20.0), align_weight=0.0, lr=0.002,
                                            link_target="scene")
     assert exp.tokens == base.tokens  # the raw-token stage keeps its own recipe
-    assert {name for name, _, _ in JTCC_RECIPE_FLAGS.values()} <= set(AgentTrainConfig.__dataclass_fields__)
+    assert {name for name, *_ in JTCC_RECIPE_FLAGS.values()} <= set(AgentTrainConfig.__dataclass_fields__)
 
 
 def test_train_config_round_trips_and_reads_configs_without_the_new_fields() -> None:

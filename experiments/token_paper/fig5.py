@@ -191,6 +191,19 @@ def level_id(method: str, m: int) -> str:
     return method[len(JTCC) + 2:] if method.startswith(JTCC + "_m") else str(m)
 
 
+def split_level(level: str) -> tuple[int, str]:
+    """A level id ("4", "4_hisnr_noalign") -> (m, recipe label; "" for the shipped recipe). Sorting by it
+    puts the levels in the order of m, the shipped recipe first."""
+    m, _, recipe = level.partition("_")
+    return int(m), recipe
+
+
+def level_label(level: str) -> str:
+    """A level id ("4", "4_task") as the plots and the log name it ("m = 4", "m = 4 (task)")."""
+    m, recipe = split_level(level)
+    return f"m = {m}" + (f" ({recipe})" if recipe else "")
+
+
 def parse_level(arg: str) -> tuple[Path, str]:
     """``--jtcc-levels`` item ``DIR`` or ``DIR=RECIPE`` -> (directory, recipe label)."""
     path, _, recipe = arg.partition("=")
@@ -405,8 +418,7 @@ def method_label(method: str, rows: list[dict[str, Any]]) -> str:
     if not is_jtcc(method):
         return plot_label(method)
     m = next(r["values_per_token"] for r in rows if r["method"] == method)
-    recipe = level_id(method, m).removeprefix(str(m)).lstrip("_")
-    return f"{plot_label(JTCC)}, m = {m}" + (f" ({recipe})" if recipe else "")
+    return f"{plot_label(JTCC)}, {level_label(level_id(method, m))}"
 
 
 def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
@@ -454,12 +466,12 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
     panels = iter(axes[2:])
     if precision:
         ax = next(panels)
-        for i, level in enumerate(sorted({r["level"] for r in precision}, key=_level_order)):
+        for i, level in enumerate(sorted({r["level"] for r in precision}, key=split_level)):
             mine = [r for r in precision if r["level"] == level]
             exact = next(r["accuracy"] for r in mine if r["bits_per_value"] == "float32")
             pts = [(r["bits_per_value"], 100 * r["accuracy"]) for r in mine
                    if r["bits_per_value"] != "float32"]
-            name = _level_label(level)
+            name = level_label(level)
             ax.plot(*zip(*pts, strict=True), "-o", color=f"C{i}", label=f"{name}, values quantised")
             ax.axhline(100 * exact, ls="--", color=f"C{i}", lw=0.8, label=f"{name}, float32")
         ax.set_xlabel("bits per channel value")
@@ -480,7 +492,7 @@ def plot(path: Path, rows: list[dict[str, Any]], units: Units, quality: int,
                             mfc="white" if recipe else None, ms=8 if recipe else 6,
                             label=label + (f", recipe {recipe}" if recipe else ""))
         for lv in measured:
-            ax.annotate(_level_label(lv["level"]), (lv["bits"], 100 * lv["awgn_15db_mean"]), fontsize=7,
+            ax.annotate(level_label(lv["level"]), (lv["bits"], 100 * lv["awgn_15db_mean"]), fontsize=7,
                         textcoords="offset points", xytext=(0, 6), ha="center")
         raw = [100 * lv["raw_image_vqa_clean_mean"] for lv in measured]
         ax.axhline(float(np.mean(raw)), ls=":", color="k", label="raw-image VQA, clean image")
@@ -515,17 +527,6 @@ class Quantizer(nn.Module):
         return torch.maximum(torch.minimum(levels, limit - step / 2), -limit + step / 2)
 
 
-def _level_order(level: str) -> tuple[int, str]:
-    m, _, recipe = level.partition("_")
-    return int(m), recipe
-
-
-def _level_label(level: str) -> str:
-    """A level id ("4", "4_task") as the plots name it ("m = 4", "m = 4 (task)")."""
-    m, _, recipe = level.partition("_")
-    return f"m = {m}" + (f" ({recipe})" if recipe else "")
-
-
 def precision_check(levels: dict[str, Path], n_questions: int, bits: tuple[int, ...], progress: bool,
                     cache: Path | None = None) -> list[dict[str, Any]]:
     """Accuracy of each JTCC pipeline ({level id: checkpoint dir}, ideal channel) with its values
@@ -535,7 +536,7 @@ def precision_check(levels: dict[str, Path], n_questions: int, bits: tuple[int, 
     rows: list[dict[str, Any]] = []
     data = None
     for level, ckdir in levels.items():
-        m = int(level.partition("_")[0])
+        m = split_level(level)[0]
         jtcc = checkpoint_path(ckdir, "jtcc")
         cached = None
         if cache:
@@ -675,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--seeds-evaluations {evaluation}: not a seeds.py output directory")
     levels = {level_id(name, tok["values_per_token"]): _run_dir(tok["checkpoints"])
               for name, tok in tokens.items() if is_jtcc(name) and name not in kept}
-    level_m = {level: int(level.partition("_")[0]) for level in levels}
+    level_m = {level: split_level(level)[0] for level in levels}
     if args.precision_m is not None and not set(args.precision_m) <= set(level_m.values()):
         raise UsageError(f"--precision-m {args.precision_m}: the JTCC levels are m = "
                          f"{sorted(set(level_m.values()))}")
@@ -699,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         write_csv(out / "fig5_precision.csv", precision)
     plot(out / "fig5.png", rows, units, args.quality, precision, level_table)
     per_m = {}
-    for level in sorted({r["level"] for r in precision}, key=_level_order):
+    for level in sorted({r["level"] for r in precision}, key=split_level):
         mine = [r for r in precision if r["level"] == level]
         enough = sufficient_bits(mine)
         per_m[level] = {"rows": mine, "sufficient_bits_per_value": enough,
@@ -724,10 +725,10 @@ def main(argv: list[str] | None = None) -> int:
               f"JPEG/this {r['jpeg_bits_over_bits']:8.3g} (bits) {r['jpeg_uses_over_uses']:8.3g} (uses)")
     for r in precision:
         unit = "" if r["bits_per_value"] == "float32" else " bits"
-        print(f"JTCC {_level_label(r['level'])}, values at {r['bits_per_value']}{unit}: "
+        print(f"JTCC {level_label(r['level'])}, values at {r['bits_per_value']}{unit}: "
               f"accuracy {100 * r['accuracy']:.2f} % ({100 * r['difference']:+.2f} points)")
     for lv in level_table:
-        print(f"JTCC {_level_label(lv['level'])}: {lv['bits']:.0f} bits, "
+        print(f"JTCC {level_label(lv['level'])}: {lv['bits']:.0f} bits, "
               f"fewest bits {lv['fewest_bits_every_set']}, "
               f">= 100x {lv['at_least_100x_fewer_bits']}, AWGN 15 / 0 dB {100 * lv['awgn_15db_mean']:.2f} / "
               f"{100 * lv['awgn_0db_mean']:.2f} % over {lv['n_seeds']} seeds")

@@ -86,26 +86,25 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default: %(default)s)")
 
 
-# The JTCC stage's recipe knobs on the command line: flag -> (AgentTrainConfig field, type, values).
-JTCC_RECIPE_FLAGS: dict[str, tuple[str, Any, int]] = {
-    "--jtcc-lr": ("lr", finite_float, 1),
-    "--jtcc-link-epochs": ("link_epochs", nonnegative_int, 1),
-    "--jtcc-link-target": ("link_target", str, 1),
-    "--jtcc-sensor-lr-scale": ("sensor_lr_scale", finite_float, 1),
-    "--jtcc-align-weight": ("align_weight", finite_float, 1),
-    "--jtcc-snr-db": ("snr_db", finite_float, 2),
-    "--jtcc-distill-weight": ("distill_weight", finite_float, 1),
-    "--jtcc-distill-temperature": ("distill_temperature", finite_float, 1),
-    "--jtcc-curriculum-epochs": ("curriculum_epochs", nonnegative_int, 1),
-    "--jtcc-curriculum-snr-db": ("curriculum_snr_db", finite_float, 2),
+# The JTCC stage's recipe knobs on the command line: flag -> (AgentTrainConfig field, type, values, choices).
+JTCC_RECIPE_FLAGS: dict[str, tuple[str, Any, int, tuple[str, ...] | None]] = {
+    "--jtcc-lr": ("lr", finite_float, 1, None),
+    "--jtcc-link-epochs": ("link_epochs", nonnegative_int, 1, None),
+    "--jtcc-link-target": ("link_target", str, 1, LINK_TARGETS),
+    "--jtcc-sensor-lr-scale": ("sensor_lr_scale", finite_float, 1, None),
+    "--jtcc-align-weight": ("align_weight", finite_float, 1, None),
+    "--jtcc-snr-db": ("snr_db", finite_float, 2, None),
+    "--jtcc-distill-weight": ("distill_weight", finite_float, 1, None),
+    "--jtcc-distill-temperature": ("distill_temperature", finite_float, 1, None),
+    "--jtcc-curriculum-epochs": ("curriculum_epochs", nonnegative_int, 1, None),
+    "--jtcc-curriculum-snr-db": ("curriculum_snr_db", finite_float, 2, None),
 }
 
 
 def _jtcc_recipe_args(p: argparse.ArgumentParser, jtcc: Any) -> None:
     """The JTCC stage's training recipe (``AgentTrainConfig`` fields); left out, the shipped recipe's."""
-    for flag, (name, kind, n) in JTCC_RECIPE_FLAGS.items():
+    for flag, (name, kind, n, choices) in JTCC_RECIPE_FLAGS.items():
         default = getattr(jtcc, name)
-        choices = LINK_TARGETS if name == "link_target" else None
         p.add_argument(flag, dest=f"jtcc_{name}", type=kind, nargs=None if n == 1 else n, default=None,
                        metavar="DB" if n == 2 else None, choices=choices,
                        help=f"JTCC stage: {name} (AgentTrainConfig) (default: {default})")
@@ -113,7 +112,7 @@ def _jtcc_recipe_args(p: argparse.ArgumentParser, jtcc: Any) -> None:
 
 def _jtcc_recipe(args: argparse.Namespace) -> dict[str, Any]:
     """The JTCC recipe fields given on the command line (the others keep their defaults)."""
-    given = {name: getattr(args, f"jtcc_{name}", None) for name, _, _ in JTCC_RECIPE_FLAGS.values()}
+    given = {name: getattr(args, f"jtcc_{name}", None) for name, *_ in JTCC_RECIPE_FLAGS.values()}
     return {name: tuple(v) if isinstance(v, list) else v for name, v in given.items() if v is not None}
 
 
